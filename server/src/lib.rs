@@ -1,0 +1,1 @@
+//! The chat server (see the server issue); filled in next.

@@ -1,0 +1,2 @@
+//! `server` binary.
+fn main() {}

@@ -1,0 +1,17 @@
+//! The chat's wire protocol (see PROTOCOL.md): frame types, the NDJSON codec, the name
+//! rules and the default limits. No async runtime and no sockets: the server, the client
+//! and the tests all build on this.
+
+pub mod codec;
+pub mod limits;
+pub mod name;
+pub mod protocol;
+
+pub use codec::{
+    DecodeError, Decoder, Frame, FrameReader, FrameWriter, ReadError, WireFrame, decode_line,
+};
+pub use name::{Name, NameError, NameKeys};
+pub use protocol::{
+    ClientFrame, CloseCode, ErrorCode, LeaveReason, Limits, PROTOCOL_VERSION, RejectCode,
+    ServerFrame,
+};

@@ -1,0 +1,28 @@
+//! Default limits of the protocol, shared by the server (its flag defaults) and clients.
+
+/// Default TCP port.
+pub const DEFAULT_PORT: u16 = 60000;
+/// Longest frame a client may send, newline included, in bytes.
+pub const MAX_FRAME: usize = 16 * 1024;
+/// Longest frame a client accepts from the server (a `welcome` lists everyone online).
+pub const MAX_SERVER_FRAME: usize = 1024 * 1024;
+/// Longest `say` text in bytes of UTF-8.
+pub const MAX_TEXT: usize = 4096;
+/// Longest name in Unicode scalar values.
+pub const MAX_NAME: usize = 32;
+/// Longest `say.id` in bytes.
+pub const MAX_ID: usize = 64;
+/// Posts per second per client.
+pub const RATE: u32 = 5;
+/// Posts in a burst above the rate.
+pub const BURST: u32 = 20;
+/// Most events in one `history` answer.
+pub const MAX_HISTORY_LIMIT: u32 = 200;
+/// Events in a `history` answer when the request names no limit.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
+/// Bad frames in a row after which the server closes with `bad_frame`.
+pub const MAX_BAD_FRAMES: u32 = 3;
+/// Post ids remembered per name for de-duplication.
+pub const REMEMBERED_IDS: usize = 256;
+/// Seconds a client waits without receiving anything before it pings the server.
+pub const CLIENT_PING_AFTER_SECS: u64 = 30;

@@ -1,0 +1,334 @@
+//! The frames of PROTOCOL.md as Rust types, in both directions.
+//!
+//! Frames are JSON objects internally tagged on `type` with `snake_case` names. Optional
+//! fields are left out when absent. Every code enum has an `Unknown` fallback so that a
+//! newer peer never breaks an older one: unknown codes decode to `Unknown`.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks (`hello.protocol`, `welcome.protocol`).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A frame sent by a client to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Log in; must be the first frame of a connection.
+    Hello {
+        /// Protocol version the client speaks.
+        protocol: u32,
+        /// The wanted name, as typed; the server validates and normalises it.
+        name: String,
+        /// The last `seq` this client saw, to resume after a reconnect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+        /// The epoch `since` counts in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
+        /// The token of an earlier `welcome`, to take that session over.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Post a message to the room.
+    Say {
+        /// The message text.
+        text: String,
+        /// A client-chosen unique id, so a re-sent copy is dropped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// Ask for older events of the current epoch.
+    History {
+        /// Only events with a seq below this one.
+        before: u64,
+        /// How many at most (the server caps it at 200, default 50).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Keep-alive; answered with `pong` carrying the same token.
+    Ping {
+        /// Echoed back in the `pong`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Answer to a server `ping`.
+    Pong {
+        /// The token of the `ping` it answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Leave the room; the server flushes, closes and broadcasts `left`/`quit`.
+    Bye,
+}
+
+impl ClientFrame {
+    /// The `type` tags this enum decodes.
+    pub const TYPES: &'static [&'static str] = &["hello", "say", "history", "ping", "pong", "bye"];
+}
+
+/// The limits the server enforces, announced in `welcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Longest client frame in bytes, newline included.
+    pub max_frame: u32,
+    /// Longest `say` text in bytes of UTF-8.
+    pub max_text: u32,
+    /// Longest name in Unicode scalar values.
+    pub max_name: u32,
+    /// Posts per second allowed per client (0: no limit).
+    pub rate: u32,
+    /// Posts allowed in a burst above the rate.
+    pub burst: u32,
+}
+
+/// A frame sent by the server to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Login accepted.
+    Welcome {
+        /// Protocol version the server speaks.
+        protocol: u32,
+        /// The name as the server accepted it (trimmed, NFC).
+        name: String,
+        /// Everyone online, this client included, sorted by case-folded name.
+        users: Vec<String>,
+        /// The newest seq before this login; later seqs are live.
+        seq: u64,
+        /// The oldest seq the server still holds, 0 if none.
+        oldest: u64,
+        /// Names the history `seq` counts in.
+        epoch: String,
+        /// Presented in a later `hello` to take this session over.
+        token: String,
+        /// The limits the server enforces.
+        limits: Limits,
+    },
+    /// Login refused; the server closes.
+    Rejected {
+        /// Why.
+        code: RejectCode,
+        /// Why, in words for a person.
+        message: String,
+        /// When to try again, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
+    },
+    /// A chat message.
+    Message {
+        /// Room sequence number.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// The name the server accepted for the sender.
+        from: String,
+        /// The text.
+        text: String,
+        /// The sender's id for this post, if it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// Someone entered the room.
+    Joined {
+        /// Room sequence number.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who.
+        name: String,
+    },
+    /// Someone left the room.
+    Left {
+        /// Room sequence number.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who.
+        name: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// The end of a `history` answer.
+    HistoryEnd {
+        /// The `before` of the request.
+        before: u64,
+        /// How many events the answer held.
+        count: u32,
+    },
+    /// A non-fatal problem with one frame, which had no effect.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// What went wrong, in words for a person.
+        message: String,
+        /// The `id` of the `say` this answers, if it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// With `rate_limited`: when a post will be accepted again, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
+    },
+    /// The server is about to close this connection.
+    Closing {
+        /// Why.
+        code: CloseCode,
+        /// Why, in words for a person.
+        message: String,
+    },
+    /// Keep-alive.
+    Ping {
+        /// To be echoed in the `pong`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Answer to a client `ping`.
+    Pong {
+        /// The token of the `ping` it answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    /// The `type` tags this enum decodes.
+    pub const TYPES: &'static [&'static str] = &[
+        "welcome",
+        "rejected",
+        "message",
+        "joined",
+        "left",
+        "history_end",
+        "error",
+        "closing",
+        "ping",
+        "pong",
+    ];
+
+    /// The room sequence number, for the frames that are room events.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Self::Message { seq, .. } | Self::Joined { seq, .. } | Self::Left { seq, .. } => {
+                Some(*seq)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a login was refused (`rejected.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    /// The name, or one that looks the same, is online.
+    NameTaken,
+    /// The name breaks a rule; the message says which.
+    InvalidName,
+    /// The `hello` asked for a protocol version the server does not speak.
+    UnsupportedProtocol,
+    /// The first frame was not a `hello`.
+    ExpectedHello,
+    /// The server holds as many connections as it allows (retry later).
+    ServerFull,
+    /// This address holds as many connections as it may (retry later).
+    TooManyConnections,
+    /// A code this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl RejectCode {
+    /// Whether the client should retry as if the server were offline.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::ServerFull | Self::TooManyConnections)
+    }
+}
+
+/// Why someone left the room (`left.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// Said `bye`.
+    Quit,
+    /// The connection dropped.
+    Lost,
+    /// Closed for `idle_timeout`.
+    Timeout,
+    /// Closed for `send_queue_full`, `flood`, `bad_frame` or `frame_too_long`.
+    Kicked,
+    /// A reason this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl LeaveReason {
+    /// The reason in words, for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Quit | Self::Unknown => "left",
+            Self::Lost => "lost the connection",
+            Self::Timeout => "timed out",
+            Self::Kicked => "was disconnected by the server",
+        }
+    }
+}
+
+/// A non-fatal problem with one frame (`error.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Invalid UTF-8, invalid JSON or a wrong field type.
+    BadFrame,
+    /// A `type` the server does not know.
+    UnknownType,
+    /// Text over `max_text` bytes.
+    TooLong,
+    /// Blank text.
+    Empty,
+    /// Text with a control character other than newline and tab.
+    BadText,
+    /// A post over the rate limit; see `retry_after`.
+    RateLimited,
+    /// A code this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Why the server is closing a connection (`closing.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseCode {
+    /// The server is shutting down.
+    Shutdown,
+    /// No data from the client for too long.
+    IdleTimeout,
+    /// No `hello` in time.
+    LoginTimeout,
+    /// The client read too slowly and its queue overflowed.
+    SendQueueFull,
+    /// Three bad frames in a row.
+    BadFrame,
+    /// A frame longer than `max_frame`.
+    FrameTooLong,
+    /// Far more frames than the rate allows.
+    Flood,
+    /// Another connection took this session over with its token.
+    Replaced,
+    /// A code this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl CloseCode {
+    /// The reason broadcast in `left` when a member is closed for this code.
+    pub fn leave_reason(self) -> LeaveReason {
+        match self {
+            Self::IdleTimeout => LeaveReason::Timeout,
+            Self::SendQueueFull | Self::BadFrame | Self::FrameTooLong | Self::Flood => {
+                LeaveReason::Kicked
+            }
+            Self::Shutdown | Self::LoginTimeout | Self::Replaced | Self::Unknown => {
+                LeaveReason::Lost
+            }
+        }
+    }
+}
