@@ -1,0 +1,52 @@
+//! The `server` command line, shared by the `server` binary and the copy the tests run.
+
+use std::process::ExitCode;
+
+use async_signal::{Signal, Signals};
+use futures_lite::StreamExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::{Args, Server, run_blocking};
+
+/// The `server` command: flags from the command line, logs on stderr, runs until SIGINT or
+/// SIGTERM. Exit codes: 0 after a clean shutdown, 1 when it cannot listen, 2 for bad flags.
+pub fn main() -> ExitCode {
+    let args: Args = argh::from_env();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("server: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = config.addr;
+    let mut signals = match Signals::new([Signal::Int, Signal::Term]) {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("server: cannot handle signals: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::bind(config) {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("server: cannot listen on {addr}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server.local_addr() {
+        Ok(local) => tracing::info!("listening on {local}"),
+        Err(err) => tracing::info!("listening on {addr} ({err})"),
+    }
+    run_blocking(server, async move {
+        let _ = signals.next().await;
+    });
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,197 @@
+//! The server's settings, and the command line that fills them.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use argh::FromArgs;
+use chat_shared::limits;
+
+/// Everything the server can be told; `Config::default()` matches the flag defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Most connections at once (logged in or not).
+    pub max_clients: usize,
+    /// Most connections at once from one IP address; 0 means no cap.
+    pub max_per_ip: usize,
+    /// Events kept in memory for replay and `history`.
+    pub history: usize,
+    /// Events replayed to a login without `since`.
+    pub replay: usize,
+    /// Time from accept to `welcome`.
+    pub login_timeout: Duration,
+    /// Silence before a `ping`; as long again before `closing`/`idle_timeout`.
+    pub idle_timeout: Duration,
+    /// Posts per second per client; 0 turns flood control off.
+    pub rate: u32,
+    /// Posts in a burst above the rate.
+    pub burst: u32,
+    /// Frames queued for one client before it is closed with `send_queue_full`.
+    pub send_queue: usize,
+    /// Bytes queued for one client before it is closed with `send_queue_full`.
+    pub send_queue_bytes: usize,
+    /// Longest client frame, newline included.
+    pub max_frame: usize,
+    /// Longest `say` text in bytes.
+    pub max_text: usize,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// How long the room gathers events into one write per member once it has just
+    /// written; a lone event after a quiet spell goes out at once.
+    pub coalesce: Duration,
+    /// How long a closing connection may take to flush what was queued for it.
+    pub linger: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], limits::DEFAULT_PORT)),
+            max_clients: 10_000,
+            max_per_ip: 64,
+            history: 1000,
+            replay: 50,
+            login_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            rate: limits::RATE,
+            burst: limits::BURST,
+            send_queue: 1024,
+            send_queue_bytes: 4 * 1024 * 1024,
+            max_frame: limits::MAX_FRAME,
+            max_text: limits::MAX_TEXT,
+            threads: 0,
+            coalesce: Duration::from_millis(2),
+            linger: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A chat server: one room, NDJSON over TCP.
+#[derive(FromArgs, Debug)]
+pub struct Args {
+    /// address to listen on (default: 127.0.0.1)
+    #[argh(option, default = "String::from(\"127.0.0.1\")")]
+    pub host: String,
+    /// TCP port; 0 picks a free one (default: 60000)
+    #[argh(option, default = "limits::DEFAULT_PORT")]
+    pub port: u16,
+    /// most connections at once (default: 10000)
+    #[argh(option, default = "10_000")]
+    pub max_clients: usize,
+    /// most connections at once from one IP address; 0 means no cap (default: 64)
+    #[argh(option, default = "64")]
+    pub max_per_ip: usize,
+    /// events kept in memory for replay and history (default: 1000)
+    #[argh(option, default = "1000")]
+    pub history: usize,
+    /// events replayed to a login without `since` (default: 50)
+    #[argh(option, default = "50")]
+    pub replay: usize,
+    /// seconds from connect to login before the connection is closed (default: 10)
+    #[argh(option, default = "Seconds(10.0)")]
+    pub login_timeout: Seconds,
+    /// seconds of silence before a ping; closed after as long again (default: 60)
+    #[argh(option, default = "Seconds(60.0)")]
+    pub idle_timeout: Seconds,
+    /// posts per second per client; 0 turns flood control off (default: 5)
+    #[argh(option, default = "limits::RATE")]
+    pub rate: u32,
+    /// posts allowed in a burst above the rate (default: 20)
+    #[argh(option, default = "limits::BURST")]
+    pub burst: u32,
+    /// frames queued per client before it is closed as too slow (default: 1024)
+    #[argh(option, default = "1024")]
+    pub send_queue: usize,
+    /// longest client frame in bytes, newline included (default: 16384)
+    #[argh(option, default = "limits::MAX_FRAME")]
+    pub max_frame: usize,
+    /// longest message text in bytes (default: 4096)
+    #[argh(option, default = "limits::MAX_TEXT")]
+    pub max_text: usize,
+    /// worker threads; 0 means one per core (default: 0)
+    #[argh(option, default = "0")]
+    pub threads: usize,
+    /// milliseconds the room may gather events into one write per client under load (default: 2)
+    #[argh(option, default = "Seconds(0.002)", from_str_fn(parse_millis))]
+    pub coalesce_ms: Seconds,
+}
+
+/// A duration in seconds as typed on the command line; fractions allowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub f64);
+
+impl std::str::FromStr for Seconds {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let secs: f64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+        Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{s:?} is not a duration (0 or more seconds)"))?;
+        Ok(Self(secs))
+    }
+}
+
+fn parse_millis(s: &str) -> Result<Seconds, String> {
+    let ms: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of milliseconds"))?;
+    let secs = ms / 1000.0;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{s:?} is not a duration (0 or more milliseconds)"))?;
+    Ok(Seconds(secs))
+}
+
+impl Seconds {
+    fn duration(self) -> Duration {
+        Duration::from_secs_f64(self.0)
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--host`/`--port` do not name an address.
+    #[error("cannot listen on {0}: not an address")]
+    BadAddress(String),
+    /// A limit that must be positive is 0.
+    #[error("--{0} must be at least {1}")]
+    TooSmall(&'static str, usize),
+}
+
+impl Args {
+    /// The settings these flags ask for.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let target = format!("{}:{}", self.host, self.port);
+        let addr = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or(ConfigError::BadAddress(target))?;
+        let at_least = |flag, value: usize, min| {
+            if value < min {
+                Err(ConfigError::TooSmall(flag, min))
+            } else {
+                Ok(value)
+            }
+        };
+        Ok(Config {
+            addr,
+            max_clients: at_least("max-clients", self.max_clients, 1)?,
+            max_per_ip: self.max_per_ip,
+            history: at_least("history", self.history, 1)?,
+            replay: self.replay,
+            login_timeout: self.login_timeout.duration(),
+            idle_timeout: self.idle_timeout.duration(),
+            rate: self.rate,
+            burst: at_least("burst", self.burst as usize, 1)? as u32,
+            send_queue: at_least("send-queue", self.send_queue, 1)?,
+            max_frame: at_least("max-frame", self.max_frame, 64)?,
+            max_text: at_least("max-text", self.max_text, 1)?,
+            threads: self.threads,
+            coalesce: self.coalesce_ms.duration(),
+            ..Config::default()
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! The send queue of one connection: encoded frames waiting for its writer.
+//!
+//! The queue is an unbounded channel with the limit enforced by counters, because
+//! `async_channel::bounded(n)` allocates all `n` slots up front, which idle connections
+//! cannot afford. Pushing never waits: over the limit the push fails, and the caller closes
+//! the connection as a slow reader.
+
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use chat_shared::Frame;
+use event_listener::Event;
+use futures_lite::{AsyncWrite, AsyncWriteExt};
+
+/// Limits of one send queue.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Most frames queued.
+    pub frames: usize,
+    /// Most bytes queued.
+    pub bytes: usize,
+}
+
+/// The state shared by the pushing side and the writer.
+#[derive(Debug, Default)]
+struct Shared {
+    frames: AtomicUsize,
+    bytes: AtomicUsize,
+    closed: AtomicBool,
+    on_close: Event,
+}
+
+/// One queued item: frames, and how many of them count against the limit.
+type Item = (Frame, u32);
+
+/// The pushing side of a connection's send queue; clones push to the same queue.
+#[derive(Debug, Clone)]
+pub struct SendQueue {
+    tx: async_channel::Sender<Item>,
+    shared: Arc<Shared>,
+    limits: QueueLimits,
+}
+
+/// The queue was over its limit; the connection reads too slowly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+/// Creates a queue and the receiving side its writer drains.
+pub fn send_queue(limits: QueueLimits) -> (SendQueue, QueueReceiver) {
+    let (tx, rx) = async_channel::unbounded();
+    let shared = Arc::new(Shared::default());
+    (
+        SendQueue {
+            tx,
+            shared: shared.clone(),
+            limits,
+        },
+        QueueReceiver { rx, shared },
+    )
+}
+
+impl SendQueue {
+    /// Queues `frame`, which holds `count` frames, against the limit.
+    pub fn push(&self, frame: Frame, count: usize) -> Result<(), Overflow> {
+        let frames = self.shared.frames.fetch_add(count, Ordering::Relaxed) + count;
+        let bytes = self.shared.bytes.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
+        if frames > self.limits.frames || bytes > self.limits.bytes {
+            return Err(Overflow);
+        }
+        // A closed queue belongs to a connection on its way out; dropping is right.
+        let _ = self.tx.try_send((frame, count as u32));
+        Ok(())
+    }
+
+    /// Queues `frame` outside the limit: replies the connection asked for (its welcome and
+    /// replay, history) and the last word before a close.
+    pub fn push_unmetered(&self, frame: Frame) {
+        let _ = self.tx.try_send((frame, 0));
+    }
+
+    /// Queues a last frame, then closes: the writer flushes what is queued and stops.
+    pub fn close_with(&self, last: Option<Frame>) {
+        if let Some(frame) = last {
+            self.push_unmetered(frame);
+        }
+        self.tx.close();
+        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+            self.shared.on_close.notify(usize::MAX);
+        }
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the queue is closed.
+    pub async fn closed(&self) {
+        loop {
+            if self.is_closed() {
+                return;
+            }
+            let listener = self.shared.on_close.listen();
+            if self.is_closed() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// The writer's side of a send queue.
+#[derive(Debug)]
+pub struct QueueReceiver {
+    rx: async_channel::Receiver<Item>,
+    shared: Arc<Shared>,
+}
+
+/// Most queued items written with one system call.
+const MAX_BATCH: usize = 64;
+
+impl QueueReceiver {
+    /// Writes everything queued to `out` until the queue is closed and drained, gathering
+    /// whatever is waiting into one vectored write.
+    pub async fn write_to<W: AsyncWrite + Unpin>(&self, mut out: W) -> io::Result<()> {
+        let mut batch: Vec<Item> = Vec::new();
+        while let Ok(first) = self.rx.recv().await {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            write_all(&mut out, &batch).await?;
+            let (frames, bytes) = batch
+                .iter()
+                .filter(|(_, count)| *count > 0)
+                .fold((0, 0), |(f, b), (frame, count)| {
+                    (f + *count as usize, b + frame.len())
+                });
+            self.shared.frames.fetch_sub(frames, Ordering::Relaxed);
+            self.shared.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            batch.clear();
+            if batch.capacity() > MAX_BATCH {
+                batch = Vec::new();
+            }
+        }
+        out.flush().await
+    }
+}
+
+/// Writes every frame of `batch`, in as few system calls as the socket allows.
+async fn write_all<W: AsyncWrite + Unpin>(out: &mut W, batch: &[Item]) -> io::Result<()> {
+    if let [(frame, _)] = batch {
+        return out.write_all(frame.as_bytes()).await;
+    }
+    let (mut index, mut offset) = (0, 0);
+    while index < batch.len() {
+        let mut slices = [IoSlice::new(&[]); MAX_BATCH];
+        let mut n = 0;
+        for (i, (frame, _)) in batch[index..].iter().enumerate() {
+            let start = if i == 0 { offset } else { 0 };
+            slices[n] = IoSlice::new(&frame.as_bytes()[start..]);
+            n += 1;
+        }
+        let mut written = out.write_vectored(&slices[..n]).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while index < batch.len() {
+            let left = batch[index].0.len() - offset;
+            if written < left {
+                offset += written;
+                break;
+            }
+            written -= left;
+            index += 1;
+            offset = 0;
+        }
+    }
+    Ok(())
+}

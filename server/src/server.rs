@@ -1,0 +1,308 @@
+//! The listening socket, the accept loop with its connection caps, shutdown, and the
+//! executor threads.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_channel::Sender;
+use chat_shared::{Frame, RejectCode, ServerFrame};
+use event_listener::Event;
+use futures_lite::{AsyncWriteExt, future};
+use smol::{Async, Executor, Timer};
+
+use crate::Config;
+use crate::room::{Command, Room};
+use crate::session;
+
+/// A one-way signal that many tasks can wait for.
+#[derive(Debug, Default)]
+pub struct Signal {
+    raised: AtomicBool,
+    event: Event,
+}
+
+impl Signal {
+    /// Raises the signal, waking every waiter.
+    pub fn raise(&self) {
+        if !self.raised.swap(true, Ordering::AcqRel) {
+            self.event.notify(usize::MAX);
+        }
+    }
+
+    /// Whether it was raised.
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the signal is raised.
+    pub async fn wait(&self) {
+        loop {
+            if self.is_raised() {
+                return;
+            }
+            let listener = self.event.listen();
+            if self.is_raised() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// What every session of a server shares.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub room: Sender<Command>,
+    pub shutdown: Signal,
+    /// Raised when the last connection is gone after shutdown.
+    all_closed: Signal,
+    connections: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    next_conn: AtomicU64,
+}
+
+/// A connection's place in the caps; given back when dropped.
+struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.shared.config.max_per_ip > 0
+            && let Ok(mut per_ip) = self.shared.per_ip.lock()
+            && let Some(count) = per_ip.get_mut(&self.ip)
+        {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        let left = self.shared.connections.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left == 0 && self.shared.shutdown.is_raised() {
+            self.shared.all_closed.raise();
+        }
+    }
+}
+
+impl Shared {
+    /// Takes a place for a new connection, or says why there is none.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, RejectCode> {
+        let config = &self.config;
+        if self.connections.fetch_add(1, Ordering::AcqRel) >= config.max_clients {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            return Err(RejectCode::ServerFull);
+        }
+        // From here on the slot's drop gives the place back.
+        let slot = Slot {
+            shared: self.clone(),
+            ip,
+        };
+        if config.max_per_ip > 0 {
+            let mut per_ip = self.per_ip.lock().map_err(|_| RejectCode::ServerFull)?;
+            let count = per_ip.entry(ip).or_insert(0);
+            if *count >= config.max_per_ip {
+                drop(per_ip);
+                // Not counted for this ip: undo the global count only.
+                std::mem::forget(slot);
+                self.connections.fetch_sub(1, Ordering::AcqRel);
+                return Err(RejectCode::TooManyConnections);
+            }
+            *count += 1;
+        }
+        Ok(slot)
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: Async<TcpListener>,
+    shared: Arc<Shared>,
+    room: Option<(Room, async_channel::Receiver<Command>)>,
+}
+
+/// How long a refused connection gets to read why.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// When a refused client should try again.
+const RETRY_AFTER_MS: u64 = 2000;
+/// The longest a shutdown waits for connections to flush (the process must exit in 2 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+impl Server {
+    /// Binds the listening socket (with `SO_REUSEADDR`, so a restart right after a stop
+    /// works).
+    pub fn bind(config: Config) -> io::Result<Self> {
+        let listener = Async::<TcpListener>::bind(config.addr)?;
+        let (room_tx, room_rx) = async_channel::unbounded();
+        let room = Room::new(config.clone());
+        let shared = Arc::new(Shared {
+            config,
+            room: room_tx,
+            shutdown: Signal::default(),
+            all_closed: Signal::default(),
+            connections: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+        });
+        Ok(Self {
+            listener,
+            shared,
+            room: Some((room, room_rx)),
+        })
+    }
+
+    /// The address it listens on (the real port when asked for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.get_ref().local_addr()
+    }
+
+    /// Serves on `ex` until `stop` resolves, then closes every connection with
+    /// `closing`/`shutdown`, gives them a moment to flush, and returns.
+    pub async fn serve(mut self, ex: Arc<Executor<'static>>, stop: impl Future<Output = ()>) {
+        if let Some((room, inbox)) = self.room.take() {
+            ex.spawn(room.run(inbox)).detach();
+        }
+        let shared = self.shared.clone();
+        let accept = async {
+            loop {
+                match self.listener.accept().await {
+                    Ok((stream, peer)) => self.admit(&ex, stream, peer),
+                    Err(err) => {
+                        // Out of file descriptors, most likely: let some close.
+                        tracing::warn!(%err, "accept failed");
+                        Timer::after(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        };
+        future::or(accept, stop).await;
+        tracing::info!("shutting down");
+        drop(self.listener);
+        shared.shutdown.raise();
+        if shared.connections.load(Ordering::Acquire) > 0 {
+            future::or(shared.all_closed.wait(), async {
+                Timer::after(SHUTDOWN_GRACE).await;
+            })
+            .await;
+        }
+    }
+
+    fn admit(&self, ex: &Executor<'static>, stream: Async<std::net::TcpStream>, peer: SocketAddr) {
+        // Latency matters more than packet count; the room batches writes itself.
+        let _ = stream.get_ref().set_nodelay(true);
+        match self.shared.admit(peer.ip()) {
+            Ok(slot) => {
+                let conn = self.shared.next_conn.fetch_add(1, Ordering::Relaxed);
+                let shared = self.shared.clone();
+                ex.spawn(async move {
+                    session::run(shared, stream, conn).await;
+                    drop(slot);
+                })
+                .detach();
+            }
+            Err(code) => {
+                ex.spawn(refuse(stream, code)).detach();
+            }
+        }
+    }
+}
+
+/// Tells a connection there is no room for it, then closes it.
+async fn refuse(stream: Async<std::net::TcpStream>, code: RejectCode) {
+    let message = match code {
+        RejectCode::TooManyConnections => "too many connections from your address",
+        _ => "the server is full",
+    };
+    let frame = Frame::encode(&ServerFrame::Rejected {
+        code,
+        message: message.into(),
+        retry_after: Some(RETRY_AFTER_MS),
+    });
+    let mut stream = stream;
+    let _ = future::or(
+        async {
+            let _ = stream.write_all(frame.as_bytes()).await;
+            let _ = stream.flush().await;
+        },
+        async {
+            Timer::after(REFUSAL_TIMEOUT).await;
+        },
+    )
+    .await;
+}
+
+/// Runs `server` on `threads` threads (0: one per core) until `stop` resolves.
+pub fn run_blocking(server: Server, stop: impl Future<Output = ()>) {
+    let threads = match server.shared.config.threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        n => n,
+    };
+    let ex = Arc::new(Executor::new());
+    let (done_tx, done_rx) = async_channel::bounded::<()>(1);
+    let workers: Vec<_> = (1..threads)
+        .map(|i| {
+            let ex = ex.clone();
+            let done = done_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("chat-worker-{i}"))
+                .spawn(move || smol::block_on(ex.run(done.recv())))
+        })
+        .collect();
+    smol::block_on(ex.run(server.serve(ex.clone(), stop)));
+    drop(done_tx);
+    for worker in workers.into_iter().flatten() {
+        let _ = worker.join();
+    }
+}
+
+/// A server running on its own threads, for tests and embedding: stops when dropped.
+pub struct Running {
+    addr: SocketAddr,
+    stop: Option<Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Binds and starts a server in the background.
+    pub fn start(config: Config) -> io::Result<Self> {
+        let server = Server::bind(config)?;
+        let addr = server.local_addr()?;
+        let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("chat-server".into())
+            .spawn(move || {
+                run_blocking(server, async move {
+                    let _ = stop_rx.recv().await;
+                });
+            })?;
+        Ok(Self {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Shuts the server down as SIGTERM would, and waits until it has.
+    pub fn stop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

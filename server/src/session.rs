@@ -1,0 +1,419 @@
+//! One connection: login, the read loop with its timeouts and flood control, and the writer
+//! that drains the connection's send queue. Reader and writer run in one task and share the
+//! socket by reference, so a connection costs one task.
+
+use std::cell::RefCell;
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chat_shared::limits::{DEFAULT_HISTORY_LIMIT, MAX_BAD_FRAMES, MAX_HISTORY_LIMIT, MAX_ID};
+use chat_shared::{
+    ClientFrame, CloseCode, DecodeError, Decoder, ErrorCode, Frame, LeaveReason, Name,
+    PROTOCOL_VERSION, RejectCode, ServerFrame,
+};
+use futures_lite::future;
+use smol::{Async, Timer};
+
+use crate::limits::{FloodMeter, TokenBucket};
+use crate::queue::{QueueLimits, SendQueue, send_queue};
+use crate::room::{Command, ConnId, Login, closing};
+use crate::server::Shared;
+
+/// Bytes read from a socket at once, into a buffer that belongs to the thread, so an idle
+/// connection holds no read buffer of its own.
+const SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+}
+
+/// How a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The peer went away.
+    Lost,
+    /// The peer said `bye`.
+    Quit,
+    /// The login was refused; the rejection is queued.
+    Rejected,
+    /// The server closes the connection with this code.
+    Close(CloseCode),
+}
+
+/// What woke the reader.
+enum Wake {
+    Readable(io::Result<()>),
+    Deadline,
+    Shutdown,
+}
+
+/// Runs a connection to its end.
+pub(crate) async fn run(shared: Arc<Shared>, stream: Async<TcpStream>, conn: ConnId) {
+    let config = &shared.config;
+    let (queue, receiver) = send_queue(QueueLimits {
+        frames: config.send_queue,
+        bytes: config.send_queue_bytes,
+    });
+    let mut session = Session::new(&shared, conn, queue.clone());
+    let reader = async {
+        let end = session.read_loop(&stream).await;
+        session.finish(end);
+        // The writer now drains the queue, which `finish` closed.
+        future::pending::<()>().await;
+    };
+    let writer = async {
+        if let Err(err) = receiver.write_to(&stream).await {
+            tracing::debug!(conn, %err, "write failed");
+        }
+    };
+    let linger = async {
+        queue.closed().await;
+        Timer::after(config.linger).await;
+    };
+    future::or(future::or(reader, writer), linger).await;
+    // If the writer failed first, the reader never told the room; the room ignores a
+    // second Leave for a connection it no longer holds, so sending one always is safe.
+    let _ = shared.room.try_send(Command::Leave {
+        conn,
+        reason: LeaveReason::Lost,
+    });
+    let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+}
+
+struct Session<'a> {
+    shared: &'a Shared,
+    conn: ConnId,
+    queue: SendQueue,
+    decoder: Decoder<ClientFrame>,
+    accepted: Instant,
+    last_heard: Instant,
+    pinged: bool,
+    logged_in: bool,
+    bad_in_row: u32,
+    posts: Option<TokenBucket>,
+    flood: Option<FloodMeter>,
+}
+
+impl<'a> Session<'a> {
+    fn new(shared: &'a Shared, conn: ConnId, queue: SendQueue) -> Self {
+        let config = &shared.config;
+        let now = Instant::now();
+        let metered = config.rate > 0;
+        Self {
+            shared,
+            conn,
+            queue,
+            decoder: Decoder::new(config.max_frame),
+            accepted: now,
+            last_heard: now,
+            pinged: false,
+            logged_in: false,
+            bad_in_row: 0,
+            posts: metered.then(|| TokenBucket::new(config.rate, config.burst, now)),
+            flood: metered.then(|| FloodMeter::new(config.rate, config.burst, now)),
+        }
+    }
+
+    /// When the reader must act if nothing arrives: the login deadline, then the idle one.
+    fn deadline(&self) -> Instant {
+        let config = &self.shared.config;
+        if self.logged_in {
+            self.last_heard + config.idle_timeout * if self.pinged { 2 } else { 1 }
+        } else {
+            self.accepted + config.login_timeout
+        }
+    }
+
+    async fn read_loop(&mut self, stream: &Async<TcpStream>) -> End {
+        let mut timer = Timer::at(self.deadline());
+        loop {
+            timer.set_at(self.deadline());
+            let wake = future::or(
+                future::or(async { Wake::Readable(stream.readable().await) }, async {
+                    (&mut timer).await;
+                    Wake::Deadline
+                }),
+                async {
+                    self.shared.shutdown.wait().await;
+                    Wake::Shutdown
+                },
+            )
+            .await;
+            match wake {
+                Wake::Shutdown => return End::Close(CloseCode::Shutdown),
+                Wake::Deadline if !self.logged_in => return End::Close(CloseCode::LoginTimeout),
+                Wake::Deadline if self.pinged => return End::Close(CloseCode::IdleTimeout),
+                Wake::Deadline => {
+                    self.pinged = true;
+                    if self.reply(&ServerFrame::Ping { token: None }).is_err() {
+                        return End::Close(CloseCode::SendQueueFull);
+                    }
+                }
+                Wake::Readable(Err(_)) => return End::Lost,
+                Wake::Readable(Ok(())) => {
+                    let items = match self.read_available(stream) {
+                        Ok(Some(items)) => items,
+                        Ok(None) => continue,
+                        Err(_) => return End::Lost,
+                    };
+                    for item in items {
+                        if let Err(end) = self.handle(item).await {
+                            return end;
+                        }
+                    }
+                }
+            }
+            if self.queue.is_closed() {
+                // The room closed us (replaced, or too slow to read).
+                return End::Lost;
+            }
+        }
+    }
+
+    /// Reads what the socket holds into the thread's scratch buffer and decodes it.
+    /// `Ok(None)`: nothing to read after all.
+    fn read_available(
+        &mut self,
+        stream: &Async<TcpStream>,
+    ) -> io::Result<Option<Vec<Result<ClientFrame, DecodeError>>>> {
+        SCRATCH_BUF.with_borrow_mut(|buf| {
+            let n = match stream.get_ref().read(buf) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => n,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(err) => return Err(err),
+            };
+            self.last_heard = Instant::now();
+            self.pinged = false;
+            let mut input = &buf[..n];
+            let mut items = Vec::new();
+            while let Some(item) = self.decoder.next_frame(&mut input) {
+                let too_long = matches!(item, Err(DecodeError::TooLong { .. }));
+                items.push(item);
+                if too_long {
+                    // The connection closes: do not look at the rest.
+                    break;
+                }
+            }
+            Ok(Some(items))
+        })
+    }
+
+    /// Queues a reply to this connection alone.
+    fn reply(&self, frame: &ServerFrame) -> Result<(), End> {
+        self.queue
+            .push(Frame::encode(frame), 1)
+            .map_err(|_| End::Close(CloseCode::SendQueueFull))
+    }
+
+    fn error(&self, code: ErrorCode, message: String, id: Option<String>) -> Result<(), End> {
+        self.reply(&ServerFrame::Error {
+            code,
+            message,
+            id,
+            retry_after: None,
+        })
+    }
+
+    fn reject(&self, code: RejectCode, message: String) -> End {
+        self.queue
+            .push_unmetered(Frame::encode(&ServerFrame::Rejected {
+                code,
+                message,
+                retry_after: None,
+            }));
+        End::Rejected
+    }
+
+    fn to_room(&self, command: Command) {
+        // The room outlives every session; an error means the server is going down.
+        let _ = self.shared.room.try_send(command);
+    }
+
+    async fn handle(&mut self, item: Result<ClientFrame, DecodeError>) -> Result<(), End> {
+        let now = Instant::now();
+        if let Some(flood) = &mut self.flood
+            && self.logged_in
+            && flood.record(now)
+        {
+            return Err(End::Close(CloseCode::Flood));
+        }
+        let frame = match item {
+            Ok(frame) => frame,
+            Err(DecodeError::TooLong { .. }) => return Err(End::Close(CloseCode::FrameTooLong)),
+            Err(DecodeError::UnknownType(kind)) if self.logged_in => {
+                self.bad_in_row = 0;
+                return self.error(
+                    ErrorCode::UnknownType,
+                    format!("unknown frame type {kind:?}"),
+                    None,
+                );
+            }
+            Err(DecodeError::UnknownType(kind)) => {
+                return Err(self.reject(
+                    RejectCode::ExpectedHello,
+                    format!("expected hello, got {kind:?}"),
+                ));
+            }
+            Err(err) => return self.bad_frame(err.to_string()),
+        };
+        if !self.logged_in {
+            return self.login(frame).await;
+        }
+        if let ClientFrame::Hello { .. } = frame {
+            return self.bad_frame("already logged in: hello comes once".into());
+        }
+        self.bad_in_row = 0;
+        match frame {
+            ClientFrame::Say { text, id } => self.say(text, id, now),
+            ClientFrame::History { before, limit } => {
+                let limit = limit
+                    .unwrap_or(DEFAULT_HISTORY_LIMIT)
+                    .min(MAX_HISTORY_LIMIT);
+                self.to_room(Command::History {
+                    conn: self.conn,
+                    before,
+                    limit: limit as usize,
+                });
+                Ok(())
+            }
+            ClientFrame::Ping { token } => self.reply(&ServerFrame::Pong { token }),
+            ClientFrame::Pong { .. } | ClientFrame::Hello { .. } => Ok(()),
+            ClientFrame::Bye => Err(End::Quit),
+        }
+    }
+
+    fn bad_frame(&mut self, message: String) -> Result<(), End> {
+        self.bad_in_row += 1;
+        if self.bad_in_row >= MAX_BAD_FRAMES {
+            return Err(End::Close(CloseCode::BadFrame));
+        }
+        self.error(ErrorCode::BadFrame, message, None)
+    }
+
+    async fn login(&mut self, frame: ClientFrame) -> Result<(), End> {
+        let ClientFrame::Hello {
+            protocol,
+            name,
+            since,
+            epoch,
+            token,
+        } = frame
+        else {
+            return Err(self.reject(
+                RejectCode::ExpectedHello,
+                "the first frame must be a hello".into(),
+            ));
+        };
+        if protocol != PROTOCOL_VERSION {
+            return Err(self.reject(
+                RejectCode::UnsupportedProtocol,
+                format!("this server speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
+            ));
+        }
+        let name = match Name::parse(&name) {
+            Ok(name) => name,
+            Err(err) => return Err(self.reject(RejectCode::InvalidName, err.to_string())),
+        };
+        let (reply, answer) = async_channel::bounded(1);
+        self.to_room(Command::Login(Login {
+            conn: self.conn,
+            name,
+            since,
+            epoch,
+            token,
+            queue: self.queue.clone(),
+            reply,
+        }));
+        if answer.recv().await == Ok(true) {
+            self.logged_in = true;
+            self.bad_in_row = 0;
+            Ok(())
+        } else {
+            Err(End::Rejected)
+        }
+    }
+
+    fn say(&mut self, text: String, id: Option<String>, now: Instant) -> Result<(), End> {
+        let max_text = self.shared.config.max_text;
+        if id.as_ref().is_some_and(|id| id.len() > MAX_ID) {
+            return self.bad_frame(format!("id longer than {MAX_ID} bytes"));
+        }
+        let problem = if text.len() > max_text {
+            Some((
+                ErrorCode::TooLong,
+                format!(
+                    "text is {} bytes; at most {max_text} are allowed",
+                    text.len()
+                ),
+            ))
+        } else if text.trim().is_empty() {
+            Some((ErrorCode::Empty, "text is blank".to_string()))
+        } else if let Some(c) = text
+            .chars()
+            .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+        {
+            Some((
+                ErrorCode::BadText,
+                format!("text contains a control character (U+{:04X})", u32::from(c)),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = problem {
+            return self.error(code, message, id);
+        }
+        if let Some(posts) = &mut self.posts
+            && let Err(wait) = posts.take(now)
+        {
+            return self.reply(&ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                message: "posting too fast; wait a moment".into(),
+                id,
+                retry_after: Some(wait.as_millis() as u64 + 1),
+            });
+        }
+        self.to_room(Command::Post {
+            conn: self.conn,
+            text,
+            id,
+        });
+        Ok(())
+    }
+
+    /// Tells the room and the peer how the session ended, and closes the send queue so the
+    /// writer flushes and stops.
+    fn finish(&self, end: End) {
+        let leave = |reason| {
+            if self.logged_in {
+                self.to_room(Command::Leave {
+                    conn: self.conn,
+                    reason,
+                });
+            }
+        };
+        match end {
+            End::Lost => leave(LeaveReason::Lost),
+            End::Quit => leave(LeaveReason::Quit),
+            End::Rejected => {}
+            // On shutdown nobody is told that anybody left.
+            End::Close(CloseCode::Shutdown) => {}
+            End::Close(code) => leave(code.leave_reason()),
+        }
+        let last = match end {
+            End::Close(code) => Some(closing(code)),
+            _ => None,
+        };
+        tracing::debug!(conn = self.conn, ?end, "session ends");
+        self.queue.close_with(last);
+    }
+}
