@@ -28,6 +28,8 @@ struct Shared {
     frames: AtomicUsize,
     bytes: AtomicUsize,
     closed: AtomicBool,
+    /// Closed for being too slow: what is queued is dropped, only the last word is written.
+    aborted: AtomicBool,
     on_close: Event,
 }
 
@@ -90,6 +92,13 @@ impl SendQueue {
         }
     }
 
+    /// Closes a connection that cannot keep up: the backlog it was not reading is dropped
+    /// and only `last` is written, so the peer learns why as soon as it reads again.
+    pub fn abort_with(&self, last: Frame) {
+        self.shared.aborted.store(true, Ordering::Release);
+        self.close_with(Some(last));
+    }
+
     /// Whether the queue was closed.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
@@ -132,6 +141,9 @@ impl QueueReceiver {
                     Ok(item) => batch.push(item),
                     Err(_) => break,
                 }
+            }
+            if self.shared.aborted.load(Ordering::Acquire) {
+                batch.retain(|(_, count)| *count == 0);
             }
             write_all(&mut out, &batch).await?;
             let (frames, bytes) = batch

@@ -454,9 +454,7 @@ impl Room {
             // Their `left` events become the next round of pending events.
             for conn in slow {
                 if let Some(member) = self.remove(conn) {
-                    member
-                        .queue
-                        .close_with(Some(closing(CloseCode::SendQueueFull)));
+                    member.queue.abort_with(closing(CloseCode::SendQueueFull));
                     self.record_left(&member.name, LeaveReason::Kicked);
                 }
             }

@@ -61,25 +61,63 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Async<TcpStream>, conn: Con
         let end = session.read_loop(&stream).await;
         session.finish(end);
         // The writer now drains the queue, which `finish` closed.
-        future::pending::<()>().await;
+        future::pending::<bool>().await
     };
     let writer = async {
-        if let Err(err) = receiver.write_to(&stream).await {
-            tracing::debug!(conn, %err, "write failed");
+        match receiver.write_to(&stream).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::debug!(conn, %err, "write failed");
+                false
+            }
         }
     };
     let linger = async {
         queue.closed().await;
         Timer::after(config.linger).await;
+        false
     };
-    future::or(future::or(reader, writer), linger).await;
+    let flushed = future::or(future::or(reader, writer), linger).await;
     // If the writer failed first, the reader never told the room; the room ignores a
-    // second Leave for a connection it no longer holds, so sending one always is safe.
-    let _ = shared.room.try_send(Command::Leave {
-        conn,
-        reason: LeaveReason::Lost,
-    });
+    // second Leave for a connection it no longer holds, so one more is always safe. On
+    // shutdown nobody is told that anybody left.
+    if !shared.shutdown.is_raised() {
+        let _ = shared.room.try_send(Command::Leave {
+            conn,
+            reason: LeaveReason::Lost,
+        });
+    }
+    if flushed {
+        // A lingering close: closing a socket with unread input resets the connection,
+        // and the peer could lose our last frame. Send FIN, then drop its input until it
+        // closes too, for a bounded time.
+        let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+        future::or(discard_until_eof(&stream), async {
+            Timer::after(config.linger).await;
+        })
+        .await;
+    }
     let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+}
+
+/// Reads and drops whatever the peer still sends, until it closes.
+async fn discard_until_eof(stream: &Async<TcpStream>) {
+    loop {
+        if stream.readable().await.is_err() {
+            break;
+        }
+        let done = SCRATCH_BUF.with_borrow_mut(|buf| match stream.get_ref().read(buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(err) => !matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ),
+        });
+        if done {
+            break;
+        }
+    }
 }
 
 struct Session<'a> {
@@ -409,11 +447,13 @@ impl<'a> Session<'a> {
             End::Close(CloseCode::Shutdown) => {}
             End::Close(code) => leave(code.leave_reason()),
         }
-        let last = match end {
-            End::Close(code) => Some(closing(code)),
-            _ => None,
-        };
         tracing::debug!(conn = self.conn, ?end, "session ends");
-        self.queue.close_with(last);
+        match end {
+            End::Close(CloseCode::SendQueueFull) => {
+                self.queue.abort_with(closing(CloseCode::SendQueueFull));
+            }
+            End::Close(code) => self.queue.close_with(Some(closing(code))),
+            End::Lost | End::Quit | End::Rejected => self.queue.close_with(None),
+        }
     }
 }

@@ -1,1 +1,266 @@
-//! End-to-end tests and the load generator.
+//! Test support for the end-to-end suites and the load generator: a headless protocol
+//! client with timeouts, and ways to start the real server (in-process on port 0, or as a
+//! process that can be killed and restarted).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chat_shared::limits::MAX_SERVER_FRAME;
+use chat_shared::{ClientFrame, Frame, FrameReader, PROTOCOL_VERSION, ReadError, ServerFrame};
+use futures_lite::{AsyncWriteExt, future};
+use smol::Timer;
+use smol::net::TcpStream;
+
+pub use chat_server::{Config, Running};
+
+/// How long a test waits for any one thing before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Server settings for tests: port 0, two threads, and the flag defaults otherwise. Every
+/// test states the flags it changes from these.
+pub fn test_config() -> Config {
+    Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        threads: 2,
+        ..Config::default()
+    }
+}
+
+/// Starts the server in-process.
+pub fn start(config: Config) -> Running {
+    Running::start(config).expect("server starts")
+}
+
+/// Runs a future to completion, failing the test if it takes longer than `limit`.
+pub fn run_for<T>(limit: Duration, fut: impl Future<Output = T>) -> T {
+    smol::block_on(future::or(fut, async {
+        Timer::after(limit).await;
+        panic!("test took longer than {limit:?}");
+    }))
+}
+
+/// Awaits `fut` for at most [`WAIT`], panicking with `what` otherwise.
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    future::or(fut, async {
+        Timer::after(WAIT).await;
+        panic!("timed out waiting for {what}");
+    })
+    .await
+}
+
+/// A `hello` for `name` with no resume and no token.
+pub fn hello(name: &str) -> ClientFrame {
+    ClientFrame::Hello {
+        protocol: PROTOCOL_VERSION,
+        name: name.into(),
+        since: None,
+        epoch: None,
+        token: None,
+    }
+}
+
+/// A `say` with an id.
+pub fn say(text: &str, id: &str) -> ClientFrame {
+    ClientFrame::Say {
+        text: text.into(),
+        id: Some(id.into()),
+    }
+}
+
+/// A headless protocol client.
+pub struct Client {
+    reader: FrameReader<TcpStream, ServerFrame>,
+    writer: TcpStream,
+    /// The name the server accepted, once logged in.
+    pub name: String,
+}
+
+impl Client {
+    /// Connects without logging in.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = within("connect", TcpStream::connect(addr))
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            reader: FrameReader::new(stream.clone(), MAX_SERVER_FRAME),
+            writer: stream,
+            name: String::new(),
+        }
+    }
+
+    /// Connects and logs in; returns the client and its `welcome`, having read the replay
+    /// up to and including its own `joined`.
+    pub async fn login(addr: SocketAddr, name: &str) -> (Self, ServerFrame) {
+        let mut client = Self::connect(addr).await;
+        client.send(&hello(name)).await;
+        let welcome = client.recv().await;
+        let ServerFrame::Welcome { name: accepted, .. } = &welcome else {
+            panic!("{name}: expected welcome, got {welcome:?}");
+        };
+        client.name.clone_from(accepted);
+        let me = accepted.clone();
+        client
+            .recv_until(|f| matches!(f, ServerFrame::Joined { name, .. } if *name == me))
+            .await;
+        (client, welcome)
+    }
+
+    /// Sends one frame.
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        self.send_raw(Frame::encode(frame).as_bytes()).await;
+    }
+
+    /// Sends raw bytes; errors are ignored (the server may have closed on purpose).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.writer.write_all(bytes).await;
+        let _ = self.writer.flush().await;
+    }
+
+    /// Tries to send raw bytes, reporting a failure.
+    pub async fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes).await?;
+        self.writer.flush().await
+    }
+
+    /// The next frame; panics on timeout, end of stream or a bad frame.
+    pub async fn recv(&mut self) -> ServerFrame {
+        match self.next().await {
+            Some(Ok(frame)) => frame,
+            other => panic!("{}: expected a frame, got {other:?}", self.name),
+        }
+    }
+
+    /// The next frame, `None` at the end of the stream.
+    pub async fn next(&mut self) -> Option<Result<ServerFrame, ReadError>> {
+        within("a frame", self.reader.next()).await
+    }
+
+    /// Frames until one matches; returns all of them, the match last.
+    pub async fn recv_until(&mut self, want: impl Fn(&ServerFrame) -> bool) -> Vec<ServerFrame> {
+        let mut seen = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            let done = want(&frame);
+            seen.push(frame);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Every frame until the server closes the connection (a reset counts as a close).
+    pub async fn recv_to_end(&mut self) -> Vec<ServerFrame> {
+        let mut seen = Vec::new();
+        loop {
+            match self.next().await {
+                Some(Ok(frame)) => seen.push(frame),
+                None | Some(Err(ReadError::Io(_) | ReadError::Truncated)) => return seen,
+                Some(Err(err)) => panic!("{}: bad frame from server: {err}", self.name),
+            }
+        }
+    }
+
+    /// The underlying stream, for tests that close it abruptly.
+    pub fn stream(&self) -> &TcpStream {
+        &self.writer
+    }
+}
+
+/// A server process, started from the `chat-server` binary of this crate.
+pub struct ServerProcess {
+    child: smol::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// The path of this crate's copy of the server command.
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // Test binaries live in target/<profile>/deps; the binaries one level up.
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    dir.join("chat-server")
+}
+
+impl ServerProcess {
+    /// Starts `chat-server` with `args` (add `--port 0` for a free port) and waits for its
+    /// "listening on" line.
+    pub async fn start(bin: &std::path::Path, args: &[&str]) -> Self {
+        use futures_lite::{AsyncBufReadExt, StreamExt};
+        let mut child = smol::process::Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("server process starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = futures_lite::io::BufReader::new(stderr).lines();
+        let addr = within("the server's address", async {
+            loop {
+                let line = lines
+                    .next()
+                    .await
+                    .expect("server printed its address")
+                    .expect("stderr readable");
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    break rest.trim().parse().expect("an address");
+                }
+            }
+        })
+        .await;
+        // Keep draining stderr so the server never blocks on a full pipe.
+        smol::spawn(async move { while lines.next().await.is_some() {} }).detach();
+        Self { child, addr }
+    }
+
+    /// Sends a signal (`INT`, `TERM`, `KILL`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`; returns its exit code (`None` when
+    /// it did not exit in time or died of a signal).
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        future::or(
+            async { self.child.status().await.ok().and_then(|s| s.code()) },
+            async {
+                Timer::after(limit).await;
+                None
+            },
+        )
+        .await
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.status().await;
+    }
+}
+
+/// Runs a server command to its end with `args`; returns its exit code and stderr.
+pub fn run_server_command(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(server_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("server command runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

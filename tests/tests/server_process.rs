@@ -1,0 +1,141 @@
+//! The server as a process: its command line, signals, and restarting on the same port.
+//! Each test states the flags it passes to `chat-server` (this crate's copy of `server`).
+
+use std::time::{Duration, Instant};
+
+use chat_shared::{CloseCode, ServerFrame};
+use chat_tests::{Client, ServerProcess, run_for, run_server_command, server_binary};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn help_lists_every_flag_with_its_default() {
+    let out = std::process::Command::new(server_binary())
+        .arg("--help")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (flag, default) in [
+        ("--host", "127.0.0.1"),
+        ("--port", "60000"),
+        ("--max-clients", "10000"),
+        ("--max-per-ip", "64"),
+        ("--history", "1000"),
+        ("--replay", "50"),
+        ("--login-timeout", "10"),
+        ("--idle-timeout", "60"),
+        ("--rate", "5"),
+        ("--burst", "20"),
+        ("--send-queue", "1024"),
+        ("--max-frame", "16384"),
+        ("--max-text", "4096"),
+    ] {
+        // argh wraps long lines: read the help as one line of words.
+        let options = &help[help.find("Options:").expect("an Options section")..];
+        let flat = options.split_whitespace().collect::<Vec<_>>().join(" ");
+        let start = flat
+            .find(&format!("{flag} "))
+            .unwrap_or_else(|| panic!("{flag} missing from --help:\n{help}"));
+        let rest = &flat[start + flag.len()..];
+        let doc = &rest[..rest.find(" --").unwrap_or(rest.len())];
+        assert!(
+            doc.contains(&format!("(default: {default})")),
+            "{flag}: {doc}"
+        );
+    }
+}
+
+#[test]
+fn bad_flags_exit_non_zero_with_one_clear_line() {
+    for args in [
+        &["--port", "seventy"][..],
+        &["--no-such-flag"],
+        &["--login-timeout", "-1"],
+        &["--idle-timeout", "soon"],
+        &["--send-queue", "0"],
+        &["--host", "not an address", "--port", "0"],
+    ] {
+        let (code, stderr) = run_server_command(args);
+        assert!(
+            matches!(code, Some(c) if c != 0),
+            "{args:?} exited {code:?}"
+        );
+        assert!(!stderr.trim().is_empty(), "{args:?} said nothing");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// Flags: `--port 0`, then `--port <that port>` while it is taken.
+#[test]
+fn busy_port_is_one_line_and_non_zero() {
+    run_for(LIMIT, async {
+        let first = ServerProcess::start(&server_binary(), &["--port", "0"]).await;
+        let port = first.addr.port().to_string();
+        let (code, stderr) = run_server_command(&["--port", &port]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("cannot listen"), "{stderr}");
+    });
+}
+
+/// Flags: `--port 0` then the same port again right after a SIGTERM, with a client that
+/// was connected (so the old socket sits in TIME_WAIT): the restart must bind.
+#[test]
+fn signals_close_everyone_and_restart_binds_at_once() {
+    run_for(LIMIT, async {
+        for signal in ["TERM", "INT"] {
+            let mut server = ServerProcess::start(&server_binary(), &["--port", "0"]).await;
+            let addr = server.addr;
+            let (mut a, _) = Client::login(addr, "a").await;
+            let (mut b, _) = Client::login(addr, "b").await;
+            a.recv().await; // b joined
+            let asked = Instant::now();
+            server.signal(signal);
+            for client in [&mut a, &mut b] {
+                let frames = client.recv_to_end().await;
+                assert!(
+                    matches!(
+                        frames.last(),
+                        Some(ServerFrame::Closing {
+                            code: CloseCode::Shutdown,
+                            ..
+                        })
+                    ),
+                    "{signal}: {frames:?}"
+                );
+                assert!(
+                    !frames.iter().any(|f| matches!(f, ServerFrame::Left { .. })),
+                    "no left on shutdown: {frames:?}"
+                );
+            }
+            assert_eq!(
+                server.wait_exit(Duration::from_secs(2)).await,
+                Some(0),
+                "{signal}"
+            );
+            assert!(asked.elapsed() < Duration::from_secs(2));
+            let port = addr.port().to_string();
+            let again = ServerProcess::start(&server_binary(), &["--port", &port]).await;
+            assert_eq!(again.addr, addr);
+            let (_c, _) = Client::login(addr, "c").await;
+        }
+    });
+}
+
+/// Flags: `--port 0`. A client that does not read at all does not hold up the shutdown.
+#[test]
+fn shutdown_is_bounded_with_a_stalled_client() {
+    run_for(LIMIT, async {
+        let mut server =
+            ServerProcess::start(&server_binary(), &["--port", "0", "--rate", "0"]).await;
+        let (_stalled, _) = Client::login(server.addr, "stalled").await;
+        let (mut talker, _) = Client::login(server.addr, "talker").await;
+        let text = "q".repeat(4000);
+        for i in 0..300 {
+            talker.send(&chat_tests::say(&text, &i.to_string())).await;
+        }
+        server.signal("TERM");
+        assert_eq!(server.wait_exit(Duration::from_secs(2)).await, Some(0));
+    });
+}
