@@ -142,7 +142,12 @@ pub fn random_hex(bytes: usize) -> String {
             *b = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
         }
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    buf.iter()
+        .fold(String::with_capacity(bytes * 2), |mut hex, b| {
+            use std::fmt::Write;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 impl Room {

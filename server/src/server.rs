@@ -224,7 +224,7 @@ async fn refuse(stream: Async<std::net::TcpStream>, code: RejectCode) {
         retry_after: Some(RETRY_AFTER_MS),
     });
     let mut stream = stream;
-    let _ = future::or(
+    future::or(
         async {
             let _ = stream.write_all(frame.as_bytes()).await;
             let _ = stream.flush().await;

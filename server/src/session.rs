@@ -11,7 +11,7 @@ use std::time::Instant;
 use chat_shared::limits::{DEFAULT_HISTORY_LIMIT, MAX_BAD_FRAMES, MAX_HISTORY_LIMIT, MAX_ID};
 use chat_shared::{
     ClientFrame, CloseCode, DecodeError, Decoder, ErrorCode, Frame, LeaveReason, Name,
-    PROTOCOL_VERSION, RejectCode, ServerFrame,
+    PROTOCOL_VERSION, RejectCode, ServerFrame, check_text,
 };
 use futures_lite::future;
 use smol::{Async, Timer};
@@ -386,29 +386,8 @@ impl<'a> Session<'a> {
         if id.as_ref().is_some_and(|id| id.len() > MAX_ID) {
             return self.bad_frame(format!("id longer than {MAX_ID} bytes"));
         }
-        let problem = if text.len() > max_text {
-            Some((
-                ErrorCode::TooLong,
-                format!(
-                    "text is {} bytes; at most {max_text} are allowed",
-                    text.len()
-                ),
-            ))
-        } else if text.trim().is_empty() {
-            Some((ErrorCode::Empty, "text is blank".to_string()))
-        } else if let Some(c) = text
-            .chars()
-            .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
-        {
-            Some((
-                ErrorCode::BadText,
-                format!("text contains a control character (U+{:04X})", u32::from(c)),
-            ))
-        } else {
-            None
-        };
-        if let Some((code, message)) = problem {
-            return self.error(code, message, id);
+        if let Err(problem) = check_text(&text, max_text) {
+            return self.error(problem.code(), problem.to_string(), id);
         }
         if let Some(posts) = &mut self.posts
             && let Err(wait) = posts.take(now)
@@ -442,9 +421,8 @@ impl<'a> Session<'a> {
         match end {
             End::Lost => leave(LeaveReason::Lost),
             End::Quit => leave(LeaveReason::Quit),
-            End::Rejected => {}
             // On shutdown nobody is told that anybody left.
-            End::Close(CloseCode::Shutdown) => {}
+            End::Rejected | End::Close(CloseCode::Shutdown) => {}
             End::Close(code) => leave(code.leave_reason()),
         }
         tracing::debug!(conn = self.conn, ?end, "session ends");

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod limits;
 pub mod name;
 pub mod protocol;
+pub mod text;
 
 pub use codec::{
     DecodeError, Decoder, Frame, FrameReader, FrameWriter, ReadError, WireFrame, decode_line,
@@ -15,3 +16,4 @@ pub use protocol::{
     ClientFrame, CloseCode, ErrorCode, LeaveReason, Limits, PROTOCOL_VERSION, RejectCode,
     ServerFrame,
 };
+pub use text::{TextError, check_text};

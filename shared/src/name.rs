@@ -180,10 +180,13 @@ pub struct NameKeys {
 
 impl NameKeys {
     fn of(name: &str) -> Self {
+        // Folding can undo normalisation (`ß` + U+0301 folds to `ss` + U+0301, while `Ś`
+        // folds to the precomposed `ś`), so each key is normalised again afterwards.
+        let fold = |s: &str| caseless::default_case_fold_str(s).nfc().collect::<String>();
         let skeleton: String = unicode_security::skeleton(name).collect();
         Self {
-            folded: caseless::default_case_fold_str(name),
-            skeleton: caseless::default_case_fold_str(&skeleton),
+            folded: fold(name),
+            skeleton: fold(&skeleton),
         }
     }
 
@@ -219,6 +222,11 @@ mod tests {
         }
         assert!(!alice.collides(&key("alicia")));
         assert!(!alice.collides(&key("bob")));
+    }
+
+    #[test]
+    fn keys_survive_folding_that_denormalises() {
+        assert!(key("a\u{DF}\u{301}").collides(&key("ASS\u{301}")));
     }
 
     #[test]

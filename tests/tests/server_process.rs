@@ -80,7 +80,7 @@ fn busy_port_is_one_line_and_non_zero() {
 }
 
 /// Flags: `--port 0` then the same port again right after a SIGTERM, with a client that
-/// was connected (so the old socket sits in TIME_WAIT): the restart must bind.
+/// was connected (so the old socket sits in `TIME_WAIT`): the restart must bind.
 #[test]
 fn signals_close_everyone_and_restart_binds_at_once() {
     run_for(LIMIT, async {

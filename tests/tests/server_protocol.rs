@@ -174,7 +174,7 @@ fn rejected_server_full() {
     });
     run_for(LIMIT, async {
         let _a = Client::login(server.addr(), "a").await;
-        let _b = Client::connect(server.addr()).await;
+        let b = Client::connect(server.addr()).await;
         let mut c = Client::connect(server.addr()).await;
         let frames = c.recv_to_end().await;
         assert!(
@@ -188,7 +188,7 @@ fn rejected_server_full() {
             ),
             "{frames:?}"
         );
-        drop(_b);
+        drop(b);
         // The place is given back once the connection is gone.
         let mut ok = None;
         for _ in 0..100 {
@@ -380,7 +380,7 @@ fn rate_limited() {
             a.send(&say("x", &format!("p{i}"))).await;
         }
         // The error goes straight back while posts pass through the room: any order.
-        let mut frames = vec![a.recv().await, a.recv().await, a.recv().await];
+        let mut frames = [a.recv().await, a.recv().await, a.recv().await];
         frames.sort_by_key(|f| matches!(f, ServerFrame::Error { .. }));
         assert!(matches!(&frames[0], ServerFrame::Message { id: Some(id), .. } if id != "p2"));
         assert!(matches!(&frames[1], ServerFrame::Message { id: Some(id), .. } if id != "p2"));
