@@ -264,3 +264,136 @@ pub fn run_server_command(args: &[&str]) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A TCP proxy in front of a server, whose connections a test can cut as a network fault
+/// would, and which can refuse connections for a while (the server looks offline).
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
+    _accept: smol::Task<()>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    live: Vec<TcpStream>,
+    down: bool,
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` on a free port.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = smol::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = std::sync::Arc::new(std::sync::Mutex::new(ProxyState::default()));
+        let shared = state.clone();
+        let accept = smol::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let down = shared.lock().expect("proxy state").down;
+                if down {
+                    continue; // dropped: the client sees the connection close at once
+                }
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                shared
+                    .lock()
+                    .expect("proxy state")
+                    .live
+                    .extend([client.clone(), server.clone()]);
+                smol::spawn(async move {
+                    let _ = future::zip(
+                        futures_lite::io::copy(client.clone(), server.clone()),
+                        futures_lite::io::copy(server, client),
+                    )
+                    .await;
+                })
+                .detach();
+            }
+        });
+        Self {
+            addr,
+            state,
+            _accept: accept,
+        }
+    }
+
+    /// Cuts every connection going through the proxy now.
+    pub fn cut(&self) {
+        let mut state = self.state.lock().expect("proxy state");
+        for stream in state.live.drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Refuses (accepts and drops) new connections while `down`.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().expect("proxy state").down = down;
+    }
+}
+
+/// A headless client built on the GUI client's connection module.
+pub struct Headless {
+    /// Talks to the connection.
+    pub handle: chat_client::connection::Handle,
+    /// Hears from it.
+    pub events: async_channel::Receiver<chat_client::connection::Event>,
+    _task: smol::Task<()>,
+}
+
+impl Headless {
+    /// Starts a connection to `server` as `name`; waits for its handle.
+    pub async fn start(server: SocketAddr, name: &str) -> Self {
+        use chat_client::connection::{Event, Target, run};
+        let (tx, events) = async_channel::bounded(1024);
+        let task = smol::spawn(run(
+            Target {
+                server: server.to_string(),
+                name: name.into(),
+            },
+            tx,
+        ));
+        let handle = match within("ready", events.recv()).await {
+            Ok(Event::Ready(handle)) => handle,
+            other => panic!("{name}: expected Ready, got {other:?}"),
+        };
+        Self {
+            handle,
+            events,
+            _task: task,
+        }
+    }
+
+    /// The next event.
+    pub async fn next(&self) -> chat_client::connection::Event {
+        within("an event", self.events.recv())
+            .await
+            .expect("the connection is running")
+    }
+
+    /// Events until one matches; returns them all, the match last.
+    pub async fn until(
+        &self,
+        want: impl Fn(&chat_client::connection::Event) -> bool,
+    ) -> Vec<chat_client::connection::Event> {
+        let mut seen = Vec::new();
+        loop {
+            let event = self.next().await;
+            let done = want(&event);
+            seen.push(event);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+/// A free port on 127.0.0.1 (bound and released), for a server that appears later.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
