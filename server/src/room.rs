@@ -74,6 +74,11 @@ pub struct Login {
     pub reply: Sender<bool>,
 }
 
+/// Member writes per second the room aims to stay under when it is busy: in a big room the
+/// window between two flushes grows (members / budget), so a join storm or a busy room of
+/// thousands costs a bounded number of system calls instead of one per member per event.
+const WRITE_BUDGET: f64 = 100_000.0;
+
 /// How long post ids are remembered at least, after the name's last post.
 const REMEMBER_FOR: Duration = Duration::from_secs(10 * 60);
 
@@ -184,7 +189,7 @@ impl Room {
             let next = if self.pending.is_empty() {
                 received(inbox.recv().await)
             } else {
-                timer.set_at(self.last_flush + self.config.coalesce);
+                timer.set_at(self.last_flush + self.window());
                 future::or(async { received(inbox.recv().await) }, async {
                     (&mut timer).await;
                     Next::FlushDue
@@ -205,11 +210,16 @@ impl Room {
                 }
                 Next::FlushDue => {}
             }
-            if !self.pending.is_empty() && Instant::now() >= self.last_flush + self.config.coalesce
-            {
+            if !self.pending.is_empty() && Instant::now() >= self.last_flush + self.window() {
                 self.flush();
             }
         }
+    }
+
+    /// The least time between two flushes: the configured window, longer in big rooms.
+    fn window(&self) -> Duration {
+        let by_size = Duration::from_secs_f64(self.members.len() as f64 / WRITE_BUDGET);
+        self.config.coalesce.max(by_size)
     }
 
     /// Handles one command.

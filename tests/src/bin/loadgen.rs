@@ -1,0 +1,671 @@
+//! `loadgen`: drives a chat server with many real connections and measures it.
+//!
+//! - `fanout`: N clients, S of them posting at a total rate for a duration; reports
+//!   deliveries per second, lost and duplicated deliveries (must be 0), delivery latency
+//!   percentiles (each post carries its send time), and with `--server-pid` the server's CPU
+//!   time per delivery and its peak memory.
+//! - `idle`: opens and logs in N connections, holds them, and reports the server's memory
+//!   per connection.
+//!
+//! Connections ramp at `--ramp` per second. Past ~25,000 connections it spreads them over
+//! source addresses 127.0.0.2, 127.0.0.3, ... (one address has only ~28,000 ephemeral
+//! ports), and it raises its open-file limit itself. Run the server with `--max-per-ip 0`,
+//! and with `--rate 0` unless flood control is part of the test.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use argh::FromArgs;
+use chat_shared::limits::MAX_SERVER_FRAME;
+use chat_shared::{ClientFrame, ErrorCode, Frame, FrameReader, ReadError, ServerFrame};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use smol::net::TcpStream;
+use smol::{Executor, Timer};
+
+/// Drive a chat server with many connections and measure it.
+#[derive(FromArgs)]
+struct Args {
+    #[argh(subcommand)]
+    mode: Mode,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Mode {
+    Fanout(FanoutArgs),
+    Idle(IdleArgs),
+}
+
+/// Common options.
+#[derive(FromArgs, Clone)]
+#[argh(subcommand, name = "fanout")]
+/// N clients, S of them posting at a total rate; measures delivery.
+struct FanoutArgs {
+    /// server address (default: 127.0.0.1:60000)
+    #[argh(option, default = "default_addr()")]
+    addr: SocketAddr,
+    /// clients to connect (default: 200)
+    #[argh(option, default = "200")]
+    clients: usize,
+    /// how many of them post (default: 20)
+    #[argh(option, default = "20")]
+    senders: usize,
+    /// posts per second, all senders together (default: 1000)
+    #[argh(option, default = "1000.0")]
+    rate: f64,
+    /// seconds of posting; fractions allowed (default: 10)
+    #[argh(option, default = "10.0")]
+    duration: f64,
+    /// bytes of text per post (default: 100)
+    #[argh(option, default = "100")]
+    text_size: usize,
+    /// extra clients that log in and then never read (default: 0)
+    #[argh(option, default = "0")]
+    stalled: usize,
+    /// connections opened per second (default: 500)
+    #[argh(option, default = "500.0")]
+    ramp: f64,
+    /// seconds to wait after connecting before posting (default: 1)
+    #[argh(option, default = "1.0")]
+    settle: f64,
+    /// the server's process id, to report its CPU time and memory
+    #[argh(option)]
+    server_pid: Option<u32>,
+    /// worker threads; 0 means one per core (default: 0)
+    #[argh(option, default = "0")]
+    threads: usize,
+    /// print the summary as one JSON object
+    #[argh(switch)]
+    json: bool,
+}
+
+#[derive(FromArgs, Clone)]
+#[argh(subcommand, name = "idle")]
+/// Open and log in N connections, hold them, report server memory per connection.
+struct IdleArgs {
+    /// server address (default: 127.0.0.1:60000)
+    #[argh(option, default = "default_addr()")]
+    addr: SocketAddr,
+    /// connections to open (default: 10000)
+    #[argh(option, default = "10000")]
+    clients: usize,
+    /// connections opened per second (default: 500)
+    #[argh(option, default = "500.0")]
+    ramp: f64,
+    /// seconds to hold them once all are in (default: 5)
+    #[argh(option, default = "5.0")]
+    hold: f64,
+    /// the server's process id, to read its memory (required for the figure)
+    #[argh(option)]
+    server_pid: Option<u32>,
+    /// worker threads; 0 means one per core (default: 0)
+    #[argh(option, default = "0")]
+    threads: usize,
+    /// print the summary as one JSON object
+    #[argh(switch)]
+    json: bool,
+}
+
+fn default_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], chat_shared::limits::DEFAULT_PORT))
+}
+
+/// Connections per source address before moving to the next one.
+const PER_SOURCE: usize = 25_000;
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+static EXECUTOR: OnceLock<Executor<'static>> = OnceLock::new();
+
+/// Spawns on the loadgen's executor, whose threads also drive the reactor: a task woken by
+/// a socket runs on the thread that saw the event, with no hop to another thread.
+fn spawn<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> smol::Task<T> {
+    EXECUTOR.get_or_init(Executor::new).spawn(fut)
+}
+
+/// Nanoseconds since the loadgen started: the clock posts carry.
+fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+fn main() {
+    let args: Args = argh::from_env();
+    EPOCH.get_or_init(Instant::now);
+    let result = match args.mode {
+        Mode::Fanout(a) => run(a.threads, fanout(a)),
+        Mode::Idle(a) => run(a.threads, idle(a)),
+    };
+    if let Err(err) = result {
+        eprintln!("loadgen: {err}");
+        std::process::exit(1);
+    }
+}
+
+fn run<T: Send + 'static>(
+    threads: usize,
+    fut: impl Future<Output = Result<T, String>> + Send + 'static,
+) -> Result<T, String> {
+    // Every connection is a file descriptor.
+    let _ = rlimit::increase_nofile_limit(1 << 20);
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        n => n,
+    };
+    let ex: &'static Executor<'static> = EXECUTOR.get_or_init(Executor::new);
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    for _ in 1..threads {
+        let stop = stop_rx.clone();
+        std::thread::spawn(move || smol::block_on(ex.run(stop.recv())));
+    }
+    let out = smol::block_on(ex.run(async { ex.spawn(fut).await }));
+    drop(stop_tx);
+    out
+}
+
+/// Connects client `i`, from a source address of its own once one address is not enough.
+async fn connect(i: usize, addr: SocketAddr, total: usize) -> Result<TcpStream, String> {
+    let stream = if total <= PER_SOURCE || !addr.ip().is_loopback() {
+        TcpStream::connect(addr).await.map_err(|e| e.to_string())?
+    } else {
+        let octet = 2 + (i / PER_SOURCE) as u8;
+        let source = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet)), 0);
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .map_err(|e| e.to_string())?;
+        socket
+            .bind(&source.into())
+            .map_err(|e| format!("bind {source}: {e}"))?;
+        // Loopback connects complete at once; blocking here costs microseconds.
+        socket.connect(&addr.into()).map_err(|e| e.to_string())?;
+        let std: std::net::TcpStream = socket.into();
+        TcpStream::try_from(std).map_err(|e| e.to_string())?
+    };
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// Connects and logs in; returns the stream and a reader positioned after the welcome.
+async fn login(
+    i: usize,
+    addr: SocketAddr,
+    total: usize,
+) -> Result<(TcpStream, FrameReader<TcpStream, ServerFrame>), String> {
+    let mut stream = connect(i, addr, total).await?;
+    let hello = Frame::encode(&ClientFrame::Hello {
+        protocol: chat_shared::PROTOCOL_VERSION,
+        name: format!("lg{i}"),
+        since: None,
+        epoch: None,
+        token: None,
+    });
+    stream
+        .write_all(hello.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut reader = FrameReader::new(stream.clone(), MAX_SERVER_FRAME);
+    match reader.next().await {
+        Some(Ok(ServerFrame::Welcome { .. })) => Ok((stream, reader)),
+        Some(Ok(ServerFrame::Rejected { code, message, .. })) => {
+            Err(format!("client {i} rejected: {code:?}: {message}"))
+        }
+        other => Err(format!("client {i}: no welcome: {other:?}")),
+    }
+}
+
+/// Opens `n` connections at `ramp` per second, named from `first` on. Each logs in and then
+/// goes straight on with `job` in a task of its own (so nobody sits unread while the others
+/// join). Returns once every login is done, with the tasks.
+async fn ramp_up<T, F, Fut>(
+    first: usize,
+    n: usize,
+    ramp: f64,
+    addr: SocketAddr,
+    bar: &ProgressBar,
+    job: F,
+) -> Result<Vec<smol::Task<T>>, String>
+where
+    T: Send + 'static,
+    F: Fn(usize, TcpStream, FrameReader<TcpStream, ServerFrame>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let (logged_in, logins) = async_channel::unbounded::<Result<(), String>>();
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        Timer::at(t0 + Duration::from_secs_f64(i as f64 / ramp.max(1.0))).await;
+        let (job, logged_in, bar) = (job.clone(), logged_in.clone(), bar.clone());
+        tasks.push(spawn(async move {
+            match login(first + i, addr, first + n).await {
+                Ok((stream, reader)) => {
+                    bar.inc(1);
+                    let _ = logged_in.send(Ok(())).await;
+                    Some(job(first + i, stream, reader).await)
+                }
+                Err(err) => {
+                    let _ = logged_in.send(Err(err)).await;
+                    None
+                }
+            }
+        }));
+    }
+    for _ in 0..n {
+        logins.recv().await.map_err(|e| e.to_string())??;
+    }
+    Ok(tasks
+        .into_iter()
+        .map(|task| spawn(async move { task.await.expect("logged in") }))
+        .collect())
+}
+
+fn progress(len: usize, what: &str) -> ProgressBar {
+    let bar =
+        ProgressBar::with_draw_target(Some(len as u64), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // The kernel reports in clock ticks, 100 a second on Linux.
+    Some((utime + stime) / 100.0)
+}
+
+/// A `VmRSS`/`VmHWM` style field of /proc/PID/status, in bytes.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// What each receiving client measured.
+struct Received {
+    latency: Histogram<u64>,
+    seen: Vec<u64>,
+    unique: u64,
+    duplicates: u64,
+    rate_limited: u64,
+}
+
+impl Received {
+    fn new() -> Self {
+        Self {
+            latency: Histogram::new_with_bounds(1_000, 120_000_000_000, 3)
+                .expect("valid histogram bounds"),
+            seen: Vec::new(),
+            unique: 0,
+            duplicates: 0,
+            rate_limited: 0,
+        }
+    }
+
+    fn message(&mut self, text: &str, now: u64) {
+        let mut parts = text.splitn(3, ' ');
+        let (Some(post), Some(sent)) = (parts.next(), parts.next()) else {
+            return;
+        };
+        let (Some(post), Ok(sent)) = (
+            post.strip_prefix('p').and_then(|p| p.parse::<usize>().ok()),
+            sent.parse::<u64>(),
+        ) else {
+            return;
+        };
+        let (word, bit) = (post / 64, post % 64);
+        if self.seen.len() <= word {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & (1 << bit) != 0 {
+            self.duplicates += 1;
+            return;
+        }
+        self.seen[word] |= 1 << bit;
+        self.unique += 1;
+        let _ = self.latency.record(now.saturating_sub(sent).max(1_000));
+    }
+}
+
+#[derive(Serialize)]
+struct FanoutSummary {
+    clients: usize,
+    senders: usize,
+    stalled: usize,
+    target_rate: f64,
+    duration_s: f64,
+    text_size: usize,
+    posts_sent: u64,
+    posts_rate_limited: u64,
+    deliveries_expected: u64,
+    deliveries_received: u64,
+    lost: u64,
+    duplicated: u64,
+    deliveries_per_s: f64,
+    latency_ms: Percentiles,
+    server_cpu_s: Option<f64>,
+    server_cpu_us_per_delivery: Option<f64>,
+    server_peak_rss_mib: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+/// What a fan-out client does once logged in: read until told to stop, measuring.
+async fn read_messages(
+    mut reader: FrameReader<TcpStream, ServerFrame>,
+    stopped: async_channel::Receiver<()>,
+    delivered: Arc<AtomicU64>,
+) -> Received {
+    let mut got = Received::new();
+    loop {
+        // A closed channel stops the readers: no timer per read, timers cost the reactor.
+        let next = future::or(async { Some(reader.next().await) }, async {
+            let _ = stopped.recv().await;
+            None
+        })
+        .await;
+        match next {
+            Some(Some(Ok(ServerFrame::Message { text, .. }))) => {
+                got.message(&text, now_ns());
+                delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Some(Ok(ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }))) => got.rate_limited += 1,
+            Some(Some(Ok(_) | Err(ReadError::Decode(_)))) => {}
+            None | Some(None | Some(Err(_))) => return got,
+        }
+    }
+}
+
+/// Posts `rate × duration` messages from the first `senders` writers, spread evenly over
+/// time; returns how many were sent and how long it took.
+async fn post(writers: &[TcpStream], args: &FanoutArgs) -> (u64, f64) {
+    let total = (args.rate * args.duration).round() as u64;
+    let pad = "x".repeat(args.text_size.saturating_sub(24));
+    let bar = progress(total as usize, "posting");
+    let started = Instant::now();
+    let sent = Arc::new(AtomicU64::new(0));
+    let senders = args.senders as u64;
+    let rate = args.rate;
+    let posting: Vec<_> = writers[..args.senders]
+        .iter()
+        .enumerate()
+        .map(|(s, stream)| {
+            let (mut stream, sent, pad, bar) =
+                (stream.clone(), sent.clone(), pad.clone(), bar.clone());
+            spawn(async move {
+                // Post n is due at n / rate, so the senders take turns instead of firing
+                // together.
+                let mut post = s as u64;
+                while post < total {
+                    Timer::at(started + Duration::from_secs_f64(post as f64 / rate)).await;
+                    let frame = Frame::encode(&ClientFrame::Say {
+                        text: format!("p{post} {} {pad}", now_ns()),
+                        id: None,
+                    });
+                    if stream.write_all(frame.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    bar.inc(1);
+                    post += senders;
+                }
+            })
+        })
+        .collect();
+    for task in posting {
+        task.await;
+    }
+    bar.finish_and_clear();
+    (
+        sent.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+/// Waits until `expected` deliveries arrived, or nothing more did for three seconds.
+async fn drain(delivered: &AtomicU64, expected: u64) {
+    let mut last = delivered.load(Ordering::Relaxed);
+    let mut quiet_since = Instant::now();
+    while last < expected && quiet_since.elapsed() < Duration::from_secs(3) {
+        Timer::after(Duration::from_millis(20)).await;
+        let now = delivered.load(Ordering::Relaxed);
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        }
+    }
+}
+
+async fn fanout(args: FanoutArgs) -> Result<(), String> {
+    if args.senders == 0 || args.senders > args.clients {
+        return Err("--senders must be between 1 and --clients".into());
+    }
+    let bar = progress(args.clients + args.stalled, "connecting");
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let (writers_tx, writers_rx) = async_channel::unbounded();
+    let readers = {
+        let (stopped, delivered) = (stopped.clone(), delivered.clone());
+        ramp_up(
+            0,
+            args.clients,
+            args.ramp,
+            args.addr,
+            &bar,
+            move |i, stream, reader| {
+                let _ = writers_tx.try_send((i, stream));
+                read_messages(reader, stopped.clone(), delivered.clone())
+            },
+        )
+        .await?
+    };
+    let mut writers: Vec<(usize, TcpStream)> =
+        std::iter::from_fn(|| writers_rx.try_recv().ok()).collect();
+    writers.sort_by_key(|(i, _)| *i);
+    let writers: Vec<TcpStream> = writers.into_iter().map(|(_, s)| s).collect();
+    // The stalled clients log in last and never read again.
+    let stalled = ramp_up(
+        args.clients,
+        args.stalled,
+        args.ramp,
+        args.addr,
+        &bar,
+        move |_, stream, _| {
+            let stopped = stopped.clone();
+            async move {
+                let _ = stopped.recv().await;
+                drop(stream);
+            }
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    Timer::after(Duration::from_secs_f64(args.settle)).await;
+
+    let cpu_before = args.server_pid.and_then(cpu_seconds);
+    let started = Instant::now();
+    let (posts_sent, sending_time) = post(&writers, &args).await;
+    drain(&delivered, posts_sent * args.clients as u64).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = args.server_pid.and_then(cpu_seconds);
+    drop(stop);
+    for task in stalled {
+        task.await;
+    }
+    let mut latency = Received::new().latency;
+    let (mut received, mut duplicated, mut rate_limited) = (0, 0, 0);
+    for task in readers {
+        let r = task.await;
+        latency.add(&r.latency).map_err(|e| e.to_string())?;
+        received += r.unique;
+        duplicated += r.duplicates;
+        rate_limited += r.rate_limited;
+    }
+    let expected = posts_sent.saturating_sub(rate_limited) * args.clients as u64;
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1e6;
+    let server_cpu = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
+    let summary = FanoutSummary {
+        clients: args.clients,
+        senders: args.senders,
+        stalled: args.stalled,
+        target_rate: args.rate,
+        duration_s: sending_time,
+        text_size: args.text_size,
+        posts_sent,
+        posts_rate_limited: rate_limited,
+        deliveries_expected: expected,
+        deliveries_received: received,
+        lost: expected.saturating_sub(received),
+        duplicated,
+        deliveries_per_s: received as f64 / elapsed,
+        latency_ms: Percentiles {
+            p50: ms(0.5),
+            p90: ms(0.9),
+            p99: ms(0.99),
+            p999: ms(0.999),
+            max: latency.max() as f64 / 1e6,
+        },
+        server_cpu_s: server_cpu,
+        server_cpu_us_per_delivery: server_cpu.map(|c| c * 1e6 / received.max(1) as f64),
+        server_peak_rss_mib: args
+            .server_pid
+            .and_then(|pid| status_bytes(pid, "VmHWM:"))
+            .map(|b| b as f64 / (1024.0 * 1024.0)),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_fanout(&summary);
+    }
+    if summary.lost > 0 || summary.duplicated > 0 {
+        return Err(format!(
+            "{} lost, {} duplicated",
+            summary.lost, summary.duplicated
+        ));
+    }
+    Ok(())
+}
+
+fn print_fanout(s: &FanoutSummary) {
+    println!(
+        "clients connected     {} ({} posting, {} stalled)",
+        s.clients, s.senders, s.stalled
+    );
+    println!(
+        "posts sent            {} in {:.2} s (target {}/s), {} rate-limited",
+        s.posts_sent, s.duration_s, s.target_rate, s.posts_rate_limited
+    );
+    println!("deliveries expected   {}", s.deliveries_expected);
+    println!("deliveries received   {}", s.deliveries_received);
+    println!("lost / duplicated     {} / {}", s.lost, s.duplicated);
+    println!("deliveries per second {:.0}", s.deliveries_per_s);
+    let l = &s.latency_ms;
+    println!(
+        "latency ms            p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        l.p50, l.p90, l.p99, l.p999, l.max
+    );
+    if let (Some(cpu), Some(per)) = (s.server_cpu_s, s.server_cpu_us_per_delivery) {
+        println!("server cpu            {cpu:.2} s, {per:.3} us per delivery");
+    }
+    if let Some(rss) = s.server_peak_rss_mib {
+        println!("server peak rss       {rss:.1} MiB");
+    }
+}
+
+#[derive(Serialize)]
+struct IdleSummary {
+    clients: usize,
+    server_rss_before_mib: Option<f64>,
+    server_rss_after_mib: Option<f64>,
+    server_bytes_per_connection: Option<f64>,
+}
+
+async fn idle(args: IdleArgs) -> Result<(), String> {
+    let before = args.server_pid.and_then(|p| status_bytes(p, "VmRSS:"));
+    let bar = progress(args.clients, "connecting");
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let tasks = ramp_up(
+        0,
+        args.clients,
+        args.ramp,
+        args.addr,
+        &bar,
+        move |_, stream, _| {
+            let stopped = stopped.clone();
+            // Read and drop everything (the joins of everyone after us), without decoding.
+            // True if the connection was still open when told to stop.
+            async move {
+                let mut stream = stream;
+                let mut buf = vec![0u8; 64 * 1024];
+                let read = async {
+                    while let Ok(1..) = stream.read(&mut buf).await {}
+                    false
+                };
+                future::or(read, async {
+                    let _ = stopped.recv().await;
+                    true
+                })
+                .await
+            }
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    Timer::after(Duration::from_secs_f64(args.hold)).await;
+    let after = args.server_pid.and_then(|p| status_bytes(p, "VmRSS:"));
+    drop(stop);
+    let mut alive = 0;
+    for task in tasks {
+        alive += usize::from(task.await);
+    }
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let summary = IdleSummary {
+        clients: alive,
+        server_rss_before_mib: before.map(mib),
+        server_rss_after_mib: after.map(mib),
+        server_bytes_per_connection: before
+            .zip(after)
+            .map(|(b, a)| (a.saturating_sub(b)) as f64 / args.clients as f64),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("connections held      {}", summary.clients);
+        if let (Some(b), Some(a), Some(per)) = (
+            summary.server_rss_before_mib,
+            summary.server_rss_after_mib,
+            summary.server_bytes_per_connection,
+        ) {
+            println!("server rss            {b:.1} MiB before, {a:.1} MiB with them");
+            println!("server memory         {per:.0} bytes per connection");
+        }
+    }
+    Ok(())
+}
