@@ -38,10 +38,21 @@ pub struct Target {
 }
 
 /// What the app asks of the connection.
-#[derive(Debug, Clone)]
-enum Command {
-    Say { id: String, text: String },
-    History { before: u64 },
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Post a message under an id.
+    Say {
+        /// The post's id.
+        id: String,
+        /// The text.
+        text: String,
+    },
+    /// Ask for older events.
+    History {
+        /// Before this seq.
+        before: u64,
+    },
+    /// Leave.
     Bye,
 }
 
@@ -50,6 +61,13 @@ enum Command {
 pub struct Handle(Sender<Command>);
 
 impl Handle {
+    /// A handle attached to no connection: what it is asked lands in the receiver (for
+    /// tests and benchmarks of the screens).
+    pub fn detached() -> (Self, Receiver<Command>) {
+        let (tx, rx) = async_channel::unbounded();
+        (Self(tx), rx)
+    }
+
     /// Posts `text` under `id` (see [`new_post_id`]); it waits in the outbox until sent.
     pub fn say(&self, id: String, text: String) {
         let _ = self.0.try_send(Command::Say { id, text });
@@ -79,6 +97,8 @@ pub struct Session {
     pub name: String,
     /// Everyone online.
     pub users: Vec<String>,
+    /// The newest seq before this login: events up to it are replay, later ones live.
+    pub seq: u64,
     /// The server's limits.
     pub limits: Limits,
     /// Whether this login resumed an earlier one (same epoch, with `since`).
@@ -399,7 +419,7 @@ impl Worker {
             ServerFrame::Welcome {
                 name,
                 users,
-                seq: _,
+                seq,
                 oldest,
                 epoch,
                 token,
@@ -417,6 +437,7 @@ impl Worker {
                 self.emit(Event::LoggedIn(Session {
                     name,
                     users,
+                    seq,
                     limits,
                     resumed: same_epoch,
                     missed,

@@ -1,2 +1,39 @@
-//! `client` binary.
-fn main() {}
+//! `client`: the desktop chat client.
+
+use argh::FromArgs;
+use chat_client::app::App;
+use tracing_subscriber::EnvFilter;
+
+/// A desktop chat client.
+#[derive(FromArgs)]
+struct Args {
+    /// server address as host:port (default: 127.0.0.1:60000)
+    #[argh(option, default = "String::from(\"127.0.0.1:60000\")")]
+    server: String,
+    /// name to log in with
+    #[argh(option, default = "String::new()")]
+    name: String,
+    /// log in at once instead of waiting on the Login screen
+    #[argh(switch)]
+    connect: bool,
+}
+
+fn main() -> iced::Result {
+    let args: Args = argh::from_env();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    iced::application(
+        move || App::new(&args.name, &args.server, args.connect),
+        App::update,
+        App::view,
+    )
+    .title(App::title)
+    .subscription(App::subscription)
+    .exit_on_close_request(false)
+    .window_size((900.0, 620.0))
+    .run()
+}

@@ -513,24 +513,60 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
     for task in stalled {
         task.await;
     }
+    let mut results = Vec::with_capacity(readers.len());
+    for task in readers {
+        results.push(task.await);
+    }
+    let run = Run {
+        posts_sent,
+        sending_time,
+        elapsed,
+        server_cpu: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
+    };
+    let summary = summarize(&args, &run, &results)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_fanout(&summary);
+    }
+    if summary.lost > 0 || summary.duplicated > 0 {
+        return Err(format!(
+            "{} lost, {} duplicated",
+            summary.lost, summary.duplicated
+        ));
+    }
+    Ok(())
+}
+
+/// What a posting run measured, besides the readers.
+struct Run {
+    posts_sent: u64,
+    sending_time: f64,
+    elapsed: f64,
+    server_cpu: Option<f64>,
+}
+
+fn summarize(args: &FanoutArgs, run: &Run, results: &[Received]) -> Result<FanoutSummary, String> {
     let mut latency = Received::new().latency;
     let (mut received, mut duplicated, mut rate_limited) = (0, 0, 0);
-    for task in readers {
-        let r = task.await;
+    for r in results {
         latency.add(&r.latency).map_err(|e| e.to_string())?;
         received += r.unique;
         duplicated += r.duplicates;
         rate_limited += r.rate_limited;
     }
+    let (posts_sent, elapsed, server_cpu) = (run.posts_sent, run.elapsed, run.server_cpu);
     let expected = posts_sent.saturating_sub(rate_limited) * args.clients as u64;
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1e6;
-    let server_cpu = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
-    let summary = FanoutSummary {
+    Ok(FanoutSummary {
         clients: args.clients,
         senders: args.senders,
         stalled: args.stalled,
         target_rate: args.rate,
-        duration_s: sending_time,
+        duration_s: run.sending_time,
         text_size: args.text_size,
         posts_sent,
         posts_rate_limited: rate_limited,
@@ -552,22 +588,7 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
             .server_pid
             .and_then(|pid| status_bytes(pid, "VmHWM:"))
             .map(|b| b as f64 / (1024.0 * 1024.0)),
-    };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&summary).map_err(|e| e.to_string())?
-        );
-    } else {
-        print_fanout(&summary);
-    }
-    if summary.lost > 0 || summary.duplicated > 0 {
-        return Err(format!(
-            "{} lost, {} duplicated",
-            summary.lost, summary.duplicated
-        ));
-    }
-    Ok(())
+    })
 }
 
 fn print_fanout(s: &FanoutSummary) {

@@ -1,0 +1,5 @@
+//! The two screens. Each has its own `Message`, an `update` that may hand an `Action` to the
+//! app, and a `view`.
+
+pub mod chat;
+pub mod login;
