@@ -134,7 +134,7 @@ impl App {
                 };
                 self.screen =
                     Screen::Chat(chat::Chat::new(&target.server, &session, handle.clone()));
-                return chat::Chat::focus();
+                return chat::Chat::focus().map(Message::Chat);
             }
             (Screen::Login(_), Event::Frame(_) | Event::Disconnected { .. }) => {}
             (Screen::Chat(chat), Event::LoggedIn(session)) => chat.logged_in(&session),

@@ -89,6 +89,8 @@ pub enum Message {
     ShowOlder,
     /// Dismissed a failed post.
     Dismiss(String),
+    /// Put the cursor in the input (sent once the screen is up).
+    Focus,
 }
 
 /// The Chat screen's state.
@@ -137,9 +139,10 @@ impl Chat {
         chat
     }
 
-    /// Focuses the input.
-    pub fn focus<T>() -> Task<T> {
-        operation::focus(INPUT)
+    /// Focuses the input once the screen has been built: an operation issued in the same
+    /// update that creates the screen would look for the input in the old one.
+    pub fn focus() -> Task<Message> {
+        Task::done(Message::Focus)
     }
 
     /// The header's status.
@@ -309,6 +312,7 @@ impl Chat {
                 }
             }
             Message::Dismiss(id) => self.pending.retain(|p| p.id != id),
+            Message::Focus => return operation::focus(INPUT),
         }
         Task::none()
     }

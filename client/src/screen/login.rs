@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chat_shared::Name;
-use iced::widget::{button, column, container, row, text, text_input};
+use iced::widget::{button, column, container, text, text_input};
 use iced::{Center, Element, Fill, Task};
 
 use crate::connection::Target;
@@ -216,14 +216,13 @@ impl Login {
 }
 
 fn waiting(status: String) -> Element<'static, Message> {
-    row![
+    column![
         text(status),
         button("Cancel")
             .on_press(Message::Cancel)
             .style(button::secondary),
     ]
-    .spacing(12)
-    .align_y(Center)
+    .spacing(8)
     .into()
 }
 

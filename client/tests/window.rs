@@ -1,0 +1,267 @@
+//! The real window: `client --name gui --connect` under Xvfb (tiny-skia), driven the way a
+//! user would with xdotool and a window manager, watched by a headless client.
+//!
+//! Server: in-process on port 0 with the flag defaults (flood control on). Needs Xvfb,
+//! openbox, xdotool, wmctrl, xwd and `ImageMagick` (`.ci/deps` installs them). The
+//! screenshot lands in `target/artifacts/chat-window.png`.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chat_server::{Config, Running};
+use chat_shared::limits::MAX_SERVER_FRAME;
+use chat_shared::{ClientFrame, Frame, FrameReader, LeaveReason, PROTOCOL_VERSION, ServerFrame};
+use futures_lite::{AsyncWriteExt, future};
+use smol::Timer;
+use smol::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A child process killed when the test ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn need(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(found, "{tool} is missing: run .ci/deps first");
+}
+
+/// Starts Xvfb on a free display; returns it and the display name.
+fn xvfb() -> (Proc, String) {
+    use std::io::Read;
+    let mut child = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1024x700x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb starts");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut number = String::new();
+    let mut byte = [0u8; 1];
+    // Xvfb writes the display number and a newline once it is ready.
+    while out.read(&mut byte).is_ok_and(|n| n == 1) && byte[0] != b'\n' {
+        number.push(char::from(byte[0]));
+    }
+    assert!(!number.is_empty(), "Xvfb gave no display");
+    (Proc(child), format!(":{}", number.trim()))
+}
+
+fn x(display: &str, program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+/// Polls an X query until it answers (windows appear asynchronously; X has no event we
+/// can await from here).
+fn wait_for_window(display: &str, title: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = x(display, "xdotool", &["search", "--name", title]);
+        let id = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string);
+        if let Some(id) = id {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no window named {title:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Watcher {
+    reader: FrameReader<TcpStream, ServerFrame>,
+    _writer: TcpStream,
+}
+
+impl Watcher {
+    async fn login(addr: SocketAddr) -> Self {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let hello = ClientFrame::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: "watcher".into(),
+            since: None,
+            epoch: None,
+            token: None,
+        };
+        stream
+            .write_all(Frame::encode(&hello).as_bytes())
+            .await
+            .expect("hello");
+        let reader = FrameReader::new(stream.clone(), MAX_SERVER_FRAME);
+        let mut me = Self {
+            reader,
+            _writer: stream,
+        };
+        let welcome = me.next().await;
+        assert!(
+            matches!(welcome, ServerFrame::Welcome { .. }),
+            "{welcome:?}"
+        );
+        me
+    }
+
+    async fn next(&mut self) -> ServerFrame {
+        future::or(async { self.reader.next().await }, async {
+            Timer::after(WAIT).await;
+            None
+        })
+        .await
+        .expect("a frame in time")
+        .expect("a good frame")
+    }
+
+    async fn until(&mut self, want: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
+        loop {
+            let frame = self.next().await;
+            if want(&frame) {
+                return frame;
+            }
+        }
+    }
+}
+
+/// Clicks into the input bar at the bottom of the window, as a user would before typing.
+/// (Coordinates relative to the window: xdotool's absolute ones count the frame twice.)
+fn click_into_input(display: &str, window: &str) {
+    let geometry = x(
+        display,
+        "xdotool",
+        &["getwindowgeometry", "--shell", window],
+    );
+    let geometry = String::from_utf8_lossy(&geometry.stdout).into_owned();
+    let height: i64 = geometry
+        .lines()
+        .find_map(|l| l.strip_prefix("HEIGHT="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no height in {geometry}"));
+    let click_y = (height - 26).to_string();
+    x(
+        display,
+        "xdotool",
+        &["mousemove", "--window", window, "100", &click_y],
+    );
+    x(display, "xdotool", &["click", "1"]);
+}
+
+/// Keeps a picture of the screen in `target/artifacts/chat-window.png`.
+fn screenshot(display: &str) {
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let shot = artifacts.join("chat-window.png");
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            &format!("xwd -root -silent | convert xwd:- {}", shot.display()),
+        ])
+        .env("DISPLAY", display)
+        .status()
+        .expect("screenshot");
+    assert!(status.success() && shot.exists(), "no screenshot");
+}
+
+/// Waits, bounded, for the client to exit by itself.
+async fn exited(client: &mut smol::process::Child) -> std::process::ExitStatus {
+    future::or(
+        async { client.status().await.expect("client status") },
+        async {
+            Timer::after(WAIT).await;
+            panic!("the client did not exit");
+        },
+    )
+    .await
+}
+
+#[test]
+fn the_window_joins_sends_and_quits() {
+    for tool in ["Xvfb", "openbox", "xdotool", "wmctrl", "xwd", "convert"] {
+        need(tool);
+    }
+    let server = Running::start(Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        threads: 2,
+        ..Config::default()
+    })
+    .expect("server");
+    let addr = server.addr();
+    let (_xvfb, display) = xvfb();
+    let _wm = Proc(
+        Command::new("openbox")
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openbox"),
+    );
+    smol::block_on(async {
+        let mut watcher = Watcher::login(addr).await;
+        let mut client = smol::process::Command::new(env!("CARGO_BIN_EXE_client"))
+            .args(["--server", &addr.to_string(), "--name", "gui", "--connect"])
+            .env("DISPLAY", &display)
+            .env("ICED_BACKEND", "tiny-skia")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("client starts");
+        watcher
+            .until(|f| matches!(f, ServerFrame::Joined { name, .. } if name == "gui"))
+            .await;
+        let window = wait_for_window(&display, "gui on");
+        x(&display, "xdotool", &["windowactivate", "--sync", &window]);
+        click_into_input(&display, &window);
+        x(
+            &display,
+            "xdotool",
+            &["type", "--delay", "15", "hello from the window"],
+        );
+        x(&display, "xdotool", &["key", "Return"]);
+        let said = watcher
+            .until(|f| matches!(f, ServerFrame::Message { from, .. } if from == "gui"))
+            .await;
+        assert!(
+            matches!(&said, ServerFrame::Message { text, id: Some(_), .. } if text == "hello from the window"),
+            "{said:?}"
+        );
+        screenshot(&display);
+        // Close it as a user does: the window manager asks (WM_DELETE_WINDOW).
+        x(&display, "wmctrl", &["-c", "gui on"]);
+        let left = watcher
+            .until(|f| matches!(f, ServerFrame::Left { name, .. } if name == "gui"))
+            .await;
+        assert!(
+            matches!(
+                left,
+                ServerFrame::Left {
+                    reason: LeaveReason::Quit,
+                    ..
+                }
+            ),
+            "closing the window must say bye: {left:?}"
+        );
+        let status = exited(&mut client).await;
+        assert!(status.success(), "client exited with {status}");
+    });
+}
