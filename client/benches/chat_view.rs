@@ -53,3 +53,14 @@ fn view_and_layout(bencher: Bencher, messages: u64) {
         divan::black_box(ui);
     });
 }
+
+/// The same simulator around an empty view: what creating the headless renderer costs,
+/// to subtract from the figures above.
+#[divan::bench(sample_count = 30)]
+fn baseline_empty_view(bencher: Bencher) {
+    bencher.bench_local(|| {
+        let empty: iced::Element<'_, ()> = iced::widget::Space::new().into();
+        let ui = iced_test::simulator(empty);
+        divan::black_box(ui);
+    });
+}
