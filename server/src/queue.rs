@@ -170,14 +170,15 @@ async fn write_all<W: AsyncWrite + Unpin>(out: &mut W, batch: &[Item]) -> io::Re
     }
     let (mut index, mut offset) = (0, 0);
     while index < batch.len() {
-        let mut slices = [IoSlice::new(&[]); MAX_BATCH];
-        let mut n = 0;
-        for (i, (frame, _)) in batch[index..].iter().enumerate() {
-            let start = if i == 0 { offset } else { 0 };
-            slices[n] = IoSlice::new(&frame.as_bytes()[start..]);
-            n += 1;
-        }
-        let mut written = out.write_vectored(&slices[..n]).await?;
+        // On the heap, and only while writing: an idle connection's task stays small.
+        let slices: Vec<IoSlice<'_>> = batch[index..]
+            .iter()
+            .enumerate()
+            .map(|(i, (frame, _))| {
+                IoSlice::new(&frame.as_bytes()[if i == 0 { offset } else { 0 }..])
+            })
+            .collect();
+        let mut written = out.write_vectored(&slices).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

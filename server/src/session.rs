@@ -305,7 +305,9 @@ impl<'a> Session<'a> {
             Err(err) => return self.bad_frame(err.to_string()),
         };
         if !self.logged_in {
-            return self.login(frame).await;
+            // Boxed: the login runs once, and its state should not stay in every
+            // connection's task for the rest of its life.
+            return Box::pin(self.login(frame)).await;
         }
         if let ClientFrame::Hello { .. } = frame {
             return self.bad_frame("already logged in: hello comes once".into());
