@@ -665,11 +665,9 @@ mod tests {
 
     fn limits(rate: u32, burst: u32) -> Limits {
         Limits {
-            max_frame: 16384,
-            max_text: 4096,
-            max_name: 32,
             rate,
             burst,
+            ..Limits::default()
         }
     }
 

@@ -81,6 +81,20 @@ pub struct Limits {
     pub burst: u32,
 }
 
+impl Default for Limits {
+    /// The protocol's default limits (what a server announces with default flags).
+    fn default() -> Self {
+        use crate::limits;
+        Self {
+            max_frame: limits::MAX_FRAME as u32,
+            max_text: limits::MAX_TEXT as u32,
+            max_name: limits::MAX_NAME as u32,
+            rate: limits::RATE,
+            burst: limits::BURST,
+        }
+    }
+}
+
 /// A frame sent by the server to a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -151,6 +151,30 @@ impl Client {
         }
     }
 
+    /// Frames until an `error`; returns its code.
+    pub async fn next_error(&mut self) -> chat_shared::ErrorCode {
+        match self
+            .recv_until(|f| matches!(f, ServerFrame::Error { .. }))
+            .await
+            .pop()
+        {
+            Some(ServerFrame::Error { code, .. }) => code,
+            _ => unreachable!("recv_until returns the match last"),
+        }
+    }
+
+    /// Frames until a `left`; returns who left and why.
+    pub async fn next_left(&mut self) -> (String, chat_shared::LeaveReason) {
+        match self
+            .recv_until(|f| matches!(f, ServerFrame::Left { .. }))
+            .await
+            .pop()
+        {
+            Some(ServerFrame::Left { name, reason, .. }) => (name, reason),
+            _ => unreachable!("recv_until returns the match last"),
+        }
+    }
+
     /// Every frame until the server closes the connection (a reset counts as a close).
     pub async fn recv_to_end(&mut self) -> Vec<ServerFrame> {
         let mut seen = Vec::new();

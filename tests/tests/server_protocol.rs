@@ -332,16 +332,7 @@ fn bad_frames_in_a_row_close() {
         let frames = a.recv_to_end().await;
         assert_eq!(frames.len(), 3, "{frames:?}");
         assert!(is_closing(&frames, CloseCode::BadFrame), "{frames:?}");
-        let seen = watcher
-            .recv_until(|f| matches!(f, ServerFrame::Left { .. }))
-            .await;
-        assert!(matches!(
-            seen.last(),
-            Some(ServerFrame::Left {
-                reason: LeaveReason::Kicked,
-                ..
-            })
-        ));
+        assert_eq!(watcher.next_left().await.1, LeaveReason::Kicked);
     });
 }
 
@@ -447,16 +438,7 @@ fn flood_closes() {
                 ..
             }
         )));
-        let seen = watcher
-            .recv_until(|f| matches!(f, ServerFrame::Left { .. }))
-            .await;
-        assert!(matches!(
-            seen.last(),
-            Some(ServerFrame::Left {
-                reason: LeaveReason::Kicked,
-                ..
-            })
-        ));
+        assert_eq!(watcher.next_left().await.1, LeaveReason::Kicked);
     });
 }
 
@@ -531,16 +513,7 @@ fn left_lost() {
         let (mut a, _) = Client::login(server.addr(), "a").await;
         let (b, _) = Client::login(server.addr(), "b").await;
         drop(b);
-        let seen = a
-            .recv_until(|f| matches!(f, ServerFrame::Left { .. }))
-            .await;
-        assert!(matches!(
-            seen.last(),
-            Some(ServerFrame::Left {
-                reason: LeaveReason::Lost,
-                ..
-            })
-        ));
+        assert_eq!(a.next_left().await.1, LeaveReason::Lost);
     });
 }
 

@@ -574,11 +574,8 @@ mod tests {
             users: users.iter().map(ToString::to_string).collect(),
             seq: 10,
             limits: Limits {
-                max_frame: 16384,
                 max_text: 20,
-                max_name: 32,
-                rate: 5,
-                burst: 20,
+                ..Limits::default()
             },
             resumed: false,
             missed: false,

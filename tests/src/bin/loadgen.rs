@@ -115,6 +115,9 @@ fn default_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], chat_shared::limits::DEFAULT_PORT))
 }
 
+/// How often an idle connection pings (the server's default idle timeout is 60 s).
+const KEEP_ALIVE: Duration = Duration::from_secs(20);
+
 /// Connections per source address before moving to the next one.
 const PER_SOURCE: usize = 25_000;
 
@@ -637,16 +640,26 @@ async fn idle(args: IdleArgs) -> Result<(), String> {
         &bar,
         move |_, stream, _| {
             let stopped = stopped.clone();
-            // Read and drop everything (the joins of everyone after us), without decoding.
-            // True if the connection was still open when told to stop.
+            // Read and drop everything (the joins of everyone after us), without decoding,
+            // and ping now and then as a live client would, or the server closes us as
+            // idle. True if the connection was still open when told to stop.
             async move {
-                let mut stream = stream;
+                let (mut reading, mut writing) = (stream.clone(), stream);
                 let mut buf = vec![0u8; 64 * 1024];
                 let read = async {
-                    while let Ok(1..) = stream.read(&mut buf).await {}
+                    while let Ok(1..) = reading.read(&mut buf).await {}
                     false
                 };
-                future::or(read, async {
+                let keep_alive = async {
+                    let ping = Frame::encode(&ClientFrame::Ping { token: None });
+                    loop {
+                        Timer::after(KEEP_ALIVE).await;
+                        if writing.write_all(ping.as_bytes()).await.is_err() {
+                            return false;
+                        }
+                    }
+                };
+                future::or(future::or(read, keep_alive), async {
                     let _ = stopped.recv().await;
                     true
                 })
