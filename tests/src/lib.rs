@@ -69,6 +69,17 @@ pub fn say(text: &str, id: &str) -> ClientFrame {
     }
 }
 
+/// `n` encoded `say` frames with ids `0..n`, as one buffer to send at once.
+pub fn burst_of_says(n: usize, text: &str) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| {
+            Frame::encode(&say(text, &i.to_string()))
+                .as_bytes()
+                .to_vec()
+        })
+        .collect()
+}
+
 /// A headless protocol client.
 pub struct Client {
     reader: FrameReader<TcpStream, ServerFrame>,

@@ -279,13 +279,7 @@ fn names_with_control_or_bidi_characters() {
 fn flooding() {
     survives(test_config(), async |addr| {
         let (mut bad, _) = Client::login(addr, "bad").await;
-        let flood: Vec<u8> = (0..1000)
-            .flat_map(|i| {
-                chat_shared::Frame::encode(&say("spam", &i.to_string()))
-                    .as_bytes()
-                    .to_vec()
-            })
-            .collect();
+        let flood = chat_tests::burst_of_says(1000, "spam");
         let _ = bad.try_send_raw(&flood).await;
         let frames = bad.recv_to_end().await;
         assert!(frames.iter().any(|f| matches!(

@@ -189,7 +189,8 @@ fn rejected_server_full() {
             "{frames:?}"
         );
         drop(b);
-        // The place is given back once the connection is gone.
+        // The place is given back once the connection is gone; like a client, retry after
+        // a pause while the server is still full.
         let mut ok = None;
         for _ in 0..100 {
             let mut d = Client::connect(server.addr()).await;
@@ -198,6 +199,7 @@ fn rejected_server_full() {
                 ok = Some(d);
                 break;
             }
+            smol::Timer::after(Duration::from_millis(50)).await;
         }
         assert!(ok.is_some(), "a place frees up after a disconnect");
     });
@@ -399,13 +401,7 @@ fn rate_zero_turns_flood_control_off() {
     });
     run_for(LIMIT, async {
         let (mut a, _) = Client::login(server.addr(), "a").await;
-        let burst: Vec<u8> = (0..300)
-            .flat_map(|i| {
-                chat_shared::Frame::encode(&say("x", &i.to_string()))
-                    .as_bytes()
-                    .to_vec()
-            })
-            .collect();
+        let burst = chat_tests::burst_of_says(300, "x");
         a.send_raw(&burst).await;
         for _ in 0..300 {
             assert!(matches!(a.recv().await, ServerFrame::Message { .. }));
@@ -421,13 +417,7 @@ fn flood_closes() {
     run_for(LIMIT, async {
         let (mut watcher, _) = Client::login(server.addr(), "watcher").await;
         let (mut a, _) = Client::login(server.addr(), "a").await;
-        let burst: Vec<u8> = (0..400)
-            .flat_map(|i| {
-                chat_shared::Frame::encode(&say("x", &i.to_string()))
-                    .as_bytes()
-                    .to_vec()
-            })
-            .collect();
+        let burst = chat_tests::burst_of_says(400, "x");
         a.send_raw(&burst).await;
         let frames = a.recv_to_end().await;
         assert!(is_closing(&frames, CloseCode::Flood), "{:?}", frames.last());
@@ -603,14 +593,20 @@ fn post_ids_are_deduplicated() {
         a.send(&say("once", "same-id")).await;
         let original = a.recv().await;
         drop(a);
+        // Until the server has noticed the drop, "a" is still online (name_taken).
+        let mut seen = watcher
+            .recv_until(|f| matches!(f, ServerFrame::Left { name, .. } if name == "a"))
+            .await;
         let (mut a, _) = Client::login(server.addr(), "a").await;
         a.send(&say("once", "same-id")).await;
         assert_eq!(a.recv().await, original, "the original comes back");
         a.send(&say("next", "other-id")).await;
         a.recv().await;
-        let seen = watcher
-            .recv_until(|f| matches!(f, ServerFrame::Message { text, .. } if text == "next"))
-            .await;
+        seen.extend(
+            watcher
+                .recv_until(|f| matches!(f, ServerFrame::Message { text, .. } if text == "next"))
+                .await,
+        );
         let onces = seen
             .iter()
             .filter(|f| matches!(f, ServerFrame::Message { text, .. } if text == "once"))
