@@ -22,9 +22,12 @@ fn main() -> iced::Result {
     let args: Args = argh::from_env();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            // winit warns about things only a headless X server lacks (XSETTINGS, screen size).
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("warn,winit=error")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     iced::application(
         move || App::new(&args.name, &args.server, args.connect),
