@@ -69,6 +69,30 @@ pub fn say(text: &str, id: &str) -> ClientFrame {
     }
 }
 
+/// Asserts that the server's last frame was `closing` with `want`.
+pub fn assert_closing(frames: &[ServerFrame], want: chat_shared::CloseCode) {
+    assert!(
+        matches!(frames.last(), Some(ServerFrame::Closing { code, .. }) if *code == want),
+        "wanted closing {want:?}, got {:?}",
+        frames.last()
+    );
+}
+
+/// Asserts that the whole answer was one `rejected` with `want` (and a `retry_after` when
+/// the code says to retry); returns its message.
+pub fn assert_rejected(frames: &[ServerFrame], want: chat_shared::RejectCode) -> &str {
+    match frames {
+        [
+            ServerFrame::Rejected {
+                code,
+                message,
+                retry_after,
+            },
+        ] if *code == want && (retry_after.is_some() || !want.is_transient()) => message,
+        other => panic!("wanted only rejected {want:?}, got {other:?}"),
+    }
+}
+
 /// `n` encoded `say` frames with ids `0..n`, as one buffer to send at once.
 pub fn burst_of_says(n: usize, text: &str) -> Vec<u8> {
     (0..n)

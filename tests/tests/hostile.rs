@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_shared::{ClientFrame, CloseCode, ErrorCode, LeaveReason, RejectCode, ServerFrame};
-use chat_tests::{Client, Config, hello, run_for, say, start, test_config};
+use chat_tests::{
+    Client, Config, assert_closing, assert_rejected, hello, run_for, say, start, test_config,
+};
 use futures_lite::future;
 use smol::Timer;
 
@@ -83,14 +85,6 @@ async fn newcomer(addr: SocketAddr) {
     panic!("the newcomer never got in");
 }
 
-fn last_is_closing(frames: &[ServerFrame], want: CloseCode) {
-    assert!(
-        matches!(frames.last(), Some(ServerFrame::Closing { code, .. }) if *code == want),
-        "wanted closing {want:?}, got {:?}",
-        frames.last()
-    );
-}
-
 fn random_line(rng: &mut fastrand::Rng) -> Vec<u8> {
     let mut line: Vec<u8> = (0..rng.usize(10..200))
         .map(|_| rng.u8(..))
@@ -116,7 +110,7 @@ fn random_bytes() {
                 ..
             }
         )));
-        last_is_closing(&frames, CloseCode::BadFrame);
+        assert_closing(&frames, CloseCode::BadFrame);
     });
 }
 
@@ -128,7 +122,7 @@ fn random_bytes_before_hello() {
         let lines: Vec<u8> = (0..3).flat_map(|_| random_line(&mut rng)).collect();
         bad.send_raw(&lines).await;
         let frames = bad.recv_to_end().await;
-        last_is_closing(&frames, CloseCode::BadFrame);
+        assert_closing(&frames, CloseCode::BadFrame);
     });
 }
 
@@ -154,7 +148,7 @@ fn one_mebibyte_line_without_newline() {
         // The server closes long before the end; the write may fail, that is fine.
         let _ = bad.try_send_raw(&huge).await;
         let frames = bad.recv_to_end().await;
-        last_is_closing(&frames, CloseCode::FrameTooLong);
+        assert_closing(&frames, CloseCode::FrameTooLong);
     });
 }
 
@@ -171,7 +165,7 @@ fn json_nesting_bomb() {
         let mut bomb = b"[".repeat(20_000);
         bomb.push(b'\n');
         bad.send_raw(&bomb).await;
-        last_is_closing(&bad.recv_to_end().await, CloseCode::FrameTooLong);
+        assert_closing(&bad.recv_to_end().await, CloseCode::FrameTooLong);
     });
 }
 
@@ -187,7 +181,7 @@ fn wrong_field_types() {
             assert_eq!(bad.next_error().await, ErrorCode::BadFrame);
         }
         bad.send_raw(b"{\"type\":7}\n").await;
-        last_is_closing(&bad.recv_to_end().await, CloseCode::BadFrame);
+        assert_closing(&bad.recv_to_end().await, CloseCode::BadFrame);
     });
 }
 
@@ -197,16 +191,7 @@ fn say_before_hello() {
         let mut bad = Client::connect(addr).await;
         bad.send(&say("me first", "x")).await;
         let frames = bad.recv_to_end().await;
-        assert!(
-            matches!(
-                frames.as_slice(),
-                [ServerFrame::Rejected {
-                    code: RejectCode::ExpectedHello,
-                    ..
-                }]
-            ),
-            "{frames:?}"
-        );
+        assert_rejected(&frames, RejectCode::ExpectedHello);
     });
 }
 
@@ -233,16 +218,7 @@ fn duplicate_and_confusable_names() {
             let mut bad = Client::connect(addr).await;
             bad.send(&hello(twin)).await;
             let frames = bad.recv_to_end().await;
-            assert!(
-                matches!(
-                    frames.as_slice(),
-                    [ServerFrame::Rejected {
-                        code: RejectCode::NameTaken,
-                        ..
-                    }]
-                ),
-                "{twin}: {frames:?}"
-            );
+            assert_rejected(&frames, RejectCode::NameTaken);
         }
     });
 }
@@ -261,16 +237,7 @@ fn names_with_control_or_bidi_characters() {
             let mut bad = Client::connect(addr).await;
             bad.send(&hello(name)).await;
             let frames = bad.recv_to_end().await;
-            assert!(
-                matches!(
-                    frames.as_slice(),
-                    [ServerFrame::Rejected {
-                        code: RejectCode::InvalidName,
-                        ..
-                    }]
-                ),
-                "{name:?}: {frames:?}"
-            );
+            assert_rejected(&frames, RejectCode::InvalidName);
         }
     });
 }
@@ -289,7 +256,7 @@ fn flooding() {
                 ..
             }
         )));
-        last_is_closing(&frames, CloseCode::Flood);
+        assert_closing(&frames, CloseCode::Flood);
     });
 }
 
@@ -322,7 +289,7 @@ fn a_client_that_never_reads() {
             }
         }
         assert!(kicked);
-        last_is_closing(&stalled.recv_to_end().await, CloseCode::SendQueueFull);
+        assert_closing(&stalled.recv_to_end().await, CloseCode::SendQueueFull);
     });
 }
 
@@ -335,7 +302,7 @@ fn a_client_that_connects_and_says_nothing() {
     };
     survives(config, async |addr| {
         let mut silent = Client::connect(addr).await;
-        last_is_closing(&silent.recv_to_end().await, CloseCode::LoginTimeout);
+        assert_closing(&silent.recv_to_end().await, CloseCode::LoginTimeout);
     });
 }
 
@@ -377,17 +344,7 @@ fn more_connections_than_max_clients() {
         for _ in 0..3 {
             let mut over = Client::connect(addr).await;
             let frames = over.recv_to_end().await;
-            assert!(
-                matches!(
-                    frames.as_slice(),
-                    [ServerFrame::Rejected {
-                        code: RejectCode::ServerFull,
-                        retry_after: Some(_),
-                        ..
-                    }]
-                ),
-                "{frames:?}"
-            );
+            assert_rejected(&frames, RejectCode::ServerFull);
         }
     });
 }

@@ -8,20 +8,11 @@ use std::time::Duration;
 use chat_shared::{
     ClientFrame, CloseCode, ErrorCode, LeaveReason, PROTOCOL_VERSION, RejectCode, ServerFrame,
 };
-use chat_tests::{Client, hello, run_for, say, start, test_config};
+use chat_tests::{
+    Client, assert_closing, assert_rejected, hello, run_for, say, start, test_config,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn is_closing(frames: &[ServerFrame], want: CloseCode) -> bool {
-    matches!(frames.last(), Some(ServerFrame::Closing { code, .. }) if *code == want)
-}
-
-fn rejected_code(frames: &[ServerFrame]) -> Option<RejectCode> {
-    match frames.first() {
-        Some(ServerFrame::Rejected { code, .. }) => Some(*code),
-        _ => None,
-    }
-}
 
 fn welcome_fields(welcome: &ServerFrame) -> (u64, u64, String, String, Vec<String>) {
     match welcome {
@@ -96,12 +87,7 @@ fn rejected_name_taken() {
             let mut c = Client::connect(server.addr()).await;
             c.send(&hello(twin)).await;
             let frames = c.recv_to_end().await;
-            assert_eq!(
-                rejected_code(&frames),
-                Some(RejectCode::NameTaken),
-                "{twin}: {frames:?}"
-            );
-            assert_eq!(frames.len(), 1);
+            assert_rejected(&frames, RejectCode::NameTaken);
         }
     });
 }
@@ -122,18 +108,8 @@ fn rejected_invalid_name() {
             let mut c = Client::connect(server.addr()).await;
             c.send(&hello(name)).await;
             let frames = c.recv_to_end().await;
-            match frames.as_slice() {
-                [
-                    ServerFrame::Rejected {
-                        code: RejectCode::InvalidName,
-                        message,
-                        ..
-                    },
-                ] => {
-                    assert!(message.contains(words), "{name:?}: {message}");
-                }
-                other => panic!("{name:?}: {other:?}"),
-            }
+            let message = assert_rejected(&frames, RejectCode::InvalidName);
+            assert!(message.contains(words), "{name:?}: {message}");
         }
     });
 }
@@ -152,16 +128,10 @@ fn rejected_protocol_and_expected_hello() {
             token: None,
         })
         .await;
-        assert_eq!(
-            rejected_code(&c.recv_to_end().await),
-            Some(RejectCode::UnsupportedProtocol)
-        );
+        assert_rejected(&c.recv_to_end().await, RejectCode::UnsupportedProtocol);
         let mut c = Client::connect(server.addr()).await;
         c.send(&say("before hello", "1")).await;
-        assert_eq!(
-            rejected_code(&c.recv_to_end().await),
-            Some(RejectCode::ExpectedHello)
-        );
+        assert_rejected(&c.recv_to_end().await, RejectCode::ExpectedHello);
     });
 }
 
@@ -177,17 +147,7 @@ fn rejected_server_full() {
         let b = Client::connect(server.addr()).await;
         let mut c = Client::connect(server.addr()).await;
         let frames = c.recv_to_end().await;
-        assert!(
-            matches!(
-                frames.as_slice(),
-                [ServerFrame::Rejected {
-                    code: RejectCode::ServerFull,
-                    retry_after: Some(_),
-                    ..
-                }]
-            ),
-            "{frames:?}"
-        );
+        assert_rejected(&frames, RejectCode::ServerFull);
         drop(b);
         // The place is given back once the connection is gone; like a client, retry after
         // a pause while the server is still full.
@@ -217,17 +177,7 @@ fn rejected_too_many_connections() {
         let _b = Client::connect(server.addr()).await;
         let mut c = Client::connect(server.addr()).await;
         let frames = c.recv_to_end().await;
-        assert!(
-            matches!(
-                frames.as_slice(),
-                [ServerFrame::Rejected {
-                    code: RejectCode::TooManyConnections,
-                    retry_after: Some(_),
-                    ..
-                }]
-            ),
-            "{frames:?}"
-        );
+        assert_rejected(&frames, RejectCode::TooManyConnections);
     });
 }
 
@@ -333,7 +283,7 @@ fn bad_frames_in_a_row_close() {
         a.send_raw(b"{\n\xff\xfe\n[1,2]\n").await;
         let frames = a.recv_to_end().await;
         assert_eq!(frames.len(), 3, "{frames:?}");
-        assert!(is_closing(&frames, CloseCode::BadFrame), "{frames:?}");
+        assert_closing(&frames, CloseCode::BadFrame);
         assert_eq!(watcher.next_left().await.1, LeaveReason::Kicked);
     });
 }
@@ -354,7 +304,7 @@ fn frame_too_long_closes() {
         a.send_raw(format!("{{\"type\":\"say\",\"text\":\"{}\"}}\n", "y".repeat(100)).as_bytes())
             .await;
         let frames = a.recv_to_end().await;
-        assert!(is_closing(&frames, CloseCode::FrameTooLong), "{frames:?}");
+        assert_closing(&frames, CloseCode::FrameTooLong);
     });
 }
 
@@ -420,7 +370,7 @@ fn flood_closes() {
         let burst = chat_tests::burst_of_says(400, "x");
         a.send_raw(&burst).await;
         let frames = a.recv_to_end().await;
-        assert!(is_closing(&frames, CloseCode::Flood), "{:?}", frames.last());
+        assert_closing(&frames, CloseCode::Flood);
         assert!(frames.iter().any(|f| matches!(
             f,
             ServerFrame::Error {
@@ -443,7 +393,7 @@ fn login_timeout() {
         let mut c = Client::connect(server.addr()).await;
         let started = std::time::Instant::now();
         let frames = c.recv_to_end().await;
-        assert!(is_closing(&frames, CloseCode::LoginTimeout), "{frames:?}");
+        assert_closing(&frames, CloseCode::LoginTimeout);
         assert!(started.elapsed() >= Duration::from_millis(150));
     });
 }
@@ -480,7 +430,7 @@ fn idle_timeout() {
             matches!(frames.first(), Some(ServerFrame::Ping { .. })),
             "{frames:?}"
         );
-        assert!(is_closing(&frames, CloseCode::IdleTimeout), "{frames:?}");
+        assert_closing(&frames, CloseCode::IdleTimeout);
         alive
             .send(&ClientFrame::Ping {
                 token: Some("still".into()),
@@ -638,10 +588,7 @@ fn takeover_with_token() {
                 token: Some("nope".into()),
             })
             .await;
-        assert_eq!(
-            rejected_code(&thief.recv_to_end().await),
-            Some(RejectCode::NameTaken)
-        );
+        assert_rejected(&thief.recv_to_end().await, RejectCode::NameTaken);
         let mut new = Client::connect(server.addr()).await;
         new.send(&ClientFrame::Hello {
             protocol: 1,
@@ -654,7 +601,7 @@ fn takeover_with_token() {
         let (_, _, _, _, users) = welcome_fields(&new.recv().await);
         assert_eq!(users, ["a", "watcher"]);
         let frames = old.recv_to_end().await;
-        assert!(is_closing(&frames, CloseCode::Replaced), "{frames:?}");
+        assert_closing(&frames, CloseCode::Replaced);
         new.send(&say("back", "b1")).await;
         let seen = watcher
             .recv_until(|f| matches!(f, ServerFrame::Message { .. }))
@@ -702,11 +649,7 @@ fn send_queue_full() {
         }
         assert!(kicked, "the stalled member was closed");
         let frames = stalled.recv_to_end().await;
-        assert!(
-            is_closing(&frames, CloseCode::SendQueueFull),
-            "{:?}",
-            frames.last()
-        );
+        assert_closing(&frames, CloseCode::SendQueueFull);
     });
 }
 
