@@ -166,7 +166,7 @@ struct Post {
 
 /// Posts not yet acknowledged by the server, oldest first.
 #[derive(Debug, Default)]
-pub struct Outbox {
+struct Outbox {
     posts: VecDeque<Post>,
     /// The local token bucket that paces sending to the server's rate.
     tokens: f64,
@@ -176,16 +176,6 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Number of posts waiting.
-    pub fn len(&self) -> usize {
-        self.posts.len()
-    }
-
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.posts.is_empty()
-    }
-
     fn push(&mut self, id: String, text: String) {
         if !self.posts.iter().any(|p| p.id == id) {
             self.posts.push_back(Post {
@@ -699,6 +689,6 @@ mod tests {
         // After a reconnect everything unacknowledged goes again, in order.
         outbox.resend_all(&l, t0 + Duration::from_secs(2));
         assert_eq!(ids(outbox.due(&l, t0 + Duration::from_secs(2))), ["1", "2"]);
-        assert_eq!(outbox.len(), 3);
+        assert_eq!(outbox.posts.len(), 3);
     }
 }

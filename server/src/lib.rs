@@ -12,4 +12,4 @@ mod server;
 mod session;
 
 pub use config::{Args, Config, ConfigError, Seconds};
-pub use server::{Running, Server, Signal, run_blocking};
+pub use server::{Running, Server, run_blocking};

@@ -21,7 +21,7 @@ use crate::session;
 
 /// A one-way signal that many tasks can wait for.
 #[derive(Debug, Default)]
-pub struct Signal {
+pub(crate) struct Signal {
     raised: AtomicBool,
     event: Event,
 }

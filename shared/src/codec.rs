@@ -332,9 +332,4 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub fn get_ref(&self) -> &W {
         &self.writer
     }
-
-    /// Gives the underlying stream back.
-    pub fn into_inner(self) -> W {
-        self.writer
-    }
 }

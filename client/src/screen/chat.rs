@@ -145,11 +145,6 @@ impl Chat {
         Task::done(Message::Focus)
     }
 
-    /// The header's status.
-    pub fn status(&self) -> &Status {
-        &self.status
-    }
-
     /// The entries held.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()

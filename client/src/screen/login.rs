@@ -86,11 +86,6 @@ impl Login {
         iced::widget::operation::focus(NAME_INPUT)
     }
 
-    /// The phase, for the app and tests.
-    pub fn phase(&self) -> &Phase {
-        &self.phase
-    }
-
     /// Checks the form; on success the app connects to the returned target.
     pub fn submit(&mut self) -> Action {
         if !matches!(self.phase, Phase::Form { .. }) {
