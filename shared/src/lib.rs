@@ -11,7 +11,7 @@ pub mod text;
 pub use codec::{
     DecodeError, Decoder, Frame, FrameReader, FrameWriter, ReadError, WireFrame, decode_line,
 };
-pub use name::{Name, NameError, NameKeys};
+pub use name::{Name, NameError, NameKeys, fold};
 pub use protocol::{
     ClientFrame, CloseCode, ErrorCode, LeaveReason, Limits, PROTOCOL_VERSION, RejectCode,
     ServerFrame,

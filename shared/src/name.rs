@@ -178,11 +178,16 @@ pub struct NameKeys {
     pub skeleton: String,
 }
 
+/// Case-folds `text` and normalises the result (NFC): the form in which names are compared,
+/// and in which a client looks for its own name in a message.
+pub fn fold(text: &str) -> String {
+    // Folding can undo normalisation (`ß` + U+0301 folds to `ss` + U+0301, while `Ś`
+    // folds to the precomposed `ś`), so the result is normalised again.
+    caseless::default_case_fold_str(text).nfc().collect()
+}
+
 impl NameKeys {
     fn of(name: &str) -> Self {
-        // Folding can undo normalisation (`ß` + U+0301 folds to `ss` + U+0301, while `Ś`
-        // folds to the precomposed `ś`), so each key is normalised again afterwards.
-        let fold = |s: &str| caseless::default_case_fold_str(s).nfc().collect::<String>();
         let skeleton: String = unicode_security::skeleton(name).collect();
         Self {
             folded: fold(name),
