@@ -1,10 +1,14 @@
-//! The application: which screen shows, the connection subscription, and quitting.
+//! The application: which screen shows, the connection subscription, the keyboard, the
+//! settings, and quitting.
 
 use iced::futures::{SinkExt, Stream};
-use iced::{Element, Subscription, Task, window};
+use iced::keyboard::{self, key};
+use iced::widget::operation;
+use iced::{Element, Subscription, Task, Theme, event, system, window};
 
 use crate::connection::{self, Event, Handle, Target};
 use crate::screen::{chat, login};
+use crate::settings::{Settings, ThemeChoice};
 
 /// How long closing the window waits for `bye` to be written and acknowledged.
 pub const QUIT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -16,11 +20,32 @@ pub struct App {
     target: Option<Target>,
     handle: Option<Handle>,
     quitting: bool,
+    settings: Settings,
+    /// The desktop's light or dark setting, for [`ThemeChoice::System`].
+    system_dark: bool,
+    /// The theme in use, from the two above.
+    theme: Theme,
+    /// Links the app opened (unit tests only: they open nothing).
+    #[cfg(test)]
+    pub(crate) opened: Vec<String>,
 }
 
 enum Screen {
     Login(login::Login),
-    Chat(chat::Chat),
+    Chat(Box<chat::Chat>),
+}
+
+/// A key press no widget took (or Escape, which a field takes to let go of the focus).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    /// The key.
+    pub key: keyboard::Key,
+    /// The modifiers held.
+    pub modifiers: keyboard::Modifiers,
+    /// The text it types, if any.
+    pub text: Option<String>,
+    /// A widget took it already.
+    pub captured: bool,
 }
 
 /// Everything that can happen.
@@ -32,6 +57,10 @@ pub enum Message {
     Chat(chat::Message),
     /// From the connection.
     Connection(Event),
+    /// A key that no widget took.
+    Key(Key),
+    /// The desktop switched between light and dark.
+    SystemTheme(bool),
     /// The user asked to close the window.
     CloseRequested,
     /// Time to go.
@@ -46,13 +75,33 @@ impl App {
             Some(login::Action::Connect(target)) => Some(target),
             _ => None,
         };
-        let app = Self {
+        let mut app = Self {
             screen: Screen::Login(login),
             target,
             handle: None,
             quitting: false,
+            settings: Settings::load(),
+            system_dark: false,
+            theme: Theme::Light,
+            #[cfg(test)]
+            opened: Vec::new(),
         };
-        (app, login::Login::focus())
+        app.refresh_theme();
+        let system = system::theme().map(|mode| Message::SystemTheme(is_dark(mode)));
+        (app, Task::batch([login::Login::focus(), system]))
+    }
+
+    /// The Chat screen, once logged in.
+    pub fn chat_screen(&self) -> Option<&chat::Chat> {
+        match &self.screen {
+            Screen::Chat(chat) => Some(chat),
+            Screen::Login(_) => None,
+        }
+    }
+
+    /// The remembered settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The window title.
@@ -64,6 +113,20 @@ impl App {
                 None => "Chat".into(),
             },
         }
+    }
+
+    /// The theme: the one chosen, or the desktop's.
+    pub fn theme(&self) -> Theme {
+        self.theme.clone()
+    }
+
+    fn refresh_theme(&mut self) {
+        let dark = match self.settings.theme {
+            ThemeChoice::System => self.system_dark,
+            ThemeChoice::Light => false,
+            ThemeChoice::Dark => true,
+        };
+        self.theme = if dark { Theme::Dark } else { Theme::Light };
     }
 
     /// Handles a message.
@@ -80,11 +143,14 @@ impl App {
                 }
                 Task::none()
             }
-            Message::Chat(message) => match &mut self.screen {
-                Screen::Chat(chat) => chat.update(message).map(Message::Chat),
-                Screen::Login(_) => Task::none(),
-            },
+            Message::Chat(message) => self.chat(message),
             Message::Connection(event) => self.connection(event),
+            Message::Key(key) => self.key(key),
+            Message::SystemTheme(dark) => {
+                self.system_dark = dark;
+                self.refresh_theme();
+                Task::none()
+            }
             Message::CloseRequested => {
                 match (&self.handle, self.quitting) {
                     (Some(handle), false) => {
@@ -97,6 +163,106 @@ impl App {
                 }
             }
             Message::Exit => iced::exit(),
+        }
+    }
+
+    fn chat(&mut self, message: chat::Message) -> Task<Message> {
+        let Screen::Chat(chat) = &mut self.screen else {
+            return Task::none();
+        };
+        let (task, action) = chat.update(message);
+        match action {
+            chat::Action::None => {}
+            chat::Action::OpenLink(url) => self.open_link(&url),
+            chat::Action::Change(change) => {
+                match change {
+                    chat::Change::ToggleMembers => {
+                        self.settings.show_members = !self.settings.show_members;
+                    }
+                    chat::Change::Theme(choice) => self.settings.theme = choice,
+                    chat::Change::HidePresenceAbove(members) => {
+                        self.settings.hide_presence_above = members;
+                    }
+                }
+                self.settings.save();
+                self.refresh_theme();
+            }
+        }
+        task.map(Message::Chat)
+    }
+
+    /// A key no widget took: Tab between the Login fields, Escape to cancel; in the chat,
+    /// typing goes to the input, Ctrl+C copies the log's selection, paging keys scroll.
+    fn key(
+        &mut self,
+        Key {
+            key,
+            modifiers,
+            text,
+            captured,
+        }: Key,
+    ) -> Task<Message> {
+        use keyboard::Key::Named;
+        match &mut self.screen {
+            // Only Escape comes through captured, and only the Login screen wants it: the
+            // field that let go of the focus must not cost a second press to cancel.
+            Screen::Chat(_) if captured => Task::none(),
+            Screen::Login(login) => match key {
+                Named(key::Named::Tab) if modifiers.shift() => operation::focus_previous(),
+                Named(key::Named::Tab) => operation::focus_next(),
+                Named(key::Named::Escape) => {
+                    if login.update(login::Message::Cancel) == login::Action::Cancel {
+                        self.disconnect();
+                    }
+                    Task::none()
+                }
+                _ => Task::none(),
+            },
+            Screen::Chat(_) => {
+                let chat_message = match key.as_ref() {
+                    Named(key::Named::Escape) => Some(chat::Message::Escape),
+                    Named(key::Named::F1) => Some(chat::Message::Help(true)),
+                    Named(key::Named::PageUp) => Some(chat::Message::ScrollLog(
+                        crate::widget::viewport::Scroll::Pages(-1.0),
+                    )),
+                    Named(key::Named::PageDown) => Some(chat::Message::ScrollLog(
+                        crate::widget::viewport::Scroll::Pages(1.0),
+                    )),
+                    Named(key::Named::Home) if modifiers.command() => Some(
+                        chat::Message::ScrollLog(crate::widget::viewport::Scroll::Top),
+                    ),
+                    Named(key::Named::End) if modifiers.command() => Some(
+                        chat::Message::ScrollLog(crate::widget::viewport::Scroll::Bottom),
+                    ),
+                    Named(key::Named::Enter | key::Named::Backspace) => Some(chat::Message::Focus),
+                    keyboard::Key::Character(c) if modifiers.command() => {
+                        match c.to_lowercase().as_str() {
+                            "c" => Some(chat::Message::Copy),
+                            "v" => Some(chat::Message::Paste),
+                            _ => None,
+                        }
+                    }
+                    _ if modifiers.command() || modifiers.alt() || modifiers.logo() => None,
+                    _ => text
+                        .filter(|t| !t.is_empty() && !t.chars().any(char::is_control))
+                        .map(chat::Message::TypeAhead),
+                };
+                match chat_message {
+                    Some(message) => self.chat(message),
+                    None => Task::none(),
+                }
+            }
+        }
+    }
+
+    /// Opens a web address with the system's opener (in unit tests: remembers it).
+    #[cfg_attr(not(test), allow(clippy::unused_self))]
+    fn open_link(&mut self, url: &str) {
+        #[cfg(test)]
+        self.opened.push(url.to_string());
+        #[cfg(not(test))]
+        if let Err(err) = open::that_detached(url) {
+            tracing::warn!("cannot open {url}: {err}");
         }
     }
 
@@ -121,27 +287,36 @@ impl App {
                     attempt, retry_in, ..
                 },
             ) => login.offline(attempt, retry_in),
-            (
-                Screen::Login(login),
-                Event::Rejected { message, .. } | Event::Ended { reason: message },
-            ) => {
-                login.refused(message);
+            (Screen::Login(login), Event::Rejected { code, message }) => {
+                login.rejected(code, message);
+                self.disconnect();
+            }
+            (Screen::Login(login), Event::Ended { reason }) => {
+                login.refused(reason);
                 self.disconnect();
             }
             (Screen::Login(_), Event::LoggedIn(session)) => {
                 let (Some(handle), Some(target)) = (&self.handle, &self.target) else {
                     return Task::none();
                 };
-                self.screen =
-                    Screen::Chat(chat::Chat::new(&target.server, &session, handle.clone()));
+                self.screen = Screen::Chat(Box::new(chat::Chat::new(
+                    &target.server,
+                    &session,
+                    handle.clone(),
+                )));
                 return chat::Chat::focus().map(Message::Chat);
             }
-            (Screen::Login(_), Event::Frame(_) | Event::Disconnected { .. }) => {}
+            (
+                Screen::Login(_),
+                Event::Frame(_) | Event::History { .. } | Event::Disconnected { .. },
+            ) => {}
             (Screen::Chat(chat), Event::LoggedIn(session)) => chat.logged_in(&session),
             (Screen::Chat(chat), Event::Frame(frame)) => chat.received(frame),
-            (Screen::Chat(chat), Event::Disconnected { .. } | Event::Connecting { .. }) => {
-                chat.reconnecting();
+            (Screen::Chat(chat), Event::History { before, frames }) => chat.history(before, frames),
+            (Screen::Chat(chat), Event::Disconnected { closing, .. }) => {
+                chat.reconnecting(closing);
             }
+            (Screen::Chat(chat), Event::Connecting { .. }) => chat.reconnecting(None),
             (
                 Screen::Chat(chat),
                 Event::Offline {
@@ -152,7 +327,7 @@ impl App {
                 chat.ended(reason);
                 self.disconnect();
             }
-            (Screen::Chat(_), Event::Rejected { message, .. }) => {
+            (Screen::Chat(_), Event::Rejected { code, message }) => {
                 // Refused on a reconnect (the name was taken meanwhile): back to the form.
                 let (name, server) = self
                     .target
@@ -160,7 +335,7 @@ impl App {
                     .map(|t| (t.name.clone(), t.server.clone()))
                     .unwrap_or_default();
                 let mut login = login::Login::new(&name, &server);
-                login.refused(message);
+                login.rejected(code, message);
                 self.screen = Screen::Login(login);
                 self.disconnect();
             }
@@ -172,11 +347,12 @@ impl App {
     pub fn view(&self) -> Element<'_, Message> {
         match &self.screen {
             Screen::Login(login) => login.view().map(Message::Login),
-            Screen::Chat(chat) => chat.view().map(Message::Chat),
+            Screen::Chat(chat) => chat.view(&self.theme, &self.settings).map(Message::Chat),
         }
     }
 
-    /// The connection (while there should be one) and close requests.
+    /// The connection (while there should be one), keys no widget took, the desktop's
+    /// theme, and close requests.
     pub fn subscription(&self) -> Subscription<Message> {
         let connection = match &self.target {
             Some(target) => {
@@ -186,9 +362,42 @@ impl App {
         };
         Subscription::batch([
             connection,
+            event::listen_with(unclaimed_key),
+            system::theme_changes().map(|mode| Message::SystemTheme(is_dark(mode))),
             window::close_requests().map(|_| Message::CloseRequested),
         ])
     }
+}
+
+fn is_dark(mode: iced::theme::Mode) -> bool {
+    matches!(mode, iced::theme::Mode::Dark)
+}
+
+/// Key presses no widget captured, and Escape.
+pub(crate) fn unclaimed_key(
+    event: iced::Event,
+    status: event::Status,
+    _: window::Id,
+) -> Option<Message> {
+    let iced::Event::Keyboard(keyboard::Event::KeyPressed {
+        key,
+        modifiers,
+        text,
+        ..
+    }) = event
+    else {
+        return None;
+    };
+    let captured = status == event::Status::Captured;
+    if captured && key != keyboard::Key::Named(key::Named::Escape) {
+        return None;
+    }
+    Some(Message::Key(Key {
+        key,
+        modifiers,
+        text: text.map(|t| t.to_string()),
+        captured,
+    }))
 }
 
 /// The connection to `target` as a stream of events: the same target keeps it running, a

@@ -51,6 +51,8 @@ pub enum Command {
     History {
         /// Before this seq.
         before: u64,
+        /// How many at most.
+        limit: u32,
     },
     /// Leave.
     Bye,
@@ -73,9 +75,10 @@ impl Handle {
         let _ = self.0.try_send(Command::Say { id, text });
     }
 
-    /// Asks for the events before `before`.
-    pub fn history(&self, before: u64) {
-        let _ = self.0.try_send(Command::History { before });
+    /// Asks for at most `limit` events before `before`; the answer comes as one
+    /// [`Event::History`].
+    pub fn history(&self, before: u64, limit: u32) {
+        let _ = self.0.try_send(Command::History { before, limit });
     }
 
     /// Leaves: sends `bye`, waits (bounded) for the server to close, then the connection
@@ -99,6 +102,8 @@ pub struct Session {
     pub users: Vec<String>,
     /// The newest seq before this login: events up to it are replay, later ones live.
     pub seq: u64,
+    /// The oldest seq the server holds, 0 if none.
+    pub oldest: u64,
     /// The server's limits.
     pub limits: Limits,
     /// Whether this login resumed an earlier one (same epoch, with `since`).
@@ -131,9 +136,15 @@ pub enum Event {
     },
     /// Logged in.
     LoggedIn(Session),
-    /// A frame from the server: room events (each once, in `seq` order), `history_end`,
-    /// and errors about posts.
+    /// A frame from the server: room events (each once, in `seq` order) and errors.
     Frame(ServerFrame),
+    /// The answer to a history request: the events before `before`, oldest first.
+    History {
+        /// The `before` of the request.
+        before: u64,
+        /// The events.
+        frames: Vec<ServerFrame>,
+    },
     /// The login was refused for good; the connection ends.
     Rejected {
         /// Why.
@@ -141,10 +152,13 @@ pub enum Event {
         /// Why, in the server's words.
         message: String,
     },
-    /// The connection dropped; it is coming back by itself.
+    /// The connection dropped; it is coming back by itself. History requests under way
+    /// are not answered.
     Disconnected {
         /// Why, in words.
         reason: String,
+        /// The code of the server's `closing`, when it said why.
+        closing: Option<CloseCode>,
     },
     /// The connection ended for good, not by our `bye` (another login took the session).
     Ended {
@@ -267,7 +281,7 @@ enum Ending {
     /// We said bye and the server closed.
     Bye,
     /// Lost after logging in; reconnect at once (the server was there a moment ago).
-    Lost(String),
+    Lost(String, Option<CloseCode>),
     /// Failed before logging in; wait, then retry.
     Failed(String),
     /// Refused for now (`server_full`, `too_many_connections`): wait, then retry.
@@ -289,6 +303,7 @@ pub async fn run(target: Target, events: Sender<Event>) {
         outbox: Outbox::default(),
         position: Position::default(),
         limits: None,
+        history: VecDeque::new(),
     };
     worker.emit(Event::Ready(Handle(commands_tx))).await;
     worker.run().await;
@@ -301,6 +316,8 @@ struct Worker {
     outbox: Outbox,
     position: Position,
     limits: Option<Limits>,
+    /// History requests sent and not yet answered, oldest first, with what has arrived.
+    history: VecDeque<(u64, Vec<ServerFrame>)>,
 }
 
 impl Worker {
@@ -331,9 +348,9 @@ impl Worker {
                         self.emit(Event::Ended { reason }).await;
                         return;
                     }
-                    Ending::Lost(reason) => {
+                    Ending::Lost(reason, closing) => {
                         // We were online a moment ago: try again at once.
-                        self.emit(Event::Disconnected { reason }).await;
+                        self.emit(Event::Disconnected { reason, closing }).await;
                         attempt = 0;
                         continue;
                     }
@@ -381,6 +398,7 @@ impl Worker {
                     None => break,
                     Some(Command::Bye) => return true,
                     Some(Command::Say { id, text }) => self.outbox.push(id, text),
+                    // Nothing to ask while offline; the app asks again once logged in.
                     Some(Command::History { .. }) => {}
                 }
             }
@@ -428,6 +446,7 @@ impl Worker {
                     name,
                     users,
                     seq,
+                    oldest,
                     limits,
                     resumed: same_epoch,
                     missed,
@@ -452,6 +471,8 @@ impl Worker {
             other => return Ending::Failed(format!("unexpected first frame {other:?}")),
         };
         self.limits = Some(limits);
+        // Requests sent on the last connection will not be answered.
+        self.history.clear();
         self.outbox.resend_all(&limits, Instant::now());
         self.online(reader, writer, limits).await
     }
@@ -477,7 +498,7 @@ impl Worker {
             for (id, text) in self.outbox.due(&limits, now) {
                 let frame = ClientFrame::Say { text, id: Some(id) };
                 if let Err(err) = writer.send_frame(&frame).await {
-                    return Ending::Lost(describe_io(&err));
+                    return Ending::Lost(describe_io(&err), None);
                 }
             }
             let silence_limit = last_heard + if pinged { ping_after * 2 } else { ping_after };
@@ -501,25 +522,26 @@ impl Worker {
                     let now = Instant::now();
                     if now >= silence_limit {
                         if pinged {
-                            return Ending::Lost("the server stopped answering".into());
+                            return Ending::Lost("the server stopped answering".into(), None);
                         }
                         pinged = true;
                         let ping = ClientFrame::Ping { token: None };
                         if let Err(err) = writer.send_frame(&ping).await {
-                            return Ending::Lost(describe_io(&err));
+                            return Ending::Lost(describe_io(&err), None);
                         }
                     }
                 }
-                Wake::Command(None) => return Ending::Lost("the app went away".into()),
+                Wake::Command(None) => return Ending::Lost("the app went away".into(), None),
                 Wake::Command(Some(Command::Say { id, text })) => self.outbox.push(id, text),
-                Wake::Command(Some(Command::History { before })) => {
+                Wake::Command(Some(Command::History { before, limit })) => {
                     let frame = ClientFrame::History {
                         before,
-                        limit: None,
+                        limit: Some(limit),
                     };
                     if let Err(err) = writer.send_frame(&frame).await {
-                        return Ending::Lost(describe_io(&err));
+                        return Ending::Lost(describe_io(&err), None);
                     }
+                    self.history.push_back((before, Vec::new()));
                 }
                 Wake::Command(Some(Command::Bye)) => {
                     return say_bye(&mut reader, &mut writer).await;
@@ -527,8 +549,8 @@ impl Worker {
                 Wake::Frame(None | Some(Err(ReadError::Io(_) | ReadError::Truncated))) => {
                     return match closing {
                         Some((CloseCode::Replaced, message)) => Ending::Ended(message),
-                        Some((_, message)) => Ending::Lost(message),
-                        None => Ending::Lost("the server closed the connection".into()),
+                        Some((code, message)) => Ending::Lost(message, Some(code)),
+                        None => Ending::Lost("the server closed the connection".into(), None),
                     };
                 }
                 // A frame this version cannot read: skip it, servers can grow.
@@ -540,7 +562,7 @@ impl Worker {
                         ServerFrame::Ping { token } => {
                             if let Err(err) = writer.send_frame(&ClientFrame::Pong { token }).await
                             {
-                                return Ending::Lost(describe_io(&err));
+                                return Ending::Lost(describe_io(&err), None);
                             }
                         }
                         ServerFrame::Closing { code, message } => closing = Some((code, message)),
@@ -552,8 +574,21 @@ impl Worker {
     }
 
     /// Passes a frame to the app, dropping replayed events it already has and settling the
-    /// outbox.
+    /// outbox. Events older than a history request under way are its answer.
     async fn received(&mut self, frame: ServerFrame) {
+        if let Some((before, answer)) = self.history.front_mut() {
+            if let ServerFrame::HistoryEnd { before: end, .. } = &frame
+                && end == before
+            {
+                let (before, frames) = self.history.pop_front().unwrap_or_default();
+                self.emit(Event::History { before, frames }).await;
+                return;
+            }
+            if frame.seq().is_some_and(|seq| seq < *before) {
+                answer.push(frame);
+                return;
+            }
+        }
         if let Some(seq) = frame.seq() {
             if seq <= self.position.last_seq {
                 return; // already seen

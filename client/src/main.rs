@@ -29,14 +29,24 @@ fn main() -> iced::Result {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    iced::application(
+    let mut app = iced::application(
         move || App::new(&args.name, &args.server, args.connect),
         App::update,
         App::view,
     )
     .title(App::title)
+    .theme(App::theme)
     .subscription(App::subscription)
     .exit_on_close_request(false)
-    .window_size((900.0, 620.0))
-    .run()
+    .window(iced::window::Settings {
+        size: iced::Size::new(900.0, 620.0),
+        // Below this the log, the input and the member list no longer all fit.
+        min_size: Some(iced::Size::new(520.0, 360.0)),
+        exit_on_close_request: false,
+        ..iced::window::Settings::default()
+    });
+    for font in chat_client::fonts::ALL {
+        app = app.font(font);
+    }
+    app.run()
 }

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use chat_shared::Name;
-use iced::widget::{button, column, container, text, text_input};
-use iced::{Center, Element, Fill, Task};
+use chat_shared::{Name, RejectCode};
+use iced::widget::{button, column, container, row, text, text_input};
+use iced::{Element, Fill, Task};
 
 use crate::connection::Target;
+use crate::screen::style::unique_style;
 
 /// The id of the name field, focused at start.
 pub const NAME_INPUT: &str = "login-name";
@@ -112,18 +113,27 @@ impl Login {
             Message::NameChanged(name) => {
                 self.name = name;
                 self.name_problem = None;
+                self.clear_refusal();
                 Action::None
             }
             Message::ServerChanged(server) => {
                 self.server = server;
                 self.server_problem = None;
+                self.clear_refusal();
                 Action::None
             }
             Message::Submit => self.submit(),
+            Message::Cancel if matches!(self.phase, Phase::Form { .. }) => Action::None,
             Message::Cancel => {
                 self.phase = Phase::Form { problem: None };
                 Action::Cancel
             }
+        }
+    }
+
+    fn clear_refusal(&mut self) {
+        if let Phase::Form { problem } = &mut self.phase {
+            *problem = None;
         }
     }
 
@@ -140,14 +150,27 @@ impl Login {
         };
     }
 
-    /// The login was refused: back to the form, fields kept, the reason shown.
+    /// The login was refused: back to the form, fields kept, the reason shown (under
+    /// the name when it is about the name).
     pub fn refused(&mut self, reason: String) {
         self.phase = Phase::Form {
             problem: Some(reason),
         };
     }
 
-    /// The screen.
+    /// The server refused the login with `code`.
+    pub fn rejected(&mut self, code: RejectCode, message: String) {
+        match code {
+            RejectCode::NameTaken | RejectCode::InvalidName => {
+                self.phase = Phase::Form { problem: None };
+                self.name_problem = Some(message);
+            }
+            _ => self.refused(message),
+        }
+    }
+
+    /// The screen. Every line has its place whether it has something to say or not, so
+    /// nothing moves under the pointer when a problem appears or goes.
     pub fn view(&self) -> Element<'_, Message> {
         let editing = matches!(self.phase, Phase::Form { .. });
         let field =
@@ -159,66 +182,73 @@ impl Login {
                     .on_submit_maybe(editing.then_some(Message::Submit))
             };
         let problem = |p: &Option<String>| {
-            p.as_ref()
-                .map(|p| text(p.clone()).size(13).style(text::danger))
+            container(
+                text(p.clone().unwrap_or_default())
+                    .size(13)
+                    .style(text::danger),
+            )
+            .height(18)
         };
-        let status: Element<'_, Message> = match &self.phase {
-            Phase::Form { problem: None } => button("Log in")
-                .on_press(Message::Submit)
-                .padding([8, 24])
-                .into(),
-            Phase::Form {
-                problem: Some(reason),
-            } => column![
-                text(reason.clone()).style(text::danger),
-                button("Log in").on_press(Message::Submit).padding([8, 24]),
-            ]
-            .spacing(12)
-            .align_x(Center)
-            .into(),
-            Phase::Connecting { attempt } => waiting(format!(
-                "Connecting to {}…{}",
-                self.server,
-                if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                }
-            )),
-            Phase::Offline { attempt, retry_in } => waiting(format!(
-                "Server offline, retrying in {retry_in}s (attempt {attempt})"
-            )),
+        let (status, action): (String, Element<'_, Message>) = match &self.phase {
+            Phase::Form { problem } => (
+                problem.clone().unwrap_or_default(),
+                button("Log in")
+                    .on_press(Message::Submit)
+                    .padding([8, 24])
+                    .into(),
+            ),
+            Phase::Connecting { attempt } => (
+                format!(
+                    "Connecting to {}…{}",
+                    self.server,
+                    if *attempt > 1 {
+                        format!(" (attempt {attempt})")
+                    } else {
+                        String::new()
+                    }
+                ),
+                cancel(),
+            ),
+            Phase::Offline { attempt, retry_in } => (
+                format!("Server offline, retrying in {retry_in}s (attempt {attempt})"),
+                cancel(),
+            ),
         };
+        let status = text(status.clone()).size(14).style(unique_style(
+            match self.phase {
+                Phase::Form { .. } => text::danger,
+                _ => text::default,
+            },
+            &status,
+        ));
         let form = column![
             text("Chat").size(32),
             text("Your name").size(14),
             field("e.g. alice", &self.name, NAME_INPUT, Message::NameChanged),
+            problem(&self.name_problem),
+            text("Server").size(14),
+            field(
+                "host:port",
+                &self.server,
+                SERVER_INPUT,
+                Message::ServerChanged,
+            ),
+            problem(&self.server_problem),
+            row![action],
+            container(status).height(40),
         ]
-        .push(problem(&self.name_problem))
-        .push(text("Server").size(14))
-        .push(field(
-            "host:port",
-            &self.server,
-            SERVER_INPUT,
-            Message::ServerChanged,
-        ))
-        .push(problem(&self.server_problem))
-        .push(status)
         .spacing(8)
         .max_width(360);
         container(form).center(Fill).padding(24).into()
     }
 }
 
-fn waiting(status: String) -> Element<'static, Message> {
-    column![
-        text(status),
-        button("Cancel")
-            .on_press(Message::Cancel)
-            .style(button::secondary),
-    ]
-    .spacing(8)
-    .into()
+fn cancel<'a>() -> Element<'a, Message> {
+    button("Cancel")
+        .on_press(Message::Cancel)
+        .style(button::secondary)
+        .padding([8, 24])
+        .into()
 }
 
 /// Checks that `server` looks like `host:port`.
@@ -298,6 +328,54 @@ mod tests {
         let mut ui = simulator(login.view());
         assert!(ui.find("carol is already online").is_ok());
         assert!(ui.find("Log in").is_ok(), "back to the form");
+    }
+
+    #[test]
+    fn tab_moves_between_the_fields_and_escape_cancels_connecting() {
+        use crate::testing::Window;
+        use iced::keyboard::key::Named;
+        let mut window = Window::new(false);
+        window.type_text("x");
+        window.press(Named::Tab);
+        window.type_text("9");
+        window.key(
+            iced::keyboard::Key::Named(Named::Tab),
+            iced::keyboard::Modifiers::SHIFT,
+            None,
+        );
+        window.type_text("y");
+        assert!(window.find("mexy").is_some(), "name field: me + x + y");
+        assert!(window.find("127.0.0.1:600009").is_some(), "server field");
+        window.press(Named::Tab);
+        window.press(Named::Backspace);
+        window.press(Named::Enter);
+        assert!(window.shows("Cancel"));
+        window.press(Named::Escape);
+        assert!(window.shows("Log in"), "Escape went back to the form");
+    }
+
+    #[test]
+    fn a_refusal_clears_when_the_name_is_edited_and_nothing_moves() {
+        let mut login = Login::new("alice", "127.0.0.1:60000");
+        let button = |login: &Login| {
+            let mut ui = simulator(login.view());
+            ui.find("Log in").expect("the button").bounds()
+        };
+        let before = button(&login);
+        assert!(matches!(login.submit(), Action::Connect(_)));
+        login.rejected(RejectCode::NameTaken, "alice is already online".into());
+        let mut ui = simulator(login.view());
+        assert!(ui.find("alice is already online").is_ok());
+        drop(ui);
+        assert_eq!(button(&login), before, "the form did not move");
+        let _ = login.update(Message::NameChanged("alice2".into()));
+        let mut ui = simulator(login.view());
+        assert!(ui.find("alice is already online").is_err());
+        drop(ui);
+        login.refused("server_full".into());
+        let _ = login.update(Message::ServerChanged("127.0.0.1:60001".into()));
+        let mut ui = simulator(login.view());
+        assert!(ui.find("server_full").is_err());
     }
 
     #[test]

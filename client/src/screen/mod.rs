@@ -3,3 +3,4 @@
 
 pub mod chat;
 pub mod login;
+pub mod style;

@@ -1,0 +1,637 @@
+//! The events of one room as the client shows them: messages, folded runs of joins and
+//! leaves, and notices of its own, in order, each at a stable position.
+//!
+//! Live events are appended; older pages fetched from the server's history are prepended.
+//! Every entry keeps its [`Pos`] for as long as it is held, so a view can remember what it
+//! was showing while entries are added at either end or the oldest are dropped.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+use chat_shared::{LeaveReason, ServerFrame};
+
+use super::text;
+
+/// The position of an entry: stable while entries are added before or after it.
+pub type Pos = i64;
+
+/// A count of entries as a distance between positions.
+pub fn span(count: usize) -> Pos {
+    Pos::try_from(count).unwrap_or(Pos::MAX)
+}
+
+/// One line (or folded run of lines) of a timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Someone said something.
+    Message(Message),
+    /// People came or went: consecutive joins and leaves folded into one entry.
+    Presence(Presence),
+    /// Something the client itself has to say (reconnected, a problem, a restart).
+    Notice(Notice),
+}
+
+impl Entry {
+    /// When it happened (server time, ms since the Unix epoch), if known.
+    pub fn time(&self) -> Option<u64> {
+        match self {
+            Entry::Message(message) => Some(message.time),
+            Entry::Presence(presence) => presence.changes.last().map(|c| c.time),
+            Entry::Notice(notice) => notice.time,
+        }
+    }
+
+    /// The room seq of the newest event in it, if it came from the server.
+    fn newest_seq(&self) -> Option<u64> {
+        match self {
+            Entry::Message(message) => Some(message.seq),
+            Entry::Presence(presence) => presence.changes.last().map(|c| c.seq),
+            Entry::Notice(_) => None,
+        }
+    }
+
+    /// The room seq of the oldest event in it, if it came from the server.
+    fn oldest_seq(&self) -> Option<u64> {
+        match self {
+            Entry::Message(message) => Some(message.seq),
+            Entry::Presence(presence) => presence.changes.first().map(|c| c.seq),
+            Entry::Notice(_) => None,
+        }
+    }
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Room seq.
+    pub seq: u64,
+    /// Server time, ms since the Unix epoch.
+    pub time: u64,
+    /// The sender, as the server names them.
+    pub from: String,
+    /// What they said.
+    pub text: String,
+    /// The web links in the text: byte ranges and the address each opens.
+    pub links: Vec<(Range<usize>, String)>,
+    /// Posted by this user.
+    pub mine: bool,
+    /// Mentions this user by name (never true for the user's own posts).
+    pub mention: bool,
+}
+
+/// A run of joins and leaves with nothing said in between.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Presence {
+    /// Oldest first.
+    pub changes: Vec<Change>,
+}
+
+/// Someone joining or leaving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Room seq.
+    pub seq: u64,
+    /// Server time, ms since the Unix epoch.
+    pub time: u64,
+    /// Who.
+    pub name: String,
+    /// Joined, or left and why.
+    pub kind: ChangeKind,
+}
+
+/// What a [`Change`] was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Came in.
+    Joined,
+    /// Went away, for this reason.
+    Left(LeaveReason),
+}
+
+impl Change {
+    /// The change in words: "alice joined", "bob left (timed out)".
+    pub fn describe(&self) -> String {
+        match self.kind {
+            ChangeKind::Joined => format!("{} joined", self.name),
+            ChangeKind::Left(LeaveReason::Quit | LeaveReason::Unknown) => {
+                format!("{} left", self.name)
+            }
+            ChangeKind::Left(reason) => format!("{} left ({})", self.name, reason.describe()),
+        }
+    }
+}
+
+impl Presence {
+    /// The run in one line: "alice joined", "alice and bob joined, carol left",
+    /// "12 joined, 3 left".
+    pub fn summary(&self) -> String {
+        if let [only] = self.changes.as_slice() {
+            return only.describe();
+        }
+        let joined: Vec<&str> = self.names(|kind| kind == ChangeKind::Joined);
+        let left: Vec<&str> = self.names(|kind| kind != ChangeKind::Joined);
+        let part = |names: &[&str], verb: &str| match names {
+            [] => None,
+            [one] => Some(format!("{one} {verb}")),
+            [a, b] => Some(format!("{a} and {b} {verb}")),
+            [a, b, c] => Some(format!("{a}, {b} and {c} {verb}")),
+            many => Some(format!("{} {verb}", many.len())),
+        };
+        [part(&joined, "joined"), part(&left, "left")]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn names(&self, want: impl Fn(ChangeKind) -> bool) -> Vec<&str> {
+        self.changes
+            .iter()
+            .filter(|change| want(change.kind))
+            .map(|change| change.name.as_str())
+            .collect()
+    }
+}
+
+/// A line the client writes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Server time when it relates to a server event, else the local time.
+    pub time: Option<u64>,
+    /// What happened, in words.
+    pub text: String,
+    /// How it should stand out.
+    pub tone: Tone,
+}
+
+/// How a [`Notice`] should stand out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Something worth knowing.
+    Info,
+    /// Something went wrong.
+    Problem,
+}
+
+/// Whether the server holds events older than the oldest in the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Older {
+    /// Not known yet (no events held).
+    Unknown,
+    /// Yes: a `history` request before this seq fetches them.
+    Before(u64),
+    /// A request for the events before this seq is under way.
+    Loading(u64),
+    /// No: the timeline starts at the first event the server holds.
+    None,
+}
+
+/// The entries of one room, oldest first, each at a stable [`Pos`].
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    entries: VecDeque<Entry>,
+    /// The position of `entries[0]`.
+    first: Pos,
+    /// The most entries held; the oldest are dropped beyond it.
+    capacity: usize,
+    /// The oldest seq the server holds (from `welcome`), 0 if none.
+    server_oldest: u64,
+    /// The oldest seq held of the current epoch, if any.
+    oldest_seq: Option<u64>,
+    /// Scrolling back stops here: entries before it belong to an earlier epoch.
+    epoch_start: Pos,
+    loading: Option<u64>,
+    me: String,
+    me_folded: String,
+}
+
+impl Timeline {
+    /// An empty timeline for the user `me`, holding at most `capacity` entries.
+    pub fn new(me: &str, capacity: usize) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            first: 0,
+            capacity: capacity.max(1),
+            server_oldest: 0,
+            oldest_seq: None,
+            epoch_start: 0,
+            loading: None,
+            me: me.to_string(),
+            me_folded: chat_shared::fold(me),
+        }
+    }
+
+    /// The position of the oldest entry held.
+    pub fn start(&self) -> Pos {
+        self.first
+    }
+
+    /// One past the position of the newest entry.
+    pub fn end(&self) -> Pos {
+        self.first + span(self.entries.len())
+    }
+
+    /// How many entries are held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry at `pos`.
+    pub fn get(&self, pos: Pos) -> Option<&Entry> {
+        let index = usize::try_from(pos - self.first).ok()?;
+        self.entries.get(index)
+    }
+
+    /// The entries in `range` (clamped to what is held), with their positions.
+    pub fn range(&self, range: Range<Pos>) -> impl DoubleEndedIterator<Item = (Pos, &Entry)> {
+        let start = range.start.clamp(self.start(), self.end());
+        let end = range.end.clamp(start, self.end());
+        let (from, to) = ((start - self.first) as usize, (end - self.first) as usize);
+        self.entries
+            .range(from..to)
+            .enumerate()
+            .map(move |(i, entry)| (start + span(i), entry))
+    }
+
+    /// The newest entry, with its position.
+    pub fn last(&self) -> Option<(Pos, &Entry)> {
+        self.entries.back().map(|entry| (self.end() - 1, entry))
+    }
+
+    /// How many messages (not joins, leaves or notices) are held.
+    pub fn message_count(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Message(_)))
+            .count()
+    }
+
+    /// How many messages are held at or after `pos`.
+    pub fn messages_since(&self, pos: Pos) -> usize {
+        self.range(pos..self.end())
+            .filter(|(_, e)| matches!(e, Entry::Message(_)))
+            .count()
+    }
+
+    /// The user this timeline is for (their posts are `mine`, their name is a mention).
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The user's name changed (the server accepted another spelling).
+    pub fn set_me(&mut self, me: &str) {
+        me.clone_into(&mut self.me);
+        self.me_folded = chat_shared::fold(me);
+    }
+
+    /// A new login: the server holds events from `server_oldest` on. With `new_epoch` the
+    /// seqs held so far belong to a history the server no longer has: scrolling back stops
+    /// at the entries that follow.
+    pub fn logged_in(&mut self, server_oldest: u64, new_epoch: bool) {
+        self.server_oldest = server_oldest;
+        self.loading = None;
+        if new_epoch {
+            self.oldest_seq = None;
+            self.epoch_start = self.end();
+        }
+    }
+
+    /// Whether older events can be fetched, and from where.
+    pub fn older(&self) -> Older {
+        match (self.loading, self.oldest_seq) {
+            (Some(before), _) => Older::Loading(before),
+            (None, None) => Older::Unknown,
+            (None, Some(oldest)) if oldest > self.server_oldest.max(1) => Older::Before(oldest),
+            (None, Some(_)) => Older::None,
+        }
+    }
+
+    /// Marks a history request for the events before `before` as under way.
+    pub fn loading(&mut self, before: u64) {
+        self.loading = Some(before);
+    }
+
+    /// Turns a room event from the server into an entry: `None` for frames that are not
+    /// events.
+    pub fn entry_of(&self, frame: ServerFrame) -> Option<EventEntry> {
+        Some(match frame {
+            ServerFrame::Message {
+                seq,
+                time,
+                from,
+                text,
+                ..
+            } => {
+                let mine = from == self.me;
+                let mention = !mine && text::mentions(&text, &self.me_folded);
+                EventEntry::Message(Message {
+                    seq,
+                    time,
+                    links: text::links(&text),
+                    from,
+                    text,
+                    mine,
+                    mention,
+                })
+            }
+            ServerFrame::Joined { seq, time, name } => EventEntry::Change(Change {
+                seq,
+                time,
+                name,
+                kind: ChangeKind::Joined,
+            }),
+            ServerFrame::Left {
+                seq,
+                time,
+                name,
+                reason,
+            } => EventEntry::Change(Change {
+                seq,
+                time,
+                name,
+                kind: ChangeKind::Left(reason),
+            }),
+            _ => return None,
+        })
+    }
+
+    /// Appends a live event (or one replayed at login). The user's own joins and leaves
+    /// are not shown: a reconnect shows nothing. Returns the position of the entry it
+    /// went into.
+    pub fn push_event(&mut self, event: EventEntry) -> Option<Pos> {
+        if self.oldest_seq.is_none() {
+            self.oldest_seq = Some(event.seq());
+        }
+        match event {
+            EventEntry::Message(message) => Some(self.push(Entry::Message(message))),
+            EventEntry::Change(change) if chat_shared::fold(&change.name) == self.me_folded => None,
+            EventEntry::Change(change) => {
+                if let Some(Entry::Presence(run)) = self.entries.back_mut() {
+                    run.changes.push(change);
+                    return Some(self.end() - 1);
+                }
+                Some(self.push(Entry::Presence(Presence {
+                    changes: vec![change],
+                })))
+            }
+        }
+    }
+
+    /// Appends a notice of the client's own.
+    pub fn notice(&mut self, time: Option<u64>, text: impl Into<String>, tone: Tone) -> Pos {
+        self.push(Entry::Notice(Notice {
+            time,
+            text: text.into(),
+            tone,
+        }))
+    }
+
+    fn push(&mut self, entry: Entry) -> Pos {
+        if self.entries.len() == self.capacity {
+            self.entries.pop_front();
+            self.first += 1;
+        }
+        self.entries.push_back(entry);
+        self.end() - 1
+    }
+
+    /// Puts an answer to a `history` request (events before `before`, oldest first) in
+    /// front of what is held, keeping only what is older than the oldest event held.
+    /// Returns how many entries were added.
+    pub fn prepend_history(&mut self, before: u64, events: Vec<EventEntry>) -> usize {
+        if self.loading == Some(before) {
+            self.loading = None;
+        }
+        let Some(oldest) = self.oldest_seq else {
+            return 0;
+        };
+        if self.epoch_start > self.first {
+            // The front holds an earlier epoch: the answer would land in the wrong place.
+            return 0;
+        }
+        let mut added = 0;
+        let mut new_oldest = oldest;
+        for event in events.into_iter().rev() {
+            let seq = event.seq();
+            if seq >= new_oldest {
+                continue;
+            }
+            new_oldest = seq;
+            match event {
+                EventEntry::Message(message) => {
+                    self.push_front(Entry::Message(message));
+                    added += 1;
+                }
+                EventEntry::Change(change) if chat_shared::fold(&change.name) == self.me_folded => {
+                }
+                EventEntry::Change(change) => {
+                    if let Some(Entry::Presence(run)) = self.entries.front_mut() {
+                        run.changes.insert(0, change);
+                    } else {
+                        self.push_front(Entry::Presence(Presence {
+                            changes: vec![change],
+                        }));
+                        added += 1;
+                    }
+                }
+            }
+        }
+        if new_oldest == oldest {
+            // Nothing older came back: the server no longer holds it.
+            self.server_oldest = self.server_oldest.max(oldest);
+        }
+        self.oldest_seq = Some(new_oldest);
+        // Full: what was fetched stays, the newest go (the view is reading back).
+        self.entries.truncate(self.capacity);
+        self.epoch_start = self.epoch_start.min(self.first);
+        added
+    }
+
+    /// A `history` request could not be answered (the connection dropped).
+    pub fn history_failed(&mut self) {
+        self.loading = None;
+    }
+
+    fn push_front(&mut self, entry: Entry) {
+        self.entries.push_front(entry);
+        self.first -= 1;
+    }
+
+    /// The oldest and newest seq of the current epoch held, for tests and the view.
+    pub fn seq_span(&self) -> Option<(u64, u64)> {
+        let oldest = self.oldest_seq?;
+        let newest = self.entries.iter().rev().find_map(Entry::newest_seq)?;
+        Some((oldest, newest))
+    }
+
+    /// The oldest seq any entry holds.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.entries.iter().find_map(Entry::oldest_seq)
+    }
+}
+
+/// A room event ready to go into a timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventEntry {
+    /// A message.
+    Message(Message),
+    /// A join or a leave.
+    Change(Change),
+}
+
+impl EventEntry {
+    /// Its room seq.
+    pub fn seq(&self) -> u64 {
+        match self {
+            EventEntry::Message(message) => message.seq,
+            EventEntry::Change(change) => change.seq,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
+        ServerFrame::Message {
+            seq,
+            time: seq * 1000,
+            from: from.into(),
+            text: text.into(),
+            id: None,
+        }
+    }
+
+    fn joined(seq: u64, name: &str) -> ServerFrame {
+        ServerFrame::Joined {
+            seq,
+            time: seq * 1000,
+            name: name.into(),
+        }
+    }
+
+    fn left(seq: u64, name: &str) -> ServerFrame {
+        ServerFrame::Left {
+            seq,
+            time: seq * 1000,
+            name: name.into(),
+            reason: LeaveReason::Lost,
+        }
+    }
+
+    fn push(timeline: &mut Timeline, frame: ServerFrame) -> Option<Pos> {
+        let event = timeline.entry_of(frame).expect("an event");
+        timeline.push_event(event)
+    }
+
+    #[test]
+    fn joins_and_leaves_fold_into_one_entry_between_messages() {
+        let mut timeline = Timeline::new("me", 100);
+        push(&mut timeline, message(1, "bob", "hi"));
+        for seq in 2..14 {
+            push(&mut timeline, joined(seq, &format!("u{seq}")));
+        }
+        push(&mut timeline, left(14, "u2"));
+        push(&mut timeline, left(15, "u3"));
+        push(&mut timeline, left(16, "u4"));
+        push(&mut timeline, message(17, "bob", "welcome all"));
+        assert_eq!(timeline.len(), 3);
+        let Some(Entry::Presence(run)) = timeline.get(1) else {
+            panic!("a presence run")
+        };
+        assert_eq!(run.summary(), "12 joined, u2, u3 and u4 left");
+        assert_eq!(run.changes.len(), 15);
+    }
+
+    #[test]
+    fn own_joins_and_leaves_are_not_shown() {
+        let mut timeline = Timeline::new("Me", 100);
+        assert_eq!(push(&mut timeline, left(1, "me")), None);
+        assert_eq!(push(&mut timeline, joined(2, "ME")), None);
+        assert!(timeline.is_empty());
+    }
+
+    #[test]
+    fn mentions_and_own_posts_are_marked() {
+        let mut timeline = Timeline::new("alice", 100);
+        push(&mut timeline, message(1, "bob", "Alice, look"));
+        push(&mut timeline, message(2, "alice", "alice here"));
+        let flags: Vec<(bool, bool)> = timeline
+            .range(timeline.start()..timeline.end())
+            .map(|(_, e)| match e {
+                Entry::Message(m) => (m.mine, m.mention),
+                _ => panic!("messages only"),
+            })
+            .collect();
+        assert_eq!(flags, [(false, true), (true, false)]);
+    }
+
+    #[test]
+    fn history_goes_in_front_without_moving_what_is_held() {
+        let mut timeline = Timeline::new("me", 100);
+        timeline.logged_in(1, false);
+        let p10 = push(&mut timeline, message(10, "bob", "ten")).expect("pos");
+        push(&mut timeline, message(11, "bob", "eleven"));
+        assert_eq!(timeline.older(), Older::Before(10));
+        timeline.loading(10);
+        assert_eq!(timeline.older(), Older::Loading(10));
+        // The page overlaps what is held (seq 10): only the older events go in.
+        let page: Vec<EventEntry> = [message(5, "a", "five"), joined(6, "x"), left(7, "y")]
+            .into_iter()
+            .chain([message(8, "a", "eight"), message(10, "bob", "ten")])
+            .map(|f| timeline.entry_of(f).expect("event"))
+            .collect();
+        assert_eq!(timeline.prepend_history(10, page), 3);
+        assert!(matches!(timeline.get(p10), Some(Entry::Message(m)) if m.text == "ten"));
+        let texts: Vec<String> = timeline
+            .range(timeline.start()..timeline.end())
+            .map(|(_, e)| match e {
+                Entry::Message(m) => m.text.clone(),
+                Entry::Presence(p) => p.summary(),
+                Entry::Notice(n) => n.text.clone(),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            ["five", "x joined, y left", "eight", "ten", "eleven"]
+        );
+        assert_eq!(timeline.older(), Older::Before(5));
+        let page = vec![timeline.entry_of(message(1, "a", "one")).expect("event")];
+        timeline.prepend_history(5, page);
+        assert_eq!(timeline.older(), Older::None, "seq 1 is the beginning");
+    }
+
+    #[test]
+    fn a_new_epoch_stops_scrolling_back_at_its_start() {
+        let mut timeline = Timeline::new("me", 100);
+        timeline.logged_in(1, false);
+        push(&mut timeline, message(40, "bob", "old epoch"));
+        timeline.logged_in(3, true);
+        push(&mut timeline, message(5, "bob", "new epoch"));
+        assert_eq!(timeline.older(), Older::Before(5));
+        let page = vec![timeline.entry_of(message(4, "bob", "four")).expect("event")];
+        assert_eq!(
+            timeline.prepend_history(5, page),
+            0,
+            "not in front of the old epoch"
+        );
+    }
+
+    #[test]
+    fn the_oldest_entries_go_when_full_and_positions_stay() {
+        let mut timeline = Timeline::new("me", 3);
+        let positions: Vec<Pos> = (1..=5)
+            .filter_map(|seq| push(&mut timeline, message(seq, "bob", &seq.to_string())))
+            .collect();
+        assert_eq!(positions, [0, 1, 2, 3, 4]);
+        assert_eq!(timeline.start(), 2);
+        assert!(timeline.get(1).is_none());
+        assert!(matches!(timeline.get(4), Some(Entry::Message(m)) if m.text == "5"));
+    }
+}

@@ -1,0 +1,477 @@
+//! The message log of the Chat screen: which part of the timeline is rendered, whether it
+//! follows the newest line or stays on what is being read, and how each entry looks.
+//!
+//! Only a window of the timeline is rendered, so the cost of a frame does not grow with
+//! the history. While following, the window is the newest [`FOLLOW_WINDOW`] entries;
+//! while reading back it is frozen, grows by [`PAGE`] entries when the reader nears one
+//! of its ends, and asks the server for older history when the reader reaches the oldest
+//! entry held.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use chrono::Local;
+use iced::widget::{Column, button, container, row, rule, scrollable, space, text, tooltip};
+use iced::{Center, Element, Fill, Shrink, Theme};
+
+use super::Message;
+use crate::model::{Entry, Older, Pending, Pos, Presence, Room, Timeline, Tone, timeline};
+use crate::screen::style::{self, bold, italic, muted, unique_style};
+use crate::widget::selectable::{Piece, Selectable, selectable};
+use crate::widget::viewport::{self, Mode, RowKey, keep_in_view};
+
+/// The id of the log's scrollable.
+pub const LIST: &str = "chat-list";
+/// Entries rendered while following the newest.
+pub const FOLLOW_WINDOW: Pos = 100;
+/// Entries added to the window when the reader nears one of its ends.
+pub const PAGE: Pos = 100;
+/// The most entries rendered at once.
+pub const MAX_WINDOW: Pos = 400;
+/// Events asked for in one history request.
+pub const HISTORY_PAGE: u32 = 100;
+/// Messages the log wants to hold before it stops fetching older history by itself.
+pub const ENOUGH_CONVERSATION: usize = 30;
+
+/// What the log needs the connection to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Fetch the events before this seq.
+    History(u64),
+}
+
+/// The log's own state.
+#[derive(Debug, Clone)]
+pub struct Log {
+    mode: Mode,
+    /// The rendered range while reading back.
+    window: Range<Pos>,
+    /// The first position that arrived after the reader left the newest line.
+    unseen_from: Option<Pos>,
+    /// Runs of joins and leaves shown line by line.
+    expanded: HashSet<Pos>,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Follow,
+            window: 0..0,
+            unseen_from: None,
+            expanded: HashSet::new(),
+        }
+    }
+}
+
+/// What the log's look depends on beyond the room.
+pub struct Looks<'a> {
+    /// The theme, for colours chosen per name.
+    pub theme: &'a Theme,
+    /// Whether the connection is up (pending posts say so).
+    pub online: bool,
+    /// Joins and leaves are hidden in rooms with more members than this.
+    pub hide_presence_above: usize,
+}
+
+impl Log {
+    /// Whether the log follows the newest line.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The range of the timeline rendered now.
+    pub fn window(&self, timeline: &Timeline) -> Range<Pos> {
+        match self.mode {
+            Mode::Follow => (timeline.end() - FOLLOW_WINDOW).max(timeline.start())..timeline.end(),
+            Mode::Read => {
+                let start = self.window.start.clamp(timeline.start(), timeline.end());
+                start..self.window.end.clamp(start, timeline.end())
+            }
+        }
+    }
+
+    /// Messages that arrived since the reader left the newest line.
+    pub fn unseen(&self, timeline: &Timeline) -> usize {
+        self.unseen_from
+            .map_or(0, |from| timeline.messages_since(from))
+    }
+
+    /// Back to the newest line, following.
+    pub fn jump_to_latest(&mut self) {
+        self.mode = Mode::Follow;
+        self.unseen_from = None;
+    }
+
+    /// To the oldest entry held, reading.
+    pub fn jump_to_oldest(&mut self, timeline: &Timeline) {
+        self.read(timeline);
+        self.window = timeline.start()..(timeline.start() + FOLLOW_WINDOW).min(timeline.end());
+    }
+
+    /// Starts reading back from what is rendered now.
+    fn read(&mut self, timeline: &Timeline) {
+        if self.mode == Mode::Follow {
+            self.window = self.window(timeline);
+            self.mode = Mode::Read;
+            self.unseen_from = Some(timeline.end());
+        }
+    }
+
+    /// The list moved (by the reader or by the log itself).
+    pub fn scrolled(
+        &mut self,
+        viewport: &scrollable::Viewport,
+        timeline: &mut Timeline,
+    ) -> Option<Request> {
+        let offset = viewport.absolute_offset().y;
+        let page = viewport.bounds().height;
+        let max = (viewport.content_bounds().height - page).max(0.0);
+        match self.mode {
+            // Anchored at the bottom: the offset is the distance from the newest line.
+            Mode::Follow => {
+                if offset > 4.0 {
+                    self.read(timeline);
+                }
+                if max - offset < page {
+                    return fetch_older(timeline);
+                }
+                None
+            }
+            Mode::Read => {
+                let window = self.window(timeline);
+                let (top, bottom) = (offset, max - offset);
+                if top < page {
+                    if window.start > timeline.start() {
+                        self.window.start = (window.start - PAGE).max(timeline.start());
+                        self.window.end = window.end.min(self.window.start + MAX_WINDOW);
+                    } else {
+                        return fetch_older(timeline);
+                    }
+                } else if bottom < page && window.end < timeline.end() {
+                    self.window.end = (window.end + PAGE).min(timeline.end());
+                    self.window.start = window.start.max(self.window.end - MAX_WINDOW);
+                } else if bottom < 2.0 && window.end >= timeline.end() {
+                    self.jump_to_latest();
+                }
+                None
+            }
+        }
+    }
+
+    /// The reader asked for older messages ("Show older", or the top of the list).
+    pub fn show_older(&mut self, timeline: &mut Timeline) -> Option<Request> {
+        self.read(timeline);
+        let window = self.window(timeline);
+        if window.start > timeline.start() {
+            self.window.start = (window.start - PAGE).max(timeline.start());
+            self.window.end = window.end.min(self.window.start + MAX_WINDOW);
+            None
+        } else {
+            fetch_older(timeline)
+        }
+    }
+
+    /// Whether the log should fetch older history by itself: the room holds too little
+    /// conversation to fill a screen.
+    pub fn wants_more(&mut self, timeline: &mut Timeline) -> Option<Request> {
+        if timeline.message_count() < ENOUGH_CONVERSATION {
+            fetch_older(timeline)
+        } else {
+            None
+        }
+    }
+
+    /// Older history arrived in front of the timeline: a reader at the top sees it.
+    pub fn history_arrived(&mut self, timeline: &Timeline, added: usize) {
+        if self.mode == Mode::Read
+            && added > 0
+            && self.window.start <= timeline.start() + timeline::span(added)
+        {
+            self.window.start = (self.window.start - PAGE).max(timeline.start());
+            self.window.end = self.window.end.min(self.window.start + MAX_WINDOW);
+        }
+    }
+
+    /// Shows a run of joins and leaves line by line, or folds it again.
+    pub fn toggle(&mut self, pos: Pos) {
+        if !self.expanded.remove(&pos) {
+            self.expanded.insert(pos);
+        }
+    }
+
+    /// The log.
+    pub fn view<'a>(&'a self, room: &'a Room, looks: &Looks<'_>) -> Element<'a, Message> {
+        let timeline = &room.timeline;
+        let window = self.window(timeline);
+        let hide_presence = room.members.len() > looks.hide_presence_above;
+        let today = Local::now().date_naive();
+        let mut rows: Vec<(RowKey, Element<'a, Message>)> = Vec::new();
+        rows.push(((Pos::MIN, 0), top_of_window(timeline, &window)));
+        let mut last_day = None;
+        for (pos, entry) in timeline.range(window.clone()) {
+            if hide_presence && matches!(entry, Entry::Presence(_)) {
+                continue;
+            }
+            let day = entry.time().and_then(style::local).map(|t| t.date_naive());
+            if let Some(day) = day
+                && last_day != Some(day)
+            {
+                last_day = Some(day);
+                rows.push(((pos, 1), day_separator(&style::day_label(day, today))));
+            }
+            let row = match entry {
+                Entry::Message(message) => message_row(message, looks.theme),
+                Entry::Presence(run) => presence_row(pos, run, self.expanded.contains(&pos)),
+                Entry::Notice(notice) => notice_row(notice.time, &notice.text, notice.tone),
+            };
+            rows.push(((pos, 0), row));
+        }
+        if window.end >= timeline.end() {
+            for (i, post) in room.pending.iter().enumerate() {
+                rows.push(((Pos::MAX, i as u8), pending_row(post, looks.online)));
+            }
+        }
+        // Entries are what is read and held in place; the control at the top and the day
+        // separators (which come and go as older days are fetched) are not.
+        let list = rows
+            .into_iter()
+            .fold(viewport::rows(), |list, (key, row)| {
+                if key.0 == Pos::MIN || key.1 == 1 {
+                    list.push_control(key, row)
+                } else {
+                    list.push(key, row)
+                }
+            })
+            .spacing(4)
+            .padding([8, 12]);
+        // The list shrinks to its content and sits at the bottom, so a short log reads
+        // from the input up, as a long one does.
+        let list = scrollable(list)
+            .id(LIST)
+            .anchor_y(match self.mode {
+                Mode::Follow => scrollable::Anchor::End,
+                Mode::Read => scrollable::Anchor::Start,
+            })
+            .on_scroll(Message::Scrolled)
+            .height(Shrink)
+            .width(Fill);
+        container(keep_in_view(list, LIST.into(), self.mode))
+            .height(Fill)
+            .align_bottom(Fill)
+            .into()
+    }
+}
+
+/// Asks for the page before the oldest event held, unless one is on its way or there is
+/// none.
+fn fetch_older(timeline: &mut Timeline) -> Option<Request> {
+    match timeline.older() {
+        Older::Before(seq) => {
+            timeline.loading(seq);
+            Some(Request::History(seq))
+        }
+        Older::Loading(_) | Older::None | Older::Unknown => None,
+    }
+}
+
+/// What stands above the oldest rendered entry: a way to older messages, or the beginning
+/// of the history.
+fn top_of_window<'a>(timeline: &Timeline, window: &Range<Pos>) -> Element<'a, Message> {
+    let more_here = window.start > timeline.start();
+    let label = match (more_here, timeline.older()) {
+        (true, _) | (false, Older::Before(_)) => "Show older messages",
+        (false, Older::Loading(_)) => "Loading older messages…",
+        (false, Older::None) => "Beginning of the history",
+        (false, Older::Unknown) => "",
+    };
+    let line = text(label)
+        .size(13)
+        .style(unique_style(text::default, label));
+    let content: Element<'a, Message> = if more_here || matches!(timeline.older(), Older::Before(_))
+    {
+        button(line)
+            .on_press(Message::ShowOlder)
+            .style(button::text)
+            .into()
+    } else {
+        line.style(unique_style(muted, label)).into()
+    };
+    container(content).center_x(Fill).padding([2, 0]).into()
+}
+
+fn time_cell<'a>(time: Option<u64>) -> Element<'a, Message> {
+    let Some(time) = time else {
+        return space().width(36).into();
+    };
+    // A little lower than the top, so the small time sits on the line of the message.
+    tooltip(
+        container(selectable(style::clock(time)).size(12))
+            .width(36)
+            .padding(iced::Padding::ZERO.top(2)),
+        container(text(style::full_time(time)).size(12))
+            .padding(6)
+            .style(container::bordered_box),
+        tooltip::Position::Top,
+    )
+    .into()
+}
+
+fn message_row<'a>(message: &'a crate::model::Message, theme: &Theme) -> Element<'a, Message> {
+    let name = Selectable::new(vec![
+        Piece::new(message.from.as_str())
+            .font(bold())
+            .color(style::name_color(&message.from, theme)),
+    ])
+    .size(14);
+    let link_color = style::link_color(theme);
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for (range, target) in &message.links {
+        if range.start > at {
+            pieces.push(Piece::new(&message.text[at..range.start]));
+        }
+        pieces.push(
+            Piece::new(&message.text[range.clone()])
+                .color(link_color)
+                .link(target.as_str()),
+        );
+        at = range.end;
+    }
+    if at < message.text.len() || pieces.is_empty() {
+        pieces.push(Piece::new(&message.text[at..]));
+    }
+    let body = Selectable::new(pieces)
+        .size(14)
+        .width(Fill)
+        .on_link(Message::OpenLink);
+    let line = row![time_cell(Some(message.time)), name, body]
+        .spacing(8)
+        .width(Fill);
+    if message.mention {
+        container(line)
+            .width(Fill)
+            .padding([2, 4])
+            .style(|theme: &Theme| {
+                let palette = theme.extended_palette();
+                container::Style {
+                    background: Some(palette.warning.weak.color.scale_alpha(0.45).into()),
+                    border: iced::Border {
+                        color: palette.warning.strong.color,
+                        width: 1.0,
+                        radius: 4.0.into(),
+                    },
+                    ..container::Style::default()
+                }
+            })
+            .into()
+    } else {
+        container(line).padding([2, 4]).into()
+    }
+}
+
+fn presence_row<'a>(pos: Pos, run: &'a Presence, expanded: bool) -> Element<'a, Message> {
+    let summary = run.summary();
+    // Room on the right for the slant of the last italic letter, which would be cut.
+    let summary = container(
+        text(summary.clone())
+            .size(13)
+            .font(italic())
+            .style(unique_style(muted, &summary)),
+    )
+    .padding(iced::Padding::ZERO.right(3));
+    let head: Element<'a, Message> = if run.changes.len() > 1 {
+        button(
+            row![
+                text(if expanded { "▾" } else { "▸" }).size(12).style(muted),
+                summary
+            ]
+            .spacing(6),
+        )
+        .padding(0)
+        .style(button::text)
+        .on_press(Message::TogglePresence(pos))
+        .into()
+    } else {
+        summary.into()
+    };
+    let first = row![time_cell(run.changes.last().map(|c| c.time)), head]
+        .spacing(8)
+        .align_y(Center);
+    if !expanded {
+        return container(first).padding([0, 4]).into();
+    }
+    let mut lines = Column::new().push(first).spacing(2);
+    for change in &run.changes {
+        let words = change.describe();
+        lines = lines.push(
+            row![
+                time_cell(Some(change.time)),
+                text(words.clone())
+                    .size(13)
+                    .font(italic())
+                    .style(unique_style(muted, &words))
+                    .width(Fill)
+            ]
+            .spacing(8),
+        );
+    }
+    container(lines).padding([0, 4]).into()
+}
+
+fn notice_row(time: Option<u64>, words: &str, tone: Tone) -> Element<'_, Message> {
+    let line = text(words).size(13).font(italic()).width(Fill);
+    let line = match tone {
+        Tone::Info => line.style(unique_style(muted, words)),
+        Tone::Problem => line.style(unique_style(text::danger, words)),
+    };
+    container(row![time_cell(time), line].spacing(8))
+        .padding([0, 4])
+        .into()
+}
+
+fn pending_row(post: &Pending, online: bool) -> Element<'_, Message> {
+    let status = match (&post.failed, online) {
+        (Some(why), _) => format!("not sent: {why}"),
+        (None, true) => "sending…".into(),
+        (None, false) => "waiting for the connection…".into(),
+    };
+    let mut line = row![
+        container(text("…").size(12).style(muted)).width(36),
+        text(post.text.as_str())
+            .size(14)
+            .style(unique_style(muted, &post.text))
+            .width(Fill),
+        text(status.clone()).size(12).style(unique_style(
+            if post.failed.is_some() {
+                text::danger
+            } else {
+                muted
+            },
+            &status,
+        )),
+    ]
+    .spacing(8);
+    if post.failed.is_some() {
+        line = line.push(
+            button(text("Dismiss").size(12))
+                .on_press(Message::Dismiss(post.id.clone()))
+                .style(button::text),
+        );
+    }
+    container(line).padding([2, 4]).into()
+}
+
+fn day_separator<'a>(label: &str) -> Element<'a, Message> {
+    row![
+        container(rule::horizontal(1)).width(Fill),
+        text(label.to_string())
+            .size(12)
+            .font(bold())
+            .style(unique_style(muted, label)),
+        container(rule::horizontal(1)).width(Fill),
+    ]
+    .spacing(8)
+    .align_y(Center)
+    .padding([6, 0])
+    .into()
+}

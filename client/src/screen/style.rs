@@ -1,0 +1,224 @@
+//! Looks shared by the screens: fonts, muted text, a colour per name, times and dates.
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Datelike, Local, TimeZone};
+use iced::widget::text;
+use iced::{Color, Font, Theme, font};
+
+/// `color`, made unique to `content` in a way no eye can see.
+///
+/// iced's software renderer repaints only what changed between frames, and decides
+/// whether a paragraph changed from its size, font and colour, not its text: a line
+/// replaced by another of the same width (a countdown, a count, the next message of a
+/// burst) would stay on screen. Nudging the alpha by a hash of the text, within the last
+/// of its 256 levels, makes every different text a different paragraph.
+pub fn unique(color: Color, content: &str) -> Color {
+    let hash = content.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    Color {
+        a: color.a * (1.0 - (hash % 1024) as f32 * 2.0e-6),
+        ..color
+    }
+}
+
+/// A text style that stays unique to `content` (see [`unique`]).
+pub fn unique_style<F>(style: F, content: &str) -> impl Fn(&Theme) -> text::Style + use<F>
+where
+    F: Fn(&Theme) -> text::Style,
+{
+    let content = content.to_string();
+    move |theme| {
+        let mut style = style(theme);
+        style.color = Some(unique(
+            style
+                .color
+                .unwrap_or(theme.extended_palette().background.base.text),
+            &content,
+        ));
+        style
+    }
+}
+
+/// The bold variant of the default font.
+pub fn bold() -> Font {
+    Font {
+        weight: font::Weight::Bold,
+        ..Font::DEFAULT
+    }
+}
+
+/// The italic variant of the default font.
+pub fn italic() -> Font {
+    Font {
+        style: font::Style::Italic,
+        ..Font::DEFAULT
+    }
+}
+
+/// Text that steps back: times, joins and leaves, hints.
+pub fn muted(theme: &Theme) -> text::Style {
+    text::Style {
+        color: Some(muted_color(theme)),
+    }
+}
+
+/// The colour of [`muted`] text.
+pub fn muted_color(theme: &Theme) -> Color {
+    theme
+        .extended_palette()
+        .background
+        .base
+        .text
+        .scale_alpha(0.6)
+}
+
+/// A colour for `name` that stays the same across sessions and reads well on the theme's
+/// background: one of twelve hues, each made dark (light themes) or light (dark themes)
+/// enough for a contrast of at least 4.5:1, as WCAG asks of text.
+pub fn name_color(name: &str, theme: &Theme) -> Color {
+    static LIGHT: OnceLock<[Color; 12]> = OnceLock::new();
+    static DARK: OnceLock<[Color; 12]> = OnceLock::new();
+    // FNV-1a over the folded name: stable across runs and platforms, unlike the std hasher.
+    let hash = chat_shared::fold(name)
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let palette = theme.extended_palette();
+    let background = palette.background.base.color;
+    let colors = if palette.is_dark { &DARK } else { &LIGHT }
+        .get_or_init(|| std::array::from_fn(|i| readable(i as f32 * 30.0 + 10.0, background)));
+    colors[(hash % 12) as usize]
+}
+
+/// The hue at the lightness closest to the middle that still reads on `background`.
+fn readable(hue: f32, background: Color) -> Color {
+    let dark_background = luminance(background) < 0.5;
+    let mut lightness: f32 = 0.5;
+    loop {
+        let color = hsl(hue, 0.75, lightness);
+        if contrast(color, background) >= 4.5 || !(0.0..=1.0).contains(&lightness) {
+            return color;
+        }
+        lightness += if dark_background { 0.02 } else { -0.02 };
+    }
+}
+
+/// WCAG relative luminance.
+fn luminance(color: Color) -> f32 {
+    let linear = |c: f32| {
+        if c <= 0.040_45 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * linear(color.r) + 0.7152 * linear(color.g) + 0.0722 * linear(color.b)
+}
+
+/// WCAG contrast ratio of two colours.
+fn contrast(a: Color, b: Color) -> f32 {
+    let (a, b) = (luminance(a), luminance(b));
+    (a.max(b) + 0.05) / (a.min(b) + 0.05)
+}
+
+/// The colour of links.
+pub fn link_color(theme: &Theme) -> Color {
+    let palette = theme.extended_palette();
+    if palette.is_dark {
+        hsl(205.0, 0.85, 0.70)
+    } else {
+        hsl(212.0, 0.85, 0.40)
+    }
+}
+
+/// A colour from hue (degrees), saturation and lightness (0 to 1).
+fn hsl(hue: f32, saturation: f32, lightness: f32) -> Color {
+    let chroma = (1.0 - (2.0 * lightness - 1.0).abs()) * saturation;
+    let sector = hue / 60.0;
+    let second = chroma * (1.0 - (sector % 2.0 - 1.0).abs());
+    let (red, green, blue) = match sector as u32 {
+        0 => (chroma, second, 0.0),
+        1 => (second, chroma, 0.0),
+        2 => (0.0, chroma, second),
+        3 => (0.0, second, chroma),
+        4 => (second, 0.0, chroma),
+        _ => (chroma, 0.0, second),
+    };
+    let lift = lightness - chroma / 2.0;
+    Color::from_rgb(red + lift, green + lift, blue + lift)
+}
+
+/// A server time as local time, if it is one.
+pub fn local(ms: u64) -> Option<DateTime<Local>> {
+    Local
+        .timestamp_millis_opt(i64::try_from(ms).unwrap_or(i64::MAX))
+        .single()
+}
+
+/// Local HH:MM of a server time.
+pub fn clock(ms: u64) -> String {
+    local(ms).map_or_else(|| "--:--".into(), |t| t.format("%H:%M").to_string())
+}
+
+/// The full local date and time of a server time, for a tooltip.
+pub fn full_time(ms: u64) -> String {
+    local(ms).map_or_else(String::new, |t| {
+        t.format("%A, %-d %B %Y, %H:%M:%S").to_string()
+    })
+}
+
+/// What a day separator says: "Today", "Yesterday", or the date.
+pub fn day_label(day: chrono::NaiveDate, today: chrono::NaiveDate) -> String {
+    if day == today {
+        "Today".into()
+    } else if today.pred_opt() == Some(day) {
+        "Yesterday".into()
+    } else if day.year() == today.year() {
+        day.format("%A, %-d %B").to_string()
+    } else {
+        day.format("%A, %-d %B %Y").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_colours_are_stable_and_readable_on_both_themes() {
+        let light = Theme::Light;
+        let dark = Theme::Dark;
+        assert_eq!(name_color("Alice", &light), name_color("alice", &light));
+        for name in [
+            "alice", "bob", "carol", "dave", "erin", "frank", "Ahmed_43", "李",
+        ] {
+            for theme in [&light, &dark] {
+                let bg = theme.extended_palette().background.base.color;
+                let c = contrast(name_color(name, theme), bg);
+                assert!(c >= 4.5, "{name} on {theme:?}: contrast {c:.2}");
+            }
+        }
+        let distinct: std::collections::HashSet<String> = ["alice", "bob", "carol", "dave"]
+            .iter()
+            .map(|n| format!("{:?}", name_color(n, &light)))
+            .collect();
+        assert!(distinct.len() >= 3, "names should not all share a colour");
+    }
+
+    #[test]
+    fn day_labels() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).expect("date");
+        assert_eq!(day_label(today, today), "Today");
+        assert_eq!(
+            day_label(today.pred_opt().expect("date"), today),
+            "Yesterday"
+        );
+        let earlier = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
+        assert_eq!(day_label(earlier, today), "Monday, 2 March");
+        let last_year = chrono::NaiveDate::from_ymd_opt(2025, 3, 2).expect("date");
+        assert_eq!(day_label(last_year, today), "Sunday, 2 March 2025");
+    }
+}
