@@ -1,22 +1,25 @@
-//! Building and laying out the Chat view with 1,000, 10,000 and 100,000 messages held:
-//! what a frame costs when the chat changes. Run with
+//! Building and laying out the Chat view with 1,000, 10,000 and 100,000 entries held,
+//! with what a busy room has: links, mentions, runs of joins and leaves (folded), and
+//! text that can be selected. What a frame costs when the chat changes. Run with
 //! `ICED_TEST_BACKEND=tiny-skia cargo bench -p chat-client`; the budget is 16 ms a frame.
 
 use chat_client::connection::{Handle, Session};
 use chat_client::screen::chat::Chat;
-use chat_shared::{Limits, ServerFrame};
+use chat_client::settings::Settings;
+use chat_shared::{LeaveReason, Limits, ServerFrame};
 use divan::Bencher;
 
 fn main() {
     divan::main();
 }
 
-fn chat_with(messages: u64) -> Chat {
+fn chat_with(events: u64) -> Chat {
     let users: Vec<String> = (0..200).map(|i| format!("user{i}")).collect();
     let session = Session {
         name: "me".into(),
         users,
         seq: 0,
+        oldest: 0,
         limits: Limits::default(),
         resumed: false,
         missed: false,
@@ -24,28 +27,108 @@ fn chat_with(messages: u64) -> Chat {
     };
     let (handle, _) = Handle::detached();
     let mut chat = Chat::new("127.0.0.1:60000", &session, handle);
-    for seq in 1..=messages {
-        chat.received(ServerFrame::Message {
-            seq,
-            time: 1_764_000_000_000 + seq * 1000,
-            from: format!("user{}", seq % 200),
-            text: format!(
-                "message {seq}: a line of ordinary chat, long enough to wrap once in a narrow window"
-            ),
-            id: None,
-        });
+    for seq in 1..=events {
+        let time = 1_764_000_000_000 + seq * 1000;
+        let from = format!("user{}", seq % 200);
+        // Every tenth event someone comes or goes; every seventh message has a link,
+        // every thirteenth mentions "me".
+        let frame = match seq % 10 {
+            0 => ServerFrame::Joined {
+                seq,
+                time,
+                name: from,
+            },
+            5 => ServerFrame::Left {
+                seq,
+                time,
+                name: from,
+                reason: LeaveReason::Quit,
+            },
+            _ => ServerFrame::Message {
+                seq,
+                time,
+                from,
+                text: match seq % 91 {
+                    n if n % 7 == 0 => format!(
+                        "message {seq}: see https://example.com/page/{seq} for the details of it"
+                    ),
+                    n if n % 13 == 0 => format!("message {seq}: me, what do you think of this?"),
+                    _ => format!(
+                        "message {seq}: a line of ordinary chat, long enough to wrap once in a narrow window"
+                    ),
+                },
+                id: None,
+            },
+        };
+        chat.received(frame);
     }
     chat
 }
 
-/// `view()` plus a full layout of the result at the default window size.
+/// The first frame: `view()` plus a full layout from nothing (every text shaped anew) at
+/// the default window size.
 #[divan::bench(args = [1_000, 10_000, 100_000], sample_count = 30)]
-fn view_and_layout(bencher: Bencher, messages: u64) {
-    let chat = chat_with(messages);
+fn view_and_layout(bencher: Bencher, events: u64) {
+    let chat = chat_with(events);
+    let theme = iced::Theme::Light;
+    let settings = Settings::default();
     bencher.bench_local(|| {
-        let ui = iced_test::simulator(chat.view());
+        let ui = iced_test::simulator(chat.view(&theme, &settings));
         divan::black_box(ui);
     });
+}
+
+/// A frame of a running chat: one more message arrives, and the view is built, diffed
+/// against the last frame's widgets (which keep their laid-out text) and laid out again.
+#[divan::bench(args = [1_000, 10_000, 100_000], sample_count = 100)]
+fn frame_after_a_message(bencher: Bencher, events: u64) {
+    use iced_test::runtime::user_interface::{Cache, UserInterface};
+    let mut chat = chat_with(events);
+    let theme = iced::Theme::Light;
+    let settings = Settings::default();
+    let mut renderer = {
+        use iced::advanced::renderer::Headless;
+        let backend = std::env::var("ICED_TEST_BACKEND").ok();
+        futures_lite::future::block_on(<iced::Renderer as Headless>::new(
+            iced::Font::with_name("Fira Sans"),
+            iced::Pixels(16.0),
+            backend.as_deref(),
+        ))
+        .expect("a headless renderer")
+    };
+    let size = iced::Size::new(900.0, 620.0);
+    let mut cache = Some(Cache::default());
+    let mut seq = events;
+    let mut frame = |chat: &mut Chat, cache: &mut Option<Cache>, renderer: &mut iced::Renderer| {
+        seq += 1;
+        chat.received(ServerFrame::Message {
+            seq,
+            time: 1_764_000_000_000 + seq * 1000,
+            from: format!("user{}", seq % 200),
+            text: format!("message {seq}: one more line arrives while the room is busy"),
+            id: None,
+        });
+        let mut ui = UserInterface::build(
+            chat.view(&theme, &settings),
+            size,
+            cache.take().unwrap_or_default(),
+            renderer,
+        );
+        let mut messages = Vec::new();
+        let _ = ui.update(
+            &[iced::Event::Window(iced::window::Event::RedrawRequested(
+                std::time::Instant::now(),
+            ))],
+            iced::mouse::Cursor::Unavailable,
+            renderer,
+            &mut iced::advanced::clipboard::Null,
+            &mut messages,
+        );
+        *cache = Some(ui.into_cache());
+    };
+    // Warm up: the first frame lays everything out from nothing.
+    frame(&mut chat, &mut cache, &mut renderer);
+    bencher.bench_local(|| frame(&mut chat, &mut cache, &mut renderer));
 }
 
 /// The same simulator around an empty view: what creating the headless renderer costs,

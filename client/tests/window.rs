@@ -1,9 +1,10 @@
 //! The real window: `client --name gui --connect` under Xvfb (tiny-skia), driven the way a
 //! user would with xdotool and a window manager, watched by a headless client.
 //!
-//! Server: in-process on port 0 with the flag defaults (flood control on). Needs Xvfb,
-//! openbox, xdotool, wmctrl, xwd and `ImageMagick` (`.ci/deps` installs them). The
-//! screenshot lands in `target/artifacts/chat-window.png`.
+//! Server: in-process on port 0 with the flag defaults except `--rate 0` (flood control
+//! off, so the watcher can fill the room with 300 messages at once). Needs Xvfb, openbox,
+//! xdotool, wmctrl, xwd and `ImageMagick` (`.ci/deps` installs them). Screenshots land in
+//! `target/artifacts/chat-window*.png`.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -46,7 +47,7 @@ fn xvfb() -> (Proc, String) {
             "1",
             "-screen",
             "0",
-            "1024x700x24",
+            "1024x768x24",
             "-nolisten",
             "tcp",
         ])
@@ -93,7 +94,7 @@ fn wait_for_window(display: &str, title: &str) -> String {
 
 struct Watcher {
     reader: FrameReader<TcpStream, ServerFrame>,
-    _writer: TcpStream,
+    writer: TcpStream,
 }
 
 impl Watcher {
@@ -113,7 +114,7 @@ impl Watcher {
         let reader = FrameReader::new(stream.clone(), MAX_SERVER_FRAME);
         let mut me = Self {
             reader,
-            _writer: stream,
+            writer: stream,
         };
         let welcome = me.next().await;
         assert!(
@@ -121,6 +122,17 @@ impl Watcher {
             "{welcome:?}"
         );
         me
+    }
+
+    async fn say(&mut self, text: &str) {
+        let say = ClientFrame::Say {
+            text: text.into(),
+            id: None,
+        };
+        self.writer
+            .write_all(Frame::encode(&say).as_bytes())
+            .await
+            .expect("say");
     }
 
     async fn next(&mut self) -> ServerFrame {
@@ -166,11 +178,12 @@ fn click_into_input(display: &str, window: &str) {
     x(display, "xdotool", &["click", "1"]);
 }
 
-/// Keeps a picture of the screen in `target/artifacts/chat-window.png`.
-fn screenshot(display: &str) {
+/// Keeps a picture of the screen in `target/artifacts/chat-window-{name}.png`, and returns
+/// its pixels (RGB, row by row) with its width.
+fn screenshot(display: &str, name: &str) -> (Vec<u8>, usize) {
     let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artifacts");
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
-    let shot = artifacts.join("chat-window.png");
+    let shot = artifacts.join(format!("chat-window-{name}.png"));
     let status = Command::new("sh")
         .args([
             "-c",
@@ -180,6 +193,45 @@ fn screenshot(display: &str) {
         .status()
         .expect("screenshot");
     assert!(status.success() && shot.exists(), "no screenshot");
+    let raw = Command::new("convert")
+        .args([shot.to_str().expect("path"), "-depth", "8", "rgb:-"])
+        .output()
+        .expect("pixels");
+    assert!(raw.status.success(), "cannot read the screenshot");
+    (raw.stdout, SCREEN_WIDTH)
+}
+
+const SCREEN_WIDTH: usize = 1024;
+
+/// Pixels of link blue inside `area` (x, y, width, height) of the screen: the core of
+/// the glyphs of a link in the light theme is about (15, 96, 189); nothing else on the
+/// screen is that colour (the buttons' blue is much redder).
+fn link_pixels((pixels, width): &(Vec<u8>, usize), area: (usize, usize, usize, usize)) -> usize {
+    let (left, top, area_width, area_height) = area;
+    (top..top + area_height)
+        .flat_map(|row| (left..left + area_width).map(move |column| (row * width + column) * 3))
+        .filter(|&at| {
+            let (red, green, blue) = (pixels[at], pixels[at + 1], pixels[at + 2]);
+            red < 60 && (60..150).contains(&green) && blue > 150
+        })
+        .count()
+}
+
+/// The window's position and size on the screen.
+fn geometry(display: &str, window: &str) -> (usize, usize, usize, usize) {
+    let out = x(
+        display,
+        "xdotool",
+        &["getwindowgeometry", "--shell", window],
+    );
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let get = |key: &str| -> usize {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+    };
+    (get("X"), get("Y"), get("WIDTH"), get("HEIGHT"))
 }
 
 /// Waits, bounded, for the client to exit by itself.
@@ -202,6 +254,7 @@ fn the_window_joins_sends_and_quits() {
     let server = Running::start(Config {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         threads: 2,
+        rate: 0,
         ..Config::default()
     })
     .expect("server");
@@ -215,12 +268,15 @@ fn the_window_joins_sends_and_quits() {
             .spawn()
             .expect("openbox"),
     );
+    // Its own settings: a saved dark theme on this machine must not change the colours.
+    let config = std::env::temp_dir().join(format!("chat-window-test-{}", std::process::id()));
     smol::block_on(async {
         let mut watcher = Watcher::login(addr).await;
         let mut client = smol::process::Command::new(env!("CARGO_BIN_EXE_client"))
             .args(["--server", &addr.to_string(), "--name", "gui", "--connect"])
             .env("DISPLAY", &display)
             .env("ICED_BACKEND", "tiny-skia")
+            .env("XDG_CONFIG_HOME", &config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -231,6 +287,24 @@ fn the_window_joins_sends_and_quits() {
             .await;
         let window = wait_for_window(&display, "gui on");
         x(&display, "xdotool", &["windowactivate", "--sync", &window]);
+        fill_the_room(&mut watcher).await;
+        let (wx, wy, ww, wh) = geometry(&display, &window);
+        // The log: left of the member list, between the header and the input.
+        let log = (wx, wy + 50, ww.saturating_sub(230), wh.saturating_sub(130));
+        let shown = wait_until(|| link_pixels(&screenshot(&display, "newest"), log) > 20);
+        assert!(shown, "the newest message is on screen when it arrives");
+        // Read back: the wheel moves the log up, away from the newest line.
+        x(
+            &display,
+            "xdotool",
+            &["mousemove", "--window", &window, "200", "200"],
+        );
+        for _ in 0..15 {
+            x(&display, "xdotool", &["click", "4"]);
+        }
+        let away = wait_until(|| link_pixels(&screenshot(&display, "read-back"), log) == 0);
+        assert!(away, "scrolled up, the newest message is off screen");
+        // Send, and type on at once.
         click_into_input(&display, &window);
         x(
             &display,
@@ -238,14 +312,27 @@ fn the_window_joins_sends_and_quits() {
             &["type", "--delay", "15", "hello from the window"],
         );
         x(&display, "xdotool", &["key", "Return"]);
-        let said = watcher
-            .until(|f| matches!(f, ServerFrame::Message { from, .. } if from == "gui"))
-            .await;
-        assert!(
-            matches!(&said, ServerFrame::Message { text, id: Some(_), .. } if text == "hello from the window"),
-            "{said:?}"
+        x(
+            &display,
+            "xdotool",
+            &["type", "--delay", "15", "right after"],
         );
-        screenshot(&display);
+        x(&display, "xdotool", &["key", "Return"]);
+        for want in ["hello from the window", "right after"] {
+            let said = watcher
+                .until(|f| matches!(f, ServerFrame::Message { from, .. } if from == "gui"))
+                .await;
+            assert!(
+                matches!(&said, ServerFrame::Message { text, id: Some(_), .. } if text == want),
+                "{said:?}"
+            );
+        }
+        let back = wait_until(|| link_pixels(&screenshot(&display, "after-send"), log) > 20);
+        assert!(
+            back,
+            "after a send the newest messages are on screen, not the oldest"
+        );
+        screenshot(&display, "final");
         // Close it as a user does: the window manager asks (WM_DELETE_WINDOW).
         x(&display, "wmctrl", &["-c", "gui on"]);
         let left = watcher
@@ -264,4 +351,35 @@ fn the_window_joins_sends_and_quits() {
         let status = exited(&mut client).await;
         assert!(status.success(), "client exited with {status}");
     });
+    let _ = std::fs::remove_dir_all(config);
+}
+
+/// A busy room: 300 messages, the newest a link (the only blue on the screen).
+async fn fill_the_room(watcher: &mut Watcher) {
+    for i in 1..=300 {
+        let text = if i == 300 {
+            "the newest: https://example.com/newest".to_string()
+        } else {
+            format!("message {i} of a busy room")
+        };
+        watcher.say(&text).await;
+    }
+    watcher
+        .until(|f| matches!(f, ServerFrame::Message { text, .. } if text.contains("newest")))
+        .await;
+}
+
+/// Polls a look at the screen until it holds (a frame is drawn some time after the event
+/// that caused it; X offers nothing to wait on from here), at most [`WAIT`].
+fn wait_until(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
