@@ -37,10 +37,16 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
-    /// Ask for older events of the current epoch.
+    /// Ask for events of the current epoch: the newest `limit` before `before`, or the
+    /// oldest `limit` after `after` (at most one of the two; neither means before the
+    /// newest + 1). The answer is oldest first, then `history_end`.
     History {
         /// Only events with a seq below this one.
-        before: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        /// Only events with a seq above this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
         /// How many at most (the server caps it at 200, default 50).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
@@ -164,8 +170,12 @@ pub enum ServerFrame {
     },
     /// The end of a `history` answer.
     HistoryEnd {
-        /// The `before` of the request.
-        before: u64,
+        /// The `before` of the request (newest + 1 when it named neither).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        /// The `after` of the request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
         /// How many events the answer held.
         count: u32,
     },
@@ -245,6 +255,8 @@ pub enum RejectCode {
     ServerFull,
     /// This address holds as many connections as it may (retry later).
     TooManyConnections,
+    /// The login could not be recorded (the store failed); retry later.
+    Unavailable,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -253,7 +265,10 @@ pub enum RejectCode {
 impl RejectCode {
     /// Whether the client should retry as if the server were offline.
     pub fn is_transient(self) -> bool {
-        matches!(self, Self::ServerFull | Self::TooManyConnections)
+        matches!(
+            self,
+            Self::ServerFull | Self::TooManyConnections | Self::Unavailable
+        )
     }
 }
 
@@ -302,6 +317,8 @@ pub enum ErrorCode {
     BadText,
     /// A post over the rate limit; see `retry_after`.
     RateLimited,
+    /// The server could not record it (its store failed); nothing happened, retry later.
+    Unavailable,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,

@@ -111,7 +111,8 @@ fn protocol_table_frames() {
     assert_eq!(
         decode::<ClientFrame>(r#"{"type":"history","before":8}"#),
         ClientFrame::History {
-            before: 8,
+            before: Some(8),
+            after: None,
             limit: None
         }
     );

@@ -54,15 +54,23 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 token
             }),
         (text(), opt_text()).prop_map(|(text, id)| ClientFrame::Say { text, id }),
-        (any::<u64>(), proptest::option::of(any::<u32>()))
-            .prop_map(|(before, limit)| ClientFrame::History { before, limit }),
+        (
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u32>())
+        )
+            .prop_map(|(before, after, limit)| ClientFrame::History {
+                before,
+                after,
+                limit
+            }),
         opt_text().prop_map(|token| ClientFrame::Ping { token }),
         opt_text().prop_map(|token| ClientFrame::Pong { token }),
         Just(ClientFrame::Bye),
     ]
 }
 
-fn server_frame() -> impl Strategy<Value = ServerFrame> {
+fn welcome() -> impl Strategy<Value = ServerFrame> {
     let limits = (any::<[u32; 5]>()).prop_map(|l| Limits {
         max_frame: l[0],
         max_text: l[1],
@@ -70,32 +78,37 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         rate: l[3],
         burst: l[4],
     });
-    prop_oneof![
-        (
-            text(),
-            proptest::collection::vec(text(), 0..5),
-            any::<[u64; 2]>(),
-            text(),
-            text(),
-            limits
+    (
+        text(),
+        proptest::collection::vec(text(), 0..5),
+        any::<[u64; 2]>(),
+        text(),
+        text(),
+        limits,
+    )
+        .prop_map(
+            |(name, users, [seq, oldest], epoch, token, limits)| ServerFrame::Welcome {
+                protocol: 1,
+                name,
+                users,
+                seq,
+                oldest,
+                epoch,
+                token,
+                limits,
+            },
         )
-            .prop_map(|(name, users, [seq, oldest], epoch, token, limits)| {
-                ServerFrame::Welcome {
-                    protocol: 1,
-                    name,
-                    users,
-                    seq,
-                    oldest,
-                    epoch,
-                    token,
-                    limits,
-                }
-            }),
+}
+
+fn server_frame() -> impl Strategy<Value = ServerFrame> {
+    prop_oneof![
+        welcome(),
         (
             prop_oneof![
                 Just(RejectCode::NameTaken),
                 Just(RejectCode::InvalidName),
-                Just(RejectCode::ServerFull)
+                Just(RejectCode::ServerFull),
+                Just(RejectCode::Unavailable)
             ],
             text(),
             proptest::option::of(any::<u64>())
@@ -137,10 +150,22 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 name,
                 reason
             }),
-        (any::<u64>(), any::<u32>())
-            .prop_map(|(before, count)| ServerFrame::HistoryEnd { before, count }),
         (
-            prop_oneof![Just(ErrorCode::BadFrame), Just(ErrorCode::RateLimited)],
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
+            any::<u32>()
+        )
+            .prop_map(|(before, after, count)| ServerFrame::HistoryEnd {
+                before,
+                after,
+                count
+            }),
+        (
+            prop_oneof![
+                Just(ErrorCode::BadFrame),
+                Just(ErrorCode::RateLimited),
+                Just(ErrorCode::Unavailable)
+            ],
             text(),
             opt_text(),
             proptest::option::of(any::<u64>())
