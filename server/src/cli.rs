@@ -26,7 +26,6 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let addr = config.addr;
     let mut signals = match Signals::new([Signal::Int, Signal::Term]) {
         Ok(signals) => signals,
         Err(err) => {
@@ -37,13 +36,13 @@ pub fn main() -> ExitCode {
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(err) => {
-            eprintln!("server: cannot listen on {addr}: {err}");
+            eprintln!("server: {err}");
             return ExitCode::FAILURE;
         }
     };
     match server.local_addr() {
         Ok(local) => tracing::info!("listening on {local}"),
-        Err(err) => tracing::info!("listening on {addr} ({err})"),
+        Err(err) => tracing::info!("listening ({err})"),
     }
     run_blocking(server, async move {
         let _ = signals.next().await;

@@ -19,6 +19,9 @@ pub struct Config {
     pub history: usize,
     /// Events replayed to a login without `since`.
     pub replay: usize,
+    /// The most events replayed to a login with `since`; a client fetches the rest with
+    /// `history`.
+    pub replay_max: usize,
     /// Time from accept to `welcome`.
     pub login_timeout: Duration,
     /// Silence before a `ping`; as long again before `closing`/`idle_timeout`.
@@ -53,6 +56,7 @@ impl Default for Config {
             max_per_ip: 64,
             history: 1000,
             replay: 50,
+            replay_max: 1000,
             login_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             rate: limits::RATE,
@@ -89,6 +93,10 @@ pub struct Args {
     /// events replayed to a login without `since` (default: 50)
     #[argh(option, default = "50")]
     pub replay: usize,
+    /// the most events replayed to a login with `since`; clients fetch the rest with
+    /// history (default: 1000)
+    #[argh(option, default = "1000")]
+    pub replay_max: usize,
     /// seconds from connect to login before the connection is closed (default: 10)
     #[argh(option, default = "Seconds(10.0)")]
     pub login_timeout: Seconds,
@@ -183,6 +191,7 @@ impl Args {
             max_per_ip: self.max_per_ip,
             history: at_least("history", self.history, 1)?,
             replay: self.replay,
+            replay_max: at_least("replay-max", self.replay_max, 1)?,
             login_timeout: self.login_timeout.duration(),
             idle_timeout: self.idle_timeout.duration(),
             rate: self.rate,

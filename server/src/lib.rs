@@ -1,15 +1,22 @@
-//! The chat server: one room, NDJSON over TCP, on smol executors across all cores.
+//! The chat server: one room, NDJSON over TCP, on smol executors across all cores; its
+//! events are recorded by an event log (in memory, or durable on disk) before anyone
+//! receives them.
 //!
 //! `main.rs` only turns flags into a [`Config`]; tests start the same server in-process with
 //! [`Running::start`] on port 0.
 
 pub mod cli;
 mod config;
+mod fanout;
+mod hub;
 mod limits;
+pub mod log;
 mod queue;
+mod registry;
 mod room;
 mod server;
 mod session;
+mod wire;
 
 pub use config::{Args, Config, ConfigError, Seconds};
-pub use server::{Running, Server, run_blocking};
+pub use server::{Running, Server, StartError, run_blocking};

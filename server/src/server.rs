@@ -16,8 +16,11 @@ use futures_lite::{AsyncWriteExt, future};
 use smol::{Async, Executor, Timer};
 
 use crate::Config;
-use crate::room::{Command, Room};
+use crate::hub::{Command, Hub};
+use crate::log::memory::MemoryLog;
+use crate::log::{EventLog, LogError};
 use crate::session;
+use crate::wire::random_hex;
 
 /// A one-way signal that many tasks can wait for.
 #[derive(Debug, Default)]
@@ -57,7 +60,8 @@ impl Signal {
 /// What every session of a server shares.
 pub(crate) struct Shared {
     pub config: Config,
-    pub room: Sender<Command>,
+    pub hub: Sender<Command>,
+    pub log: Arc<dyn EventLog>,
     pub shutdown: Signal,
     /// Raised when the last connection is gone after shutdown.
     all_closed: Signal,
@@ -123,7 +127,18 @@ impl Shared {
 pub struct Server {
     listener: Async<TcpListener>,
     shared: Arc<Shared>,
-    room: Option<(Room, async_channel::Receiver<Command>)>,
+    hub: Option<(Hub, async_channel::Receiver<Command>)>,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address cannot be listened on.
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, io::Error),
+    /// The event log cannot be opened or read.
+    #[error("{0}")]
+    Log(#[from] LogError),
 }
 
 /// How long a refused connection gets to read why.
@@ -134,15 +149,18 @@ const RETRY_AFTER_MS: u64 = 2000;
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 impl Server {
-    /// Binds the listening socket (with `SO_REUSEADDR`, so a restart right after a stop
-    /// works).
-    pub fn bind(config: Config) -> io::Result<Self> {
-        let listener = Async::<TcpListener>::bind(config.addr)?;
-        let (room_tx, room_rx) = async_channel::unbounded();
-        let room = Room::new(config.clone());
+    /// Opens the event log and binds the listening socket (with `SO_REUSEADDR`, so a
+    /// restart right after a stop works).
+    pub fn bind(config: Config) -> Result<Self, StartError> {
+        let log: Arc<dyn EventLog> = Arc::new(MemoryLog::new(random_hex(8)));
+        let listener = Async::<TcpListener>::bind(config.addr)
+            .map_err(|err| StartError::Listen(config.addr, err))?;
+        let (hub_tx, hub_rx) = async_channel::unbounded();
+        let hub = Hub::new(config.clone(), log.clone())?;
         let shared = Arc::new(Shared {
             config,
-            room: room_tx,
+            hub: hub_tx,
+            log,
             shutdown: Signal::default(),
             all_closed: Signal::default(),
             connections: AtomicUsize::new(0),
@@ -152,7 +170,7 @@ impl Server {
         Ok(Self {
             listener,
             shared,
-            room: Some((room, room_rx)),
+            hub: Some((hub, hub_rx)),
         })
     }
 
@@ -164,8 +182,8 @@ impl Server {
     /// Serves on `ex` until `stop` resolves, then closes every connection with
     /// `closing`/`shutdown`, gives them a moment to flush, and returns.
     pub async fn serve(mut self, ex: Arc<Executor<'static>>, stop: impl Future<Output = ()>) {
-        if let Some((room, inbox)) = self.room.take() {
-            ex.spawn(room.run(inbox)).detach();
+        if let Some((hub, inbox)) = self.hub.take() {
+            ex.spawn(hub.run(inbox, ex.clone())).detach();
         }
         let shared = self.shared.clone();
         let accept = async {
@@ -269,9 +287,11 @@ pub struct Running {
 
 impl Running {
     /// Binds and starts a server in the background.
-    pub fn start(config: Config) -> io::Result<Self> {
+    pub fn start(config: Config) -> Result<Self, StartError> {
         let server = Server::bind(config)?;
-        let addr = server.local_addr()?;
+        let addr = server
+            .local_addr()
+            .map_err(|err| StartError::Listen(SocketAddr::from(([0, 0, 0, 0], 0)), err))?;
         let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("chat-server".into())
@@ -279,7 +299,8 @@ impl Running {
                 run_blocking(server, async move {
                     let _ = stop_rx.recv().await;
                 });
-            })?;
+            })
+            .map_err(|err| StartError::Listen(addr, err))?;
         Ok(Self {
             addr,
             stop: Some(stop_tx),

@@ -16,10 +16,13 @@ use chat_shared::{
 use futures_lite::future;
 use smol::{Async, Timer};
 
+use crate::hub::{Command, Login};
 use crate::limits::{FloodMeter, TokenBucket};
+use crate::log::Span;
 use crate::queue::{QueueLimits, SendQueue, send_queue};
-use crate::room::{Command, ConnId, Login, closing};
+use crate::registry::ConnId;
 use crate::server::Shared;
+use crate::wire::closing;
 
 /// Bytes read from a socket at once, into a buffer that belongs to the thread, so an idle
 /// connection holds no read buffer of its own.
@@ -78,11 +81,11 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Async<TcpStream>, conn: Con
         false
     };
     let flushed = future::or(future::or(reader, writer), linger).await;
-    // If the writer failed first, the reader never told the room; the room ignores a
+    // If the writer failed first, the reader never told the hub; the hub ignores a
     // second Leave for a connection it no longer holds, so one more is always safe. On
     // shutdown nobody is told that anybody left.
     if !shared.shutdown.is_raised() {
-        let _ = shared.room.try_send(Command::Leave {
+        let _ = shared.hub.try_send(Command::Leave {
             conn,
             reason: LeaveReason::Lost,
         });
@@ -267,14 +270,14 @@ impl<'a> Session<'a> {
             .push_unmetered(Frame::encode(&ServerFrame::Rejected {
                 code,
                 message,
-                retry_after: None,
+                retry_after: code.is_transient().then_some(2000),
             }));
         End::Rejected
     }
 
-    fn to_room(&self, command: Command) {
-        // The room outlives every session; an error means the server is going down.
-        let _ = self.shared.room.try_send(command);
+    fn to_hub(&self, command: Command) {
+        // The hub outlives every session; an error means the server is going down.
+        let _ = self.shared.hub.try_send(command);
     }
 
     async fn handle(&mut self, item: Result<ClientFrame, DecodeError>) -> Result<(), End> {
@@ -315,13 +318,25 @@ impl<'a> Session<'a> {
         self.bad_in_row = 0;
         match frame {
             ClientFrame::Say { text, id } => self.say(text, id, now),
-            ClientFrame::History { before, limit } => {
+            ClientFrame::History {
+                before,
+                after,
+                limit,
+            } => {
+                let span = match (before, after) {
+                    (Some(_), Some(_)) => {
+                        return self.bad_frame("history takes before or after, not both".into());
+                    }
+                    (Some(before), None) => Some(Span::Before(before)),
+                    (None, Some(after)) => Some(Span::After(after)),
+                    (None, None) => None,
+                };
                 let limit = limit
                     .unwrap_or(DEFAULT_HISTORY_LIMIT)
                     .min(MAX_HISTORY_LIMIT);
-                self.to_room(Command::History {
+                self.to_hub(Command::History {
                     conn: self.conn,
-                    before,
+                    span,
                     limit: limit as usize,
                 });
                 Ok(())
@@ -364,8 +379,26 @@ impl<'a> Session<'a> {
             Ok(name) => name,
             Err(err) => return Err(self.reject(RejectCode::InvalidName, err.to_string())),
         };
+        // The posts the log remembers for this name, so that an outbox re-sent after a
+        // restart is not posted twice; read off the threads that serve connections.
+        let log = self.shared.log.clone();
+        let recent = if log.durable() {
+            let folded = name.keys().folded;
+            match smol::unblock(move || log.recent_posts(&folded)).await {
+                Ok(recent) => recent,
+                Err(err) => {
+                    tracing::error!(%err, "cannot read remembered posts");
+                    return Err(self.reject(
+                        RejectCode::Unavailable,
+                        "the server cannot read its store now; try again".into(),
+                    ));
+                }
+            }
+        } else {
+            Vec::new()
+        };
         let (reply, answer) = async_channel::bounded(1);
-        self.to_room(Command::Login(Login {
+        self.to_hub(Command::Login(Login {
             conn: self.conn,
             name,
             since,
@@ -373,6 +406,7 @@ impl<'a> Session<'a> {
             token,
             queue: self.queue.clone(),
             reply,
+            recent,
         }));
         if answer.recv().await == Ok(true) {
             self.logged_in = true;
@@ -401,7 +435,7 @@ impl<'a> Session<'a> {
                 retry_after: Some(wait.as_millis() as u64 + 1),
             });
         }
-        self.to_room(Command::Post {
+        self.to_hub(Command::Post {
             conn: self.conn,
             text,
             id,
@@ -414,7 +448,7 @@ impl<'a> Session<'a> {
     fn finish(&self, end: End) {
         let leave = |reason| {
             if self.logged_in {
-                self.to_room(Command::Leave {
+                self.to_hub(Command::Leave {
                     conn: self.conn,
                     reason,
                 });

@@ -509,7 +509,8 @@ fn history_replay_and_since() {
         assert_eq!(seqs, [5, 6, 7, 8, 9], "everything held, another epoch");
         // `history` answers older events of the epoch, oldest first, then history_end.
         c.send(&ClientFrame::History {
-            before: 8,
+            before: Some(8),
+            after: None,
             limit: Some(2),
         })
         .await;
@@ -525,7 +526,8 @@ fn history_replay_and_since() {
         assert!(matches!(
             frames.last(),
             Some(ServerFrame::HistoryEnd {
-                before: 8,
+                before: Some(8),
+                after: None,
                 count: 2
             })
         ));

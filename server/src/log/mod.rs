@@ -1,0 +1,162 @@
+//! The event log: where the events of a stream get their `seq` and are kept.
+//!
+//! A stream is a room (and, later, a direct conversation); each has its own sequence. The
+//! hub hands the log batches of new events and fans out only what the log returns, so an
+//! event anyone sees is as safe as the log makes it: [`memory::MemoryLog`] keeps nothing
+//! beyond the hub's own window (`--memory`).
+//!
+//! Every method may block (disk); the hub calls them from a writer thread or a blocking
+//! pool, never from the task that fans out.
+
+pub mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+
+use chat_shared::{Frame, LeaveReason, ServerFrame};
+
+/// A position in a stream's sequence.
+pub type Seq = u64;
+
+/// A stream with its own sequence: for now the room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(Arc<str>);
+
+impl StreamId {
+    /// The stream called `key` (a room's case-folded name).
+    pub fn new(key: &str) -> Self {
+        Self(key.into())
+    }
+
+    /// Its key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What happened, before it has a seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// Someone said something.
+    Message {
+        /// The sender as the server accepted them.
+        from: String,
+        /// The text.
+        text: String,
+        /// The sender's id for the post.
+        id: Option<String>,
+    },
+    /// Someone came in.
+    Joined {
+        /// Who.
+        name: String,
+    },
+    /// Someone went.
+    Left {
+        /// Who.
+        name: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+}
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Its stream.
+    pub stream: StreamId,
+    /// When the server received it, ms since the Unix epoch.
+    pub time: u64,
+    /// What happened.
+    pub body: Body,
+    /// For a post with an id: the poster's key (case-folded name), under which the id is
+    /// remembered so that a re-sent copy is answered with this event.
+    pub poster: Option<String>,
+}
+
+/// An event with its seq: the frame every member gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Its seq in its stream.
+    pub seq: Seq,
+    /// The encoded `message`, `joined` or `left`.
+    pub frame: Frame,
+}
+
+/// The ends of a stream: the oldest and newest seq held (both 0 when it is empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Head {
+    /// The oldest seq held.
+    pub oldest: Seq,
+    /// The newest seq.
+    pub newest: Seq,
+}
+
+/// Which events a read wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// The newest ones with a seq below this.
+    Before(Seq),
+    /// The oldest ones with a seq above this.
+    After(Seq),
+}
+
+/// The log could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The store failed (disk full, I/O error, corruption found while reading).
+    #[error("{0}")]
+    Store(String),
+}
+
+/// Where events get their seq and are kept. One log holds every stream of the server.
+pub trait EventLog: Send + Sync + 'static {
+    /// Names the history seqs count in; changes only when the history is lost.
+    fn epoch(&self) -> &str;
+
+    /// Whether what it holds survives a restart.
+    fn durable(&self) -> bool;
+
+    /// The ends of a stream.
+    fn head(&self, stream: &StreamId) -> Result<Head, LogError>;
+
+    /// Appends events (of any streams) as one step: each gets the next seq of its stream.
+    /// When this returns `Ok`, the events are as safe as the log makes them; on `Err`
+    /// none of them was recorded.
+    fn append(&self, events: &[NewEvent]) -> Result<Vec<Event>, LogError>;
+
+    /// At most `limit` events of a stream, oldest first.
+    fn read(&self, stream: &StreamId, span: Span, limit: usize) -> Result<Vec<Event>, LogError>;
+
+    /// The posts remembered for a poster (at most [`REMEMBERED_IDS`]): each id with the
+    /// event it produced, oldest first.
+    ///
+    /// [`REMEMBERED_IDS`]: chat_shared::limits::REMEMBERED_IDS
+    fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError>;
+}
+
+/// The frame of an event.
+pub fn frame(seq: Seq, time: u64, body: &Body) -> Frame {
+    Frame::encode(&match body.clone() {
+        Body::Message { from, text, id } => ServerFrame::Message {
+            seq,
+            time,
+            from,
+            text,
+            id,
+        },
+        Body::Joined { name } => ServerFrame::Joined { seq, time, name },
+        Body::Left { name, reason } => ServerFrame::Left {
+            seq,
+            time,
+            name,
+            reason,
+        },
+    })
+}

@@ -1,0 +1,114 @@
+//! Who is online: names under both collision keys, takeover tokens, and each
+//! connection's send queue.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chat_shared::{Name, NameKeys};
+
+use crate::queue::SendQueue;
+
+/// Identifies one connection for its whole life.
+pub type ConnId = u64;
+
+/// Someone logged in (or logging in: their `joined` is on its way to the log).
+#[derive(Debug)]
+pub struct Member {
+    /// The name as accepted.
+    pub name: Name,
+    /// Its collision keys.
+    pub keys: NameKeys,
+    /// Presented in a later `hello` to take this session over.
+    pub token: String,
+    /// Where the connection's frames go.
+    pub queue: SendQueue,
+    /// Whether the welcome went out (until then the name is only reserved).
+    pub online: bool,
+}
+
+/// What a login finds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The name is free.
+    Free,
+    /// The same user on a new connection, with the right token: take `ConnId` over.
+    Takeover(ConnId),
+    /// Someone else holds the name, or one that looks the same; the message says who.
+    Taken(String),
+}
+
+/// Everyone connected and logged in (or logging in).
+#[derive(Debug, Default)]
+pub struct Registry {
+    members: HashMap<ConnId, Member>,
+    /// By case-folded name: the sorted user list, and one collision key.
+    by_folded: BTreeMap<String, ConnId>,
+    /// By the other collision key.
+    by_skeleton: HashMap<String, ConnId>,
+}
+
+impl Registry {
+    /// Whether `name` may log in with `token`.
+    pub fn admit(&self, name: &Name, keys: &NameKeys, token: Option<&str>) -> Admission {
+        let holder = self
+            .by_folded
+            .get(&keys.folded)
+            .or_else(|| self.by_skeleton.get(&keys.skeleton))
+            .copied();
+        let Some(conn) = holder else {
+            return Admission::Free;
+        };
+        let member = &self.members[&conn];
+        if member.online
+            && token == Some(member.token.as_str())
+            && member.keys.folded == keys.folded
+        {
+            return Admission::Takeover(conn);
+        }
+        Admission::Taken(if member.keys.folded == keys.folded {
+            format!("{} is already online", member.name)
+        } else {
+            format!("{} is online, and {name} looks the same", member.name)
+        })
+    }
+
+    /// Adds a member under `conn`.
+    pub fn insert(&mut self, conn: ConnId, member: Member) {
+        self.by_folded.insert(member.keys.folded.clone(), conn);
+        self.by_skeleton.insert(member.keys.skeleton.clone(), conn);
+        self.members.insert(conn, member);
+    }
+
+    /// Removes a member.
+    pub fn remove(&mut self, conn: ConnId) -> Option<Member> {
+        let member = self.members.remove(&conn)?;
+        self.by_folded.remove(&member.keys.folded);
+        self.by_skeleton.remove(&member.keys.skeleton);
+        Some(member)
+    }
+
+    /// A member.
+    pub fn get(&self, conn: ConnId) -> Option<&Member> {
+        self.members.get(&conn)
+    }
+
+    /// A member, to change.
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Member> {
+        self.members.get_mut(&conn)
+    }
+
+    /// The names of everyone online, sorted by case-folded name (as `welcome` lists them).
+    pub fn online_names(&self) -> impl Iterator<Item = &str> {
+        self.by_folded
+            .values()
+            .map(|conn| &self.members[conn])
+            .filter(|member| member.online)
+            .map(|member| member.name.as_str())
+    }
+
+    /// Whether someone online has the case-folded name `folded`.
+    pub fn is_online(&self, folded: &str) -> bool {
+        self.by_folded
+            .get(folded)
+            .is_some_and(|conn| self.members[conn].online)
+    }
+}
