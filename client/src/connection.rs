@@ -304,6 +304,7 @@ pub async fn run(target: Target, events: Sender<Event>) {
         position: Position::default(),
         limits: None,
         history: VecDeque::new(),
+        gap: Gap::None,
     };
     worker.emit(Event::Ready(Handle(commands_tx))).await;
     worker.run().await;
@@ -317,7 +318,39 @@ struct Worker {
     position: Position,
     limits: Option<Limits>,
     /// History requests sent and not yet answered, oldest first, with what has arrived.
-    history: VecDeque<(u64, Vec<ServerFrame>)>,
+    history: VecDeque<Asked>,
+    /// Filling what a bounded replay left out.
+    gap: Gap,
+}
+
+/// Events fetched with one `history` request per page while resuming.
+const CATCH_UP_PAGE: u32 = 200;
+
+/// A history request sent and not yet answered.
+#[derive(Debug)]
+enum Asked {
+    /// By the app, scrolling back: the answer goes to it as one [`Event::History`].
+    Before(u64, Vec<ServerFrame>),
+    /// By the connection, filling a gap: the events after this seq, passed on one by one.
+    After(u64),
+}
+
+/// A replay bounded by the server (`--replay-max`) starts later than where this client
+/// left off; the events in between are fetched with `history` `after` before anything
+/// newer is passed on, so the app still gets every event once, in order.
+#[derive(Debug)]
+enum Gap {
+    /// Nothing to fill.
+    None,
+    /// Resumed after this seq: the first event to arrive shows whether there is a gap.
+    Watch(u64),
+    /// Fetching; events from `until` on wait in `held`.
+    Filling {
+        /// The first event the server replayed.
+        until: u64,
+        /// It and everything after it, until the gap is filled.
+        held: Vec<ServerFrame>,
+    },
 }
 
 impl Worker {
@@ -440,6 +473,13 @@ impl Worker {
                 if !same_epoch {
                     self.position.last_seq = 0;
                 }
+                // Resuming with events to replay that the server still holds: if its replay
+                // is bounded, the first event says where the gap is.
+                self.gap = if same_epoch && !missed && seq > self.position.last_seq {
+                    Gap::Watch(self.position.last_seq)
+                } else {
+                    Gap::None
+                };
                 self.position.epoch = Some(epoch);
                 self.position.token = Some(token);
                 self.emit(Event::LoggedIn(Session {
@@ -535,13 +575,14 @@ impl Worker {
                 Wake::Command(Some(Command::Say { id, text })) => self.outbox.push(id, text),
                 Wake::Command(Some(Command::History { before, limit })) => {
                     let frame = ClientFrame::History {
-                        before,
+                        before: Some(before),
+                        after: None,
                         limit: Some(limit),
                     };
                     if let Err(err) = writer.send_frame(&frame).await {
                         return Ending::Lost(describe_io(&err), None);
                     }
-                    self.history.push_back((before, Vec::new()));
+                    self.history.push_back(Asked::Before(before, Vec::new()));
                 }
                 Wake::Command(Some(Command::Bye)) => {
                     return say_bye(&mut reader, &mut writer).await;
@@ -566,7 +607,13 @@ impl Worker {
                             }
                         }
                         ServerFrame::Closing { code, message } => closing = Some((code, message)),
-                        frame => self.received(frame).await,
+                        frame => {
+                            if let Some(after) = self.received(frame).await
+                                && let Err(err) = self.ask_after(&mut writer, after).await
+                            {
+                                return Ending::Lost(describe_io(&err), None);
+                            }
+                        }
                     }
                 }
             }
@@ -574,21 +621,103 @@ impl Worker {
     }
 
     /// Passes a frame to the app, dropping replayed events it already has and settling the
-    /// outbox. Events older than a history request under way are its answer.
-    async fn received(&mut self, frame: ServerFrame) {
-        if let Some((before, answer)) = self.history.front_mut() {
-            if let ServerFrame::HistoryEnd { before: end, .. } = &frame
-                && end == before
-            {
-                let (before, frames) = self.history.pop_front().unwrap_or_default();
-                self.emit(Event::History { before, frames }).await;
-                return;
-            }
-            if frame.seq().is_some_and(|seq| seq < *before) {
-                answer.push(frame);
-                return;
+    /// outbox. Events a history request asked for are its answer. Returns the seq after
+    /// which the events of a gap must be fetched next, if any.
+    async fn received(&mut self, frame: ServerFrame) -> Option<u64> {
+        match self.history.front_mut() {
+            Some(Asked::Before(before, answer)) => match &frame {
+                ServerFrame::HistoryEnd {
+                    before: Some(end), ..
+                } if end == before => {
+                    if let Some(Asked::Before(before, frames)) = self.history.pop_front() {
+                        self.emit(Event::History { before, frames }).await;
+                    }
+                    return None;
+                }
+                frame if frame.seq().is_some_and(|seq| seq < *before) => {
+                    answer.push(frame.clone());
+                    return None;
+                }
+                _ => {}
+            },
+            Some(Asked::After(after)) => match &frame {
+                ServerFrame::HistoryEnd {
+                    after: Some(end),
+                    count,
+                    ..
+                } if end == after => {
+                    self.history.pop_front();
+                    return self.gap_page_done(*count).await;
+                }
+                frame
+                    if frame.seq().is_some_and(|seq| {
+                        seq > *after
+                            && matches!(self.gap, Gap::Filling { until, .. } if seq < until)
+                    }) =>
+                {
+                    self.pass(frame.clone()).await;
+                    return None;
+                }
+                _ => {}
+            },
+            None => {}
+        }
+        if let Some(seq) = frame.seq() {
+            match &mut self.gap {
+                Gap::Watch(since) if seq > *since + 1 => {
+                    let since = *since;
+                    self.gap = Gap::Filling {
+                        until: seq,
+                        held: vec![frame],
+                    };
+                    return Some(since);
+                }
+                Gap::Watch(_) => self.gap = Gap::None,
+                Gap::Filling { held, .. } => {
+                    held.push(frame);
+                    return None;
+                }
+                Gap::None => {}
             }
         }
+        self.pass(frame).await;
+        None
+    }
+
+    /// Asks for the page of a gap after `after`.
+    async fn ask_after(
+        &mut self,
+        writer: &mut FrameWriter<TcpStream>,
+        after: u64,
+    ) -> io::Result<()> {
+        let ask = ClientFrame::History {
+            before: None,
+            after: Some(after),
+            limit: Some(CATCH_UP_PAGE),
+        };
+        writer.send_frame(&ask).await?;
+        self.history.push_back(Asked::After(after));
+        Ok(())
+    }
+
+    /// A page of the gap came in full: ask for the next, or pass on what waited.
+    async fn gap_page_done(&mut self, count: u32) -> Option<u64> {
+        let Gap::Filling { until, .. } = &self.gap else {
+            return None;
+        };
+        if count >= CATCH_UP_PAGE && self.position.last_seq + 1 < *until {
+            return Some(self.position.last_seq);
+        }
+        if let Gap::Filling { held, .. } = std::mem::replace(&mut self.gap, Gap::None) {
+            for frame in held {
+                self.pass(frame).await;
+            }
+        }
+        None
+    }
+
+    /// Passes one frame on to the app.
+    async fn pass(&mut self, frame: ServerFrame) {
         if let Some(seq) = frame.seq() {
             if seq <= self.position.last_seq {
                 return; // already seen
@@ -600,14 +729,20 @@ impl Worker {
                 self.outbox.acknowledge(id);
             }
             ServerFrame::Error {
-                code: ErrorCode::RateLimited,
+                code: code @ (ErrorCode::RateLimited | ErrorCode::Unavailable),
                 id: Some(id),
                 retry_after,
                 ..
             } => {
-                let wait = Duration::from_millis(retry_after.unwrap_or(1000));
+                // Not posted, and nothing happened: the post goes again later.
+                let default = if *code == ErrorCode::Unavailable {
+                    2000
+                } else {
+                    1000
+                };
+                let wait = Duration::from_millis(retry_after.unwrap_or(default));
                 self.outbox.rate_limited(id, wait, Instant::now());
-                return; // handled here: the post goes again later
+                return;
             }
             ServerFrame::Error { id: Some(id), .. } => {
                 // Refused for good (too long, blank, ...): it must not go again.
