@@ -20,6 +20,7 @@ fn chat_with(events: u64) -> Chat {
         users,
         seq: 0,
         oldest: 0,
+        epoch: "e".into(),
         limits: Limits::default(),
         resumed: false,
         missed: false,

@@ -104,6 +104,8 @@ pub struct Session {
     pub seq: u64,
     /// The oldest seq the server holds, 0 if none.
     pub oldest: u64,
+    /// The history `seq` counts in.
+    pub epoch: String,
     /// The server's limits.
     pub limits: Limits,
     /// Whether this login resumed an earlier one (same epoch, with `since`).
@@ -480,13 +482,14 @@ impl Worker {
                 } else {
                     Gap::None
                 };
-                self.position.epoch = Some(epoch);
+                self.position.epoch = Some(epoch.clone());
                 self.position.token = Some(token);
                 self.emit(Event::LoggedIn(Session {
                     name,
                     users,
                     seq,
                     oldest,
+                    epoch,
                     limits,
                     resumed: same_epoch,
                     missed,

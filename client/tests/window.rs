@@ -2,7 +2,7 @@
 //! user would with xdotool and a window manager, watched by a headless client.
 //!
 //! Server: in-process on port 0 with the flag defaults except `--rate 0` (flood control
-//! off, so the watcher can fill the room with 300 messages at once). Needs Xvfb, openbox,
+//! off, so the watcher can fill the room with 300 messages at once) and `--memory`. Needs Xvfb, openbox,
 //! xdotool, wmctrl, xwd and `ImageMagick` (`.ci/deps` installs them). Screenshots land in
 //! `target/artifacts/chat-window*.png`.
 
@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chat_server::{Config, Running};
+use chat_server::{Config, Running, Storage};
 use chat_shared::limits::MAX_SERVER_FRAME;
 use chat_shared::{ClientFrame, Frame, FrameReader, LeaveReason, PROTOCOL_VERSION, ServerFrame};
 use futures_lite::{AsyncWriteExt, future};
@@ -255,6 +255,7 @@ fn the_window_joins_sends_and_quits() {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         threads: 2,
         rate: 0,
+        storage: Storage::Memory,
         ..Config::default()
     })
     .expect("server");

@@ -40,6 +40,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    tracing::info!("{}", server.describe_storage());
     match server.local_addr() {
         Ok(local) => tracing::info!("listening on {local}"),
         Err(err) => tracing::info!("listening ({err})"),

@@ -1,16 +1,36 @@
 //! The server's settings, and the command line that fills them.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use argh::FromArgs;
 use chat_shared::limits;
+
+/// Where the server keeps its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory only: a restart forgets everything and starts a new epoch (`--memory`).
+    Memory,
+    /// In a store in this directory (`--data DIR`), created on first start.
+    Dir(PathBuf),
+}
+
+impl Storage {
+    /// The data directory used when none is given: `$XDG_DATA_HOME/chat-server`
+    /// (`~/.local/share/chat-server` on Linux), else `./chat-data`.
+    pub fn default_dir() -> PathBuf {
+        dirs::data_dir().map_or_else(|| PathBuf::from("chat-data"), |d| d.join("chat-server"))
+    }
+}
 
 /// Everything the server can be told; `Config::default()` matches the flag defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// Where the history is kept.
+    pub storage: Storage,
     /// Most connections at once (logged in or not).
     pub max_clients: usize,
     /// Most connections at once from one IP address; 0 means no cap.
@@ -52,6 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], limits::DEFAULT_PORT)),
+            storage: Storage::Dir(Storage::default_dir()),
             max_clients: 10_000,
             max_per_ip: 64,
             history: 1000,
@@ -72,7 +93,9 @@ impl Default for Config {
     }
 }
 
-/// A chat server: one room, NDJSON over TCP.
+/// A chat server: one room, NDJSON over TCP. The history survives restarts in a store in
+/// the data directory; an event counts as saved once it is committed there (with an
+/// fsync), which happens before anyone receives it.
 #[derive(FromArgs, Debug)]
 pub struct Args {
     /// address to listen on (default: 127.0.0.1)
@@ -87,7 +110,16 @@ pub struct Args {
     /// most connections at once from one IP address; 0 means no cap (default: 64)
     #[argh(option, default = "64")]
     pub max_per_ip: usize,
-    /// events kept in memory for replay and history (default: 1000)
+    /// directory of the store that keeps the history, the epoch and the post ids across
+    /// restarts, created on first start; $XDG_DATA_HOME/chat-server when that is set
+    /// (default: ~/.local/share/chat-server)
+    #[argh(option)]
+    pub data: Option<PathBuf>,
+    /// keep nothing on disk: a restart forgets the history and starts a new epoch
+    #[argh(switch)]
+    pub memory: bool,
+    /// newest events of the room kept in memory for replay and recent history (older ones
+    /// are read from the store) (default: 1000)
     #[argh(option, default = "1000")]
     pub history: usize,
     /// events replayed to a login without `since` (default: 50)
@@ -167,6 +199,9 @@ pub enum ConfigError {
     /// A limit that must be positive is 0.
     #[error("--{0} must be at least {1}")]
     TooSmall(&'static str, usize),
+    /// Two flags that exclude each other.
+    #[error("--data and --memory exclude each other")]
+    DataAndMemory,
 }
 
 impl Args {
@@ -185,8 +220,15 @@ impl Args {
                 Ok(value)
             }
         };
+        let storage = match (self.data, self.memory) {
+            (Some(_), true) => return Err(ConfigError::DataAndMemory),
+            (Some(dir), false) => Storage::Dir(dir),
+            (None, true) => Storage::Memory,
+            (None, false) => Storage::Dir(Storage::default_dir()),
+        };
         Ok(Config {
             addr,
+            storage,
             max_clients: at_least("max-clients", self.max_clients, 1)?,
             max_per_ip: self.max_per_ip,
             history: at_least("history", self.history, 1)?,

@@ -23,7 +23,8 @@ use futures_lite::future;
 use smol::{Executor, Timer};
 
 use crate::Config;
-use crate::log::{Body, Event, EventLog, LogError, NewEvent, Seq, Span, StreamId};
+use crate::log::writer::{Recorded, Writer};
+use crate::log::{Body, EventLog, LogError, NewEvent, Seq, Span, StreamId};
 use crate::queue::SendQueue;
 use crate::registry::{Admission, ConnId, Member, Registry};
 use crate::room::{Effect, Pending, Room, Welcome};
@@ -59,6 +60,8 @@ pub enum Command {
         /// Why, as broadcast in `left`.
         reason: LeaveReason,
     },
+    /// The server is going down: record what was accepted, then stop.
+    Shutdown,
 }
 
 /// A login request.
@@ -113,6 +116,11 @@ impl RecentPosts {
 pub struct Hub {
     config: Config,
     log: Arc<dyn EventLog>,
+    /// For a durable log: the thread that records batches (a log that keeps nothing
+    /// records them at once, on this task).
+    writer: Option<Writer>,
+    /// Where the writer reports.
+    recorded: (Sender<Recorded>, Receiver<Recorded>),
     registry: Registry,
     room: Room,
     recent: HashMap<String, RecentPosts>,
@@ -129,9 +137,16 @@ impl Hub {
         let head = log.head(&stream)?;
         let recent = log.read(&stream, Span::Before(head.newest + 1), config.history)?;
         let room = Room::new(stream, head, recent, config.history);
+        let writer = if log.durable() {
+            Some(Writer::spawn(log.clone()).map_err(|err| LogError::Store(err.to_string()))?)
+        } else {
+            None
+        };
         Ok(Self {
             config,
             log,
+            writer,
+            recorded: async_channel::unbounded(),
             registry: Registry::default(),
             room,
             recent: HashMap::new(),
@@ -139,48 +154,71 @@ impl Hub {
         })
     }
 
-    /// Serves commands until every sender of the inbox is gone, then records what is
-    /// left and returns. Deep history reads run on `executor`'s blocking pool.
+    /// Serves commands until [`Command::Shutdown`] (or until every sender of the inbox is
+    /// gone), then records what was accepted and returns. Deep history reads run on
+    /// `executor`'s blocking pool.
     pub async fn run(mut self, inbox: Receiver<Command>, executor: Arc<Executor<'static>>) {
         /// Commands handled between two looks at the batch deadline.
         const DRAIN: usize = 256;
         enum Next {
             Command(Command),
-            Closed,
+            Recorded(Recorded),
+            Stop,
             Due,
         }
-        let received = |r: Result<Command, _>| r.map_or(Next::Closed, Next::Command);
+        let recorded = self.recorded.1.clone();
         let mut timer = Timer::never();
         loop {
-            let next = match self.room.next_submit(self.config.coalesce) {
-                None => received(inbox.recv().await),
-                Some(due) => {
-                    timer.set_at(due);
-                    future::or(async { received(inbox.recv().await) }, async {
+            let due = self.room.next_submit(self.config.coalesce);
+            timer.set_at(due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)));
+            let next = future::or(
+                async {
+                    match inbox.recv().await {
+                        Ok(Command::Shutdown) | Err(_) => Next::Stop,
+                        Ok(command) => Next::Command(command),
+                    }
+                },
+                future::or(
+                    async { recorded.recv().await.map_or(Next::Stop, Next::Recorded) },
+                    async {
                         (&mut timer).await;
                         Next::Due
-                    })
-                    .await
-                }
-            };
+                    },
+                ),
+            )
+            .await;
             match next {
                 Next::Command(command) => {
                     self.handle(command, &executor);
                     for _ in 0..DRAIN {
-                        let Ok(command) = inbox.try_recv() else { break };
-                        self.handle(command, &executor);
+                        match inbox.try_recv() {
+                            Ok(Command::Shutdown) => return self.finish(&recorded).await,
+                            Ok(command) => self.handle(command, &executor),
+                            Err(_) => break,
+                        }
                     }
                 }
-                Next::Closed => {
-                    // Whatever was accepted goes to the log before the hub ends.
-                    while self.room.has_pending() {
-                        self.submit(Instant::now() + Duration::from_secs(3600));
-                    }
-                    return;
-                }
+                Next::Recorded(result) => self.recorded(result),
+                Next::Stop => return self.finish(&recorded).await,
                 Next::Due => {}
             }
             self.submit(Instant::now());
+        }
+    }
+
+    /// Records what was accepted (nobody is told anybody left), then returns.
+    async fn finish(&mut self, recorded: &Receiver<Recorded>) {
+        loop {
+            if self.room.is_recording() {
+                match recorded.recv().await {
+                    Ok(result) => self.recorded(result),
+                    Err(_) => return,
+                }
+            } else if self.room.has_pending() {
+                self.submit(Instant::now() + Duration::from_secs(3600));
+            } else {
+                return;
+            }
         }
     }
 
@@ -191,6 +229,7 @@ impl Hub {
             Command::Post { conn, text, id } => self.post(conn, text, id),
             Command::History { conn, span, limit } => self.history(conn, span, limit, executor),
             Command::Leave { conn, reason } => self.leave(conn, reason),
+            Command::Shutdown => {}
         }
         let now = Instant::now();
         if now.duration_since(self.last_sweep) > Duration::from_secs(60) {
@@ -426,12 +465,16 @@ impl Hub {
         let Some(events) = self.room.take_batch(now, self.config.coalesce) else {
             return;
         };
-        let recorded = self.log.append(&events);
-        self.recorded(recorded);
+        if let Some(writer) = &self.writer {
+            writer.record(events, self.recorded.0.clone());
+        } else {
+            let recorded = self.log.append(&events);
+            self.recorded(recorded);
+        }
     }
 
     /// The log answered for the batch in flight.
-    fn recorded(&mut self, result: Result<Vec<Event>, LogError>) {
+    fn recorded(&mut self, result: Recorded) {
         let batch = self.room.finish();
         let events = match result {
             Ok(events) => events,

@@ -18,5 +18,5 @@ mod server;
 mod session;
 mod wire;
 
-pub use config::{Args, Config, ConfigError, Seconds};
+pub use config::{Args, Config, ConfigError, Seconds, Storage};
 pub use server::{Running, Server, StartError, run_blocking};

@@ -6,7 +6,7 @@
 //! records a batch, the next one gathers. Nothing reaches a member before its batch is
 //! recorded.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use chat_shared::Frame;
@@ -20,6 +20,11 @@ use crate::registry::ConnId;
 /// window between two batches grows (members / budget), so a join storm or a busy room of
 /// thousands costs a bounded number of system calls instead of one per member per event.
 const WRITE_BUDGET: f64 = 100_000.0;
+
+/// The most events in one batch: a batch goes to every member as one push, counted
+/// against each member's queue, so it must stay well under `--send-queue` however fast
+/// events arrive while the log is busy; the rest wait for the next batch.
+const MAX_BATCH: usize = 256;
 
 /// An event waiting for the log, with what to do once it is recorded (or not).
 #[derive(Debug)]
@@ -73,8 +78,11 @@ pub struct Room {
     pub head: Head,
     /// Its members.
     pub fanout: FanOut,
-    pending: Vec<Pending>,
+    pending: VecDeque<Pending>,
     in_flight: Option<Vec<Pending>>,
+    /// The (poster, id) of every post waiting or being recorded, to spot a copy sent
+    /// again meanwhile.
+    posts_underway: HashSet<(String, String)>,
     last_submit: Instant,
 }
 
@@ -93,8 +101,9 @@ impl Room {
             capacity: capacity.max(1),
             head,
             fanout: FanOut::default(),
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             in_flight: None,
+            posts_underway: HashSet::new(),
             last_submit: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
         }
     }
@@ -111,16 +120,16 @@ impl Room {
 
     /// Queues an event for the next batch.
     pub fn push(&mut self, pending: Pending) {
-        self.pending.push(pending);
+        if let Some(key) = post_key(&pending) {
+            self.posts_underway.insert(key);
+        }
+        self.pending.push_back(pending);
     }
 
-    /// Whether an event is waiting or being recorded for this poster's post id.
+    /// Whether a post with this poster's id is waiting or being recorded.
     pub fn has_post(&self, poster: &str, id: &str) -> bool {
-        let matches = |p: &Pending| {
-            p.event.poster.as_deref() == Some(poster)
-                && matches!(&p.event.body, crate::log::Body::Message { id: Some(i), .. } if i == id)
-        };
-        self.pending.iter().any(matches) || self.in_flight.iter().flatten().any(matches)
+        self.posts_underway
+            .contains(&(poster.to_string(), id.to_string()))
     }
 
     /// The least time between two batches: the configured window, longer in big rooms.
@@ -129,10 +138,16 @@ impl Room {
         coalesce.max(by_size)
     }
 
-    /// When the next batch may go, if one waits and none is being recorded.
+    /// When the next batch may go, if one waits and none is being recorded: at once when
+    /// more than a batch waits.
     pub fn next_submit(&self, coalesce: Duration) -> Option<Instant> {
-        (!self.pending.is_empty() && self.in_flight.is_none())
-            .then(|| self.last_submit + self.window_length(coalesce))
+        if self.pending.is_empty() || self.in_flight.is_some() {
+            return None;
+        }
+        if self.pending.len() >= MAX_BATCH {
+            return Some(self.last_submit);
+        }
+        Some(self.last_submit + self.window_length(coalesce))
     }
 
     /// The batch to record now, if one is due: the events leave `pending` and are in
@@ -142,7 +157,8 @@ impl Room {
             return None;
         }
         self.last_submit = now;
-        let batch = std::mem::take(&mut self.pending);
+        let take = self.pending.len().min(MAX_BATCH);
+        let batch: Vec<Pending> = self.pending.drain(..take).collect();
         let events = batch.iter().map(|p| p.event.clone()).collect();
         self.in_flight = Some(batch);
         Some(events)
@@ -150,7 +166,18 @@ impl Room {
 
     /// The batch in flight is done: its events with what each meant.
     pub fn finish(&mut self) -> Vec<Pending> {
-        self.in_flight.take().unwrap_or_default()
+        let batch = self.in_flight.take().unwrap_or_default();
+        for pending in &batch {
+            if let Some(key) = post_key(pending) {
+                self.posts_underway.remove(&key);
+            }
+        }
+        batch
+    }
+
+    /// Whether a batch is being recorded.
+    pub fn is_recording(&self) -> bool {
+        self.in_flight.is_some()
     }
 
     /// Whether events wait.
@@ -224,5 +251,15 @@ impl Room {
             }
         };
         Some(frames)
+    }
+}
+
+/// The (poster, id) of a post with an id.
+fn post_key(pending: &Pending) -> Option<(String, String)> {
+    match (&pending.event.poster, &pending.event.body) {
+        (Some(poster), crate::log::Body::Message { id: Some(id), .. }) => {
+            Some((poster.clone(), id.clone()))
+        }
+        _ => None,
     }
 }

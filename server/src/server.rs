@@ -16,8 +16,10 @@ use futures_lite::{AsyncWriteExt, future};
 use smol::{Async, Executor, Timer};
 
 use crate::Config;
+use crate::config::Storage;
 use crate::hub::{Command, Hub};
 use crate::log::memory::MemoryLog;
+use crate::log::store::{OpenError, Store};
 use crate::log::{EventLog, LogError};
 use crate::session;
 use crate::wire::random_hex;
@@ -128,6 +130,7 @@ pub struct Server {
     listener: Async<TcpListener>,
     shared: Arc<Shared>,
     hub: Option<(Hub, async_channel::Receiver<Command>)>,
+    store: Option<Arc<Store>>,
 }
 
 /// Why a server could not start.
@@ -136,8 +139,11 @@ pub enum StartError {
     /// The address cannot be listened on.
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, io::Error),
-    /// The event log cannot be opened or read.
+    /// The store cannot be opened.
     #[error("{0}")]
+    Store(#[from] OpenError),
+    /// The event log cannot be read.
+    #[error("cannot read the history: {0}")]
     Log(#[from] LogError),
 }
 
@@ -152,7 +158,21 @@ impl Server {
     /// Opens the event log and binds the listening socket (with `SO_REUSEADDR`, so a
     /// restart right after a stop works).
     pub fn bind(config: Config) -> Result<Self, StartError> {
-        let log: Arc<dyn EventLog> = Arc::new(MemoryLog::new(random_hex(8)));
+        let (log, store): (Arc<dyn EventLog>, _) = match &config.storage {
+            Storage::Memory => (Arc::new(MemoryLog::new(random_hex(16))), None),
+            Storage::Dir(dir) => {
+                let store = Arc::new(Store::open(dir, || random_hex(16))?);
+                (store.clone(), Some(store))
+            }
+        };
+        let mut server = Self::bind_with_log(config, log)?;
+        server.store = store;
+        Ok(server)
+    }
+
+    /// Binds with an event log of the caller's (for tests and embedding; `config.storage`
+    /// is not looked at).
+    pub fn bind_with_log(config: Config, log: Arc<dyn EventLog>) -> Result<Self, StartError> {
         let listener = Async::<TcpListener>::bind(config.addr)
             .map_err(|err| StartError::Listen(config.addr, err))?;
         let (hub_tx, hub_rx) = async_channel::unbounded();
@@ -171,7 +191,30 @@ impl Server {
             listener,
             shared,
             hub: Some((hub, hub_rx)),
+            store: None,
         })
+    }
+
+    /// Where the history is kept, in words for the log: the store's file and what it
+    /// holds, or "memory".
+    pub fn describe_storage(&self) -> String {
+        match &self.store {
+            Some(store) if store.created() => format!(
+                "store {} (new, epoch {})",
+                store.path().display(),
+                store.epoch()
+            ),
+            Some(store) => format!(
+                "store {} (epoch {}, {} events)",
+                store.path().display(),
+                store.epoch(),
+                store.events()
+            ),
+            None => format!(
+                "history in memory only (epoch {}; a restart starts a new one)",
+                self.shared.log.epoch()
+            ),
+        }
     }
 
     /// The address it listens on (the real port when asked for port 0).
@@ -182,9 +225,10 @@ impl Server {
     /// Serves on `ex` until `stop` resolves, then closes every connection with
     /// `closing`/`shutdown`, gives them a moment to flush, and returns.
     pub async fn serve(mut self, ex: Arc<Executor<'static>>, stop: impl Future<Output = ()>) {
-        if let Some((hub, inbox)) = self.hub.take() {
-            ex.spawn(hub.run(inbox, ex.clone())).detach();
-        }
+        let hub = self
+            .hub
+            .take()
+            .map(|(hub, inbox)| ex.spawn(hub.run(inbox, ex.clone())));
         let shared = self.shared.clone();
         let accept = async {
             loop {
@@ -202,11 +246,25 @@ impl Server {
         tracing::info!("shutting down");
         drop(self.listener);
         shared.shutdown.raise();
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         if shared.connections.load(Ordering::Acquire) > 0 {
             future::or(shared.all_closed.wait(), async {
-                Timer::after(SHUTDOWN_GRACE).await;
+                Timer::at(deadline).await;
             })
             .await;
+        }
+        // What was accepted goes to the store before the process ends.
+        let _ = shared.hub.try_send(Command::Shutdown);
+        if let Some(hub) = hub {
+            future::or(hub, async {
+                Timer::at(deadline.max(std::time::Instant::now() + Duration::from_millis(300)))
+                    .await;
+            })
+            .await;
+        }
+        if let Some(store) = &self.store {
+            let (commits, events) = store.activity();
+            tracing::info!("stopped; recorded {events} events in {commits} commits");
         }
     }
 
@@ -288,7 +346,15 @@ pub struct Running {
 impl Running {
     /// Binds and starts a server in the background.
     pub fn start(config: Config) -> Result<Self, StartError> {
-        let server = Server::bind(config)?;
+        Self::run(Server::bind(config)?)
+    }
+
+    /// Binds and starts a server in the background with an event log of the caller's.
+    pub fn start_with_log(config: Config, log: Arc<dyn EventLog>) -> Result<Self, StartError> {
+        Self::run(Server::bind_with_log(config, log)?)
+    }
+
+    fn run(server: Server) -> Result<Self, StartError> {
         let addr = server
             .local_addr()
             .map_err(|err| StartError::Listen(SocketAddr::from(([0, 0, 0, 0], 0)), err))?;

@@ -46,6 +46,12 @@ impl Frame {
         Self(bytes.into())
     }
 
+    /// Bytes that are already frames (each a JSON line ending in `\n`), as a store kept
+    /// them. Not checked: only for bytes that came out of [`Frame::encode`].
+    pub fn from_encoded(bytes: &[u8]) -> Self {
+        Self(bytes.into())
+    }
+
     /// Joins already encoded frames into one, so they can be queued and written as one.
     pub fn concat<'a>(frames: impl IntoIterator<Item = &'a Frame> + Clone) -> Self {
         let len = frames.clone().into_iter().map(Frame::len).sum();

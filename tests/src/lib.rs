@@ -13,18 +13,51 @@ use futures_lite::{AsyncWriteExt, future};
 use smol::Timer;
 use smol::net::TcpStream;
 
-pub use chat_server::{Config, Running};
+pub use chat_server::{Config, Running, Storage};
 
 /// How long a test waits for any one thing before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// Server settings for tests: port 0, two threads, and the flag defaults otherwise. Every
-/// test states the flags it changes from these.
+/// Server settings for tests: port 0, two threads, the history in memory only
+/// (`--memory`), and the flag defaults otherwise. Every test states the flags it changes
+/// from these.
 pub fn test_config() -> Config {
     Config {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         threads: 2,
+        storage: Storage::Memory,
         ..Config::default()
+    }
+}
+
+/// A directory of its own under the system's temporary directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new, empty directory whose name starts with `name`.
+    pub fn new(name: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("chat-test-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        Self(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// Its path as a command-line argument.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

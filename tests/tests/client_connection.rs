@@ -38,7 +38,7 @@ fn seqs(events: &[Event]) -> Vec<u64> {
         .collect()
 }
 
-/// Flags: `--port <a free port>`, started only after the client is already trying.
+/// Flags: `--port <a free port> --memory`, started only after the client is already trying.
 #[test]
 fn offline_at_start_then_the_server_appears() {
     run_for(LIMIT, async {
@@ -54,7 +54,9 @@ fn offline_at_start_then_the_server_appears() {
         };
         assert_eq!(*attempt, 1);
         assert!(*retry_in <= Duration::from_secs(2));
-        let _server = ServerProcess::start(&server_binary(), &["--port", &port.to_string()]).await;
+        let _server =
+            ServerProcess::start(&server_binary(), &["--port", &port.to_string(), "--memory"])
+                .await;
         let events = client.until(logged_in).await;
         assert!(
             events
@@ -180,12 +182,13 @@ fn outbox_posts_exactly_once() {
     });
 }
 
-/// Flags: `--port 0` (a process), killed with SIGKILL and started again on the same port.
-/// The client comes back by itself in a new epoch, and posts typed meanwhile get through.
+/// Flags: `--port 0 --memory` (a process), killed with SIGKILL and started again on the
+/// same port. The client comes back by itself in a new epoch, and posts typed meanwhile get
+/// through.
 #[test]
 fn server_killed_and_restarted() {
     run_for(LIMIT, async {
-        let mut server = ServerProcess::start(&server_binary(), &["--port", "0"]).await;
+        let mut server = ServerProcess::start(&server_binary(), &["--port", "0", "--memory"]).await;
         let addr = server.addr;
         let client = Headless::start(addr, "survivor").await;
         client.until(logged_in).await;
@@ -197,8 +200,11 @@ fn server_killed_and_restarted() {
         client
             .handle
             .say(new_post_id(), "said while the server was down".into());
-        let _server =
-            ServerProcess::start(&server_binary(), &["--port", &addr.port().to_string()]).await;
+        let _server = ServerProcess::start(
+            &server_binary(),
+            &["--port", &addr.port().to_string(), "--memory"],
+        )
+        .await;
         let events = client.until(logged_in).await;
         let Some(Event::LoggedIn(session)) = events.last() else {
             unreachable!()

@@ -84,14 +84,14 @@ fn a_hundred_clients_post_ten_each() {
     });
 }
 
-/// Flags: `--port 0`, then the same port again after SIGKILL. Headless clients built on
+/// Flags: `--port 0 --memory`, then the same port again after SIGKILL. Headless clients built on
 /// the client's connection module come back by themselves, and what they post afterwards
 /// reaches everyone.
 #[test]
 fn clients_survive_a_server_restart() {
     const CLIENTS: usize = 5;
     run_for(LIMIT, async {
-        let mut server = ServerProcess::start(&server_binary(), &["--port", "0"]).await;
+        let mut server = ServerProcess::start(&server_binary(), &["--port", "0", "--memory"]).await;
         let addr = server.addr;
         let mut clients = Vec::new();
         for i in 0..CLIENTS {
@@ -105,8 +105,11 @@ fn clients_survive_a_server_restart() {
                 .until(|e| matches!(e, Event::Disconnected { .. }))
                 .await;
         }
-        let _server =
-            ServerProcess::start(&server_binary(), &["--port", &addr.port().to_string()]).await;
+        let _server = ServerProcess::start(
+            &server_binary(),
+            &["--port", &addr.port().to_string(), "--memory"],
+        )
+        .await;
         for client in &clients {
             let events = client.until(|e| matches!(e, Event::LoggedIn(_))).await;
             assert!(matches!(events.last(), Some(Event::LoggedIn(s)) if s.new_epoch));
@@ -125,7 +128,7 @@ fn clients_survive_a_server_restart() {
     });
 }
 
-/// Flags: `--port 0 --max-per-ip 0 --rate 0 --send-queue 256` (flood control off so 50
+/// Flags: `--port 0 --max-per-ip 0 --rate 0 --send-queue 256 --memory` (flood control off so 50
 /// clients can chat fast; a queue of 256 frames, well under the 1,500 messages posted). One client stops reading while 50 others chat: they lose
 /// nothing, the stalled one is closed with `send_queue_full`, and the server's memory
 /// stays bounded.
@@ -145,6 +148,7 @@ fn a_stalled_reader_among_fifty() {
                 "0",
                 "--send-queue",
                 "256",
+                "--memory",
             ],
         )
         .await;

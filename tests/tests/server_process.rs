@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chat_shared::{CloseCode, ServerFrame};
-use chat_tests::{Client, ServerProcess, run_for, run_server_command, server_binary};
+use chat_tests::{Client, ServerProcess, TempDir, run_for, run_server_command, server_binary};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -21,8 +21,10 @@ fn help_lists_every_flag_with_its_default() {
         ("--port", "60000"),
         ("--max-clients", "10000"),
         ("--max-per-ip", "64"),
+        ("--data", "~/.local/share/chat-server"),
         ("--history", "1000"),
         ("--replay", "50"),
+        ("--replay-max", "1000"),
         ("--login-timeout", "10"),
         ("--idle-timeout", "60"),
         ("--rate", "5"),
@@ -54,7 +56,8 @@ fn bad_flags_exit_non_zero_with_one_clear_line() {
         &["--login-timeout", "-1"],
         &["--idle-timeout", "soon"],
         &["--send-queue", "0"],
-        &["--host", "not an address", "--port", "0"],
+        &["--host", "not an address", "--port", "0", "--memory"],
+        &["--data", "/tmp/x", "--memory"],
     ] {
         let (code, stderr) = run_server_command(args);
         assert!(
@@ -66,26 +69,30 @@ fn bad_flags_exit_non_zero_with_one_clear_line() {
     }
 }
 
-/// Flags: `--port 0`, then `--port <that port>` while it is taken.
+/// Flags: `--port 0 --memory`, then `--port <that port> --memory` while it is taken.
 #[test]
 fn busy_port_is_one_line_and_non_zero() {
     run_for(LIMIT, async {
-        let first = ServerProcess::start(&server_binary(), &["--port", "0"]).await;
+        let first = ServerProcess::start(&server_binary(), &["--port", "0", "--memory"]).await;
         let port = first.addr.port().to_string();
-        let (code, stderr) = run_server_command(&["--port", &port]);
+        let (code, stderr) = run_server_command(&["--port", &port, "--memory"]);
         assert_eq!(code, Some(1), "{stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(stderr.contains("cannot listen"), "{stderr}");
     });
 }
 
-/// Flags: `--port 0` then the same port again right after a SIGTERM, with a client that
-/// was connected (so the old socket sits in `TIME_WAIT`): the restart must bind.
+/// Flags: `--port 0 --data <a new directory>` then the same port and directory again right
+/// after a SIGTERM, with a client that was connected (so the old socket sits in
+/// `TIME_WAIT`): the restart must bind, and finds the store where it was.
 #[test]
 fn signals_close_everyone_and_restart_binds_at_once() {
     run_for(LIMIT, async {
         for signal in ["TERM", "INT"] {
-            let mut server = ServerProcess::start(&server_binary(), &["--port", "0"]).await;
+            let data = TempDir::new("signals");
+            let mut server =
+                ServerProcess::start(&server_binary(), &["--port", "0", "--data", data.arg()])
+                    .await;
             let addr = server.addr;
             let (mut a, _) = Client::login(addr, "a").await;
             let (mut b, _) = Client::login(addr, "b").await;
@@ -116,19 +123,26 @@ fn signals_close_everyone_and_restart_binds_at_once() {
             );
             assert!(asked.elapsed() < Duration::from_secs(2));
             let port = addr.port().to_string();
-            let again = ServerProcess::start(&server_binary(), &["--port", &port]).await;
+            let again =
+                ServerProcess::start(&server_binary(), &["--port", &port, "--data", data.arg()])
+                    .await;
             assert_eq!(again.addr, addr);
             let (_c, _) = Client::login(addr, "c").await;
         }
     });
 }
 
-/// Flags: `--port 0`. A client that does not read at all does not hold up the shutdown.
+/// Flags: `--port 0 --rate 0 --data <a new directory>`. A client that does not read at
+/// all does not hold up the shutdown.
 #[test]
 fn shutdown_is_bounded_with_a_stalled_client() {
     run_for(LIMIT, async {
-        let mut server =
-            ServerProcess::start(&server_binary(), &["--port", "0", "--rate", "0"]).await;
+        let data = TempDir::new("stalled");
+        let mut server = ServerProcess::start(
+            &server_binary(),
+            &["--port", "0", "--rate", "0", "--data", data.arg()],
+        )
+        .await;
         let (_stalled, _) = Client::login(server.addr, "stalled").await;
         let (mut talker, _) = Client::login(server.addr, "talker").await;
         let text = "q".repeat(4000);

@@ -130,6 +130,7 @@ mod tests {
             users: users.iter().map(ToString::to_string).collect(),
             seq,
             oldest: 1,
+            epoch: "e".into(),
             limits: Limits::default(),
             resumed: false,
             missed: false,

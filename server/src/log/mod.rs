@@ -3,12 +3,15 @@
 //! A stream is a room (and, later, a direct conversation); each has its own sequence. The
 //! hub hands the log batches of new events and fans out only what the log returns, so an
 //! event anyone sees is as safe as the log makes it: [`memory::MemoryLog`] keeps nothing
-//! beyond the hub's own window (`--memory`).
+//! beyond the hub's own window (`--memory`), [`store::Store`] commits each batch to disk
+//! with one fsync before it returns (on the thread of [`writer::Writer`]).
 //!
 //! Every method may block (disk); the hub calls them from a writer thread or a blocking
 //! pool, never from the task that fans out.
 
 pub mod memory;
+pub mod store;
+pub mod writer;
 
 use std::fmt;
 use std::sync::Arc;

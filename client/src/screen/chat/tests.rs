@@ -19,6 +19,7 @@ fn session(seq: u64, users: &[&str]) -> Session {
         users: users.iter().map(ToString::to_string).collect(),
         seq,
         oldest: u64::from(seq > 0),
+        epoch: "e".into(),
         limits: Limits::default(),
         resumed: false,
         missed: false,

@@ -1,0 +1,478 @@
+//! The durable log: one redb file in the data directory. Each batch is one write
+//! transaction, committed with an fsync before [`EventLog::append`] returns; redb's
+//! copy-on-write pages and checksums mean a crash (even a power loss) leaves the last
+//! committed batch intact and nothing half-written.
+//!
+//! Tables: `events` ((stream, seq) → the encoded frame, exactly as members got it),
+//! `streams` (stream → newest seq), `posts` ((poster, id) → (stream, seq)) with
+//! `post_order` and `posters` keeping only each poster's last 256 ids, and `meta` (the
+//! format and the epoch, created with the store and never changed).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chat_shared::Frame;
+use chat_shared::limits::REMEMBERED_IDS;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Body, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame};
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const STREAMS: TableDefinition<&str, u64> = TableDefinition::new("streams");
+const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+const POSTS: TableDefinition<(&str, &str), (&str, u64)> = TableDefinition::new("posts");
+const POST_ORDER: TableDefinition<(&str, u64), &str> = TableDefinition::new("post_order");
+const POSTERS: TableDefinition<&str, u64> = TableDefinition::new("posters");
+
+/// A key of `events`, as redb hands it out.
+type EventKey<'a> = redb::AccessGuard<'a, (&'static str, u64)>;
+/// A value of `events`, as redb hands it out.
+type EventValue<'a> = redb::AccessGuard<'a, &'static [u8]>;
+
+/// What `meta.format` holds in a store this code can read.
+const FORMAT: &str = "chat-store-1";
+/// The store's file in the data directory.
+pub const FILE: &str = "chat.redb";
+
+/// Why a store cannot be used: always names the file.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use the store {path}: {cause}")]
+pub struct OpenError {
+    path: PathBuf,
+    cause: String,
+}
+
+/// The durable log.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    epoch: String,
+    /// The newest committed seq of each stream: only [`Store::append`] changes it.
+    newest: Mutex<HashMap<StreamId, Seq>>,
+    created: bool,
+    commits: AtomicU64,
+    appended: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_error(err: impl std::fmt::Display) -> LogError {
+    LogError::Store(err.to_string())
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating the directory and a new store (with a new
+    /// epoch) when there is none. An existing file that is not a store of this format, or
+    /// is damaged, is an error and is left as it is.
+    pub fn open(dir: &Path, epoch: impl FnOnce() -> String) -> Result<Self, OpenError> {
+        let path = dir.join(FILE);
+        let fail = |cause: String| OpenError {
+            path: path.clone(),
+            cause,
+        };
+        std::fs::create_dir_all(dir).map_err(|err| fail(err.to_string()))?;
+        let exists = match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => true,
+            Ok(_) => return Err(fail("it is not a file".into())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+            Err(err) => return Err(fail(err.to_string())),
+        };
+        // Never create on top of an existing file: `open` fails where `create` would
+        // initialise.
+        let db = if exists {
+            Database::open(&path)
+        } else {
+            Database::create(&path)
+        }
+        .map_err(|err| fail(err.to_string()))?;
+        let read = db.begin_read().map_err(|err| fail(err.to_string()))?;
+        let tables = read
+            .list_tables()
+            .map_err(|err| fail(err.to_string()))?
+            .count();
+        let format_and_epoch = match read.open_table(META) {
+            Ok(meta) => {
+                let get = |key: &str| -> Result<Option<String>, OpenError> {
+                    Ok(meta
+                        .get(key)
+                        .map_err(|err| fail(err.to_string()))?
+                        .map(|v| v.value().to_string()))
+                };
+                Some((get("format")?, get("epoch")?))
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(err) => return Err(fail(err.to_string())),
+        };
+        drop(read);
+        let (epoch, created) = match format_and_epoch {
+            Some((Some(format), Some(epoch))) if format == FORMAT => (epoch, false),
+            Some((format, _)) => {
+                return Err(fail(format!(
+                    "it is not a chat store of this version (format {})",
+                    format.as_deref().unwrap_or("missing")
+                )));
+            }
+            // No table at all: a store created a moment before a crash, or a new one.
+            None if tables == 0 => (Self::initialise(&db, &epoch()).map_err(fail)?, true),
+            None => return Err(fail("it holds tables, but is not a chat store".into())),
+        };
+        let newest = {
+            let read = db.begin_read().map_err(|err| fail(err.to_string()))?;
+            let streams = read
+                .open_table(STREAMS)
+                .map_err(|err| fail(err.to_string()))?;
+            let mut newest = HashMap::new();
+            for entry in streams.iter().map_err(|err| fail(err.to_string()))? {
+                let (stream, seq) = entry.map_err(|err| fail(err.to_string()))?;
+                newest.insert(StreamId::new(stream.value()), seq.value());
+            }
+            newest
+        };
+        Ok(Self {
+            db,
+            path,
+            epoch,
+            newest: Mutex::new(newest),
+            created,
+            commits: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
+        })
+    }
+
+    /// Creates the tables and records the format and the epoch.
+    fn initialise(db: &Database, epoch: &str) -> Result<String, String> {
+        let write = db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut meta = write.open_table(META).map_err(|e| e.to_string())?;
+            meta.insert("format", FORMAT).map_err(|e| e.to_string())?;
+            meta.insert("epoch", epoch).map_err(|e| e.to_string())?;
+            for table in [STREAMS, POSTERS] {
+                write.open_table(table).map_err(|e| e.to_string())?;
+            }
+            write.open_table(EVENTS).map_err(|e| e.to_string())?;
+            write.open_table(POSTS).map_err(|e| e.to_string())?;
+            write.open_table(POST_ORDER).map_err(|e| e.to_string())?;
+        }
+        write.commit().map_err(|e| e.to_string())?;
+        Ok(epoch.to_string())
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this run created it.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Events held, all streams together.
+    pub fn events(&self) -> u64 {
+        self.newest.lock().map_or(0, |newest| newest.values().sum())
+    }
+
+    /// Commits and events recorded since it was opened.
+    pub fn activity(&self) -> (u64, u64) {
+        (
+            self.commits.load(Ordering::Relaxed),
+            self.appended.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl EventLog for Store {
+    fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn head(&self, stream: &StreamId) -> Result<Head, LogError> {
+        let read = self.db.begin_read().map_err(store_error)?;
+        let events = read.open_table(EVENTS).map_err(store_error)?;
+        let first = events
+            .range((stream.as_str(), 0)..=(stream.as_str(), u64::MAX))
+            .map_err(store_error)?
+            .next()
+            .transpose()
+            .map_err(store_error)?
+            .map_or(0, |(key, _)| key.value().1);
+        let newest = self
+            .newest
+            .lock()
+            .map_err(store_error)?
+            .get(stream)
+            .copied()
+            .unwrap_or(0);
+        Ok(Head {
+            oldest: first,
+            newest,
+        })
+    }
+
+    fn append(&self, batch: &[NewEvent]) -> Result<Vec<Event>, LogError> {
+        let mut newest = self.newest.lock().map_err(store_error)?;
+        // Seqs are taken from a copy: if the commit fails, nothing was used.
+        let mut next: HashMap<StreamId, Seq> = HashMap::new();
+        let mut events = Vec::with_capacity(batch.len());
+        let write = self.db.begin_write().map_err(store_error)?;
+        {
+            let mut table = write.open_table(EVENTS).map_err(store_error)?;
+            let mut posts = write.open_table(POSTS).map_err(store_error)?;
+            let mut order = write.open_table(POST_ORDER).map_err(store_error)?;
+            let mut posters = write.open_table(POSTERS).map_err(store_error)?;
+            for new in batch {
+                let seq = next
+                    .entry(new.stream.clone())
+                    .or_insert_with(|| newest.get(&new.stream).copied().unwrap_or(0));
+                *seq += 1;
+                let seq = *seq;
+                let frame = frame(seq, new.time, &new.body);
+                table
+                    .insert((new.stream.as_str(), seq), frame.as_bytes())
+                    .map_err(store_error)?;
+                if let (Some(poster), Body::Message { id: Some(id), .. }) = (&new.poster, &new.body)
+                {
+                    let n = posters
+                        .get(poster.as_str())
+                        .map_err(store_error)?
+                        .map_or(0, |v| v.value());
+                    posts
+                        .insert((poster.as_str(), id.as_str()), (new.stream.as_str(), seq))
+                        .map_err(store_error)?;
+                    order
+                        .insert((poster.as_str(), n), id.as_str())
+                        .map_err(store_error)?;
+                    posters
+                        .insert(poster.as_str(), n + 1)
+                        .map_err(store_error)?;
+                    // Only the last ids are remembered.
+                    if let Some(old) = n.checked_sub(REMEMBERED_IDS as u64)
+                        && let Some(old_id) = order
+                            .remove((poster.as_str(), old))
+                            .map_err(store_error)?
+                            .map(|v| v.value().to_string())
+                    {
+                        posts
+                            .remove((poster.as_str(), old_id.as_str()))
+                            .map_err(store_error)?;
+                    }
+                }
+                events.push(Event { seq, frame });
+            }
+            let mut streams = write.open_table(STREAMS).map_err(store_error)?;
+            for (stream, seq) in &next {
+                streams.insert(stream.as_str(), *seq).map_err(store_error)?;
+            }
+        }
+        write.commit().map_err(store_error)?;
+        newest.extend(next);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.appended
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(events)
+    }
+
+    fn read(&self, stream: &StreamId, span: Span, limit: usize) -> Result<Vec<Event>, LogError> {
+        let read = self.db.begin_read().map_err(store_error)?;
+        let table = read.open_table(EVENTS).map_err(store_error)?;
+        let key = stream.as_str();
+        let to_event = |entry: Result<(EventKey<'_>, EventValue<'_>), redb::StorageError>| {
+            entry.map_err(store_error).map(|(k, v)| Event {
+                seq: k.value().1,
+                frame: Frame::from_encoded(v.value()),
+            })
+        };
+        match span {
+            Span::Before(before) => {
+                let mut events = table
+                    .range((key, 0)..(key, before))
+                    .map_err(store_error)?
+                    .rev()
+                    .take(limit)
+                    .map(to_event)
+                    .collect::<Result<Vec<_>, _>>()?;
+                events.reverse();
+                Ok(events)
+            }
+            Span::After(after) => table
+                .range((key, after.saturating_add(1))..=(key, u64::MAX))
+                .map_err(store_error)?
+                .take(limit)
+                .map(to_event)
+                .collect(),
+        }
+    }
+
+    fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
+        let read = self.db.begin_read().map_err(store_error)?;
+        let order = read.open_table(POST_ORDER).map_err(store_error)?;
+        let posts = read.open_table(POSTS).map_err(store_error)?;
+        let events = read.open_table(EVENTS).map_err(store_error)?;
+        let mut recent = Vec::new();
+        for entry in order
+            .range((poster, 0)..=(poster, u64::MAX))
+            .map_err(store_error)?
+        {
+            let (_, id) = entry.map_err(store_error)?;
+            let id = id.value().to_string();
+            let Some(at) = posts.get((poster, id.as_str())).map_err(store_error)? else {
+                continue;
+            };
+            let (stream, seq) = at.value();
+            if let Some(frame) = events.get((stream, seq)).map_err(store_error)? {
+                recent.push((id, Frame::from_encoded(frame.value())));
+            }
+        }
+        Ok(recent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_shared::LeaveReason;
+
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("chat-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn message(stream: &StreamId, from: &str, text: &str, id: Option<&str>) -> NewEvent {
+        NewEvent {
+            stream: stream.clone(),
+            time: 1,
+            body: Body::Message {
+                from: from.into(),
+                text: text.into(),
+                id: id.map(Into::into),
+            },
+            poster: id.map(|_| from.to_string()),
+        }
+    }
+
+    #[test]
+    fn events_epoch_and_post_ids_survive_reopening() {
+        let dir = dir("reopen");
+        let general = StreamId::new("general");
+        let epoch = {
+            let store = Store::open(&dir, || "e1".into()).expect("new store");
+            assert!(store.created());
+            let events = store
+                .append(&[
+                    message(&general, "alice", "one", Some("a1")),
+                    NewEvent {
+                        stream: general.clone(),
+                        time: 2,
+                        body: Body::Left {
+                            name: "bob".into(),
+                            reason: LeaveReason::Quit,
+                        },
+                        poster: None,
+                    },
+                ])
+                .expect("append");
+            assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+            store.epoch().to_string()
+        };
+        let store = Store::open(&dir, || "e2".into()).expect("reopen");
+        assert!(!store.created());
+        assert_eq!(store.epoch(), epoch, "the epoch lives with the store");
+        assert_eq!(
+            store.head(&general).expect("head"),
+            Head {
+                oldest: 1,
+                newest: 2
+            }
+        );
+        let more = store
+            .append(&[message(&general, "alice", "two", None)])
+            .expect("append");
+        assert_eq!(more[0].seq, 3, "seq goes on");
+        let recent = store.recent_posts("alice").expect("recent");
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent[0].0, "a1");
+        assert!(String::from_utf8_lossy(recent[0].1.as_bytes()).contains("\"one\""));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn only_the_last_ids_of_a_poster_are_remembered() {
+        let dir = dir("ids");
+        let general = StreamId::new("general");
+        let store = Store::open(&dir, || "e".into()).expect("store");
+        let batch: Vec<NewEvent> = (0..REMEMBERED_IDS + 10)
+            .map(|i| message(&general, "p", &i.to_string(), Some(&format!("id{i}"))))
+            .collect();
+        store.append(&batch).expect("append");
+        let recent = store.recent_posts("p").expect("recent");
+        assert_eq!(recent.len(), REMEMBERED_IDS);
+        assert_eq!(recent[0].0, "id10");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn reads_page_before_and_after() {
+        let dir = dir("read");
+        let general = StreamId::new("general");
+        let other = StreamId::new("other");
+        let store = Store::open(&dir, || "e".into()).expect("store");
+        let batch: Vec<NewEvent> = (1..=10)
+            .flat_map(|i| {
+                [
+                    message(&general, "a", &i.to_string(), None),
+                    message(&other, "b", &i.to_string(), None),
+                ]
+            })
+            .collect();
+        store.append(&batch).expect("append");
+        let seqs = |events: Vec<Event>| events.into_iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(store.read(&general, Span::Before(6), 3).expect("read")),
+            [3, 4, 5]
+        );
+        assert_eq!(
+            seqs(store.read(&general, Span::After(8), 5).expect("read")),
+            [9, 10]
+        );
+        assert_eq!(
+            seqs(store.read(&general, Span::Before(1), 5).expect("read")),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            store.head(&other).expect("head").newest,
+            10,
+            "streams count apart"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_store_is_refused_and_left_alone() {
+        let dir = dir("junk");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join(FILE);
+        let junk = b"this is not a database, and must stay exactly as it is".repeat(100);
+        std::fs::write(&file, &junk).expect("write");
+        let err = Store::open(&dir, || "e".into()).expect_err("refused");
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&file).expect("read"), junk);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,76 @@
+//! The store's writer: one thread that records batches, several at a time.
+//!
+//! A batch waits here while the previous commit's fsync runs; whatever queued up meanwhile
+//! is recorded by the next commit, together: group commit, so a busy server does one
+//! fsync for many batches instead of one each.
+
+use std::sync::Arc;
+
+use async_channel::{Receiver, Sender};
+
+use super::{Event, EventLog, LogError, NewEvent};
+
+/// What the writer reports for a batch.
+pub type Recorded = Result<Vec<Event>, LogError>;
+
+struct Request {
+    events: Vec<NewEvent>,
+    reply: Sender<Recorded>,
+}
+
+/// The handle to the writer thread; the thread ends when the handle is dropped.
+pub struct Writer {
+    requests: Sender<Request>,
+}
+
+impl Writer {
+    /// Starts the writer thread for `log`.
+    pub fn spawn(log: Arc<dyn EventLog>) -> std::io::Result<Self> {
+        let (requests, queue) = async_channel::unbounded::<Request>();
+        std::thread::Builder::new()
+            .name("chat-store-writer".into())
+            .spawn(move || write_loop(&*log, &queue))?;
+        Ok(Self { requests })
+    }
+
+    /// Queues a batch; its result goes to `reply`.
+    pub fn record(&self, events: Vec<NewEvent>, reply: Sender<Recorded>) {
+        if let Err(err) = self.requests.try_send(Request { events, reply }) {
+            // The thread is gone: the batch cannot be recorded.
+            let request = err.into_inner();
+            let _ = request
+                .reply
+                .try_send(Err(LogError::Store("the store's writer stopped".into())));
+        }
+    }
+}
+
+fn write_loop(log: &dyn EventLog, queue: &Receiver<Request>) {
+    while let Ok(first) = queue.recv_blocking() {
+        let mut requests = vec![first];
+        while let Ok(more) = queue.try_recv() {
+            requests.push(more);
+        }
+        let all: Vec<NewEvent> = requests
+            .iter()
+            .flat_map(|r| r.events.iter().cloned())
+            .collect();
+        match log.append(&all) {
+            Ok(events) => {
+                let mut events = events.into_iter();
+                for request in requests {
+                    let mine = events.by_ref().take(request.events.len()).collect();
+                    let _ = request.reply.try_send(Ok(mine));
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                for request in requests {
+                    let _ = request
+                        .reply
+                        .try_send(Err(LogError::Store(message.clone())));
+                }
+            }
+        }
+    }
+}
