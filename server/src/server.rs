@@ -263,8 +263,11 @@ impl Server {
             .await;
         }
         if let Some(store) = &self.store {
-            let (commits, events) = store.activity();
-            tracing::info!("stopped; recorded {events} events in {commits} commits");
+            let (commits, events, took) = store.activity();
+            let mean = took.as_secs_f64() * 1000.0 / commits.max(1) as f64;
+            tracing::info!(
+                "stopped; recorded {events} events in {commits} commits of {mean:.2} ms on average"
+            );
         }
     }
 

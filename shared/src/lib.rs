@@ -1,4 +1,4 @@
-//! The chat's wire protocol (see PROTOCOL.md): frame types, the NDJSON codec, the name
+//! The chat's wire protocol (documented in shared/README.md): frame types, the NDJSON codec, the name
 //! rules and the default limits. No async runtime and no sockets: the server, the client
 //! and the tests all build on this.
 

@@ -1,4 +1,4 @@
-//! User names: the rules of PROTOCOL.md, and the keys under which two names collide.
+//! User names: the rules of the protocol (shared/README.md), and the keys under which two names collide.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The frames of PROTOCOL.md as Rust types, in both directions.
+//! The frames of the protocol (shared/README.md) as Rust types, in both directions.
 //!
 //! Frames are JSON objects internally tagged on `type` with `snake_case` names. Optional
 //! fields are left out when absent. Every code enum has an `Unknown` fallback so that a

@@ -10,7 +10,7 @@ fn decode<T: WireFrame>(line: &str) -> T {
     }
 }
 
-/// The session of PROTOCOL.md ("A session, by hand"), line by line.
+/// The example session of the protocol specification ("A session, by hand"), line by line.
 #[test]
 fn protocol_session_example() {
     assert_eq!(

@@ -371,7 +371,7 @@ fn name_like() -> impl Strategy<Value = String> {
     .prop_map(|v| v.into_iter().collect())
 }
 
-/// The rules of PROTOCOL.md, written independently of the implementation: the set of
+/// The name rules of the protocol (shared/README.md), written independently of the implementation: the set of
 /// characters a trimmed NFC name may hold.
 fn follows_rules(name: &str) -> bool {
     use unicode_normalization::char::is_combining_mark;

@@ -28,7 +28,7 @@ fn welcome_fields(welcome: &ServerFrame) -> (u64, u64, String, String, Vec<Strin
     }
 }
 
-/// Flags: defaults. A session as in PROTOCOL.md: welcome, own joined, message echoed with id.
+/// Flags: defaults. A session as the protocol describes it (shared/README.md): welcome, own joined, message echoed with id.
 #[test]
 fn login_say_and_bye() {
     let server = start(test_config());

@@ -54,6 +54,7 @@ pub struct Store {
     created: bool,
     commits: AtomicU64,
     appended: AtomicU64,
+    commit_micros: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -145,6 +146,7 @@ impl Store {
             created,
             commits: AtomicU64::new(0),
             appended: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
         })
     }
 
@@ -181,11 +183,12 @@ impl Store {
         self.newest.lock().map_or(0, |newest| newest.values().sum())
     }
 
-    /// Commits and events recorded since it was opened.
-    pub fn activity(&self) -> (u64, u64) {
+    /// Since it was opened: commits, events recorded, and the time the commits took.
+    pub fn activity(&self) -> (u64, u64, std::time::Duration) {
         (
             self.commits.load(Ordering::Relaxed),
             self.appended.load(Ordering::Relaxed),
+            std::time::Duration::from_micros(self.commit_micros.load(Ordering::Relaxed)),
         )
     }
 }
@@ -223,6 +226,7 @@ impl EventLog for Store {
     }
 
     fn append(&self, batch: &[NewEvent]) -> Result<Vec<Event>, LogError> {
+        let started = std::time::Instant::now();
         let mut newest = self.newest.lock().map_err(store_error)?;
         // Seqs are taken from a copy: if the commit fails, nothing was used.
         let mut next: HashMap<StreamId, Seq> = HashMap::new();
@@ -280,6 +284,8 @@ impl EventLog for Store {
         write.commit().map_err(store_error)?;
         newest.extend(next);
         self.commits.fetch_add(1, Ordering::Relaxed);
+        self.commit_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.appended
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         Ok(events)
