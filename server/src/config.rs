@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use argh::FromArgs;
-use chat_shared::limits;
+use chat_shared::{RoomName, limits};
 
 /// Where the server keeps its history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,12 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Where the history is kept.
     pub storage: Storage,
+    /// The room every connection is in after its welcome.
+    pub room: RoomName,
+    /// The most rooms one connection may be in (the default room included).
+    pub max_joined: usize,
+    /// The most rooms that may have members at once (the default room always counts).
+    pub max_rooms: usize,
     /// Most connections at once (logged in or not).
     pub max_clients: usize,
     /// Most connections at once from one IP address; 0 means no cap.
@@ -73,6 +79,9 @@ impl Default for Config {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], limits::DEFAULT_PORT)),
             storage: Storage::Dir(Storage::default_dir()),
+            room: RoomName::parse("general").expect("a valid room name"),
+            max_joined: 100,
+            max_rooms: 10_000,
             max_clients: 10_000,
             max_per_ip: 64,
             history: 1000,
@@ -93,7 +102,7 @@ impl Default for Config {
     }
 }
 
-/// A chat server: one room, NDJSON over TCP. The history survives restarts in a store in
+/// A chat server: rooms, NDJSON over TCP. The history survives restarts in a store in
 /// the data directory; an event counts as saved once it is committed there (with an
 /// fsync), which happens before anyone receives it.
 #[derive(FromArgs, Debug)]
@@ -118,6 +127,15 @@ pub struct Args {
     /// keep nothing on disk: a restart forgets the history and starts a new epoch
     #[argh(switch)]
     pub memory: bool,
+    /// the room every connection is in after logging in (default: general)
+    #[argh(option, default = "String::from(\"general\")")]
+    pub room: String,
+    /// the most rooms one connection may be in, the default room included (default: 100)
+    #[argh(option, default = "100")]
+    pub max_joined: usize,
+    /// the most rooms that may have members at once (default: 10000)
+    #[argh(option, default = "10_000")]
+    pub max_rooms: usize,
     /// newest events of the room kept in memory for replay and recent history (older ones
     /// are read from the store) (default: 1000)
     #[argh(option, default = "1000")]
@@ -202,6 +220,9 @@ pub enum ConfigError {
     /// Two flags that exclude each other.
     #[error("--data and --memory exclude each other")]
     DataAndMemory,
+    /// `--room` is not a room name.
+    #[error("--room {0:?}: {1}")]
+    BadRoom(String, chat_shared::NameError),
 }
 
 impl Args {
@@ -226,9 +247,14 @@ impl Args {
             (None, true) => Storage::Memory,
             (None, false) => Storage::Dir(Storage::default_dir()),
         };
+        let room =
+            RoomName::parse(&self.room).map_err(|err| ConfigError::BadRoom(self.room, err))?;
         Ok(Config {
             addr,
             storage,
+            room,
+            max_joined: at_least("max-joined", self.max_joined, 1)?,
+            max_rooms: at_least("max-rooms", self.max_rooms, 1)?,
             max_clients: at_least("max-clients", self.max_clients, 1)?,
             max_per_ip: self.max_per_ip,
             history: at_least("history", self.history, 1)?,

@@ -33,6 +33,23 @@ impl FanOut {
         }
     }
 
+    /// Whether a connection is a member.
+    pub fn contains(&self, conn: ConnId) -> bool {
+        self.members.iter().any(|(c, _)| *c == conn)
+    }
+
+    /// The members' connections.
+    pub fn conns(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.members.iter().map(|(c, _)| *c)
+    }
+
+    /// Moves a membership to another connection (a takeover): nobody else notices.
+    pub fn replace(&mut self, old: ConnId, new: ConnId, queue: SendQueue) {
+        if let Some(member) = self.members.iter_mut().find(|(c, _)| *c == old) {
+            *member = (new, queue);
+        }
+    }
+
     /// Gathers an event for the next push.
     pub fn gather(&mut self, frame: Frame) {
         self.gathered.push(frame);

@@ -1,22 +1,24 @@
-//! The hub: one task that owns who is online (the [`Registry`]) and the room, turns what
+//! The hub: one task that owns who is online (the [`Registry`]) and the rooms, turns what
 //! sessions ask into events, has the [`EventLog`] record them, and fans out what was
 //! recorded.
 //!
-//! Sessions talk to it through an inbox of [`Command`]s. Events gather for a short window
-//! ([`Config::coalesce`]) and go to the log as one batch; only when the log returns them,
-//! with their seqs, does anyone receive them, each encoded once and pushed to every
-//! member's queue without waiting on any socket. A member whose queue overflows is closed
-//! with `send_queue_full`, and nobody else notices. Deep history is read on a blocking
-//! pool, never on this task.
+//! Sessions talk to it through an inbox of [`Command`]s. A room's events gather for a
+//! short window ([`Config::coalesce`]) and go to the log as one batch; only when the log
+//! returns them, with their seqs, does anyone receive them, each encoded once and pushed
+//! to the queue of every member of that room without waiting on any socket. A connection
+//! has one queue whatever the number of its rooms; one that overflows is closed with
+//! `send_queue_full` once, and leaves every room it was in. Reading a room back from the
+//! store, and deep history, run on a blocking pool, never on this task; a room nobody is in
+//! is dropped from memory (with a durable log) and read back when someone joins it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use chat_shared::limits::{MAX_NAME, REMEMBERED_IDS};
 use chat_shared::{
-    CloseCode, ErrorCode, Frame, LeaveReason, Limits, Name, PROTOCOL_VERSION, RejectCode,
+    CloseCode, ErrorCode, Frame, LeaveReason, Limits, Name, RejectCode, RoomName, RoomUsers,
     ServerFrame,
 };
 use futures_lite::future;
@@ -24,7 +26,7 @@ use smol::{Executor, Timer};
 
 use crate::Config;
 use crate::log::writer::{Recorded, Writer};
-use crate::log::{Body, EventLog, LogError, NewEvent, Seq, Span, StreamId};
+use crate::log::{Body, Event, EventLog, Head, LogError, Seq, Span, StreamId};
 use crate::queue::SendQueue;
 use crate::registry::{Admission, ConnId, Member, Registry};
 use crate::room::{Effect, Pending, Room, Welcome};
@@ -39,25 +41,52 @@ pub enum Command {
     Post {
         /// The sender.
         conn: ConnId,
+        /// The room; `None`: the default room.
+        room: Option<RoomName>,
         /// The text.
         text: String,
         /// The sender's id for the post.
         id: Option<String>,
+        /// An action.
+        me: bool,
     },
-    /// Send events of the history to this member.
+    /// Send events of a room's history to this member.
     History {
         /// Who asks.
         conn: ConnId,
+        /// The room; `None`: the default room.
+        room: Option<RoomName>,
         /// Which; `None`: the newest.
         span: Option<Span>,
         /// How many at most.
         limit: usize,
     },
+    /// Enter a room, or resume it.
+    Join {
+        /// Who.
+        conn: ConnId,
+        /// The room.
+        room: RoomName,
+        /// Resume after this seq.
+        since: Option<Seq>,
+    },
+    /// Leave a room.
+    Part {
+        /// Who.
+        conn: ConnId,
+        /// The room.
+        room: RoomName,
+    },
+    /// List the rooms with someone in them.
+    Rooms {
+        /// Who asks.
+        conn: ConnId,
+    },
     /// This connection is gone.
     Leave {
         /// Which.
         conn: ConnId,
-        /// Why, as broadcast in `left`.
+        /// Why, as recorded in `left`.
         reason: LeaveReason,
     },
     /// The server is going down: record what was accepted, then stop.
@@ -69,9 +98,11 @@ pub enum Command {
 pub struct Login {
     /// The connection logging in.
     pub conn: ConnId,
+    /// The protocol version it speaks.
+    pub protocol: u32,
     /// The name it asks for.
     pub name: Name,
-    /// Resume after this seq.
+    /// Resume the default room after this seq.
     pub since: Option<u64>,
     /// The epoch `since` counts in.
     pub epoch: Option<String>,
@@ -88,6 +119,8 @@ pub struct Login {
 /// How long post ids are kept in memory at least, after the name's last post (the log may
 /// remember them for longer).
 const REMEMBER_FOR: Duration = Duration::from_secs(10 * 60);
+/// The most rooms a `room_list` names.
+const ROOM_LIST_MAX: usize = 500;
 
 /// The ids of a name's recent posts, with the message each produced.
 #[derive(Default)]
@@ -112,6 +145,63 @@ impl RecentPosts {
     }
 }
 
+/// Every room that exists, active or not: keys, names as first spelled, and skeletons
+/// (two different rooms may not look alike).
+#[derive(Default)]
+struct RoomNames {
+    by_key: HashMap<Arc<str>, Arc<str>>,
+    by_skeleton: HashMap<String, Arc<str>>,
+}
+
+/// What a room name refers to.
+enum Lookup {
+    /// A room that exists: its key.
+    Existing(Arc<str>),
+    /// No room yet: its key and its name.
+    New(Arc<str>, Arc<str>),
+    /// Another room looks the same: its name.
+    LooksLike(Arc<str>),
+}
+
+impl RoomNames {
+    fn insert(&mut self, key: Arc<str>, name: Arc<str>) {
+        if let Ok(parsed) = RoomName::parse(&name) {
+            self.by_skeleton.insert(parsed.keys().skeleton, key.clone());
+        }
+        self.by_key.insert(key, name);
+    }
+
+    fn lookup(&self, room: &RoomName) -> Lookup {
+        let keys = room.keys();
+        if let Some((key, _)) = self.by_key.get_key_value(keys.folded.as_str()) {
+            return Lookup::Existing(key.clone());
+        }
+        if let Some(other) = self.by_skeleton.get(&keys.skeleton) {
+            return Lookup::LooksLike(self.name(other));
+        }
+        Lookup::New(keys.folded.into(), room.as_str().into())
+    }
+
+    fn name(&self, key: &str) -> Arc<str> {
+        self.by_key.get(key).cloned().unwrap_or_else(|| key.into())
+    }
+}
+
+/// A room's batch, as the log answered it.
+type RoomRecorded = (Arc<str>, Recorded);
+
+/// A room in memory: ready, or being read back from the store with joins waiting.
+enum Slot {
+    Loading(Vec<(ConnId, Option<Seq>)>),
+    Ready(Box<Room>),
+}
+
+/// A room read back from the store.
+struct Loaded {
+    key: Arc<str>,
+    result: Result<(Head, Vec<Event>), LogError>,
+}
+
 /// The hub's state; [`Hub::run`] is its task.
 pub struct Hub {
     config: Config,
@@ -119,24 +209,43 @@ pub struct Hub {
     /// For a durable log: the thread that records batches (a log that keeps nothing
     /// records them at once, on this task).
     writer: Option<Writer>,
-    /// Where the writer reports.
-    recorded: (Sender<Recorded>, Receiver<Recorded>),
+    /// Where the writer reports, room by room.
+    recorded: (Sender<RoomRecorded>, Receiver<RoomRecorded>),
+    /// Where rooms read back from the store arrive.
+    loaded: (Sender<Loaded>, Receiver<Loaded>),
     registry: Registry,
-    room: Room,
+    rooms: HashMap<Arc<str>, Slot>,
+    names: RoomNames,
+    default_room: Arc<str>,
+    /// Rooms with events waiting for a batch.
+    busy: HashSet<Arc<str>>,
+    /// With a log that keeps nothing: rooms that became idle, oldest first (some may
+    /// have members again).
+    idle: VecDeque<Arc<str>>,
     recent: HashMap<String, RecentPosts>,
     last_sweep: Instant,
 }
 
-/// The key of the one room: the default room's stream.
-const DEFAULT_STREAM: &str = "general";
-
 impl Hub {
-    /// A hub over `log`, with the room's newest events read back from it.
+    /// A hub over `log`, with the default room's newest events read back from it.
     pub fn new(config: Config, log: Arc<dyn EventLog>) -> Result<Self, LogError> {
-        let stream = StreamId::new(DEFAULT_STREAM);
+        let mut names = RoomNames::default();
+        for (stream, name) in log.rooms()? {
+            names.insert(stream.as_str().into(), name.into());
+        }
+        let default = config.room.clone();
+        let key: Arc<str> = default.keys().folded.into();
+        let name = names.name(&key);
+        let name = if names.by_key.contains_key(&key) {
+            name
+        } else {
+            Arc::from(default.as_str())
+        };
+        names.insert(key.clone(), name.clone());
+        let stream = StreamId::new(&key);
         let head = log.head(&stream)?;
         let recent = log.read(&stream, Span::Before(head.newest + 1), config.history)?;
-        let room = Room::new(stream, head, recent, config.history);
+        let room = Room::new(stream, name, head, recent, config.history);
         let writer = if log.durable() {
             Some(Writer::spawn(log.clone()).map_err(|err| LogError::Store(err.to_string()))?)
         } else {
@@ -147,29 +256,36 @@ impl Hub {
             log,
             writer,
             recorded: async_channel::unbounded(),
+            loaded: async_channel::unbounded(),
             registry: Registry::default(),
-            room,
+            rooms: HashMap::from([(key.clone(), Slot::Ready(Box::new(room)))]),
+            names,
+            default_room: key,
+            busy: HashSet::new(),
+            idle: VecDeque::new(),
             recent: HashMap::new(),
             last_sweep: Instant::now(),
         })
     }
 
     /// Serves commands until [`Command::Shutdown`] (or until every sender of the inbox is
-    /// gone), then records what was accepted and returns. Deep history reads run on
+    /// gone), then records what was accepted and returns. Reads from the store run on
     /// `executor`'s blocking pool.
     pub async fn run(mut self, inbox: Receiver<Command>, executor: Arc<Executor<'static>>) {
-        /// Commands handled between two looks at the batch deadline.
+        /// Commands handled between two looks at the batch deadlines.
         const DRAIN: usize = 256;
         enum Next {
             Command(Command),
-            Recorded(Recorded),
+            Recorded(Arc<str>, Recorded),
+            Loaded(Loaded),
             Stop,
             Due,
         }
         let recorded = self.recorded.1.clone();
+        let loaded = self.loaded.1.clone();
         let mut timer = Timer::never();
         loop {
-            let due = self.room.next_submit(self.config.coalesce);
+            let due = self.next_deadline();
             timer.set_at(due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)));
             let next = future::or(
                 async {
@@ -179,11 +295,19 @@ impl Hub {
                     }
                 },
                 future::or(
-                    async { recorded.recv().await.map_or(Next::Stop, Next::Recorded) },
                     async {
-                        (&mut timer).await;
-                        Next::Due
+                        recorded
+                            .recv()
+                            .await
+                            .map_or(Next::Stop, |(key, result)| Next::Recorded(key, result))
                     },
+                    future::or(
+                        async { loaded.recv().await.map_or(Next::Stop, Next::Loaded) },
+                        async {
+                            (&mut timer).await;
+                            Next::Due
+                        },
+                    ),
                 ),
             )
             .await;
@@ -198,7 +322,8 @@ impl Hub {
                         }
                     }
                 }
-                Next::Recorded(result) => self.recorded(result),
+                Next::Recorded(key, result) => self.recorded(&key, result),
+                Next::Loaded(loaded) => self.room_loaded(loaded),
                 Next::Stop => return self.finish(&recorded).await,
                 Next::Due => {}
             }
@@ -207,27 +332,56 @@ impl Hub {
     }
 
     /// Records what was accepted (nobody is told anybody left), then returns.
-    async fn finish(&mut self, recorded: &Receiver<Recorded>) {
+    async fn finish(&mut self, recorded: &Receiver<RoomRecorded>) {
         loop {
-            if self.room.is_recording() {
+            let recording = self
+                .rooms
+                .values()
+                .any(|slot| matches!(slot, Slot::Ready(room) if room.is_recording()));
+            if recording {
                 match recorded.recv().await {
-                    Ok(result) => self.recorded(result),
+                    Ok((key, result)) => self.recorded(&key, result),
                     Err(_) => return,
                 }
-            } else if self.room.has_pending() {
-                self.submit(Instant::now() + Duration::from_secs(3600));
-            } else {
+            } else if self.busy.is_empty() {
                 return;
+            } else {
+                self.submit(Instant::now() + Duration::from_secs(3600));
             }
         }
+    }
+
+    /// When the next batch of any room may go.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.busy
+            .iter()
+            .filter_map(|key| match self.rooms.get(key) {
+                Some(Slot::Ready(room)) => room.next_submit(self.config.coalesce),
+                _ => None,
+            })
+            .min()
     }
 
     /// Handles one command.
     fn handle(&mut self, command: Command, executor: &Executor<'static>) {
         match command {
             Command::Login(login) => self.login(login),
-            Command::Post { conn, text, id } => self.post(conn, text, id),
-            Command::History { conn, span, limit } => self.history(conn, span, limit, executor),
+            Command::Post {
+                conn,
+                room,
+                text,
+                id,
+                me,
+            } => self.post(conn, room.as_ref(), text, id, me),
+            Command::History {
+                conn,
+                room,
+                span,
+                limit,
+            } => self.history(conn, room.as_ref(), span, limit, executor),
+            Command::Join { conn, room, since } => self.join(conn, &room, since, executor),
+            Command::Part { conn, room } => self.part(conn, &room),
+            Command::Rooms { conn } => self.list_rooms(conn),
             Command::Leave { conn, reason } => self.leave(conn, reason),
             Command::Shutdown => {}
         }
@@ -247,6 +401,41 @@ impl Hub {
         }
     }
 
+    fn room(&mut self, key: &str) -> Option<&mut Room> {
+        match self.rooms.get_mut(key) {
+            Some(Slot::Ready(room)) => Some(room),
+            _ => None,
+        }
+    }
+
+    /// Queues an event in a room.
+    fn push(&mut self, key: &Arc<str>, body: Body, poster: Option<String>, effect: Effect) {
+        if let Some(room) = self.room(key) {
+            let event = room.event(now_millis(), body, poster);
+            room.push(Pending { event, effect });
+            self.busy.insert(key.clone());
+        }
+    }
+
+    /// Queues a frame for one connection, outside its limit (an answer it asked for).
+    fn tell(&self, conn: ConnId, frame: &ServerFrame) {
+        if let Some(member) = self.registry.get(conn) {
+            member.queue.push_unmetered(Frame::encode(frame));
+        }
+    }
+
+    fn error(&self, conn: ConnId, code: ErrorCode, message: String, id: Option<String>) {
+        self.tell(
+            conn,
+            &ServerFrame::Error {
+                code,
+                message,
+                id,
+                retry_after: None,
+            },
+        );
+    }
+
     fn login(&mut self, login: Login) {
         let keys = login.name.keys();
         match self
@@ -263,21 +452,24 @@ impl Hub {
                     }));
                 let _ = login.reply.try_send(false);
             }
-            Admission::Takeover(old) => {
-                // The same user on a new connection: the others see nothing.
-                let Some(old) = self.registry.remove(old).map(|m| (old, m)) else {
-                    return;
-                };
-                self.room.fanout.remove(old.0);
-                old.1.queue.close_with(Some(closing(CloseCode::Replaced)));
+            Admission::Takeover(old) => self.take_over(old, login),
+            Admission::Free => {
+                let entry = self.recent.entry(keys.folded.clone()).or_default();
+                for (id, frame) in login.recent {
+                    entry.remember(&id, frame);
+                }
+                let name = login.name.to_string();
+                let default = self.default_room.clone();
                 self.registry.insert(
                     login.conn,
                     Member {
-                        name: old.1.name,
+                        name: login.name,
                         keys,
-                        token: random_hex(8),
+                        token: random_hex(16),
                         queue: login.queue.clone(),
                         online: false,
+                        rooms: vec![default.clone()],
+                        protocol: login.protocol,
                     },
                 );
                 let welcome = Welcome {
@@ -287,141 +479,249 @@ impl Hub {
                     queue: login.queue,
                     reply: login.reply,
                 };
-                self.welcome(welcome, self.room.head.newest);
-            }
-            Admission::Free => {
-                let entry = self.recent.entry(keys.folded.clone()).or_default();
-                for (id, frame) in login.recent {
-                    entry.remember(&id, frame);
-                }
-                let name = login.name.to_string();
-                self.registry.insert(
-                    login.conn,
-                    Member {
-                        name: login.name,
-                        keys,
-                        token: random_hex(8),
-                        queue: login.queue.clone(),
-                        online: false,
-                    },
+                self.push(
+                    &default,
+                    Body::Joined { name },
+                    None,
+                    Effect::Welcome(Box::new(welcome)),
                 );
-                self.room.push(Pending {
-                    event: NewEvent {
-                        stream: self.room.stream.clone(),
-                        time: now_millis(),
-                        body: Body::Joined { name },
-                        poster: None,
-                    },
-                    effect: Effect::Welcome(Box::new(Welcome {
-                        conn: login.conn,
-                        since: login.since,
-                        epoch: login.epoch,
-                        queue: login.queue,
-                        reply: login.reply,
-                    })),
-                });
             }
         }
     }
 
-    /// Sends a login its welcome (with `seq` the newest event before it) and its replay,
-    /// and makes it a member from here on.
-    fn welcome(&mut self, welcome: Welcome, seq: Seq) {
+    /// The same user on a new connection, with its token: it keeps the rooms, the others
+    /// see nothing, the old connection is told it was replaced.
+    fn take_over(&mut self, old: ConnId, login: Login) {
+        let Some(previous) = self.registry.remove(old) else {
+            return;
+        };
+        previous
+            .queue
+            .close_with(Some(closing(CloseCode::Replaced)));
+        for key in &previous.rooms {
+            if let Some(room) = self.room(key) {
+                room.fanout.replace(old, login.conn, login.queue.clone());
+            }
+        }
+        let in_default = previous.rooms.contains(&self.default_room);
+        self.registry.insert(
+            login.conn,
+            Member {
+                name: previous.name,
+                keys: previous.keys,
+                token: random_hex(16),
+                queue: login.queue.clone(),
+                online: true,
+                rooms: previous.rooms,
+                protocol: login.protocol,
+            },
+        );
+        let welcome = Welcome {
+            conn: login.conn,
+            since: login.since,
+            epoch: login.epoch,
+            queue: login.queue,
+            reply: login.reply,
+        };
+        let newest = self
+            .room(&self.default_room.clone())
+            .map_or(0, |room| room.head.newest);
+        // A connection that had parted the default room gets no replay of it.
+        self.send_welcome(&welcome, newest, in_default);
+    }
+
+    /// Sends a login its welcome (with `seq` the default room's newest event before it)
+    /// and, when it is in the default room, the replay.
+    fn send_welcome(&mut self, welcome: &Welcome, seq: Seq, replay: bool) {
         let Some(member) = self.registry.get_mut(welcome.conn) else {
             let _ = welcome.reply.try_send(false);
             return;
         };
         member.online = true;
-        let (name, token) = (member.name.to_string(), member.token.clone());
-        let same_epoch = welcome.epoch.as_deref() == Some(self.log.epoch());
-        let replay = self.room.replay(
-            welcome.since,
-            same_epoch,
-            self.config.replay,
-            self.config.replay_max,
+        let (name, token, protocol) = (
+            member.name.to_string(),
+            member.token.clone(),
+            member.protocol,
         );
+        let rooms: Vec<String> = member
+            .rooms
+            .iter()
+            .map(|key| self.names.name(key).to_string())
+            .collect();
+        let same_epoch = welcome.epoch.as_deref() == Some(self.log.epoch());
+        let durable = self.log.durable();
+        let (fresh, max) = (self.config.replay, self.config.replay_max);
+        let default = self.default_room.clone();
+        let users = self.room_users(&default);
+        let Some(room) = self.room(&default) else {
+            return;
+        };
+        let replay = if replay {
+            room.replay(welcome.since, same_epoch, fresh, max)
+        } else {
+            Vec::new()
+        };
         let frame = Frame::encode(&ServerFrame::Welcome {
-            protocol: PROTOCOL_VERSION,
+            protocol,
             name,
-            users: self.registry.online_names().map(str::to_string).collect(),
+            users,
             seq,
-            oldest: self.room.oldest(self.log.durable()),
+            oldest: room.oldest(durable),
             epoch: self.log.epoch().to_string(),
             token,
+            rooms,
             limits: self.limits(),
         });
         welcome
             .queue
             .push_unmetered(Frame::concat(std::iter::once(&frame).chain(&replay)));
-        self.room.fanout.add(welcome.conn, welcome.queue);
         let _ = welcome.reply.try_send(true);
     }
 
-    fn post(&mut self, conn: ConnId, text: String, id: Option<String>) {
+    /// The names of a room's members, sorted by case-folded name.
+    fn room_users(&self, key: &str) -> Vec<String> {
+        let Some(Slot::Ready(room)) = self.rooms.get(key) else {
+            return Vec::new();
+        };
+        let mut members: Vec<&Member> = room
+            .fanout
+            .conns()
+            .filter_map(|conn| self.registry.get(conn))
+            .collect();
+        members.sort_by(|a, b| a.keys.folded.cmp(&b.keys.folded));
+        members.iter().map(|m| m.name.to_string()).collect()
+    }
+
+    /// Finds the room a frame names (`None`: the default room). An error is the answer to
+    /// send: `invalid_room` for a room that looks like another.
+    fn resolve(&self, room: Option<&RoomName>) -> Result<Lookup, String> {
+        let Some(room) = room else {
+            return Ok(Lookup::Existing(self.default_room.clone()));
+        };
+        match self.names.lookup(room) {
+            Lookup::LooksLike(other) => Err(format!(
+                "{room} looks like the room {other}; use that one, or another name"
+            )),
+            lookup => Ok(lookup),
+        }
+    }
+
+    fn post(
+        &mut self,
+        conn: ConnId,
+        room: Option<&RoomName>,
+        text: String,
+        id: Option<String>,
+        me: bool,
+    ) {
         let Some(member) = self.registry.get(conn).filter(|m| m.online) else {
             return;
         };
-        let folded = &member.keys.folded;
-        if let Some(id) = &id {
-            if let Some(original) = self
+        let folded = member.keys.folded.clone();
+        if let Some(id) = &id
+            && let Some(original) = self
                 .recent
-                .get(folded)
+                .get(&folded)
                 .and_then(|recent| recent.by_id.get(id.as_str()))
-            {
-                // A re-sent post: the sender gets the original back, nobody else sees it.
-                member.queue.push_unmetered(original.clone());
-                return;
-            }
-            if self.room.has_post(folded, id) {
-                // The original is on its way to the log; its echo will settle this too.
-                return;
-            }
+        {
+            // A re-sent post: the sender gets the original back, nobody else sees it.
+            member.queue.push_unmetered(original.clone());
+            return;
         }
-        let event = NewEvent {
-            stream: self.room.stream.clone(),
-            time: now_millis(),
-            poster: id.is_some().then(|| folded.clone()),
-            body: Body::Message {
-                from: member.name.to_string(),
-                text,
-                id: id.clone(),
-            },
+        let key = match self.resolve(room) {
+            Ok(Lookup::Existing(key)) if member.rooms.contains(&key) => key,
+            Ok(_) => {
+                let room = room.map_or_else(
+                    || self.names.name(&self.default_room),
+                    |r| r.as_str().into(),
+                );
+                return self.error(
+                    conn,
+                    ErrorCode::NotMember,
+                    format!("you are not in {room}; join it first"),
+                    id,
+                );
+            }
+            Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, id),
         };
-        if let Some(recent) = event.poster.as_ref().and_then(|p| self.recent.get_mut(p)) {
+        let from = member.name.to_string();
+        if let Some(id) = &id
+            && self
+                .room(&key)
+                .is_some_and(|room| room.has_post(&folded, id))
+        {
+            // The original is on its way to the log; its echo will settle this too.
+            return;
+        }
+        if let Some(recent) = id.as_ref().and_then(|_| self.recent.get_mut(&folded)) {
             recent.last_post = Some(Instant::now());
         }
-        self.room.push(Pending {
-            event,
-            effect: Effect::Post { conn, id },
-        });
+        let poster = id.is_some().then_some(folded);
+        self.push(
+            &key,
+            Body::Message {
+                from,
+                text,
+                id: id.clone(),
+                me,
+            },
+            poster,
+            Effect::Post { conn, id },
+        );
     }
 
     fn history(
         &mut self,
         conn: ConnId,
+        room: Option<&RoomName>,
         span: Option<Span>,
         limit: usize,
         executor: &Executor<'static>,
     ) {
-        let Some(member) = self.registry.get(conn).filter(|m| m.online) else {
+        let Some(queue) = self
+            .registry
+            .get(conn)
+            .filter(|m| m.online)
+            .map(|m| m.queue.clone())
+        else {
             return;
         };
-        let span = span.unwrap_or(Span::Before(self.room.head.newest + 1));
-        let queue = member.queue.clone();
-        if let Some(frames) = self.room.read_window(span, limit, self.log.durable()) {
-            queue.push_unmetered(history_answer(span, &frames));
-            return;
+        let key = match self.resolve(room) {
+            Ok(Lookup::Existing(key)) => key,
+            Ok(Lookup::New(_, name) | Lookup::LooksLike(name)) => {
+                // No such room: nothing in it.
+                let span = span.unwrap_or(Span::Before(1));
+                queue.push_unmetered(history_answer(&name, span, &[]));
+                return;
+            }
+            Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, None),
+        };
+        let durable = self.log.durable();
+        let name = self.names.name(&key);
+        if let Some(room) = self.room(&key) {
+            let span = span.unwrap_or(Span::Before(room.head.newest + 1));
+            if let Some(frames) = room.read_window(span, limit, durable) {
+                queue.push_unmetered(history_answer(&name, span, &frames));
+                return;
+            }
         }
-        // Older than the window: read on the blocking pool, answer from there.
+        // Not in memory, or older than its window: read on the blocking pool.
         let log = self.log.clone();
-        let stream = self.room.stream.clone();
+        let stream = StreamId::new(&key);
         executor
             .spawn(async move {
-                let read = smol::unblock(move || log.read(&stream, span, limit)).await;
+                let read = smol::unblock(move || {
+                    let span = match span {
+                        Some(span) => span,
+                        None => Span::Before(log.head(&stream)?.newest + 1),
+                    };
+                    log.read(&stream, span, limit).map(|events| (span, events))
+                })
+                .await;
                 match read {
-                    Ok(events) => {
+                    Ok((span, events)) => {
                         let frames: Vec<Frame> = events.into_iter().map(|e| e.frame).collect();
-                        queue.push_unmetered(history_answer(span, &frames));
+                        queue.push_unmetered(history_answer(&name, span, &frames));
                     }
                     Err(err) => {
                         tracing::error!(%err, "cannot read the history");
@@ -437,52 +737,311 @@ impl Hub {
             .detach();
     }
 
+    /// Rooms with someone in them (the default room always counts), for `--max-rooms`.
+    fn rooms_in_use(&self) -> usize {
+        self.rooms
+            .iter()
+            .filter(|(key, slot)| match slot {
+                Slot::Loading(_) => true,
+                Slot::Ready(room) => room.fanout.len() > 0 || **key == self.default_room,
+            })
+            .count()
+    }
+
+    fn join(
+        &mut self,
+        conn: ConnId,
+        room: &RoomName,
+        since: Option<Seq>,
+        executor: &Executor<'static>,
+    ) {
+        let Some(member) = self.registry.get(conn).filter(|m| m.online) else {
+            return;
+        };
+        let (key, new_name) = match self.resolve(Some(room)) {
+            Ok(Lookup::Existing(key)) => (key, None),
+            Ok(Lookup::New(key, name)) => (key, Some(name)),
+            Ok(Lookup::LooksLike(_)) => unreachable!("resolve reports it as an error"),
+            Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, None),
+        };
+        if member.rooms.contains(&key) {
+            // Already in: the answer again, nothing recorded (how a client resumes).
+            let newest = self.room(&key).map_or(0, |room| room.head.newest);
+            self.answer_join(conn, &key, since, newest);
+            return;
+        }
+        if member.rooms.len() >= self.config.max_joined {
+            let max = self.config.max_joined;
+            return self.error(
+                conn,
+                ErrorCode::TooManyRooms,
+                format!("you are in {max} rooms already; part one first"),
+                None,
+            );
+        }
+        let empty = match self.rooms.get(&key) {
+            Some(Slot::Ready(room)) => room.fanout.len() == 0,
+            Some(Slot::Loading(_)) => false,
+            None => true,
+        };
+        if empty && key != self.default_room && self.rooms_in_use() >= self.config.max_rooms {
+            let max = self.config.max_rooms;
+            return self.error(
+                conn,
+                ErrorCode::TooManyRooms,
+                format!("the server has {max} rooms in use; try an existing one"),
+                None,
+            );
+        }
+        if let Some(member) = self.registry.get_mut(conn) {
+            member.rooms.push(key.clone());
+        }
+        match self.rooms.get_mut(&key) {
+            Some(Slot::Ready(_)) => self.push_joined(conn, &key, since),
+            Some(Slot::Loading(waiting)) => waiting.push((conn, since)),
+            None => {
+                if let Some(name) = new_name {
+                    // A new room: nothing to read back.
+                    self.names.insert(key.clone(), name.clone());
+                    let room = Room::new(
+                        StreamId::new(&key),
+                        name,
+                        Head::default(),
+                        Vec::new(),
+                        self.config.history,
+                    );
+                    self.rooms.insert(key.clone(), Slot::Ready(Box::new(room)));
+                    self.push_joined(conn, &key, since);
+                } else {
+                    self.load_room(&key, vec![(conn, since)], executor);
+                }
+            }
+        }
+    }
+
+    fn push_joined(&mut self, conn: ConnId, key: &Arc<str>, since: Option<Seq>) {
+        let Some(name) = self.registry.get(conn).map(|m| m.name.to_string()) else {
+            return;
+        };
+        self.push(
+            key,
+            Body::Joined { name },
+            None,
+            Effect::Joined { conn, since },
+        );
+    }
+
+    /// Reads a room back from the store, on the blocking pool; `waiting` join once it is
+    /// in memory.
+    fn load_room(
+        &mut self,
+        key: &Arc<str>,
+        waiting: Vec<(ConnId, Option<Seq>)>,
+        executor: &Executor<'static>,
+    ) {
+        self.rooms.insert(key.clone(), Slot::Loading(waiting));
+        let (log, done) = (self.log.clone(), self.loaded.0.clone());
+        let (key, history) = (key.clone(), self.config.history);
+        executor
+            .spawn(async move {
+                let stream = StreamId::new(&key);
+                let result = smol::unblock(move || {
+                    let head = log.head(&stream)?;
+                    let recent = log.read(&stream, Span::Before(head.newest + 1), history)?;
+                    Ok((head, recent))
+                })
+                .await;
+                let _ = done.send(Loaded { key, result }).await;
+            })
+            .detach();
+    }
+
+    fn room_loaded(&mut self, loaded: Loaded) {
+        let Some(Slot::Loading(waiting)) = self.rooms.remove(&loaded.key) else {
+            return;
+        };
+        match loaded.result {
+            Ok((head, recent)) => {
+                let name = self.names.name(&loaded.key);
+                let room = Room::new(
+                    StreamId::new(&loaded.key),
+                    name,
+                    head,
+                    recent,
+                    self.config.history,
+                );
+                self.rooms
+                    .insert(loaded.key.clone(), Slot::Ready(Box::new(room)));
+                for (conn, since) in waiting {
+                    if self
+                        .registry
+                        .get(conn)
+                        .is_some_and(|m| m.rooms.contains(&loaded.key))
+                    {
+                        self.push_joined(conn, &loaded.key, since);
+                    }
+                }
+                self.drop_if_idle(&loaded.key);
+            }
+            Err(err) => {
+                tracing::error!(%err, room = %loaded.key, "cannot read a room back");
+                for (conn, _) in waiting {
+                    if let Some(member) = self.registry.get_mut(conn) {
+                        member.rooms.retain(|k| *k != loaded.key);
+                    }
+                    self.error(
+                        conn,
+                        ErrorCode::Unavailable,
+                        "the room cannot be read now; try again later".into(),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The answer to a `join`: the room, then its replay (events up to `seq`).
+    fn answer_join(&mut self, conn: ConnId, key: &Arc<str>, since: Option<Seq>, seq: Seq) {
+        let users = self.room_users(key);
+        let durable = self.log.durable();
+        let (fresh, max) = (self.config.replay, self.config.replay_max);
+        let Some(queue) = self.registry.get(conn).map(|m| m.queue.clone()) else {
+            return;
+        };
+        let Some(room) = self.room(key) else {
+            return;
+        };
+        // A join's `since` counts in the epoch its client logged in with, this one.
+        let replay = room.replay(since, true, fresh, max);
+        let frame = Frame::encode(&ServerFrame::Room {
+            room: room.name.to_string(),
+            users,
+            seq,
+            oldest: room.oldest(durable),
+        });
+        queue.push_unmetered(Frame::concat(std::iter::once(&frame).chain(&replay)));
+    }
+
+    fn part(&mut self, conn: ConnId, room: &RoomName) {
+        let Some(member) = self.registry.get(conn).filter(|m| m.online) else {
+            return;
+        };
+        let key = match self.resolve(Some(room)) {
+            Ok(Lookup::Existing(key)) if member.rooms.contains(&key) => key,
+            Ok(_) => {
+                return self.error(
+                    conn,
+                    ErrorCode::NotMember,
+                    format!("you are not in {room}"),
+                    None,
+                );
+            }
+            Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, None),
+        };
+        let name = member.name.to_string();
+        if let Some(member) = self.registry.get_mut(conn) {
+            member.rooms.retain(|k| *k != key);
+        }
+        self.push(
+            &key,
+            Body::Left {
+                name,
+                reason: LeaveReason::Part,
+            },
+            None,
+            Effect::Parted { conn },
+        );
+    }
+
+    fn list_rooms(&self, conn: ConnId) {
+        let mut rooms: Vec<RoomUsers> = self
+            .rooms
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Ready(room) if room.fanout.len() > 0 => Some(RoomUsers {
+                    room: room.name.to_string(),
+                    users: room.fanout.len() as u32,
+                }),
+                _ => None,
+            })
+            .collect();
+        rooms.sort_by(|a, b| b.users.cmp(&a.users).then_with(|| a.room.cmp(&b.room)));
+        rooms.truncate(ROOM_LIST_MAX);
+        self.tell(conn, &ServerFrame::RoomList { rooms });
+    }
+
     fn leave(&mut self, conn: ConnId, reason: LeaveReason) {
         let Some(member) = self.registry.remove(conn) else {
             return;
         };
-        self.room.fanout.remove(conn);
-        // A member whose `joined` is still on its way gets its `left` once that is recorded.
-        if member.online {
-            self.push_left(member.name.to_string(), reason);
+        // A member whose `joined` is still on its way gets its `left` once that is
+        // recorded; in every other room it was in, it leaves now.
+        for key in &member.rooms {
+            if let Some(room) = self.room(key)
+                && room.fanout.contains(conn)
+            {
+                room.fanout.remove(conn);
+                self.push(
+                    key,
+                    Body::Left {
+                        name: member.name.to_string(),
+                        reason,
+                    },
+                    None,
+                    Effect::None,
+                );
+            }
         }
     }
 
-    fn push_left(&mut self, name: String, reason: LeaveReason) {
-        self.room.push(Pending {
-            event: NewEvent {
-                stream: self.room.stream.clone(),
-                time: now_millis(),
-                body: Body::Left { name, reason },
-                poster: None,
-            },
-            effect: Effect::None,
-        });
+    /// Sends the due batches to the log, and handles what it returns.
+    fn submit(&mut self, now: Instant) {
+        let busy: Vec<Arc<str>> = self.busy.iter().cloned().collect();
+        for key in busy {
+            let coalesce = self.config.coalesce;
+            let Some(room) = self.room(&key) else {
+                self.busy.remove(&key);
+                continue;
+            };
+            let Some(events) = room.take_batch(now, coalesce) else {
+                continue;
+            };
+            if !room.has_pending() {
+                self.busy.remove(&key);
+            }
+            if let Some(writer) = &self.writer {
+                let done = self.recorded.0.clone();
+                let room_key = key.clone();
+                writer.record(
+                    events,
+                    Box::new(move |result| {
+                        let _ = done.try_send((room_key, result));
+                    }),
+                );
+            } else {
+                let recorded = self.log.append(&events);
+                self.recorded(&key, recorded);
+            }
+        }
     }
 
-    /// Sends the due batch to the log, and handles what it returns.
-    fn submit(&mut self, now: Instant) {
-        let Some(events) = self.room.take_batch(now, self.config.coalesce) else {
+    /// The log answered for a room's batch in flight.
+    fn recorded(&mut self, key: &Arc<str>, result: Recorded) {
+        let Some(room) = self.room(key) else {
             return;
         };
-        if let Some(writer) = &self.writer {
-            writer.record(events, self.recorded.0.clone());
-        } else {
-            let recorded = self.log.append(&events);
-            self.recorded(recorded);
+        let batch = room.finish();
+        if room.has_pending() {
+            self.busy.insert(key.clone());
         }
-    }
-
-    /// The log answered for the batch in flight.
-    fn recorded(&mut self, result: Recorded) {
-        let batch = self.room.finish();
         let events = match result {
             Ok(events) => events,
             Err(err) => {
-                self.unrecorded(batch, &err);
+                self.unrecorded(key, batch, &err);
                 return;
             }
         };
+        let mut parted = Vec::new();
         for (pending, event) in batch.into_iter().zip(events) {
             if let (Some(poster), Body::Message { id: Some(id), .. }) =
                 (&pending.event.poster, &pending.event.body)
@@ -492,43 +1051,87 @@ impl Hub {
                     .or_default()
                     .remember(id, event.frame.clone());
             }
-            if let Effect::Welcome(welcome) = pending.effect {
-                // Everything before this `joined` goes to the members before the newcomer
-                // is one of them; the newcomer gets it in its replay, and its own `joined`
-                // as its first live event.
-                self.push_to_members();
-                if self.registry.get(welcome.conn).is_some() {
-                    self.welcome(*welcome, event.seq - 1);
-                } else {
-                    // It left while its `joined` was being recorded: record that it left.
-                    let _ = welcome.reply.try_send(false);
-                    if let Body::Joined { name } = &pending.event.body {
-                        self.push_left(name.clone(), LeaveReason::Lost);
+            match pending.effect {
+                Effect::Welcome(welcome) => {
+                    // Everything before this `joined` goes to the members before the
+                    // newcomer is one of them; the newcomer gets it in its replay, and its
+                    // own `joined` as its first live event.
+                    self.push_to_members(key);
+                    if self.registry.get(welcome.conn).is_some() {
+                        // A member from here on, so `welcome.users` names it.
+                        let (conn, queue) = (welcome.conn, welcome.queue.clone());
+                        if let Some(room) = self.room(key) {
+                            room.fanout.add(conn, queue);
+                        }
+                        self.send_welcome(&welcome, event.seq - 1, true);
+                    } else {
+                        let _ = welcome.reply.try_send(false);
+                        self.left_while_joining(key, &pending.event.body);
                     }
                 }
+                Effect::Joined { conn, since } => {
+                    self.push_to_members(key);
+                    let still_joining = self
+                        .registry
+                        .get(conn)
+                        .is_some_and(|m| m.rooms.contains(key));
+                    if still_joining {
+                        // A member from here on, so the `room` answer names it.
+                        if let (Some(queue), Some(room)) = (
+                            self.registry.get(conn).map(|m| m.queue.clone()),
+                            self.room(key),
+                        ) {
+                            room.fanout.add(conn, queue);
+                        }
+                        self.answer_join(conn, key, since, event.seq - 1);
+                    } else {
+                        self.left_while_joining(key, &pending.event.body);
+                    }
+                }
+                Effect::Parted { conn } => parted.push(conn),
+                Effect::Post { .. } | Effect::None => {}
             }
-            self.room.record(event);
+            if let Some(room) = self.room(key) {
+                room.record(event);
+            }
         }
-        self.push_to_members();
+        self.push_to_members(key);
+        if let Some(room) = self.room(key) {
+            // A part's `left` was its answer; now it is out.
+            for conn in parted {
+                room.fanout.remove(conn);
+            }
+        }
+        self.drop_if_idle(key);
+    }
+
+    /// Someone went away (or parted) while their `joined` was being recorded: record that
+    /// they left.
+    fn left_while_joining(&mut self, key: &Arc<str>, joined: &Body) {
+        if let Body::Joined { name } = joined {
+            self.push(
+                key,
+                Body::Left {
+                    name: name.clone(),
+                    reason: LeaveReason::Lost,
+                },
+                None,
+                Effect::None,
+            );
+        }
     }
 
     /// The log could not record a batch: nothing of it happened.
-    fn unrecorded(&mut self, batch: Vec<Pending>, err: &LogError) {
-        tracing::error!(%err, events = batch.len(), "the log could not record a batch");
+    fn unrecorded(&mut self, key: &Arc<str>, batch: Vec<Pending>, err: &LogError) {
+        tracing::error!(%err, room = %key, events = batch.len(), "the log could not record a batch");
         for pending in batch {
             match pending.effect {
-                Effect::Post { conn, id } => {
-                    if let Some(member) = self.registry.get(conn) {
-                        member
-                            .queue
-                            .push_unmetered(Frame::encode(&ServerFrame::Error {
-                                code: ErrorCode::Unavailable,
-                                message: "your post could not be recorded; send it again".into(),
-                                id,
-                                retry_after: None,
-                            }));
-                    }
-                }
+                Effect::Post { conn, id } => self.error(
+                    conn,
+                    ErrorCode::Unavailable,
+                    "your post could not be recorded; send it again".into(),
+                    id,
+                ),
                 Effect::Welcome(welcome) => {
                     self.registry.remove(welcome.conn);
                     welcome
@@ -540,22 +1143,84 @@ impl Hub {
                         }));
                     let _ = welcome.reply.try_send(false);
                 }
+                Effect::Joined { conn, .. } => {
+                    if let Some(member) = self.registry.get_mut(conn) {
+                        member.rooms.retain(|k| k != key);
+                    }
+                    self.error(
+                        conn,
+                        ErrorCode::Unavailable,
+                        "your join could not be recorded; try again".into(),
+                        None,
+                    );
+                }
+                Effect::Parted { conn } => {
+                    // Still a member, as far as anyone can tell.
+                    if let Some(member) = self.registry.get_mut(conn) {
+                        member.rooms.push(key.clone());
+                    }
+                    self.error(
+                        conn,
+                        ErrorCode::Unavailable,
+                        "your part could not be recorded; try again".into(),
+                        None,
+                    );
+                }
                 Effect::None => {
                     tracing::warn!(event = ?pending.event.body, "an event was not recorded");
                 }
             }
         }
+        self.drop_if_idle(key);
     }
 
-    /// Pushes what the room gathered to its members, closing those that cannot keep up.
-    fn push_to_members(&mut self) {
-        for conn in self.room.fanout.push() {
-            self.room.fanout.remove(conn);
-            if let Some(member) = self.registry.remove(conn) {
-                member.queue.abort_with(closing(CloseCode::SendQueueFull));
-                self.push_left(member.name.to_string(), LeaveReason::Kicked);
+    /// Pushes what a room gathered to its members, closing those that cannot keep up.
+    fn push_to_members(&mut self, key: &Arc<str>) {
+        let Some(room) = self.room(key) else {
+            return;
+        };
+        for conn in room.fanout.push() {
+            self.evict(conn);
+        }
+    }
+
+    /// Closes a connection that reads too slowly: once, and it leaves every room.
+    fn evict(&mut self, conn: ConnId) {
+        let Some(member) = self.registry.get(conn) else {
+            return;
+        };
+        member.queue.abort_with(closing(CloseCode::SendQueueFull));
+        self.leave(conn, LeaveReason::Kicked);
+    }
+
+    /// Drops a room nobody is in from memory: its history is in the store. With a log
+    /// that keeps nothing, the window is the history, so the newest `--max-rooms` rooms
+    /// nobody is in stay (a client that drops for a moment finds its rooms' history), and
+    /// older ones go.
+    fn drop_if_idle(&mut self, key: &Arc<str>) {
+        if *key == self.default_room || !self.is_idle(key) {
+            return;
+        }
+        if self.log.durable() {
+            self.rooms.remove(key);
+            self.busy.remove(key);
+            return;
+        }
+        self.idle.push_back(key.clone());
+        while self.idle.len() > self.config.max_rooms {
+            let Some(oldest) = self.idle.pop_front() else {
+                break;
+            };
+            // Joined again meanwhile, or listed again later: not this time.
+            if self.is_idle(&oldest) && !self.idle.contains(&oldest) {
+                self.rooms.remove(&oldest);
+                self.busy.remove(&oldest);
             }
         }
+    }
+
+    fn is_idle(&self, key: &str) -> bool {
+        matches!(self.rooms.get(key), Some(Slot::Ready(room)) if room.is_idle())
     }
 
     fn sweep_recent(&mut self, now: Instant) {
@@ -571,12 +1236,13 @@ impl Hub {
 }
 
 /// A history answer: the events, then `history_end`.
-fn history_answer(span: Span, frames: &[Frame]) -> Frame {
+fn history_answer(room: &str, span: Span, frames: &[Frame]) -> Frame {
     let (before, after) = match span {
         Span::Before(before) => (Some(before), None),
         Span::After(after) => (None, Some(after)),
     };
     let end = Frame::encode(&ServerFrame::HistoryEnd {
+        room: Some(room.to_string()),
         before,
         after,
         count: frames.len() as u32,

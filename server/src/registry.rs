@@ -2,6 +2,7 @@
 //! connection's send queue.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chat_shared::{Name, NameKeys};
 
@@ -23,6 +24,10 @@ pub struct Member {
     pub queue: SendQueue,
     /// Whether the welcome went out (until then the name is only reserved).
     pub online: bool,
+    /// The rooms it is in (or joining), by key, in the order they were joined.
+    pub rooms: Vec<Arc<str>>,
+    /// The protocol version it speaks.
+    pub protocol: u32,
 }
 
 /// What a login finds.
@@ -94,15 +99,6 @@ impl Registry {
     /// A member, to change.
     pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Member> {
         self.members.get_mut(&conn)
-    }
-
-    /// The names of everyone online, sorted by case-folded name (as `welcome` lists them).
-    pub fn online_names(&self) -> impl Iterator<Item = &str> {
-        self.by_folded
-            .values()
-            .map(|conn| &self.members[conn])
-            .filter(|member| member.online)
-            .map(|member| member.name.as_str())
     }
 
     /// Whether someone online has the case-folded name `folded`.

@@ -7,12 +7,13 @@
 //! recorded.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_shared::Frame;
 
 use crate::fanout::FanOut;
-use crate::log::{Event, Head, NewEvent, Seq, Span, StreamId};
+use crate::log::{Body, Event, Head, NewEvent, Seq, Span, StreamId};
 use crate::queue::SendQueue;
 use crate::registry::ConnId;
 
@@ -40,8 +41,20 @@ pub struct Pending {
 pub enum Effect {
     /// Nothing more than its fan-out.
     None,
-    /// A fresh login's `joined`: the member gets its welcome and joins the fan-out.
+    /// A fresh login's `joined` in the default room: the member gets its welcome.
     Welcome(Box<Welcome>),
+    /// A `join`'s `joined`: the member gets the `room` answer and its replay.
+    Joined {
+        /// Who joined.
+        conn: ConnId,
+        /// Resume after this seq.
+        since: Option<Seq>,
+    },
+    /// A `part`'s `left`: the member gets it as the answer, then is out.
+    Parted {
+        /// Who parted.
+        conn: ConnId,
+    },
     /// A post: if it cannot be recorded, its sender hears so.
     Post {
         /// The sender.
@@ -69,8 +82,10 @@ pub struct Welcome {
 /// A room's state.
 #[derive(Debug)]
 pub struct Room {
-    /// Its stream in the log.
+    /// Its stream in the log (its case-folded name).
     pub stream: StreamId,
+    /// Its name as first spelled.
+    pub name: Arc<str>,
     /// The newest recorded events, oldest first, seqs contiguous.
     window: VecDeque<Event>,
     capacity: usize,
@@ -89,7 +104,13 @@ pub struct Room {
 impl Room {
     /// A room whose log stream ends at `head`, with `recent` (its newest events) in
     /// memory and at most `capacity` kept there.
-    pub fn new(stream: StreamId, head: Head, recent: Vec<Event>, capacity: usize) -> Self {
+    pub fn new(
+        stream: StreamId,
+        name: Arc<str>,
+        head: Head,
+        recent: Vec<Event>,
+        capacity: usize,
+    ) -> Self {
         let now = Instant::now();
         let mut window: VecDeque<Event> = recent.into();
         while window.len() > capacity {
@@ -97,6 +118,7 @@ impl Room {
         }
         Self {
             stream,
+            name,
             window,
             capacity: capacity.max(1),
             head,
@@ -115,6 +137,17 @@ impl Room {
             self.head.oldest
         } else {
             self.window.front().map_or(0, |e| e.seq)
+        }
+    }
+
+    /// An event of this room, to append.
+    pub fn event(&self, time: u64, body: Body, poster: Option<String>) -> NewEvent {
+        NewEvent {
+            stream: self.stream.clone(),
+            room: self.name.clone(),
+            time,
+            body,
+            poster,
         }
     }
 
@@ -185,6 +218,11 @@ impl Room {
         !self.pending.is_empty()
     }
 
+    /// Whether the room can be dropped from memory: nobody in it and nothing underway.
+    pub fn is_idle(&self) -> bool {
+        self.fanout.len() == 0 && self.pending.is_empty() && self.in_flight.is_none()
+    }
+
     /// Keeps a recorded event in the window and gathers it for the members.
     pub fn record(&mut self, event: Event) {
         self.head.newest = event.seq;
@@ -198,8 +236,9 @@ impl Room {
         self.window.push_back(event);
     }
 
-    /// What a login replays: after `since` when it counts in `epoch`, all of the window
-    /// for another epoch, the newest `fresh` without `since`; never more than `max`.
+    /// What a login or join replays: after `since` when it counts in this epoch
+    /// (`same_epoch`), all of the window for another epoch, the newest `fresh` without
+    /// `since`; never more than `max`.
     pub fn replay(
         &self,
         since: Option<Seq>,
@@ -257,9 +296,7 @@ impl Room {
 /// The (poster, id) of a post with an id.
 fn post_key(pending: &Pending) -> Option<(String, String)> {
     match (&pending.event.poster, &pending.event.body) {
-        (Some(poster), crate::log::Body::Message { id: Some(id), .. }) => {
-            Some((poster.clone(), id.clone()))
-        }
+        (Some(poster), Body::Message { id: Some(id), .. }) => Some((poster.clone(), id.clone())),
         _ => None,
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use chat_shared::limits::{DEFAULT_HISTORY_LIMIT, MAX_BAD_FRAMES, MAX_HISTORY_LIMIT, MAX_ID};
 use chat_shared::{
     ClientFrame, CloseCode, DecodeError, Decoder, ErrorCode, Frame, LeaveReason, Name,
-    PROTOCOL_VERSION, RejectCode, ServerFrame, check_text,
+    PROTOCOL_VERSIONS, RejectCode, RoomName, ServerFrame, check_text,
 };
 use futures_lite::future;
 use smol::{Async, Timer};
@@ -135,7 +135,14 @@ struct Session<'a> {
     bad_in_row: u32,
     posts: Option<TokenBucket>,
     flood: Option<FloodMeter>,
+    /// When the welcome came.
+    welcomed: Option<Instant>,
+    /// `join`s and `history`s still allowed beyond the rate while catching up.
+    catch_up_left: u32,
 }
+
+/// How long after its welcome a client may catch up beyond its allowance.
+const CATCH_UP_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<'a> Session<'a> {
     fn new(shared: &'a Shared, conn: ConnId, queue: SendQueue) -> Self {
@@ -154,6 +161,8 @@ impl<'a> Session<'a> {
             bad_in_row: 0,
             posts: metered.then(|| TokenBucket::new(config.rate, config.burst, now)),
             flood: metered.then(|| FloodMeter::new(config.rate, config.burst, now)),
+            welcomed: None,
+            catch_up_left: u32::try_from(config.max_joined * 2).unwrap_or(u32::MAX),
         }
     }
 
@@ -282,8 +291,9 @@ impl<'a> Session<'a> {
 
     async fn handle(&mut self, item: Result<ClientFrame, DecodeError>) -> Result<(), End> {
         let now = Instant::now();
-        if let Some(flood) = &mut self.flood
-            && self.logged_in
+        if self.logged_in
+            && !self.catching_up(&item, now)
+            && let Some(flood) = &mut self.flood
             && flood.record(now)
         {
             return Err(End::Close(CloseCode::Flood));
@@ -317,12 +327,16 @@ impl<'a> Session<'a> {
         }
         self.bad_in_row = 0;
         match frame {
-            ClientFrame::Say { text, id } => self.say(text, id, now),
+            ClientFrame::Say { room, text, id, me } => self.say(room, text, id, me, now),
             ClientFrame::History {
+                room,
                 before,
                 after,
                 limit,
             } => {
+                let Ok(room) = room.map(|r| self.room_name(&r)).transpose() else {
+                    return Ok(());
+                };
                 let span = match (before, after) {
                     (Some(_), Some(_)) => {
                         return self.bad_frame("history takes before or after, not both".into());
@@ -336,15 +350,66 @@ impl<'a> Session<'a> {
                     .min(MAX_HISTORY_LIMIT);
                 self.to_hub(Command::History {
                     conn: self.conn,
+                    room,
                     span,
                     limit: limit as usize,
                 });
+                Ok(())
+            }
+            ClientFrame::Join { room, since } => {
+                if let Ok(room) = self.room_name(&room) {
+                    self.to_hub(Command::Join {
+                        conn: self.conn,
+                        room,
+                        since,
+                    });
+                }
+                Ok(())
+            }
+            ClientFrame::Part { room } => {
+                if let Ok(room) = self.room_name(&room) {
+                    self.to_hub(Command::Part {
+                        conn: self.conn,
+                        room,
+                    });
+                }
+                Ok(())
+            }
+            ClientFrame::Rooms => {
+                self.to_hub(Command::Rooms { conn: self.conn });
                 Ok(())
             }
             ClientFrame::Ping { token } => self.reply(&ServerFrame::Pong { token }),
             ClientFrame::Pong { .. } | ClientFrame::Hello { .. } => Ok(()),
             ClientFrame::Bye => Err(End::Quit),
         }
+    }
+
+    /// A room name from a frame; a bad one is answered `invalid_room` here.
+    fn room_name(&self, raw: &str) -> Result<RoomName, ()> {
+        RoomName::parse(raw).map_err(|err| {
+            let _ = self.error(ErrorCode::InvalidRoom, format!("{raw:?}: {err}"), None);
+        })
+    }
+
+    /// Whether a frame is one of the `join`s and `history`s a client may send beyond its
+    /// allowance in its first ten seconds, to re-join its rooms and catch up (at most
+    /// twice `--max-joined` of them).
+    fn catching_up(&mut self, item: &Result<ClientFrame, DecodeError>, now: Instant) -> bool {
+        let catch_up = matches!(
+            item,
+            Ok(ClientFrame::Join { .. } | ClientFrame::History { .. })
+        );
+        if catch_up
+            && self.catch_up_left > 0
+            && self
+                .welcomed
+                .is_some_and(|at| now.duration_since(at) < CATCH_UP_TIME)
+        {
+            self.catch_up_left -= 1;
+            return true;
+        }
+        false
     }
 
     fn bad_frame(&mut self, message: String) -> Result<(), End> {
@@ -369,10 +434,14 @@ impl<'a> Session<'a> {
                 "the first frame must be a hello".into(),
             ));
         };
-        if protocol != PROTOCOL_VERSION {
+        if !PROTOCOL_VERSIONS.contains(&protocol) {
             return Err(self.reject(
                 RejectCode::UnsupportedProtocol,
-                format!("this server speaks protocol {PROTOCOL_VERSION}, not {protocol}"),
+                format!(
+                    "this server speaks protocol {} to {}, not {protocol}",
+                    PROTOCOL_VERSIONS.start(),
+                    PROTOCOL_VERSIONS.end()
+                ),
             ));
         }
         let name = match Name::parse(&name) {
@@ -400,6 +469,7 @@ impl<'a> Session<'a> {
         let (reply, answer) = async_channel::bounded(1);
         self.to_hub(Command::Login(Login {
             conn: self.conn,
+            protocol,
             name,
             since,
             epoch,
@@ -410,6 +480,7 @@ impl<'a> Session<'a> {
         }));
         if answer.recv().await == Ok(true) {
             self.logged_in = true;
+            self.welcomed = Some(Instant::now());
             self.bad_in_row = 0;
             Ok(())
         } else {
@@ -417,7 +488,14 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn say(&mut self, text: String, id: Option<String>, now: Instant) -> Result<(), End> {
+    fn say(
+        &mut self,
+        room: Option<String>,
+        text: String,
+        id: Option<String>,
+        me: bool,
+        now: Instant,
+    ) -> Result<(), End> {
         let max_text = self.shared.config.max_text;
         if id.as_ref().is_some_and(|id| id.len() > MAX_ID) {
             return self.bad_frame(format!("id longer than {MAX_ID} bytes"));
@@ -435,10 +513,21 @@ impl<'a> Session<'a> {
                 retry_after: Some(wait.as_millis() as u64 + 1),
             });
         }
+        let room = match room
+            .map(|r| RoomName::parse(&r).map_err(|err| (r, err)))
+            .transpose()
+        {
+            Ok(room) => room,
+            Err((raw, err)) => {
+                return self.error(ErrorCode::InvalidRoom, format!("{raw:?}: {err}"), id);
+            }
+        };
         self.to_hub(Command::Post {
             conn: self.conn,
+            room,
             text,
             id,
+            me,
         });
         Ok(())
     }

@@ -10,6 +10,8 @@ fn main() {
 
 fn say() -> ClientFrame {
     ClientFrame::Say {
+        me: false,
+        room: None,
         text: "hello everyone, this is a fairly ordinary chat line".into(),
         id: Some("5b1e0c9a7d3f2e84".into()),
     }
@@ -17,6 +19,8 @@ fn say() -> ClientFrame {
 
 fn message() -> ServerFrame {
     ServerFrame::Message {
+        me: false,
+        room: None,
         seq: 123_456,
         time: 1_764_000_000_000,
         from: "alice".into(),

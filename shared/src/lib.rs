@@ -11,9 +11,9 @@ pub mod text;
 pub use codec::{
     DecodeError, Decoder, Frame, FrameReader, FrameWriter, ReadError, WireFrame, decode_line,
 };
-pub use name::{Name, NameError, NameKeys, fold};
+pub use name::{Name, NameError, NameKeys, RoomName, fold};
 pub use protocol::{
-    ClientFrame, CloseCode, ErrorCode, LeaveReason, Limits, PROTOCOL_VERSION, RejectCode,
-    ServerFrame,
+    ClientFrame, CloseCode, ErrorCode, LeaveReason, Limits, PROTOCOL_VERSION, PROTOCOL_VERSIONS,
+    RejectCode, RoomUsers, ServerFrame,
 };
 pub use text::{TextError, check_text};

@@ -31,6 +31,9 @@ pub enum NameError {
     /// Two spaces in a row.
     #[error("name contains two spaces in a row")]
     DoubleSpace,
+    /// A space in a room name.
+    #[error("a room name has no spaces")]
+    Space,
     /// A combining mark that does not follow a letter.
     #[error("a combining mark ({}) must follow a letter", codepoint(*.0))]
     StrayMark(char),
@@ -81,6 +84,40 @@ impl Name {
     /// The keys under which this name collides with others.
     pub fn keys(&self) -> NameKeys {
         NameKeys::of(&self.0)
+    }
+}
+
+/// A valid room name: NFC-normalised, trimmed, 1 to 32 letters (with their combining
+/// marks), digits, `_`, `-` and `.`, no spaces. Shown with a `#` in front; sent without.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomName(Box<str>);
+
+impl RoomName {
+    /// Normalises (NFC), trims and checks a room name; a leading `#` is dropped.
+    pub fn parse(raw: &str) -> Result<Self, NameError> {
+        let trimmed = raw.trim();
+        let name = Name::parse(trimmed.strip_prefix('#').unwrap_or(trimmed))?;
+        if name.as_str().contains(' ') {
+            return Err(NameError::Space);
+        }
+        Ok(Self(name.0))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The keys under which this name collides with others: rooms with the same folded
+    /// key are the same room; different rooms may not share a skeleton.
+    pub fn keys(&self) -> NameKeys {
+        NameKeys::of(&self.0)
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -256,6 +293,26 @@ mod tests {
         ] {
             assert!(Name::parse(ok).is_ok(), "{ok:?} should be valid");
         }
+    }
+
+    #[test]
+    fn room_names() {
+        for ok in ["general", "#rust", "Café", "हिंदी", "dev-ops_2.0", "李"] {
+            assert!(RoomName::parse(ok).is_ok(), "{ok:?} should be a room");
+        }
+        assert_eq!(
+            RoomName::parse("#rust").map(|r| r.to_string()),
+            Ok("rust".into())
+        );
+        assert_eq!(RoomName::parse("two words"), Err(NameError::Space));
+        assert_eq!(RoomName::parse("#"), Err(NameError::Empty));
+        assert!(RoomName::parse("a!").is_err());
+        assert!(
+            RoomName::parse("General")
+                .expect("room")
+                .keys()
+                .collides(&RoomName::parse("general").expect("room").keys())
+        );
     }
 
     #[test]

@@ -6,8 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this crate speaks (`hello.protocol`, `welcome.protocol`).
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this crate speaks (`hello.protocol`, `welcome.protocol`): version
+/// 2 adds rooms (and, in time, accounts and direct messages) to version 1.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The versions a server accepts.
+pub const PROTOCOL_VERSIONS: std::ops::RangeInclusive<u32> = 1..=2;
 
 /// A frame sent by a client to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,18 +33,27 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
     },
-    /// Post a message to the room.
+    /// Post a message to a room.
     Say {
+        /// The room (default: the server's default room).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// The message text.
         text: String,
         /// A client-chosen unique id, so a re-sent copy is dropped.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        /// An action ("/me waves"), shown as such.
+        #[serde(default, skip_serializing_if = "is_false")]
+        me: bool,
     },
     /// Ask for events of the current epoch: the newest `limit` before `before`, or the
     /// oldest `limit` after `after` (at most one of the two; neither means before the
     /// newest + 1). The answer is oldest first, then `history_end`.
     History {
+        /// The room (default: the server's default room).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// Only events with a seq below this one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<u64>,
@@ -63,13 +76,36 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
     },
-    /// Leave the room; the server flushes, closes and broadcasts `left`/`quit`.
+    /// Leave the server; it flushes, closes and records `left`/`quit` in every room.
     Bye,
+    /// Enter a room (created if it does not exist); also how a client resumes a room.
+    Join {
+        /// The room.
+        room: String,
+        /// Resume after this seq of the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+    },
+    /// Leave a room.
+    Part {
+        /// The room.
+        room: String,
+    },
+    /// List the rooms that have someone in them.
+    Rooms,
 }
 
 impl ClientFrame {
     /// The `type` tags this enum decodes.
-    pub const TYPES: &'static [&'static str] = &["hello", "say", "history", "ping", "pong", "bye"];
+    pub const TYPES: &'static [&'static str] = &[
+        "hello", "say", "history", "ping", "pong", "bye", "join", "part", "rooms",
+    ];
+}
+
+/// For `skip_serializing_if` on flags that are false unless set.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The limits the server enforces, announced in `welcome`.
@@ -111,9 +147,9 @@ pub enum ServerFrame {
         protocol: u32,
         /// The name as the server accepted it (trimmed, NFC).
         name: String,
-        /// Everyone online, this client included, sorted by case-folded name.
+        /// Everyone in the default room, this client included, sorted by case-folded name.
         users: Vec<String>,
-        /// The newest seq before this login; later seqs are live.
+        /// The newest seq of the default room before this login; later seqs are live.
         seq: u64,
         /// The oldest seq the server still holds, 0 if none.
         oldest: u64,
@@ -121,6 +157,9 @@ pub enum ServerFrame {
         epoch: String,
         /// Presented in a later `hello` to take this session over.
         token: String,
+        /// The rooms this connection is in, in the order they were joined.
+        #[serde(default)]
+        rooms: Vec<String>,
         /// The limits the server enforces.
         limits: Limits,
     },
@@ -136,6 +175,9 @@ pub enum ServerFrame {
     },
     /// A chat message.
     Message {
+        /// Its room (absent only from a server that has a single room).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// Room sequence number.
         seq: u64,
         /// Server time, milliseconds since the Unix epoch.
@@ -147,9 +189,15 @@ pub enum ServerFrame {
         /// The sender's id for this post, if it gave one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        /// An action ("/me waves").
+        #[serde(default, skip_serializing_if = "is_false")]
+        me: bool,
     },
     /// Someone entered the room.
     Joined {
+        /// Its room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// Room sequence number.
         seq: u64,
         /// Server time, milliseconds since the Unix epoch.
@@ -159,6 +207,9 @@ pub enum ServerFrame {
     },
     /// Someone left the room.
     Left {
+        /// Its room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// Room sequence number.
         seq: u64,
         /// Server time, milliseconds since the Unix epoch.
@@ -170,6 +221,9 @@ pub enum ServerFrame {
     },
     /// The end of a `history` answer.
     HistoryEnd {
+        /// The room asked about.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// The `before` of the request (newest + 1 when it named neither).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<u64>,
@@ -211,6 +265,32 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
     },
+    /// The answer to `join`: the room as it is; events with seq up to `seq` that follow
+    /// are its replay.
+    Room {
+        /// The room, as spelled when it was created.
+        room: String,
+        /// Its members, this connection included, sorted by case-folded name.
+        users: Vec<String>,
+        /// Its newest seq.
+        seq: u64,
+        /// The oldest seq held, 0 if none.
+        oldest: u64,
+    },
+    /// The answer to `rooms`.
+    RoomList {
+        /// The rooms with someone in them, most members first.
+        rooms: Vec<RoomUsers>,
+    },
+}
+
+/// A room and how many are in it (`room_list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomUsers {
+    /// The room.
+    pub room: String,
+    /// How many members.
+    pub users: u32,
 }
 
 impl ServerFrame {
@@ -226,6 +306,8 @@ impl ServerFrame {
         "closing",
         "ping",
         "pong",
+        "room",
+        "room_list",
     ];
 
     /// The room sequence number, for the frames that are room events.
@@ -234,6 +316,18 @@ impl ServerFrame {
             Self::Message { seq, .. } | Self::Joined { seq, .. } | Self::Left { seq, .. } => {
                 Some(*seq)
             }
+            _ => None,
+        }
+    }
+
+    /// The room a frame is about, if it names one.
+    pub fn room(&self) -> Option<&str> {
+        match self {
+            Self::Message { room, .. }
+            | Self::Joined { room, .. }
+            | Self::Left { room, .. }
+            | Self::HistoryEnd { room, .. } => room.as_deref(),
+            Self::Room { room, .. } => Some(room),
             _ => None,
         }
     }
@@ -284,6 +378,8 @@ pub enum LeaveReason {
     Timeout,
     /// Closed for `send_queue_full`, `flood`, `bad_frame` or `frame_too_long`.
     Kicked,
+    /// Left the room on purpose (`part`), staying connected.
+    Part,
     /// A reason this version does not know.
     #[serde(other)]
     Unknown,
@@ -297,6 +393,7 @@ impl LeaveReason {
             Self::Lost => "lost the connection",
             Self::Timeout => "timed out",
             Self::Kicked => "was disconnected by the server",
+            Self::Part => "left the room",
         }
     }
 }
@@ -319,6 +416,12 @@ pub enum ErrorCode {
     RateLimited,
     /// The server could not record it (its store failed); nothing happened, retry later.
     Unavailable,
+    /// Posting to a room the connection is not in.
+    NotMember,
+    /// A room name that breaks the rules, or looks like another room's.
+    InvalidRoom,
+    /// Too many rooms: joined by this connection, or with members on the server.
+    TooManyRooms,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,

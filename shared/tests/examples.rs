@@ -28,6 +28,7 @@ fn protocol_session_example() {
             r#"{"type":"welcome","protocol":1,"name":"alice","users":["alice","bob","carol"],"seq":41,"oldest":1,"epoch":"k3x9","token":"9f2c41d07be8a6e5","limits":{"max_frame":16384,"max_text":4096,"max_name":32,"rate":5,"burst":20}}"#
         ),
         ServerFrame::Welcome {
+            rooms: Vec::new(),
             protocol: 1,
             name: "alice".into(),
             users: vec!["alice".into(), "bob".into(), "carol".into()],
@@ -49,6 +50,8 @@ fn protocol_session_example() {
             r#"{"type":"message","seq":40,"time":1764000000000,"from":"bob","text":"earlier"}"#
         ),
         ServerFrame::Message {
+            me: false,
+            room: None,
             seq: 40,
             time: 1_764_000_000_000,
             from: "bob".into(),
@@ -59,6 +62,7 @@ fn protocol_session_example() {
     assert_eq!(
         decode::<ServerFrame>(r#"{"type":"joined","seq":41,"time":1764000000500,"name":"carol"}"#),
         ServerFrame::Joined {
+            room: None,
             seq: 41,
             time: 1_764_000_000_500,
             name: "carol".into()
@@ -67,6 +71,8 @@ fn protocol_session_example() {
     assert_eq!(
         decode::<ClientFrame>(r#"{"type":"say","text":"ciao a tutti","id":"5b1e0c9a7d3f2e84"}"#),
         ClientFrame::Say {
+            me: false,
+            room: None,
             text: "ciao a tutti".into(),
             id: Some("5b1e0c9a7d3f2e84".into())
         }
@@ -76,6 +82,8 @@ fn protocol_session_example() {
             r#"{"type":"message","seq":43,"time":1764000002000,"from":"alice","text":"ciao a tutti","id":"5b1e0c9a7d3f2e84"}"#
         ),
         ServerFrame::Message {
+            me: false,
+            room: None,
             seq: 43,
             time: 1_764_000_002_000,
             from: "alice".into(),
@@ -94,6 +102,7 @@ fn protocol_table_frames() {
             r#"{"type":"left","seq":5,"time":1,"name":"bob","reason":"quit","extra":true}"#
         ),
         ServerFrame::Left {
+            room: None,
             seq: 5,
             time: 1,
             name: "bob".into(),
@@ -111,6 +120,7 @@ fn protocol_table_frames() {
     assert_eq!(
         decode::<ClientFrame>(r#"{"type":"history","before":8}"#),
         ClientFrame::History {
+            room: None,
             before: Some(8),
             after: None,
             limit: None

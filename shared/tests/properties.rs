@@ -3,7 +3,7 @@
 use chat_shared::limits::{MAX_FRAME, MAX_NAME};
 use chat_shared::{
     ClientFrame, CloseCode, DecodeError, Decoder, ErrorCode, Frame, LeaveReason, Limits, Name,
-    NameError, RejectCode, ServerFrame,
+    NameError, RejectCode, RoomName, ServerFrame,
 };
 use proptest::prelude::*;
 
@@ -53,13 +53,19 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 epoch,
                 token
             }),
-        (text(), opt_text()).prop_map(|(text, id)| ClientFrame::Say { text, id }),
+        (text(), opt_text()).prop_map(|(text, id)| ClientFrame::Say {
+            me: false,
+            room: None,
+            text,
+            id
+        }),
         (
             proptest::option::of(any::<u64>()),
             proptest::option::of(any::<u64>()),
             proptest::option::of(any::<u32>())
         )
             .prop_map(|(before, after, limit)| ClientFrame::History {
+                room: None,
                 before,
                 after,
                 limit
@@ -88,6 +94,7 @@ fn welcome() -> impl Strategy<Value = ServerFrame> {
     )
         .prop_map(
             |(name, users, [seq, oldest], epoch, token, limits)| ServerFrame::Welcome {
+                rooms: Vec::new(),
                 protocol: 1,
                 name,
                 users,
@@ -121,6 +128,8 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         (any::<[u64; 2]>(), text(), text(), opt_text()).prop_map(
             |([seq, time], from, text, id)| {
                 ServerFrame::Message {
+                    me: false,
+                    room: None,
                     seq,
                     time,
                     from,
@@ -130,6 +139,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             }
         ),
         (any::<[u64; 2]>(), text()).prop_map(|([seq, time], name)| ServerFrame::Joined {
+            room: None,
             seq,
             time,
             name
@@ -145,6 +155,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             ]
         )
             .prop_map(|([seq, time], name, reason)| ServerFrame::Left {
+                room: None,
                 seq,
                 time,
                 name,
@@ -156,6 +167,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             any::<u32>()
         )
             .prop_map(|(before, after, count)| ServerFrame::HistoryEnd {
+                room: None,
                 before,
                 after,
                 count
@@ -316,6 +328,24 @@ proptest! {
             Err(err) => {
                 let normal: String = unicode_normalization::UnicodeNormalization::nfc(raw.as_str()).collect();
                 prop_assert!(!follows_rules(normal.trim()), "refused {:?}: {}", raw, err);
+            }
+        }
+    }
+
+    #[test]
+    fn room_names_are_names_without_spaces(raw in name_like(), sign in any::<bool>()) {
+        let raw = if sign { format!("#{raw}") } else { raw };
+        let normal: String = unicode_normalization::UnicodeNormalization::nfc(raw.as_str()).collect();
+        let bare = normal.trim();
+        let bare = bare.strip_prefix('#').unwrap_or(bare);
+        match RoomName::parse(&raw) {
+            Ok(room) => {
+                prop_assert!(follows_rules(room.as_str()) && !room.as_str().contains(' '), "accepted {:?}", room.as_str());
+                prop_assert_eq!(RoomName::parse(room.as_str()), Ok(room.clone()));
+                prop_assert_eq!(RoomName::parse(&format!("#{room}")), Ok(room.clone()));
+            }
+            Err(err) => {
+                prop_assert!(!follows_rules(bare.trim()) || bare.contains(' '), "refused {:?}: {}", raw, err);
             }
         }
     }

@@ -83,8 +83,20 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     .await
 }
 
-/// A `hello` for `name` with no resume and no token.
+/// A version-1 `hello` for `name` with no resume and no token: the protocol suites are
+/// version-1 clients, so they show that those keep working.
 pub fn hello(name: &str) -> ClientFrame {
+    ClientFrame::Hello {
+        protocol: 1,
+        name: name.into(),
+        since: None,
+        epoch: None,
+        token: None,
+    }
+}
+
+/// A `hello` of the newest version for `name` with no resume and no token.
+pub fn hello_v2(name: &str) -> ClientFrame {
     ClientFrame::Hello {
         protocol: PROTOCOL_VERSION,
         name: name.into(),
@@ -97,7 +109,9 @@ pub fn hello(name: &str) -> ClientFrame {
 /// A `say` with an id.
 pub fn say(text: &str, id: &str) -> ClientFrame {
     ClientFrame::Say {
+        room: None,
         text: text.into(),
+        me: false,
         id: Some(id.into()),
     }
 }
@@ -162,16 +176,38 @@ impl Client {
     /// Connects and logs in; returns the client and its `welcome`, having read the replay
     /// up to and including its own `joined`.
     pub async fn login(addr: SocketAddr, name: &str) -> (Self, ServerFrame) {
+        Self::login_with(addr, &hello(name)).await
+    }
+
+    /// [`Client::login`] as a version-2 client.
+    pub async fn login_v2(addr: SocketAddr, name: &str) -> (Self, ServerFrame) {
+        Self::login_with(addr, &hello_v2(name)).await
+    }
+
+    /// Connects and logs in with `hello` (a fresh login: it waits for its own `joined`).
+    pub async fn login_with(addr: SocketAddr, hello: &ClientFrame) -> (Self, ServerFrame) {
         let mut client = Self::connect(addr).await;
-        client.send(&hello(name)).await;
+        let name = match hello {
+            ClientFrame::Hello { name, .. } => name.clone(),
+            other => panic!("not a hello: {other:?}"),
+        };
+        client.send(hello).await;
         let welcome = client.recv().await;
-        let ServerFrame::Welcome { name: accepted, .. } = &welcome else {
+        let ServerFrame::Welcome {
+            name: accepted,
+            seq: replayed,
+            ..
+        } = &welcome
+        else {
             panic!("{name}: expected welcome, got {welcome:?}");
         };
         client.name.clone_from(accepted);
-        let me = accepted.clone();
+        let (me, replayed) = (accepted.clone(), *replayed);
+        // Its own `joined` is the first live event (a replay may hold an earlier one).
         client
-            .recv_until(|f| matches!(f, ServerFrame::Joined { name, .. } if *name == me))
+            .recv_until(|f| {
+                matches!(f, ServerFrame::Joined { name, seq, .. } if *name == me && *seq > replayed)
+            })
             .await;
         (client, welcome)
     }

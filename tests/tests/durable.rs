@@ -34,6 +34,7 @@ async fn whole_history(client: &mut Client) -> Vec<ServerFrame> {
     loop {
         client
             .send(&ClientFrame::History {
+                room: None,
                 before: None,
                 after: Some(after),
                 limit: Some(200),
@@ -132,6 +133,7 @@ fn history_pages_before_and_after_through_the_whole_store() {
         loop {
             reader
                 .send(&ClientFrame::History {
+                    room: None,
                     before,
                     after: None,
                     limit: Some(200),
@@ -544,11 +546,14 @@ impl EventLog for Failing {
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, chat_shared::Frame)>, LogError> {
         self.inner.recent_posts(poster)
     }
+    fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
+        self.inner.rooms()
+    }
 }
 
 /// Flags: `test_config()` with an event log that fails on demand. While it fails, a post
 /// is answered `error unavailable` with its id and nobody sees it, a login is `rejected
-/// unavailable`; the server keeps serving, and once the log works again the same post
+/// unavailable`, a join or a part `error unavailable` (and did not happen); the server keeps serving, and once the log works again the same post
 /// goes through.
 #[test]
 fn a_failing_store_refuses_without_losing_anything() {
@@ -584,7 +589,30 @@ fn a_failing_store_refuses_without_losing_anything() {
             ),
             "{answer:?}"
         );
+        // A join and a part that cannot be recorded did not happen.
+        alice
+            .send(&ClientFrame::Join {
+                room: "rust".into(),
+                since: None,
+            })
+            .await;
+        assert_eq!(alice.next_error().await, ErrorCode::Unavailable);
+        alice
+            .send(&ClientFrame::Part {
+                room: "general".into(),
+            })
+            .await;
+        assert_eq!(alice.next_error().await, ErrorCode::Unavailable);
         log.failing.store(false, Ordering::Relaxed);
+        alice
+            .send(&ClientFrame::Say {
+                room: Some("rust".into()),
+                text: "not in rust".into(),
+                id: None,
+                me: false,
+            })
+            .await;
+        assert_eq!(alice.next_error().await, ErrorCode::NotMember);
         alice.send(&say("lost?", "a1")).await;
         let said = bob
             .recv_until(|f| matches!(f, ServerFrame::Message { .. }))

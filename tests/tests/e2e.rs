@@ -161,6 +161,13 @@ fn a_stalled_reader_among_fifty() {
                 .unwrap_or(0)
         };
         let (mut stalled, _) = Client::login(server.addr, "stalled").await;
+        // The stalled client reads again as soon as someone sees it kicked: the server
+        // gives a closed connection one second (`linger`) to take its last word.
+        let (kick_seen, kick_heard) = async_channel::bounded::<()>(1);
+        let stalled = smol::spawn(async move {
+            let _ = kick_heard.recv().await;
+            stalled.recv_to_end().await
+        });
         let mut chatters = Vec::new();
         for i in 0..CHATTERS {
             chatters.push(Client::login(server.addr, &format!("p{i}")).await.0);
@@ -171,6 +178,7 @@ fn a_stalled_reader_among_fifty() {
             .enumerate()
             .map(|(i, mut client)| {
                 let text = text.clone();
+                let kick_seen = kick_seen.clone();
                 smol::spawn(async move {
                     let mut ids = HashSet::new();
                     let mut kicked = false;
@@ -180,6 +188,7 @@ fn a_stalled_reader_among_fifty() {
                         }
                         ServerFrame::Left { name, reason, .. } if name == "stalled" => {
                             assert_eq!(reason, chat_shared::LeaveReason::Kicked);
+                            let _ = kick_seen.try_send(());
                             kicked = true;
                         }
                         _ => {}
@@ -201,13 +210,15 @@ fn a_stalled_reader_among_fifty() {
                 })
             })
             .collect();
+        // With every chatter done, the stalled client reads in any case.
+        drop(kick_seen);
         let mut peak = 0;
         let mut saw_kick = false;
         for task in tasks {
             saw_kick |= task.await;
             peak = peak.max(rss(server.pid()));
         }
-        let frames = stalled.recv_to_end().await;
+        let frames = stalled.await;
         assert!(
             matches!(
                 frames.last(),

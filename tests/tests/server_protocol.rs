@@ -299,7 +299,13 @@ fn frame_too_long_closes() {
         let (mut a, _) = Client::login(server.addr(), "a").await;
         // Exactly 100 bytes with the newline is fine.
         let text = "x".repeat(100 - r#"{"type":"say","text":""}"#.len() - 1);
-        a.send(&ClientFrame::Say { text, id: None }).await;
+        a.send(&ClientFrame::Say {
+            me: false,
+            room: None,
+            text,
+            id: None,
+        })
+        .await;
         assert!(matches!(a.recv().await, ServerFrame::Message { .. }));
         a.send_raw(format!("{{\"type\":\"say\",\"text\":\"{}\"}}\n", "y".repeat(100)).as_bytes())
             .await;
@@ -509,6 +515,7 @@ fn history_replay_and_since() {
         assert_eq!(seqs, [5, 6, 7, 8, 9], "everything held, another epoch");
         // `history` answers older events of the epoch, oldest first, then history_end.
         c.send(&ClientFrame::History {
+            room: None,
             before: Some(8),
             after: None,
             limit: Some(2),
@@ -528,7 +535,8 @@ fn history_replay_and_since() {
             Some(ServerFrame::HistoryEnd {
                 before: Some(8),
                 after: None,
-                count: 2
+                count: 2,
+                ..
             })
         ));
     });

@@ -21,7 +21,7 @@ use chat_shared::{Frame, LeaveReason, ServerFrame};
 /// A position in a stream's sequence.
 pub type Seq = u64;
 
-/// A stream with its own sequence: for now the room.
+/// A stream with its own sequence: a room (its case-folded name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(Arc<str>);
 
@@ -54,6 +54,8 @@ pub enum Body {
         text: String,
         /// The sender's id for the post.
         id: Option<String>,
+        /// An action ("/me waves").
+        me: bool,
     },
     /// Someone came in.
     Joined {
@@ -74,6 +76,8 @@ pub enum Body {
 pub struct NewEvent {
     /// Its stream.
     pub stream: StreamId,
+    /// The room's name as its members see it (spelled as when it was created).
+    pub room: Arc<str>,
     /// When the server received it, ms since the Unix epoch.
     pub time: u64,
     /// What happened.
@@ -142,20 +146,33 @@ pub trait EventLog: Send + Sync + 'static {
     ///
     /// [`REMEMBERED_IDS`]: chat_shared::limits::REMEMBERED_IDS
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError>;
+
+    /// Every room it holds events of: its stream and its name as first spelled.
+    fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError>;
 }
 
 /// The frame of an event.
-pub fn frame(seq: Seq, time: u64, body: &Body) -> Frame {
-    Frame::encode(&match body.clone() {
-        Body::Message { from, text, id } => ServerFrame::Message {
+pub fn frame(seq: Seq, event: &NewEvent) -> Frame {
+    let room = Some(event.room.to_string());
+    let time = event.time;
+    Frame::encode(&match event.body.clone() {
+        Body::Message { from, text, id, me } => ServerFrame::Message {
+            room,
             seq,
             time,
             from,
             text,
             id,
+            me,
         },
-        Body::Joined { name } => ServerFrame::Joined { seq, time, name },
+        Body::Joined { name } => ServerFrame::Joined {
+            room,
+            seq,
+            time,
+            name,
+        },
         Body::Left { name, reason } => ServerFrame::Left {
+            room,
             seq,
             time,
             name,

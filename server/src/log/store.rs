@@ -5,8 +5,9 @@
 //!
 //! Tables: `events` ((stream, seq) → the encoded frame, exactly as members got it),
 //! `streams` (stream → newest seq), `posts` ((poster, id) → (stream, seq)) with
-//! `post_order` and `posters` keeping only each poster's last 256 ids, and `meta` (the
-//! format and the epoch, created with the store and never changed).
+//! `post_order` and `posters` keeping only each poster's last 256 ids, `rooms` (stream →
+//! the room's name as first spelled), and `meta` (the format and the epoch, created with
+//! the store and never changed).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events
 const POSTS: TableDefinition<(&str, &str), (&str, u64)> = TableDefinition::new("posts");
 const POST_ORDER: TableDefinition<(&str, u64), &str> = TableDefinition::new("post_order");
 const POSTERS: TableDefinition<&str, u64> = TableDefinition::new("posters");
+const ROOMS: TableDefinition<&str, &str> = TableDefinition::new("rooms");
 
 /// A key of `events`, as redb hands it out.
 type EventKey<'a> = redb::AccessGuard<'a, (&'static str, u64)>;
@@ -163,6 +165,7 @@ impl Store {
             write.open_table(EVENTS).map_err(|e| e.to_string())?;
             write.open_table(POSTS).map_err(|e| e.to_string())?;
             write.open_table(POST_ORDER).map_err(|e| e.to_string())?;
+            write.open_table(ROOMS).map_err(|e| e.to_string())?;
         }
         write.commit().map_err(|e| e.to_string())?;
         Ok(epoch.to_string())
@@ -237,13 +240,20 @@ impl EventLog for Store {
             let mut posts = write.open_table(POSTS).map_err(store_error)?;
             let mut order = write.open_table(POST_ORDER).map_err(store_error)?;
             let mut posters = write.open_table(POSTERS).map_err(store_error)?;
+            let mut rooms = write.open_table(ROOMS).map_err(store_error)?;
             for new in batch {
                 let seq = next
                     .entry(new.stream.clone())
                     .or_insert_with(|| newest.get(&new.stream).copied().unwrap_or(0));
+                if *seq == 0 {
+                    // A new room: remember how it was spelled.
+                    rooms
+                        .insert(new.stream.as_str(), &*new.room)
+                        .map_err(store_error)?;
+                }
                 *seq += 1;
                 let seq = *seq;
-                let frame = frame(seq, new.time, &new.body);
+                let frame = frame(seq, new);
                 table
                     .insert((new.stream.as_str(), seq), frame.as_bytes())
                     .map_err(store_error)?;
@@ -322,6 +332,24 @@ impl EventLog for Store {
         }
     }
 
+    fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
+        let read = self.db.begin_read().map_err(store_error)?;
+        let rooms = match read.open_table(ROOMS) {
+            Ok(rooms) => rooms,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(store_error(err)),
+        };
+        rooms
+            .iter()
+            .map_err(store_error)?
+            .map(|entry| {
+                entry
+                    .map_err(store_error)
+                    .map(|(key, name)| (StreamId::new(key.value()), name.value().to_string()))
+            })
+            .collect()
+    }
+
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
         let read = self.db.begin_read().map_err(store_error)?;
         let order = read.open_table(POST_ORDER).map_err(store_error)?;
@@ -360,11 +388,13 @@ mod tests {
     fn message(stream: &StreamId, from: &str, text: &str, id: Option<&str>) -> NewEvent {
         NewEvent {
             stream: stream.clone(),
+            room: stream.as_str().into(),
             time: 1,
             body: Body::Message {
                 from: from.into(),
                 text: text.into(),
                 id: id.map(Into::into),
+                me: false,
             },
             poster: id.map(|_| from.to_string()),
         }
@@ -382,6 +412,7 @@ mod tests {
                     message(&general, "alice", "one", Some("a1")),
                     NewEvent {
                         stream: general.clone(),
+                        room: "general".into(),
                         time: 2,
                         body: Body::Left {
                             name: "bob".into(),

@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
 
+/// Called with a batch's result, on the writer's thread: it only hands the result on.
+pub type Done = Box<dyn FnOnce(Recorded) + Send>;
+
 use super::{Event, EventLog, LogError, NewEvent};
 
 /// What the writer reports for a batch.
@@ -15,7 +18,7 @@ pub type Recorded = Result<Vec<Event>, LogError>;
 
 struct Request {
     events: Vec<NewEvent>,
-    reply: Sender<Recorded>,
+    done: Done,
 }
 
 /// The handle to the writer thread; the thread ends when the handle is dropped.
@@ -33,14 +36,12 @@ impl Writer {
         Ok(Self { requests })
     }
 
-    /// Queues a batch; its result goes to `reply`.
-    pub fn record(&self, events: Vec<NewEvent>, reply: Sender<Recorded>) {
-        if let Err(err) = self.requests.try_send(Request { events, reply }) {
+    /// Queues a batch; its result goes to `done`.
+    pub fn record(&self, events: Vec<NewEvent>, done: Done) {
+        if let Err(err) = self.requests.try_send(Request { events, done }) {
             // The thread is gone: the batch cannot be recorded.
             let request = err.into_inner();
-            let _ = request
-                .reply
-                .try_send(Err(LogError::Store("the store's writer stopped".into())));
+            (request.done)(Err(LogError::Store("the store's writer stopped".into())));
         }
     }
 }
@@ -60,15 +61,13 @@ fn write_loop(log: &dyn EventLog, queue: &Receiver<Request>) {
                 let mut events = events.into_iter();
                 for request in requests {
                     let mine = events.by_ref().take(request.events.len()).collect();
-                    let _ = request.reply.try_send(Ok(mine));
+                    (request.done)(Ok(mine));
                 }
             }
             Err(err) => {
                 let message = err.to_string();
                 for request in requests {
-                    let _ = request
-                        .reply
-                        .try_send(Err(LogError::Store(message.clone())));
+                    (request.done)(Err(LogError::Store(message.clone())));
                 }
             }
         }

@@ -449,6 +449,8 @@ async fn post(writers: &[TcpStream], args: &FanoutArgs) -> (u64, f64) {
                 while post < total {
                     Timer::at(started + Duration::from_secs_f64(post as f64 / rate)).await;
                     let frame = Frame::encode(&ClientFrame::Say {
+                        me: false,
+                        room: None,
                         text: format!("p{post} {} {pad}", now_ns()),
                         id: None,
                     });
@@ -752,6 +754,7 @@ async fn history(args: HistoryArgs) -> Result<(), String> {
     // Where the history ends now.
     let ask = |before: Option<u64>| {
         Frame::encode(&ClientFrame::History {
+            room: None,
             before,
             after: None,
             limit: Some(200),
@@ -847,6 +850,8 @@ async fn fill(
         for i in 0..fill {
             chat_shared::codec::encode_into(
                 &ClientFrame::Say {
+                    me: false,
+                    room: None,
                     text: text.clone(),
                     id: Some(format!("fill-{i}")),
                 },
