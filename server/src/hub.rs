@@ -424,10 +424,19 @@ impl Hub {
         }
     }
 
-    fn error(&self, conn: ConnId, code: ErrorCode, message: String, id: Option<String>) {
+    /// An `error` for one frame; `room` is the room the frame named, if it named one.
+    fn error(
+        &self,
+        conn: ConnId,
+        code: ErrorCode,
+        message: String,
+        id: Option<String>,
+        room: Option<&str>,
+    ) {
         self.tell(
             conn,
             &ServerFrame::Error {
+                room: room.map(str::to_string),
                 code,
                 message,
                 id,
@@ -628,21 +637,23 @@ impl Hub {
             member.queue.push_unmetered(original.clone());
             return;
         }
+        let named = room.map(RoomName::as_str);
         let key = match self.resolve(room) {
             Ok(Lookup::Existing(key)) if member.rooms.contains(&key) => key,
             Ok(_) => {
-                let room = room.map_or_else(
+                let name = room.map_or_else(
                     || self.names.name(&self.default_room),
                     |r| r.as_str().into(),
                 );
                 return self.error(
                     conn,
                     ErrorCode::NotMember,
-                    format!("you are not in {room}; join it first"),
+                    format!("you are not in {name}; join it first"),
                     id,
+                    named,
                 );
             }
-            Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, id),
+            Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, id, named),
         };
         let from = member.name.to_string();
         if let Some(id) = &id
@@ -694,7 +705,10 @@ impl Hub {
                 queue.push_unmetered(history_answer(&name, span, &[]));
                 return;
             }
-            Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, None),
+            Err(message) => {
+                let named = room.map(RoomName::as_str);
+                return self.error(conn, ErrorCode::InvalidRoom, message, None, named);
+            }
         };
         let durable = self.log.durable();
         let name = self.names.name(&key);
@@ -726,6 +740,7 @@ impl Hub {
                     Err(err) => {
                         tracing::error!(%err, "cannot read the history");
                         queue.push_unmetered(Frame::encode(&ServerFrame::Error {
+                            room: None,
                             code: ErrorCode::Unavailable,
                             message: "the history cannot be read now; try again later".into(),
                             id: None,
@@ -762,7 +777,15 @@ impl Hub {
             Ok(Lookup::Existing(key)) => (key, None),
             Ok(Lookup::New(key, name)) => (key, Some(name)),
             Ok(Lookup::LooksLike(_)) => unreachable!("resolve reports it as an error"),
-            Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, None),
+            Err(message) => {
+                return self.error(
+                    conn,
+                    ErrorCode::InvalidRoom,
+                    message,
+                    None,
+                    Some(room.as_str()),
+                );
+            }
         };
         if member.rooms.contains(&key) {
             // Already in: the answer again, nothing recorded (how a client resumes).
@@ -777,6 +800,7 @@ impl Hub {
                 ErrorCode::TooManyRooms,
                 format!("you are in {max} rooms already; part one first"),
                 None,
+                Some(room.as_str()),
             );
         }
         let empty = match self.rooms.get(&key) {
@@ -791,6 +815,7 @@ impl Hub {
                 ErrorCode::TooManyRooms,
                 format!("the server has {max} rooms in use; try an existing one"),
                 None,
+                Some(room.as_str()),
             );
         }
         if let Some(member) = self.registry.get_mut(conn) {
@@ -894,6 +919,7 @@ impl Hub {
                         ErrorCode::Unavailable,
                         "the room cannot be read now; try again later".into(),
                         None,
+                        Some(&self.names.name(&loaded.key)),
                     );
                 }
             }
@@ -934,9 +960,18 @@ impl Hub {
                     ErrorCode::NotMember,
                     format!("you are not in {room}"),
                     None,
+                    Some(room.as_str()),
                 );
             }
-            Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, None),
+            Err(message) => {
+                return self.error(
+                    conn,
+                    ErrorCode::InvalidRoom,
+                    message,
+                    None,
+                    Some(room.as_str()),
+                );
+            }
         };
         let name = member.name.to_string();
         if let Some(member) = self.registry.get_mut(conn) {
@@ -1124,6 +1159,7 @@ impl Hub {
     /// The log could not record a batch: nothing of it happened.
     fn unrecorded(&mut self, key: &Arc<str>, batch: Vec<Pending>, err: &LogError) {
         tracing::error!(%err, room = %key, events = batch.len(), "the log could not record a batch");
+        let name = self.names.name(key);
         for pending in batch {
             match pending.effect {
                 Effect::Post { conn, id } => self.error(
@@ -1131,6 +1167,7 @@ impl Hub {
                     ErrorCode::Unavailable,
                     "your post could not be recorded; send it again".into(),
                     id,
+                    Some(&name),
                 ),
                 Effect::Welcome(welcome) => {
                     self.registry.remove(welcome.conn);
@@ -1152,6 +1189,7 @@ impl Hub {
                         ErrorCode::Unavailable,
                         "your join could not be recorded; try again".into(),
                         None,
+                        Some(&name),
                     );
                 }
                 Effect::Parted { conn } => {
@@ -1164,6 +1202,7 @@ impl Hub {
                         ErrorCode::Unavailable,
                         "your part could not be recorded; try again".into(),
                         None,
+                        Some(&name),
                     );
                 }
                 Effect::None => {

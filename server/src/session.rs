@@ -267,6 +267,7 @@ impl<'a> Session<'a> {
 
     fn error(&self, code: ErrorCode, message: String, id: Option<String>) -> Result<(), End> {
         self.reply(&ServerFrame::Error {
+            room: None,
             code,
             message,
             id,
@@ -334,7 +335,7 @@ impl<'a> Session<'a> {
                 after,
                 limit,
             } => {
-                let Ok(room) = room.map(|r| self.room_name(&r)).transpose() else {
+                let Ok(room) = room.map(|r| self.room_name(&r, None)).transpose() else {
                     return Ok(());
                 };
                 let span = match (before, after) {
@@ -357,7 +358,7 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             ClientFrame::Join { room, since } => {
-                if let Ok(room) = self.room_name(&room) {
+                if let Ok(room) = self.room_name(&room, None) {
                     self.to_hub(Command::Join {
                         conn: self.conn,
                         room,
@@ -367,7 +368,7 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             ClientFrame::Part { room } => {
-                if let Ok(room) = self.room_name(&room) {
+                if let Ok(room) = self.room_name(&room, None) {
                     self.to_hub(Command::Part {
                         conn: self.conn,
                         room,
@@ -385,10 +386,17 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// A room name from a frame; a bad one is answered `invalid_room` here.
-    fn room_name(&self, raw: &str) -> Result<RoomName, ()> {
+    /// A room name from a frame; a bad one is answered `invalid_room` here (with the `id`
+    /// of the `say` it came in, if any).
+    fn room_name(&self, raw: &str, id: Option<String>) -> Result<RoomName, ()> {
         RoomName::parse(raw).map_err(|err| {
-            let _ = self.error(ErrorCode::InvalidRoom, format!("{raw:?}: {err}"), None);
+            let _ = self.reply(&ServerFrame::Error {
+                code: ErrorCode::InvalidRoom,
+                message: format!("{raw:?}: {err}"),
+                id,
+                room: Some(raw.to_string()),
+                retry_after: None,
+            });
         })
     }
 
@@ -507,20 +515,15 @@ impl<'a> Session<'a> {
             && let Err(wait) = posts.take(now)
         {
             return self.reply(&ServerFrame::Error {
+                room: None,
                 code: ErrorCode::RateLimited,
                 message: "posting too fast; wait a moment".into(),
                 id,
                 retry_after: Some(wait.as_millis() as u64 + 1),
             });
         }
-        let room = match room
-            .map(|r| RoomName::parse(&r).map_err(|err| (r, err)))
-            .transpose()
-        {
-            Ok(room) => room,
-            Err((raw, err)) => {
-                return self.error(ErrorCode::InvalidRoom, format!("{raw:?}: {err}"), id);
-            }
+        let Ok(room) = room.map(|r| self.room_name(&r, id.clone())).transpose() else {
+            return Ok(());
         };
         self.to_hub(Command::Post {
             conn: self.conn,

@@ -242,6 +242,10 @@ pub enum ServerFrame {
         /// The `id` of the `say` this answers, if it had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        /// The room named by the frame this answers (`join`, `part`, `say`, `history`), as
+        /// the frame spelled it, so a client knows which of its requests failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// With `rate_limited`: when a post will be accepted again, in milliseconds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after: Option<u64>,

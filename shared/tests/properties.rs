@@ -183,6 +183,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             proptest::option::of(any::<u64>())
         )
             .prop_map(|(code, message, id, retry_after)| ServerFrame::Error {
+                room: None,
                 code,
                 message,
                 id,

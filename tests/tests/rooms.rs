@@ -111,6 +111,14 @@ fn error_of(frame: Option<&ServerFrame>) -> (ErrorCode, String) {
     }
 }
 
+/// The room an `error` names: the one of the frame it answers.
+fn error_room(frame: &ServerFrame) -> Option<&str> {
+    match frame {
+        ServerFrame::Error { room, .. } => room.as_deref(),
+        _ => None,
+    }
+}
+
 /// Flags: defaults. A room's events reach its members and nobody else; every event names
 /// its room; each room counts its own seqs from 1; the `room` answer lists the members,
 /// the newcomer included, sorted by case-folded name; a version-1 client in the default
@@ -400,7 +408,13 @@ fn room_limits() {
         enter(&mut alice, "a1").await;
         enter(&mut alice, "a2").await;
         alice.send(&join("a3", None)).await;
-        let (code, message) = error_of(Some(&alice.recv().await));
+        let error = alice.recv().await;
+        assert_eq!(
+            error_room(&error),
+            Some("a3"),
+            "the error names the room asked for"
+        );
+        let (code, message) = error_of(Some(&error));
         assert_eq!(code, ErrorCode::TooManyRooms);
         assert!(message.contains('3'), "{message}");
 
@@ -444,7 +458,13 @@ fn room_names() {
 
         // A Cyrillic "ѕ" looks like the Latin one.
         alice.send(&join("ruѕt", None)).await;
-        let (code, message) = error_of(Some(&alice.recv().await));
+        let error = alice.recv().await;
+        assert_eq!(
+            error_room(&error),
+            Some("ruѕt"),
+            "the error names the room asked for"
+        );
+        let (code, message) = error_of(Some(&error));
         assert_eq!(code, ErrorCode::InvalidRoom);
         assert!(
             message.contains("Rust"),
@@ -464,7 +484,13 @@ fn room_names() {
                 },
             ] {
                 alice.send(&frame).await;
-                let (code, message) = error_of(Some(&alice.recv().await));
+                let error = alice.recv().await;
+                assert_eq!(
+                    error_room(&error),
+                    Some(bad),
+                    "the error names the room asked for"
+                );
+                let (code, message) = error_of(Some(&error));
                 assert_eq!(
                     code,
                     ErrorCode::InvalidRoom,
