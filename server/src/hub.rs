@@ -190,10 +190,35 @@ impl RoomNames {
 /// A room's batch, as the log answered it.
 type RoomRecorded = (Arc<str>, Recorded);
 
-/// A room in memory: ready, or being read back from the store with joins waiting.
+/// A room in memory: ready, or being read back from the store with what members asked of
+/// it meanwhile waiting, in order.
 enum Slot {
-    Loading(Vec<(ConnId, Option<Seq>)>),
+    Loading(Vec<Deferred>),
     Ready(Box<Room>),
+}
+
+/// Asked of a room while it is read back from the store.
+enum Deferred {
+    /// A join (the member counts as in the room already).
+    Join(ConnId, Option<Seq>),
+    /// A post (a client re-joins its rooms, then re-sends its outbox at once).
+    Post {
+        conn: ConnId,
+        room: RoomName,
+        text: String,
+        id: Option<String>,
+        me: bool,
+    },
+    /// A part.
+    Part(ConnId, RoomName),
+}
+
+impl Deferred {
+    fn conn_mut(&mut self) -> &mut ConnId {
+        match self {
+            Deferred::Join(conn, _) | Deferred::Post { conn, .. } | Deferred::Part(conn, _) => conn,
+        }
+    }
 }
 
 /// A room read back from the store.
@@ -508,8 +533,19 @@ impl Hub {
             .queue
             .close_with(Some(closing(CloseCode::Replaced)));
         for key in &previous.rooms {
-            if let Some(room) = self.room(key) {
-                room.fanout.replace(old, login.conn, login.queue.clone());
+            match self.rooms.get_mut(key) {
+                Some(Slot::Ready(room)) => {
+                    room.fanout.replace(old, login.conn, login.queue.clone());
+                }
+                // What it asked of a room on its way back from the store is the new one's.
+                Some(Slot::Loading(waiting)) => {
+                    for deferred in waiting {
+                        if *deferred.conn_mut() == old {
+                            *deferred.conn_mut() = login.conn;
+                        }
+                    }
+                }
+                None => {}
             }
         }
         let in_default = previous.rooms.contains(&self.default_room);
@@ -655,6 +691,16 @@ impl Hub {
             }
             Err(message) => return self.error(conn, ErrorCode::InvalidRoom, message, id, named),
         };
+        if let (Some(Slot::Loading(waiting)), Some(room)) = (self.rooms.get_mut(&key), room) {
+            waiting.push(Deferred::Post {
+                conn,
+                room: room.clone(),
+                text,
+                id,
+                me,
+            });
+            return;
+        }
         let from = member.name.to_string();
         if let Some(id) = &id
             && self
@@ -823,7 +869,7 @@ impl Hub {
         }
         match self.rooms.get_mut(&key) {
             Some(Slot::Ready(_)) => self.push_joined(conn, &key, since),
-            Some(Slot::Loading(waiting)) => waiting.push((conn, since)),
+            Some(Slot::Loading(waiting)) => waiting.push(Deferred::Join(conn, since)),
             None => {
                 if let Some(name) = new_name {
                     // A new room: nothing to read back.
@@ -838,7 +884,7 @@ impl Hub {
                     self.rooms.insert(key.clone(), Slot::Ready(Box::new(room)));
                     self.push_joined(conn, &key, since);
                 } else {
-                    self.load_room(&key, vec![(conn, since)], executor);
+                    self.load_room(&key, vec![Deferred::Join(conn, since)], executor);
                 }
             }
         }
@@ -858,12 +904,7 @@ impl Hub {
 
     /// Reads a room back from the store, on the blocking pool; `waiting` join once it is
     /// in memory.
-    fn load_room(
-        &mut self,
-        key: &Arc<str>,
-        waiting: Vec<(ConnId, Option<Seq>)>,
-        executor: &Executor<'static>,
-    ) {
+    fn load_room(&mut self, key: &Arc<str>, waiting: Vec<Deferred>, executor: &Executor<'static>) {
         self.rooms.insert(key.clone(), Slot::Loading(waiting));
         let (log, done) = (self.log.clone(), self.loaded.0.clone());
         let (key, history) = (key.clone(), self.config.history);
@@ -897,30 +938,56 @@ impl Hub {
                 );
                 self.rooms
                     .insert(loaded.key.clone(), Slot::Ready(Box::new(room)));
-                for (conn, since) in waiting {
-                    if self
-                        .registry
-                        .get(conn)
-                        .is_some_and(|m| m.rooms.contains(&loaded.key))
-                    {
-                        self.push_joined(conn, &loaded.key, since);
+                for deferred in waiting {
+                    match deferred {
+                        Deferred::Join(conn, since) => {
+                            if self
+                                .registry
+                                .get(conn)
+                                .is_some_and(|m| m.rooms.contains(&loaded.key))
+                            {
+                                self.push_joined(conn, &loaded.key, since);
+                            }
+                        }
+                        Deferred::Post {
+                            conn,
+                            room,
+                            text,
+                            id,
+                            me,
+                        } => self.post(conn, Some(&room), text, id, me),
+                        Deferred::Part(conn, room) => self.part(conn, &room),
                     }
                 }
                 self.drop_if_idle(&loaded.key);
             }
             Err(err) => {
                 tracing::error!(%err, room = %loaded.key, "cannot read a room back");
-                for (conn, _) in waiting {
-                    if let Some(member) = self.registry.get_mut(conn) {
-                        member.rooms.retain(|k| *k != loaded.key);
+                let name = self.names.name(&loaded.key);
+                for deferred in waiting {
+                    match deferred {
+                        Deferred::Join(conn, _) => {
+                            if let Some(member) = self.registry.get_mut(conn) {
+                                member.rooms.retain(|k| *k != loaded.key);
+                            }
+                            self.error(
+                                conn,
+                                ErrorCode::Unavailable,
+                                "the room cannot be read now; try again later".into(),
+                                None,
+                                Some(&name),
+                            );
+                        }
+                        Deferred::Post { conn, id, .. } => self.error(
+                            conn,
+                            ErrorCode::Unavailable,
+                            "your post could not be recorded; send it again".into(),
+                            id,
+                            Some(&name),
+                        ),
+                        // Its join failed: it is not in the room.
+                        Deferred::Part(..) => {}
                     }
-                    self.error(
-                        conn,
-                        ErrorCode::Unavailable,
-                        "the room cannot be read now; try again later".into(),
-                        None,
-                        Some(&self.names.name(&loaded.key)),
-                    );
                 }
             }
         }
@@ -973,6 +1040,10 @@ impl Hub {
                 );
             }
         };
+        if let Some(Slot::Loading(waiting)) = self.rooms.get_mut(&key) {
+            waiting.push(Deferred::Part(conn, room.clone()));
+            return;
+        }
         let name = member.name.to_string();
         if let Some(member) = self.registry.get_mut(conn) {
             member.rooms.retain(|k| *k != key);
