@@ -1,4 +1,5 @@
-//! Building and laying out the Chat view with 1,000, 10,000 and 100,000 entries held,
+//! Building and laying out the Chat view with 50 rooms joined (each with a few unread
+//! messages in the sidebar) and 1,000, 10,000 and 100,000 entries held in the room shown,
 //! with what a busy room has: links, mentions, runs of joins and leaves (folded), and
 //! text that can be selected. What a frame costs when the chat changes. Run with
 //! `ICED_TEST_BACKEND=tiny-skia cargo bench -p chat-client`; the budget is 16 ms a frame.
@@ -13,11 +14,17 @@ fn main() {
     divan::main();
 }
 
+/// Rooms joined.
+const ROOMS: usize = 50;
+
 fn chat_with(events: u64) -> Chat {
     let users: Vec<String> = (0..200).map(|i| format!("user{i}")).collect();
+    let rooms: Vec<String> = std::iter::once("general".to_string())
+        .chain((1..ROOMS).map(|i| format!("room-{i}")))
+        .collect();
     let session = Session {
         name: "me".into(),
-        users,
+        users: users.clone(),
         seq: 0,
         oldest: 0,
         epoch: "e".into(),
@@ -25,9 +32,36 @@ fn chat_with(events: u64) -> Chat {
         resumed: false,
         missed: false,
         new_epoch: false,
+        default_room: "general".into(),
+        rooms: rooms.clone(),
     };
     let (handle, _) = Handle::detached();
-    let mut chat = Chat::new("127.0.0.1:60000", &session, handle);
+    let mut chat = Chat::new("127.0.0.1:60000", &session, handle, None);
+    for room in &rooms[1..] {
+        chat.received(
+            ServerFrame::Room {
+                room: room.clone(),
+                users: users[..20].to_vec(),
+                seq: 0,
+                oldest: 0,
+            },
+            true,
+        );
+        for seq in 1..=3 {
+            chat.received(
+                ServerFrame::Message {
+                    room: Some(room.clone()),
+                    seq,
+                    time: 1_764_000_000_000,
+                    from: "user1".into(),
+                    text: format!("unread {seq} in {room}"),
+                    id: None,
+                    me: false,
+                },
+                true,
+            );
+        }
+    }
     for seq in 1..=events {
         let time = 1_764_000_000_000 + seq * 1000;
         let from = format!("user{}", seq % 200);
@@ -35,17 +69,21 @@ fn chat_with(events: u64) -> Chat {
         // every thirteenth mentions "me".
         let frame = match seq % 10 {
             0 => ServerFrame::Joined {
+                room: None,
                 seq,
                 time,
                 name: from,
             },
             5 => ServerFrame::Left {
+                room: None,
                 seq,
                 time,
                 name: from,
                 reason: LeaveReason::Quit,
             },
             _ => ServerFrame::Message {
+                me: false,
+                room: None,
                 seq,
                 time,
                 from,
@@ -61,7 +99,7 @@ fn chat_with(events: u64) -> Chat {
                 id: None,
             },
         };
-        chat.received(frame);
+        chat.received(frame, true);
     }
     chat
 }
@@ -102,13 +140,18 @@ fn frame_after_a_message(bencher: Bencher, events: u64) {
     let mut seq = events;
     let mut frame = |chat: &mut Chat, cache: &mut Option<Cache>, renderer: &mut iced::Renderer| {
         seq += 1;
-        chat.received(ServerFrame::Message {
-            seq,
-            time: 1_764_000_000_000 + seq * 1000,
-            from: format!("user{}", seq % 200),
-            text: format!("message {seq}: one more line arrives while the room is busy"),
-            id: None,
-        });
+        chat.received(
+            ServerFrame::Message {
+                me: false,
+                room: None,
+                seq,
+                time: 1_764_000_000_000 + seq * 1000,
+                from: format!("user{}", seq % 200),
+                text: format!("message {seq}: one more line arrives while the room is busy"),
+                id: None,
+            },
+            true,
+        );
         let mut ui = UserInterface::build(
             chat.view(&theme, &settings),
             size,

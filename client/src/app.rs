@@ -6,9 +6,10 @@ use iced::keyboard::{self, key};
 use iced::widget::operation;
 use iced::{Element, Subscription, Task, Theme, event, system, window};
 
-use crate::connection::{self, Event, Handle, Target};
+use crate::connection::{self, Event, Handle, Resume, Target};
+use crate::model::Notify;
 use crate::screen::{chat, login};
-use crate::settings::{Settings, ThemeChoice};
+use crate::settings::{Settings, ThemeChoice, Visits};
 
 /// How long closing the window waits for `bye` to be written and acknowledged.
 pub const QUIT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -16,11 +17,21 @@ pub const QUIT_WAIT: std::time::Duration = std::time::Duration::from_millis(500)
 /// The whole app.
 pub struct App {
     screen: Screen,
-    /// The connection that should be running: its identity keys the subscription.
-    target: Option<Target>,
+    /// The connection that should be running, and where it starts from: together they
+    /// key the subscription.
+    target: Option<(Target, Resume)>,
     handle: Option<Handle>,
     quitting: bool,
     settings: Settings,
+    /// Where the user was on each server, under each name.
+    visits: Visits,
+    /// The epoch of the last login.
+    epoch: Option<String>,
+    /// Whether the window has the focus (mentions notify only when it has not).
+    focused: bool,
+    /// Desktop notifications shown (unit tests only: they show none).
+    #[cfg(test)]
+    pub(crate) notified: Vec<Notify>,
     /// The desktop's light or dark setting, for [`ThemeChoice::System`].
     system_dark: bool,
     /// The theme in use, from the two above.
@@ -61,6 +72,8 @@ pub enum Message {
     Key(Key),
     /// The desktop switched between light and dark.
     SystemTheme(bool),
+    /// The window got (`true`) or lost the focus.
+    Focused(bool),
     /// The user asked to close the window.
     CloseRequested,
     /// Time to go.
@@ -77,16 +90,24 @@ impl App {
         };
         let mut app = Self {
             screen: Screen::Login(login),
-            target,
+            target: None,
             handle: None,
             quitting: false,
             settings: Settings::load(),
+            visits: Visits::load(),
+            epoch: None,
+            focused: true,
+            #[cfg(test)]
+            notified: Vec::new(),
             system_dark: false,
             theme: Theme::Light,
             #[cfg(test)]
             opened: Vec::new(),
         };
         app.refresh_theme();
+        if let Some(target) = target {
+            app.connect(target);
+        }
         let system = system::theme().map(|mode| Message::SystemTheme(is_dark(mode)));
         (app, Task::batch([login::Login::focus(), system]))
     }
@@ -108,9 +129,12 @@ impl App {
     pub fn title(&self) -> String {
         match &self.screen {
             Screen::Login(_) => "Chat — log in".into(),
-            Screen::Chat(_) => match &self.target {
-                Some(target) => format!("Chat — {} on {}", target.name, target.server),
-                None => "Chat".into(),
+            Screen::Chat(chat) => match (&self.target, chat.room()) {
+                (Some((target, _)), Some(room)) => {
+                    format!("#{} — {} on {}", room.name, target.name, target.server)
+                }
+                (Some((target, _)), None) => format!("Chat — {} on {}", target.name, target.server),
+                _ => "Chat".into(),
             },
         }
     }
@@ -137,7 +161,7 @@ impl App {
                     return Task::none();
                 };
                 match login.update(message) {
-                    login::Action::Connect(target) => self.target = Some(target),
+                    login::Action::Connect(target) => self.connect(target),
                     login::Action::Cancel => self.disconnect(),
                     login::Action::None => {}
                 }
@@ -151,7 +175,12 @@ impl App {
                 self.refresh_theme();
                 Task::none()
             }
+            Message::Focused(focused) => {
+                self.focused = focused;
+                Task::none()
+            }
             Message::CloseRequested => {
+                self.remember();
                 match (&self.handle, self.quitting) {
                     (Some(handle), false) => {
                         // Say bye and wait, bounded, until it is written and acknowledged.
@@ -174,6 +203,7 @@ impl App {
         match action {
             chat::Action::None => {}
             chat::Action::OpenLink(url) => self.open_link(&url),
+            chat::Action::Remember => self.remember(),
             chat::Action::Change(change) => {
                 match change {
                     chat::Change::ToggleMembers => {
@@ -221,6 +251,8 @@ impl App {
             Screen::Chat(_) => {
                 let chat_message = match key.as_ref() {
                     Named(key::Named::Escape) => Some(chat::Message::Escape),
+                    Named(key::Named::ArrowUp) if modifiers.alt() => Some(chat::Message::Step(-1)),
+                    Named(key::Named::ArrowDown) if modifiers.alt() => Some(chat::Message::Step(1)),
                     Named(key::Named::F1) => Some(chat::Message::Help(true)),
                     Named(key::Named::PageUp) => Some(chat::Message::ScrollLog(
                         crate::widget::viewport::Scroll::Pages(-1.0),
@@ -266,9 +298,61 @@ impl App {
         }
     }
 
+    /// Starts a connection to `target`, from where the user was there last time.
+    fn connect(&mut self, target: Target) {
+        let resume = self
+            .visits
+            .get(&target.server, &target.name)
+            .map(|visit| Resume {
+                epoch: visit.epoch.clone(),
+                default_room: visit.default_room.clone(),
+                rooms: Some(visit.rooms.clone()),
+            })
+            .unwrap_or_default();
+        self.target = Some((target, resume));
+    }
+
     fn disconnect(&mut self) {
         self.target = None;
         self.handle = None;
+    }
+
+    /// Remembers the rooms the user is in and where, for the next run.
+    fn remember(&mut self) {
+        let (Screen::Chat(chat), Some((target, _))) = (&self.screen, &self.target) else {
+            return;
+        };
+        let visit = chat.visit(self.epoch.clone());
+        self.visits.set(&target.server, &target.name, visit);
+        self.visits.save();
+    }
+
+    /// Tells the user outside the window that someone mentioned them. Without a
+    /// notification service (no desktop session, no daemon) nothing shows, and that is
+    /// fine.
+    #[cfg_attr(not(test), allow(clippy::unused_self))]
+    fn notify(&mut self, notify: &Notify) -> Task<Message> {
+        #[cfg(test)]
+        {
+            self.notified.push(notify.clone());
+            Task::none()
+        }
+        #[cfg(not(test))]
+        {
+            let summary = format!("{} in #{}", notify.from, notify.room);
+            let body: String = notify.text.chars().take(200).collect();
+            Task::future(smol::unblock(move || {
+                if let Err(err) = notify_rust::Notification::new()
+                    .summary(&summary)
+                    .body(&body)
+                    .appname("Chat")
+                    .show()
+                {
+                    tracing::debug!("no desktop notification: {err}");
+                }
+            }))
+            .discard()
+        }
     }
 
     fn connection(&mut self, event: Event) -> Task<Message> {
@@ -296,23 +380,42 @@ impl App {
                 self.disconnect();
             }
             (Screen::Login(_), Event::LoggedIn(session)) => {
-                let (Some(handle), Some(target)) = (&self.handle, &self.target) else {
+                let (Some(handle), Some((target, _))) = (&self.handle, &self.target) else {
                     return Task::none();
                 };
+                let visit = self.visits.get(&target.server, &target.name);
                 self.screen = Screen::Chat(Box::new(chat::Chat::new(
                     &target.server,
                     &session,
                     handle.clone(),
+                    visit,
                 )));
+                self.epoch = Some(session.epoch);
+                self.remember();
                 return chat::Chat::focus().map(Message::Chat);
             }
             (
                 Screen::Login(_),
                 Event::Frame(_) | Event::History { .. } | Event::Disconnected { .. },
             ) => {}
-            (Screen::Chat(chat), Event::LoggedIn(session)) => chat.logged_in(&session),
-            (Screen::Chat(chat), Event::Frame(frame)) => chat.received(frame),
-            (Screen::Chat(chat), Event::History { before, frames }) => chat.history(before, frames),
+            (Screen::Chat(chat), Event::LoggedIn(session)) => {
+                chat.logged_in(&session);
+                self.epoch = Some(session.epoch);
+                self.remember();
+            }
+            (Screen::Chat(chat), Event::Frame(frame)) => {
+                if let Some(notify) = chat.received(frame, self.focused) {
+                    return self.notify(&notify);
+                }
+            }
+            (
+                Screen::Chat(chat),
+                Event::History {
+                    room,
+                    before,
+                    frames,
+                },
+            ) => chat.history(&room, before, frames),
             (Screen::Chat(chat), Event::Disconnected { closing, .. }) => {
                 chat.reconnecting(closing);
             }
@@ -332,7 +435,7 @@ impl App {
                 let (name, server) = self
                     .target
                     .as_ref()
-                    .map(|t| (t.name.clone(), t.server.clone()))
+                    .map(|(t, _)| (t.name.clone(), t.server.clone()))
                     .unwrap_or_default();
                 let mut login = login::Login::new(&name, &server);
                 login.rejected(code, message);
@@ -363,6 +466,7 @@ impl App {
         Subscription::batch([
             connection,
             event::listen_with(unclaimed_key),
+            event::listen_with(focus),
             system::theme_changes().map(|mode| Message::SystemTheme(is_dark(mode))),
             window::close_requests().map(|_| Message::CloseRequested),
         ])
@@ -371,6 +475,19 @@ impl App {
 
 fn is_dark(mode: iced::theme::Mode) -> bool {
     matches!(mode, iced::theme::Mode::Dark)
+}
+
+/// The window getting or losing the focus.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the signature `listen_with` wants"
+)]
+fn focus(event: iced::Event, _: event::Status, _: window::Id) -> Option<Message> {
+    match event {
+        iced::Event::Window(window::Event::Focused) => Some(Message::Focused(true)),
+        iced::Event::Window(window::Event::Unfocused) => Some(Message::Focused(false)),
+        _ => None,
+    }
 }
 
 /// Key presses no widget captured, and Escape.
@@ -402,8 +519,8 @@ pub(crate) fn unclaimed_key(
 
 /// The connection to `target` as a stream of events: the same target keeps it running, a
 /// new one restarts it.
-fn connect(target: &Target) -> impl Stream<Item = Event> + use<> {
-    let target = target.clone();
+fn connect((target, resume): &(Target, Resume)) -> impl Stream<Item = Event> + use<> {
+    let (target, resume) = (target.clone(), resume.clone());
     iced::stream::channel(64, async move |mut output| {
         let (events, received) = async_channel::bounded(64);
         let forward = async {
@@ -413,6 +530,6 @@ fn connect(target: &Target) -> impl Stream<Item = Event> + use<> {
                 }
             }
         };
-        futures_lite::future::zip(connection::run(target, events), forward).await;
+        futures_lite::future::zip(connection::run(target, resume, events), forward).await;
     })
 }

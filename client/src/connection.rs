@@ -1,11 +1,12 @@
 //! The client's connection to a server, as a state machine with no GUI types in it.
 //!
-//! [`run`] connects, logs in, reads and writes, and when the connection drops it retries
-//! every two seconds and resumes with `since` (the last `seq` it saw), so nothing said
-//! meanwhile is missed and nothing shows twice. Posts go through an [`Outbox`]: they wait
-//! there while the connection is down, are paced to the server's rate, and are re-sent
-//! with the same `id` until the server echoes them back, so each is posted exactly once.
-//! The app talks to it through a [`Handle`] and hears from it through [`Event`]s.
+//! [`run`] connects, logs in, re-joins the rooms the app is in, reads and writes, and when
+//! the connection drops it retries every two seconds and resumes every room with `since`
+//! (the last `seq` it saw there), so nothing said meanwhile is missed and nothing shows
+//! twice. Posts go through an [`Outbox`]: they wait there while the connection is down,
+//! are paced to the server's rate, and are re-sent with the same `id` until the server
+//! echoes them back, so each is posted exactly once. The app talks to it through a
+//! [`Handle`] and hears from it through [`Event`]s.
 
 use std::collections::VecDeque;
 use std::io;
@@ -15,7 +16,7 @@ use async_channel::{Receiver, Sender};
 use chat_shared::limits::{CLIENT_PING_AFTER_SECS, MAX_SERVER_FRAME};
 use chat_shared::{
     ClientFrame, CloseCode, ErrorCode, FrameReader, FrameWriter, Limits, PROTOCOL_VERSION,
-    ReadError, RejectCode, ServerFrame,
+    ReadError, RejectCode, ServerFrame, fold,
 };
 use futures_lite::future;
 use smol::Timer;
@@ -37,23 +38,53 @@ pub struct Target {
     pub name: String,
 }
 
+/// Where a connection starts from: what an earlier run of the client knew of this server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Resume {
+    /// The epoch the seqs below count in.
+    pub epoch: Option<String>,
+    /// The server's default room.
+    pub default_room: Option<String>,
+    /// The rooms to be in, in order, each with the newest seq seen there (0: none);
+    /// `None`: the rooms the server puts a new connection in.
+    pub rooms: Option<Vec<(String, u64)>>,
+}
+
 /// What the app asks of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Post a message under an id.
     Say {
+        /// The room; `None`: the default room.
+        room: Option<String>,
         /// The post's id.
         id: String,
         /// The text.
         text: String,
+        /// An action (`/me`).
+        me: bool,
     },
-    /// Ask for older events.
+    /// Ask for older events of a room.
     History {
+        /// The room.
+        room: String,
         /// Before this seq.
         before: u64,
         /// How many at most.
         limit: u32,
     },
+    /// Enter a room (and stay in it across reconnects).
+    Join {
+        /// The room.
+        room: String,
+    },
+    /// Leave a room.
+    Part {
+        /// The room.
+        room: String,
+    },
+    /// List the rooms with people in them.
+    Rooms,
     /// Leave.
     Bye,
 }
@@ -70,15 +101,37 @@ impl Handle {
         (Self(tx), rx)
     }
 
-    /// Posts `text` under `id` (see [`new_post_id`]); it waits in the outbox until sent.
-    pub fn say(&self, id: String, text: String) {
-        let _ = self.0.try_send(Command::Say { id, text });
+    /// Posts `text` under `id` (see [`new_post_id`]) in `room` (`None`: the default
+    /// room), as an action with `me`; it waits in the outbox until sent.
+    pub fn say(&self, room: Option<&str>, id: String, text: String, me: bool) {
+        let room = room.map(str::to_string);
+        let _ = self.0.try_send(Command::Say { room, id, text, me });
     }
 
-    /// Asks for at most `limit` events before `before`; the answer comes as one
+    /// Asks for at most `limit` events of `room` before `before`; the answer comes as one
     /// [`Event::History`].
-    pub fn history(&self, before: u64, limit: u32) {
-        let _ = self.0.try_send(Command::History { before, limit });
+    pub fn history(&self, room: &str, before: u64, limit: u32) {
+        let room = room.to_string();
+        let _ = self.0.try_send(Command::History {
+            room,
+            before,
+            limit,
+        });
+    }
+
+    /// Enters `room`; the connection re-joins it after every reconnect.
+    pub fn join(&self, room: &str) {
+        let _ = self.0.try_send(Command::Join { room: room.into() });
+    }
+
+    /// Leaves `room`.
+    pub fn part(&self, room: &str) {
+        let _ = self.0.try_send(Command::Part { room: room.into() });
+    }
+
+    /// Asks for the list of rooms; it comes as a `room_list` frame.
+    pub fn rooms(&self) {
+        let _ = self.0.try_send(Command::Rooms);
     }
 
     /// Leaves: sends `bye`, waits (bounded) for the server to close, then the connection
@@ -98,11 +151,12 @@ pub fn new_post_id() -> String {
 pub struct Session {
     /// The name the server accepted.
     pub name: String,
-    /// Everyone online.
+    /// Everyone in the default room.
     pub users: Vec<String>,
-    /// The newest seq before this login: events up to it are replay, later ones live.
+    /// The default room's newest seq before this login: its events up to it are replay,
+    /// later ones live.
     pub seq: u64,
-    /// The oldest seq the server holds, 0 if none.
+    /// The oldest seq the server holds of the default room, 0 if none.
     pub oldest: u64,
     /// The history `seq` counts in.
     pub epoch: String,
@@ -110,10 +164,17 @@ pub struct Session {
     pub limits: Limits,
     /// Whether this login resumed an earlier one (same epoch, with `since`).
     pub resumed: bool,
-    /// Whether events were lost between the last one seen and the oldest the server holds.
+    /// Whether events of the default room were lost between the last one seen and the
+    /// oldest the server holds.
     pub missed: bool,
     /// A new history started (the server restarted): known `seq` values mean nothing now.
     pub new_epoch: bool,
+    /// The default room: `users`, `seq`, `oldest` and the replay after the welcome are
+    /// its.
+    pub default_room: String,
+    /// The rooms the connection is in or is re-joining, in order. Each but the default
+    /// room gets a `room` frame (its members, newest seq and oldest) as it is joined.
+    pub rooms: Vec<String>,
 }
 
 /// What the connection tells the app.
@@ -138,10 +199,13 @@ pub enum Event {
     },
     /// Logged in.
     LoggedIn(Session),
-    /// A frame from the server: room events (each once, in `seq` order) and errors.
+    /// A frame from the server: room events (each once, in `seq` order within its room,
+    /// only of rooms the app is in), `room` answers, errors, `room_list`.
     Frame(ServerFrame),
     /// The answer to a history request: the events before `before`, oldest first.
     History {
+        /// The room.
+        room: String,
         /// The `before` of the request.
         before: u64,
         /// The events.
@@ -175,7 +239,9 @@ pub enum Event {
 #[derive(Debug, Clone)]
 struct Post {
     id: String,
+    room: Option<String>,
     text: String,
+    me: bool,
     /// Sent on the current connection (and not refused since).
     sent: bool,
 }
@@ -192,11 +258,13 @@ struct Outbox {
 }
 
 impl Outbox {
-    fn push(&mut self, id: String, text: String) {
+    fn push(&mut self, room: Option<String>, id: String, text: String, me: bool) {
         if !self.posts.iter().any(|p| p.id == id) {
             self.posts.push_back(Post {
                 id,
+                room,
                 text,
+                me,
                 sent: false,
             });
         }
@@ -226,8 +294,8 @@ impl Outbox {
         self.paused_until = Some(now + retry_after);
     }
 
-    /// The posts that may go now, paced to `limits`; marks them sent.
-    fn due(&mut self, limits: &Limits, now: Instant) -> Vec<(String, String)> {
+    /// The posts that may go now, paced to `limits`, as `say` frames; marks them sent.
+    fn due(&mut self, limits: &Limits, now: Instant) -> Vec<ClientFrame> {
         if self.paused_until.is_some_and(|t| now < t) {
             return Vec::new();
         }
@@ -249,7 +317,12 @@ impl Outbox {
                 self.tokens -= 1.0;
             }
             post.sent = true;
-            due.push((post.id.clone(), post.text.clone()));
+            due.push(ClientFrame::Say {
+                room: post.room.clone(),
+                text: post.text.clone(),
+                id: Some(post.id.clone()),
+                me: post.me,
+            });
         }
         due
     }
@@ -270,12 +343,31 @@ impl Outbox {
     }
 }
 
-/// Where this client is in the room's history, to resume after a reconnect.
-#[derive(Debug, Default)]
-struct Position {
-    epoch: Option<String>,
+/// A room the connection is in (or is joining), and where the client is in its history.
+#[derive(Debug)]
+struct RoomState {
+    /// Its name as the server spells it (as the app asked, until the server answers).
+    name: String,
+    /// Its case-folded name: how frames are matched to it.
+    key: String,
+    /// The newest seq passed on to the app.
     last_seq: u64,
-    token: Option<String>,
+    /// The server answered for it on this connection (its `room`, or the `welcome`).
+    answered: bool,
+    /// Filling what a bounded replay left out.
+    gap: Gap,
+}
+
+impl RoomState {
+    fn new(name: &str, last_seq: u64) -> Self {
+        Self {
+            name: name.to_string(),
+            key: fold(name.trim().trim_start_matches('#')),
+            last_seq,
+            answered: false,
+            gap: Gap::None,
+        }
+    }
 }
 
 /// How one connection ended.
@@ -294,19 +386,28 @@ enum Ending {
     Ended(String),
 }
 
-/// Runs a connection for `target` until the app says `bye`, the login is refused for good,
-/// or `events` is dropped. Every event goes to `events`.
-pub async fn run(target: Target, events: Sender<Event>) {
+/// Runs a connection for `target`, starting from what `resume` says, until the app says
+/// `bye`, the login is refused for good, or `events` is dropped. Every event goes to
+/// `events`.
+pub async fn run(target: Target, resume: Resume, events: Sender<Event>) {
     let (commands_tx, commands) = async_channel::unbounded();
+    let rooms = resume.rooms.map(|rooms| {
+        rooms
+            .iter()
+            .map(|(name, seq)| RoomState::new(name, *seq))
+            .collect()
+    });
     let mut worker = Worker {
         target,
         events,
         commands,
         outbox: Outbox::default(),
-        position: Position::default(),
+        epoch: resume.epoch,
+        token: None,
+        default_room: resume.default_room,
+        rooms,
         limits: None,
-        history: VecDeque::new(),
-        gap: Gap::None,
+        asked: Vec::new(),
     };
     worker.emit(Event::Ready(Handle(commands_tx))).await;
     worker.run().await;
@@ -317,12 +418,16 @@ struct Worker {
     events: Sender<Event>,
     commands: Receiver<Command>,
     outbox: Outbox,
-    position: Position,
+    /// The epoch the rooms' seqs count in.
+    epoch: Option<String>,
+    /// The token of the last welcome, to take that session over.
+    token: Option<String>,
+    default_room: Option<String>,
+    /// The rooms, in order; `None` until a welcome says which (with nothing to resume).
+    rooms: Option<Vec<RoomState>>,
     limits: Option<Limits>,
-    /// History requests sent and not yet answered, oldest first, with what has arrived.
-    history: VecDeque<Asked>,
-    /// Filling what a bounded replay left out.
-    gap: Gap,
+    /// History requests sent and not yet answered, with what has arrived.
+    asked: Vec<Asked>,
 }
 
 /// Events fetched with one `history` request per page while resuming.
@@ -332,9 +437,13 @@ const CATCH_UP_PAGE: u32 = 200;
 #[derive(Debug)]
 enum Asked {
     /// By the app, scrolling back: the answer goes to it as one [`Event::History`].
-    Before(u64, Vec<ServerFrame>),
+    Before {
+        key: String,
+        before: u64,
+        frames: Vec<ServerFrame>,
+    },
     /// By the connection, filling a gap: the events after this seq, passed on one by one.
-    After(u64),
+    After { key: String, after: u64 },
 }
 
 /// A replay bounded by the server (`--replay-max`) starts later than where this client
@@ -400,8 +509,8 @@ impl Worker {
         }
     }
 
-    /// Counts down to the next try, taking posts into the outbox meanwhile. Returns `true`
-    /// if the app said bye.
+    /// Counts down to the next try, taking posts, joins and parts meanwhile. Returns
+    /// `true` if the app said bye.
     async fn wait_offline(&mut self, attempt: u32, wait: Duration, reason: &str) -> bool {
         let until = Instant::now() + wait;
         loop {
@@ -432,24 +541,57 @@ impl Worker {
                 match command {
                     None => break,
                     Some(Command::Bye) => return true,
-                    Some(Command::Say { id, text }) => self.outbox.push(id, text),
-                    // Nothing to ask while offline; the app asks again once logged in.
-                    Some(Command::History { .. }) => {}
+                    Some(command) => {
+                        // Joins and parts take effect at the next login; posts wait.
+                        let _ = self.command_offline(command);
+                    }
                 }
             }
         }
+    }
+
+    /// A command while there is no connection: what it changes is sent at the next login.
+    /// Returns the frame to send when there is a connection after all.
+    fn command_offline(&mut self, command: Command) -> Option<ClientFrame> {
+        match command {
+            Command::Say { room, id, text, me } => self.outbox.push(room, id, text, me),
+            Command::Join { room } => {
+                let key = RoomState::new(&room, 0).key;
+                let rooms = self.rooms.get_or_insert_with(Vec::new);
+                if !rooms.iter().any(|r| r.key == key) {
+                    rooms.push(RoomState::new(&room, 0));
+                }
+                return Some(ClientFrame::Join { room, since: None });
+            }
+            Command::Part { room } => {
+                let key = RoomState::new(&room, 0).key;
+                if let Some(rooms) = &mut self.rooms {
+                    rooms.retain(|r| r.key != key);
+                }
+                self.asked.retain(|asked| asked.key() != key);
+                return Some(ClientFrame::Part { room });
+            }
+            // Nothing to ask while offline; the app asks again once logged in.
+            Command::History { .. } | Command::Rooms | Command::Bye => {}
+        }
+        None
     }
 
     /// One connection, from `hello` to its end.
     async fn session(&mut self, stream: TcpStream) -> Ending {
         let mut reader = FrameReader::<_, ServerFrame>::new(stream.clone(), MAX_SERVER_FRAME);
         let mut writer = FrameWriter::new(stream);
+        let default_seq = self
+            .default_room
+            .as_deref()
+            .and_then(|name| self.room(&fold(name)))
+            .map(|room| room.last_seq);
         let hello = ClientFrame::Hello {
             protocol: PROTOCOL_VERSION,
             name: self.target.name.clone(),
-            since: self.position.epoch.as_ref().map(|_| self.position.last_seq),
-            epoch: self.position.epoch.clone(),
-            token: self.position.token.clone(),
+            since: self.epoch.as_ref().and(default_seq),
+            epoch: self.epoch.clone(),
+            token: self.token.clone(),
         };
         if let Err(err) = writer.send_frame(&hello).await {
             return Ending::Failed(describe_io(&err));
@@ -458,7 +600,7 @@ impl Worker {
             Ok(frame) => frame,
             Err(reason) => return Ending::Failed(reason),
         };
-        let limits = match welcome {
+        let (limits, catch_up) = match welcome {
             ServerFrame::Welcome {
                 name,
                 users,
@@ -466,37 +608,14 @@ impl Worker {
                 oldest,
                 epoch,
                 token,
+                rooms,
                 limits,
                 ..
             } => {
-                let same_epoch = self.position.epoch.as_deref() == Some(epoch.as_str());
-                let had_position = self.position.epoch.is_some();
-                let missed = had_position && oldest > 0 && self.position.last_seq + 1 < oldest;
-                if !same_epoch {
-                    self.position.last_seq = 0;
-                }
-                // Resuming with events to replay that the server still holds: if its replay
-                // is bounded, the first event says where the gap is.
-                self.gap = if same_epoch && !missed && seq > self.position.last_seq {
-                    Gap::Watch(self.position.last_seq)
-                } else {
-                    Gap::None
-                };
-                self.position.epoch = Some(epoch.clone());
-                self.position.token = Some(token);
-                self.emit(Event::LoggedIn(Session {
-                    name,
-                    users,
-                    seq,
-                    oldest,
-                    epoch,
-                    limits,
-                    resumed: same_epoch,
-                    missed,
-                    new_epoch: had_position && !same_epoch,
-                }))
-                .await;
-                limits
+                let (session, catch_up) =
+                    self.welcomed(name, users, seq, oldest, epoch, token, &rooms, limits);
+                self.emit(Event::LoggedIn(session)).await;
+                (limits, catch_up)
             }
             ServerFrame::Rejected {
                 code,
@@ -515,9 +634,101 @@ impl Worker {
         };
         self.limits = Some(limits);
         // Requests sent on the last connection will not be answered.
-        self.history.clear();
+        self.asked.clear();
+        // Rooms first, then the outbox: a post re-sent to a room is then a member's.
+        for frame in catch_up {
+            if let Err(err) = writer.send_frame(&frame).await {
+                return Ending::Lost(describe_io(&err), None);
+            }
+        }
         self.outbox.resend_all(&limits, Instant::now());
         self.online(reader, writer, limits).await
+    }
+
+    /// A `welcome`: where each room stands now, the session for the app, and the frames
+    /// that bring the connection into the app's rooms (and out of the others).
+    #[allow(clippy::too_many_arguments, reason = "the fields of a welcome")]
+    fn welcomed(
+        &mut self,
+        name: String,
+        users: Vec<String>,
+        seq: u64,
+        oldest: u64,
+        epoch: String,
+        token: String,
+        rooms: &[String],
+        limits: Limits,
+    ) -> (Session, Vec<ClientFrame>) {
+        let same_epoch = self.epoch.as_deref() == Some(epoch.as_str());
+        let new_epoch = self.epoch.is_some() && !same_epoch;
+        // A fresh login puts the connection in the default room alone; after a takeover
+        // the rooms are the old connection's, and the default room is the one known.
+        if self.token.is_none() || self.default_room.is_none() {
+            self.default_room = rooms.first().cloned().or(self.default_room.take());
+        }
+        let default_room = self.default_room.clone().unwrap_or_default();
+        let default_key = fold(&default_room);
+        let list = self
+            .rooms
+            .get_or_insert_with(|| rooms.iter().map(|name| RoomState::new(name, 0)).collect());
+        let mut missed = false;
+        for room in list.iter_mut() {
+            room.answered = false;
+            room.gap = Gap::None;
+            if !same_epoch {
+                room.last_seq = 0;
+            }
+            if room.key == default_key && rooms.iter().any(|r| fold(r) == default_key) {
+                // The welcome answers for the default room.
+                room.answered = true;
+                room.name.clone_from(&default_room);
+                missed = same_epoch && room.last_seq > 0 && room.last_seq + 1 < oldest;
+                // Resuming with events to replay that the server still holds: if
+                // its replay is bounded, the first event says where the gap is.
+                if same_epoch && !missed && seq > room.last_seq {
+                    room.gap = Gap::Watch(room.last_seq);
+                }
+            }
+        }
+        let names = list.iter().map(|room| room.name.clone()).collect();
+        // Rooms to resume or enter, and rooms the server put us in that the app
+        // left.
+        let mut catch_up: Vec<ClientFrame> = list
+            .iter_mut()
+            .filter(|room| !room.answered)
+            .map(|room| {
+                let since = (same_epoch && room.last_seq > 0).then_some(room.last_seq);
+                if let Some(since) = since {
+                    room.gap = Gap::Watch(since);
+                }
+                ClientFrame::Join {
+                    room: room.name.clone(),
+                    since,
+                }
+            })
+            .collect();
+        catch_up.extend(
+            rooms
+                .iter()
+                .filter(|name| !list.iter().any(|room| room.key == fold(name)))
+                .map(|name| ClientFrame::Part { room: name.clone() }),
+        );
+        self.epoch = Some(epoch.clone());
+        self.token = Some(token);
+        let session = Session {
+            name,
+            users,
+            seq,
+            oldest,
+            epoch,
+            limits,
+            resumed: same_epoch,
+            missed,
+            new_epoch,
+            default_room,
+            rooms: names,
+        };
+        (session, catch_up)
     }
 
     /// The logged-in part of a session.
@@ -538,8 +749,7 @@ impl Worker {
         let mut closing: Option<(CloseCode, String)> = None;
         loop {
             let now = Instant::now();
-            for (id, text) in self.outbox.due(&limits, now) {
-                let frame = ClientFrame::Say { text, id: Some(id) };
+            for frame in self.outbox.due(&limits, now) {
                 if let Err(err) = writer.send_frame(&frame).await {
                     return Ending::Lost(describe_io(&err), None);
                 }
@@ -560,36 +770,22 @@ impl Worker {
                 ),
             )
             .await;
-            match wake {
+            let send = match wake {
                 Wake::Timer => {
-                    let now = Instant::now();
-                    if now >= silence_limit {
-                        if pinged {
-                            return Ending::Lost("the server stopped answering".into(), None);
-                        }
-                        pinged = true;
-                        let ping = ClientFrame::Ping { token: None };
-                        if let Err(err) = writer.send_frame(&ping).await {
-                            return Ending::Lost(describe_io(&err), None);
-                        }
+                    if Instant::now() < silence_limit {
+                        continue;
                     }
+                    if pinged {
+                        return Ending::Lost("the server stopped answering".into(), None);
+                    }
+                    pinged = true;
+                    Some(ClientFrame::Ping { token: None })
                 }
                 Wake::Command(None) => return Ending::Lost("the app went away".into(), None),
-                Wake::Command(Some(Command::Say { id, text })) => self.outbox.push(id, text),
-                Wake::Command(Some(Command::History { before, limit })) => {
-                    let frame = ClientFrame::History {
-                        before: Some(before),
-                        after: None,
-                        limit: Some(limit),
-                    };
-                    if let Err(err) = writer.send_frame(&frame).await {
-                        return Ending::Lost(describe_io(&err), None);
-                    }
-                    self.history.push_back(Asked::Before(before, Vec::new()));
-                }
                 Wake::Command(Some(Command::Bye)) => {
                     return say_bye(&mut reader, &mut writer).await;
                 }
+                Wake::Command(Some(command)) => self.command(command),
                 Wake::Frame(None | Some(Err(ReadError::Io(_) | ReadError::Truncated))) => {
                     return match closing {
                         Some((CloseCode::Replaced, message)) => Ending::Ended(message),
@@ -598,120 +794,233 @@ impl Worker {
                     };
                 }
                 // A frame this version cannot read: skip it, servers can grow.
-                Wake::Frame(Some(Err(ReadError::Decode(_)))) => last_heard = Instant::now(),
+                Wake::Frame(Some(Err(ReadError::Decode(_)))) => {
+                    last_heard = Instant::now();
+                    None
+                }
                 Wake::Frame(Some(Ok(frame))) => {
                     last_heard = Instant::now();
                     pinged = false;
                     match frame {
-                        ServerFrame::Ping { token } => {
-                            if let Err(err) = writer.send_frame(&ClientFrame::Pong { token }).await
-                            {
-                                return Ending::Lost(describe_io(&err), None);
-                            }
+                        ServerFrame::Ping { token } => Some(ClientFrame::Pong { token }),
+                        ServerFrame::Closing { code, message } => {
+                            closing = Some((code, message));
+                            None
                         }
-                        ServerFrame::Closing { code, message } => closing = Some((code, message)),
-                        frame => {
-                            if let Some(after) = self.received(frame).await
-                                && let Err(err) = self.ask_after(&mut writer, after).await
-                            {
-                                return Ending::Lost(describe_io(&err), None);
-                            }
-                        }
+                        frame => self.received(frame).await,
                     }
                 }
+            };
+            if let Some(frame) = send
+                && let Err(err) = writer.send_frame(&frame).await
+            {
+                return Ending::Lost(describe_io(&err), None);
             }
         }
     }
 
-    /// Passes a frame to the app, dropping replayed events it already has and settling the
-    /// outbox. Events a history request asked for are its answer. Returns the seq after
-    /// which the events of a gap must be fetched next, if any.
-    async fn received(&mut self, frame: ServerFrame) -> Option<u64> {
-        match self.history.front_mut() {
-            Some(Asked::Before(before, answer)) => match &frame {
+    /// A command while logged in: the frame to send, if any.
+    fn command(&mut self, command: Command) -> Option<ClientFrame> {
+        match command {
+            Command::History {
+                room,
+                before,
+                limit,
+            } => {
+                let key = RoomState::new(&room, 0).key;
+                self.room(&key)?;
+                self.asked.push(Asked::Before {
+                    key,
+                    before,
+                    frames: Vec::new(),
+                });
+                Some(ClientFrame::History {
+                    room: Some(room),
+                    before: Some(before),
+                    after: None,
+                    limit: Some(limit),
+                })
+            }
+            Command::Rooms => Some(ClientFrame::Rooms),
+            command => self.command_offline(command),
+        }
+    }
+
+    fn room(&self, key: &str) -> Option<&RoomState> {
+        self.rooms.as_ref()?.iter().find(|room| room.key == key)
+    }
+
+    fn room_mut(&mut self, key: &str) -> Option<&mut RoomState> {
+        self.rooms.as_mut()?.iter_mut().find(|room| room.key == key)
+    }
+
+    /// The key of the room a frame is about (a frame with no room is the default room's).
+    fn key_of(&self, frame: &ServerFrame) -> Option<String> {
+        let room = match frame {
+            ServerFrame::Error { room, .. } => room.as_deref(),
+            frame => frame.room().or(self.default_room.as_deref()),
+        };
+        room.map(|room| fold(room.trim_start_matches('#')))
+    }
+
+    /// Handles a frame: passes it to the app, dropping replayed events it already has and
+    /// settling the outbox. Events a history request asked for are its answer. Returns
+    /// the next page of a gap to ask for, if any.
+    async fn received(&mut self, frame: ServerFrame) -> Option<ClientFrame> {
+        let key = self.key_of(&frame);
+        match (&frame, key) {
+            (ServerFrame::RoomList { .. }, _) | (_, None) => {}
+            (
                 ServerFrame::HistoryEnd {
-                    before: Some(end), ..
-                } if end == before => {
-                    if let Some(Asked::Before(before, frames)) = self.history.pop_front() {
-                        self.emit(Event::History { before, frames }).await;
-                    }
-                    return None;
-                }
-                frame if frame.seq().is_some_and(|seq| seq < *before) => {
-                    answer.push(frame.clone());
-                    return None;
-                }
-                _ => {}
-            },
-            Some(Asked::After(after)) => match &frame {
-                ServerFrame::HistoryEnd {
-                    after: Some(end),
+                    before,
+                    after,
                     count,
                     ..
-                } if end == after => {
-                    self.history.pop_front();
-                    return self.gap_page_done(*count).await;
-                }
-                frame
-                    if frame.seq().is_some_and(|seq| {
-                        seq > *after
-                            && matches!(self.gap, Gap::Filling { until, .. } if seq < until)
-                    }) =>
-                {
-                    self.pass(frame.clone()).await;
-                    return None;
-                }
-                _ => {}
-            },
-            None => {}
-        }
-        if let Some(seq) = frame.seq() {
-            match &mut self.gap {
-                Gap::Watch(since) if seq > *since + 1 => {
-                    let since = *since;
-                    self.gap = Gap::Filling {
-                        until: seq,
-                        held: vec![frame],
-                    };
-                    return Some(since);
-                }
-                Gap::Watch(_) => self.gap = Gap::None,
-                Gap::Filling { held, .. } => {
-                    held.push(frame);
-                    return None;
-                }
-                Gap::None => {}
+                },
+                Some(key),
+            ) => {
+                return self.history_end(&key, *before, *after, *count).await;
             }
+            (ServerFrame::Room { room, .. }, Some(key)) => {
+                let Some(state) = self.room_mut(&key) else {
+                    return None; // parted meanwhile
+                };
+                state.answered = true;
+                state.name.clone_from(room);
+            }
+            (
+                ServerFrame::Error {
+                    code,
+                    id: None,
+                    room: Some(_),
+                    ..
+                },
+                Some(key),
+            ) => {
+                // A join that failed: the room is not the app's any more.
+                let failed_join = matches!(
+                    code,
+                    ErrorCode::TooManyRooms
+                        | ErrorCode::InvalidRoom
+                        | ErrorCode::Unavailable
+                        | ErrorCode::NotMember
+                ) && self.room(&key).is_some_and(|room| !room.answered);
+                if failed_join && let Some(rooms) = &mut self.rooms {
+                    rooms.retain(|room| room.key != key);
+                }
+            }
+            (frame, Some(key)) if frame.seq().is_some() => {
+                return self.room_event(&key, frame.clone()).await;
+            }
+            _ => {}
         }
         self.pass(frame).await;
         None
     }
 
-    /// Asks for the page of a gap after `after`.
-    async fn ask_after(
+    /// An event of a room: an answer to a history request, held while a gap is filled,
+    /// or passed on.
+    async fn room_event(&mut self, key: &str, frame: ServerFrame) -> Option<ClientFrame> {
+        let seq = frame.seq()?;
+        let Some(room) = self.rooms.as_mut()?.iter_mut().find(|r| r.key == key) else {
+            return None; // not a room of ours (any more)
+        };
+        for asked in &mut self.asked {
+            match asked {
+                Asked::Before {
+                    key: k,
+                    before,
+                    frames,
+                } if k == key && seq < *before => {
+                    frames.push(frame);
+                    return None;
+                }
+                Asked::After { key: k, after }
+                    if k == key
+                        && seq > *after
+                        && matches!(room.gap, Gap::Filling { until, .. } if seq < until) =>
+                {
+                    self.pass(frame).await;
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        match &mut room.gap {
+            Gap::Watch(since) if seq > *since + 1 => {
+                let since = *since;
+                let name = room.name.clone();
+                room.gap = Gap::Filling {
+                    until: seq,
+                    held: vec![frame],
+                };
+                return Some(self.ask_after(key, name, since));
+            }
+            Gap::Watch(_) => room.gap = Gap::None,
+            Gap::Filling { held, .. } => {
+                held.push(frame);
+                return None;
+            }
+            Gap::None => {}
+        }
+        self.pass(frame).await;
+        None
+    }
+
+    /// The end of a history answer.
+    async fn history_end(
         &mut self,
-        writer: &mut FrameWriter<TcpStream>,
-        after: u64,
-    ) -> io::Result<()> {
-        let ask = ClientFrame::History {
+        key: &str,
+        before: Option<u64>,
+        after: Option<u64>,
+        count: u32,
+    ) -> Option<ClientFrame> {
+        let at = self.asked.iter().position(|asked| match asked {
+            Asked::Before {
+                key: k, before: b, ..
+            } => k == key && Some(*b) == before,
+            Asked::After { key: k, after: a } => k == key && Some(*a) == after,
+        })?;
+        match self.asked.remove(at) {
+            Asked::Before { before, frames, .. } => {
+                let room = self.room(key)?.name.clone();
+                self.emit(Event::History {
+                    room,
+                    before,
+                    frames,
+                })
+                .await;
+                None
+            }
+            Asked::After { .. } => self.gap_page_done(key, count).await,
+        }
+    }
+
+    /// Asks for the page of a gap after `after`.
+    fn ask_after(&mut self, key: &str, room: String, after: u64) -> ClientFrame {
+        self.asked.push(Asked::After {
+            key: key.to_string(),
+            after,
+        });
+        ClientFrame::History {
+            room: Some(room),
             before: None,
             after: Some(after),
             limit: Some(CATCH_UP_PAGE),
-        };
-        writer.send_frame(&ask).await?;
-        self.history.push_back(Asked::After(after));
-        Ok(())
+        }
     }
 
-    /// A page of the gap came in full: ask for the next, or pass on what waited.
-    async fn gap_page_done(&mut self, count: u32) -> Option<u64> {
-        let Gap::Filling { until, .. } = &self.gap else {
+    /// A page of a gap came in full: ask for the next, or pass on what waited.
+    async fn gap_page_done(&mut self, key: &str, count: u32) -> Option<ClientFrame> {
+        let room = self.room_mut(key)?;
+        let Gap::Filling { until, .. } = &room.gap else {
             return None;
         };
-        if count >= CATCH_UP_PAGE && self.position.last_seq + 1 < *until {
-            return Some(self.position.last_seq);
+        if count >= CATCH_UP_PAGE && room.last_seq + 1 < *until {
+            let (name, last) = (room.name.clone(), room.last_seq);
+            return Some(self.ask_after(key, name, last));
         }
-        if let Gap::Filling { held, .. } = std::mem::replace(&mut self.gap, Gap::None) {
+        if let Gap::Filling { held, .. } = std::mem::replace(&mut room.gap, Gap::None) {
             for frame in held {
                 self.pass(frame).await;
             }
@@ -722,10 +1031,16 @@ impl Worker {
     /// Passes one frame on to the app.
     async fn pass(&mut self, frame: ServerFrame) {
         if let Some(seq) = frame.seq() {
-            if seq <= self.position.last_seq {
+            let Some(key) = self.key_of(&frame) else {
+                return;
+            };
+            let Some(room) = self.room_mut(&key) else {
+                return;
+            };
+            if seq <= room.last_seq {
                 return; // already seen
             }
-            self.position.last_seq = seq;
+            room.last_seq = seq;
         }
         match &frame {
             ServerFrame::Message { id: Some(id), .. } => {
@@ -748,12 +1063,20 @@ impl Worker {
                 return;
             }
             ServerFrame::Error { id: Some(id), .. } => {
-                // Refused for good (too long, blank, ...): it must not go again.
+                // Refused for good (too long, blank, not a member...): it must not go again.
                 self.outbox.acknowledge(id);
             }
             _ => {}
         }
         self.emit(Event::Frame(frame)).await;
+    }
+}
+
+impl Asked {
+    fn key(&self) -> &str {
+        match self {
+            Asked::Before { key, .. } | Asked::After { key, .. } => key,
+        }
     }
 }
 
@@ -840,12 +1163,23 @@ mod tests {
         let l = limits(5, 2);
         let mut outbox = Outbox::default();
         for i in 0..4 {
-            outbox.push(format!("{i}"), format!("m{i}"));
+            outbox.push(Some("rust".into()), format!("{i}"), format!("m{i}"), i == 3);
         }
-        outbox.push("0".into(), "again".into()); // same id: not twice
+        outbox.push(None, "0".into(), "again".into(), false); // same id: not twice
         outbox.resend_all(&l, t0);
-        let ids =
-            |due: Vec<(String, String)>| due.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        let ids = |due: Vec<ClientFrame>| {
+            due.into_iter()
+                .map(|frame| match frame {
+                    ClientFrame::Say {
+                        id: Some(id), room, ..
+                    } => {
+                        assert_eq!(room.as_deref(), Some("rust"), "posted where it was typed");
+                        id
+                    }
+                    other => panic!("not a say: {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(outbox.due(&l, t0)), ["0", "1"]);
         assert_eq!(
             outbox.next_due(&l, t0),

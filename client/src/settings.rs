@@ -1,7 +1,13 @@
-//! What the client remembers between runs: the theme and how joins and leaves are shown.
-//! Kept as JSON in the user's configuration directory (`$XDG_CONFIG_HOME/chat` on Linux).
+//! What the client remembers between runs: the theme and how joins and leaves are shown
+//! (`settings.json`), and, per server and name, the rooms the user is in and where they
+//! were in each (`rooms.json`). Kept as JSON in the user's configuration directory
+//! (`$XDG_CONFIG_HOME/chat` on Linux), written to a temporary file and renamed into place
+//! so a crash never leaves half a file. Unit tests never read or write the user's files.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,52 +64,108 @@ impl Default for Settings {
 impl Settings {
     /// Where the settings live, if the system has a configuration directory.
     pub fn path() -> Option<PathBuf> {
-        dirs::config_dir().map(|dir| dir.join("chat").join("settings.json"))
+        config_file("settings.json")
     }
 
     /// The remembered settings; the defaults if there are none or they cannot be read
-    /// (a broken file is reported and left alone until the next save). Unit tests never
-    /// read or write the user's settings.
+    /// (a broken file is reported and left alone until the next save).
     pub fn load() -> Self {
-        match Self::path() {
-            Some(path) if !cfg!(test) => Self::load_from(&path),
-            _ => Self::default(),
-        }
-    }
-
-    /// The settings remembered in the file `path`.
-    pub fn load_from(path: &std::path::Path) -> Self {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
-                tracing::warn!("ignoring {}: {err}", path.display());
-                Self::default()
-            }),
-            Err(_) => Self::default(),
-        }
+        Self::path().map_or_else(Self::default, |path| load_from(&path))
     }
 
     /// Remembers the settings.
     pub fn save(&self) {
-        match Self::path() {
-            Some(path) if !cfg!(test) => self.save_to(&path),
-            _ => {}
+        if let Some(path) = Self::path() {
+            save_to(&path, self);
         }
     }
+}
 
-    /// Remembers the settings in the file `path` (written to a temporary file, then
-    /// renamed into place, so a crash never leaves half a file).
-    pub fn save_to(&self, path: &std::path::Path) {
-        let result = (|| {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let temporary = path.with_extension("json.tmp");
-            std::fs::write(&temporary, serde_json::to_vec_pretty(self)?)?;
-            std::fs::rename(&temporary, path)
-        })();
-        if let Err(err) = result {
-            tracing::warn!("cannot save settings to {}: {err}", path.display());
+/// Where the user was on one server under one name: the rooms, in the sidebar's order,
+/// with the newest seq seen in each, and the room shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Visit {
+    /// The epoch the seqs count in.
+    pub epoch: Option<String>,
+    /// The server's default room.
+    pub default_room: Option<String>,
+    /// The rooms and the newest seq seen in each.
+    pub rooms: Vec<(String, u64)>,
+    /// The room shown.
+    pub active: Option<String>,
+}
+
+/// Every [`Visit`], by server and case-folded name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visits(BTreeMap<String, Visit>);
+
+impl Visits {
+    /// Where the visits live, if the system has a configuration directory.
+    pub fn path() -> Option<PathBuf> {
+        config_file("rooms.json")
+    }
+
+    /// The key of a visit: the name as the server compares names, at the server.
+    fn key(server: &str, name: &str) -> String {
+        format!("{}@{}", chat_shared::fold(name.trim()), server.trim())
+    }
+
+    /// The last visit to `server` as `name`, if there was one.
+    pub fn get(&self, server: &str, name: &str) -> Option<&Visit> {
+        self.0.get(&Self::key(server, name))
+    }
+
+    /// Remembers a visit.
+    pub fn set(&mut self, server: &str, name: &str, visit: Visit) {
+        self.0.insert(Self::key(server, name), visit);
+    }
+
+    /// The remembered visits (none if they cannot be read).
+    pub fn load() -> Self {
+        Self::path().map_or_else(Self::default, |path| load_from(&path))
+    }
+
+    /// Remembers the visits.
+    pub fn save(&self) {
+        if let Some(path) = Self::path() {
+            save_to(&path, self);
         }
+    }
+}
+
+/// A file in the client's configuration directory (never in unit tests).
+fn config_file(name: &str) -> Option<PathBuf> {
+    if cfg!(test) {
+        return None;
+    }
+    dirs::config_dir().map(|dir| dir.join("chat").join(name))
+}
+
+/// What the JSON file `path` holds; the defaults if it is missing or broken (a broken
+/// file is reported and left alone until the next save).
+pub fn load_from<T: DeserializeOwned + Default>(path: &Path) -> T {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+            tracing::warn!("ignoring {}: {err}", path.display());
+            T::default()
+        }),
+        Err(_) => T::default(),
+    }
+}
+
+/// Writes `value` as JSON to `path` (to a temporary file, then renamed into place).
+pub fn save_to<T: Serialize>(path: &Path, value: &T) {
+    let result = (|| {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let temporary = path.with_extension("json.tmp");
+        std::fs::write(&temporary, serde_json::to_vec_pretty(value)?)?;
+        std::fs::rename(&temporary, path)
+    })();
+    if let Err(err) = result {
+        tracing::warn!("cannot save {}: {err}", path.display());
     }
 }
 
@@ -120,14 +182,33 @@ mod tests {
             hide_presence_above: 25,
             show_members: false,
         };
-        chosen.save_to(&path);
-        assert_eq!(Settings::load_from(&path), chosen);
+        save_to(&path, &chosen);
+        assert_eq!(load_from::<Settings>(&path), chosen);
         std::fs::write(&path, b"{not json").expect("write");
-        assert_eq!(Settings::load_from(&path), Settings::default());
+        assert_eq!(load_from::<Settings>(&path), Settings::default());
         // Fields added later get their defaults.
         std::fs::write(&path, br#"{"theme":"light"}"#).expect("write");
-        assert_eq!(Settings::load_from(&path).theme, ThemeChoice::Light);
-        assert_eq!(Settings::load_from(&path).hide_presence_above, 100);
+        assert_eq!(load_from::<Settings>(&path).theme, ThemeChoice::Light);
+        assert_eq!(load_from::<Settings>(&path).hide_presence_above, 100);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn visits_are_kept_per_server_and_name() {
+        let dir = std::env::temp_dir().join(format!("chat-visits-{}", std::process::id()));
+        let path = dir.join("rooms.json");
+        let mut visits = Visits::default();
+        let visit = Visit {
+            epoch: Some("e".into()),
+            default_room: Some("general".into()),
+            rooms: vec![("general".into(), 12), ("rust".into(), 3)],
+            active: Some("rust".into()),
+        };
+        visits.set("127.0.0.1:60000", " Alice ", visit.clone());
+        save_to(&path, &visits);
+        let back: Visits = load_from(&path);
+        assert_eq!(back.get("127.0.0.1:60000", "ALICE"), Some(&visit));
+        assert_eq!(back.get("127.0.0.1:60001", "alice"), None);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

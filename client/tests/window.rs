@@ -98,11 +98,11 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn login(addr: SocketAddr) -> Self {
+    async fn login(addr: SocketAddr, name: &str) -> Self {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         let hello = ClientFrame::Hello {
             protocol: PROTOCOL_VERSION,
-            name: "watcher".into(),
+            name: name.into(),
             since: None,
             epoch: None,
             token: None,
@@ -124,15 +124,34 @@ impl Watcher {
         me
     }
 
+    /// A watcher logged in and in `room` as well.
+    async fn in_room(addr: SocketAddr, name: &str, room: &str) -> Self {
+        let mut me = Self::login(addr, name).await;
+        me.send(&ClientFrame::Join {
+            room: room.into(),
+            since: None,
+        })
+        .await;
+        me.until(|f| matches!(f, ServerFrame::Joined { name: n, room: Some(r), .. } if n == name && r == room))
+            .await;
+        me
+    }
+
     async fn say(&mut self, text: &str) {
-        let say = ClientFrame::Say {
+        self.send(&ClientFrame::Say {
+            me: false,
+            room: None,
             text: text.into(),
             id: None,
-        };
+        })
+        .await;
+    }
+
+    async fn send(&mut self, frame: &ClientFrame) {
         self.writer
-            .write_all(Frame::encode(&say).as_bytes())
+            .write_all(Frame::encode(frame).as_bytes())
             .await
-            .expect("say");
+            .expect("send");
     }
 
     async fn next(&mut self) -> ServerFrame {
@@ -155,7 +174,8 @@ impl Watcher {
     }
 }
 
-/// Clicks into the input bar at the bottom of the window, as a user would before typing.
+/// Clicks into the input bar at the bottom of the window (right of the rooms), as a user
+/// would before typing.
 /// (Coordinates relative to the window: xdotool's absolute ones count the frame twice.)
 fn click_into_input(display: &str, window: &str) {
     let geometry = x(
@@ -173,7 +193,7 @@ fn click_into_input(display: &str, window: &str) {
     x(
         display,
         "xdotool",
-        &["mousemove", "--window", window, "100", &click_y],
+        &["mousemove", "--window", window, "300", &click_y],
     );
     x(display, "xdotool", &["click", "1"]);
 }
@@ -272,7 +292,9 @@ fn the_window_joins_sends_and_quits() {
     // Its own settings: a saved dark theme on this machine must not change the colours.
     let config = std::env::temp_dir().join(format!("chat-window-test-{}", std::process::id()));
     smol::block_on(async {
-        let mut watcher = Watcher::login(addr).await;
+        let mut watcher = Watcher::login(addr, "watcher").await;
+        // In a second room, where the window will go.
+        let mut roomie = Watcher::in_room(addr, "roomie", "side").await;
         let mut client = smol::process::Command::new(env!("CARGO_BIN_EXE_client"))
             .args(["--server", &addr.to_string(), "--name", "gui", "--connect"])
             .env("DISPLAY", &display)
@@ -290,8 +312,14 @@ fn the_window_joins_sends_and_quits() {
         x(&display, "xdotool", &["windowactivate", "--sync", &window]);
         fill_the_room(&mut watcher).await;
         let (wx, wy, ww, wh) = geometry(&display, &window);
-        // The log: left of the member list, between the header and the input.
-        let log = (wx, wy + 50, ww.saturating_sub(230), wh.saturating_sub(130));
+        // The log: between the rooms and the member list, below the header (the input has
+        // no link blue in it).
+        let log = (
+            wx + 200,
+            wy + 45,
+            ww.saturating_sub(410),
+            wh.saturating_sub(45),
+        );
         let shown = wait_until(|| link_pixels(&screenshot(&display, "newest"), log) > 20);
         assert!(shown, "the newest message is on screen when it arrives");
         // Read back: the wheel moves the log up, away from the newest line.
@@ -333,26 +361,94 @@ fn the_window_joins_sends_and_quits() {
             back,
             "after a send the newest messages are on screen, not the oldest"
         );
+        another_room(&display, &window, &mut watcher, &mut roomie).await;
         screenshot(&display, "final");
-        // Close it as a user does: the window manager asks (WM_DELETE_WINDOW).
-        x(&display, "wmctrl", &["-c", "gui on"]);
-        let left = watcher
-            .until(|f| matches!(f, ServerFrame::Left { name, .. } if name == "gui"))
-            .await;
-        assert!(
-            matches!(
-                left,
-                ServerFrame::Left {
-                    reason: LeaveReason::Quit,
-                    ..
-                }
-            ),
-            "closing the window must say bye: {left:?}"
-        );
-        let status = exited(&mut client).await;
-        assert!(status.success(), "client exited with {status}");
+        close_as_a_user(&display, &mut watcher, &mut client).await;
     });
     let _ = std::fs::remove_dir_all(config);
+}
+
+/// Closes the window as a user does: the window manager asks (`WM_DELETE_WINDOW`); the
+/// client says `bye` (the watcher sees it quit) and exits cleanly.
+async fn close_as_a_user(display: &str, watcher: &mut Watcher, client: &mut smol::process::Child) {
+    // Close it as a user does: the window manager asks (WM_DELETE_WINDOW).
+    x(display, "wmctrl", &["-c", "gui on"]);
+    let left = watcher
+        .until(|f| matches!(f, ServerFrame::Left { name, .. } if name == "gui"))
+        .await;
+    assert!(
+        matches!(
+            left,
+            ServerFrame::Left {
+                reason: LeaveReason::Quit,
+                ..
+            }
+        ),
+        "closing the window must say bye: {left:?}"
+    );
+    let status = exited(client).await;
+    assert!(status.success(), "client exited with {status}");
+}
+
+/// Another room: `/join` it and talk there (its member hears it), then back to the default
+/// room with a click in the sidebar and talk there (the watcher hears that, and nothing
+/// of the other room before it).
+async fn another_room(display: &str, window: &str, watcher: &mut Watcher, roomie: &mut Watcher) {
+    // Another room: /join it, talk there; its member hears, the default room does not.
+    click_into_input(display, window);
+    x(
+        display,
+        "xdotool",
+        &["type", "--delay", "15", "/join #side"],
+    );
+    x(display, "xdotool", &["key", "Return"]);
+    roomie
+        .until(|f| matches!(f, ServerFrame::Joined { name, room: Some(r), .. } if name == "gui" && r == "side"))
+        .await;
+    x(
+        display,
+        "xdotool",
+        &["type", "--delay", "15", "hello side room"],
+    );
+    x(display, "xdotool", &["key", "Return"]);
+    let heard = roomie
+        .until(|f| matches!(f, ServerFrame::Message { from, .. } if from == "gui"))
+        .await;
+    assert!(
+        matches!(&heard, ServerFrame::Message { room: Some(r), text, .. } if r == "side" && text == "hello side room"),
+        "{heard:?}"
+    );
+    screenshot(display, "second-room");
+    // Back to the default room with a click on it in the sidebar, and say something
+    // there: the watcher hears that, and heard nothing of the other room before it.
+    x(
+        display,
+        "xdotool",
+        &["mousemove", "--window", window, "94", "131"],
+    );
+    x(display, "xdotool", &["click", "1"]);
+    click_into_input(display, window);
+    x(
+        display,
+        "xdotool",
+        &["type", "--delay", "15", "back in general"],
+    );
+    x(display, "xdotool", &["key", "Return"]);
+    loop {
+        let frame = watcher.next().await;
+        assert_ne!(frame.room(), Some("side"), "not in that room: {frame:?}");
+        if let ServerFrame::Message {
+            from, text, room, ..
+        } = &frame
+            && from == "gui"
+        {
+            assert_eq!(
+                (text.as_str(), room.as_deref()),
+                ("back in general", Some("general"))
+            );
+            break;
+        }
+    }
 }
 
 /// A busy room: 300 messages, the newest a link (the only blue on the screen).

@@ -474,6 +474,16 @@ pub struct Headless {
 impl Headless {
     /// Starts a connection to `server` as `name`; waits for its handle.
     pub async fn start(server: SocketAddr, name: &str) -> Self {
+        Self::resume(server, name, chat_client::connection::Resume::default()).await
+    }
+
+    /// Starts a connection to `server` as `name` from where an earlier run left off;
+    /// waits for its handle.
+    pub async fn resume(
+        server: SocketAddr,
+        name: &str,
+        resume: chat_client::connection::Resume,
+    ) -> Self {
         use chat_client::connection::{Event, Target, run};
         let (tx, events) = async_channel::bounded(1024);
         let task = smol::spawn(run(
@@ -481,6 +491,7 @@ impl Headless {
                 server: server.to_string(),
                 name: name.into(),
             },
+            resume,
             tx,
         ));
         let handle = match within("ready", events.recv()).await {

@@ -137,7 +137,9 @@ fn outbox_posts_exactly_once() {
             .await;
         let ids: Vec<String> = (0..3).map(|_| new_post_id()).collect();
         for (i, id) in ids.iter().enumerate() {
-            client.handle.say(id.clone(), format!("typed offline {i}"));
+            client
+                .handle
+                .say(None, id.clone(), format!("typed offline {i}"), false);
         }
         proxy.set_down(false);
         client
@@ -145,7 +147,9 @@ fn outbox_posts_exactly_once() {
             .await;
         // Now lose the connection right after a post, so its echo may be lost and it is
         // re-sent after the reconnect: the server must drop the copy.
-        client.handle.say(new_post_id(), "racing the cut".into());
+        client
+            .handle
+            .say(None, new_post_id(), "racing the cut".into(), false);
         proxy.cut();
         client
             .until(|e| matches!(e, Event::Frame(ServerFrame::Message { text, .. }) if text == "racing the cut"))
@@ -197,9 +201,12 @@ fn server_killed_and_restarted() {
             .until(|e| matches!(e, Event::Disconnected { .. }))
             .await;
         client.until(|e| matches!(e, Event::Offline { .. })).await;
-        client
-            .handle
-            .say(new_post_id(), "said while the server was down".into());
+        client.handle.say(
+            None,
+            new_post_id(),
+            "said while the server was down".into(),
+            false,
+        );
         let _server = ServerProcess::start(
             &server_binary(),
             &["--port", &addr.port().to_string(), "--memory"],

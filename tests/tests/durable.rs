@@ -429,7 +429,12 @@ impl CrashClient {
         let talking = smol::spawn(async move {
             while posting.load(Ordering::Relaxed) {
                 let k = count.load(Ordering::Relaxed);
-                handle.say(format!("c{c}-{k}"), format!("crash{c} says {k}"));
+                handle.say(
+                    None,
+                    format!("c{c}-{k}"),
+                    format!("crash{c} says {k}"),
+                    false,
+                );
                 count.store(k + 1, Ordering::Relaxed);
                 smol::Timer::after(Duration::from_millis(330)).await;
             }

@@ -115,7 +115,9 @@ fn clients_survive_a_server_restart() {
             assert!(matches!(events.last(), Some(Event::LoggedIn(s)) if s.new_epoch));
         }
         for (i, client) in clients.iter().enumerate() {
-            client.handle.say(new_post_id(), format!("h{i} is back"));
+            client
+                .handle
+                .say(None, new_post_id(), format!("h{i} is back"), false);
         }
         for client in &clients {
             let mut heard = HashSet::new();

@@ -5,7 +5,6 @@ use chat_shared::ServerFrame;
 
 use super::timeline::{ChangeKind, EventEntry, Timeline};
 use super::{Members, Pos};
-use crate::connection::Session;
 
 /// Entries a room keeps in memory; older ones are dropped (and can be fetched again from
 /// the server's history).
@@ -18,6 +17,8 @@ pub struct Pending {
     pub id: String,
     /// Its text.
     pub text: String,
+    /// An action (`/me`).
+    pub me: bool,
     /// Refused by the server, with why.
     pub failed: Option<String>,
 }
@@ -25,63 +26,130 @@ pub struct Pending {
 /// A room as the client knows it.
 #[derive(Debug, Clone)]
 pub struct Room {
+    /// Its name as the server spells it (shown as `#name`).
+    pub name: String,
     /// What happened, in order.
     pub timeline: Timeline,
-    /// Who is in (as of the last login and the live events since).
+    /// Who is in (as of the last answer from the server and the live events since).
     pub members: Members,
     /// The user's posts not yet echoed, oldest first.
     pub pending: Vec<Pending>,
-    /// Events up to this seq are replay: they do not change who is in.
+    /// Events up to this seq are replay: they do not change who is in, and never notify.
     replay_until: u64,
+    /// The replay resumes after this seq (what the client had seen): replayed events
+    /// after it are new to the user; without it, a replay is old conversation.
+    resumed_after: Option<u64>,
     /// The newest seq seen (shown or not).
     last_seq: u64,
+    /// The server answered for the room since the last login (its `room`, or the
+    /// `welcome` for the default room).
+    answered: bool,
+}
+
+/// What an event was to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// Where it went in the timeline, if it is shown.
+    pub pos: Option<Pos>,
+    /// A message from someone else that the user has not seen yet (live, or replayed
+    /// after where the user left off).
+    pub new_message: bool,
+    /// It mentions the user.
+    pub mention: bool,
+    /// It arrived live, not in a replay.
+    pub live: bool,
 }
 
 impl Room {
-    /// An empty room for the user `me`.
-    pub fn new(me: &str) -> Self {
+    /// An empty room called `name` for the user `me`, where the user had seen events up
+    /// to `last_seq` (0: none) in an earlier run.
+    pub fn new(me: &str, name: &str, last_seq: u64) -> Self {
         Self {
+            name: name.to_string(),
             timeline: Timeline::new(me, SCROLLBACK),
             members: Members::default(),
             pending: Vec::new(),
             replay_until: 0,
-            last_seq: 0,
+            resumed_after: None,
+            last_seq,
+            answered: false,
         }
     }
 
-    /// Logged in (again): who is in comes from the welcome.
-    pub fn logged_in(&mut self, session: &Session) {
-        self.timeline.set_me(&session.name);
-        self.timeline.logged_in(session.oldest, session.new_epoch);
-        self.members = Members::from_names(session.users.iter().map(String::as_str));
-        self.replay_until = session.seq;
-        if session.new_epoch {
+    /// Logged in (again), as `me`: the room waits for the server's answer. With
+    /// `new_epoch`, the seqs seen so far mean nothing now.
+    pub fn logged_in(&mut self, me: &str, new_epoch: bool) {
+        self.timeline.set_me(me);
+        self.answered = false;
+        if new_epoch {
+            self.timeline.logged_in(0, true);
             self.last_seq = 0;
         }
     }
 
-    /// Whether the replay of the last login has arrived.
-    pub fn replayed(&self) -> bool {
-        self.last_seq >= self.replay_until
+    /// The server's answer for the room (a `room` frame, or the `welcome` for the default
+    /// room): who is in, its newest seq (later ones are live) and the oldest it holds.
+    /// Returns whether events were lost between the last one seen and the oldest held.
+    pub fn answered(&mut self, users: &[String], seq: u64, oldest: u64) -> bool {
+        self.answered = true;
+        self.timeline.logged_in(oldest, false);
+        self.members = Members::from_names(users.iter().map(String::as_str));
+        self.replay_until = seq;
+        self.resumed_after = (self.last_seq > 0).then_some(self.last_seq);
+        self.last_seq > 0 && oldest > 0 && self.last_seq + 1 < oldest
     }
 
-    /// A room event from the server (live or replayed). Returns where it went, if it is
-    /// shown.
-    pub fn event(&mut self, frame: ServerFrame) -> Option<Pos> {
-        let seq = frame.seq();
-        let live = seq.is_some_and(|seq| seq > self.replay_until);
-        self.last_seq = self.last_seq.max(seq.unwrap_or(0));
+    /// Whether the server answered for the room since the last login.
+    pub fn is_answered(&self) -> bool {
+        self.answered
+    }
+
+    /// The newest seq seen.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Whether the replay of the last answer has arrived.
+    pub fn replayed(&self) -> bool {
+        self.answered && self.last_seq >= self.replay_until
+    }
+
+    /// A room event from the server (live or replayed): where it went and what it was to
+    /// the user.
+    pub fn event(&mut self, frame: ServerFrame) -> Seen {
+        let seq = frame.seq().unwrap_or(0);
+        let live = seq > self.replay_until;
+        let new = live || self.resumed_after.is_some_and(|after| seq > after);
+        self.last_seq = self.last_seq.max(seq);
         if let ServerFrame::Message { id: Some(id), .. } = &frame {
             self.pending.retain(|p| &p.id != id);
         }
-        let event = self.timeline.entry_of(frame)?;
-        if live && let EventEntry::Change(change) = &event {
-            match change.kind {
-                ChangeKind::Joined => self.members.insert(&change.name),
-                ChangeKind::Left(_) => self.members.remove(&change.name),
+        let Some(event) = self.timeline.entry_of(frame) else {
+            return Seen {
+                pos: None,
+                new_message: false,
+                mention: false,
+                live,
+            };
+        };
+        let (new_message, mention) = match &event {
+            EventEntry::Message(message) => (new && !message.mine, message.mention),
+            EventEntry::Change(change) => {
+                if live {
+                    match change.kind {
+                        ChangeKind::Joined => self.members.insert(&change.name),
+                        ChangeKind::Left(_) => self.members.remove(&change.name),
+                    }
+                }
+                (false, false)
             }
+        };
+        Seen {
+            pos: self.timeline.push_event(event),
+            new_message,
+            mention: new_message && mention,
+            live,
         }
-        self.timeline.push_event(event)
     }
 
     /// The answer to a history request for the events before `before`.
@@ -93,11 +161,12 @@ impl Room {
         self.timeline.prepend_history(before, events)
     }
 
-    /// The user posted `text` under `id`.
-    pub fn post(&mut self, id: String, text: String) {
+    /// The user posted `text` under `id` (an action with `me`).
+    pub fn post(&mut self, id: String, text: String, me: bool) {
         self.pending.push(Pending {
             id,
             text,
+            me,
             failed: None,
         });
     }
@@ -122,38 +191,39 @@ impl Room {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_shared::{LeaveReason, Limits};
+    use chat_shared::LeaveReason;
 
-    fn session(seq: u64, users: &[&str]) -> Session {
-        Session {
-            name: "me".into(),
-            users: users.iter().map(ToString::to_string).collect(),
+    fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
+        ServerFrame::Message {
+            room: None,
             seq,
-            oldest: 1,
-            epoch: "e".into(),
-            limits: Limits::default(),
-            resumed: false,
-            missed: false,
-            new_epoch: false,
+            time: 0,
+            from: from.into(),
+            text: text.into(),
+            id: None,
+            me: false,
         }
     }
 
     #[test]
     fn replayed_events_do_not_change_who_is_in() {
-        let mut room = Room::new("me");
-        room.logged_in(&session(10, &["me", "Bob", "alice"]));
+        let mut room = Room::new("me", "general", 0);
+        room.answered(&["me".into(), "Bob".into(), "alice".into()], 10, 1);
         room.event(ServerFrame::Joined {
+            room: None,
             seq: 11,
             time: 0,
             name: "carol".into(),
         });
         room.event(ServerFrame::Left {
+            room: None,
             seq: 12,
             time: 0,
             name: "Bob".into(),
             reason: LeaveReason::Timeout,
         });
         room.event(ServerFrame::Left {
+            room: None,
             seq: 3,
             time: 0,
             name: "alice".into(),
@@ -166,13 +236,32 @@ mod tests {
     }
 
     #[test]
+    fn what_is_new_to_the_user() {
+        // A first visit: the replay is old conversation, live messages are new.
+        let mut room = Room::new("me", "rust", 0);
+        room.answered(&[], 5, 1);
+        assert!(!room.event(message(4, "bob", "old")).new_message);
+        let live = room.event(message(6, "bob", "hi me"));
+        assert!(live.new_message && live.mention && live.live);
+        assert!(!room.event(message(7, "me", "mine")).new_message);
+        // Back after a while: what was replayed after where the user left off is new,
+        // but it was not live.
+        room.logged_in("me", false);
+        room.answered(&[], 9, 1);
+        let missed = room.event(message(8, "bob", "while you were away"));
+        assert!(missed.new_message && !missed.live);
+    }
+
+    #[test]
     fn the_echo_settles_a_pending_post() {
-        let mut room = Room::new("me");
-        room.logged_in(&session(0, &["me"]));
-        room.post("p1".into(), "hello".into());
-        room.post("p2".into(), "again".into());
+        let mut room = Room::new("me", "general", 0);
+        room.answered(&["me".into()], 0, 0);
+        room.post("p1".into(), "hello".into(), false);
+        room.post("p2".into(), "again".into(), false);
         assert!(room.post_failed("p2", "too long".into()));
         room.event(ServerFrame::Message {
+            me: false,
+            room: None,
             seq: 1,
             time: 0,
             from: "me".into(),

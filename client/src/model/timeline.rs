@@ -77,6 +77,8 @@ pub struct Message {
     pub mine: bool,
     /// Mentions this user by name (never true for the user's own posts).
     pub mention: bool,
+    /// An action (`/me waves`): shown as "* from text".
+    pub action: bool,
 }
 
 /// A run of joins and leaves with nothing said in between.
@@ -325,6 +327,7 @@ impl Timeline {
                 time,
                 from,
                 text,
+                me: action,
                 ..
             } => {
                 let mine = from == self.me;
@@ -337,9 +340,12 @@ impl Timeline {
                     text,
                     mine,
                     mention,
+                    action,
                 })
             }
-            ServerFrame::Joined { seq, time, name } => EventEntry::Change(Change {
+            ServerFrame::Joined {
+                seq, time, name, ..
+            } => EventEntry::Change(Change {
                 seq,
                 time,
                 name,
@@ -350,6 +356,7 @@ impl Timeline {
                 time,
                 name,
                 reason,
+                ..
             } => EventEntry::Change(Change {
                 seq,
                 time,
@@ -500,6 +507,8 @@ mod tests {
 
     fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
         ServerFrame::Message {
+            me: false,
+            room: None,
             seq,
             time: seq * 1000,
             from: from.into(),
@@ -510,6 +519,7 @@ mod tests {
 
     fn joined(seq: u64, name: &str) -> ServerFrame {
         ServerFrame::Joined {
+            room: None,
             seq,
             time: seq * 1000,
             name: name.into(),
@@ -518,6 +528,7 @@ mod tests {
 
     fn left(seq: u64, name: &str) -> ServerFrame {
         ServerFrame::Left {
+            room: None,
             seq,
             time: seq * 1000,
             name: name.into(),

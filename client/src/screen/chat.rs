@@ -1,16 +1,24 @@
-//! The Chat screen: a header with the connection's state, the log, the member list and
-//! the input.
+//! The Chat screen: the rooms in a sidebar, a header with the room and the connection's
+//! state, the log, the member list and the input.
 //!
-//! The room itself (timeline, members, pending posts) lives in [`crate::model`]; this
-//! screen keeps only how it is shown: where the log is, what is typed, what is open.
+//! The rooms themselves (timelines, members, pending posts, what is new) live in
+//! [`crate::model`]; this screen keeps only how they are shown: where each room's log is,
+//! what is typed in each, which dialog is open.
 
 pub mod composer;
 pub mod log;
 pub mod members;
 #[cfg(test)]
+mod rooms_tests;
+pub mod sidebar;
+#[cfg(test)]
 mod tests;
 
-use chat_shared::{CloseCode, ErrorCode, Limits, ServerFrame, TextError, check_text};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use chat_shared::{CloseCode, Limits, ServerFrame, TextError, check_text};
+use iced::widget::text_editor::Content;
 use iced::widget::{
     button, center, column, container, mouse_area, opaque, operation, pick_list, row, rule,
     scrollable, space, stack, text,
@@ -18,9 +26,9 @@ use iced::widget::{
 use iced::{Center, Element, Fill, Task, Theme};
 
 use crate::connection::{Handle, Session, new_post_id};
-use crate::model::{Room, Tone};
+use crate::model::{Input, Joined, Notify, Room, Rooms, Tone, command, room_key};
 use crate::screen::style::{bold, muted, unique_style};
-use crate::settings::{Settings, ThemeChoice};
+use crate::settings::{Settings, ThemeChoice, Visit};
 use crate::widget::selectable;
 use crate::widget::viewport::{self, Scroll};
 
@@ -98,10 +106,22 @@ pub enum Message {
     HidePresenceAbove(usize),
     /// Typed in the member filter.
     MemberFilter(String),
-    /// Opened or closed the list of shortcuts.
+    /// Opened or closed the list of shortcuts and commands.
     Help(bool),
     /// Escape while nothing had the focus.
     Escape,
+    /// Clicked a room in the sidebar.
+    Switch(String),
+    /// Alt+Up (-1) or Alt+Down (1): the room above or below in the sidebar.
+    Step(i32),
+    /// Opened or closed the list of rooms.
+    Rooms(bool),
+    /// Typed in the list of rooms' field.
+    FindRoom(String),
+    /// Join (or show) a room, from the list of rooms.
+    JoinRoom(String),
+    /// Leave the room shown ("Leave" in the header).
+    Part,
 }
 
 /// What the app must do for the Chat screen.
@@ -113,6 +133,8 @@ pub enum Action {
     OpenLink(String),
     /// Change and remember a setting.
     Change(Change),
+    /// The rooms, or the one shown, changed: remember them.
+    Remember,
 }
 
 /// A change of the remembered settings.
@@ -129,42 +151,68 @@ pub enum Change {
 /// The choices offered for hiding joins and leaves (`usize::MAX`: never).
 const PRESENCE_THRESHOLDS: [usize; 6] = [10, 25, 50, 100, 500, usize::MAX];
 
-/// The Chat screen's state.
-pub struct Chat {
-    server: String,
-    me: String,
-    handle: Handle,
-    status: Status,
-    limits: Limits,
-    room: Room,
+/// What is open over the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialog {
+    Help,
+    Settings,
+    Rooms,
+}
+
+/// How one room is shown.
+#[derive(Debug, Clone, Default)]
+struct RoomView {
     log: log::Log,
-    composer: composer::Composer,
-    hint: Option<String>,
-    member_filter: String,
-    help: bool,
-    settings_open: bool,
-    /// The replay of the last login has arrived (and older history was asked for if the
-    /// room held too little).
+    /// The replay of the last answer for the room has arrived (and older history was
+    /// asked for if the room held too little).
     caught_up: bool,
 }
 
+/// The Chat screen's state.
+pub struct Chat {
+    server: String,
+    handle: Handle,
+    status: Status,
+    limits: Limits,
+    rooms: Rooms,
+    /// By room key.
+    views: HashMap<String, RoomView>,
+    composer: composer::Composer,
+    /// What was typed in the rooms not shown, by room key.
+    drafts: HashMap<String, Content>,
+    hint: Option<String>,
+    member_filter: String,
+    dialog: Option<Dialog>,
+    find_room: String,
+    /// How a room is shown before anything happened to its view.
+    fresh_view: RoomView,
+}
+
 impl Chat {
-    /// The screen right after logging in.
-    pub fn new(server: &str, session: &Session, handle: Handle) -> Self {
+    /// The screen right after logging in; `visit` is where the user was on this server in
+    /// an earlier run (the newest seq seen in each room, the room shown).
+    pub fn new(server: &str, session: &Session, handle: Handle, visit: Option<&Visit>) -> Self {
+        let seen = |key: &str| {
+            visit
+                .filter(|v| v.epoch.as_deref() == Some(session.epoch.as_str()))
+                .and_then(|v| v.rooms.iter().find(|(name, _)| room_key(name) == key))
+                .map_or(0, |(_, seq)| *seq)
+        };
+        let active = visit.and_then(|v| v.active.as_deref());
         let mut chat = Self {
             server: server.to_string(),
-            me: session.name.clone(),
             handle,
             status: Status::Online,
             limits: session.limits,
-            room: Room::new(&session.name),
-            log: log::Log::default(),
+            rooms: Rooms::new(session, seen, active),
+            views: HashMap::new(),
             composer: composer::Composer::default(),
+            drafts: HashMap::new(),
             hint: None,
             member_filter: String::new(),
-            help: false,
-            settings_open: false,
-            caught_up: false,
+            dialog: None,
+            find_room: String::new(),
+            fresh_view: RoomView::default(),
         };
         chat.logged_in(session);
         chat
@@ -176,9 +224,14 @@ impl Chat {
         Task::done(Message::Focus)
     }
 
+    /// The rooms.
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
     /// The room shown.
-    pub fn room(&self) -> &Room {
-        &self.room
+    pub fn room(&self) -> Option<&Room> {
+        self.rooms.active().map(|joined| &joined.room)
     }
 
     /// What is typed in the input.
@@ -186,52 +239,118 @@ impl Chat {
         self.composer.text()
     }
 
+    /// The hint under the input, if any.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
     /// Whether the log is away from the newest line.
     pub fn away_from_latest(&self) -> bool {
-        self.log.mode() == viewport::Mode::Read
+        self.view_of_active()
+            .is_some_and(|view| view.log.mode() == viewport::Mode::Read)
+    }
+
+    /// Where the user is, to remember for the next run.
+    pub fn visit(&self, epoch: Option<String>) -> Visit {
+        Visit {
+            epoch,
+            default_room: Some(self.rooms.default_room().to_string()),
+            rooms: self.rooms.positions(),
+            active: self.rooms.active().map(|joined| joined.room.name.clone()),
+        }
+    }
+
+    fn view_of_active(&self) -> Option<&RoomView> {
+        self.views.get(&self.rooms.active()?.key)
+    }
+
+    /// The room shown and how it is shown.
+    fn active_mut(&mut self) -> Option<(&mut Joined, &mut RoomView)> {
+        let joined = self.rooms.active_mut()?;
+        let view = self.views.entry(joined.key.clone()).or_default();
+        Some((joined, view))
     }
 
     /// Logged in (again).
     pub fn logged_in(&mut self, session: &Session) {
         let reconnected = self.status != Status::Online;
         self.status = Status::Online;
-        self.me.clone_from(&session.name);
         self.limits = session.limits;
-        self.room.logged_in(session);
-        let timeline = &mut self.room.timeline;
+        let before = self.shown_key();
+        self.rooms.logged_in(session);
         if session.new_epoch {
-            timeline.notice(
-                None,
+            self.rooms.notice_all(
                 "The server restarted without its history; what follows is new.",
                 Tone::Info,
             );
         } else if reconnected {
-            timeline.notice(None, "Reconnected.", Tone::Info);
+            self.rooms.notice_all("Reconnected.", Tone::Info);
         }
-        if session.missed {
-            timeline.notice(
+        if session.missed
+            && let Some(joined) = self.rooms.get_mut(&session.default_room)
+        {
+            joined.room.timeline.notice(
                 None,
                 "Some messages were missed while you were away.",
                 Tone::Problem,
             );
         }
-        self.caught_up = false;
+        self.views
+            .retain(|key, _| self.rooms.iter().any(|j| j.key == *key));
+        for view in self.views.values_mut() {
+            view.caught_up = false;
+        }
+        self.shown_changed(before);
         self.catch_up();
     }
 
-    /// Once a login's replay is in: fetch older history if the room holds too little.
+    /// The key of the room shown.
+    fn shown_key(&self) -> Option<String> {
+        self.rooms.active().map(|joined| joined.key.clone())
+    }
+
+    /// Another room may be shown than `before`: the input holds that room's draft now.
+    fn shown_changed(&mut self, before: Option<String>) {
+        let now = self.shown_key();
+        if now == before {
+            return;
+        }
+        let draft = self.composer.swap_draft(
+            now.as_ref()
+                .and_then(|key| self.drafts.remove(key))
+                .unwrap_or_default(),
+        );
+        if let Some(before) = before
+            && self.rooms.iter().any(|joined| joined.key == before)
+        {
+            self.drafts.insert(before, draft);
+        }
+        self.hint = None;
+        self.member_filter.clear();
+        self.catch_up();
+    }
+
+    /// Once the replay of the room shown is in: fetch older history if it holds too
+    /// little.
     fn catch_up(&mut self) {
-        if !self.caught_up && self.room.replayed() {
-            self.caught_up = true;
-            if let Some(request) = self.log.wants_more(&mut self.room.timeline) {
-                self.request(request);
-            }
+        let Some((joined, view)) = self.active_mut() else {
+            return;
+        };
+        if view.caught_up || !joined.room.replayed() {
+            return;
+        }
+        view.caught_up = true;
+        if let Some(request) = view.log.wants_more(&mut joined.room.timeline) {
+            let name = joined.room.name.clone();
+            self.request(&name, request);
         }
     }
 
-    fn request(&self, request: log::Request) {
+    fn request(&self, room: &str, request: log::Request) {
         match request {
-            log::Request::History(before) => self.handle.history(before, log::HISTORY_PAGE),
+            log::Request::History(before) => {
+                self.handle.history(room, before, log::HISTORY_PAGE);
+            }
         }
     }
 
@@ -242,9 +361,9 @@ impl Chat {
                 Some(CloseCode::Shutdown) => "The server is restarting; reconnecting…",
                 _ => "Connection lost; reconnecting…",
             };
-            self.room.timeline.notice(None, words, Tone::Problem);
+            self.rooms.notice_all(words, Tone::Problem);
         }
-        self.room.timeline.history_failed();
+        self.rooms.history_failed();
         self.status = Status::Reconnecting;
     }
 
@@ -258,45 +377,33 @@ impl Chat {
 
     /// The connection ended for good.
     pub fn ended(&mut self, reason: String) {
-        self.room
-            .timeline
-            .notice(None, format!("Disconnected: {reason}"), Tone::Problem);
+        self.rooms
+            .notice_all(&format!("Disconnected: {reason}"), Tone::Problem);
         self.status = Status::Ended(reason);
     }
 
-    /// A frame from the server.
-    pub fn received(&mut self, frame: ServerFrame) {
-        match frame {
-            ServerFrame::Error {
-                code,
-                message,
-                id: Some(id),
-                ..
-            } => {
-                if !self.room.post_failed(&id, describe_error(code, &message)) {
-                    self.room
-                        .timeline
-                        .notice(None, describe_error(code, &message), Tone::Problem);
-                }
-            }
-            ServerFrame::Error { code, message, .. } => {
-                self.room
-                    .timeline
-                    .notice(None, describe_error(code, &message), Tone::Problem);
-            }
-            frame => {
-                self.room.event(frame);
-                self.catch_up();
-            }
-        }
+    /// A frame from the server; `focused`: whether the window has the focus. Returns what
+    /// to notify outside the window.
+    pub fn received(&mut self, frame: ServerFrame, focused: bool) -> Option<Notify> {
+        let before = self.shown_key();
+        let notify = self.rooms.received(frame, focused);
+        // A join the server refused takes its room away.
+        self.shown_changed(before);
+        self.catch_up();
+        notify
     }
 
     /// The answer to a history request.
-    pub fn history(&mut self, before: u64, frames: Vec<ServerFrame>) {
-        let added = self.room.history(before, frames);
-        self.log.history_arrived(&self.room.timeline, added);
-        if let Some(request) = self.log.wants_more(&mut self.room.timeline) {
-            self.request(request);
+    pub fn history(&mut self, room: &str, before: u64, frames: Vec<ServerFrame>) {
+        let added = self.rooms.history(room, before, frames);
+        let Some(joined) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let view = self.views.entry(joined.key.clone()).or_default();
+        view.log.history_arrived(&joined.room.timeline, added);
+        if let Some(request) = view.log.wants_more(&mut joined.room.timeline) {
+            let name = joined.room.name.clone();
+            self.request(&name, request);
         }
     }
 
@@ -312,10 +419,12 @@ impl Chat {
                 };
                 Task::none()
             }
-            Message::Send => self.send(),
+            Message::Send => return self.send(),
             Message::Complete { backwards } => {
-                self.composer
-                    .complete(&self.room.members, &self.me, backwards);
+                if let Some(joined) = self.rooms.active() {
+                    let me = self.rooms.me().to_string();
+                    self.composer.complete(&joined.room.members, &me, backwards);
+                }
                 Task::none()
             }
             Message::Recall { older } => {
@@ -324,29 +433,36 @@ impl Chat {
             }
             Message::ScrollLog(Scroll::Bottom) | Message::JumpToLatest => self.jump_to_latest(),
             Message::ScrollLog(Scroll::Top) => {
-                self.log.jump_to_oldest(&self.room.timeline);
+                if let Some((joined, view)) = self.active_mut() {
+                    view.log.jump_to_oldest(&joined.room.timeline);
+                }
                 viewport::scroll(LIST.into(), Scroll::Top, viewport::Mode::Read)
             }
-            Message::ScrollLog(to) => viewport::scroll(LIST.into(), to, self.log.mode()),
+            Message::ScrollLog(to) => {
+                let mode = self
+                    .view_of_active()
+                    .map_or(viewport::Mode::Follow, |view| view.log.mode());
+                viewport::scroll(LIST.into(), to, mode)
+            }
             Message::Scrolled(viewport) => {
-                if let Some(request) = self.log.scrolled(&viewport, &mut self.room.timeline) {
-                    self.request(request);
-                }
+                self.with_log(|log, timeline| log.scrolled(&viewport, timeline));
                 Task::none()
             }
             Message::ShowOlder => {
-                if let Some(request) = self.log.show_older(&mut self.room.timeline) {
-                    self.request(request);
-                }
+                self.with_log(log::Log::show_older);
                 Task::none()
             }
             Message::TogglePresence(pos) => {
-                self.log.toggle(pos);
+                if let Some((_, view)) = self.active_mut() {
+                    view.log.toggle(pos);
+                }
                 Task::none()
             }
             Message::OpenLink(url) => return (Task::none(), Action::OpenLink(url)),
             Message::Dismiss(id) => {
-                self.room.dismiss(&id);
+                if let Some((joined, _)) = self.active_mut() {
+                    joined.room.dismiss(&id);
+                }
                 Task::none()
             }
             Message::Focus => operation::focus(INPUT),
@@ -367,10 +483,7 @@ impl Chat {
             Message::ToggleMembers => {
                 return (Task::none(), Action::Change(Change::ToggleMembers));
             }
-            Message::Settings(open) => {
-                self.settings_open = open;
-                Task::none()
-            }
+            Message::Settings(open) => self.dialog(open.then_some(Dialog::Settings)),
             Message::ThemeChosen(choice) => {
                 return (Task::none(), Action::Change(Change::Theme(choice)));
             }
@@ -384,53 +497,227 @@ impl Chat {
                 self.member_filter = filter;
                 Task::none()
             }
-            Message::Help(open) => {
-                self.help = open;
-                if open {
-                    Task::none()
-                } else {
-                    operation::focus(INPUT)
-                }
-            }
-            Message::Escape => {
-                self.help = false;
-                self.settings_open = false;
-                operation::focus(INPUT)
-            }
+            Message::Help(open) => self.dialog(open.then_some(Dialog::Help)),
+            Message::Escape => self.dialog(None),
+            Message::Rooms(_)
+            | Message::FindRoom(_)
+            | Message::JoinRoom(_)
+            | Message::Switch(_)
+            | Message::Step(_)
+            | Message::Part => return self.rooms_message(message),
         };
         (task, Action::None)
+    }
+
+    /// What the user did with the rooms: the sidebar, the list of rooms, leaving.
+    fn rooms_message(&mut self, message: Message) -> (Task<Message>, Action) {
+        let task = match message {
+            Message::Rooms(open) => {
+                if open {
+                    self.open_rooms()
+                } else {
+                    self.dialog(None)
+                }
+            }
+            Message::FindRoom(find) => {
+                self.find_room = find;
+                Task::none()
+            }
+            Message::JoinRoom(name) => {
+                if chat_shared::RoomName::parse(&name).is_err() {
+                    return (Task::none(), Action::None);
+                }
+                self.dialog = None;
+                self.join(&name);
+                return (operation::focus(INPUT), Action::Remember);
+            }
+            Message::Switch(name) => {
+                self.switch(&name);
+                return (operation::focus(INPUT), Action::Remember);
+            }
+            Message::Step(by) => {
+                self.step(by);
+                return (Task::none(), Action::Remember);
+            }
+            Message::Part => {
+                if let Some(name) = self.rooms.active().map(|j| j.room.name.clone()) {
+                    self.part(&name);
+                }
+                return (operation::focus(INPUT), Action::Remember);
+            }
+            _ => Task::none(),
+        };
+        (task, Action::None)
+    }
+
+    /// Runs `f` on the log and timeline of the room shown, and asks for what it needs.
+    fn with_log(
+        &mut self,
+        f: impl FnOnce(&mut log::Log, &mut crate::model::Timeline) -> Option<log::Request>,
+    ) {
+        let Some((joined, view)) = self.active_mut() else {
+            return;
+        };
+        if let Some(request) = f(&mut view.log, &mut joined.room.timeline) {
+            let name = joined.room.name.clone();
+            self.request(&name, request);
+        }
+    }
+
+    fn dialog(&mut self, dialog: Option<Dialog>) -> Task<Message> {
+        self.dialog = dialog;
+        match dialog {
+            None => operation::focus(INPUT),
+            Some(_) => Task::none(),
+        }
+    }
+
+    /// Opens the list of rooms, asking the server for a fresh one.
+    fn open_rooms(&mut self) -> Task<Message> {
+        self.rooms.clear_directory();
+        self.handle.rooms();
+        self.find_room.clear();
+        self.dialog = Some(Dialog::Rooms);
+        operation::focus(sidebar::FIND)
+    }
+
+    /// Shows the room `by` places below the one shown in the sidebar (above, if negative),
+    /// going round at the ends.
+    fn step(&mut self, by: i32) {
+        let count = self.rooms.len();
+        let Some(at) = self
+            .rooms
+            .active()
+            .and_then(|a| self.rooms.iter().position(|j| j.key == a.key))
+        else {
+            return;
+        };
+        let moves = by.unsigned_abs() as usize % count;
+        let next = if by < 0 {
+            (at + count - moves) % count
+        } else {
+            (at + moves) % count
+        };
+        let name = self.rooms.iter().nth(next).map(|j| j.room.name.clone());
+        if let Some(name) = name {
+            self.switch(&name);
+        }
+    }
+
+    /// Shows a room of the user's.
+    fn switch(&mut self, name: &str) {
+        let before = self.shown_key();
+        self.rooms.activate(name);
+        self.shown_changed(before);
+    }
+
+    /// Joins a room (or shows it, if the user is in it).
+    fn join(&mut self, name: &str) {
+        let before = self.shown_key();
+        if self.rooms.join(name) {
+            self.handle.join(name);
+        }
+        self.shown_changed(before);
+    }
+
+    /// Leaves a room.
+    fn part(&mut self, name: &str) {
+        let before = self.shown_key();
+        if let Some(name) = self.rooms.part(name) {
+            let key = room_key(&name);
+            self.views.remove(&key);
+            self.drafts.remove(&key);
+            self.handle.part(&name);
+        }
+        self.shown_changed(before);
     }
 
     fn max_text(&self) -> usize {
         self.limits.max_text as usize
     }
 
-    fn send(&mut self) -> Task<Message> {
-        let text = self.composer.text();
-        match check_text(&text, self.max_text()) {
-            Ok(()) => {
-                let text = self.composer.take();
-                let id = new_post_id();
-                self.handle.say(id.clone(), text.clone());
-                self.room.post(id, text);
-                self.hint = None;
-                self.jump_to_latest()
+    /// Enter: a message to the room shown, or a command.
+    fn send(&mut self) -> (Task<Message>, Action) {
+        match command::parse(&self.composer.text()) {
+            Err(hint) => {
+                self.hint = Some(hint);
+                (Task::none(), Action::None)
             }
-            Err(TextError::Empty) => Task::none(),
-            Err(err @ TextError::TooLong { .. }) => {
-                self.hint = Some(too_long_hint(&err));
-                Task::none()
+            Ok(Input::Say(text)) => self.post(text, false),
+            Ok(Input::Me(text)) => self.post(text, true),
+            Ok(command) => self.run(command),
+        }
+    }
+
+    /// A slash command.
+    fn run(&mut self, command: Input) -> (Task<Message>, Action) {
+        match command {
+            Input::Say(text) => self.post(text, false),
+            Input::Me(text) => self.post(text, true),
+            Input::Join(room) => {
+                self.composer.take();
+                self.join(room.as_str());
+                (Task::none(), Action::Remember)
             }
-            Err(err) => {
-                self.hint = Some(err.to_string());
-                Task::none()
+            Input::Part(room) => {
+                let name = room
+                    .map(|room| room.as_str().to_string())
+                    .or_else(|| self.rooms.active().map(|j| j.room.name.clone()));
+                let Some(name) = name else {
+                    self.hint = Some("You are in no room.".into());
+                    return (Task::none(), Action::None);
+                };
+                if self.rooms.get(&name).is_none() {
+                    self.hint = Some(format!("You are not in #{name}."));
+                    return (Task::none(), Action::None);
+                }
+                self.composer.take();
+                self.part(&name);
+                (Task::none(), Action::Remember)
+            }
+            Input::Rooms => {
+                self.composer.take();
+                (self.open_rooms(), Action::None)
+            }
+            Input::Help => {
+                self.composer.take();
+                (self.dialog(Some(Dialog::Help)), Action::None)
             }
         }
     }
 
+    /// Posts what was typed in the room shown (an action with `me`).
+    fn post(&mut self, text: String, me: bool) -> (Task<Message>, Action) {
+        match check_text(&text, self.max_text()) {
+            Ok(()) => {}
+            Err(TextError::Empty) => return (Task::none(), Action::None),
+            Err(err @ TextError::TooLong { .. }) => {
+                self.hint = Some(too_long_hint(&err));
+                return (Task::none(), Action::None);
+            }
+            Err(err) => {
+                self.hint = Some(err.to_string());
+                return (Task::none(), Action::None);
+            }
+        }
+        let Some(joined) = self.rooms.active_mut() else {
+            self.hint = Some("You are in no room: /join #room to enter one.".into());
+            return (Task::none(), Action::None);
+        };
+        self.composer.take();
+        let id = new_post_id();
+        self.handle
+            .say(Some(&joined.room.name), id.clone(), text.clone(), me);
+        joined.room.post(id, text, me);
+        self.hint = None;
+        (self.jump_to_latest(), Action::None)
+    }
+
     fn jump_to_latest(&mut self) -> Task<Message> {
         // The log's keeper puts a following list at its newest line by itself.
-        self.log.jump_to_latest();
+        if let Some((_, view)) = self.active_mut() {
+            view.log.jump_to_latest();
+        }
         Task::none()
     }
 
@@ -441,50 +728,51 @@ impl Chat {
             online: self.status == Status::Online,
             hide_presence_above: settings.hide_presence_above,
         };
-        let mut log = stack![self.log.view(&self.room, &looks)];
-        if self.away_from_latest() {
-            let unseen = self.log.unseen(&self.room.timeline);
-            let label = match unseen {
-                0 => "Jump to latest ↓".to_string(),
-                1 => "1 new message ↓".to_string(),
-                n => format!("{n} new messages ↓"),
-            };
-            log = log.push(
-                container(
-                    button(text(label.clone()).size(13).style(unique_style(
-                        |theme: &Theme| text::Style {
-                            color: Some(theme.extended_palette().primary.base.text),
-                        },
-                        &label,
-                    )))
-                    .on_press(Message::JumpToLatest)
-                    .style(button::primary)
-                    .padding([4, 12]),
-                )
-                .align_bottom(Fill)
-                .center_x(Fill)
-                .padding(8),
-            );
-        }
-        let main = column![
-            container(log).height(Fill),
-            self.composer.view(self.hint.as_deref())
+        let (main, placeholder) = match self.rooms.active() {
+            Some(joined) => {
+                let view = self.views.get(&joined.key).unwrap_or(&self.fresh_view);
+                let mut log = stack![view.log.view(&joined.room, &looks, list_id(&joined.key))];
+                if view.log.mode() == viewport::Mode::Read {
+                    log = log.push(jump_button(view.log.unseen(&joined.room.timeline)));
+                }
+                let placeholder = format!(
+                    "Message #{} (Shift+Enter for a new line, /help for commands)",
+                    joined.room.name
+                );
+                (container(log).height(Fill).into(), placeholder)
+            }
+            None => (no_room(), "/join #room to enter a room".to_string()),
+        };
+        let main = column![main, self.composer.view(placeholder, self.hint.as_deref())];
+        let mut body = row![
+            sidebar::view(&self.rooms, &self.server),
+            rule::vertical(1),
+            container(main).width(Fill).height(Fill)
         ];
-        let mut body = row![container(main).width(Fill).height(Fill)];
-        if settings.show_members {
+        if settings.show_members
+            && let Some(joined) = self.rooms.active()
+        {
             body = body.push(rule::vertical(1)).push(members::view(
-                &self.room.members,
-                &self.me,
+                &joined.room.members,
+                self.rooms.me(),
                 &self.member_filter,
                 self.status == Status::Online,
             ));
         }
         let screen = column![self.header(settings), rule::horizontal(1), body];
         let mut layers = stack![screen];
-        if self.help {
-            layers = layers.push(modal(help(), Message::Help(false)));
-        } else if self.settings_open {
-            layers = layers.push(modal(settings_card(settings), Message::Settings(false)));
+        match self.dialog {
+            Some(Dialog::Help) => layers = layers.push(modal(help(), Message::Help(false))),
+            Some(Dialog::Settings) => {
+                layers = layers.push(modal(settings_card(settings), Message::Settings(false)));
+            }
+            Some(Dialog::Rooms) => {
+                layers = layers.push(modal(
+                    sidebar::dialog(&self.rooms, &self.find_room),
+                    Message::Rooms(false),
+                ));
+            }
+            None => {}
         }
         layers.into()
     }
@@ -506,45 +794,107 @@ impl Chat {
         let style = move |theme: &Theme| text::Style {
             color: Some(tone(theme).color),
         };
-        let members = button(
-            text(if settings.show_members {
-                "Hide members"
-            } else {
-                "Members"
-            })
-            .size(13),
-        )
-        .on_press(Message::ToggleMembers)
-        .style(button::text)
-        .padding([2, 6]);
-        let gear = button(text("Settings").size(13))
-            .on_press(Message::Settings(true))
-            .style(button::text)
-            .padding([2, 6]);
-        let help = button(text("?").size(13).font(bold()))
-            .on_press(Message::Help(true))
-            .style(button::text)
-            .padding([2, 8]);
-        row![
-            text(&self.server).size(14),
-            text("·").size(14),
-            text(&self.me).size(14).font(bold()),
-            space::horizontal(),
-            text(status.clone())
-                .size(14)
-                .style(unique_style(style, &status)),
-            members,
-            gear,
-            help,
-        ]
-        .spacing(8)
-        .padding([8, 12])
-        .align_y(Center)
-        .into()
+        let small = |label: &'static str, message: Message| {
+            button(text(label).size(13))
+                .on_press(message)
+                .style(button::text)
+                .padding([2, 6])
+        };
+        let mut bar = row![].spacing(8).align_y(Center);
+        if let Some(joined) = self.rooms.active() {
+            let title = format!("#{}", joined.room.name);
+            let people = match joined.room.members.len() {
+                1 => "1 member".to_string(),
+                n => format!("{n} members"),
+            };
+            bar = bar
+                .push(
+                    text(title.clone())
+                        .size(16)
+                        .font(bold())
+                        .style(unique_style(text::default, &title)),
+                )
+                .push(
+                    text(people.clone())
+                        .size(13)
+                        .style(unique_style(muted, &people)),
+                )
+                .push(small("Leave", Message::Part));
+        }
+        bar.push(space::horizontal())
+            .push(
+                text(status.clone())
+                    .size(14)
+                    .style(unique_style(style, &status)),
+            )
+            .push(small(
+                if settings.show_members {
+                    "Hide members"
+                } else {
+                    "Members"
+                },
+                Message::ToggleMembers,
+            ))
+            .push(small("Settings", Message::Settings(true)))
+            .push(
+                button(text("?").size(13).font(bold()))
+                    .on_press(Message::Help(true))
+                    .style(button::text)
+                    .padding([2, 8]),
+            )
+            .padding([8, 12])
+            .into()
     }
 }
 
-/// The list of shortcuts, over the screen.
+/// What shows instead of a log when the user is in no room.
+fn no_room<'a>() -> Element<'a, Message> {
+    center(
+        column![
+            text("You are in no room.").size(16).font(bold()),
+            text("Type /join #room, or browse the rooms people are in.")
+                .size(13)
+                .style(muted),
+            button(text("Browse rooms…").size(13)).on_press(Message::Rooms(true)),
+        ]
+        .spacing(8)
+        .align_x(Center),
+    )
+    .into()
+}
+
+/// Tells one room's log from another's for the widget that keeps each one's place.
+fn list_id(key: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// "Jump to latest", or how many messages came since the reader scrolled up.
+fn jump_button<'a>(unseen: usize) -> Element<'a, Message> {
+    let label = match unseen {
+        0 => "Jump to latest ↓".to_string(),
+        1 => "1 new message ↓".to_string(),
+        n => format!("{n} new messages ↓"),
+    };
+    container(
+        button(text(label.clone()).size(13).style(unique_style(
+            |theme: &Theme| text::Style {
+                color: Some(theme.extended_palette().primary.base.text),
+            },
+            &label,
+        )))
+        .on_press(Message::JumpToLatest)
+        .style(button::primary)
+        .padding([4, 12]),
+    )
+    .align_bottom(Fill)
+    .center_x(Fill)
+    .padding(8)
+    .into()
+}
+
+/// The slash commands and the keyboard shortcuts, over the screen.
 fn help<'a>() -> Element<'a, Message> {
     let keys: &[(&str, &str)] = &[
         ("Enter", "send"),
@@ -554,6 +904,7 @@ fn help<'a>() -> Element<'a, Message> {
             "Up / Down",
             "walk through what you sent (in an empty input)",
         ),
+        ("Alt+Up / Alt+Down", "the room above / below"),
         ("PageUp / PageDown", "scroll the messages"),
         ("Ctrl+Home / Ctrl+End", "oldest / newest messages"),
         (
@@ -562,15 +913,20 @@ fn help<'a>() -> Element<'a, Message> {
         ),
         ("Escape", "close this"),
     ];
-    let mut list = column![text("Keyboard shortcuts").size(16).font(bold())].spacing(6);
-    for (key, what) in keys {
-        list = list.push(
-            row![
-                text(*key).size(13).font(bold()).width(170),
-                text(*what).size(13).style(muted)
-            ]
-            .spacing(8),
-        );
+    let line = |(what, does): &(&'a str, &'a str)| {
+        row![
+            text(*what).size(13).font(bold()).width(170),
+            text(*does).size(13).style(muted)
+        ]
+        .spacing(8)
+    };
+    let mut list = column![text("Commands").size(16).font(bold())].spacing(6);
+    for command in &command::COMMANDS {
+        list = list.push(line(command));
+    }
+    list = list.push(text("Keys").size(16).font(bold()));
+    for key in keys {
+        list = list.push(line(key));
     }
     list.push(
         container(
@@ -580,7 +936,7 @@ fn help<'a>() -> Element<'a, Message> {
         )
         .align_right(Fill),
     )
-    .width(460)
+    .width(480)
     .into()
 }
 
@@ -649,13 +1005,5 @@ fn too_long_hint(err: &TextError) -> String {
             format!("Too long to send: {len} bytes, the server takes at most {max}.")
         }
         other => other.to_string(),
-    }
-}
-
-/// Words for an `error` the server sent about a post.
-fn describe_error(code: ErrorCode, message: &str) -> String {
-    match code {
-        ErrorCode::Unknown => format!("the server had a problem: {message}"),
-        _ => message.to_string(),
     }
 }

@@ -50,8 +50,8 @@ impl Ellipsis<'_> {
 
 #[derive(Default)]
 struct State {
-    /// What was laid out: the text, the width it had, and what is shown.
-    laid_out: Option<(String, f32, String)>,
+    /// What was laid out: the text, the width, size and font it had, and what is shown.
+    laid_out: Option<(String, f32, Pixels, Font, String)>,
     paragraph: <Renderer as text::Renderer>::Paragraph,
 }
 
@@ -92,7 +92,8 @@ impl<Message> Widget<Message, Theme, Renderer> for Ellipsis<'_> {
                 wrapping: text::Wrapping::None,
             })
         };
-        let fresh = !matches!(&state.laid_out, Some((t, w, _)) if t == self.text && (*w - width).abs() < 0.5);
+        let fresh = !matches!(&state.laid_out, Some((t, w, s, f, _))
+            if t == self.text && (*w - width).abs() < 0.5 && *s == size && *f == font);
         if fresh {
             let mut shown = self.text.to_string();
             let mut paragraph = shape(&shown);
@@ -113,7 +114,7 @@ impl<Message> Widget<Message, Theme, Renderer> for Ellipsis<'_> {
                 }
             }
             state.paragraph = paragraph;
-            state.laid_out = Some((self.text.to_string(), width, shown));
+            state.laid_out = Some((self.text.to_string(), width, size, font, shown));
         }
         let height = state.paragraph.min_height();
         layout::Node::new(Size::new(width, height))
@@ -151,7 +152,7 @@ impl<Message> Widget<Message, Theme, Renderer> for Ellipsis<'_> {
         let shown = state
             .laid_out
             .as_ref()
-            .map_or(self.text, |(_, _, shown)| shown);
+            .map_or(self.text, |(_, _, _, _, shown)| shown);
         operation.text(None, layout.bounds(), shown);
     }
 }

@@ -32,16 +32,20 @@ pub enum Mode {
     Read,
 }
 
-/// Keeps the scrollable `content` (whose id is `id`) steady in `mode`.
+/// Keeps the scrollable `content` (whose id is `id`) steady in `mode`. `list` names what
+/// is shown (one room's log or another's): the place in each is remembered apart, and
+/// comes back when that list is shown again.
 pub fn keep_in_view<'a, Message: 'a>(
     content: impl Into<Element<'a, Message>>,
     id: Id,
     mode: Mode,
+    list: u64,
 ) -> Element<'a, Message> {
     Element::new(Keep {
         content: content.into(),
         id,
         mode,
+        list,
     })
 }
 
@@ -284,6 +288,7 @@ struct Keep<'a, Message> {
     content: Element<'a, Message>,
     id: Id,
     mode: Mode,
+    list: u64,
 }
 
 /// The row at the top of the viewport and how far below the viewport's top edge it
@@ -299,6 +304,10 @@ struct State {
     anchor: Option<Anchor>,
     /// The mode of the last view, to notice a switch.
     following: Option<bool>,
+    /// The list of the last view.
+    list: Option<u64>,
+    /// Where the other lists were read when they were left.
+    others: HashMap<u64, Anchor>,
 }
 
 /// Where the scrollable stands and where its rows are.
@@ -422,8 +431,17 @@ impl<Message> Keep<'_, Message> {
     fn settle(&mut self, tree: &mut Tree, layout: Layout<'_>, renderer: &Renderer) {
         let following = self.mode == Mode::Follow;
         let state = tree.state.downcast_mut::<State>();
-        let switched = state.following != Some(following);
+        let mut switched = state.following != Some(following);
         state.following = Some(following);
+        if state.list != Some(self.list) {
+            // Another list: put this one where it was read last.
+            if let (Some(old), Some(anchor)) = (state.list, state.anchor) {
+                state.others.insert(old, anchor);
+            }
+            state.anchor = state.others.remove(&self.list);
+            state.list = Some(self.list);
+            switched = true;
+        }
         let anchor = state.anchor;
         match self.mode {
             Mode::Follow => {

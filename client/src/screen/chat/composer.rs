@@ -73,6 +73,13 @@ impl Composer {
         text
     }
 
+    /// Puts `draft` in the input and returns what was typed there (another room is shown).
+    pub fn swap_draft(&mut self, draft: Content) -> Content {
+        self.recall = None;
+        self.completion = None;
+        std::mem::replace(&mut self.content, draft)
+    }
+
     /// Puts text at the cursor (typed while the input had no focus, or pasted).
     pub fn insert(&mut self, text: &str) {
         self.perform(Action::Edit(Edit::Paste(Arc::new(text.to_string()))));
@@ -178,14 +185,14 @@ impl Composer {
     }
 
     /// The input bar, with a hint under it when there is one.
-    pub fn view<'a>(&'a self, hint: Option<&'a str>) -> Element<'a, Message> {
+    pub fn view<'a>(&'a self, placeholder: String, hint: Option<&'a str>) -> Element<'a, Message> {
         let cursor = self.content.cursor().position;
         let first_line = cursor.line == 0;
         let last_line = cursor.line + 1 >= self.content.line_count();
         let walk = self.recall.is_some() || self.content.is_empty();
         let editor = text_editor(&self.content)
             .id(INPUT)
-            .placeholder("Write a message… (Shift+Enter for a new line)")
+            .placeholder(placeholder)
             .on_action(Message::Edit)
             .key_binding(move |press| binding(press, first_line && walk, last_line && walk))
             .height(Shrink)
@@ -202,7 +209,8 @@ impl Composer {
 }
 
 /// What a key does in the input: Enter sends, Shift+Enter breaks the line, Tab completes,
-/// Up and Down at the edges walk through what was sent, PageUp/PageDown and
+/// Up and Down at the edges walk through what was sent, Alt+Up and Alt+Down change rooms,
+/// PageUp/PageDown and
 /// Ctrl+Home/Ctrl+End scroll the log; everything else edits as usual.
 fn binding(press: KeyPress, may_go_back: bool, may_go_forward: bool) -> Option<Binding<Message>> {
     if !matches!(press.status, text_editor::Status::Focused { .. }) {
@@ -217,6 +225,8 @@ fn binding(press: KeyPress, may_go_back: bool, may_go_forward: bool) -> Option<B
                 backwards: modifiers.shift(),
             })
         }
+        keyboard::Key::Named(key::Named::ArrowUp) if modifiers.alt() => custom(Message::Step(-1)),
+        keyboard::Key::Named(key::Named::ArrowDown) if modifiers.alt() => custom(Message::Step(1)),
         keyboard::Key::Named(key::Named::ArrowUp) if may_go_back && !modifiers.shift() => {
             custom(Message::Recall { older: true })
         }

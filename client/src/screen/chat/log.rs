@@ -199,8 +199,13 @@ impl Log {
         }
     }
 
-    /// The log.
-    pub fn view<'a>(&'a self, room: &'a Room, looks: &Looks<'_>) -> Element<'a, Message> {
+    /// The log of `room`; `list` tells rooms apart (each keeps its place on screen).
+    pub fn view<'a>(
+        &'a self,
+        room: &'a Room,
+        looks: &Looks<'_>,
+        list: u64,
+    ) -> Element<'a, Message> {
         let timeline = &room.timeline;
         let window = self.window(timeline);
         let hide_presence = room.members.len() > looks.hide_presence_above;
@@ -233,6 +238,7 @@ impl Log {
         }
         // Entries are what is read and held in place; the control at the top and the day
         // separators (which come and go as older days are fetched) are not.
+        let list_key = list;
         let list = rows
             .into_iter()
             .fold(viewport::rows(), |list, (key, row)| {
@@ -255,7 +261,7 @@ impl Log {
             .on_scroll(Message::Scrolled)
             .height(Shrink)
             .width(Fill);
-        container(keep_in_view(list, LIST.into(), self.mode))
+        container(keep_in_view(list, LIST.into(), self.mode, list_key))
             .height(Fill)
             .align_bottom(Fill)
             .into()
@@ -317,28 +323,39 @@ fn time_cell<'a>(time: Option<u64>) -> Element<'a, Message> {
 }
 
 fn message_row<'a>(message: &'a crate::model::Message, theme: &Theme) -> Element<'a, Message> {
-    let name = Selectable::new(vec![
+    // An action reads as a sentence: "* alice waves", in italics.
+    let mut name = vec![
         Piece::new(message.from.as_str())
             .font(bold())
             .color(style::name_color(&message.from, theme)),
-    ])
-    .size(14);
+    ];
+    if message.action {
+        name.insert(0, Piece::new("* ").font(italic()));
+    }
+    let name = Selectable::new(name).size(14);
+    let body_font = |piece: Piece<'a>| {
+        if message.action {
+            piece.font(italic())
+        } else {
+            piece
+        }
+    };
     let link_color = style::link_color(theme);
     let mut pieces = Vec::new();
     let mut at = 0;
     for (range, target) in &message.links {
         if range.start > at {
-            pieces.push(Piece::new(&message.text[at..range.start]));
+            pieces.push(body_font(Piece::new(&message.text[at..range.start])));
         }
-        pieces.push(
+        pieces.push(body_font(
             Piece::new(&message.text[range.clone()])
                 .color(link_color)
                 .link(target.as_str()),
-        );
+        ));
         at = range.end;
     }
     if at < message.text.len() || pieces.is_empty() {
-        pieces.push(Piece::new(&message.text[at..]));
+        pieces.push(body_font(Piece::new(&message.text[at..])));
     }
     let body = Selectable::new(pieces)
         .size(14)
@@ -430,6 +447,11 @@ fn notice_row(time: Option<u64>, words: &str, tone: Tone) -> Element<'_, Message
 }
 
 fn pending_row(post: &Pending, online: bool) -> Element<'_, Message> {
+    let words = if post.me {
+        format!("* {}", post.text)
+    } else {
+        post.text.clone()
+    };
     let status = match (&post.failed, online) {
         (Some(why), _) => format!("not sent: {why}"),
         (None, true) => "sending…".into(),
@@ -437,9 +459,9 @@ fn pending_row(post: &Pending, online: bool) -> Element<'_, Message> {
     };
     let mut line = row![
         container(text("…").size(12).style(muted)).width(36),
-        text(post.text.as_str())
+        text(words.clone())
             .size(14)
-            .style(unique_style(muted, &post.text))
+            .style(unique_style(muted, &words))
             .width(Fill),
         text(status.clone()).size(12).style(unique_style(
             if post.failed.is_some() {

@@ -24,11 +24,15 @@ fn session(seq: u64, users: &[&str]) -> Session {
         resumed: false,
         missed: false,
         new_epoch: false,
+        default_room: "general".into(),
+        rooms: vec!["general".into()],
     }
 }
 
 fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
     ServerFrame::Message {
+        me: false,
+        room: None,
         seq,
         time: NOON + seq * 1000,
         from: from.into(),
@@ -39,6 +43,7 @@ fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
 
 fn joined(seq: u64, name: &str) -> ServerFrame {
     ServerFrame::Joined {
+        room: None,
         seq,
         time: NOON + seq * 1000,
         name: name.into(),
@@ -235,6 +240,7 @@ fn joins_and_leaves_fold_and_unfold() {
         (1..=12)
             .map(|i| joined(i, &format!("u{i}")))
             .chain((13..=15).map(|i| ServerFrame::Left {
+                room: None,
                 seq: i,
                 time: NOON + i * 1000,
                 name: format!("u{}", i - 12),
@@ -255,6 +261,7 @@ fn own_reconnect_shows_nothing_and_shutdown_reads_as_a_restart() {
         [
             message(4, "bob", "hi"),
             ServerFrame::Left {
+                room: None,
                 seq: 5,
                 time: NOON,
                 name: "me".into(),
@@ -290,6 +297,7 @@ fn a_thin_replay_fetches_older_history_and_it_goes_in_place() {
         .collect();
     let newest = window.bounds_of("m300").expect("on screen");
     window.connection(Event::History {
+        room: "general".into(),
         before: 291,
         frames: page,
     });
@@ -313,6 +321,7 @@ fn a_thin_replay_fetches_older_history_and_it_goes_in_place() {
     assert!(history_requests(&window).is_empty(), "asked once");
     let reading = window.bounds_of("m191").expect("at the top");
     window.connection(Event::History {
+        room: "general".into(),
         before: 191,
         frames: (1..=190)
             .map(|i| message(i, "bob", &format!("m{i}")))
@@ -421,6 +430,8 @@ fn day_separators_and_pending_posts() {
         &mut window,
         [
             ServerFrame::Message {
+                me: false,
+                room: None,
                 seq: 1,
                 time: NOON - 3 * day,
                 from: "bob".into(),

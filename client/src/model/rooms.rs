@@ -1,0 +1,488 @@
+//! The rooms the user is in, in the order of the sidebar: which one is shown, what is new
+//! in the others, what mentions the user. Frames from the connection go in; what the user
+//! must be told (a desktop notification) comes out.
+
+use chat_shared::{ErrorCode, RoomUsers, ServerFrame, fold};
+
+use super::room::Room;
+use super::timeline::Tone;
+use crate::connection::Session;
+
+/// A room in the sidebar.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// Its case-folded name: how frames are matched to it.
+    pub key: String,
+    /// The room.
+    pub room: Room,
+    /// Messages from others not seen yet (counted while the room is not shown).
+    pub unread: usize,
+    /// How many of those mention the user.
+    pub mentions: usize,
+}
+
+/// What the user should be told outside the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    /// The room.
+    pub room: String,
+    /// Who.
+    pub from: String,
+    /// What they said.
+    pub text: String,
+}
+
+/// The rooms of the chat.
+#[derive(Debug, Clone)]
+pub struct Rooms {
+    me: String,
+    list: Vec<Joined>,
+    /// Which one is shown (an index into `list`), if any.
+    active: Option<usize>,
+    /// The key of the room shown before it: shown again when the user leaves this one.
+    previous: Option<String>,
+    default_room: String,
+    /// The last `room_list` the server sent.
+    directory: Option<Vec<RoomUsers>>,
+}
+
+/// The case-folded form of a room name, with or without its `#`.
+pub fn room_key(name: &str) -> String {
+    fold(name.trim().trim_start_matches('#'))
+}
+
+impl Rooms {
+    /// The rooms of a first login; `seen` gives the newest seq the user had seen in a
+    /// room in an earlier run of the client; `active` is the room to show if it is one.
+    pub fn new(session: &Session, seen: impl Fn(&str) -> u64, active: Option<&str>) -> Self {
+        let mut rooms = Self {
+            me: session.name.clone(),
+            list: Vec::new(),
+            active: None,
+            previous: None,
+            default_room: session.default_room.clone(),
+            directory: None,
+        };
+        for name in &session.rooms {
+            rooms.add(name, seen(&room_key(name)));
+        }
+        rooms.active = active
+            .and_then(|name| rooms.index(&room_key(name)))
+            .or_else(|| rooms.index(&room_key(&session.default_room)))
+            .or((!rooms.list.is_empty()).then_some(0));
+        rooms.logged_in(session);
+        rooms
+    }
+
+    fn add(&mut self, name: &str, last_seq: u64) -> usize {
+        self.list.push(Joined {
+            key: room_key(name),
+            room: Room::new(&self.me, name, last_seq),
+            unread: 0,
+            mentions: 0,
+        });
+        self.list.len() - 1
+    }
+
+    fn index(&self, key: &str) -> Option<usize> {
+        self.list.iter().position(|joined| joined.key == key)
+    }
+
+    /// The rooms, in the order of the sidebar.
+    pub fn iter(&self) -> impl Iterator<Item = &Joined> {
+        self.list.iter()
+    }
+
+    /// How many rooms.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether the user is in no room.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// A room, by name (with or without `#`, in any case).
+    pub fn get(&self, name: &str) -> Option<&Joined> {
+        self.index(&room_key(name)).map(|i| &self.list[i])
+    }
+
+    /// A room, to change.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Joined> {
+        let index = self.index(&room_key(name))?;
+        Some(&mut self.list[index])
+    }
+
+    /// The room shown.
+    pub fn active(&self) -> Option<&Joined> {
+        self.active.map(|i| &self.list[i])
+    }
+
+    /// The room shown, to change.
+    pub fn active_mut(&mut self) -> Option<&mut Joined> {
+        self.active.map(|i| &mut self.list[i])
+    }
+
+    /// The user's name.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The server's default room.
+    pub fn default_room(&self) -> &str {
+        &self.default_room
+    }
+
+    /// The last list of rooms the server sent (`/rooms`), if any.
+    pub fn directory(&self) -> Option<&[RoomUsers]> {
+        self.directory.as_deref()
+    }
+
+    /// Forgets the list of rooms, before asking for a fresh one.
+    pub fn clear_directory(&mut self) {
+        self.directory = None;
+    }
+
+    /// Shows a room: what was new in it is seen now. Returns whether it is one of the
+    /// user's rooms.
+    pub fn activate(&mut self, name: &str) -> bool {
+        let Some(index) = self.index(&room_key(name)) else {
+            return false;
+        };
+        if self.active != Some(index) {
+            self.previous = self.active().map(|joined| joined.key.clone());
+        }
+        self.active = Some(index);
+        let joined = &mut self.list[index];
+        joined.unread = 0;
+        joined.mentions = 0;
+        true
+    }
+
+    /// The user joins `name`: a room of theirs is shown; a new one is added (shown, and
+    /// waiting for the server) and `true` returned: the join must be sent.
+    pub fn join(&mut self, name: &str) -> bool {
+        if self.activate(name) {
+            return false;
+        }
+        let index = self.add(name, 0);
+        self.previous = self.active().map(|joined| joined.key.clone());
+        self.active = Some(index);
+        true
+    }
+
+    /// The user leaves `name`; the room next to it is shown if it was. Returns the room's
+    /// name as the server spells it, if the user was in it.
+    pub fn part(&mut self, name: &str) -> Option<String> {
+        let index = self.index(&room_key(name))?;
+        let joined = self.list.remove(index);
+        let previous = self.previous.as_deref().and_then(|key| self.index(key));
+        self.active = match self.active {
+            _ if self.list.is_empty() => None,
+            // The room shown goes: back to the one shown before it, or its neighbour.
+            Some(active) if active == index => previous.or(Some(index.min(self.list.len() - 1))),
+            Some(active) if active > index => Some(active - 1),
+            other => other,
+        };
+        if let Some(active) = self.active_mut() {
+            active.unread = 0;
+            active.mentions = 0;
+        }
+        Some(joined.room.name)
+    }
+
+    /// Logged in (again): the rooms are the session's, in its order (a room the server
+    /// would not let the user join is gone); the default room is answered for.
+    pub fn logged_in(&mut self, session: &Session) {
+        self.me.clone_from(&session.name);
+        self.default_room.clone_from(&session.default_room);
+        let active = self.active().map(|joined| joined.key.clone());
+        let mut list = Vec::with_capacity(session.rooms.len());
+        for name in &session.rooms {
+            let key = room_key(name);
+            let joined = match self.index(&key) {
+                Some(index) => self.list.swap_remove(index),
+                None => Joined {
+                    key,
+                    room: Room::new(&self.me, name, 0),
+                    unread: 0,
+                    mentions: 0,
+                },
+            };
+            list.push(joined);
+        }
+        self.list = list;
+        self.active = active
+            .and_then(|key| self.index(&key))
+            .or((!self.list.is_empty()).then_some(0));
+        for joined in &mut self.list {
+            joined.room.logged_in(&session.name, session.new_epoch);
+        }
+        if let Some(joined) = self.get_mut(&session.default_room) {
+            joined
+                .room
+                .answered(&session.users, session.seq, session.oldest);
+        }
+    }
+
+    /// A notice in every room (the connection came or went).
+    pub fn notice_all(&mut self, text: &str, tone: Tone) {
+        for joined in &mut self.list {
+            joined.room.timeline.notice(None, text, tone);
+        }
+    }
+
+    /// A notice in the room shown (or, with none, nowhere).
+    pub fn notice(&mut self, text: &str, tone: Tone) {
+        if let Some(joined) = self.active_mut() {
+            joined.room.timeline.notice(None, text, tone);
+        }
+    }
+
+    /// A frame from the connection. `focused`: whether the user is looking at the window.
+    /// Returns what to notify outside the window: a live message that mentions the user
+    /// while the window is not focused.
+    pub fn received(&mut self, frame: ServerFrame, focused: bool) -> Option<Notify> {
+        match frame {
+            ServerFrame::Room {
+                room,
+                users,
+                seq,
+                oldest,
+            } => {
+                let joined = self.get_mut(&room)?;
+                joined.room.name.clone_from(&room);
+                if joined.room.answered(&users, seq, oldest) {
+                    joined.room.timeline.notice(
+                        None,
+                        "Some messages were missed while you were away.",
+                        Tone::Problem,
+                    );
+                }
+                None
+            }
+            ServerFrame::RoomList { rooms } => {
+                self.directory = Some(rooms);
+                None
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                id,
+                room,
+                ..
+            } => {
+                self.error(code, &message, id.as_deref(), room.as_deref());
+                None
+            }
+            frame if frame.seq().is_some() => self.event(frame, focused),
+            _ => None,
+        }
+    }
+
+    /// A room event.
+    fn event(&mut self, frame: ServerFrame, focused: bool) -> Option<Notify> {
+        let key = room_key(frame.room().unwrap_or(&self.default_room));
+        let index = self.index(&key)?;
+        let shown = self.active == Some(index);
+        let joined = &mut self.list[index];
+        let message = match &frame {
+            ServerFrame::Message { from, text, .. } => Some((from.clone(), text.clone())),
+            _ => None,
+        };
+        let seen = joined.room.event(frame);
+        if seen.new_message && !shown {
+            joined.unread += 1;
+            joined.mentions += usize::from(seen.mention);
+        }
+        let (from, text) = message?;
+        (seen.mention && seen.live && !focused).then(|| Notify {
+            room: joined.room.name.clone(),
+            from,
+            text,
+        })
+    }
+
+    /// An `error`: a refused post is marked in its room; a join that failed takes the
+    /// room away again; anything else is a notice where it belongs.
+    fn error(&mut self, code: ErrorCode, message: &str, id: Option<&str>, room: Option<&str>) {
+        let words = match code {
+            ErrorCode::Unknown => format!("The server had a problem: {message}"),
+            _ => capitalized(message),
+        };
+        if let Some(id) = id
+            && self
+                .list
+                .iter_mut()
+                .any(|joined| joined.room.post_failed(id, words.clone()))
+        {
+            return;
+        }
+        if let Some(room) = room
+            && let Some(joined) = self.get(room)
+            && !joined.room.is_answered()
+            && matches!(
+                code,
+                ErrorCode::TooManyRooms
+                    | ErrorCode::InvalidRoom
+                    | ErrorCode::Unavailable
+                    | ErrorCode::NotMember
+            )
+        {
+            self.part(room);
+            self.notice(&format!("Cannot join #{room}: {words}"), Tone::Problem);
+            return;
+        }
+        match room.and_then(|room| self.get_mut(room)) {
+            Some(joined) => {
+                joined.room.timeline.notice(None, words, Tone::Problem);
+            }
+            None => self.notice(&words, Tone::Problem),
+        }
+    }
+
+    /// The answer to a history request of a room.
+    pub fn history(&mut self, room: &str, before: u64, frames: Vec<ServerFrame>) -> usize {
+        self.get_mut(room)
+            .map_or(0, |joined| joined.room.history(before, frames))
+    }
+
+    /// History requests under way will not be answered (the connection dropped).
+    pub fn history_failed(&mut self) {
+        for joined in &mut self.list {
+            joined.room.timeline.history_failed();
+        }
+    }
+
+    /// Where the user is in each room, in the sidebar's order: the name and the newest
+    /// seq seen.
+    pub fn positions(&self) -> Vec<(String, u64)> {
+        self.list
+            .iter()
+            .map(|joined| (joined.room.name.clone(), joined.room.last_seq()))
+            .collect()
+    }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_shared::Limits;
+
+    fn session(rooms: &[&str]) -> Session {
+        Session {
+            name: "me".into(),
+            users: vec!["me".into(), "bob".into()],
+            seq: 0,
+            oldest: 0,
+            epoch: "e".into(),
+            limits: Limits::default(),
+            resumed: false,
+            missed: false,
+            new_epoch: false,
+            default_room: "general".into(),
+            rooms: rooms.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn message(room: &str, seq: u64, from: &str, text: &str) -> ServerFrame {
+        ServerFrame::Message {
+            room: Some(room.into()),
+            seq,
+            time: 0,
+            from: from.into(),
+            text: text.into(),
+            id: None,
+            me: false,
+        }
+    }
+
+    fn answer(room: &str, seq: u64) -> ServerFrame {
+        ServerFrame::Room {
+            room: room.into(),
+            users: vec!["me".into()],
+            seq,
+            oldest: u64::from(seq > 0),
+        }
+    }
+
+    fn counts(rooms: &Rooms) -> Vec<(String, usize, usize)> {
+        rooms
+            .iter()
+            .map(|j| (j.room.name.clone(), j.unread, j.mentions))
+            .collect()
+    }
+
+    #[test]
+    fn unread_and_mentions_count_where_the_user_is_not_looking() {
+        let mut rooms = Rooms::new(&session(&["general", "rust"]), |_| 0, Some("#general"));
+        rooms.received(answer("rust", 2), true);
+        // Replayed on a first visit: old conversation, not unread.
+        rooms.received(message("rust", 1, "bob", "old"), true);
+        rooms.received(message("rust", 2, "bob", "old, me"), true);
+        rooms.received(message("rust", 3, "bob", "new"), true);
+        let notify = rooms.received(message("rust", 4, "bob", "hey ME"), true);
+        assert_eq!(notify, None, "the window has the focus");
+        rooms.received(message("general", 1, "bob", "here, me"), true);
+        assert_eq!(
+            counts(&rooms),
+            [("general".into(), 0, 0), ("rust".into(), 2, 1)]
+        );
+        let notify = rooms.received(message("rust", 5, "bob", "me?"), false);
+        assert_eq!(
+            notify,
+            Some(Notify {
+                room: "rust".into(),
+                from: "bob".into(),
+                text: "me?".into()
+            })
+        );
+        assert!(rooms.activate("RUST"));
+        assert_eq!(counts(&rooms)[1], ("rust".into(), 0, 0));
+    }
+
+    #[test]
+    fn joining_parting_and_a_join_refused() {
+        let mut rooms = Rooms::new(&session(&["general"]), |_| 0, None);
+        assert!(rooms.join("Rust"), "a new room: the join goes out");
+        assert_eq!(rooms.active().map(|j| j.key.as_str()), Some("rust"));
+        assert!(!rooms.join("#rust"), "already in: just shown");
+        rooms.received(answer("rust", 0), true);
+        assert_eq!(rooms.active().map(|j| j.room.name.as_str()), Some("rust"));
+        assert!(rooms.join("full"));
+        rooms.received(
+            ServerFrame::Error {
+                code: ErrorCode::TooManyRooms,
+                message: "you are in 2 rooms already; part one first".into(),
+                id: None,
+                room: Some("full".into()),
+                retry_after: None,
+            },
+            true,
+        );
+        assert!(rooms.get("full").is_none(), "the refused room is gone");
+        assert_eq!(rooms.part("rust"), Some("rust".into()));
+        assert_eq!(rooms.active().map(|j| j.key.as_str()), Some("general"));
+        assert_eq!(rooms.part("nowhere"), None);
+        assert_eq!(rooms.positions(), [("general".into(), 0)]);
+    }
+
+    #[test]
+    fn a_login_keeps_what_each_room_holds() {
+        let mut rooms = Rooms::new(&session(&["general", "rust"]), |_| 0, Some("rust"));
+        rooms.received(answer("rust", 0), true);
+        rooms.received(message("rust", 1, "bob", "kept"), true);
+        rooms.logged_in(&session(&["general", "rust"]));
+        assert_eq!(rooms.active().map(|j| j.room.timeline.len()), Some(1));
+        assert_eq!(rooms.positions()[1], ("rust".into(), 1));
+    }
+}

@@ -1,0 +1,375 @@
+//! Rooms on the Chat screen, in a headless window (see `crate::testing`): the sidebar,
+//! what is new and what mentions you, each room's place and draft, the slash commands,
+//! the list of rooms, and notifications.
+
+use chat_shared::{Limits, RoomUsers, ServerFrame};
+use iced::Point;
+use iced::keyboard::{self, key};
+
+use crate::app::Message as AppMessage;
+use crate::connection::{Command, Event, Session};
+use crate::model::Notify;
+use crate::testing::Window;
+
+const NOON: u64 = 1_795_521_600_000;
+
+fn session(rooms: &[&str]) -> Session {
+    Session {
+        name: "me".into(),
+        users: vec!["me".into(), "bob".into()],
+        seq: 0,
+        oldest: 0,
+        epoch: "e".into(),
+        limits: Limits::default(),
+        resumed: false,
+        missed: false,
+        new_epoch: false,
+        default_room: "general".into(),
+        rooms: rooms.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn message(room: &str, seq: u64, from: &str, text: &str) -> ServerFrame {
+    ServerFrame::Message {
+        room: Some(room.into()),
+        seq,
+        time: NOON + seq * 1000,
+        from: from.into(),
+        text: text.into(),
+        id: None,
+        me: false,
+    }
+}
+
+fn answer(room: &str, seq: u64) -> ServerFrame {
+    ServerFrame::Room {
+        room: room.into(),
+        users: vec!["me".into(), "bob".into(), "carol".into()],
+        seq,
+        oldest: u64::from(seq > 0),
+    }
+}
+
+fn receive(window: &mut Window, frames: impl IntoIterator<Item = ServerFrame>) {
+    for frame in frames {
+        let _ = window
+            .app
+            .update(AppMessage::Connection(Event::Frame(frame)));
+    }
+    window.frame();
+}
+
+/// Logged in, in `general` (40 live messages) and `rust` (40 replayed on joining).
+fn two_rooms() -> Window {
+    let mut window = Window::chat(&session(&["general", "rust"]));
+    receive(&mut window, [answer("rust", 40)]);
+    receive(
+        &mut window,
+        (1..=40).map(|i| message("general", i, "bob", &format!("g{i}"))),
+    );
+    receive(
+        &mut window,
+        (1..=40).map(|i| message("rust", i, "carol", &format!("r{i}"))),
+    );
+    window.commands_sent();
+    window
+}
+
+fn chat(window: &Window) -> &super::Chat {
+    window.app.chat_screen().expect("on the Chat screen")
+}
+
+fn shown_room(window: &Window) -> String {
+    chat(window)
+        .room()
+        .map(|room| room.name.clone())
+        .unwrap_or_default()
+}
+
+fn counts(window: &Window, room: &str) -> (usize, usize) {
+    chat(window)
+        .rooms()
+        .get(room)
+        .map(|j| (j.unread, j.mentions))
+        .expect("a room of mine")
+}
+
+/// Types a line in the input and presses Enter.
+fn enter(window: &mut Window, line: &str) {
+    window.click_on(iced_test::selector::id(super::INPUT));
+    window.type_text(line);
+    window.press(key::Named::Enter);
+}
+
+impl Window {
+    /// Everything the app asked of its connection since the last look.
+    fn commands_sent(&self) -> Vec<Command> {
+        std::iter::from_fn(|| self.commands.try_recv().ok()).collect()
+    }
+}
+
+#[test]
+fn the_sidebar_switches_rooms_and_each_keeps_its_place_and_draft() {
+    let mut window = two_rooms();
+    assert_eq!(shown_room(&window), "general");
+    assert!(window.shows("g40") && !window.shows("r40"));
+    // Read back in general, and leave a draft there.
+    window.point_at(Point::new(450.0, 300.0));
+    window.wheel(8.0);
+    assert!(chat(&window).away_from_latest());
+    let reading = window.bounds_of("g20").expect("reading around g20");
+    enter(&mut window, "");
+    window.type_text("half a thought");
+    window.click_on("rust");
+    assert_eq!(shown_room(&window), "rust");
+    assert!(window.shows("r40"), "the other room, at its newest line");
+    assert!(!window.shows("g20"));
+    assert_eq!(chat(&window).input(), "", "its own (empty) draft");
+    assert!(!chat(&window).away_from_latest());
+    window.type_text("for rust");
+    window.click_on("general");
+    assert_eq!(chat(&window).input(), "half a thought");
+    assert!(chat(&window).away_from_latest(), "still reading back");
+    let back = window.bounds_of("g20").expect("the same lines");
+    assert!(
+        (back.y - reading.y).abs() < 1.0,
+        "at the same place: {back:?} vs {reading:?}"
+    );
+    // Alt+Down: the room below.
+    window.key(
+        keyboard::Key::Named(key::Named::ArrowDown),
+        keyboard::Modifiers::ALT,
+        None,
+    );
+    assert_eq!(shown_room(&window), "rust");
+    assert_eq!(chat(&window).input(), "for rust");
+}
+
+#[test]
+fn unread_and_mentions_show_in_the_sidebar_until_the_room_is_shown() {
+    let mut window = two_rooms();
+    receive(
+        &mut window,
+        [
+            message("rust", 41, "carol", "anyone?"),
+            message("rust", 42, "carol", "me, are you there?"),
+            message("general", 41, "bob", "here, me"),
+        ],
+    );
+    assert_eq!(counts(&window, "rust"), (2, 1));
+    assert_eq!(
+        counts(&window, "general"),
+        (0, 0),
+        "shown: nothing is unread"
+    );
+    assert!(
+        window.shows("2") && window.shows("@1"),
+        "badges in the sidebar"
+    );
+    assert!(
+        chat(&window)
+            .room()
+            .is_some_and(|room| room.timeline.last().is_some()),
+        "general's mention is highlighted in place"
+    );
+    window.click_on("rust");
+    assert_eq!(counts(&window, "rust"), (0, 0));
+    assert!(!window.shows("@1"));
+    // Replayed on the first visit of a room: old conversation, not unread.
+    enter(&mut window, "/join #go");
+    receive(
+        &mut window,
+        [answer("go", 3)]
+            .into_iter()
+            .chain((1..=3).map(|i| message("go", i, "bob", &format!("old {i}, me")))),
+    );
+    window.click_on("rust");
+    assert_eq!(counts(&window, "go"), (0, 0));
+}
+
+#[test]
+fn slash_commands() {
+    let mut window = two_rooms();
+    // /join: the room is made, shown, and the join goes out.
+    enter(&mut window, "/join #Games");
+    assert_eq!(shown_room(&window), "Games");
+    assert_eq!(
+        window.commands_sent(),
+        [Command::Join {
+            room: "Games".into()
+        }]
+    );
+    assert!(window.shows("#Games"), "the header names it");
+    // /join of a room I am in: just shown.
+    enter(&mut window, "/join RUST");
+    assert_eq!(shown_room(&window), "rust");
+    assert!(window.commands_sent().is_empty());
+    // /me: an action.
+    enter(&mut window, "/me waves");
+    assert!(matches!(
+        window.commands_sent().as_slice(),
+        [Command::Say { room: Some(room), text, me: true, .. }] if room == "rust" && text == "waves"
+    ));
+    assert!(window.shows("* waves"), "the pending action reads as one");
+    // //: a line that starts with /.
+    enter(&mut window, "//slash");
+    assert!(matches!(
+        window.commands_sent().as_slice(),
+        [Command::Say { text, me: false, .. }] if text == "/slash"
+    ));
+    // Unknown: a hint, nothing sent, the line stays to be fixed.
+    enter(&mut window, "/jion #x");
+    assert!(window.commands_sent().is_empty());
+    assert_eq!(chat(&window).input(), "/jion #x");
+    assert!(chat(&window).hint().is_some_and(|h| h.contains("/help")));
+    assert!(
+        window.shows(
+            chat(&window)
+                .hint()
+                .unwrap_or_default()
+                .to_string()
+                .as_str()
+        )
+    );
+    // /part of a room I am not in: a hint.
+    let _ = window.app.update(AppMessage::Chat(super::Message::Edit(
+        iced::widget::text_editor::Action::SelectAll,
+    )));
+    window.press(key::Named::Backspace);
+    enter(&mut window, "/part #nowhere");
+    assert!(window.commands_sent().is_empty());
+    assert_eq!(chat(&window).hint(), Some("You are not in #nowhere."));
+    // /part: the room shown goes, the next one is shown.
+    let _ = window.app.update(AppMessage::Chat(super::Message::Edit(
+        iced::widget::text_editor::Action::SelectAll,
+    )));
+    window.press(key::Named::Backspace);
+    enter(&mut window, "/part");
+    assert_eq!(
+        window.commands_sent(),
+        [Command::Part {
+            room: "rust".into()
+        }]
+    );
+    assert!(chat(&window).rooms().get("rust").is_none());
+    assert_eq!(shown_room(&window), "Games", "the room shown before");
+    // /help: the commands and the keys.
+    enter(&mut window, "/help");
+    assert!(window.shows("Commands") && window.shows("/join #room"));
+    window.press(key::Named::Escape);
+    assert!(!window.shows("Commands"));
+}
+
+#[test]
+fn the_rooms_dialog_lists_rooms_and_joins_them() {
+    let mut window = two_rooms();
+    enter(&mut window, "/rooms");
+    assert_eq!(window.commands_sent(), [Command::Rooms]);
+    assert!(window.shows("Asking the server…"));
+    receive(
+        &mut window,
+        [ServerFrame::RoomList {
+            rooms: vec![
+                RoomUsers {
+                    room: "general".into(),
+                    users: 40,
+                },
+                RoomUsers {
+                    room: "music".into(),
+                    users: 7,
+                },
+                RoomUsers {
+                    room: "rust".into(),
+                    users: 1,
+                },
+            ],
+        }],
+    );
+    assert!(window.shows("#music") && window.shows("7 people") && window.shows("1 person"));
+    assert!(window.shows("Open"), "rooms I am in open instead");
+    // Filter, then join with the button.
+    window.type_text("mus");
+    assert!(!window.shows("40 people"));
+    window.click_on("Join");
+    assert_eq!(
+        window.commands_sent(),
+        [Command::Join {
+            room: "music".into()
+        }]
+    );
+    assert_eq!(shown_room(&window), "music");
+    assert!(!window.shows("7 people"), "the dialog closed");
+    // A name nobody uses yet can be made from the field.
+    window.click_on("Browse rooms…");
+    window.commands_sent();
+    window.type_text("brand-new");
+    assert!(window.shows("#brand-new"));
+    window.press(key::Named::Enter);
+    assert_eq!(
+        window.commands_sent(),
+        [Command::Join {
+            room: "brand-new".into()
+        }]
+    );
+    assert_eq!(shown_room(&window), "brand-new");
+}
+
+#[test]
+fn a_refused_join_takes_the_room_away_with_the_reason() {
+    let mut window = two_rooms();
+    enter(&mut window, "/join #full");
+    receive(
+        &mut window,
+        [ServerFrame::Error {
+            code: chat_shared::ErrorCode::TooManyRooms,
+            message: "you are in 2 rooms already; part one first".into(),
+            id: None,
+            room: Some("full".into()),
+            retry_after: None,
+        }],
+    );
+    assert!(chat(&window).rooms().get("full").is_none());
+    assert_eq!(
+        shown_room(&window),
+        "general",
+        "back where the join was typed"
+    );
+    assert!(window.shows("Cannot join #full: You are in 2 rooms already; part one first"));
+}
+
+#[test]
+fn mentions_notify_only_live_from_others_while_the_window_is_away() {
+    let mut window = two_rooms();
+    let _ = window.app.update(AppMessage::Focused(false));
+    receive(
+        &mut window,
+        [
+            message("rust", 41, "carol", "me: look"),
+            message("rust", 42, "me", "me myself"),
+            message("general", 41, "bob", "no mention here"),
+        ],
+    );
+    assert_eq!(
+        window.app.notified,
+        [Notify {
+            room: "rust".into(),
+            from: "carol".into(),
+            text: "me: look".into()
+        }]
+    );
+    // Replayed after a reconnect: counted, never notified.
+    window.connection(Event::LoggedIn(session(&["general", "rust"])));
+    receive(
+        &mut window,
+        [
+            answer("rust", 44),
+            message("rust", 43, "carol", "me, again"),
+        ],
+    );
+    assert_eq!(window.app.notified.len(), 1);
+    assert_eq!(counts(&window, "rust").1, 2);
+    // Focused again: no notification, the sidebar says it.
+    let _ = window.app.update(AppMessage::Focused(true));
+    receive(&mut window, [message("rust", 45, "carol", "me?")]);
+    assert_eq!(window.app.notified.len(), 1);
+}
