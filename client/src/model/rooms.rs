@@ -19,6 +19,8 @@ pub struct Joined {
     pub unread: usize,
     /// How many of those mention the user.
     pub mentions: usize,
+    /// The newest seq the user has seen shown (what is unread comes after it).
+    read_seq: u64,
 }
 
 /// What the user should be told outside the window.
@@ -80,6 +82,7 @@ impl Rooms {
             room: Room::new(&self.me, name, last_seq),
             unread: 0,
             mentions: 0,
+            read_seq: last_seq,
         });
         self.list.len() - 1
     }
@@ -157,6 +160,7 @@ impl Rooms {
         let joined = &mut self.list[index];
         joined.unread = 0;
         joined.mentions = 0;
+        joined.read_seq = joined.room.last_seq();
         true
     }
 
@@ -208,6 +212,7 @@ impl Rooms {
                     room: Room::new(&self.me, name, 0),
                     unread: 0,
                     mentions: 0,
+                    read_seq: 0,
                 },
             };
             list.push(joined);
@@ -218,6 +223,9 @@ impl Rooms {
             .or((!self.list.is_empty()).then_some(0));
         for joined in &mut self.list {
             joined.room.logged_in(&session.name, session.new_epoch);
+            if session.new_epoch {
+                joined.read_seq = 0;
+            }
         }
         if let Some(joined) = self.get_mut(&session.default_room) {
             joined
@@ -292,9 +300,12 @@ impl Rooms {
             _ => None,
         };
         let seen = joined.room.event(frame);
-        if seen.new_message && !shown {
+        if !shown && seen.new_message {
             joined.unread += 1;
             joined.mentions += usize::from(seen.mention);
+        } else if shown || joined.unread == 0 {
+            // Nothing unread before it: read up to here.
+            joined.read_seq = joined.room.last_seq();
         }
         let (from, text) = message?;
         (seen.mention && seen.live && !focused).then(|| Notify {
@@ -356,11 +367,19 @@ impl Rooms {
     }
 
     /// Where the user is in each room, in the sidebar's order: the name and the newest
-    /// seq seen.
+    /// seq read (a room with unread messages resumes before them, so they are unread
+    /// again in the next run).
     pub fn positions(&self) -> Vec<(String, u64)> {
         self.list
             .iter()
-            .map(|joined| (joined.room.name.clone(), joined.room.last_seq()))
+            .map(|joined| {
+                let seq = if joined.unread == 0 {
+                    joined.room.last_seq()
+                } else {
+                    joined.read_seq
+                };
+                (joined.room.name.clone(), seq)
+            })
             .collect()
     }
 }
@@ -446,8 +465,11 @@ mod tests {
                 text: "me?".into()
             })
         );
+        // Remembered for the next run: rust from before what is unread in it.
+        assert_eq!(rooms.positions()[1], ("rust".into(), 2));
         assert!(rooms.activate("RUST"));
         assert_eq!(counts(&rooms)[1], ("rust".into(), 0, 0));
+        assert_eq!(rooms.positions()[1], ("rust".into(), 5));
     }
 
     #[test]

@@ -735,10 +735,7 @@ impl Chat {
                 if view.log.mode() == viewport::Mode::Read {
                     log = log.push(jump_button(view.log.unseen(&joined.room.timeline)));
                 }
-                let placeholder = format!(
-                    "Message #{} (Shift+Enter for a new line, /help for commands)",
-                    joined.room.name
-                );
+                let placeholder = format!("Message #{}", joined.room.name);
                 (container(log).height(Fill).into(), placeholder)
             }
             None => (no_room(), "/join #room to enter a room".to_string()),

@@ -92,6 +92,11 @@ struct FanoutArgs {
     /// extra clients that log in and then never read (default: 0)
     #[argh(option, default = "0")]
     stalled: usize,
+    /// rooms to spread the clients over, each leaving the default room (default: 0, all
+    /// in the default room); client i is in room i mod rooms, so --clients must be a
+    /// multiple of it
+    #[argh(option, default = "0")]
+    rooms: usize,
     /// connections opened per second (default: 500)
     #[argh(option, default = "500.0")]
     ramp: f64,
@@ -216,11 +221,18 @@ async fn connect(i: usize, addr: SocketAddr, total: usize) -> Result<TcpStream, 
     Ok(stream)
 }
 
-/// Connects and logs in; returns the stream and a reader positioned after the welcome.
+/// The room of client `i` when the clients are spread over `rooms` rooms.
+fn room_of(i: usize, rooms: usize) -> Option<String> {
+    (rooms > 0).then(|| format!("lg-room-{}", i % rooms))
+}
+
+/// Connects and logs in; with `room`, joins it and leaves the default room. Returns the
+/// stream and a reader positioned after the welcome (and the answers to that).
 async fn login(
     i: usize,
     addr: SocketAddr,
     total: usize,
+    room: Option<String>,
 ) -> Result<(TcpStream, FrameReader<TcpStream, ServerFrame>), String> {
     let mut stream = connect(i, addr, total).await?;
     let hello = Frame::encode(&ClientFrame::Hello {
@@ -235,23 +247,58 @@ async fn login(
         .await
         .map_err(|e| e.to_string())?;
     let mut reader = FrameReader::new(stream.clone(), MAX_SERVER_FRAME);
-    match reader.next().await {
-        Some(Ok(ServerFrame::Welcome { .. })) => Ok((stream, reader)),
+    let default_room = match reader.next().await {
+        Some(Ok(ServerFrame::Welcome { rooms, .. })) => rooms.into_iter().next(),
         Some(Ok(ServerFrame::Rejected { code, message, .. })) => {
-            Err(format!("client {i} rejected: {code:?}: {message}"))
+            return Err(format!("client {i} rejected: {code:?}: {message}"));
         }
-        other => Err(format!("client {i}: no welcome: {other:?}")),
+        other => return Err(format!("client {i}: no welcome: {other:?}")),
+    };
+    let (Some(room), Some(default_room)) = (room, default_room) else {
+        return Ok((stream, reader));
+    };
+    let mut frames = Frame::encode(&ClientFrame::Join { room, since: None })
+        .as_bytes()
+        .to_vec();
+    frames.extend_from_slice(
+        Frame::encode(&ClientFrame::Part {
+            room: default_room.clone(),
+        })
+        .as_bytes(),
+    );
+    stream.write_all(&frames).await.map_err(|e| e.to_string())?;
+    let (mut joined, mut parted) = (false, false);
+    let me = format!("lg{i}");
+    while !(joined && parted) {
+        match reader.next().await {
+            Some(Ok(ServerFrame::Room { .. })) => joined = true,
+            Some(Ok(ServerFrame::Left {
+                name,
+                room: Some(r),
+                ..
+            })) if name == me && r == default_room => {
+                parted = true;
+            }
+            Some(Ok(ServerFrame::Error { code, message, .. })) => {
+                return Err(format!("client {i}: {code:?}: {message}"));
+            }
+            Some(Ok(_) | Err(ReadError::Decode(_))) => {}
+            other => return Err(format!("client {i}: no answer to join: {other:?}")),
+        }
     }
+    Ok((stream, reader))
 }
 
 /// Opens `n` connections at `ramp` per second, named from `first` on. Each logs in and then
 /// goes straight on with `job` in a task of its own (so nobody sits unread while the others
 /// join). Returns once every login is done, with the tasks.
+#[allow(clippy::too_many_arguments, reason = "a ramp's settings")]
 async fn ramp_up<T, F, Fut>(
     first: usize,
     n: usize,
     ramp: f64,
     addr: SocketAddr,
+    rooms: usize,
     bar: &ProgressBar,
     job: F,
 ) -> Result<Vec<smol::Task<T>>, String>
@@ -267,7 +314,7 @@ where
         Timer::at(t0 + Duration::from_secs_f64(i as f64 / ramp.max(1.0))).await;
         let (job, logged_in, bar) = (job.clone(), logged_in.clone(), bar.clone());
         tasks.push(spawn(async move {
-            match login(first + i, addr, first + n).await {
+            match login(first + i, addr, first + n, room_of(first + i, rooms)).await {
                 Ok((stream, reader)) => {
                     bar.inc(1);
                     let _ = logged_in.send(Ok(())).await;
@@ -370,6 +417,7 @@ impl Received {
 #[derive(Serialize)]
 struct FanoutSummary {
     clients: usize,
+    rooms: usize,
     senders: usize,
     stalled: usize,
     target_rate: f64,
@@ -435,13 +483,14 @@ async fn post(writers: &[TcpStream], args: &FanoutArgs) -> (u64, f64) {
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
     let senders = args.senders as u64;
-    let rate = args.rate;
+    let (rate, rooms) = (args.rate, args.rooms);
     let posting: Vec<_> = writers[..args.senders]
         .iter()
         .enumerate()
         .map(|(s, stream)| {
             let (mut stream, sent, pad, bar) =
                 (stream.clone(), sent.clone(), pad.clone(), bar.clone());
+            let room = room_of(s, rooms);
             spawn(async move {
                 // Post n is due at n / rate, so the senders take turns instead of firing
                 // together.
@@ -450,7 +499,7 @@ async fn post(writers: &[TcpStream], args: &FanoutArgs) -> (u64, f64) {
                     Timer::at(started + Duration::from_secs_f64(post as f64 / rate)).await;
                     let frame = Frame::encode(&ClientFrame::Say {
                         me: false,
-                        room: None,
+                        room: room.clone(),
                         text: format!("p{post} {} {pad}", now_ns()),
                         id: None,
                     });
@@ -492,6 +541,9 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
     if args.senders == 0 || args.senders > args.clients {
         return Err("--senders must be between 1 and --clients".into());
     }
+    if args.rooms > 0 && !args.clients.is_multiple_of(args.rooms) {
+        return Err("--clients must be a multiple of --rooms".into());
+    }
     let bar = progress(args.clients + args.stalled, "connecting");
     let (stop, stopped) = async_channel::bounded::<()>(1);
     let delivered = Arc::new(AtomicU64::new(0));
@@ -503,6 +555,7 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
             args.clients,
             args.ramp,
             args.addr,
+            args.rooms,
             &bar,
             move |i, stream, reader| {
                 let _ = writers_tx.try_send((i, stream));
@@ -521,6 +574,7 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
         args.stalled,
         args.ramp,
         args.addr,
+        args.rooms,
         &bar,
         move |_, stream, _| {
             let stopped = stopped.clone();
@@ -537,7 +591,7 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
     let cpu_before = args.server_pid.and_then(cpu_seconds);
     let started = Instant::now();
     let (posts_sent, sending_time) = post(&writers, &args).await;
-    drain(&delivered, posts_sent * args.clients as u64).await;
+    drain(&delivered, posts_sent * members(&args) as u64).await;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = args.server_pid.and_then(cpu_seconds);
     drop(stop);
@@ -572,6 +626,11 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// How many clients each post reaches: everyone, or the members of its room.
+fn members(args: &FanoutArgs) -> usize {
+    args.clients / args.rooms.max(1)
+}
+
 /// What a posting run measured, besides the readers.
 struct Run {
     posts_sent: u64,
@@ -590,10 +649,11 @@ fn summarize(args: &FanoutArgs, run: &Run, results: &[Received]) -> Result<Fanou
         rate_limited += r.rate_limited;
     }
     let (posts_sent, elapsed, server_cpu) = (run.posts_sent, run.elapsed, run.server_cpu);
-    let expected = posts_sent.saturating_sub(rate_limited) * args.clients as u64;
+    let expected = posts_sent.saturating_sub(rate_limited) * members(args) as u64;
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1e6;
     Ok(FanoutSummary {
         clients: args.clients,
+        rooms: args.rooms,
         senders: args.senders,
         stalled: args.stalled,
         target_rate: args.rate,
@@ -627,6 +687,13 @@ fn print_fanout(s: &FanoutSummary) {
         "clients connected     {} ({} posting, {} stalled)",
         s.clients, s.senders, s.stalled
     );
+    if s.rooms > 0 {
+        println!(
+            "rooms                 {} of {} members",
+            s.rooms,
+            s.clients / s.rooms
+        );
+    }
     println!(
         "posts sent            {} in {:.2} s (target {}/s), {} rate-limited",
         s.posts_sent, s.duration_s, s.target_rate, s.posts_rate_limited
@@ -665,6 +732,7 @@ async fn idle(args: IdleArgs) -> Result<(), String> {
         args.clients,
         args.ramp,
         args.addr,
+        0,
         &bar,
         move |_, stream, _| {
             let stopped = stopped.clone();
@@ -745,7 +813,7 @@ struct HistorySummary {
 /// Fills the history with `--fill` posts, then reads `--pages` pages of 200 at random
 /// places, one after the other, timing each round trip.
 async fn history(args: HistoryArgs) -> Result<(), String> {
-    let (mut stream, mut reader) = login(usize::MAX / 2, args.addr, 1).await?;
+    let (mut stream, mut reader) = login(usize::MAX / 2, args.addr, 1, None).await?;
     let fill_per_s = if args.fill > 0 {
         Some(fill(&stream, &mut reader, &args).await?)
     } else {
