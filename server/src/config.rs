@@ -66,12 +66,23 @@ pub struct Config {
     pub max_text: usize,
     /// Worker threads; 0 means one per core.
     pub threads: usize,
-    /// How long the room gathers events into one write per member once it has just
-    /// written (longer in rooms of more than 500, to stay near 100,000 writes a second);
-    /// a lone event after a quiet spell goes out at once.
+    /// How long a room gathers events into one write per member once it has just
+    /// written (longer in rooms of more than 500, to stay near 100,000 writes a second,
+    /// and while the cores are busy, up to 50 ms); a lone event after a quiet spell goes
+    /// out at once.
     pub coalesce: Duration,
     /// How long a closing connection may take to flush what was queued for it.
     pub linger: Duration,
+}
+
+impl Config {
+    /// The worker threads the server runs: `threads`, or one per core the process may use.
+    pub fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        }
+    }
 }
 
 impl Default for Config {
@@ -171,7 +182,8 @@ pub struct Args {
     /// worker threads; 0 means one per core (default: 0)
     #[argh(option, default = "0")]
     pub threads: usize,
-    /// milliseconds the room may gather events into one write per client under load (default: 5)
+    /// milliseconds a room may gather events into one write per client under load; the
+    /// server stretches it, up to 50, while its cores are over 70% busy (default: 5)
     #[argh(option, default = "Seconds(0.005)", from_str_fn(parse_millis))]
     pub coalesce_ms: Seconds,
 }

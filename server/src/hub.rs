@@ -27,6 +27,7 @@ use smol::{Executor, Timer};
 use crate::Config;
 use crate::log::writer::{Recorded, Writer};
 use crate::log::{Body, Event, EventLog, Head, LogError, Seq, Span, StreamId};
+use crate::pressure::Pressure;
 use crate::queue::SendQueue;
 use crate::registry::{Admission, ConnId, Member, Registry};
 use crate::room::{Effect, Pending, Room, Welcome};
@@ -249,6 +250,8 @@ pub struct Hub {
     idle: VecDeque<Arc<str>>,
     recent: HashMap<String, RecentPosts>,
     last_sweep: Instant,
+    /// How busy the cores are, and so how long rooms gather events.
+    pressure: Pressure,
 }
 
 impl Hub {
@@ -276,6 +279,7 @@ impl Hub {
         } else {
             None
         };
+        let pressure = Pressure::new(config.coalesce, config.worker_threads(), Instant::now());
         Ok(Self {
             config,
             log,
@@ -290,6 +294,7 @@ impl Hub {
             idle: VecDeque::new(),
             recent: HashMap::new(),
             last_sweep: Instant::now(),
+            pressure,
         })
     }
 
@@ -309,9 +314,17 @@ impl Hub {
         let recorded = self.recorded.1.clone();
         let loaded = self.loaded.1.clone();
         let mut timer = Timer::never();
+        // When the timer is set to fire (`None`: not set, or fired). Setting it costs a
+        // timer operation and a reactor wake-up, so it is only moved when the deadline
+        // changes; a deadline that went away leaves it to fire once for nothing.
+        let mut armed: Option<Instant> = None;
         loop {
-            let due = self.next_deadline();
-            timer.set_at(due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)));
+            if let Some(due) = self.next_deadline()
+                && armed != Some(due)
+            {
+                timer.set_at(due);
+                armed = Some(due);
+            }
             let next = future::or(
                 async {
                     match inbox.recv().await {
@@ -350,9 +363,11 @@ impl Hub {
                 Next::Recorded(key, result) => self.recorded(&key, result),
                 Next::Loaded(loaded) => self.room_loaded(loaded),
                 Next::Stop => return self.finish(&recorded).await,
-                Next::Due => {}
+                Next::Due => armed = None,
             }
-            self.submit(Instant::now());
+            let now = Instant::now();
+            self.pressure.tick(now);
+            self.submit(now);
         }
     }
 
@@ -381,7 +396,7 @@ impl Hub {
         self.busy
             .iter()
             .filter_map(|key| match self.rooms.get(key) {
-                Some(Slot::Ready(room)) => room.next_submit(self.config.coalesce),
+                Some(Slot::Ready(room)) => room.next_submit(self.pressure.window()),
                 _ => None,
             })
             .min()
@@ -1104,7 +1119,7 @@ impl Hub {
     fn submit(&mut self, now: Instant) {
         let busy: Vec<Arc<str>> = self.busy.iter().cloned().collect();
         for key in busy {
-            let coalesce = self.config.coalesce;
+            let coalesce = self.pressure.window();
             let Some(room) = self.room(&key) else {
                 self.busy.remove(&key);
                 continue;

@@ -1,4 +1,4 @@
-//! The chat server: one room, NDJSON over TCP, on smol executors across all cores; its
+//! The chat server: rooms, NDJSON over TCP, on smol executors across all cores; its
 //! events are recorded by an event log (in memory, or durable on disk) before anyone
 //! receives them.
 //!
@@ -11,6 +11,7 @@ mod fanout;
 mod hub;
 mod limits;
 pub mod log;
+mod pressure;
 mod queue;
 mod registry;
 mod room;

@@ -14,6 +14,7 @@ use chat_shared::Frame;
 
 use crate::fanout::FanOut;
 use crate::log::{Body, Event, Head, NewEvent, Seq, Span, StreamId};
+use crate::pressure::Window;
 use crate::queue::SendQueue;
 use crate::registry::ConnId;
 
@@ -99,7 +100,15 @@ pub struct Room {
     /// again meanwhile.
     posts_underway: HashSet<(String, String)>,
     last_submit: Instant,
+    /// Events arriving a second, as last measured.
+    rate: f64,
+    /// Events arrived since `counting_since`.
+    arrived: u32,
+    counting_since: Instant,
 }
+
+/// How long a room counts arrivals before it updates its rate.
+const RATE_PERIOD: Duration = Duration::from_millis(100);
 
 impl Room {
     /// A room whose log stream ends at `head`, with `recent` (its newest events) in
@@ -127,6 +136,9 @@ impl Room {
             in_flight: None,
             posts_underway: HashSet::new(),
             last_submit: now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
+            rate: 0.0,
+            arrived: 0,
+            counting_since: now,
         }
     }
 
@@ -153,6 +165,7 @@ impl Room {
 
     /// Queues an event for the next batch.
     pub fn push(&mut self, pending: Pending) {
+        self.count_arrival(Instant::now());
         if let Some(key) = post_key(&pending) {
             self.posts_underway.insert(key);
         }
@@ -165,28 +178,41 @@ impl Room {
             .contains(&(poster.to_string(), id.to_string()))
     }
 
-    /// The least time between two batches: the configured window, longer in big rooms.
-    fn window_length(&self, coalesce: Duration) -> Duration {
+    /// Counts an arriving event; every [`RATE_PERIOD`] (or at the first event after a
+    /// longer quiet spell) the rate is measured anew.
+    fn count_arrival(&mut self, now: Instant) {
+        self.arrived += 1;
+        let elapsed = now.saturating_duration_since(self.counting_since);
+        if elapsed >= RATE_PERIOD {
+            self.rate = f64::from(self.arrived) / elapsed.as_secs_f64();
+            self.arrived = 0;
+            self.counting_since = now;
+        }
+    }
+
+    /// The least time between two batches: the configured window, longer in big rooms
+    /// and in rooms busy enough to fill the longer window of a busy server.
+    fn window_length(&self, window: Window) -> Duration {
         let by_size = Duration::from_secs_f64(self.fanout.len() as f64 / WRITE_BUDGET);
-        coalesce.max(by_size)
+        window.for_rate(self.rate).max(by_size)
     }
 
     /// When the next batch may go, if one waits and none is being recorded: at once when
     /// more than a batch waits.
-    pub fn next_submit(&self, coalesce: Duration) -> Option<Instant> {
+    pub fn next_submit(&self, window: Window) -> Option<Instant> {
         if self.pending.is_empty() || self.in_flight.is_some() {
             return None;
         }
         if self.pending.len() >= MAX_BATCH {
             return Some(self.last_submit);
         }
-        Some(self.last_submit + self.window_length(coalesce))
+        Some(self.last_submit + self.window_length(window))
     }
 
     /// The batch to record now, if one is due: the events leave `pending` and are in
     /// flight until [`Room::finish`].
-    pub fn take_batch(&mut self, now: Instant, coalesce: Duration) -> Option<Vec<NewEvent>> {
-        if self.next_submit(coalesce).is_none_or(|due| now < due) {
+    pub fn take_batch(&mut self, now: Instant, window: Window) -> Option<Vec<NewEvent>> {
+        if self.next_submit(window).is_none_or(|due| now < due) {
             return None;
         }
         self.last_submit = now;

@@ -317,10 +317,7 @@ async fn refuse(stream: Async<std::net::TcpStream>, code: RejectCode) {
 
 /// Runs `server` on `threads` threads (0: one per core) until `stop` resolves.
 pub fn run_blocking(server: Server, stop: impl Future<Output = ()>) {
-    let threads = match server.shared.config.threads {
-        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        n => n,
-    };
+    let threads = server.shared.config.worker_threads();
     let ex = Arc::new(Executor::new());
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     let workers: Vec<_> = (1..threads)

@@ -177,9 +177,18 @@ impl<'a> Session<'a> {
     }
 
     async fn read_loop(&mut self, stream: &Async<TcpStream>) -> End {
+        // Every frame read moves the deadline later. Moving the reactor's timer each time
+        // would cost a timer operation and a reactor wake-up per frame, so the timer stays
+        // where it was armed; when it fires before the deadline it is moved then. `armed`
+        // is `None` once it has fired.
+        let mut armed = Some(self.deadline());
         let mut timer = Timer::at(self.deadline());
         loop {
-            timer.set_at(self.deadline());
+            let deadline = self.deadline();
+            if armed.is_none_or(|at| deadline < at) {
+                timer.set_at(deadline);
+                armed = Some(deadline);
+            }
             let wake = future::or(
                 future::or(async { Wake::Readable(stream.readable().await) }, async {
                     (&mut timer).await;
@@ -191,6 +200,13 @@ impl<'a> Session<'a> {
                 },
             )
             .await;
+            if matches!(wake, Wake::Deadline) {
+                armed = None;
+                if Instant::now() < self.deadline() {
+                    // Heard from since the timer was set: not due yet.
+                    continue;
+                }
+            }
             match wake {
                 Wake::Shutdown => return End::Close(CloseCode::Shutdown),
                 Wake::Deadline if !self.logged_in => return End::Close(CloseCode::LoginTimeout),
