@@ -310,6 +310,21 @@ impl<R: AsyncRead + Unpin, T: WireFrame> FrameReader<R, T> {
     pub fn get_ref(&self) -> &R {
         &self.reader
     }
+
+    /// Hands the stream back with what was read from it but not yet returned as frames (a
+    /// partial frame included), for a caller that reads on by itself.
+    pub fn into_parts(self) -> (R, Vec<u8>) {
+        let mut rest = &self.buf[self.start..self.end];
+        let mut unread = if self.decoder.skipping {
+            // The rest of a line too long to keep is dropped, as `next` would drop it.
+            rest = memchr::memchr(b'\n', rest).map_or(&[][..], |at| &rest[at + 1..]);
+            Vec::new()
+        } else {
+            self.decoder.pending
+        };
+        unread.extend_from_slice(rest);
+        (self.reader, unread)
+    }
 }
 
 /// Writes frames to an async byte stream.
@@ -337,5 +352,43 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// The underlying stream.
     pub fn get_ref(&self) -> &W {
         &self.writer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServerFrame;
+
+    #[test]
+    fn into_parts_hands_back_what_was_not_returned() {
+        let bytes = b"{\"type\":\"ping\"}\n{\"type\":\"pong\"}\n{\"type\":\"pi".to_vec();
+        let mut reader =
+            FrameReader::<_, ServerFrame>::new(futures_lite::io::Cursor::new(bytes), 1024);
+        let first = futures_lite::future::block_on(reader.next());
+        assert!(
+            matches!(first, Some(Ok(ServerFrame::Ping { .. }))),
+            "{first:?}"
+        );
+        let (_, unread) = reader.into_parts();
+        assert_eq!(unread, b"{\"type\":\"pong\"}\n{\"type\":\"pi");
+    }
+
+    #[test]
+    fn into_parts_drops_the_rest_of_a_line_too_long() {
+        let mut bytes = vec![b'x'; 100];
+        bytes.extend_from_slice(b"\n{\"type\":\"pong\"}\n");
+        let mut reader =
+            FrameReader::<_, ServerFrame>::new(futures_lite::io::Cursor::new(bytes), 40);
+        let first = futures_lite::future::block_on(reader.next());
+        assert!(
+            matches!(
+                first,
+                Some(Err(ReadError::Decode(DecodeError::TooLong { .. })))
+            ),
+            "{first:?}"
+        );
+        let (_, unread) = reader.into_parts();
+        assert_eq!(unread, b"{\"type\":\"pong\"}\n");
     }
 }
