@@ -183,7 +183,7 @@ pub struct Args {
     #[argh(option, default = "0")]
     pub threads: usize,
     /// milliseconds a room may gather events into one write per client under load; the
-    /// server stretches it, up to 50, while its cores are over 70% busy (default: 5)
+    /// server stretches it, up to 50, while its cores are over 85% busy (default: 5)
     #[argh(option, default = "Seconds(0.005)", from_str_fn(parse_millis))]
     pub coalesce_ms: Seconds,
 }

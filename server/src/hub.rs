@@ -643,13 +643,18 @@ impl Hub {
         let Some(Slot::Ready(room)) = self.rooms.get(key) else {
             return Vec::new();
         };
-        let mut members: Vec<&Member> = room
+        // Borrowed, sorted, then copied once into a list of its final size: a login storm
+        // builds this for every newcomer, for rooms of thousands.
+        let mut members: Vec<(&str, &str)> = room
             .fanout
             .conns()
             .filter_map(|conn| self.registry.get(conn))
+            .map(|m| (m.keys.folded.as_str(), m.name.as_str()))
             .collect();
-        members.sort_by(|a, b| a.keys.folded.cmp(&b.keys.folded));
-        members.iter().map(|m| m.name.to_string()).collect()
+        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut users = Vec::with_capacity(members.len());
+        users.extend(members.iter().map(|(_, name)| (*name).to_owned()));
+        users
     }
 
     /// Finds the room a frame names (`None`: the default room). An error is the answer to

@@ -12,10 +12,13 @@ use std::time::{Duration, Instant};
 
 /// How often the load is looked at.
 pub const PERIOD: Duration = Duration::from_millis(100);
-/// Share of the cores above which the window grows.
-pub const HIGH: f64 = 0.7;
-/// Share of the cores below which the window shrinks back.
-pub const LOW: f64 = 0.45;
+/// Share of the cores above which the window grows: near saturation, where queues (and
+/// so latency) grow fastest.
+pub const HIGH: f64 = 0.85;
+/// Share of the cores below which the window shrinks back. Close under [`HIGH`], so that
+/// a busy server hovers at the shortest window that keeps it under [`HIGH`] instead of
+/// staying stretched after one busy moment.
+pub const LOW: f64 = 0.7;
 /// Factor of one step.
 pub const STEP: f64 = 1.5;
 /// The longest a room gathers events, however busy the server.
@@ -158,7 +161,7 @@ mod tests {
             p.adjust(1.0);
         }
         assert_eq!(p.window().busy, MAX_WINDOW);
-        p.adjust(0.6);
+        p.adjust(0.8);
         assert_eq!(p.window().busy, MAX_WINDOW, "between the marks: stays");
         for _ in 0..20 {
             p.adjust(0.2);

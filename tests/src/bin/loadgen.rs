@@ -152,6 +152,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(20);
 const PER_SOURCE: usize = 25_000;
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
+/// The Unix time of [`EPOCH`] in nanoseconds, to compare with the server's `time`.
+static EPOCH_UNIX_NS: OnceLock<u64> = OnceLock::new();
 static EXECUTOR: OnceLock<Executor<'static>> = OnceLock::new();
 
 /// Spawns on the loadgen's executor, whose threads also drive the reactor: a task woken by
@@ -168,6 +170,11 @@ fn now_ns() -> u64 {
 fn main() {
     let args: Args = argh::from_env();
     EPOCH.get_or_init(Instant::now);
+    EPOCH_UNIX_NS.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
     let result = match args.mode {
         Mode::Fanout(a) => run(a.threads, fanout(a)),
         Mode::Idle(a) => run(a.threads, idle(a)),
@@ -371,6 +378,10 @@ fn status_bytes(pid: u32, field: &str) -> Option<u64> {
 /// What each receiving client measured.
 struct Received {
     latency: Histogram<u64>,
+    /// From the post's send time to the server's `time` on it (when the room took it).
+    to_room: Histogram<u64>,
+    /// From the server's `time` to the delivery.
+    from_room: Histogram<u64>,
     seen: Vec<u64>,
     unique: u64,
     duplicates: u64,
@@ -380,8 +391,9 @@ struct Received {
 impl Received {
     fn new() -> Self {
         Self {
-            latency: Histogram::new_with_bounds(1_000, 120_000_000_000, 3)
-                .expect("valid histogram bounds"),
+            latency: histogram(),
+            to_room: histogram(),
+            from_room: histogram(),
             seen: Vec::new(),
             unique: 0,
             duplicates: 0,
@@ -389,7 +401,7 @@ impl Received {
         }
     }
 
-    fn message(&mut self, text: &str, now: u64) {
+    fn message(&mut self, text: &str, fields: &[u8], now: u64) {
         let mut parts = text.splitn(3, ' ');
         let (Some(post), Some(sent)) = (parts.next(), parts.next()) else {
             return;
@@ -411,7 +423,31 @@ impl Received {
         self.seen[word] |= 1 << bit;
         self.unique += 1;
         let _ = self.latency.record(now.saturating_sub(sent).max(1_000));
+        // One post in eight is split in two at the server's stamp: plenty for percentiles,
+        // and it keeps the load generator's own work small.
+        if post % 8 != 0 {
+            return;
+        }
+        if let (Some(time), Some(epoch)) = (server_time(fields), EPOCH_UNIX_NS.get()) {
+            // The server's clock counts whole milliseconds: each part is ±1 ms.
+            let time = (time * 1_000_000).saturating_sub(*epoch);
+            let _ = self.to_room.record(time.saturating_sub(sent).max(1_000));
+            let _ = self.from_room.record(now.saturating_sub(time).max(1_000));
+        }
     }
+}
+
+/// The server's `time` (milliseconds) among a `message`'s fields.
+fn server_time(fields: &[u8]) -> Option<u64> {
+    const TIME: &[u8] = b"\"time\":";
+    let at = memchr::memmem::find(fields, TIME)? + TIME.len();
+    let digits = &fields[at..];
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, 120_000_000_000, 3).expect("valid histogram bounds")
 }
 
 #[derive(Serialize)]
@@ -431,6 +467,10 @@ struct FanoutSummary {
     duplicated: u64,
     deliveries_per_s: f64,
     latency_ms: Percentiles,
+    /// The latency in two parts, at the server's `time` stamp (±1 ms): from the post's
+    /// send to the room taking it, and from there to the delivery.
+    to_room_ms: Percentiles,
+    from_room_ms: Percentiles,
     server_cpu_s: Option<f64>,
     server_cpu_us_per_delivery: Option<f64>,
     server_peak_rss_mib: Option<f64>,
@@ -443,6 +483,20 @@ struct Percentiles {
     p99: f64,
     p999: f64,
     max: f64,
+}
+
+impl Percentiles {
+    /// In milliseconds, from a histogram of nanoseconds.
+    fn of(h: &Histogram<u64>) -> Self {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1e6;
+        Self {
+            p50: ms(0.5),
+            p90: ms(0.9),
+            p99: ms(0.99),
+            p999: ms(0.999),
+            max: h.max() as f64 / 1e6,
+        }
+    }
 }
 
 /// What a fan-out client does once logged in: read until told to stop, measuring.
@@ -466,8 +520,8 @@ async fn read_messages(
         let mut messages = 0;
         while let Some(at) = memchr::memchr(b'\n', lines) {
             match scan_line(&lines[..at]) {
-                Scanned::Message(text) => {
-                    got.message(text, now);
+                Scanned::Message(text, fields) => {
+                    got.message(text, fields, now);
                     messages += 1;
                 }
                 Scanned::RateLimited => got.rate_limited += 1,
@@ -501,8 +555,9 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// What a line from the server is, as far as the load generator cares.
 enum Scanned<'a> {
-    /// A `message`: the start of its text (enough to hold the post number and time).
-    Message(&'a str),
+    /// A `message`: the start of its text (enough to hold the post number and send time)
+    /// and the fields before it (where the server's `time` is).
+    Message(&'a str, &'a [u8]),
     /// An `error` `rate_limited`.
     RateLimited,
     Other,
@@ -524,7 +579,8 @@ fn scan_line(line: &[u8]) -> Scanned<'_> {
             .filter(|(_, b)| **b == b' ')
             .nth(1)
             .map_or(0, |(i, _)| i);
-        return std::str::from_utf8(&text[..len]).map_or(Scanned::Other, Scanned::Message);
+        return std::str::from_utf8(&text[..len])
+            .map_or(Scanned::Other, |text| Scanned::Message(text, &line[..at]));
     }
     if line.starts_with(ERROR) && memchr::memmem::find(line, b"\"rate_limited\"").is_some() {
         return Scanned::RateLimited;
@@ -698,17 +754,18 @@ struct Run {
 }
 
 fn summarize(args: &FanoutArgs, run: &Run, results: &[Received]) -> Result<FanoutSummary, String> {
-    let mut latency = Received::new().latency;
+    let (mut latency, mut to_room, mut from_room) = (histogram(), histogram(), histogram());
     let (mut received, mut duplicated, mut rate_limited) = (0, 0, 0);
     for r in results {
         latency.add(&r.latency).map_err(|e| e.to_string())?;
+        to_room.add(&r.to_room).map_err(|e| e.to_string())?;
+        from_room.add(&r.from_room).map_err(|e| e.to_string())?;
         received += r.unique;
         duplicated += r.duplicates;
         rate_limited += r.rate_limited;
     }
     let (posts_sent, elapsed, server_cpu) = (run.posts_sent, run.elapsed, run.server_cpu);
     let expected = posts_sent.saturating_sub(rate_limited) * members(args) as u64;
-    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1e6;
     Ok(FanoutSummary {
         clients: args.clients,
         rooms: args.rooms,
@@ -724,13 +781,9 @@ fn summarize(args: &FanoutArgs, run: &Run, results: &[Received]) -> Result<Fanou
         lost: expected.saturating_sub(received),
         duplicated,
         deliveries_per_s: received as f64 / elapsed,
-        latency_ms: Percentiles {
-            p50: ms(0.5),
-            p90: ms(0.9),
-            p99: ms(0.99),
-            p999: ms(0.999),
-            max: latency.max() as f64 / 1e6,
-        },
+        latency_ms: Percentiles::of(&latency),
+        to_room_ms: Percentiles::of(&to_room),
+        from_room_ms: Percentiles::of(&from_room),
         server_cpu_s: server_cpu,
         server_cpu_us_per_delivery: server_cpu.map(|c| c * 1e6 / received.max(1) as f64),
         server_peak_rss_mib: args
@@ -765,6 +818,15 @@ fn print_fanout(s: &FanoutSummary) {
         "latency ms            p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
         l.p50, l.p90, l.p99, l.p999, l.max
     );
+    for (what, l) in [
+        ("  post to room", &s.to_room_ms),
+        ("  room to reader", &s.from_room_ms),
+    ] {
+        println!(
+            "{what:<22}p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        );
+    }
     if let (Some(cpu), Some(per)) = (s.server_cpu_s, s.server_cpu_us_per_delivery) {
         println!("server cpu            {cpu:.2} s, {per:.3} us per delivery");
     }
