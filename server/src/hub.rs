@@ -503,9 +503,13 @@ impl Hub {
             }
             Admission::Takeover(old) => self.take_over(old, login),
             Admission::Free => {
-                let entry = self.recent.entry(keys.folded.clone()).or_default();
-                for (id, frame) in login.recent {
-                    entry.remember(&id, frame);
+                // Only names with posts to remember get an entry: an idle connection costs
+                // none.
+                if !login.recent.is_empty() {
+                    let entry = self.recent.entry(keys.folded.clone()).or_default();
+                    for (id, frame) in login.recent {
+                        entry.remember(&id, frame);
+                    }
                 }
                 let name = login.name.to_string();
                 let default = self.default_room.clone();
@@ -730,8 +734,8 @@ impl Hub {
             // The original is on its way to the log; its echo will settle this too.
             return;
         }
-        if let Some(recent) = id.as_ref().and_then(|_| self.recent.get_mut(&folded)) {
-            recent.last_post = Some(Instant::now());
+        if id.is_some() {
+            self.recent.entry(folded.clone()).or_default().last_post = Some(Instant::now());
         }
         let poster = id.is_some().then_some(folded);
         self.push(
