@@ -4,7 +4,7 @@
 
 use chat_shared::Frame;
 
-use crate::queue::SendQueue;
+use crate::queue::{Batch, SendQueue};
 use crate::registry::ConnId;
 
 /// The members of a room and what is about to go to them.
@@ -68,9 +68,10 @@ impl FanOut {
                 frame
             }
         };
+        let batch = Batch::new(frame, count);
         self.members
             .iter()
-            .filter(|(_, queue)| queue.push(frame.clone(), count).is_err())
+            .filter(|(_, queue)| queue.push(&batch).is_err())
             .map(|(conn, _)| *conn)
             .collect()
     }

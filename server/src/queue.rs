@@ -33,8 +33,38 @@ struct Shared {
     on_close: Event,
 }
 
-/// One queued item: frames, and how many of them count against the limit.
-type Item = (Frame, u32);
+/// Frames on their way to one or more connections, and how many of them count against
+/// each one's limit. A batch of a room's events is one `Batch` shared by all its members.
+/// One pointer wide, so the block of slots an idle connection's channel keeps once it has
+/// carried anything is half the size a `(Frame, u32)` would make it.
+#[derive(Debug, Clone)]
+pub struct Batch(Arc<Queued>);
+
+#[derive(Debug)]
+struct Queued {
+    frame: Frame,
+    count: u32,
+}
+
+impl Batch {
+    /// `frame`, which holds `count` frames that count against the limit (0: none do).
+    pub fn new(frame: Frame, count: usize) -> Self {
+        Self(Arc::new(Queued {
+            frame,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        }))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.frame.as_bytes()
+    }
+
+    fn count(&self) -> usize {
+        self.0.count as usize
+    }
+}
+
+type Item = Batch;
 
 /// The pushing side of a connection's send queue; clones push to the same queue.
 #[derive(Debug, Clone)]
@@ -63,22 +93,23 @@ pub fn send_queue(limits: QueueLimits) -> (SendQueue, QueueReceiver) {
 }
 
 impl SendQueue {
-    /// Queues `frame`, which holds `count` frames, against the limit.
-    pub fn push(&self, frame: Frame, count: usize) -> Result<(), Overflow> {
+    /// Queues `batch` against the limit.
+    pub fn push(&self, batch: &Batch) -> Result<(), Overflow> {
+        let (count, len) = (batch.count(), batch.bytes().len());
         let frames = self.shared.frames.fetch_add(count, Ordering::Relaxed) + count;
-        let bytes = self.shared.bytes.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
+        let bytes = self.shared.bytes.fetch_add(len, Ordering::Relaxed) + len;
         if frames > self.limits.frames || bytes > self.limits.bytes {
             return Err(Overflow);
         }
         // A closed queue belongs to a connection on its way out; dropping is right.
-        let _ = self.tx.try_send((frame, count as u32));
+        let _ = self.tx.try_send(batch.clone());
         Ok(())
     }
 
     /// Queues `frame` outside the limit: replies the connection asked for (its welcome and
     /// replay, history) and the last word before a close.
     pub fn push_unmetered(&self, frame: Frame) {
-        let _ = self.tx.try_send((frame, 0));
+        let _ = self.tx.try_send(Batch::new(frame, 0));
     }
 
     /// Queues a last frame, then closes: the writer flushes what is queued and stops.
@@ -143,14 +174,14 @@ impl QueueReceiver {
                 }
             }
             if self.shared.aborted.load(Ordering::Acquire) {
-                batch.retain(|(_, count)| *count == 0);
+                batch.retain(|item| item.count() == 0);
             }
             write_all(&mut out, &batch).await?;
             let (frames, bytes) = batch
                 .iter()
-                .filter(|(_, count)| *count > 0)
-                .fold((0, 0), |(f, b), (frame, count)| {
-                    (f + *count as usize, b + frame.len())
+                .filter(|item| item.count() > 0)
+                .fold((0, 0), |(f, b), item| {
+                    (f + item.count(), b + item.bytes().len())
                 });
             self.shared.frames.fetch_sub(frames, Ordering::Relaxed);
             self.shared.bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -165,8 +196,8 @@ impl QueueReceiver {
 
 /// Writes every frame of `batch`, in as few system calls as the socket allows.
 async fn write_all<W: AsyncWrite + Unpin>(out: &mut W, batch: &[Item]) -> io::Result<()> {
-    if let [(frame, _)] = batch {
-        return out.write_all(frame.as_bytes()).await;
+    if let [item] = batch {
+        return out.write_all(item.bytes()).await;
     }
     let (mut index, mut offset) = (0, 0);
     while index < batch.len() {
@@ -174,16 +205,14 @@ async fn write_all<W: AsyncWrite + Unpin>(out: &mut W, batch: &[Item]) -> io::Re
         let slices: Vec<IoSlice<'_>> = batch[index..]
             .iter()
             .enumerate()
-            .map(|(i, (frame, _))| {
-                IoSlice::new(&frame.as_bytes()[if i == 0 { offset } else { 0 }..])
-            })
+            .map(|(i, item)| IoSlice::new(&item.bytes()[if i == 0 { offset } else { 0 }..]))
             .collect();
         let mut written = out.write_vectored(&slices).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
         while index < batch.len() {
-            let left = batch[index].0.len() - offset;
+            let left = batch[index].bytes().len() - offset;
             if written < left {
                 offset += written;
                 break;

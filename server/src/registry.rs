@@ -101,6 +101,18 @@ impl Registry {
         self.members.get_mut(&conn)
     }
 
+    /// Everyone, sorted by case-folded name, with their connections.
+    pub fn sorted(&self) -> impl Iterator<Item = (ConnId, &Member)> {
+        self.by_folded
+            .values()
+            .filter_map(|conn| self.members.get(conn).map(|member| (*conn, member)))
+    }
+
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
     /// Whether someone online has the case-folded name `folded`.
     pub fn is_online(&self, folded: &str) -> bool {
         self.by_folded

@@ -19,7 +19,7 @@ use smol::{Async, Timer};
 use crate::hub::{Command, Login};
 use crate::limits::{FloodMeter, TokenBucket};
 use crate::log::Span;
-use crate::queue::{QueueLimits, SendQueue, send_queue};
+use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
 use crate::registry::ConnId;
 use crate::server::Shared;
 use crate::wire::closing;
@@ -277,7 +277,7 @@ impl<'a> Session<'a> {
     /// Queues a reply to this connection alone.
     fn reply(&self, frame: &ServerFrame) -> Result<(), End> {
         self.queue
-            .push(Frame::encode(frame), 1)
+            .push(&Batch::new(Frame::encode(frame), 1))
             .map_err(|_| End::Close(CloseCode::SendQueueFull))
     }
 
