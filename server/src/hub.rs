@@ -1141,12 +1141,12 @@ impl Hub {
     fn submit(&mut self, now: Instant) {
         let busy: Vec<Arc<str>> = self.busy.iter().cloned().collect();
         for key in busy {
-            let coalesce = self.pressure.window();
+            let window = self.pressure.window();
             let Some(room) = self.room(&key) else {
                 self.busy.remove(&key);
                 continue;
             };
-            let Some(events) = room.take_batch(now, coalesce) else {
+            let Some(events) = room.take_batch(now, window) else {
                 continue;
             };
             if !room.has_pending() {
