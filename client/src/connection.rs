@@ -16,11 +16,13 @@ use async_channel::{Receiver, Sender};
 use chat_shared::limits::{CLIENT_PING_AFTER_SECS, MAX_SERVER_FRAME};
 use chat_shared::{
     ClientFrame, CloseCode, ErrorCode, FrameReader, FrameWriter, Limits, PROTOCOL_VERSION,
-    ReadError, RejectCode, ServerFrame, fold,
+    ReadError, RejectCode, ServerFrame,
 };
 use futures_lite::future;
 use smol::Timer;
 use smol::net::TcpStream;
+
+use crate::model::room_key;
 
 /// How long the client waits between two tries while the server is offline.
 pub const RETRY_EVERY: Duration = Duration::from_secs(2);
@@ -362,7 +364,7 @@ impl RoomState {
     fn new(name: &str, last_seq: u64) -> Self {
         Self {
             name: name.to_string(),
-            key: fold(name.trim().trim_start_matches('#')),
+            key: room_key(name),
             last_seq,
             answered: false,
             gap: Gap::None,
@@ -584,7 +586,7 @@ impl Worker {
         let default_seq = self
             .default_room
             .as_deref()
-            .and_then(|name| self.room(&fold(name)))
+            .and_then(|name| self.room(&room_key(name)))
             .map(|room| room.last_seq);
         let hello = ClientFrame::Hello {
             protocol: PROTOCOL_VERSION,
@@ -667,7 +669,7 @@ impl Worker {
             self.default_room = rooms.first().cloned().or(self.default_room.take());
         }
         let default_room = self.default_room.clone().unwrap_or_default();
-        let default_key = fold(&default_room);
+        let default_key = room_key(&default_room);
         let list = self
             .rooms
             .get_or_insert_with(|| rooms.iter().map(|name| RoomState::new(name, 0)).collect());
@@ -678,7 +680,7 @@ impl Worker {
             if !same_epoch {
                 room.last_seq = 0;
             }
-            if room.key == default_key && rooms.iter().any(|r| fold(r) == default_key) {
+            if room.key == default_key && rooms.iter().any(|r| room_key(r) == default_key) {
                 // The welcome answers for the default room.
                 room.answered = true;
                 room.name.clone_from(&default_room);
@@ -710,7 +712,7 @@ impl Worker {
         catch_up.extend(
             rooms
                 .iter()
-                .filter(|name| !list.iter().any(|room| room.key == fold(name)))
+                .filter(|name| !list.iter().any(|room| room.key == room_key(name)))
                 .map(|name| ClientFrame::Part { room: name.clone() }),
         );
         self.epoch = Some(epoch.clone());
@@ -860,7 +862,7 @@ impl Worker {
             ServerFrame::Error { room, .. } => room.as_deref(),
             frame => frame.room().or(self.default_room.as_deref()),
         };
-        room.map(|room| fold(room.trim_start_matches('#')))
+        room.map(room_key)
     }
 
     /// Handles a frame: passes it to the app, dropping replayed events it already has and

@@ -6,7 +6,7 @@ use iced::widget::{Column, button, column, container, row, scrollable, space, te
 use iced::{Center, Element, Fill, Theme};
 
 use super::Message;
-use crate::model::Rooms;
+use crate::model::{Rooms, room_key};
 use crate::screen::style::{bold, muted, unique_style};
 use crate::widget::ellipsis::ellipsis;
 
@@ -119,7 +119,7 @@ fn badge<'a>(count: &str, mention: bool) -> Element<'a, Message> {
 /// The rooms people are in, most people first, filtered by what is typed; each can be
 /// joined (or shown, if the user is in it), and a name nobody uses yet can be made.
 pub fn dialog<'a>(rooms: &'a Rooms, find: &'a str) -> Element<'a, Message> {
-    let wanted = chat_shared::fold(find.trim().trim_start_matches('#'));
+    let wanted = room_key(find);
     let mut list = Column::new().spacing(4);
     let mut exact = false;
     match rooms.directory() {
