@@ -15,6 +15,8 @@ use iced_test::runtime::{self, Action};
 use iced_test::selector::{Bounded, Selector};
 
 use crate::app::{App, Message};
+use chat_shared::{Limits, ServerFrame};
+
 use crate::connection::{Command, Event as ConnectionEvent, Handle, Session};
 
 /// The app in a headless window.
@@ -308,4 +310,38 @@ fn build<'a>(
     renderer: &mut iced::Renderer,
 ) -> UserInterface<'a, Message, iced::Theme, iced::Renderer> {
     UserInterface::build(app.view(), size, cache, renderer)
+}
+
+/// Noon on 2026-11-25 (UTC), in ms: test messages are spaced a second apart from here.
+pub const NOON: u64 = 1_795_521_600_000;
+
+/// The session of "me" (with "bob" online) in `rooms`, the first of them `general`, the
+/// default room.
+pub fn session_in(rooms: &[&str]) -> Session {
+    Session {
+        name: "me".into(),
+        users: vec!["me".into(), "bob".into()],
+        seq: 0,
+        oldest: 0,
+        epoch: "e".into(),
+        limits: Limits::default(),
+        resumed: false,
+        missed: false,
+        new_epoch: false,
+        default_room: "general".into(),
+        rooms: rooms.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A message of `room`, one second after the one before it.
+pub fn room_message(room: &str, seq: u64, from: &str, text: &str) -> ServerFrame {
+    ServerFrame::Message {
+        room: Some(room.into()),
+        seq,
+        time: NOON + seq * 1000,
+        from: from.into(),
+        text: text.into(),
+        id: None,
+        me: false,
+    }
 }

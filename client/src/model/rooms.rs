@@ -395,35 +395,7 @@ fn capitalized(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_shared::Limits;
-
-    fn session(rooms: &[&str]) -> Session {
-        Session {
-            name: "me".into(),
-            users: vec!["me".into(), "bob".into()],
-            seq: 0,
-            oldest: 0,
-            epoch: "e".into(),
-            limits: Limits::default(),
-            resumed: false,
-            missed: false,
-            new_epoch: false,
-            default_room: "general".into(),
-            rooms: rooms.iter().map(ToString::to_string).collect(),
-        }
-    }
-
-    fn message(room: &str, seq: u64, from: &str, text: &str) -> ServerFrame {
-        ServerFrame::Message {
-            room: Some(room.into()),
-            seq,
-            time: 0,
-            from: from.into(),
-            text: text.into(),
-            id: None,
-            me: false,
-        }
-    }
+    use crate::testing::{room_message, session_in};
 
     fn answer(room: &str, seq: u64) -> ServerFrame {
         ServerFrame::Room {
@@ -443,20 +415,20 @@ mod tests {
 
     #[test]
     fn unread_and_mentions_count_where_the_user_is_not_looking() {
-        let mut rooms = Rooms::new(&session(&["general", "rust"]), |_| 0, Some("#general"));
+        let mut rooms = Rooms::new(&session_in(&["general", "rust"]), |_| 0, Some("#general"));
         rooms.received(answer("rust", 2), true);
         // Replayed on a first visit: old conversation, not unread.
-        rooms.received(message("rust", 1, "bob", "old"), true);
-        rooms.received(message("rust", 2, "bob", "old, me"), true);
-        rooms.received(message("rust", 3, "bob", "new"), true);
-        let notify = rooms.received(message("rust", 4, "bob", "hey ME"), true);
+        rooms.received(room_message("rust", 1, "bob", "old"), true);
+        rooms.received(room_message("rust", 2, "bob", "old, me"), true);
+        rooms.received(room_message("rust", 3, "bob", "new"), true);
+        let notify = rooms.received(room_message("rust", 4, "bob", "hey ME"), true);
         assert_eq!(notify, None, "the window has the focus");
-        rooms.received(message("general", 1, "bob", "here, me"), true);
+        rooms.received(room_message("general", 1, "bob", "here, me"), true);
         assert_eq!(
             counts(&rooms),
             [("general".into(), 0, 0), ("rust".into(), 2, 1)]
         );
-        let notify = rooms.received(message("rust", 5, "bob", "me?"), false);
+        let notify = rooms.received(room_message("rust", 5, "bob", "me?"), false);
         assert_eq!(
             notify,
             Some(Notify {
@@ -474,7 +446,7 @@ mod tests {
 
     #[test]
     fn joining_parting_and_a_join_refused() {
-        let mut rooms = Rooms::new(&session(&["general"]), |_| 0, None);
+        let mut rooms = Rooms::new(&session_in(&["general"]), |_| 0, None);
         assert!(rooms.join("Rust"), "a new room: the join goes out");
         assert_eq!(rooms.active().map(|j| j.key.as_str()), Some("rust"));
         assert!(!rooms.join("#rust"), "already in: just shown");
@@ -500,10 +472,10 @@ mod tests {
 
     #[test]
     fn a_login_keeps_what_each_room_holds() {
-        let mut rooms = Rooms::new(&session(&["general", "rust"]), |_| 0, Some("rust"));
+        let mut rooms = Rooms::new(&session_in(&["general", "rust"]), |_| 0, Some("rust"));
         rooms.received(answer("rust", 0), true);
-        rooms.received(message("rust", 1, "bob", "kept"), true);
-        rooms.logged_in(&session(&["general", "rust"]));
+        rooms.received(room_message("rust", 1, "bob", "kept"), true);
+        rooms.logged_in(&session_in(&["general", "rust"]));
         assert_eq!(rooms.active().map(|j| j.room.timeline.len()), Some(1));
         assert_eq!(rooms.positions()[1], ("rust".into(), 1));
     }

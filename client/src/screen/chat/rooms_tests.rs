@@ -2,44 +2,14 @@
 //! what is new and what mentions you, each room's place and draft, the slash commands,
 //! the list of rooms, and notifications.
 
-use chat_shared::{Limits, RoomUsers, ServerFrame};
+use chat_shared::{RoomUsers, ServerFrame};
 use iced::Point;
 use iced::keyboard::{self, key};
 
 use crate::app::Message as AppMessage;
-use crate::connection::{Command, Event, Session};
+use crate::connection::{Command, Event};
 use crate::model::Notify;
-use crate::testing::Window;
-
-const NOON: u64 = 1_795_521_600_000;
-
-fn session(rooms: &[&str]) -> Session {
-    Session {
-        name: "me".into(),
-        users: vec!["me".into(), "bob".into()],
-        seq: 0,
-        oldest: 0,
-        epoch: "e".into(),
-        limits: Limits::default(),
-        resumed: false,
-        missed: false,
-        new_epoch: false,
-        default_room: "general".into(),
-        rooms: rooms.iter().map(ToString::to_string).collect(),
-    }
-}
-
-fn message(room: &str, seq: u64, from: &str, text: &str) -> ServerFrame {
-    ServerFrame::Message {
-        room: Some(room.into()),
-        seq,
-        time: NOON + seq * 1000,
-        from: from.into(),
-        text: text.into(),
-        id: None,
-        me: false,
-    }
-}
+use crate::testing::{Window, room_message, session_in};
 
 fn answer(room: &str, seq: u64) -> ServerFrame {
     ServerFrame::Room {
@@ -61,15 +31,15 @@ fn receive(window: &mut Window, frames: impl IntoIterator<Item = ServerFrame>) {
 
 /// Logged in, in `general` (40 live messages) and `rust` (40 replayed on joining).
 fn two_rooms() -> Window {
-    let mut window = Window::chat(&session(&["general", "rust"]));
+    let mut window = Window::chat(&session_in(&["general", "rust"]));
     receive(&mut window, [answer("rust", 40)]);
     receive(
         &mut window,
-        (1..=40).map(|i| message("general", i, "bob", &format!("g{i}"))),
+        (1..=40).map(|i| room_message("general", i, "bob", &format!("g{i}"))),
     );
     receive(
         &mut window,
-        (1..=40).map(|i| message("rust", i, "carol", &format!("r{i}"))),
+        (1..=40).map(|i| room_message("rust", i, "carol", &format!("r{i}"))),
     );
     window.commands_sent();
     window
@@ -151,9 +121,9 @@ fn unread_and_mentions_show_in_the_sidebar_until_the_room_is_shown() {
     receive(
         &mut window,
         [
-            message("rust", 41, "carol", "anyone?"),
-            message("rust", 42, "carol", "me, are you there?"),
-            message("general", 41, "bob", "here, me"),
+            room_message("rust", 41, "carol", "anyone?"),
+            room_message("rust", 42, "carol", "me, are you there?"),
+            room_message("general", 41, "bob", "here, me"),
         ],
     );
     assert_eq!(counts(&window, "rust"), (2, 1));
@@ -181,7 +151,7 @@ fn unread_and_mentions_show_in_the_sidebar_until_the_room_is_shown() {
         &mut window,
         [answer("go", 3)]
             .into_iter()
-            .chain((1..=3).map(|i| message("go", i, "bob", &format!("old {i}, me")))),
+            .chain((1..=3).map(|i| room_message("go", i, "bob", &format!("old {i}, me")))),
     );
     window.click_on("rust");
     assert_eq!(counts(&window, "go"), (0, 0));
@@ -344,9 +314,9 @@ fn mentions_notify_only_live_from_others_while_the_window_is_away() {
     receive(
         &mut window,
         [
-            message("rust", 41, "carol", "me: look"),
-            message("rust", 42, "me", "me myself"),
-            message("general", 41, "bob", "no mention here"),
+            room_message("rust", 41, "carol", "me: look"),
+            room_message("rust", 42, "me", "me myself"),
+            room_message("general", 41, "bob", "no mention here"),
         ],
     );
     assert_eq!(
@@ -358,18 +328,18 @@ fn mentions_notify_only_live_from_others_while_the_window_is_away() {
         }]
     );
     // Replayed after a reconnect: counted, never notified.
-    window.connection(Event::LoggedIn(session(&["general", "rust"])));
+    window.connection(Event::LoggedIn(session_in(&["general", "rust"])));
     receive(
         &mut window,
         [
             answer("rust", 44),
-            message("rust", 43, "carol", "me, again"),
+            room_message("rust", 43, "carol", "me, again"),
         ],
     );
     assert_eq!(window.app.notified.len(), 1);
     assert_eq!(counts(&window, "rust").1, 2);
     // Focused again: no notification, the sidebar says it.
     let _ = window.app.update(AppMessage::Focused(true));
-    receive(&mut window, [message("rust", 45, "carol", "me?")]);
+    receive(&mut window, [room_message("rust", 45, "carol", "me?")]);
     assert_eq!(window.app.notified.len(), 1);
 }

@@ -7,11 +7,7 @@ use iced::keyboard::{self, key};
 
 use crate::app::Message as AppMessage;
 use crate::connection::{Command, Event, Session};
-use crate::testing::Window;
-
-/// Noon on 2026-11-25 (UTC), in ms: every test's messages are spaced a second apart
-/// from here.
-const NOON: u64 = 1_795_521_600_000;
+use crate::testing::{NOON, Window};
 
 fn session(seq: u64, users: &[&str]) -> Session {
     Session {
