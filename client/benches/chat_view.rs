@@ -50,6 +50,7 @@ fn chat_with(events: u64) -> Chat {
         for seq in 1..=3 {
             chat.received(
                 ServerFrame::Message {
+                    with: None,
                     room: Some(room.clone()),
                     seq,
                     time: 1_764_000_000_000,
@@ -82,6 +83,7 @@ fn chat_with(events: u64) -> Chat {
                 reason: LeaveReason::Quit,
             },
             _ => ServerFrame::Message {
+                with: None,
                 me: false,
                 room: None,
                 seq,
@@ -142,6 +144,7 @@ fn frame_after_a_message(bencher: Bencher, events: u64) {
         seq += 1;
         chat.received(
             ServerFrame::Message {
+                with: None,
                 me: false,
                 room: None,
                 seq,

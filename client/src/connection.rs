@@ -320,6 +320,7 @@ impl Outbox {
             }
             post.sent = true;
             due.push(ClientFrame::Say {
+                to: None,
                 room: post.room.clone(),
                 text: post.text.clone(),
                 id: Some(post.id.clone()),
@@ -589,6 +590,8 @@ impl Worker {
             .and_then(|name| self.room(&room_key(name)))
             .map(|room| room.last_seq);
         let hello = ClientFrame::Hello {
+            password: None,
+            register: false,
             protocol: PROTOCOL_VERSION,
             name: self.target.name.clone(),
             since: self.epoch.as_ref().and(default_seq),
@@ -837,6 +840,7 @@ impl Worker {
                     frames: Vec::new(),
                 });
                 Some(ClientFrame::History {
+                    with: None,
                     room: Some(room),
                     before: Some(before),
                     after: None,
@@ -1005,6 +1009,7 @@ impl Worker {
             after,
         });
         ClientFrame::History {
+            with: None,
             room: Some(room),
             before: None,
             after: Some(after),

@@ -336,6 +336,7 @@ pub fn session_in(rooms: &[&str]) -> Session {
 /// A message of `room`, one second after the one before it.
 pub fn room_message(room: &str, seq: u64, from: &str, text: &str) -> ServerFrame {
     ServerFrame::Message {
+        with: None,
         room: Some(room.into()),
         seq,
         time: NOON + seq * 1000,

@@ -101,6 +101,8 @@ impl Watcher {
     async fn login(addr: SocketAddr, name: &str) -> Self {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         let hello = ClientFrame::Hello {
+            password: None,
+            register: false,
             protocol: PROTOCOL_VERSION,
             name: name.into(),
             since: None,
@@ -139,6 +141,7 @@ impl Watcher {
 
     async fn say(&mut self, text: &str) {
         self.send(&ClientFrame::Say {
+            to: None,
             me: false,
             room: None,
             text: text.into(),

@@ -41,6 +41,9 @@ pub fn main() -> ExitCode {
         }
     };
     tracing::info!("{}", server.describe_storage());
+    if let Some(tls) = server.describe_tls() {
+        tracing::info!("{tls}");
+    }
     match server.local_addr() {
         Ok(local) => tracing::info!("listening on {local}"),
         Err(err) => tracing::info!("listening ({err})"),

@@ -7,6 +7,8 @@ use std::time::Duration;
 use argh::FromArgs;
 use chat_shared::{RoomName, limits};
 
+use crate::tls::TlsSetup;
+
 /// Where the server keeps its history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Storage {
@@ -73,6 +75,12 @@ pub struct Config {
     pub coalesce: Duration,
     /// How long a closing connection may take to flush what was queued for it.
     pub linger: Duration,
+    /// TLS for every connection, or none.
+    pub tls: Option<TlsSetup>,
+    /// Whether new accounts may register.
+    pub registration: bool,
+    /// Threads that hash passwords; 0 means one per two cores (at least one).
+    pub hashers: usize,
 }
 
 impl Config {
@@ -80,6 +88,16 @@ impl Config {
     pub fn worker_threads(&self) -> usize {
         match self.threads {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        }
+    }
+
+    /// The password hashing threads the server runs.
+    pub fn hasher_threads(&self) -> usize {
+        match self.hashers {
+            0 => {
+                (std::thread::available_parallelism().map_or(1, std::num::NonZero::get) / 2).max(1)
+            }
             n => n,
         }
     }
@@ -109,6 +127,9 @@ impl Default for Config {
             threads: 0,
             coalesce: Duration::from_millis(5),
             linger: Duration::from_secs(1),
+            tls: None,
+            registration: true,
+            hashers: 0,
         }
     }
 }
@@ -186,6 +207,43 @@ pub struct Args {
     /// server stretches it, up to 50, while its cores are over 85% busy (default: 5)
     #[argh(option, default = "Seconds(0.005)", from_str_fn(parse_millis))]
     pub coalesce_ms: Seconds,
+    /// TLS on every connection: the certificate chain (PEM), with --tls-key
+    #[argh(option)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS on every connection: the certificate's private key (PEM), with --tls-cert
+    #[argh(option)]
+    pub tls_key: Option<PathBuf>,
+    /// TLS on every connection with a certificate the server makes once and keeps in its
+    /// data directory; its SHA-256 fingerprint is logged at every start
+    #[argh(switch)]
+    pub tls_self_signed: bool,
+    /// whether new accounts may register: open or closed (default: open)
+    #[argh(option, default = "Registration::Open")]
+    pub registration: Registration,
+    /// threads that hash passwords, at a lower priority than chat; 0 means one per two
+    /// cores (default: 0)
+    #[argh(option, default = "0")]
+    pub hashers: usize,
+}
+
+/// `--registration`: whether new accounts may register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone may register a free name.
+    Open,
+    /// Only existing accounts log in.
+    Closed,
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            _ => Err(format!("{s:?}: say open or closed")),
+        }
+    }
 }
 
 /// A duration in seconds as typed on the command line; fractions allowed.
@@ -235,6 +293,12 @@ pub enum ConfigError {
     /// `--room` is not a room name.
     #[error("--room {0:?}: {1}")]
     BadRoom(String, chat_shared::NameError),
+    /// One of `--tls-cert` and `--tls-key` without the other.
+    #[error("--tls-cert and --tls-key go together")]
+    TlsHalf,
+    /// Both ways of getting a certificate.
+    #[error("--tls-self-signed excludes --tls-cert and --tls-key")]
+    TlsTwice,
 }
 
 impl Args {
@@ -253,11 +317,21 @@ impl Args {
                 Ok(value)
             }
         };
+        let data_dir = self.data.clone().unwrap_or_else(Storage::default_dir);
         let storage = match (self.data, self.memory) {
             (Some(_), true) => return Err(ConfigError::DataAndMemory),
             (Some(dir), false) => Storage::Dir(dir),
             (None, true) => Storage::Memory,
             (None, false) => Storage::Dir(Storage::default_dir()),
+        };
+        // With --memory, a self-signed certificate still lives in the data directory: a
+        // certificate that changed at every start would make every client warn.
+        let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
+            (None, None, false) => None,
+            (Some(cert), Some(key), false) => Some(TlsSetup::Files { cert, key }),
+            (None, None, true) => Some(TlsSetup::SelfSigned(data_dir)),
+            (_, _, true) => return Err(ConfigError::TlsTwice),
+            _ => return Err(ConfigError::TlsHalf),
         };
         let room =
             RoomName::parse(&self.room).map_err(|err| ConfigError::BadRoom(self.room, err))?;
@@ -281,6 +355,9 @@ impl Args {
             max_text: at_least("max-text", self.max_text, 1)?,
             threads: self.threads,
             coalesce: self.coalesce_ms.duration(),
+            tls,
+            registration: self.registration == Registration::Open,
+            hashers: self.hashers,
             ..Config::default()
         })
     }

@@ -12,23 +12,27 @@
 //! is dropped from memory (with a durable log) and read back when someone joins it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use chat_shared::limits::{MAX_NAME, REMEMBERED_IDS};
+use chat_shared::limits::{MAX_NAME, MAX_PASSWORD, REMEMBERED_IDS};
 use chat_shared::{
-    CloseCode, ErrorCode, Frame, LeaveReason, Limits, Name, RejectCode, RoomName, RoomUsers,
-    ServerFrame,
+    CloseCode, Conversation, ErrorCode, Frame, LeaveReason, Limits, Name, NameKeys, Password,
+    RejectCode, RoomName, RoomUsers, ServerFrame, check_password, fold,
 };
 use futures_lite::future;
 use smol::{Executor, Timer};
 
 use crate::Config;
+use crate::accounts::{self, Account, Directory, Hasher, PasswordHash, Throttle};
 use crate::log::writer::{Recorded, Writer};
-use crate::log::{Body, Event, EventLog, Head, LogError, Seq, Span, StreamId};
+use crate::log::{
+    Body, Direct, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, for_reader,
+};
 use crate::pressure::Pressure;
-use crate::queue::SendQueue;
+use crate::queue::{Batch, SendQueue};
 use crate::registry::{Admission, ConnId, Member, Registry};
 use crate::room::{Effect, Pending, Room, Welcome};
 use crate::wire::{closing, now_millis, random_hex};
@@ -90,8 +94,97 @@ pub enum Command {
         /// Why, as recorded in `left`.
         reason: LeaveReason,
     },
+    /// A direct message to an account (already validated and rate-limited).
+    Direct {
+        /// The sender.
+        conn: ConnId,
+        /// The recipient, as the frame named it.
+        to: String,
+        /// The text.
+        text: String,
+        /// The sender's id for the post.
+        id: Option<String>,
+        /// An action.
+        me: bool,
+    },
+    /// Send events of a direct conversation to this member.
+    DirectHistory {
+        /// Who asks.
+        conn: ConnId,
+        /// The other account, as the frame named it.
+        with: String,
+        /// Which; `None`: the newest.
+        span: Option<Span>,
+        /// How many at most.
+        limit: usize,
+    },
+    /// Change the account's password.
+    SetPassword {
+        /// Who asks.
+        conn: ConnId,
+        /// The password now.
+        password: Password,
+        /// The new one.
+        new_password: Password,
+    },
+    /// The hashing threads answered a password login.
+    Verified {
+        /// The login.
+        login: Box<Login>,
+        /// Whether the password was right.
+        right: bool,
+    },
+    /// The hashing threads hashed and stored a new account.
+    Registered {
+        /// The login that registers it.
+        login: Box<Login>,
+        /// Its hash, or why it could not be made or stored.
+        result: Result<PasswordHash, String>,
+    },
+    /// The hashing threads answered a `set_password`.
+    PasswordChecked {
+        /// Who asked.
+        conn: ConnId,
+        /// The account.
+        folded: String,
+        /// The address it asked from.
+        ip: IpAddr,
+        /// What came of it.
+        outcome: PasswordOutcome,
+    },
+    /// The log recorded a direct message (or could not).
+    DirectRecorded {
+        /// The message.
+        event: Box<NewEvent>,
+        /// Who sent it.
+        conn: ConnId,
+        /// The log's answer.
+        result: Recorded,
+    },
     /// The server is going down: record what was accepted, then stop.
     Shutdown,
+}
+
+/// What came of a `set_password`.
+#[derive(Debug)]
+pub enum PasswordOutcome {
+    /// The current password was wrong.
+    Wrong,
+    /// Changed: the new hash is stored.
+    Changed(PasswordHash),
+    /// Right, but the new hash could not be made or stored.
+    Failed(String),
+}
+
+/// How a login proves its name.
+#[derive(Debug)]
+pub enum Auth {
+    /// A guest name (or a token takeover).
+    Guest,
+    /// Log in to an account.
+    Password(Password),
+    /// Create an account, then log in.
+    Register(Password),
 }
 
 /// A login request.
@@ -115,6 +208,13 @@ pub struct Login {
     pub reply: Sender<bool>,
     /// The posts the log remembers for this name (read before the login reached the hub).
     pub recent: Vec<(String, Frame)>,
+    /// How it proves its name.
+    pub auth: Auth,
+    /// The address it connects from.
+    pub ip: IpAddr,
+    /// The conversations the log holds for this name, should it be an account (read
+    /// before the login reached the hub).
+    pub conversations: Vec<Conversation>,
 }
 
 /// How long post ids are kept in memory at least, after the name's last post (the log may
@@ -252,11 +352,39 @@ pub struct Hub {
     last_sweep: Instant,
     /// How busy the cores are, and so how long rooms gather events.
     pressure: Pressure,
+    /// Every account.
+    accounts: Directory,
+    /// Wrong passwords lately.
+    throttle: Throttle,
+    /// The threads that hash passwords.
+    hasher: Hasher,
+    /// The hub's own inbox, where the hashing threads and the writer answer.
+    inbox: Sender<Command>,
+    /// Direct messages on their way to the log, by poster and id: a re-sent copy is
+    /// dropped.
+    direct_pending: HashSet<(String, String)>,
 }
 
 impl Hub {
-    /// A hub over `log`, with the default room's newest events read back from it.
-    pub fn new(config: Config, log: Arc<dyn EventLog>) -> Result<Self, LogError> {
+    /// A hub over `log`, with the default room's newest events and every account read
+    /// back from it; `inbox` is the sender of the inbox [`Hub::run`] will serve.
+    pub fn new(
+        config: Config,
+        log: Arc<dyn EventLog>,
+        hasher: Hasher,
+        inbox: Sender<Command>,
+    ) -> Result<Self, LogError> {
+        let mut accounts = Directory::default();
+        for (name, hash) in log.accounts()? {
+            match Name::parse(&name) {
+                Ok(name) => accounts.insert(Account {
+                    keys: name.keys(),
+                    name,
+                    hash: PasswordHash::from_stored(hash),
+                }),
+                Err(err) => tracing::error!(name, %err, "an account's name is not valid; skipped"),
+            }
+        }
         let mut names = RoomNames::default();
         for (stream, name) in log.rooms()? {
             names.insert(stream.as_str().into(), name.into());
@@ -295,6 +423,11 @@ impl Hub {
             recent: HashMap::new(),
             last_sweep: Instant::now(),
             pressure,
+            accounts,
+            throttle: Throttle::default(),
+            hasher,
+            inbox,
+            direct_pending: HashSet::new(),
         })
     }
 
@@ -423,11 +556,43 @@ impl Hub {
             Command::Part { conn, room } => self.part(conn, &room),
             Command::Rooms { conn } => self.list_rooms(conn),
             Command::Leave { conn, reason } => self.leave(conn, reason),
+            Command::Direct {
+                conn,
+                to,
+                text,
+                id,
+                me,
+            } => self.direct(conn, &to, text, id, me),
+            Command::DirectHistory {
+                conn,
+                with,
+                span,
+                limit,
+            } => self.direct_history(conn, &with, span, limit, executor),
+            Command::SetPassword {
+                conn,
+                password,
+                new_password,
+            } => self.set_password(conn, password, new_password),
+            Command::Verified { login, right } => self.verified(*login, right),
+            Command::Registered { login, result } => self.registered(*login, result),
+            Command::PasswordChecked {
+                conn,
+                folded,
+                ip,
+                outcome,
+            } => self.password_checked(conn, &folded, ip, outcome),
+            Command::DirectRecorded {
+                event,
+                conn,
+                result,
+            } => self.direct_recorded(&event, conn, result),
             Command::Shutdown => {}
         }
         let now = Instant::now();
         if now.duration_since(self.last_sweep) > Duration::from_secs(60) {
             self.sweep_recent(now);
+            self.throttle.sweep(now);
         }
     }
 
@@ -485,66 +650,253 @@ impl Hub {
         );
     }
 
-    fn login(&mut self, login: Login) {
+    /// Refuses a login: queues the rejection and tells the session.
+    fn reject(login: &Login, code: RejectCode, message: String, retry_after: Option<u64>) {
+        login
+            .queue
+            .push_unmetered(Frame::encode(&ServerFrame::Rejected {
+                code,
+                message,
+                retry_after,
+            }));
+        let _ = login.reply.try_send(false);
+    }
+
+    fn login(&mut self, mut login: Login) {
         let keys = login.name.keys();
-        match self
-            .registry
-            .admit(&login.name, &keys, login.token.as_deref())
-        {
-            Admission::Taken(message) => {
-                login
-                    .queue
-                    .push_unmetered(Frame::encode(&ServerFrame::Rejected {
-                        code: RejectCode::NameTaken,
-                        message,
-                        retry_after: None,
-                    }));
-                let _ = login.reply.try_send(false);
-            }
-            Admission::Takeover(old) => self.take_over(old, login),
-            Admission::Free => {
-                // Only names with posts to remember get an entry: an idle connection costs
-                // none.
-                if !login.recent.is_empty() {
-                    let entry = self.recent.entry(keys.folded.clone()).or_default();
-                    for (id, frame) in login.recent {
-                        entry.remember(&id, frame);
-                    }
+        match std::mem::replace(&mut login.auth, Auth::Guest) {
+            Auth::Guest => {
+                let admission = self
+                    .registry
+                    .admit(&login.name, &keys, login.token.as_deref());
+                if let Admission::Takeover(old) = admission {
+                    return self.take_over(old, login);
                 }
-                let name = login.name.to_string();
-                let default = self.default_room.clone();
-                self.registry.insert(
-                    login.conn,
-                    Member {
-                        name: login.name,
-                        keys,
-                        token: random_hex(16),
-                        queue: login.queue.clone(),
-                        online: false,
-                        rooms: vec![default.clone()],
-                        protocol: login.protocol,
-                    },
-                );
-                let welcome = Welcome {
-                    conn: login.conn,
-                    since: login.since,
-                    epoch: login.epoch,
-                    queue: login.queue,
-                    reply: login.reply,
-                };
-                self.push(
-                    &default,
-                    Body::Joined { name },
-                    None,
-                    Effect::Welcome(Box::new(welcome)),
+                if let Some(owner) = self.accounts.colliding(&keys) {
+                    let message = if fold(owner) == keys.folded {
+                        format!("{owner} is an account: log in with its password")
+                    } else {
+                        format!("{} looks like the account {owner}", login.name)
+                    };
+                    return Self::reject(&login, RejectCode::NameRegistered, message, None);
+                }
+                match admission {
+                    Admission::Taken(message) => {
+                        Self::reject(&login, RejectCode::NameTaken, message, None);
+                    }
+                    _ => self.fresh_login(login, keys, false),
+                }
+            }
+            Auth::Register(password) => self.register(login, &keys, password),
+            Auth::Password(password) => self.check_password(login, &keys, password),
+        }
+    }
+
+    /// Registers an account (the session checked `registration_closed` and the name):
+    /// `name_registered`, `name_taken`, `weak_password`, in this order; then the name is
+    /// held while the hashing threads hash the password and store the account.
+    fn register(&mut self, login: Login, keys: &NameKeys, password: Password) {
+        if let Some(owner) = self.accounts.colliding(keys) {
+            let message = if fold(owner) == keys.folded {
+                format!("{owner} is an account already")
+            } else {
+                format!("{} looks like the account {owner}", login.name)
+            };
+            return Self::reject(&login, RejectCode::NameRegistered, message, None);
+        }
+        if let Admission::Taken(message) = self.registry.admit(&login.name, keys, None) {
+            return Self::reject(&login, RejectCode::NameTaken, message, None);
+        }
+        if let Err(weak) = check_password(login.name.as_str(), password.expose()) {
+            return Self::reject(&login, RejectCode::WeakPassword, weak.to_string(), None);
+        }
+        self.accounts.reserve(keys);
+        let (log, inbox) = (self.log.clone(), self.inbox.clone());
+        let (folded, name) = (keys.folded.clone(), login.name.to_string());
+        let login = Box::new(login);
+        // The login travels with the job and comes back with its answer; if the queue is
+        // full, it comes back at once.
+        let job = move |login: Box<Login>| {
+            let result = accounts::hash(&password).and_then(|hash| {
+                match log.create_account(&folded, &name, hash.as_stored()) {
+                    Ok(true) => Ok(hash),
+                    Ok(false) => Err("the account exists already".into()),
+                    Err(err) => Err(err.to_string()),
+                }
+            });
+            let _ = inbox.try_send(Command::Registered { login, result });
+        };
+        if let Err(login) = self.hasher.submit(login, job) {
+            self.accounts.release(&keys.folded);
+            Self::busy(&login);
+        }
+    }
+
+    /// Too many password checks are queued: come back in a moment.
+    fn busy(login: &Login) {
+        Self::reject(
+            login,
+            RejectCode::Unavailable,
+            "the server is checking many passwords at once; try again in a moment".into(),
+            Some(2000),
+        );
+    }
+
+    /// A log-in with a password: `no_account`, `too_many_attempts`, then the hashing
+    /// threads check it.
+    fn check_password(&mut self, login: Login, keys: &NameKeys, password: Password) {
+        let Some(account) = self.accounts.get(&keys.folded) else {
+            let message = format!("there is no account {}", login.name);
+            return Self::reject(&login, RejectCode::NoAccount, message, None);
+        };
+        if let Err(wait) = self.throttle.check(&keys.folded, login.ip, Instant::now()) {
+            return Self::reject(
+                &login,
+                RejectCode::TooManyAttempts,
+                "too many wrong passwords; wait before trying again".into(),
+                Some(wait.as_millis() as u64 + 1),
+            );
+        }
+        if password.expose().len() > MAX_PASSWORD {
+            // Longer than any password can be: wrong, without hashing it.
+            return self.verified(login, false);
+        }
+        let hash = account.hash.clone();
+        let inbox = self.inbox.clone();
+        let job = move |login: Box<Login>| {
+            let right = accounts::verify(&hash, &password);
+            let _ = inbox.try_send(Command::Verified { login, right });
+        };
+        if let Err(login) = self.hasher.submit(Box::new(login), job) {
+            Self::busy(&login);
+        }
+    }
+
+    /// The password of a log-in was checked.
+    fn verified(&mut self, mut login: Login, right: bool) {
+        let keys = login.name.keys();
+        if !right {
+            self.throttle.fail(&keys.folded, login.ip, Instant::now());
+            return Self::reject(
+                &login,
+                RejectCode::BadPassword,
+                "wrong password".into(),
+                None,
+            );
+        }
+        let Some(account) = self.accounts.get(&keys.folded) else {
+            return Self::reject(
+                &login,
+                RejectCode::NoAccount,
+                "no such account".into(),
+                None,
+            );
+        };
+        // The welcome carries the account's own spelling.
+        login.name = account.name.clone();
+        let keys = account.keys.clone();
+        match self.registry.holder(&keys) {
+            // The account is online: this connection takes it over.
+            Some((conn, true)) => self.take_over(conn, login),
+            Some((_, false)) => Self::reject(
+                &login,
+                RejectCode::NameTaken,
+                format!("{} is logging in on another connection", login.name),
+                None,
+            ),
+            None => self.fresh_login(login, keys, true),
+        }
+    }
+
+    /// A new account was hashed and stored (or not).
+    fn registered(&mut self, login: Login, result: Result<PasswordHash, String>) {
+        let keys = login.name.keys();
+        match result {
+            Ok(hash) => {
+                tracing::info!(account = %login.name, "account registered");
+                self.accounts.insert(Account {
+                    name: login.name.clone(),
+                    keys: keys.clone(),
+                    hash,
+                });
+                self.fresh_login(login, keys, true);
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot register an account");
+                self.accounts.release(&keys.folded);
+                Self::reject(
+                    &login,
+                    RejectCode::Unavailable,
+                    "the account could not be created now; try again".into(),
+                    Some(2000),
                 );
             }
         }
     }
 
+    /// A login that takes a free name: it joins the default room, and gets its welcome
+    /// once that `joined` is recorded.
+    fn fresh_login(&mut self, login: Login, keys: NameKeys, account: bool) {
+        let Ok(token) = random_hex(16) else {
+            tracing::error!("no random bytes for a token");
+            return Self::reject(
+                &login,
+                RejectCode::Unavailable,
+                "the server cannot make a session token now; try again".into(),
+                Some(2000),
+            );
+        };
+        // Only names with posts to remember get an entry: an idle connection costs none.
+        if !login.recent.is_empty() {
+            let entry = self.recent.entry(keys.folded.clone()).or_default();
+            for (id, frame) in login.recent {
+                entry.remember(&id, frame);
+            }
+        }
+        let name = login.name.to_string();
+        let default = self.default_room.clone();
+        self.registry.insert(
+            login.conn,
+            Member {
+                name: login.name,
+                keys,
+                token,
+                queue: login.queue.clone(),
+                online: false,
+                rooms: vec![default.clone()],
+                protocol: login.protocol,
+                account,
+                ip: login.ip,
+            },
+        );
+        let welcome = Welcome {
+            conn: login.conn,
+            since: login.since,
+            epoch: login.epoch,
+            queue: login.queue,
+            reply: login.reply,
+            conversations: account.then_some(login.conversations),
+        };
+        self.push(
+            &default,
+            Body::Joined { name },
+            None,
+            Effect::Welcome(Box::new(welcome)),
+        );
+    }
+
     /// The same user on a new connection, with its token: it keeps the rooms, the others
     /// see nothing, the old connection is told it was replaced.
     fn take_over(&mut self, old: ConnId, login: Login) {
+        let Ok(token) = random_hex(16) else {
+            tracing::error!("no random bytes for a token");
+            return Self::reject(
+                &login,
+                RejectCode::Unavailable,
+                "the server cannot make a session token now; try again".into(),
+                Some(2000),
+            );
+        };
         let Some(previous) = self.registry.remove(old) else {
             return;
         };
@@ -573,11 +925,13 @@ impl Hub {
             Member {
                 name: previous.name,
                 keys: previous.keys,
-                token: random_hex(16),
+                token,
                 queue: login.queue.clone(),
                 online: true,
                 rooms: previous.rooms,
                 protocol: login.protocol,
+                account: previous.account,
+                ip: login.ip,
             },
         );
         let welcome = Welcome {
@@ -586,6 +940,7 @@ impl Hub {
             epoch: login.epoch,
             queue: login.queue,
             reply: login.reply,
+            conversations: previous.account.then_some(login.conversations),
         };
         let newest = self
             .room(&self.default_room.clone())
@@ -602,10 +957,11 @@ impl Hub {
             return;
         };
         member.online = true;
-        let (name, token, protocol) = (
+        let (name, token, protocol, account) = (
             member.name.to_string(),
             member.token.clone(),
             member.protocol,
+            member.account,
         );
         let rooms: Vec<String> = member
             .rooms
@@ -634,6 +990,8 @@ impl Hub {
             epoch: self.log.epoch().to_string(),
             token,
             rooms,
+            account,
+            conversations: welcome.conversations.clone(),
             limits: self.limits(),
         });
         welcome
@@ -785,7 +1143,7 @@ impl Hub {
             Ok(Lookup::New(_, name) | Lookup::LooksLike(name)) => {
                 // No such room: nothing in it.
                 let span = span.unwrap_or(Span::Before(1));
-                queue.push_unmetered(history_answer(&name, span, &[]));
+                queue.push_unmetered(history_answer(&Target::Room(name.to_string()), span, &[]));
                 return;
             }
             Err(message) => {
@@ -794,11 +1152,11 @@ impl Hub {
             }
         };
         let durable = self.log.durable();
-        let name = self.names.name(&key);
+        let target = Target::Room(self.names.name(&key).to_string());
         if let Some(room) = self.room(&key) {
             let span = span.unwrap_or(Span::Before(room.head.newest + 1));
             if let Some(frames) = room.read_window(span, limit, durable) {
-                queue.push_unmetered(history_answer(&name, span, &frames));
+                queue.push_unmetered(history_answer(&target, span, &frames));
                 return;
             }
         }
@@ -818,21 +1176,318 @@ impl Hub {
                 match read {
                     Ok((span, events)) => {
                         let frames: Vec<Frame> = events.into_iter().map(|e| e.frame).collect();
-                        queue.push_unmetered(history_answer(&name, span, &frames));
+                        queue.push_unmetered(history_answer(&target, span, &frames));
                     }
                     Err(err) => {
                         tracing::error!(%err, "cannot read the history");
-                        queue.push_unmetered(Frame::encode(&ServerFrame::Error {
-                            room: None,
-                            code: ErrorCode::Unavailable,
-                            message: "the history cannot be read now; try again later".into(),
-                            id: None,
-                            retry_after: None,
-                        }));
+                        queue.push_unmetered(unreadable_history());
                     }
                 }
             })
             .detach();
+    }
+
+    /// The account a direct message or a conversation names, or the error to answer.
+    fn account_named(&self, conn: ConnId, named: &str) -> Result<(Account, Account), ErrorCode> {
+        let me = self
+            .registry
+            .get(conn)
+            .filter(|m| m.online && m.account)
+            .and_then(|m| self.accounts.get(&m.keys.folded))
+            .ok_or(ErrorCode::AccountRequired)?;
+        let other = Name::parse(named)
+            .ok()
+            .and_then(|name| self.accounts.get(&name.keys().folded))
+            .ok_or(ErrorCode::NoAccount)?;
+        Ok((me.clone(), other.clone()))
+    }
+
+    fn account_error(&self, conn: ConnId, code: ErrorCode, named: &str, id: Option<String>) {
+        let message = match code {
+            ErrorCode::AccountRequired => "only an account can have direct messages".into(),
+            _ => format!("there is no account {named}"),
+        };
+        self.error(conn, code, message, id, None);
+    }
+
+    /// A direct message: recorded in the pair's conversation, then sent to both parties.
+    fn direct(&mut self, conn: ConnId, to: &str, text: String, id: Option<String>, me: bool) {
+        if self.registry.get(conn).is_none_or(|m| !m.online) {
+            return;
+        }
+        let (sender, recipient) = match self.account_named(conn, to) {
+            Ok(pair) => pair,
+            Err(code) => return self.account_error(conn, code, to, id),
+        };
+        let folded = sender.keys.folded.clone();
+        if let Some(id) = &id {
+            if let Some(original) = self
+                .recent
+                .get(&folded)
+                .and_then(|recent| recent.by_id.get(id.as_str()))
+            {
+                // A re-sent post: the sender gets the original back.
+                if let Some(member) = self.registry.get(conn) {
+                    member.queue.push_unmetered(original.clone());
+                }
+                return;
+            }
+            if !self.direct_pending.insert((folded.clone(), id.clone())) {
+                // The original is on its way to the log.
+                return;
+            }
+            self.recent.entry(folded.clone()).or_default().last_post = Some(Instant::now());
+        }
+        let event = NewEvent {
+            stream: StreamId::direct(&folded, &recipient.keys.folded),
+            room: Arc::from(""),
+            direct: Some(Box::new(Direct {
+                from_key: folded.clone(),
+                to_key: recipient.keys.folded.clone(),
+                to: recipient.name.to_string(),
+            })),
+            time: now_millis(),
+            body: Body::Message {
+                from: sender.name.to_string(),
+                text,
+                id: id.clone(),
+                me,
+            },
+            poster: id.is_some().then_some(folded),
+        };
+        if let Some(writer) = &self.writer {
+            let inbox = self.inbox.clone();
+            let copy = Box::new(event.clone());
+            writer.record(
+                vec![event],
+                Box::new(move |result| {
+                    let _ = inbox.try_send(Command::DirectRecorded {
+                        event: copy,
+                        conn,
+                        result,
+                    });
+                }),
+            );
+        } else {
+            let result = self.log.append(std::slice::from_ref(&event));
+            self.direct_recorded(&event, conn, result);
+        }
+    }
+
+    /// The log answered for a direct message: the sender gets its echo, the recipient (if
+    /// online over protocol 2) the message.
+    fn direct_recorded(&mut self, event: &NewEvent, conn: ConnId, result: Recorded) {
+        let (Some(direct), Body::Message { id, .. }) = (&event.direct, &event.body) else {
+            return;
+        };
+        if let Some(id) = id {
+            self.direct_pending
+                .remove(&(direct.from_key.clone(), id.clone()));
+        }
+        let recorded = match result {
+            Ok(mut events) if !events.is_empty() => events.swap_remove(0),
+            Ok(_) => return,
+            Err(err) => {
+                tracing::error!(%err, "the log could not record a direct message");
+                return self.error(
+                    conn,
+                    ErrorCode::Unavailable,
+                    "your message could not be recorded; send it again".into(),
+                    id.clone(),
+                    None,
+                );
+            }
+        };
+        if let Some(id) = id {
+            self.recent
+                .entry(direct.from_key.clone())
+                .or_default()
+                .remember(id, recorded.frame.clone());
+        }
+        let mut slow = Vec::new();
+        if let Some(sender) = self.registry.online_conn(&direct.from_key)
+            && let Some(member) = self.registry.get(sender)
+            && member
+                .queue
+                .push(&Batch::new(recorded.frame.clone(), 1))
+                .is_err()
+        {
+            slow.push(sender);
+        }
+        if direct.to_key != direct.from_key
+            && let Some(recipient) = self.registry.online_conn(&direct.to_key)
+            && let Some(member) = self.registry.get(recipient)
+            && member.protocol >= 2
+        {
+            let frame = for_reader(&recorded.frame, &direct.to_key);
+            if member.queue.push(&Batch::new(frame, 1)).is_err() {
+                slow.push(recipient);
+            }
+        }
+        for conn in slow {
+            self.evict(conn);
+        }
+    }
+
+    /// Events of a direct conversation, read on the blocking pool, as this member sees
+    /// them.
+    fn direct_history(
+        &mut self,
+        conn: ConnId,
+        with: &str,
+        span: Option<Span>,
+        limit: usize,
+        executor: &Executor<'static>,
+    ) {
+        let Some(queue) = self
+            .registry
+            .get(conn)
+            .filter(|m| m.online)
+            .map(|m| m.queue.clone())
+        else {
+            return;
+        };
+        let (me, other) = match self.account_named(conn, with) {
+            Ok(pair) => pair,
+            Err(code) => return self.account_error(conn, code, with, None),
+        };
+        let log = self.log.clone();
+        let reader = me.keys.folded.clone();
+        let stream = StreamId::direct(&reader, &other.keys.folded);
+        let target = Target::Direct(other.name.to_string());
+        executor
+            .spawn(async move {
+                let read = smol::unblock(move || {
+                    let span = match span {
+                        Some(span) => span,
+                        None => Span::Before(log.head(&stream)?.newest + 1),
+                    };
+                    log.read(&stream, span, limit).map(|events| {
+                        let frames: Vec<Frame> = events
+                            .iter()
+                            .map(|e| for_reader(&e.frame, &reader))
+                            .collect();
+                        (span, frames)
+                    })
+                })
+                .await;
+                match read {
+                    Ok((span, frames)) => {
+                        queue.push_unmetered(history_answer(&target, span, &frames));
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "cannot read a conversation");
+                        queue.push_unmetered(unreadable_history());
+                    }
+                }
+            })
+            .detach();
+    }
+
+    /// `set_password`: only an account; not while throttled; the new one must be
+    /// acceptable; then the hashing threads check the current one and store the new.
+    fn set_password(&mut self, conn: ConnId, password: Password, new_password: Password) {
+        let Some(member) = self.registry.get(conn).filter(|m| m.online) else {
+            return;
+        };
+        let account = self
+            .accounts
+            .get(&member.keys.folded)
+            .filter(|_| member.account);
+        let Some(account) = account else {
+            return self.error(
+                conn,
+                ErrorCode::AccountRequired,
+                "only an account has a password; register one".into(),
+                None,
+                None,
+            );
+        };
+        let (folded, ip) = (account.keys.folded.clone(), member.ip);
+        if let Err(wait) = self.throttle.check(&folded, ip, Instant::now()) {
+            return self.tell(
+                conn,
+                &ServerFrame::Error {
+                    code: ErrorCode::TooManyAttempts,
+                    message: "too many wrong passwords; wait before trying again".into(),
+                    id: None,
+                    room: None,
+                    retry_after: Some(wait.as_millis() as u64 + 1),
+                },
+            );
+        }
+        if let Err(weak) = check_password(account.name.as_str(), new_password.expose()) {
+            return self.error(conn, ErrorCode::WeakPassword, weak.to_string(), None, None);
+        }
+        if password.expose().len() > MAX_PASSWORD {
+            return self.password_checked(conn, &folded, ip, PasswordOutcome::Wrong);
+        }
+        let (hash, log, inbox) = (account.hash.clone(), self.log.clone(), self.inbox.clone());
+        let job = move |folded: String| {
+            let outcome = if accounts::verify(&hash, &password) {
+                match accounts::hash(&new_password).and_then(|hash| {
+                    log.set_password(&folded, hash.as_stored())
+                        .map(|()| hash)
+                        .map_err(|err| err.to_string())
+                }) {
+                    Ok(hash) => PasswordOutcome::Changed(hash),
+                    Err(err) => PasswordOutcome::Failed(err),
+                }
+            } else {
+                PasswordOutcome::Wrong
+            };
+            let _ = inbox.try_send(Command::PasswordChecked {
+                conn,
+                folded,
+                ip,
+                outcome,
+            });
+        };
+        if self.hasher.submit(folded, job).is_err() {
+            self.error(
+                conn,
+                ErrorCode::Unavailable,
+                "the server is checking many passwords at once; try again in a moment".into(),
+                None,
+                None,
+            );
+        }
+    }
+
+    fn password_checked(
+        &mut self,
+        conn: ConnId,
+        folded: &str,
+        ip: IpAddr,
+        outcome: PasswordOutcome,
+    ) {
+        match outcome {
+            PasswordOutcome::Wrong => {
+                self.throttle.fail(folded, ip, Instant::now());
+                self.error(
+                    conn,
+                    ErrorCode::BadPassword,
+                    "the current password is wrong".into(),
+                    None,
+                    None,
+                );
+            }
+            PasswordOutcome::Changed(hash) => {
+                tracing::info!(account = folded, "password changed");
+                self.accounts.set_hash(folded, hash);
+                self.tell(conn, &ServerFrame::PasswordChanged);
+            }
+            PasswordOutcome::Failed(err) => {
+                tracing::error!(%err, "cannot change a password");
+                self.error(
+                    conn,
+                    ErrorCode::Unavailable,
+                    "the password could not be changed now; try again".into(),
+                    None,
+                    None,
+                );
+            }
+        }
     }
 
     /// Rooms with someone in them (the default room always counts), for `--max-rooms`.
@@ -1382,14 +2037,38 @@ impl Hub {
     }
 }
 
+/// What a `history` asked about.
+enum Target {
+    /// A room, by name.
+    Room(String),
+    /// A direct conversation, by the other account's name.
+    Direct(String),
+}
+
+/// The `error` for a history the log could not read.
+fn unreadable_history() -> Frame {
+    Frame::encode(&ServerFrame::Error {
+        room: None,
+        code: ErrorCode::Unavailable,
+        message: "the history cannot be read now; try again later".into(),
+        id: None,
+        retry_after: None,
+    })
+}
+
 /// A history answer: the events, then `history_end`.
-fn history_answer(room: &str, span: Span, frames: &[Frame]) -> Frame {
+fn history_answer(target: &Target, span: Span, frames: &[Frame]) -> Frame {
     let (before, after) = match span {
         Span::Before(before) => (Some(before), None),
         Span::After(after) => (None, Some(after)),
     };
+    let (room, with) = match target {
+        Target::Room(room) => (Some(room.clone()), None),
+        Target::Direct(with) => (None, Some(with.clone())),
+    };
     let end = Frame::encode(&ServerFrame::HistoryEnd {
-        room: Some(room.to_string()),
+        room,
+        with,
         before,
         after,
         count: frames.len() as u32,

@@ -5,6 +5,7 @@
 //! `main.rs` only turns flags into a [`Config`]; tests start the same server in-process with
 //! [`Running::start`] on port 0.
 
+pub mod accounts;
 pub mod cli;
 mod config;
 mod fanout;
@@ -17,7 +18,10 @@ mod registry;
 mod room;
 mod server;
 mod session;
+pub mod tls;
+mod transport;
 mod wire;
 
-pub use config::{Args, Config, ConfigError, Seconds, Storage};
+pub use config::{Args, Config, ConfigError, Registration, Seconds, Storage};
 pub use server::{Running, Server, StartError, run_blocking};
+pub use tls::TlsSetup;

@@ -177,6 +177,8 @@ impl QueueReceiver {
                 batch.retain(|item| item.count() == 0);
             }
             write_all(&mut out, &batch).await?;
+            // TLS may hold back what did not fit the socket; plain TCP holds nothing.
+            out.flush().await?;
             let (frames, bytes) = batch
                 .iter()
                 .filter(|item| item.count() > 0)

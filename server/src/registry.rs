@@ -28,6 +28,10 @@ pub struct Member {
     pub rooms: Vec<Arc<str>>,
     /// The protocol version it speaks.
     pub protocol: u32,
+    /// Whether the name is an account (logged in with its password, or its token).
+    pub account: bool,
+    /// The address it connected from (password attempts are counted per address).
+    pub ip: std::net::IpAddr,
 }
 
 /// What a login finds.
@@ -76,6 +80,18 @@ impl Registry {
         })
     }
 
+    /// Who holds `keys` (either key), and whether it is online under the same
+    /// case-folded name (the same account, for a password login).
+    pub fn holder(&self, keys: &NameKeys) -> Option<(ConnId, bool)> {
+        let conn = self
+            .by_folded
+            .get(&keys.folded)
+            .or_else(|| self.by_skeleton.get(&keys.skeleton))
+            .copied()?;
+        let member = &self.members[&conn];
+        Some((conn, member.online && member.keys.folded == keys.folded))
+    }
+
     /// Adds a member under `conn`.
     pub fn insert(&mut self, conn: ConnId, member: Member) {
         self.by_folded.insert(member.keys.folded.clone(), conn);
@@ -111,6 +127,14 @@ impl Registry {
     /// How many members.
     pub fn len(&self) -> usize {
         self.members.len()
+    }
+
+    /// The connection of whoever is online with the case-folded name `folded`.
+    pub fn online_conn(&self, folded: &str) -> Option<ConnId> {
+        self.by_folded
+            .get(folded)
+            .copied()
+            .filter(|conn| self.members[conn].online)
     }
 
     /// Whether someone online has the case-folded name `folded`.

@@ -78,6 +78,8 @@ pub struct Welcome {
     pub queue: SendQueue,
     /// Told whether the login went through.
     pub reply: async_channel::Sender<bool>,
+    /// For an account: its conversations, for the welcome.
+    pub conversations: Option<Vec<chat_shared::Conversation>>,
 }
 
 /// A room's state.
@@ -157,6 +159,7 @@ impl Room {
         NewEvent {
             stream: self.stream.clone(),
             room: self.name.clone(),
+            direct: None,
             time,
             body,
             poster,

@@ -16,12 +16,15 @@ use futures_lite::{AsyncWriteExt, future};
 use smol::{Async, Executor, Timer};
 
 use crate::Config;
+use crate::accounts::Hasher;
 use crate::config::Storage;
 use crate::hub::{Command, Hub};
 use crate::log::memory::MemoryLog;
 use crate::log::store::{OpenError, Store};
 use crate::log::{EventLog, LogError};
 use crate::session;
+use crate::tls::Tls;
+use crate::transport::Transport;
 use crate::wire::random_hex;
 
 /// A one-way signal that many tasks can wait for.
@@ -131,6 +134,7 @@ pub struct Server {
     shared: Arc<Shared>,
     hub: Option<(Hub, async_channel::Receiver<Command>)>,
     store: Option<Arc<Store>>,
+    tls: Option<Tls>,
 }
 
 /// Why a server could not start.
@@ -145,6 +149,15 @@ pub enum StartError {
     /// The event log cannot be read.
     #[error("cannot read the history: {0}")]
     Log(#[from] LogError),
+    /// The operating system gives no random bytes, so tokens could be guessed.
+    #[error("no random bytes from the operating system ({0}); tokens would be guessable")]
+    NoRandomness(getrandom::Error),
+    /// The password hashing threads cannot start.
+    #[error("cannot start the password hashing threads: {0}")]
+    Threads(io::Error),
+    /// The TLS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// How long a refused connection gets to read why.
@@ -158,10 +171,11 @@ impl Server {
     /// Opens the event log and binds the listening socket (with `SO_REUSEADDR`, so a
     /// restart right after a stop works).
     pub fn bind(config: Config) -> Result<Self, StartError> {
+        let epoch = random_hex(16).map_err(StartError::NoRandomness)?;
         let (log, store): (Arc<dyn EventLog>, _) = match &config.storage {
-            Storage::Memory => (Arc::new(MemoryLog::new(random_hex(16))), None),
+            Storage::Memory => (Arc::new(MemoryLog::new(epoch)), None),
             Storage::Dir(dir) => {
-                let store = Arc::new(Store::open(dir, || random_hex(16))?);
+                let store = Arc::new(Store::open(dir, || epoch)?);
                 (store.clone(), Some(store))
             }
         };
@@ -176,7 +190,14 @@ impl Server {
         let listener = Async::<TcpListener>::bind(config.addr)
             .map_err(|err| StartError::Listen(config.addr, err))?;
         let (hub_tx, hub_rx) = async_channel::unbounded();
-        let hub = Hub::new(config.clone(), log.clone())?;
+        let hasher = Hasher::start(config.hasher_threads()).map_err(StartError::Threads)?;
+        let tls = match &config.tls {
+            Some(setup) => {
+                Some(Tls::load(setup, &config.addr.ip().to_string()).map_err(StartError::Tls)?)
+            }
+            None => None,
+        };
+        let hub = Hub::new(config.clone(), log.clone(), hasher, hub_tx.clone())?;
         let shared = Arc::new(Shared {
             config,
             hub: hub_tx,
@@ -192,6 +213,7 @@ impl Server {
             shared,
             hub: Some((hub, hub_rx)),
             store: None,
+            tls,
         })
     }
 
@@ -217,6 +239,22 @@ impl Server {
         }
     }
 
+    /// What it encrypts with, in words for the log: the certificate and its SHA-256
+    /// fingerprint, or `None` for plain TCP.
+    pub fn describe_tls(&self) -> Option<String> {
+        self.tls.as_ref().map(|tls| {
+            format!(
+                "TLS with {}, SHA-256 fingerprint {}",
+                tls.source, tls.fingerprint
+            )
+        })
+    }
+
+    /// The SHA-256 fingerprint of its TLS certificate, if it speaks TLS.
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.tls.as_ref().map(|tls| tls.fingerprint.as_str())
+    }
+
     /// The address it listens on (the real port when asked for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.get_ref().local_addr()
@@ -230,10 +268,14 @@ impl Server {
             .take()
             .map(|(hub, inbox)| ex.spawn(hub.run(inbox, ex.clone())));
         let shared = self.shared.clone();
+        let acceptor = self
+            .tls
+            .as_ref()
+            .map(|tls| futures_rustls::TlsAcceptor::from(tls.config.clone()));
         let accept = async {
             loop {
                 match self.listener.accept().await {
-                    Ok((stream, peer)) => self.admit(&ex, stream, peer),
+                    Ok((stream, peer)) => self.admit(&ex, stream, peer, acceptor.as_ref()),
                     Err(err) => {
                         // Out of file descriptors, most likely: let some close.
                         tracing::warn!(%err, "accept failed");
@@ -271,17 +313,48 @@ impl Server {
         }
     }
 
-    fn admit(&self, ex: &Executor<'static>, stream: Async<std::net::TcpStream>, peer: SocketAddr) {
+    fn admit(
+        &self,
+        ex: &Executor<'static>,
+        stream: Async<std::net::TcpStream>,
+        peer: SocketAddr,
+        tls: Option<&futures_rustls::TlsAcceptor>,
+    ) {
         // Latency matters more than packet count; the room batches writes itself.
         let _ = stream.get_ref().set_nodelay(true);
         match self.shared.admit(peer.ip()) {
             Ok(slot) => {
                 let conn = self.shared.next_conn.fetch_add(1, Ordering::Relaxed);
                 let shared = self.shared.clone();
-                ex.spawn(async move {
-                    session::run(shared, stream, conn).await;
-                    drop(slot);
-                })
+                match tls {
+                    None => ex.spawn(async move {
+                        session::run(shared, Transport::Plain(stream), conn, peer.ip()).await;
+                        drop(slot);
+                    }),
+                    Some(acceptor) => {
+                        let accepting = acceptor.accept(stream);
+                        ex.spawn(async move {
+                            // The handshake counts against the login timeout.
+                            let limit = shared.config.login_timeout;
+                            let done = future::or(async { Some(accepting.await) }, async {
+                                Timer::after(limit).await;
+                                None
+                            })
+                            .await;
+                            match done {
+                                Some(Ok(tls)) => {
+                                    let transport = Transport::Tls(Box::new(Mutex::new(tls)));
+                                    session::run(shared, transport, conn, peer.ip()).await;
+                                }
+                                Some(Err(err)) => {
+                                    tracing::debug!(conn, %peer, %err, "TLS handshake failed");
+                                }
+                                None => tracing::debug!(conn, %peer, "TLS handshake timed out"),
+                            }
+                            drop(slot);
+                        })
+                    }
+                }
                 .detach();
             }
             Err(code) => {

@@ -2,34 +2,44 @@
 //! that drains the connection's send queue. Reader and writer run in one task and share the
 //! socket by reference, so a connection costs one task.
 
-use std::cell::RefCell;
-use std::io::{self, Read};
-use std::net::TcpStream;
+use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chat_shared::limits::{DEFAULT_HISTORY_LIMIT, MAX_BAD_FRAMES, MAX_HISTORY_LIMIT, MAX_ID};
+use chat_shared::limits::{
+    DEFAULT_HISTORY_LIMIT, MAX_BAD_FRAMES, MAX_HISTORY_LIMIT, MAX_ID, WELCOME_CONVERSATIONS,
+};
 use chat_shared::{
     ClientFrame, CloseCode, DecodeError, Decoder, ErrorCode, Frame, LeaveReason, Name,
-    PROTOCOL_VERSIONS, RejectCode, RoomName, ServerFrame, check_text,
+    PROTOCOL_VERSIONS, Password, RejectCode, RoomName, ServerFrame, check_text,
 };
 use futures_lite::future;
-use smol::{Async, Timer};
+use smol::Timer;
 
-use crate::hub::{Command, Login};
+use crate::hub::{Auth, Command, Login};
 use crate::limits::{FloodMeter, TokenBucket};
-use crate::log::Span;
+use crate::log::{LogError, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
 use crate::registry::ConnId;
 use crate::server::Shared;
+use crate::transport::Transport;
 use crate::wire::closing;
 
-/// Bytes read from a socket at once, into a buffer that belongs to the thread, so an idle
-/// connection holds no read buffer of its own.
-const SCRATCH: usize = 64 * 1024;
+/// A frame read, or why it could not be.
+type Decoded = Result<ClientFrame, DecodeError>;
 
-thread_local! {
-    static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+/// Decodes what was read; stops at a frame that is too long (the connection closes).
+fn decode(decoder: &mut Decoder<ClientFrame>, mut input: &[u8]) -> Vec<Decoded> {
+    let mut items = Vec::new();
+    while let Some(item) = decoder.next_frame(&mut input) {
+        let too_long = matches!(item, Err(DecodeError::TooLong { .. }));
+        items.push(item);
+        if too_long {
+            break;
+        }
+    }
+    items
 }
 
 /// How a session ends.
@@ -47,19 +57,19 @@ enum End {
 
 /// What woke the reader.
 enum Wake {
-    Readable(io::Result<()>),
+    Readable(io::Result<Option<Vec<Decoded>>>),
     Deadline,
     Shutdown,
 }
 
 /// Runs a connection to its end.
-pub(crate) async fn run(shared: Arc<Shared>, stream: Async<TcpStream>, conn: ConnId) {
+pub(crate) async fn run(shared: Arc<Shared>, stream: Transport, conn: ConnId, peer: IpAddr) {
     let config = &shared.config;
     let (queue, receiver) = send_queue(QueueLimits {
         frames: config.send_queue,
         bytes: config.send_queue_bytes,
     });
-    let mut session = Session::new(&shared, conn, queue.clone());
+    let mut session = Session::new(&shared, conn, queue.clone(), peer, stream.is_tls());
     let reader = async {
         let end = session.read_loop(&stream).await;
         session.finish(end);
@@ -67,7 +77,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Async<TcpStream>, conn: Con
         future::pending::<bool>().await
     };
     let writer = async {
-        match receiver.write_to(&stream).await {
+        match receiver.write_to(stream.writer()).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::debug!(conn, %err, "write failed");
@@ -92,35 +102,20 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Async<TcpStream>, conn: Con
     }
     if flushed {
         // A lingering close: closing a socket with unread input resets the connection,
-        // and the peer could lose our last frame. Send FIN, then drop its input until it
-        // closes too, for a bounded time.
-        let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
-        future::or(discard_until_eof(&stream), async {
-            Timer::after(config.linger).await;
-        })
+        // and the peer could lose our last frame. Send FIN (after TLS's close_notify),
+        // then drop its input until it closes too, for a bounded time.
+        future::or(
+            async {
+                stream.close_write().await;
+                while stream.read_with(|_| ()).await.is_ok() {}
+            },
+            async {
+                Timer::after(config.linger).await;
+            },
+        )
         .await;
     }
-    let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
-}
-
-/// Reads and drops whatever the peer still sends, until it closes.
-async fn discard_until_eof(stream: &Async<TcpStream>) {
-    loop {
-        if stream.readable().await.is_err() {
-            break;
-        }
-        let done = SCRATCH_BUF.with_borrow_mut(|buf| match stream.get_ref().read(buf) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(err) => !matches!(
-                err.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ),
-        });
-        if done {
-            break;
-        }
-    }
+    stream.shutdown();
 }
 
 struct Session<'a> {
@@ -139,13 +134,17 @@ struct Session<'a> {
     welcomed: Option<Instant>,
     /// `join`s and `history`s still allowed beyond the rate while catching up.
     catch_up_left: u32,
+    /// The peer's address.
+    peer: IpAddr,
+    /// Whether the connection is TLS.
+    secure: bool,
 }
 
 /// How long after its welcome a client may catch up beyond its allowance.
 const CATCH_UP_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<'a> Session<'a> {
-    fn new(shared: &'a Shared, conn: ConnId, queue: SendQueue) -> Self {
+    fn new(shared: &'a Shared, conn: ConnId, queue: SendQueue, peer: IpAddr, secure: bool) -> Self {
         let config = &shared.config;
         let now = Instant::now();
         let metered = config.rate > 0;
@@ -163,6 +162,8 @@ impl<'a> Session<'a> {
             flood: metered.then(|| FloodMeter::new(config.rate, config.burst, now)),
             welcomed: None,
             catch_up_left: u32::try_from(config.max_joined * 2).unwrap_or(u32::MAX),
+            peer,
+            secure,
         }
     }
 
@@ -176,7 +177,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn read_loop(&mut self, stream: &Async<TcpStream>) -> End {
+    async fn read_loop(&mut self, stream: &Transport) -> End {
         // Every frame read moves the deadline later. Moving the reactor's timer each time
         // would cost a timer operation and a reactor wake-up per frame, so the timer stays
         // where it was armed; when it fires before the deadline it is moved then. `armed`
@@ -189,13 +190,29 @@ impl<'a> Session<'a> {
                 timer.set_at(deadline);
                 armed = Some(deadline);
             }
+            let shared = self.shared;
+            let (decoder, last_heard, pinged) =
+                (&mut self.decoder, &mut self.last_heard, &mut self.pinged);
             let wake = future::or(
-                future::or(async { Wake::Readable(stream.readable().await) }, async {
-                    (&mut timer).await;
-                    Wake::Deadline
-                }),
+                future::or(
+                    async {
+                        Wake::Readable(
+                            stream
+                                .read_with(|input| {
+                                    *last_heard = Instant::now();
+                                    *pinged = false;
+                                    decode(decoder, input)
+                                })
+                                .await,
+                        )
+                    },
+                    async {
+                        (&mut timer).await;
+                        Wake::Deadline
+                    },
+                ),
                 async {
-                    self.shared.shutdown.wait().await;
+                    shared.shutdown.wait().await;
                     Wake::Shutdown
                 },
             )
@@ -218,12 +235,8 @@ impl<'a> Session<'a> {
                     }
                 }
                 Wake::Readable(Err(_)) => return End::Lost,
-                Wake::Readable(Ok(())) => {
-                    let items = match self.read_available(stream) {
-                        Ok(Some(items)) => items,
-                        Ok(None) => continue,
-                        Err(_) => return End::Lost,
-                    };
+                Wake::Readable(Ok(None)) => continue,
+                Wake::Readable(Ok(Some(items))) => {
                     for item in items {
                         if let Err(end) = self.handle(item).await {
                             return end;
@@ -236,42 +249,6 @@ impl<'a> Session<'a> {
                 return End::Lost;
             }
         }
-    }
-
-    /// Reads what the socket holds into the thread's scratch buffer and decodes it.
-    /// `Ok(None)`: nothing to read after all.
-    fn read_available(
-        &mut self,
-        stream: &Async<TcpStream>,
-    ) -> io::Result<Option<Vec<Result<ClientFrame, DecodeError>>>> {
-        SCRATCH_BUF.with_borrow_mut(|buf| {
-            let n = match stream.get_ref().read(buf) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => n,
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    return Ok(None);
-                }
-                Err(err) => return Err(err),
-            };
-            self.last_heard = Instant::now();
-            self.pinged = false;
-            let mut input = &buf[..n];
-            let mut items = Vec::new();
-            while let Some(item) = self.decoder.next_frame(&mut input) {
-                let too_long = matches!(item, Err(DecodeError::TooLong { .. }));
-                items.push(item);
-                if too_long {
-                    // The connection closes: do not look at the rest.
-                    break;
-                }
-            }
-            Ok(Some(items))
-        })
     }
 
     /// Queues a reply to this connection alone.
@@ -344,35 +321,20 @@ impl<'a> Session<'a> {
         }
         self.bad_in_row = 0;
         match frame {
-            ClientFrame::Say { room, text, id, me } => self.say(room, text, id, me, now),
+            ClientFrame::Say {
+                room,
+                to,
+                text,
+                id,
+                me,
+            } => self.say(room, to, text, id, me, now),
             ClientFrame::History {
                 room,
+                with,
                 before,
                 after,
                 limit,
-            } => {
-                let Ok(room) = room.map(|r| self.room_name(&r, None)).transpose() else {
-                    return Ok(());
-                };
-                let span = match (before, after) {
-                    (Some(_), Some(_)) => {
-                        return self.bad_frame("history takes before or after, not both".into());
-                    }
-                    (Some(before), None) => Some(Span::Before(before)),
-                    (None, Some(after)) => Some(Span::After(after)),
-                    (None, None) => None,
-                };
-                let limit = limit
-                    .unwrap_or(DEFAULT_HISTORY_LIMIT)
-                    .min(MAX_HISTORY_LIMIT);
-                self.to_hub(Command::History {
-                    conn: self.conn,
-                    room,
-                    span,
-                    limit: limit as usize,
-                });
-                Ok(())
-            }
+            } => self.history(room, with, before, after, limit),
             ClientFrame::Join { room, since } => {
                 if let Ok(room) = self.room_name(&room, None) {
                     self.to_hub(Command::Join {
@@ -396,10 +358,64 @@ impl<'a> Session<'a> {
                 self.to_hub(Command::Rooms { conn: self.conn });
                 Ok(())
             }
+            ClientFrame::SetPassword {
+                password,
+                new_password,
+            } => {
+                self.to_hub(Command::SetPassword {
+                    conn: self.conn,
+                    password,
+                    new_password,
+                });
+                Ok(())
+            }
             ClientFrame::Ping { token } => self.reply(&ServerFrame::Pong { token }),
             ClientFrame::Pong { .. } | ClientFrame::Hello { .. } => Ok(()),
             ClientFrame::Bye => Err(End::Quit),
         }
+    }
+
+    fn history(
+        &mut self,
+        room: Option<String>,
+        with: Option<String>,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<(), End> {
+        if room.is_some() && with.is_some() {
+            return self.bad_frame("history names a room or a conversation, not both".into());
+        }
+        let span = match (before, after) {
+            (Some(_), Some(_)) => {
+                return self.bad_frame("history takes before or after, not both".into());
+            }
+            (Some(before), None) => Some(Span::Before(before)),
+            (None, Some(after)) => Some(Span::After(after)),
+            (None, None) => None,
+        };
+        let limit = limit
+            .unwrap_or(DEFAULT_HISTORY_LIMIT)
+            .min(MAX_HISTORY_LIMIT);
+        if let Some(with) = with {
+            self.to_hub(Command::DirectHistory {
+                conn: self.conn,
+                with,
+                span,
+                limit: limit as usize,
+            });
+            return Ok(());
+        }
+        let Ok(room) = room.map(|r| self.room_name(&r, None)).transpose() else {
+            return Ok(());
+        };
+        self.to_hub(Command::History {
+            conn: self.conn,
+            room,
+            span,
+            limit: limit as usize,
+        });
+        Ok(())
     }
 
     /// A room name from a frame; a bad one is answered `invalid_room` here (with the `id`
@@ -451,6 +467,8 @@ impl<'a> Session<'a> {
             since,
             epoch,
             token,
+            password,
+            register,
         } = frame
         else {
             return Err(self.reject(
@@ -458,6 +476,14 @@ impl<'a> Session<'a> {
                 "the first frame must be a hello".into(),
             ));
         };
+        // A password crosses the network only encrypted: checked before anything else
+        // about such a hello, and the password is not looked at.
+        if (password.is_some() || register) && !self.secure && !self.peer.is_loopback() {
+            return Err(self.reject(
+                RejectCode::TlsRequired,
+                "passwords are accepted only over TLS; connect with tls://".into(),
+            ));
+        }
         if !PROTOCOL_VERSIONS.contains(&protocol) {
             return Err(self.reject(
                 RejectCode::UnsupportedProtocol,
@@ -468,27 +494,49 @@ impl<'a> Session<'a> {
                 ),
             ));
         }
+        if register && !self.shared.config.registration {
+            return Err(self.reject(
+                RejectCode::RegistrationClosed,
+                "this server does not take new accounts".into(),
+            ));
+        }
         let name = match Name::parse(&name) {
             Ok(name) => name,
             Err(err) => return Err(self.reject(RejectCode::InvalidName, err.to_string())),
         };
+        let auth = match (password, register) {
+            // `register` without `password` is a password of 0 bytes (weak).
+            (password, true) => Auth::Register(password.unwrap_or_else(|| Password::new(""))),
+            (Some(password), false) => Auth::Password(password),
+            (None, false) => Auth::Guest,
+        };
         // The posts the log remembers for this name, so that an outbox re-sent after a
-        // restart is not posted twice; read off the threads that serve connections.
+        // restart is not posted twice, and its conversations should it be an account;
+        // read off the threads that serve connections.
         let log = self.shared.log.clone();
-        let recent = if log.durable() {
-            let folded = name.keys().folded;
-            match smol::unblock(move || log.recent_posts(&folded)).await {
-                Ok(recent) => recent,
-                Err(err) => {
-                    tracing::error!(%err, "cannot read remembered posts");
-                    return Err(self.reject(
-                        RejectCode::Unavailable,
-                        "the server cannot read its store now; try again".into(),
-                    ));
-                }
-            }
+        let folded = name.keys().folded;
+        let remembered = if log.durable() {
+            smol::unblock(move || {
+                Ok::<_, LogError>((
+                    log.recent_posts(&folded)?,
+                    log.conversations(&folded, WELCOME_CONVERSATIONS)?,
+                ))
+            })
+            .await
         } else {
-            Vec::new()
+            // In memory: nothing to wait for.
+            log.conversations(&folded, WELCOME_CONVERSATIONS)
+                .map(|conversations| (Vec::new(), conversations))
+        };
+        let (recent, conversations) = match remembered {
+            Ok(remembered) => remembered,
+            Err(err) => {
+                tracing::error!(%err, "cannot read remembered posts");
+                return Err(self.reject(
+                    RejectCode::Unavailable,
+                    "the server cannot read its store now; try again".into(),
+                ));
+            }
         };
         let (reply, answer) = async_channel::bounded(1);
         self.to_hub(Command::Login(Login {
@@ -501,6 +549,9 @@ impl<'a> Session<'a> {
             queue: self.queue.clone(),
             reply,
             recent,
+            auth,
+            ip: self.peer,
+            conversations,
         }));
         if answer.recv().await == Ok(true) {
             self.logged_in = true;
@@ -515,6 +566,7 @@ impl<'a> Session<'a> {
     fn say(
         &mut self,
         room: Option<String>,
+        to: Option<String>,
         text: String,
         id: Option<String>,
         me: bool,
@@ -523,6 +575,9 @@ impl<'a> Session<'a> {
         let max_text = self.shared.config.max_text;
         if id.as_ref().is_some_and(|id| id.len() > MAX_ID) {
             return self.bad_frame(format!("id longer than {MAX_ID} bytes"));
+        }
+        if room.is_some() && to.is_some() {
+            return self.bad_frame("say goes to a room or to an account, not both".into());
         }
         if let Err(problem) = check_text(&text, max_text) {
             return self.error(problem.code(), problem.to_string(), id);
@@ -537,6 +592,16 @@ impl<'a> Session<'a> {
                 id,
                 retry_after: Some(wait.as_millis() as u64 + 1),
             });
+        }
+        if let Some(to) = to {
+            self.to_hub(Command::Direct {
+                conn: self.conn,
+                to,
+                text,
+                id,
+                me,
+            });
+            return Ok(());
         }
         let Ok(room) = room.map(|r| self.room_name(&r, id.clone())).transpose() else {
             return Ok(());

@@ -12,22 +12,20 @@ pub fn now_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A random hex string of `bytes` random bytes (tokens and epochs).
-pub fn random_hex(bytes: usize) -> String {
+/// A hex string of `bytes` bytes from the operating system's random source (tokens and
+/// epochs: 16 bytes, 128 bits). There is no fallback: a token built from anything else
+/// could be guessed, so without randomness there is no token (and a server that cannot get it
+/// at start does not start).
+pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut buf = vec![0u8; bytes];
-    if getrandom::fill(&mut buf).is_err() {
-        // No OS randomness: fall back to the clock and the address space, still unique.
-        let seed = now_millis() ^ (std::ptr::from_ref(&buf) as u64);
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
-        }
-    }
-    buf.iter()
+    getrandom::fill(&mut buf)?;
+    Ok(buf
+        .iter()
         .fold(String::with_capacity(bytes * 2), |mut hex, b| {
             use std::fmt::Write;
             let _ = write!(hex, "{b:02x}");
             hex
-        })
+        }))
 }
 
 /// The `closing` frame for a code, with its words for a person.

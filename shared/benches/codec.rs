@@ -10,6 +10,7 @@ fn main() {
 
 fn say() -> ClientFrame {
     ClientFrame::Say {
+        to: None,
         me: false,
         room: None,
         text: "hello everyone, this is a fairly ordinary chat line".into(),
@@ -19,6 +20,7 @@ fn say() -> ClientFrame {
 
 fn message() -> ServerFrame {
     ServerFrame::Message {
+        with: None,
         me: false,
         room: None,
         seq: 123_456,

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod limits;
 pub mod name;
+pub mod password;
 pub mod protocol;
 pub mod text;
 
@@ -12,8 +13,9 @@ pub use codec::{
     DecodeError, Decoder, Frame, FrameReader, FrameWriter, ReadError, WireFrame, decode_line,
 };
 pub use name::{Name, NameError, NameKeys, RoomName, fold};
+pub use password::{WeakPassword, check_password};
 pub use protocol::{
-    ClientFrame, CloseCode, ErrorCode, LeaveReason, Limits, PROTOCOL_VERSION, PROTOCOL_VERSIONS,
-    RejectCode, RoomUsers, ServerFrame,
+    ClientFrame, CloseCode, Conversation, ErrorCode, LeaveReason, Limits, PROTOCOL_VERSION,
+    PROTOCOL_VERSIONS, Password, RejectCode, RoomUsers, ServerFrame,
 };
 pub use text::{TextError, check_text};

@@ -26,3 +26,15 @@ pub const MAX_BAD_FRAMES: u32 = 3;
 pub const REMEMBERED_IDS: usize = 256;
 /// Seconds a client waits without receiving anything before it pings the server.
 pub const CLIENT_PING_AFTER_SECS: u64 = 30;
+/// Shortest password, in bytes of UTF-8.
+pub const MIN_PASSWORD: usize = 8;
+/// Longest password, in bytes of UTF-8.
+pub const MAX_PASSWORD: usize = 128;
+/// Wrong passwords for one account within [`ATTEMPT_WINDOW_SECS`] before it is throttled.
+pub const MAX_ACCOUNT_FAILURES: usize = 5;
+/// Wrong passwords from one address within [`ATTEMPT_WINDOW_SECS`] before it is throttled.
+pub const MAX_ADDRESS_FAILURES: usize = 20;
+/// The window in which wrong passwords count, in seconds.
+pub const ATTEMPT_WINDOW_SECS: u64 = 600;
+/// Conversations listed in an account's `welcome`.
+pub const WELCOME_CONVERSATIONS: usize = 100;

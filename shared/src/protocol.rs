@@ -32,12 +32,21 @@ pub enum ClientFrame {
         /// The token of an earlier `welcome`, to take that session over.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// The account's password (only over TLS or from a loopback address).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<Password>,
+        /// Create the account `name` with `password`, then log in.
+        #[serde(default, skip_serializing_if = "is_false")]
+        register: bool,
     },
-    /// Post a message to a room.
+    /// Post a message to a room, or (with `to`) a direct message to an account.
     Say {
         /// The room (default: the server's default room).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
+        /// A direct message to this account instead (not with `room`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
         /// The message text.
         text: String,
         /// A client-chosen unique id, so a re-sent copy is dropped.
@@ -54,6 +63,9 @@ pub enum ClientFrame {
         /// The room (default: the server's default room).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
+        /// The direct conversation with this account instead (not with `room`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
         /// Only events with a seq below this one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<u64>,
@@ -93,13 +105,62 @@ pub enum ClientFrame {
     },
     /// List the rooms that have someone in them.
     Rooms,
+    /// Change the account's password.
+    SetPassword {
+        /// The password now.
+        password: Password,
+        /// The new one.
+        new_password: Password,
+    },
 }
 
 impl ClientFrame {
     /// The `type` tags this enum decodes.
     pub const TYPES: &'static [&'static str] = &[
-        "hello", "say", "history", "ping", "pong", "bye", "join", "part", "rooms",
+        "hello",
+        "say",
+        "history",
+        "ping",
+        "pong",
+        "bye",
+        "join",
+        "part",
+        "rooms",
+        "set_password",
     ];
+}
+
+/// A password as it crosses the wire: its `Debug` shows nothing of it, so it never reaches
+/// a log by accident. Only [`Password::expose`] reads it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Self(password.into())
+    }
+
+    /// The password itself, for hashing or sending.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A direct conversation in `welcome.conversations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// The other account (the account itself for notes to self).
+    pub with: String,
+    /// Its newest seq.
+    pub seq: u64,
 }
 
 /// For `skip_serializing_if` on flags that are false unless set.
@@ -160,6 +221,12 @@ pub enum ServerFrame {
         /// The rooms this connection is in, in the order they were joined.
         #[serde(default)]
         rooms: Vec<String>,
+        /// Whether the name is an account (logged in with its password or its token).
+        #[serde(default)]
+        account: bool,
+        /// For an account: its direct conversations with the latest activity, latest first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversations: Option<Vec<Conversation>>,
         /// The limits the server enforces.
         limits: Limits,
     },
@@ -175,9 +242,14 @@ pub enum ServerFrame {
     },
     /// A chat message.
     Message {
-        /// Its room (absent only from a server that has a single room).
+        /// Its room (absent only from a server that has a single room, and on a direct
+        /// message).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
+        /// On a direct message: the other party as the receiver sees it (on the sender's
+        /// echo, the recipient).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
         /// Room sequence number.
         seq: u64,
         /// Server time, milliseconds since the Unix epoch.
@@ -224,6 +296,9 @@ pub enum ServerFrame {
         /// The room asked about.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
+        /// The direct conversation asked about.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
         /// The `before` of the request (newest + 1 when it named neither).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<u64>,
@@ -286,6 +361,8 @@ pub enum ServerFrame {
         /// The rooms with someone in them, most members first.
         rooms: Vec<RoomUsers>,
     },
+    /// The answer to `set_password`: the new password is in force.
+    PasswordChanged,
 }
 
 /// A room and how many are in it (`room_list`).
@@ -312,6 +389,7 @@ impl ServerFrame {
         "pong",
         "room",
         "room_list",
+        "password_changed",
     ];
 
     /// The room sequence number, for the frames that are room events.
@@ -353,8 +431,25 @@ pub enum RejectCode {
     ServerFull,
     /// This address holds as many connections as it may (retry later).
     TooManyConnections,
-    /// The login could not be recorded (the store failed); retry later.
+    /// The login could not be recorded (the store failed), or the server is too busy
+    /// checking passwords; retry later.
     Unavailable,
+    /// A `hello` with a password came over plain TCP from another machine; use TLS.
+    TlsRequired,
+    /// The name, or one that collides with it, belongs to an account: log in with its
+    /// password (or register another name).
+    NameRegistered,
+    /// No account has this name.
+    NoAccount,
+    /// The password is wrong.
+    BadPassword,
+    /// The new password is under 8 bytes, over 128, or the name itself.
+    WeakPassword,
+    /// The server does not take new accounts.
+    RegistrationClosed,
+    /// Too many wrong passwords lately, for the account or from the address; see
+    /// `retry_after`.
+    TooManyAttempts,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -426,6 +521,16 @@ pub enum ErrorCode {
     InvalidRoom,
     /// Too many rooms: joined by this connection, or with members on the server.
     TooManyRooms,
+    /// Only an account may do this (direct messages, `set_password`).
+    AccountRequired,
+    /// No account has this name (`say` with `to`, `history` with `with`).
+    NoAccount,
+    /// `set_password`: the current password is wrong.
+    BadPassword,
+    /// `set_password`: the new password is under 8 bytes, over 128, or the name.
+    WeakPassword,
+    /// `set_password`: too many wrong passwords lately; see `retry_after`.
+    TooManyAttempts,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,

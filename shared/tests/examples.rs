@@ -16,6 +16,8 @@ fn protocol_session_example() {
     assert_eq!(
         decode::<ClientFrame>(r#"{"type":"hello","protocol":1,"name":"alice"}"#),
         ClientFrame::Hello {
+            password: None,
+            register: false,
             protocol: 1,
             name: "alice".into(),
             since: None,
@@ -28,6 +30,8 @@ fn protocol_session_example() {
             r#"{"type":"welcome","protocol":1,"name":"alice","users":["alice","bob","carol"],"seq":41,"oldest":1,"epoch":"k3x9","token":"9f2c41d07be8a6e5","limits":{"max_frame":16384,"max_text":4096,"max_name":32,"rate":5,"burst":20}}"#
         ),
         ServerFrame::Welcome {
+            account: false,
+            conversations: None,
             rooms: Vec::new(),
             protocol: 1,
             name: "alice".into(),
@@ -50,6 +54,7 @@ fn protocol_session_example() {
             r#"{"type":"message","seq":40,"time":1764000000000,"from":"bob","text":"earlier"}"#
         ),
         ServerFrame::Message {
+            with: None,
             me: false,
             room: None,
             seq: 40,
@@ -71,6 +76,7 @@ fn protocol_session_example() {
     assert_eq!(
         decode::<ClientFrame>(r#"{"type":"say","text":"ciao a tutti","id":"5b1e0c9a7d3f2e84"}"#),
         ClientFrame::Say {
+            to: None,
             me: false,
             room: None,
             text: "ciao a tutti".into(),
@@ -82,6 +88,7 @@ fn protocol_session_example() {
             r#"{"type":"message","seq":43,"time":1764000002000,"from":"alice","text":"ciao a tutti","id":"5b1e0c9a7d3f2e84"}"#
         ),
         ServerFrame::Message {
+            with: None,
             me: false,
             room: None,
             seq: 43,
@@ -120,6 +127,7 @@ fn protocol_table_frames() {
     assert_eq!(
         decode::<ClientFrame>(r#"{"type":"history","before":8}"#),
         ClientFrame::History {
+            with: None,
             room: None,
             before: Some(8),
             after: None,
@@ -131,6 +139,8 @@ fn protocol_table_frames() {
             r#"{"type":"hello","protocol":1,"name":"a","since":4,"epoch":"e","token":"t"}"#
         ),
         ClientFrame::Hello {
+            password: None,
+            register: false,
             protocol: 1,
             name: "a".into(),
             since: Some(4),

@@ -2,8 +2,8 @@
 
 use chat_shared::limits::{MAX_FRAME, MAX_NAME};
 use chat_shared::{
-    ClientFrame, CloseCode, DecodeError, Decoder, ErrorCode, Frame, LeaveReason, Limits, Name,
-    NameError, RejectCode, RoomName, ServerFrame,
+    ClientFrame, CloseCode, Conversation, DecodeError, Decoder, ErrorCode, Frame, LeaveReason,
+    Limits, Name, NameError, Password, RejectCode, RoomName, ServerFrame,
 };
 use proptest::prelude::*;
 
@@ -44,16 +44,22 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
             text(),
             proptest::option::of(any::<u64>()),
             opt_text(),
-            opt_text()
+            opt_text(),
+            (opt_text(), any::<bool>())
         )
-            .prop_map(|(protocol, name, since, epoch, token)| ClientFrame::Hello {
-                protocol,
-                name,
-                since,
-                epoch,
-                token
-            }),
-        (text(), opt_text()).prop_map(|(text, id)| ClientFrame::Say {
+            .prop_map(
+                |(protocol, name, since, epoch, token, (password, register))| ClientFrame::Hello {
+                    password: password.map(Password::new),
+                    register,
+                    protocol,
+                    name,
+                    since,
+                    epoch,
+                    token
+                }
+            ),
+        (text(), opt_text(), opt_text()).prop_map(|(text, id, to)| ClientFrame::Say {
+            to,
             me: false,
             room: None,
             text,
@@ -62,9 +68,11 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (
             proptest::option::of(any::<u64>()),
             proptest::option::of(any::<u64>()),
-            proptest::option::of(any::<u32>())
+            proptest::option::of(any::<u32>()),
+            opt_text()
         )
-            .prop_map(|(before, after, limit)| ClientFrame::History {
+            .prop_map(|(before, after, limit, with)| ClientFrame::History {
+                with,
                 room: None,
                 before,
                 after,
@@ -73,6 +81,10 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         opt_text().prop_map(|token| ClientFrame::Ping { token }),
         opt_text().prop_map(|token| ClientFrame::Pong { token }),
         Just(ClientFrame::Bye),
+        (text(), text()).prop_map(|(password, new_password)| ClientFrame::SetPassword {
+            password: Password::new(password),
+            new_password: Password::new(new_password),
+        }),
     ]
 }
 
@@ -91,18 +103,26 @@ fn welcome() -> impl Strategy<Value = ServerFrame> {
         text(),
         text(),
         limits,
+        proptest::option::of(proptest::collection::vec(
+            (text(), any::<u64>()).prop_map(|(with, seq)| Conversation { with, seq }),
+            0..3,
+        )),
     )
         .prop_map(
-            |(name, users, [seq, oldest], epoch, token, limits)| ServerFrame::Welcome {
-                rooms: Vec::new(),
-                protocol: 1,
-                name,
-                users,
-                seq,
-                oldest,
-                epoch,
-                token,
-                limits,
+            |(name, users, [seq, oldest], epoch, token, limits, conversations)| {
+                ServerFrame::Welcome {
+                    account: conversations.is_some(),
+                    conversations,
+                    rooms: Vec::new(),
+                    protocol: 1,
+                    name,
+                    users,
+                    seq,
+                    oldest,
+                    epoch,
+                    token,
+                    limits,
+                }
             },
         )
 }
@@ -115,7 +135,10 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 Just(RejectCode::NameTaken),
                 Just(RejectCode::InvalidName),
                 Just(RejectCode::ServerFull),
-                Just(RejectCode::Unavailable)
+                Just(RejectCode::Unavailable),
+                Just(RejectCode::TlsRequired),
+                Just(RejectCode::NameRegistered),
+                Just(RejectCode::TooManyAttempts)
             ],
             text(),
             proptest::option::of(any::<u64>())
@@ -125,9 +148,10 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 message,
                 retry_after
             }),
-        (any::<[u64; 2]>(), text(), text(), opt_text()).prop_map(
-            |([seq, time], from, text, id)| {
+        (any::<[u64; 2]>(), text(), text(), opt_text(), opt_text()).prop_map(
+            |([seq, time], from, text, id, with)| {
                 ServerFrame::Message {
+                    with,
                     me: false,
                     room: None,
                     seq,
@@ -167,6 +191,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             any::<u32>()
         )
             .prop_map(|(before, after, count)| ServerFrame::HistoryEnd {
+                with: None,
                 room: None,
                 before,
                 after,

@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures_rustls::rustls;
 
 use chat_shared::limits::MAX_SERVER_FRAME;
 use chat_shared::{ClientFrame, Frame, FrameReader, PROTOCOL_VERSION, ReadError, ServerFrame};
@@ -87,6 +90,8 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 /// version-1 clients, so they show that those keep working.
 pub fn hello(name: &str) -> ClientFrame {
     ClientFrame::Hello {
+        password: None,
+        register: false,
         protocol: 1,
         name: name.into(),
         since: None,
@@ -98,6 +103,8 @@ pub fn hello(name: &str) -> ClientFrame {
 /// A `hello` of the newest version for `name` with no resume and no token.
 pub fn hello_v2(name: &str) -> ClientFrame {
     ClientFrame::Hello {
+        password: None,
+        register: false,
         protocol: PROTOCOL_VERSION,
         name: name.into(),
         since: None,
@@ -109,6 +116,7 @@ pub fn hello_v2(name: &str) -> ClientFrame {
 /// A `say` with an id.
 pub fn say(text: &str, id: &str) -> ClientFrame {
     ClientFrame::Say {
+        to: None,
         room: None,
         text: text.into(),
         me: false,
@@ -151,10 +159,54 @@ pub fn burst_of_says(n: usize, text: &str) -> Vec<u8> {
         .collect()
 }
 
+/// What a client reads from.
+type Reader = Box<dyn futures_lite::AsyncRead + Unpin + Send>;
+/// What a client writes to.
+type Writer = Box<dyn futures_lite::AsyncWrite + Unpin + Send>;
+
+/// Where a test client connects: a server's address, over plain TCP or over TLS trusting
+/// one certificate.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// For TLS: the client settings (trusting the server's certificate).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Endpoint {
+    /// Plain TCP.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self { addr, tls: None }
+    }
+
+    /// TLS, trusting the certificate in the PEM file `cert` (and nothing else).
+    pub fn tls(addr: SocketAddr, cert: &std::path::Path) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(cert).expect("cert file") {
+            roots
+                .add(cert.expect("a certificate"))
+                .expect("a usable root");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Self {
+            addr,
+            tls: Some(Arc::new(config)),
+        }
+    }
+}
+
 /// A headless protocol client.
 pub struct Client {
-    reader: FrameReader<TcpStream, ServerFrame>,
-    writer: TcpStream,
+    reader: FrameReader<Reader, ServerFrame>,
+    writer: Writer,
+    tcp: TcpStream,
     /// The name the server accepted, once logged in.
     pub name: String,
 }
@@ -162,13 +214,34 @@ pub struct Client {
 impl Client {
     /// Connects without logging in.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = within("connect", TcpStream::connect(addr))
+        Self::connect_to(&Endpoint::plain(addr)).await
+    }
+
+    /// Connects to `endpoint` (over TLS if it says so) without logging in.
+    pub async fn connect_to(endpoint: &Endpoint) -> Self {
+        let stream = within("connect", TcpStream::connect(endpoint.addr))
             .await
             .expect("connect");
         stream.set_nodelay(true).expect("nodelay");
+        let (reader, writer): (Reader, Writer) = match &endpoint.tls {
+            None => (Box::new(stream.clone()), Box::new(stream.clone())),
+            Some(config) => {
+                let name = rustls_pki_types::ServerName::IpAddress(endpoint.addr.ip().into());
+                let tls = within(
+                    "the TLS handshake",
+                    futures_rustls::TlsConnector::from(config.clone())
+                        .connect(name, stream.clone()),
+                )
+                .await
+                .expect("TLS handshake");
+                let (reader, writer) = futures_lite::io::split(tls);
+                (Box::new(reader), Box::new(writer))
+            }
+        };
         Self {
-            reader: FrameReader::new(stream.clone(), MAX_SERVER_FRAME),
-            writer: stream,
+            reader: FrameReader::new(reader, MAX_SERVER_FRAME),
+            writer,
+            tcp: stream,
             name: String::new(),
         }
     }
@@ -186,7 +259,12 @@ impl Client {
 
     /// Connects and logs in with `hello` (a fresh login: it waits for its own `joined`).
     pub async fn login_with(addr: SocketAddr, hello: &ClientFrame) -> (Self, ServerFrame) {
-        let mut client = Self::connect(addr).await;
+        Self::login_at(&Endpoint::plain(addr), hello).await
+    }
+
+    /// [`Client::login_with`] at `endpoint`.
+    pub async fn login_at(endpoint: &Endpoint, hello: &ClientFrame) -> (Self, ServerFrame) {
+        let mut client = Self::connect_to(endpoint).await;
         let name = match hello {
             ClientFrame::Hello { name, .. } => name.clone(),
             other => panic!("not a hello: {other:?}"),
@@ -293,7 +371,7 @@ impl Client {
 
     /// The underlying stream, for tests that close it abruptly.
     pub fn stream(&self) -> &TcpStream {
-        &self.writer
+        &self.tcp
     }
 }
 
@@ -302,6 +380,7 @@ pub struct ServerProcess {
     child: smol::process::Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 /// The path of this crate's copy of the server command.
@@ -316,10 +395,17 @@ impl ServerProcess {
     /// Starts `chat-server` with `args` (add `--port 0` for a free port) and waits for its
     /// "listening on" line.
     pub async fn start(bin: &std::path::Path, args: &[&str]) -> Self {
+        Self::start_logging(bin, args, "info").await
+    }
+
+    /// [`ServerProcess::start`] with the log filter `filter` (`RUST_LOG`); every line it
+    /// logs is kept ([`ServerProcess::log`]).
+    pub async fn start_logging(bin: &std::path::Path, args: &[&str], filter: &str) -> Self {
         use futures_lite::{AsyncBufReadExt, StreamExt};
+        let log = Arc::new(Mutex::new(Vec::new()));
         let mut child = smol::process::Command::new(bin)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -335,6 +421,7 @@ impl ServerProcess {
                     .await
                     .expect("server printed its address")
                     .expect("stderr readable");
+                log.lock().expect("log").push(line.clone());
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     break rest.trim().parse().expect("an address");
                 }
@@ -342,8 +429,19 @@ impl ServerProcess {
         })
         .await;
         // Keep draining stderr so the server never blocks on a full pipe.
-        smol::spawn(async move { while lines.next().await.is_some() {} }).detach();
-        Self { child, addr }
+        let kept = log.clone();
+        smol::spawn(async move {
+            while let Some(Ok(line)) = lines.next().await {
+                kept.lock().expect("log").push(line);
+            }
+        })
+        .detach();
+        Self { child, addr, log }
+    }
+
+    /// Every line the process logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
     }
 
     /// Sends a signal (`INT`, `TERM`, `KILL`) to the process.

@@ -14,6 +14,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 fn say_in(room: &str, text: &str) -> ClientFrame {
     ClientFrame::Say {
+        to: None,
         room: Some(room.into()),
         text: text.into(),
         id: Some(new_post_id()),

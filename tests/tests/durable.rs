@@ -34,6 +34,7 @@ async fn whole_history(client: &mut Client) -> Vec<ServerFrame> {
     loop {
         client
             .send(&ClientFrame::History {
+                with: None,
                 room: None,
                 before: None,
                 after: Some(after),
@@ -133,6 +134,7 @@ fn history_pages_before_and_after_through_the_whole_store() {
         loop {
             reader
                 .send(&ClientFrame::History {
+                    with: None,
                     room: None,
                     before,
                     after: None,
@@ -554,6 +556,22 @@ impl EventLog for Failing {
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
         self.inner.rooms()
     }
+    fn accounts(&self) -> Result<Vec<(String, String)>, LogError> {
+        self.inner.accounts()
+    }
+    fn create_account(&self, folded: &str, name: &str, hash: &str) -> Result<bool, LogError> {
+        self.inner.create_account(folded, name, hash)
+    }
+    fn set_password(&self, folded: &str, hash: &str) -> Result<(), LogError> {
+        self.inner.set_password(folded, hash)
+    }
+    fn conversations(
+        &self,
+        owner: &str,
+        limit: usize,
+    ) -> Result<Vec<chat_shared::Conversation>, LogError> {
+        self.inner.conversations(owner, limit)
+    }
 }
 
 /// Flags: `test_config()` with an event log that fails on demand. While it fails, a post
@@ -611,6 +629,7 @@ fn a_failing_store_refuses_without_losing_anything() {
         log.failing.store(false, Ordering::Relaxed);
         alice
             .send(&ClientFrame::Say {
+                to: None,
                 room: Some("rust".into()),
                 text: "not in rust".into(),
                 id: None,

@@ -21,6 +21,7 @@ fn join(room: &str, since: Option<u64>) -> ClientFrame {
 
 fn say_in(room: &str, text: &str, id: &str) -> ClientFrame {
     ClientFrame::Say {
+        to: None,
         room: Some(room.into()),
         text: text.into(),
         id: Some(id.into()),
@@ -249,6 +250,7 @@ fn part_and_leaving_every_room() {
         let (mut carol, _) = Client::login_v2(server.addr(), "carol").await;
         carol
             .send(&ClientFrame::History {
+                with: None,
                 room: Some("rust".into()),
                 before: None,
                 after: None,
@@ -357,6 +359,8 @@ fn a_takeover_keeps_the_rooms() {
         let mut again = Client::connect(server.addr()).await;
         again
             .send(&ClientFrame::Hello {
+                password: None,
+                register: false,
                 protocol: 2,
                 name: "alice".into(),
                 since: Some(1),
@@ -477,6 +481,7 @@ fn room_names() {
                 ClientFrame::Part { room: bad.into() },
                 say_in(bad, "x", "id"),
                 ClientFrame::History {
+                    with: None,
                     room: Some(bad.into()),
                     before: None,
                     after: None,
@@ -500,6 +505,7 @@ fn room_names() {
         }
         alice
             .send(&ClientFrame::History {
+                with: None,
                 room: Some("nowhere".into()),
                 before: None,
                 after: None,
@@ -602,6 +608,7 @@ fn catching_up_is_not_a_flood() {
             );
             burst.extend_from_slice(
                 chat_shared::Frame::encode(&ClientFrame::History {
+                    with: None,
                     room: Some(format!("r{i}")),
                     before: None,
                     after: None,
@@ -689,6 +696,7 @@ fn rooms_survive_a_restart() {
         };
         assert_eq!(*seq, cafe.seq + 2, "seqs go on: bob's joined, then this");
         bob.send(&ClientFrame::History {
+            with: None,
             room: Some("café".into()),
             before: None,
             after: Some(0),

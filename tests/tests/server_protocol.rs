@@ -121,6 +121,8 @@ fn rejected_protocol_and_expected_hello() {
     run_for(LIMIT, async {
         let mut c = Client::connect(server.addr()).await;
         c.send(&ClientFrame::Hello {
+            password: None,
+            register: false,
             protocol: PROTOCOL_VERSION + 1,
             name: "x".into(),
             since: None,
@@ -300,6 +302,7 @@ fn frame_too_long_closes() {
         // Exactly 100 bytes with the newline is fine.
         let text = "x".repeat(100 - r#"{"type":"say","text":""}"#.len() - 1);
         a.send(&ClientFrame::Say {
+            to: None,
             me: false,
             room: None,
             text,
@@ -492,6 +495,8 @@ fn history_replay_and_since() {
         let resume = async |name: &str, since: u64, epoch: &str| {
             let mut d = Client::connect(server.addr()).await;
             d.send(&ClientFrame::Hello {
+                password: None,
+                register: false,
                 protocol: 1,
                 name: name.into(),
                 since: Some(since),
@@ -515,6 +520,7 @@ fn history_replay_and_since() {
         assert_eq!(seqs, [5, 6, 7, 8, 9], "everything held, another epoch");
         // `history` answers older events of the epoch, oldest first, then history_end.
         c.send(&ClientFrame::History {
+            with: None,
             room: None,
             before: Some(8),
             after: None,
@@ -591,6 +597,8 @@ fn takeover_with_token() {
         let mut thief = Client::connect(server.addr()).await;
         thief
             .send(&ClientFrame::Hello {
+                password: None,
+                register: false,
                 protocol: 1,
                 name: "a".into(),
                 since: None,
@@ -601,6 +609,8 @@ fn takeover_with_token() {
         assert_rejected(&thief.recv_to_end().await, RejectCode::NameTaken);
         let mut new = Client::connect(server.addr()).await;
         new.send(&ClientFrame::Hello {
+            password: None,
+            register: false,
             protocol: 1,
             name: "a".into(),
             since: None,

@@ -195,6 +195,7 @@ mod tests {
 
     fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
         ServerFrame::Message {
+            with: None,
             room: None,
             seq,
             time: 0,
@@ -260,6 +261,7 @@ mod tests {
         room.post("p2".into(), "again".into(), false);
         assert!(room.post_failed("p2", "too long".into()));
         room.event(ServerFrame::Message {
+            with: None,
             me: false,
             room: None,
             seq: 1,

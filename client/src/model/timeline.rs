@@ -507,6 +507,7 @@ mod tests {
 
     fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
         ServerFrame::Message {
+            with: None,
             me: false,
             room: None,
             seq,

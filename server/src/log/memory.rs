@@ -1,18 +1,35 @@
-//! `--memory`: seqs counted in memory and nothing kept beyond the hub's window; a restart
-//! starts a new epoch.
+//! `--memory`: seqs counted in memory and nothing kept beyond the hub's window for rooms; a
+//! restart starts a new epoch. Accounts and direct conversations (which have no window in
+//! the hub) live here, in memory, until the process ends: the newest
+//! [`DIRECT_KEPT`] messages of each conversation.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
 
-use chat_shared::Frame;
+use chat_shared::{Conversation, Frame};
 
-use super::{Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame};
+use super::{
+    Body, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame, latest_first,
+};
 
-/// A log that only counts.
+/// Messages kept per direct conversation.
+pub const DIRECT_KEPT: usize = 1000;
+
+/// A log that only counts, for rooms.
 #[derive(Debug)]
 pub struct MemoryLog {
     epoch: String,
-    newest: Mutex<HashMap<StreamId, Seq>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    newest: HashMap<StreamId, Seq>,
+    /// Case-folded name → (name, hash).
+    accounts: HashMap<String, (String, String)>,
+    direct: HashMap<StreamId, VecDeque<Event>>,
+    /// (account, other) → (the other's name, newest seq, its time).
+    conversations: HashMap<String, HashMap<String, (String, Seq, u64)>>,
 }
 
 impl MemoryLog {
@@ -20,8 +37,14 @@ impl MemoryLog {
     pub fn new(epoch: String) -> Self {
         Self {
             epoch,
-            newest: Mutex::new(HashMap::new()),
+            state: Mutex::default(),
         }
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>, LogError> {
+        self.state
+            .lock()
+            .map_err(|_| LogError::Store("poisoned".into()))
     }
 }
 
@@ -35,37 +58,69 @@ impl EventLog for MemoryLog {
     }
 
     fn head(&self, stream: &StreamId) -> Result<Head, LogError> {
-        let newest = self
-            .newest
-            .lock()
-            .map_err(|_| LogError::Store("poisoned".into()))?
+        let state = self.state()?;
+        let newest = state.newest.get(stream).copied().unwrap_or(0);
+        // Rooms: it holds nothing itself, the hub's window is all there is.
+        let oldest = state
+            .direct
             .get(stream)
-            .copied()
-            .unwrap_or(0);
-        // It holds nothing itself: the hub's window is all there is.
-        Ok(Head { oldest: 0, newest })
+            .and_then(|events| events.front())
+            .map_or(0, |event| event.seq);
+        Ok(Head { oldest, newest })
     }
 
     fn append(&self, events: &[NewEvent]) -> Result<Vec<Event>, LogError> {
-        let mut newest = self
-            .newest
-            .lock()
-            .map_err(|_| LogError::Store("poisoned".into()))?;
+        let mut state = self.state()?;
         Ok(events
             .iter()
-            .map(|event| {
-                let seq = newest.entry(event.stream.clone()).or_insert(0);
+            .map(|new| {
+                let seq = state.newest.entry(new.stream.clone()).or_insert(0);
                 *seq += 1;
-                Event {
+                let event = Event {
                     seq: *seq,
-                    frame: frame(*seq, event),
+                    frame: frame(*seq, new),
+                };
+                if let (Some(direct), Body::Message { from, .. }) = (&new.direct, &new.body) {
+                    let kept = state.direct.entry(new.stream.clone()).or_default();
+                    kept.push_back(event.clone());
+                    if kept.len() > DIRECT_KEPT {
+                        kept.pop_front();
+                    }
+                    let mut index = |owner: &str, other: &str, name: &str| {
+                        state
+                            .conversations
+                            .entry(owner.to_string())
+                            .or_default()
+                            .insert(other.to_string(), (name.to_string(), event.seq, new.time));
+                    };
+                    index(&direct.from_key, &direct.to_key, &direct.to);
+                    index(&direct.to_key, &direct.from_key, from);
                 }
+                event
             })
             .collect())
     }
 
-    fn read(&self, _: &StreamId, _: Span, _: usize) -> Result<Vec<Event>, LogError> {
-        Ok(Vec::new())
+    fn read(&self, stream: &StreamId, span: Span, limit: usize) -> Result<Vec<Event>, LogError> {
+        let state = self.state()?;
+        let Some(events) = state.direct.get(stream) else {
+            return Ok(Vec::new());
+        };
+        Ok(match span {
+            Span::Before(before) => {
+                let end = events.partition_point(|e| e.seq < before);
+                events
+                    .range(end.saturating_sub(limit)..end)
+                    .cloned()
+                    .collect()
+            }
+            Span::After(after) => events
+                .iter()
+                .skip_while(|e| e.seq <= after)
+                .take(limit)
+                .cloned()
+                .collect(),
+        })
     }
 
     fn recent_posts(&self, _: &str) -> Result<Vec<(String, Frame)>, LogError> {
@@ -75,5 +130,50 @@ impl EventLog for MemoryLog {
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
         // Nothing outlives the process: the hub knows its rooms itself.
         Ok(Vec::new())
+    }
+
+    fn accounts(&self) -> Result<Vec<(String, String)>, LogError> {
+        Ok(self.state()?.accounts.values().cloned().collect())
+    }
+
+    fn create_account(&self, folded: &str, name: &str, hash: &str) -> Result<bool, LogError> {
+        let mut state = self.state()?;
+        if state.accounts.contains_key(folded) {
+            return Ok(false);
+        }
+        state
+            .accounts
+            .insert(folded.to_string(), (name.to_string(), hash.to_string()));
+        Ok(true)
+    }
+
+    fn set_password(&self, folded: &str, hash: &str) -> Result<(), LogError> {
+        match self.state()?.accounts.get_mut(folded) {
+            Some(account) => {
+                account.1 = hash.to_string();
+                Ok(())
+            }
+            None => Err(LogError::Store(format!("no account {folded:?}"))),
+        }
+    }
+
+    fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError> {
+        let state = self.state()?;
+        let all = state
+            .conversations
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .map(|(_, (with, seq, time))| {
+                (
+                    *time,
+                    Conversation {
+                        with: with.clone(),
+                        seq: *seq,
+                    },
+                )
+            })
+            .collect();
+        Ok(latest_first(all, limit))
     }
 }

@@ -16,12 +16,13 @@ pub mod writer;
 use std::fmt;
 use std::sync::Arc;
 
-use chat_shared::{Frame, LeaveReason, ServerFrame};
+use chat_shared::{Conversation, Frame, LeaveReason, ServerFrame};
 
 /// A position in a stream's sequence.
 pub type Seq = u64;
 
-/// A stream with its own sequence: a room (its case-folded name).
+/// A stream with its own sequence: a room (its case-folded name), or the direct
+/// conversation of two accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(Arc<str>);
 
@@ -29,6 +30,18 @@ impl StreamId {
     /// The stream called `key` (a room's case-folded name).
     pub fn new(key: &str) -> Self {
         Self(key.into())
+    }
+
+    /// The conversation of the accounts with these case-folded names (in either order).
+    /// Its key holds a newline, which no room name can.
+    pub fn direct(a: &str, b: &str) -> Self {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+        Self(format!("dm\n{first}\n{second}").into())
+    }
+
+    /// Whether it is a direct conversation.
+    pub fn is_direct(&self) -> bool {
+        self.0.starts_with("dm\n")
     }
 
     /// Its key.
@@ -71,13 +84,28 @@ pub enum Body {
     },
 }
 
+/// The two parties of a direct message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Direct {
+    /// The sender's account (case-folded).
+    pub from_key: String,
+    /// The recipient's account (case-folded).
+    pub to_key: String,
+    /// The recipient as registered.
+    pub to: String,
+}
+
 /// An event to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     /// Its stream.
     pub stream: StreamId,
-    /// The room's name as its members see it (spelled as when it was created).
+    /// The room's name as its members see it (spelled as when it was created); empty for
+    /// a direct message.
     pub room: Arc<str>,
+    /// For a direct message: its parties. Its frame names the recipient in `with` (the
+    /// sender's view); [`for_reader`] turns it round for the recipient.
+    pub direct: Option<Box<Direct>>,
     /// When the server received it, ms since the Unix epoch.
     pub time: u64,
     /// What happened.
@@ -149,15 +177,68 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Every room it holds events of: its stream and its name as first spelled.
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError>;
+
+    /// Every account: its name as registered and its password hash (PHC).
+    fn accounts(&self) -> Result<Vec<(String, String)>, LogError>;
+
+    /// Creates an account; `Ok(false)` if one with this key exists already.
+    fn create_account(&self, folded: &str, name: &str, hash: &str) -> Result<bool, LogError>;
+
+    /// Replaces an account's password hash.
+    fn set_password(&self, folded: &str, hash: &str) -> Result<(), LogError>;
+
+    /// An account's direct conversations with the latest activity, latest first.
+    fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError>;
+}
+
+/// The `limit` conversations with the latest activity (by time, then seq), latest first.
+pub fn latest_first(mut all: Vec<(u64, Conversation)>, limit: usize) -> Vec<Conversation> {
+    all.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.seq.cmp(&a.1.seq)));
+    all.into_iter().take(limit).map(|(_, c)| c).collect()
+}
+
+/// A direct message's frame as `reader` (case-folded) sees it: the stored frame names the
+/// recipient in `with`, so the recipient gets it with the sender there instead.
+pub fn for_reader(frame: &Frame, reader: &str) -> Frame {
+    let Ok(ServerFrame::Message {
+        room,
+        with,
+        seq,
+        time,
+        from,
+        text,
+        id,
+        me,
+    }) = chat_shared::decode_line::<ServerFrame>(frame.as_bytes().trim_ascii_end())
+    else {
+        return frame.clone();
+    };
+    if chat_shared::fold(&from) == reader {
+        return frame.clone();
+    }
+    Frame::encode(&ServerFrame::Message {
+        room,
+        with: with.map(|_| from.clone()),
+        seq,
+        time,
+        from,
+        text,
+        id,
+        me,
+    })
 }
 
 /// The frame of an event.
 pub fn frame(seq: Seq, event: &NewEvent) -> Frame {
-    let room = Some(event.room.to_string());
+    let (room, with) = match &event.direct {
+        Some(direct) => (None, Some(direct.to.clone())),
+        None => (Some(event.room.to_string()), None),
+    };
     let time = event.time;
     Frame::encode(&match event.body.clone() {
         Body::Message { from, text, id, me } => ServerFrame::Message {
             room,
+            with,
             seq,
             time,
             from,

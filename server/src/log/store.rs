@@ -6,8 +6,10 @@
 //! Tables: `events` ((stream, seq) → the encoded frame, exactly as members got it),
 //! `streams` (stream → newest seq), `posts` ((poster, id) → (stream, seq)) with
 //! `post_order` and `posters` keeping only each poster's last 256 ids, `rooms` (stream →
-//! the room's name as first spelled), and `meta` (the format and the epoch, created with
-//! the store and never changed).
+//! the room's name as first spelled), `accounts` (case-folded name → (name as registered,
+//! Argon2id hash in PHC form)), `conversations` ((account, other account) → (the other's
+//! name, newest seq, its time)), and `meta` (the format and the epoch, created with the
+//! store and never changed). A direct conversation is a stream like a room's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,10 @@ use chat_shared::Frame;
 use chat_shared::limits::REMEMBERED_IDS;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Body, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame};
+use super::{
+    Body, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame, latest_first,
+};
+use chat_shared::Conversation;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const STREAMS: TableDefinition<&str, u64> = TableDefinition::new("streams");
@@ -27,6 +32,9 @@ const POSTS: TableDefinition<(&str, &str), (&str, u64)> = TableDefinition::new("
 const POST_ORDER: TableDefinition<(&str, u64), &str> = TableDefinition::new("post_order");
 const POSTERS: TableDefinition<&str, u64> = TableDefinition::new("posters");
 const ROOMS: TableDefinition<&str, &str> = TableDefinition::new("rooms");
+const ACCOUNTS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("accounts");
+const CONVERSATIONS: TableDefinition<(&str, &str), (&str, u64, u64)> =
+    TableDefinition::new("conversations");
 
 /// A key of `events`, as redb hands it out.
 type EventKey<'a> = redb::AccessGuard<'a, (&'static str, u64)>;
@@ -166,6 +174,8 @@ impl Store {
             write.open_table(POSTS).map_err(|e| e.to_string())?;
             write.open_table(POST_ORDER).map_err(|e| e.to_string())?;
             write.open_table(ROOMS).map_err(|e| e.to_string())?;
+            write.open_table(ACCOUNTS).map_err(|e| e.to_string())?;
+            write.open_table(CONVERSATIONS).map_err(|e| e.to_string())?;
         }
         write.commit().map_err(|e| e.to_string())?;
         Ok(epoch.to_string())
@@ -241,11 +251,12 @@ impl EventLog for Store {
             let mut order = write.open_table(POST_ORDER).map_err(store_error)?;
             let mut posters = write.open_table(POSTERS).map_err(store_error)?;
             let mut rooms = write.open_table(ROOMS).map_err(store_error)?;
+            let mut conversations = write.open_table(CONVERSATIONS).map_err(store_error)?;
             for new in batch {
                 let seq = next
                     .entry(new.stream.clone())
                     .or_insert_with(|| newest.get(&new.stream).copied().unwrap_or(0));
-                if *seq == 0 {
+                if *seq == 0 && new.direct.is_none() {
                     // A new room: remember how it was spelled.
                     rooms
                         .insert(new.stream.as_str(), &*new.room)
@@ -257,6 +268,20 @@ impl EventLog for Store {
                 table
                     .insert((new.stream.as_str(), seq), frame.as_bytes())
                     .map_err(store_error)?;
+                if let (Some(direct), Body::Message { from, .. }) = (&new.direct, &new.body) {
+                    conversations
+                        .insert(
+                            (direct.from_key.as_str(), direct.to_key.as_str()),
+                            (direct.to.as_str(), seq, new.time),
+                        )
+                        .map_err(store_error)?;
+                    conversations
+                        .insert(
+                            (direct.to_key.as_str(), direct.from_key.as_str()),
+                            (from.as_str(), seq, new.time),
+                        )
+                        .map_err(store_error)?;
+                }
                 if let (Some(poster), Body::Message { id: Some(id), .. }) = (&new.poster, &new.body)
                 {
                     let n = posters
@@ -350,6 +375,81 @@ impl EventLog for Store {
             .collect()
     }
 
+    fn accounts(&self) -> Result<Vec<(String, String)>, LogError> {
+        let read = self.db.begin_read().map_err(store_error)?;
+        let accounts = match read.open_table(ACCOUNTS) {
+            Ok(accounts) => accounts,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(store_error(err)),
+        };
+        accounts
+            .iter()
+            .map_err(store_error)?
+            .map(|entry| {
+                entry.map_err(store_error).map(|(_, value)| {
+                    let (name, hash) = value.value();
+                    (name.to_string(), hash.to_string())
+                })
+            })
+            .collect()
+    }
+
+    fn create_account(&self, folded: &str, name: &str, hash: &str) -> Result<bool, LogError> {
+        let write = self.db.begin_write().map_err(store_error)?;
+        let created = {
+            let mut accounts = write.open_table(ACCOUNTS).map_err(store_error)?;
+            if accounts.get(folded).map_err(store_error)?.is_some() {
+                false
+            } else {
+                accounts.insert(folded, (name, hash)).map_err(store_error)?;
+                true
+            }
+        };
+        write.commit().map_err(store_error)?;
+        Ok(created)
+    }
+
+    fn set_password(&self, folded: &str, hash: &str) -> Result<(), LogError> {
+        let write = self.db.begin_write().map_err(store_error)?;
+        {
+            let mut accounts = write.open_table(ACCOUNTS).map_err(store_error)?;
+            let name = accounts
+                .get(folded)
+                .map_err(store_error)?
+                .map(|value| value.value().0.to_string())
+                .ok_or_else(|| LogError::Store(format!("no account {folded:?}")))?;
+            accounts
+                .insert(folded, (name.as_str(), hash))
+                .map_err(store_error)?;
+        }
+        write.commit().map_err(store_error)
+    }
+
+    fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError> {
+        let read = self.db.begin_read().map_err(store_error)?;
+        let table = match read.open_table(CONVERSATIONS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(store_error(err)),
+        };
+        let mut all: Vec<(u64, Conversation)> = Vec::new();
+        for entry in table.range((owner, "")..).map_err(store_error)? {
+            let (key, value) = entry.map_err(store_error)?;
+            if key.value().0 != owner {
+                break;
+            }
+            let (with, seq, time) = value.value();
+            all.push((
+                time,
+                Conversation {
+                    with: with.to_string(),
+                    seq,
+                },
+            ));
+        }
+        Ok(latest_first(all, limit))
+    }
+
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
         let read = self.db.begin_read().map_err(store_error)?;
         let order = read.open_table(POST_ORDER).map_err(store_error)?;
@@ -389,6 +489,7 @@ mod tests {
         NewEvent {
             stream: stream.clone(),
             room: stream.as_str().into(),
+            direct: None,
             time: 1,
             body: Body::Message {
                 from: from.into(),
@@ -413,6 +514,7 @@ mod tests {
                     NewEvent {
                         stream: general.clone(),
                         room: "general".into(),
+                        direct: None,
                         time: 2,
                         body: Body::Left {
                             name: "bob".into(),

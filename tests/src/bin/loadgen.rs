@@ -243,6 +243,8 @@ async fn login(
 ) -> Result<(TcpStream, FrameReader<TcpStream, ServerFrame>), String> {
     let mut stream = connect(i, addr, total).await?;
     let hello = Frame::encode(&ClientFrame::Hello {
+        password: None,
+        register: false,
         protocol: chat_shared::PROTOCOL_VERSION,
         name: format!("lg{i}"),
         since: None,
@@ -612,6 +614,7 @@ async fn post(writers: &[TcpStream], args: &FanoutArgs) -> (u64, f64) {
                 while post < total {
                     Timer::at(started + Duration::from_secs_f64(post as f64 / rate)).await;
                     let frame = Frame::encode(&ClientFrame::Say {
+                        to: None,
                         me: false,
                         room: room.clone(),
                         text: format!("p{post} {} {pad}", now_ns()),
@@ -942,6 +945,7 @@ async fn history(args: HistoryArgs) -> Result<(), String> {
     // Where the history ends now.
     let ask = |before: Option<u64>| {
         Frame::encode(&ClientFrame::History {
+            with: None,
             room: None,
             before,
             after: None,
@@ -1038,6 +1042,7 @@ async fn fill(
         for i in 0..fill {
             chat_shared::codec::encode_into(
                 &ClientFrame::Say {
+                    to: None,
                     me: false,
                     room: None,
                     text: text.clone(),

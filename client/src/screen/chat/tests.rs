@@ -27,6 +27,7 @@ fn session(seq: u64, users: &[&str]) -> Session {
 
 fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
     ServerFrame::Message {
+        with: None,
         me: false,
         room: None,
         seq,
@@ -426,6 +427,7 @@ fn day_separators_and_pending_posts() {
         &mut window,
         [
             ServerFrame::Message {
+                with: None,
                 me: false,
                 room: None,
                 seq: 1,
