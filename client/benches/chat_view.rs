@@ -23,6 +23,7 @@ fn chat_with(events: u64) -> Chat {
         .chain((1..ROOMS).map(|i| format!("room-{i}")))
         .collect();
     let session = Session {
+        account: false,
         name: "me".into(),
         users: users.clone(),
         seq: 0,

@@ -9,7 +9,7 @@ use iced::{Element, Subscription, Task, Theme, event, system, window};
 use crate::connection::{self, Event, Handle, Resume, Target};
 use crate::model::Notify;
 use crate::screen::{chat, login};
-use crate::settings::{Settings, ThemeChoice, Visits};
+use crate::settings::{Settings, ThemeChoice, TrustedServers, Visits};
 
 /// How long closing the window waits for `bye` to be written and acknowledged.
 pub const QUIT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -25,6 +25,8 @@ pub struct App {
     settings: Settings,
     /// Where the user was on each server, under each name.
     visits: Visits,
+    /// Certificates nobody vouches for that the user trusts, by server.
+    trusted: TrustedServers,
     /// The epoch of the last login.
     epoch: Option<String>,
     /// Whether the window has the focus (mentions notify only when it has not).
@@ -42,7 +44,7 @@ pub struct App {
 }
 
 enum Screen {
-    Login(login::Login),
+    Login(Box<login::Login>),
     Chat(Box<chat::Chat>),
 }
 
@@ -89,12 +91,13 @@ impl App {
             _ => None,
         };
         let mut app = Self {
-            screen: Screen::Login(login),
+            screen: Screen::Login(Box::new(login)),
             target: None,
             handle: None,
             quitting: false,
             settings: Settings::load(),
             visits: Visits::load(),
+            trusted: TrustedServers::load(),
             epoch: None,
             focused: true,
             #[cfg(test)]
@@ -162,6 +165,13 @@ impl App {
                 };
                 match login.update(message) {
                     login::Action::Connect(target) => self.connect(target),
+                    login::Action::Trust { target } => {
+                        if let Some(fingerprint) = &target.trusted {
+                            self.trusted.trust(&target.server, fingerprint);
+                            self.trusted.save();
+                        }
+                        self.connect(target);
+                    }
                     login::Action::Cancel => self.disconnect(),
                     login::Action::None => {}
                 }
@@ -298,8 +308,12 @@ impl App {
         }
     }
 
-    /// Starts a connection to `target`, from where the user was there last time.
-    fn connect(&mut self, target: Target) {
+    /// Starts a connection to `target`, from where the user was there last time, trusting
+    /// the certificate trusted for it before.
+    fn connect(&mut self, mut target: Target) {
+        if target.trusted.is_none() {
+            target.trusted = self.trusted.get(&target.server).map(str::to_string);
+        }
         let resume = self
             .visits
             .get(&target.server, &target.name)
@@ -375,6 +389,20 @@ impl App {
                 login.rejected(code, message);
                 self.disconnect();
             }
+            (Screen::Login(login), Event::Untrusted { fingerprint }) => {
+                login.untrusted(fingerprint);
+                self.disconnect();
+            }
+            (Screen::Login(login), Event::CertificateChanged { expected, got }) => {
+                login.certificate_changed(expected, got);
+                self.disconnect();
+            }
+            (Screen::Chat(_), Event::Untrusted { fingerprint }) => {
+                self.back_to_login(|login| login.untrusted(fingerprint));
+            }
+            (Screen::Chat(_), Event::CertificateChanged { expected, got }) => {
+                self.back_to_login(|login| login.certificate_changed(expected, got));
+            }
             (Screen::Login(login), Event::Ended { reason }) => {
                 login.refused(reason);
                 self.disconnect();
@@ -432,18 +460,23 @@ impl App {
             }
             (Screen::Chat(_), Event::Rejected { code, message }) => {
                 // Refused on a reconnect (the name was taken meanwhile): back to the form.
-                let (name, server) = self
-                    .target
-                    .as_ref()
-                    .map(|(t, _)| (t.name.clone(), t.server.clone()))
-                    .unwrap_or_default();
-                let mut login = login::Login::new(&name, &server);
-                login.rejected(code, message);
-                self.screen = Screen::Login(login);
-                self.disconnect();
+                self.back_to_login(|login| login.rejected(code, message));
             }
         }
         Task::none()
+    }
+
+    /// Back to the Login screen, filled in as before, with what `then` says there.
+    fn back_to_login(&mut self, then: impl FnOnce(&mut login::Login)) {
+        let (name, server) = self
+            .target
+            .as_ref()
+            .map(|(t, _)| (t.name.clone(), t.address()))
+            .unwrap_or_default();
+        let mut login = login::Login::new(&name, &server);
+        then(&mut login);
+        self.screen = Screen::Login(Box::new(login));
+        self.disconnect();
     }
 
     /// The screen.

@@ -16,13 +16,14 @@ use async_channel::{Receiver, Sender};
 use chat_shared::limits::{CLIENT_PING_AFTER_SECS, MAX_SERVER_FRAME};
 use chat_shared::{
     ClientFrame, CloseCode, ErrorCode, FrameReader, FrameWriter, Limits, PROTOCOL_VERSION,
-    ReadError, RejectCode, ServerFrame,
+    Password, ReadError, RejectCode, ServerFrame,
 };
 use futures_lite::future;
 use smol::Timer;
 use smol::net::TcpStream;
 
 use crate::model::room_key;
+use crate::tls;
 
 /// How long the client waits between two tries while the server is offline.
 pub const RETRY_EVERY: Duration = Duration::from_secs(2);
@@ -32,12 +33,32 @@ pub const BYE_TIMEOUT: Duration = Duration::from_millis(450);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whom to connect to, as whom: the identity of a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Target {
     /// `host:port`.
     pub server: String,
     /// The name to log in with.
     pub name: String,
+    /// Over TLS.
+    pub tls: bool,
+    /// The account's password (`None`: a guest name). Its `Debug` shows nothing of it.
+    pub password: Option<Password>,
+    /// Create the account on the first login.
+    pub register: bool,
+    /// The fingerprint of a certificate nobody vouches for that the person trusts for
+    /// this server.
+    pub trusted: Option<String>,
+}
+
+impl Target {
+    /// The server as the person typed it: `tls://host:port` over TLS.
+    pub fn address(&self) -> String {
+        if self.tls {
+            format!("tls://{}", self.server)
+        } else {
+            self.server.clone()
+        }
+    }
 }
 
 /// Where a connection starts from: what an earlier run of the client knew of this server.
@@ -150,6 +171,7 @@ pub fn new_post_id() -> String {
 
 /// What was learnt from a `welcome`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools, reason = "the facts a welcome states")]
 pub struct Session {
     /// The name the server accepted.
     pub name: String,
@@ -177,6 +199,8 @@ pub struct Session {
     /// The rooms the connection is in or is re-joining, in order. Each but the default
     /// room gets a `room` frame (its members, newest seq and oldest) as it is joined.
     pub rooms: Vec<String>,
+    /// Whether the name is an account.
+    pub account: bool,
 }
 
 /// What the connection tells the app.
@@ -212,6 +236,20 @@ pub enum Event {
         before: u64,
         /// The events.
         frames: Vec<ServerFrame>,
+    },
+    /// The server's certificate is not vouched for and was not trusted before; the
+    /// connection ends, and the app may ask the person to trust it.
+    Untrusted {
+        /// Its SHA-256 fingerprint.
+        fingerprint: String,
+    },
+    /// The server's certificate is not the one trusted before: refused, and the
+    /// connection ends.
+    CertificateChanged {
+        /// The fingerprint trusted before.
+        expected: String,
+        /// The one it shows now.
+        got: String,
     },
     /// The login was refused for good; the connection ends.
     Rejected {
@@ -480,8 +518,13 @@ impl Worker {
             }
             attempt += 1;
             self.emit(Event::Connecting { attempt }).await;
-            let (wait, reason) = match connect(&self.target.server).await {
-                Err(err) => (RETRY_EVERY, describe_io(&err)),
+            let (wait, reason) = match connect(&self.target).await {
+                Err(Failed::Io(err)) => (RETRY_EVERY, describe_io(&err)),
+                Err(Failed::Tls(reason)) => (RETRY_EVERY, reason),
+                Err(Failed::Refused(refusal)) => {
+                    self.refused(refusal).await;
+                    return;
+                }
                 Ok(stream) => match self.session(stream).await {
                     Ending::Bye => {
                         self.emit(Event::Closed).await;
@@ -510,6 +553,14 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    async fn refused(&self, refusal: tls::Refusal) {
+        self.emit(match refusal {
+            tls::Refusal::Untrusted { fingerprint } => Event::Untrusted { fingerprint },
+            tls::Refusal::Changed { expected, got } => Event::CertificateChanged { expected, got },
+        })
+        .await;
     }
 
     /// Counts down to the next try, taking posts, joins and parts meanwhile. Returns
@@ -581,17 +632,23 @@ impl Worker {
     }
 
     /// One connection, from `hello` to its end.
-    async fn session(&mut self, stream: TcpStream) -> Ending {
-        let mut reader = FrameReader::<_, ServerFrame>::new(stream.clone(), MAX_SERVER_FRAME);
-        let mut writer = FrameWriter::new(stream);
+    async fn session(&mut self, (reader, writer): (Reader, Writer)) -> Ending {
+        let mut reader = FrameReader::<_, ServerFrame>::new(reader, MAX_SERVER_FRAME);
+        let mut writer = FrameWriter::new(writer);
         let default_seq = self
             .default_room
             .as_deref()
             .and_then(|name| self.room(&room_key(name)))
             .map(|room| room.last_seq);
+        // An account comes back with its token, which costs the server no hashing; the
+        // password goes only when there is no token (or it was refused).
         let hello = ClientFrame::Hello {
-            password: None,
-            register: false,
+            password: self
+                .token
+                .is_none()
+                .then(|| self.target.password.clone())
+                .flatten(),
+            register: self.target.register && self.token.is_none(),
             protocol: PROTOCOL_VERSION,
             name: self.target.name.clone(),
             since: self.epoch.as_ref().and(default_seq),
@@ -615,10 +672,14 @@ impl Worker {
                 token,
                 rooms,
                 limits,
+                account,
                 ..
             } => {
-                let (session, catch_up) =
+                // Registered: from now on it logs in.
+                self.target.register = false;
+                let (mut session, catch_up) =
                     self.welcomed(name, users, seq, oldest, epoch, token, &rooms, limits);
+                session.account = account;
                 self.emit(Event::LoggedIn(session)).await;
                 (limits, catch_up)
             }
@@ -627,6 +688,14 @@ impl Worker {
                 message,
                 retry_after,
             } => {
+                if code == RejectCode::NameRegistered
+                    && self.token.is_some()
+                    && self.target.password.is_some()
+                {
+                    // The token is gone (the server restarted): log in with the password.
+                    self.token = None;
+                    return Ending::Busy(Duration::from_millis(100), message);
+                }
                 return if code.is_transient() {
                     let wait = retry_after.map_or(RETRY_EVERY, Duration::from_millis);
                     Ending::Busy(wait.max(Duration::from_millis(100)), message)
@@ -732,6 +801,7 @@ impl Worker {
             new_epoch,
             default_room,
             rooms: names,
+            account: false,
         };
         (session, catch_up)
     }
@@ -739,8 +809,8 @@ impl Worker {
     /// The logged-in part of a session.
     async fn online(
         &mut self,
-        mut reader: FrameReader<TcpStream, ServerFrame>,
-        mut writer: FrameWriter<TcpStream>,
+        mut reader: FrameReader<Reader, ServerFrame>,
+        mut writer: FrameWriter<Writer>,
         limits: Limits,
     ) -> Ending {
         enum Wake {
@@ -1090,8 +1160,8 @@ impl Asked {
 /// Sends `bye` and waits, bounded, for the server to close: the end of the stream is the
 /// acknowledgement.
 async fn say_bye(
-    reader: &mut FrameReader<TcpStream, ServerFrame>,
-    writer: &mut FrameWriter<TcpStream>,
+    reader: &mut FrameReader<Reader, ServerFrame>,
+    writer: &mut FrameWriter<Writer>,
 ) -> Ending {
     let bye = async {
         if writer.send_frame(&ClientFrame::Bye).await.is_ok() {
@@ -1106,7 +1176,7 @@ async fn say_bye(
 }
 
 async fn next_frame(
-    reader: &mut FrameReader<TcpStream, ServerFrame>,
+    reader: &mut FrameReader<Reader, ServerFrame>,
     limit: Duration,
 ) -> Result<ServerFrame, String> {
     future::or(
@@ -1128,19 +1198,61 @@ async fn next_frame(
     .await
 }
 
-/// Connects, refusing a socket connected to itself: port 60000 is in Linux's ephemeral
-/// range, so with no server listening a client can end up talking to itself.
-async fn connect(server: &str) -> io::Result<TcpStream> {
-    let stream = future::or(TcpStream::connect(server), async {
+/// What a connection reads from.
+type Reader = Box<dyn futures_lite::AsyncRead + Unpin + Send>;
+/// What a connection writes to.
+type Writer = Box<dyn futures_lite::AsyncWrite + Unpin + Send>;
+
+/// Why no connection was made.
+enum Failed {
+    /// The socket could not connect.
+    Io(io::Error),
+    /// The TLS handshake failed (not for trust): retried like an offline server.
+    Tls(String),
+    /// The certificate is not trusted: not retried.
+    Refused(tls::Refusal),
+}
+
+/// Connects (over TLS when the target says so), refusing a socket connected to itself:
+/// port 60000 is in Linux's ephemeral range, so with no server listening a client can
+/// end up talking to itself.
+async fn connect(target: &Target) -> Result<(Reader, Writer), Failed> {
+    let tcp = async {
+        let stream = TcpStream::connect(target.server.as_str()).await?;
+        if stream.local_addr()? == stream.peer_addr()? {
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    };
+    let stream = future::or(tcp, async {
         Timer::after(CONNECT_TIMEOUT).await;
         Err(io::ErrorKind::TimedOut.into())
     })
-    .await?;
-    if stream.local_addr()? == stream.peer_addr()? {
-        return Err(io::ErrorKind::ConnectionRefused.into());
+    .await
+    .map_err(Failed::Io)?;
+    if !target.tls {
+        return Ok((Box::new(stream.clone()), Box::new(stream)));
     }
-    stream.set_nodelay(true)?;
-    Ok(stream)
+    let host = target
+        .server
+        .rsplit_once(':')
+        .map_or(target.server.as_str(), |(host, _)| host);
+    let handshake = async {
+        tls::connect(stream, host, target.trusted.clone())
+            .await
+            .map_err(|failure| match failure {
+                tls::Failure::Refused(refusal) => Failed::Refused(refusal),
+                tls::Failure::Other(reason) => Failed::Tls(reason),
+            })
+    };
+    let tls = future::or(handshake, async {
+        Timer::after(CONNECT_TIMEOUT).await;
+        Err(Failed::Tls("the TLS handshake timed out".into()))
+    })
+    .await?;
+    let (reader, writer) = futures_lite::io::split(tls);
+    Ok((Box::new(reader), Box::new(writer)))
 }
 
 fn describe_io(err: &io::Error) -> String {

@@ -9,6 +9,7 @@ pub mod fonts;
 pub mod model;
 pub mod screen;
 pub mod settings;
+pub mod tls;
 pub mod widget;
 
 #[cfg(test)]

@@ -134,6 +134,42 @@ impl Visits {
     }
 }
 
+/// The fingerprints of certificates nobody vouches for that the person chose to trust, by
+/// server address (`host:port`): `trusted-servers.json`. A server that shows another
+/// certificate later is refused; deleting its line here lets the person decide again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedServers(BTreeMap<String, String>);
+
+impl TrustedServers {
+    /// Where they live, if the system has a configuration directory.
+    pub fn path() -> Option<PathBuf> {
+        config_file("trusted-servers.json")
+    }
+
+    /// The fingerprint trusted for `server`.
+    pub fn get(&self, server: &str) -> Option<&str> {
+        self.0.get(server.trim()).map(String::as_str)
+    }
+
+    /// Trusts `fingerprint` for `server`.
+    pub fn trust(&mut self, server: &str, fingerprint: &str) {
+        self.0
+            .insert(server.trim().to_string(), fingerprint.to_string());
+    }
+
+    /// The trusted servers (none if the file cannot be read).
+    pub fn load() -> Self {
+        Self::path().map_or_else(Self::default, |path| load_from(&path))
+    }
+
+    /// Remembers them.
+    pub fn save(&self) {
+        if let Some(path) = Self::path() {
+            save_to(&path, self);
+        }
+    }
+}
+
 /// A file in the client's configuration directory (never in unit tests).
 fn config_file(name: &str) -> Option<PathBuf> {
     if cfg!(test) {

@@ -319,6 +319,7 @@ pub const NOON: u64 = 1_795_521_600_000;
 /// default room.
 pub fn session_in(rooms: &[&str]) -> Session {
     Session {
+        account: false,
         name: "me".into(),
         users: vec!["me".into(), "bob".into()],
         seq: 0,

@@ -40,13 +40,7 @@ pub struct Tls {
 
 /// The SHA-256 fingerprint of a DER certificate: uppercase hex pairs joined by colons.
 pub fn fingerprint(der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, der);
-    digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    chat_shared::format_fingerprint(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
 }
 
 fn read_pem(

@@ -9,6 +9,16 @@ pub mod password;
 pub mod protocol;
 pub mod text;
 
+/// A certificate fingerprint as people compare it: the digest's bytes as uppercase hex
+/// pairs joined by colons (`AB:CD:…`), as the server logs it and the client shows it.
+pub fn format_fingerprint(digest: &[u8]) -> String {
+    digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 pub use codec::{
     DecodeError, Decoder, Frame, FrameReader, FrameWriter, ReadError, WireFrame, decode_line,
 };

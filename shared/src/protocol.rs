@@ -132,7 +132,7 @@ impl ClientFrame {
 
 /// A password as it crosses the wire: its `Debug` shows nothing of it, so it never reaches
 /// a log by accident. Only [`Password::expose`] reads it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Password(String);
 

@@ -582,16 +582,24 @@ impl Headless {
         name: &str,
         resume: chat_client::connection::Resume,
     ) -> Self {
-        use chat_client::connection::{Event, Target, run};
+        let target = chat_client::connection::Target {
+            server: server.to_string(),
+            name: name.into(),
+            ..chat_client::connection::Target::default()
+        };
+        Self::connect(target, resume).await
+    }
+
+    /// Starts a connection to `target` (TLS, a password, a trusted fingerprint…) from
+    /// `resume`; waits for its handle.
+    pub async fn connect(
+        target: chat_client::connection::Target,
+        resume: chat_client::connection::Resume,
+    ) -> Self {
+        use chat_client::connection::{Event, run};
+        let name = target.name.clone();
         let (tx, events) = async_channel::bounded(1024);
-        let task = smol::spawn(run(
-            Target {
-                server: server.to_string(),
-                name: name.into(),
-            },
-            resume,
-            tx,
-        ));
+        let task = smol::spawn(run(target, resume, tx));
         let handle = match within("ready", events.recv()).await {
             Ok(Event::Ready(handle)) => handle,
             other => panic!("{name}: expected Ready, got {other:?}"),

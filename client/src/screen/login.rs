@@ -1,10 +1,12 @@
-//! The Login screen: a name, a server address, and what happens while connecting.
+//! The Login screen: a name, a password for an account (or to create one), a server
+//! address with a TLS switch, what happens while connecting, and the questions TLS may ask
+//! (trust a certificate nobody vouches for; a certificate that changed).
 
 use std::time::Duration;
 
-use chat_shared::{Name, RejectCode};
-use iced::widget::{button, column, container, row, text, text_input};
-use iced::{Element, Fill, Task};
+use chat_shared::{Name, Password, RejectCode, check_password};
+use iced::widget::{button, checkbox, column, container, row, text, text_input};
+use iced::{Element, Fill, Font, Task};
 
 use crate::connection::Target;
 use crate::screen::style::unique_style;
@@ -13,15 +15,36 @@ use crate::screen::style::unique_style;
 pub const NAME_INPUT: &str = "login-name";
 /// The id of the server address field.
 pub const SERVER_INPUT: &str = "login-server";
+/// The id of the password field.
+pub const PASSWORD_INPUT: &str = "login-password";
+/// The id of the password confirmation field (creating an account).
+pub const CONFIRM_INPUT: &str = "login-confirm";
 
-/// The Login screen's state.
-#[derive(Debug, Clone)]
+/// The Login screen's state. Its `Debug` shows nothing of the passwords.
+#[derive(Clone)]
 pub struct Login {
     name: String,
+    password: String,
+    confirm: String,
+    create: bool,
     server: String,
+    secure: bool,
     name_problem: Option<String>,
+    password_problem: Option<String>,
     server_problem: Option<String>,
     phase: Phase,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("name", &self.name)
+            .field("server", &self.server)
+            .field("secure", &self.secure)
+            .field("create", &self.create)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the login stands.
@@ -44,6 +67,18 @@ pub enum Phase {
         /// Whole seconds until the next.
         retry_in: u64,
     },
+    /// The server's certificate is vouched for by nobody: trust it?
+    Trust {
+        /// Its SHA-256 fingerprint.
+        fingerprint: String,
+    },
+    /// The server's certificate is not the one trusted before: refused.
+    Changed {
+        /// The fingerprint trusted before.
+        expected: String,
+        /// The one it shows now.
+        got: String,
+    },
 }
 
 /// What the user did on the Login screen.
@@ -53,10 +88,20 @@ pub enum Message {
     NameChanged(String),
     /// Typed in the server field.
     ServerChanged(String),
+    /// Typed in the password field.
+    PasswordChanged(String),
+    /// Typed in the confirmation field.
+    ConfirmChanged(String),
+    /// Ticked or cleared "Create account".
+    CreateToggled(bool),
+    /// Switched TLS on or off.
+    SecureToggled(bool),
     /// Pressed Enter or the Login button.
     Submit,
-    /// Pressed Cancel while connecting.
+    /// Pressed Cancel while connecting (or in a TLS question).
     Cancel,
+    /// Chose to trust the certificate shown.
+    Trust,
 }
 
 /// What the app must do.
@@ -68,18 +113,68 @@ pub enum Action {
     Connect(Target),
     /// Stop trying to connect.
     Cancel,
+    /// Trust this fingerprint for this server from now on, and connect.
+    Trust {
+        /// The target, with the fingerprint it trusts.
+        target: Target,
+    },
 }
 
 impl Login {
-    /// A form pre-filled with `name` and `server`.
+    /// A form pre-filled with `name` and `server` (`tls://host:port` switches TLS on).
     pub fn new(name: &str, server: &str) -> Self {
+        let (server, secure) = split_scheme(server);
         Self {
             name: name.into(),
-            server: server.into(),
+            password: String::new(),
+            confirm: String::new(),
+            create: false,
+            server,
+            secure,
             name_problem: None,
+            password_problem: None,
             server_problem: None,
             phase: Phase::Form { problem: None },
         }
+    }
+
+    /// The target the form describes, if it is valid; the problems are shown otherwise.
+    fn target(&mut self) -> Option<Target> {
+        let (server, secure) = split_scheme(&self.server);
+        self.secure |= secure;
+        self.server = server;
+        let name = Name::parse(&self.name);
+        self.name_problem = name.as_ref().err().map(ToString::to_string);
+        self.server_problem = check_server(&self.server).err();
+        self.password_problem = None;
+        let name = name.ok()?;
+        let password = (self.create || !self.password.is_empty()).then(|| self.password.clone());
+        if self.create {
+            if let Err(weak) = check_password(name.as_str(), &self.password) {
+                self.password_problem = Some(weak.to_string());
+            } else if self.confirm != self.password {
+                self.password_problem = Some("the two passwords differ".into());
+            }
+        }
+        if password.is_some()
+            && !self.secure
+            && self.password_problem.is_none()
+            && !is_loopback(&self.server)
+        {
+            self.password_problem =
+                Some("a password goes only over TLS: switch on Secure (TLS)".into());
+        }
+        if self.server_problem.is_some() || self.password_problem.is_some() {
+            return None;
+        }
+        Some(Target {
+            server: self.server.trim().to_string(),
+            name: name.to_string(),
+            tls: self.secure,
+            password: password.map(Password::new),
+            register: self.create,
+            trusted: None,
+        })
     }
 
     /// Puts the cursor in the name field.
@@ -92,18 +187,12 @@ impl Login {
         if !matches!(self.phase, Phase::Form { .. }) {
             return Action::None;
         }
-        let name = Name::parse(&self.name);
-        self.name_problem = name.as_ref().err().map(ToString::to_string);
-        self.server_problem = check_server(&self.server).err();
-        match name {
-            Ok(name) if self.server_problem.is_none() => {
+        match self.target() {
+            Some(target) => {
                 self.phase = Phase::Connecting { attempt: 1 };
-                Action::Connect(Target {
-                    server: self.server.trim().to_string(),
-                    name: name.to_string(),
-                })
+                Action::Connect(target)
             }
-            _ => Action::None,
+            None => Action::None,
         }
     }
 
@@ -122,7 +211,52 @@ impl Login {
                 self.clear_refusal();
                 Action::None
             }
+            Message::PasswordChanged(password) => {
+                self.password = password;
+                self.password_problem = None;
+                self.clear_refusal();
+                Action::None
+            }
+            Message::ConfirmChanged(confirm) => {
+                self.confirm = confirm;
+                self.password_problem = None;
+                Action::None
+            }
+            Message::CreateToggled(create) => {
+                self.create = create;
+                self.password_problem = None;
+                Action::None
+            }
+            Message::SecureToggled(secure) => {
+                self.secure = secure;
+                self.password_problem = None;
+                self.server_problem = None;
+                Action::None
+            }
             Message::Submit => self.submit(),
+            Message::Trust => {
+                let Phase::Trust { fingerprint } = &self.phase else {
+                    return Action::None;
+                };
+                let fingerprint = fingerprint.clone();
+                let Some(target) = self.target() else {
+                    self.phase = Phase::Form { problem: None };
+                    return Action::None;
+                };
+                self.phase = Phase::Connecting { attempt: 1 };
+                Action::Trust {
+                    target: Target {
+                        trusted: Some(fingerprint),
+                        ..target
+                    },
+                }
+            }
+            Message::Cancel
+                if matches!(self.phase, Phase::Trust { .. } | Phase::Changed { .. }) =>
+            {
+                self.phase = Phase::Form { problem: None };
+                Action::None
+            }
             Message::Cancel if matches!(self.phase, Phase::Form { .. }) => Action::None,
             Message::Cancel => {
                 self.phase = Phase::Form { problem: None };
@@ -158,20 +292,46 @@ impl Login {
         };
     }
 
-    /// The server refused the login with `code`.
+    /// The server refused the login with `code`: shown under the field it is about.
     pub fn rejected(&mut self, code: RejectCode, message: String) {
         match code {
-            RejectCode::NameTaken | RejectCode::InvalidName => {
+            RejectCode::NameTaken
+            | RejectCode::InvalidName
+            | RejectCode::NameRegistered
+            | RejectCode::NoAccount
+            | RejectCode::RegistrationClosed => {
                 self.phase = Phase::Form { problem: None };
                 self.name_problem = Some(message);
+            }
+            RejectCode::BadPassword
+            | RejectCode::WeakPassword
+            | RejectCode::TooManyAttempts
+            | RejectCode::TlsRequired => {
+                self.phase = Phase::Form { problem: None };
+                self.password_problem = Some(message);
             }
             _ => self.refused(message),
         }
     }
 
+    /// The server's certificate is vouched for by nobody: ask whether to trust it.
+    pub fn untrusted(&mut self, fingerprint: String) {
+        self.phase = Phase::Trust { fingerprint };
+    }
+
+    /// The server's certificate changed since it was trusted: refuse, and say so.
+    pub fn certificate_changed(&mut self, expected: String, got: String) {
+        self.phase = Phase::Changed { expected, got };
+    }
+
     /// The screen. Every line has its place whether it has something to say or not, so
     /// nothing moves under the pointer when a problem appears or goes.
     pub fn view(&self) -> Element<'_, Message> {
+        match &self.phase {
+            Phase::Trust { fingerprint } => return self.trust_view(fingerprint),
+            Phase::Changed { expected, got } => return self.changed_view(expected, got),
+            _ => {}
+        }
         let editing = matches!(self.phase, Phase::Form { .. });
         let field =
             |placeholder: &str, value: &str, id: &'static str, on_input: fn(String) -> Message| {
@@ -190,13 +350,6 @@ impl Login {
             .height(18)
         };
         let (status, action): (String, Element<'_, Message>) = match &self.phase {
-            Phase::Form { problem } => (
-                problem.clone().unwrap_or_default(),
-                button("Log in")
-                    .on_press(Message::Submit)
-                    .padding([8, 24])
-                    .into(),
-            ),
             Phase::Connecting { attempt } => (
                 format!(
                     "Connecting to {}…{}",
@@ -213,6 +366,18 @@ impl Login {
                 format!("Server offline, retrying in {retry_in}s (attempt {attempt})"),
                 cancel(),
             ),
+            Phase::Form { problem } => (
+                problem.clone().unwrap_or_default(),
+                button(if self.create {
+                    "Create account"
+                } else {
+                    "Log in"
+                })
+                .on_press(Message::Submit)
+                .padding([8, 24])
+                .into(),
+            ),
+            Phase::Trust { .. } | Phase::Changed { .. } => (String::new(), cancel()),
         };
         let status = text(status.clone()).size(14).style(unique_style(
             match self.phase {
@@ -221,12 +386,31 @@ impl Login {
             },
             &status,
         ));
+        let (password, confirm) = self.password_fields(editing);
         let form = column![
             text("Chat").size(32),
             text("Your name").size(14),
             field("e.g. alice", &self.name, NAME_INPUT, Message::NameChanged),
             problem(&self.name_problem),
-            text("Server").size(14),
+            row![
+                text("Password").size(14).width(Fill),
+                checkbox(self.create)
+                    .label("Create account")
+                    .on_toggle_maybe(editing.then_some(Message::CreateToggled))
+                    .size(14)
+                    .text_size(13),
+            ],
+            password,
+            confirm,
+            problem(&self.password_problem),
+            row![
+                text("Server").size(14).width(Fill),
+                checkbox(self.secure)
+                    .label("Secure (TLS)")
+                    .on_toggle_maybe(editing.then_some(Message::SecureToggled))
+                    .size(14)
+                    .text_size(13),
+            ],
             field(
                 "host:port",
                 &self.server,
@@ -241,6 +425,127 @@ impl Login {
         .max_width(360);
         container(form).center(Fill).padding(24).into()
     }
+
+    /// The password field (masked) and, creating an account, its confirmation; the
+    /// confirmation keeps its place when hidden, so the form does not jump.
+    fn password_fields(&self, editing: bool) -> (Element<'_, Message>, Element<'_, Message>) {
+        let masked = |placeholder: &'static str, value: &str, id: &'static str, on_input| {
+            text_input(placeholder, value)
+                .id(id)
+                .padding(8)
+                .secure(true)
+                .on_input_maybe(editing.then_some(on_input))
+                .on_submit_maybe(editing.then_some(Message::Submit))
+        };
+        let password = masked(
+            if self.create {
+                "a new password, 8 characters or more"
+            } else {
+                "only for an account"
+            },
+            &self.password,
+            PASSWORD_INPUT,
+            Message::PasswordChanged as fn(String) -> Message,
+        );
+        let confirm: Element<'_, Message> = if self.create {
+            masked(
+                "the same password again",
+                &self.confirm,
+                CONFIRM_INPUT,
+                Message::ConfirmChanged,
+            )
+            .into()
+        } else {
+            container(text("")).height(37).into()
+        };
+        (password.into(), confirm)
+    }
+
+    fn trust_view(&self, fingerprint: &str) -> Element<'_, Message> {
+        let dialog = column![
+            text("Trust this server?").size(24),
+            text(format!(
+                "No authority this computer trusts vouches for the certificate of {}. \
+                 That is normal for a server with a self-signed certificate.",
+                self.server
+            ))
+            .size(14),
+            text("Its SHA-256 fingerprint:").size(14),
+            text(fingerprint.to_string()).size(13).font(Font::MONOSPACE),
+            text(
+                "Compare it with the fingerprint the server's operator gives you (the \
+                 server logs it at every start). Trust it only if they are the same: it \
+                 will be remembered, and a different one refused."
+            )
+            .size(13),
+            row![
+                button("Trust this server")
+                    .on_press(Message::Trust)
+                    .padding([8, 24]),
+                cancel(),
+            ]
+            .spacing(12),
+        ]
+        .spacing(12)
+        .max_width(480);
+        container(dialog).center(Fill).padding(24).into()
+    }
+
+    fn changed_view(&self, expected: &str, got: &str) -> Element<'_, Message> {
+        let path = crate::settings::TrustedServers::path().map_or_else(
+            || "the trusted servers file".to_string(),
+            |p| p.display().to_string(),
+        );
+        let warning = column![
+            text("Warning: the server's certificate changed")
+                .size(24)
+                .style(text::danger),
+            text(format!(
+                "{} shows another certificate than the one you trusted. Someone may be \
+                 intercepting the connection, so the client did not connect.",
+                self.server
+            ))
+            .size(14),
+            text("Trusted before:").size(14),
+            text(expected.to_string()).size(13).font(Font::MONOSPACE),
+            text("Shown now:").size(14),
+            text(got.to_string()).size(13).font(Font::MONOSPACE),
+            text(format!(
+                "If the server's operator confirms the new fingerprint, remove the line \
+                 for this server from {path} and connect again."
+            ))
+            .size(13),
+            row![
+                button("Back")
+                    .on_press(Message::Cancel)
+                    .style(button::secondary)
+                    .padding([8, 24])
+            ],
+        ]
+        .spacing(12)
+        .max_width(480);
+        container(warning).center(Fill).padding(24).into()
+    }
+}
+
+/// `tls://host:port` → (`host:port`, true); anything else as it is.
+fn split_scheme(server: &str) -> (String, bool) {
+    let trimmed = server.trim();
+    match trimmed.strip_prefix("tls://") {
+        Some(rest) => (rest.to_string(), true),
+        None => (trimmed.to_string(), false),
+    }
+}
+
+/// Whether `server` (`host:port`) is this machine, where the server takes passwords
+/// without TLS.
+fn is_loopback(server: &str) -> bool {
+    let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn cancel<'a>() -> Element<'a, Message> {
@@ -288,7 +593,8 @@ mod tests {
             actions.last(),
             Some(&Action::Connect(Target {
                 server: "127.0.0.1:60000".into(),
-                name: "alice".into()
+                name: "alice".into(),
+                ..Target::default()
             }))
         );
         let mut ui = simulator(login.view());
@@ -335,17 +641,23 @@ mod tests {
         use crate::testing::Window;
         use iced::keyboard::key::Named;
         let mut window = Window::new(false);
+        let back = |window: &mut Window| {
+            window.key(
+                iced::keyboard::Key::Named(Named::Tab),
+                iced::keyboard::Modifiers::SHIFT,
+                None,
+            );
+        };
         window.type_text("x");
-        window.press(Named::Tab);
+        window.press(Named::Tab); // the password
+        window.press(Named::Tab); // the server
         window.type_text("9");
-        window.key(
-            iced::keyboard::Key::Named(Named::Tab),
-            iced::keyboard::Modifiers::SHIFT,
-            None,
-        );
+        back(&mut window);
+        back(&mut window);
         window.type_text("y");
         assert!(window.find("mexy").is_some(), "name field: me + x + y");
         assert!(window.find("127.0.0.1:600009").is_some(), "server field");
+        window.press(Named::Tab);
         window.press(Named::Tab);
         window.press(Named::Backspace);
         window.press(Named::Enter);
@@ -387,5 +699,131 @@ mod tests {
             ui.find("give the server as host:port, e.g. 127.0.0.1:60000")
                 .is_ok()
         );
+    }
+
+    fn press(login: &mut Login, label: &str) -> Vec<Action> {
+        let mut ui = simulator(login.view());
+        ui.click(label).expect("the button");
+        ui.into_messages().map(|m| login.update(m)).collect()
+    }
+
+    fn shows(login: &Login, text: &str) -> bool {
+        simulator(login.view()).find(text).is_ok()
+    }
+
+    #[test]
+    fn creating_an_account_checks_the_password_and_registers() {
+        let mut login = Login::new("alice", "127.0.0.1:60000");
+        let _ = press(&mut login, "Create account");
+        assert!(shows(&login, "Create account"), "the button says so too");
+        let _ = type_and_enter(&mut login, PASSWORD_INPUT, "short");
+        assert!(shows(&login, "a password needs at least 8 bytes"));
+        let _ = login.update(Message::PasswordChanged("correct horse".into()));
+        let actions = type_and_enter(&mut login, CONFIRM_INPUT, "correct hors");
+        assert!(actions.iter().all(|a| *a == Action::None));
+        assert!(shows(&login, "the two passwords differ"));
+        assert!(!shows(&login, "correct horse"), "the password is masked");
+        let _ = login.update(Message::ConfirmChanged(String::new()));
+        let actions = type_and_enter(&mut login, CONFIRM_INPUT, "correct horse");
+        let Some(Action::Connect(target)) = actions.last() else {
+            panic!("no connect: {actions:?}");
+        };
+        assert!(target.register);
+        assert_eq!(target.password, Some(Password::new("correct horse")));
+        assert!(!format!("{login:?} {target:?}").contains("correct horse"));
+    }
+
+    #[test]
+    fn a_password_goes_only_over_tls_except_to_this_machine() {
+        let mut login = Login::new("bob", "chat.example.org:60000");
+        let _ = login.update(Message::PasswordChanged("bob's password".into()));
+        assert_eq!(login.submit(), Action::None);
+        assert!(shows(
+            &login,
+            "a password goes only over TLS: switch on Secure (TLS)"
+        ));
+        let _ = press(&mut login, "Secure (TLS)");
+        let Action::Connect(target) = login.submit() else {
+            panic!("no connect");
+        };
+        assert!(target.tls && !target.register && target.password.is_some());
+        // tls:// in the address switches TLS on; loopback takes a password without.
+        let mut login = Login::new("bob", "tls://chat.example.org:60000");
+        assert!(
+            matches!(login.submit(), Action::Connect(t) if t.tls && t.server == "chat.example.org:60000")
+        );
+        let mut login = Login::new("bob", "localhost:60000");
+        let _ = login.update(Message::PasswordChanged("bob's password".into()));
+        assert!(matches!(login.submit(), Action::Connect(t) if !t.tls));
+    }
+
+    #[test]
+    fn rejections_show_under_their_field_and_nothing_moves() {
+        let mut login = Login::new("carol", "127.0.0.1:60000");
+        let button = |login: &Login| {
+            let mut ui = simulator(login.view());
+            ui.find("Log in").expect("the button").bounds()
+        };
+        let before = button(&login);
+        for (code, message) in [
+            (RejectCode::BadPassword, "wrong password"),
+            (
+                RejectCode::NameRegistered,
+                "carol is an account: log in with its password",
+            ),
+            (
+                RejectCode::TooManyAttempts,
+                "too many wrong passwords; wait before trying again",
+            ),
+            (
+                RejectCode::TlsRequired,
+                "passwords are accepted only over TLS",
+            ),
+        ] {
+            assert!(matches!(login.submit(), Action::Connect(_)));
+            login.rejected(code, message.into());
+            assert!(shows(&login, message), "{code:?}");
+            assert_eq!(button(&login), before, "{code:?} moved the form");
+        }
+        let _ = login.update(Message::PasswordChanged("x".into()));
+        assert!(
+            !shows(&login, "passwords are accepted only over TLS"),
+            "cleared on edit"
+        );
+    }
+
+    #[test]
+    fn the_trust_dialog_shows_the_fingerprint_and_remembers_the_choice() {
+        let fingerprint = "AB:CD:EF:01:23";
+        let mut login = Login::new("dave", "tls://10.0.0.5:60000");
+        assert!(matches!(login.submit(), Action::Connect(_)));
+        login.untrusted(fingerprint.into());
+        assert!(shows(&login, "Trust this server?"));
+        assert!(shows(&login, fingerprint));
+        let actions = press(&mut login, "Trust this server");
+        let Some(Action::Trust { target }) = actions.last() else {
+            panic!("not trusted: {actions:?}");
+        };
+        assert_eq!(target.trusted.as_deref(), Some(fingerprint));
+        assert!(target.tls);
+        // Cancel goes back to the form and trusts nothing.
+        login.untrusted(fingerprint.into());
+        assert_eq!(press(&mut login, "Cancel"), [Action::None]);
+        assert!(shows(&login, "Log in"));
+    }
+
+    #[test]
+    fn a_changed_certificate_is_refused_with_both_fingerprints() {
+        let mut login = Login::new("erin", "tls://10.0.0.5:60000");
+        assert!(matches!(login.submit(), Action::Connect(_)));
+        login.certificate_changed("AA:AA".into(), "BB:BB".into());
+        assert!(shows(&login, "Warning: the server's certificate changed"));
+        assert!(shows(&login, "AA:AA") && shows(&login, "BB:BB"));
+        assert!(
+            !shows(&login, "Trust this server"),
+            "no way to accept it here"
+        );
+        assert_eq!(press(&mut login, "Back"), [Action::None]);
+        assert!(shows(&login, "Log in"));
     }
 }
