@@ -24,11 +24,41 @@ use argh::FromArgs;
 use chat_shared::limits::MAX_SERVER_FRAME;
 use chat_shared::{ClientFrame, Frame, FrameReader, ReadError, ServerFrame};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
+use futures_rustls::rustls;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use smol::net::TcpStream;
 use smol::{Executor, Timer};
+
+/// What a client reads from: a socket, or the reading half of a TLS connection.
+type Reader = Box<dyn futures_lite::AsyncRead + Unpin + Send>;
+/// What a client writes to.
+type Writer = Box<dyn futures_lite::AsyncWrite + Unpin + Send>;
+
+/// With `--tls CERT`: every connection is TLS, trusting that certificate.
+static TLS: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+
+/// Client settings that trust the certificate in the PEM file `cert`.
+fn trust(cert: &std::path::Path) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: {e}", cert.display()))?
+    {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let _ = TLS.set(Arc::new(config));
+    Ok(())
+}
 
 /// Drive a chat server with many connections and measure it.
 #[derive(FromArgs)]
@@ -109,6 +139,17 @@ struct FanoutArgs {
     /// worker threads; 0 means one per core (default: 0)
     #[argh(option, default = "0")]
     threads: usize,
+    /// wrong-password logins sent while posting, spread over the run, each address
+    /// (127.1.x.y) sending at most 20 (default: 0)
+    #[argh(option, default = "0")]
+    storm: usize,
+    /// accounts registered before the run for the storm to guess at, each guessed at
+    /// most 5 times (default: 200)
+    #[argh(option, default = "200")]
+    storm_accounts: usize,
+    /// connect over TLS, trusting the certificate in this PEM file
+    #[argh(option)]
+    tls: Option<std::path::PathBuf>,
     /// print the summary as one JSON object
     #[argh(switch)]
     json: bool,
@@ -133,6 +174,9 @@ struct IdleArgs {
     /// the server's process id, to read its memory (required for the figure)
     #[argh(option)]
     server_pid: Option<u32>,
+    /// connect over TLS, trusting the certificate in this PEM file
+    #[argh(option)]
+    tls: Option<std::path::PathBuf>,
     /// worker threads; 0 means one per core (default: 0)
     #[argh(option, default = "0")]
     threads: usize,
@@ -207,13 +251,21 @@ fn run<T: Send + 'static>(
     out
 }
 
-/// Connects client `i`, from a source address of its own once one address is not enough.
-async fn connect(i: usize, addr: SocketAddr, total: usize) -> Result<TcpStream, String> {
-    let stream = if total <= PER_SOURCE || !addr.ip().is_loopback() {
-        TcpStream::connect(addr).await.map_err(|e| e.to_string())?
-    } else {
-        let octet = 2 + (i / PER_SOURCE) as u8;
-        let source = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet)), 0);
+/// Connects client `i`, from a source address of its own once one address is not enough
+/// (over TLS with `--tls`).
+async fn connect(i: usize, addr: SocketAddr, total: usize) -> Result<(Reader, Writer), String> {
+    let source = (total > PER_SOURCE && addr.ip().is_loopback())
+        .then(|| Ipv4Addr::new(127, 0, 0, 2 + (i / PER_SOURCE) as u8));
+    connect_from(source, addr).await
+}
+
+/// Connects from `source` (any address of this machine when `None`).
+async fn connect_from(
+    source: Option<Ipv4Addr>,
+    addr: SocketAddr,
+) -> Result<(Reader, Writer), String> {
+    let stream = if let Some(source) = source {
+        let source = SocketAddr::new(IpAddr::V4(source), 0);
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .map_err(|e| e.to_string())?;
         socket
@@ -223,9 +275,20 @@ async fn connect(i: usize, addr: SocketAddr, total: usize) -> Result<TcpStream, 
         socket.connect(&addr.into()).map_err(|e| e.to_string())?;
         let std: std::net::TcpStream = socket.into();
         TcpStream::try_from(std).map_err(|e| e.to_string())?
+    } else {
+        TcpStream::connect(addr).await.map_err(|e| e.to_string())?
     };
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    Ok(stream)
+    let Some(tls) = TLS.get() else {
+        return Ok((Box::new(stream.clone()), Box::new(stream)));
+    };
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    let tls = futures_rustls::TlsConnector::from(tls.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    let (reader, writer) = futures_lite::io::split(tls);
+    Ok((Box::new(reader), Box::new(writer)))
 }
 
 /// The room of client `i` when the clients are spread over `rooms` rooms.
@@ -240,8 +303,8 @@ async fn login(
     addr: SocketAddr,
     total: usize,
     room: Option<String>,
-) -> Result<(TcpStream, FrameReader<TcpStream, ServerFrame>), String> {
-    let mut stream = connect(i, addr, total).await?;
+) -> Result<(Writer, FrameReader<Reader, ServerFrame>), String> {
+    let (reader, mut stream) = connect(i, addr, total).await?;
     let hello = Frame::encode(&ClientFrame::Hello {
         password: None,
         register: false,
@@ -255,7 +318,8 @@ async fn login(
         .write_all(hello.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
-    let mut reader = FrameReader::new(stream.clone(), MAX_SERVER_FRAME);
+    stream.flush().await.map_err(|e| e.to_string())?;
+    let mut reader = FrameReader::new(reader, MAX_SERVER_FRAME);
     let default_room = match reader.next().await {
         Some(Ok(ServerFrame::Welcome { rooms, .. })) => rooms.into_iter().next(),
         Some(Ok(ServerFrame::Rejected { code, message, .. })) => {
@@ -276,6 +340,7 @@ async fn login(
         .as_bytes(),
     );
     stream.write_all(&frames).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     let (mut joined, mut parted) = (false, false);
     let me = format!("lg{i}");
     while !(joined && parted) {
@@ -313,7 +378,7 @@ async fn ramp_up<T, F, Fut>(
 ) -> Result<Vec<smol::Task<T>>, String>
 where
     T: Send + 'static,
-    F: Fn(usize, TcpStream, FrameReader<TcpStream, ServerFrame>) -> Fut + Clone + Send + 'static,
+    F: Fn(usize, Writer, FrameReader<Reader, ServerFrame>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = T> + Send + 'static,
 {
     let (logged_in, logins) = async_channel::unbounded::<Result<(), String>>();
@@ -476,6 +541,132 @@ struct FanoutSummary {
     server_cpu_s: Option<f64>,
     server_cpu_us_per_delivery: Option<f64>,
     server_peak_rss_mib: Option<f64>,
+    tls: bool,
+    storm: Option<StormSummary>,
+}
+
+/// What the wrong-password storm got back.
+#[derive(Serialize, Default, Debug, Clone)]
+struct StormSummary {
+    sent: usize,
+    /// Checked and found wrong: each cost the server a hash.
+    bad_password: usize,
+    /// Turned away unchecked because the hashing queue was full.
+    unavailable: usize,
+    /// Refused unchecked by the throttle.
+    too_many_attempts: usize,
+    other: usize,
+}
+
+fn account_name(k: usize) -> String {
+    format!("lg-acct-{k}")
+}
+
+/// A source address for storm connection `j`: 20 to an address, as the throttle allows.
+fn storm_source(j: usize) -> Ipv4Addr {
+    let a = j / 20;
+    Ipv4Addr::new(127, 1, (a / 250) as u8, 1 + (a % 250) as u8)
+}
+
+/// Sends one `hello` from `source` and returns the code of the answer (`welcome` for a
+/// welcome).
+async fn one_hello(
+    source: Option<Ipv4Addr>,
+    addr: SocketAddr,
+    hello: &ClientFrame,
+) -> Result<String, String> {
+    let (reader, mut writer) = connect_from(source, addr).await?;
+    writer
+        .write_all(Frame::encode(hello).as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    writer.flush().await.map_err(|e| e.to_string())?;
+    let mut reader = FrameReader::<_, ServerFrame>::new(reader, MAX_SERVER_FRAME);
+    match reader.next().await {
+        Some(Ok(ServerFrame::Welcome { .. })) => Ok("welcome".into()),
+        Some(Ok(ServerFrame::Rejected { code, .. })) => Ok(format!("{code:?}")),
+        other => Err(format!("no answer to hello: {other:?}")),
+    }
+}
+
+fn account_hello(name: String, password: String, register: bool) -> ClientFrame {
+    ClientFrame::Hello {
+        password: Some(chat_shared::Password::new(password)),
+        register,
+        protocol: chat_shared::PROTOCOL_VERSION,
+        name,
+        since: None,
+        epoch: None,
+        token: None,
+    }
+}
+
+/// Registers the accounts the storm guesses at (existing ones are fine), eight at a time.
+async fn register_accounts(args: &FanoutArgs) -> Result<(), String> {
+    let bar = progress(args.storm_accounts, "registering");
+    let next = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (next, bar, addr, n) = (next.clone(), bar.clone(), args.addr, args.storm_accounts);
+            spawn(async move {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if k >= n {
+                        return Ok::<(), String>(());
+                    }
+                    let hello =
+                        account_hello(account_name(k), format!("loadgen password {k}"), true);
+                    loop {
+                        match one_hello(None, addr, &hello).await?.as_str() {
+                            "welcome" | "NameRegistered" => break,
+                            // The hashing queue was full: a moment later.
+                            "Unavailable" => Timer::after(Duration::from_millis(100)).await,
+                            other => return Err(format!("registering {k}: {other}")),
+                        };
+                    }
+                    bar.inc(1);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await?;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Sends `--storm` wrong-password logins, evenly over the posting time, and tallies the
+/// answers.
+async fn storm(args: FanoutArgs) -> Result<StormSummary, String> {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.storm)
+        .map(|j| {
+            let at =
+                started + Duration::from_secs_f64(args.duration * j as f64 / args.storm as f64);
+            let hello = account_hello(
+                account_name(j % args.storm_accounts.max(1)),
+                format!("a wrong guess {j}"),
+                false,
+            );
+            let addr = args.addr;
+            spawn(async move {
+                Timer::at(at).await;
+                one_hello(Some(storm_source(j)), addr, &hello).await
+            })
+        })
+        .collect();
+    let mut summary = StormSummary::default();
+    for task in tasks {
+        summary.sent += 1;
+        match task.await?.as_str() {
+            "BadPassword" => summary.bad_password += 1,
+            "Unavailable" => summary.unavailable += 1,
+            "TooManyAttempts" => summary.too_many_attempts += 1,
+            _ => summary.other += 1,
+        }
+    }
+    Ok(summary)
 }
 
 #[derive(Serialize)]
@@ -508,7 +699,7 @@ impl Percentiles {
 /// once counts as arrived at that read. One core can then take in a million deliveries a
 /// second, so the load generator measures the server instead of its own decoding.
 async fn read_messages(
-    reader: FrameReader<TcpStream, ServerFrame>,
+    reader: FrameReader<Reader, ServerFrame>,
     stopped: async_channel::Receiver<()>,
     delivered: Arc<AtomicU64>,
 ) -> Received {
@@ -592,7 +783,7 @@ fn scan_line(line: &[u8]) -> Scanned<'_> {
 
 /// Posts `rate × duration` messages from the first `senders` writers, spread evenly over
 /// time; returns how many were sent and how long it took.
-async fn post(writers: &[TcpStream], args: &FanoutArgs) -> (u64, f64) {
+async fn post(writers: Vec<Writer>, args: &FanoutArgs) -> (u64, f64) {
     let total = (args.rate * args.duration).round() as u64;
     let pad = "x".repeat(args.text_size.saturating_sub(24));
     let bar = progress(total as usize, "posting");
@@ -600,12 +791,12 @@ async fn post(writers: &[TcpStream], args: &FanoutArgs) -> (u64, f64) {
     let sent = Arc::new(AtomicU64::new(0));
     let senders = args.senders as u64;
     let (rate, rooms) = (args.rate, args.rooms);
-    let posting: Vec<_> = writers[..args.senders]
-        .iter()
+    let posting: Vec<_> = writers
+        .into_iter()
+        .take(args.senders)
         .enumerate()
-        .map(|(s, stream)| {
-            let (mut stream, sent, pad, bar) =
-                (stream.clone(), sent.clone(), pad.clone(), bar.clone());
+        .map(|(s, mut stream)| {
+            let (sent, pad, bar) = (sent.clone(), pad.clone(), bar.clone());
             let room = room_of(s, rooms);
             spawn(async move {
                 // Post n is due at n / rate, so the senders take turns instead of firing
@@ -620,7 +811,9 @@ async fn post(writers: &[TcpStream], args: &FanoutArgs) -> (u64, f64) {
                         text: format!("p{post} {} {pad}", now_ns()),
                         id: None,
                     });
-                    if stream.write_all(frame.as_bytes()).await.is_err() {
+                    if stream.write_all(frame.as_bytes()).await.is_err()
+                        || stream.flush().await.is_err()
+                    {
                         break;
                     }
                     sent.fetch_add(1, Ordering::Relaxed);
@@ -655,6 +848,12 @@ async fn drain(delivered: &AtomicU64, expected: u64) {
 }
 
 async fn fanout(args: FanoutArgs) -> Result<(), String> {
+    if let Some(cert) = &args.tls {
+        trust(cert)?;
+    }
+    if args.storm > 0 {
+        register_accounts(&args).await?;
+    }
     if args.senders == 0 || args.senders > args.clients {
         return Err("--senders must be between 1 and --clients".into());
     }
@@ -681,10 +880,10 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
         )
         .await?
     };
-    let mut writers: Vec<(usize, TcpStream)> =
+    let mut writers: Vec<(usize, Writer)> =
         std::iter::from_fn(|| writers_rx.try_recv().ok()).collect();
     writers.sort_by_key(|(i, _)| *i);
-    let writers: Vec<TcpStream> = writers.into_iter().map(|(_, s)| s).collect();
+    let writers: Vec<Writer> = writers.into_iter().map(|(_, s)| s).collect();
     // The stalled clients log in last and never read again.
     let stalled = ramp_up(
         args.clients,
@@ -707,10 +906,15 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
 
     let cpu_before = args.server_pid.and_then(cpu_seconds);
     let started = Instant::now();
-    let (posts_sent, sending_time) = post(&writers, &args).await;
+    let storm = (args.storm > 0).then(|| spawn(storm(args.clone())));
+    let (posts_sent, sending_time) = post(writers, &args).await;
     drain(&delivered, posts_sent * members(&args) as u64).await;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = args.server_pid.and_then(cpu_seconds);
+    let storm = match storm {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
     drop(stop);
     for task in stalled {
         task.await;
@@ -724,6 +928,7 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
         sending_time,
         elapsed,
         server_cpu: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
+        storm,
     };
     let summary = summarize(&args, &run, &results)?;
     if args.json {
@@ -754,6 +959,7 @@ struct Run {
     sending_time: f64,
     elapsed: f64,
     server_cpu: Option<f64>,
+    storm: Option<StormSummary>,
 }
 
 fn summarize(args: &FanoutArgs, run: &Run, results: &[Received]) -> Result<FanoutSummary, String> {
@@ -793,6 +999,8 @@ fn summarize(args: &FanoutArgs, run: &Run, results: &[Received]) -> Result<Fanou
             .server_pid
             .and_then(|pid| status_bytes(pid, "VmHWM:"))
             .map(|b| b as f64 / (1024.0 * 1024.0)),
+        tls: args.tls.is_some(),
+        storm: run.storm.clone(),
     })
 }
 
@@ -836,6 +1044,12 @@ fn print_fanout(s: &FanoutSummary) {
     if let Some(rss) = s.server_peak_rss_mib {
         println!("server peak rss       {rss:.1} MiB");
     }
+    if let Some(storm) = &s.storm {
+        println!(
+            "password storm        {} sent: {} checked (wrong), {} turned away, {} throttled, {} other",
+            storm.sent, storm.bad_password, storm.unavailable, storm.too_many_attempts, storm.other
+        );
+    }
 }
 
 #[derive(Serialize)]
@@ -847,6 +1061,9 @@ struct IdleSummary {
 }
 
 async fn idle(args: IdleArgs) -> Result<(), String> {
+    if let Some(cert) = &args.tls {
+        trust(cert)?;
+    }
     let before = args.server_pid.and_then(|p| status_bytes(p, "VmRSS:"));
     let bar = progress(args.clients, "connecting");
     let (stop, stopped) = async_channel::bounded::<()>(1);
@@ -857,13 +1074,14 @@ async fn idle(args: IdleArgs) -> Result<(), String> {
         args.addr,
         0,
         &bar,
-        move |_, stream, _| {
+        move |_, stream, reader| {
             let stopped = stopped.clone();
             // Read and drop everything (the joins of everyone after us), without decoding,
             // and ping now and then as a live client would, or the server closes us as
             // idle. True if the connection was still open when told to stop.
             async move {
-                let (mut reading, mut writing) = (stream.clone(), stream);
+                let (mut reading, _) = reader.into_parts();
+                let mut writing = stream;
                 let mut buf = vec![0u8; 64 * 1024];
                 let read = async {
                     while let Ok(1..) = reading.read(&mut buf).await {}
@@ -873,7 +1091,9 @@ async fn idle(args: IdleArgs) -> Result<(), String> {
                     let ping = Frame::encode(&ClientFrame::Ping { token: None });
                     loop {
                         Timer::after(KEEP_ALIVE).await;
-                        if writing.write_all(ping.as_bytes()).await.is_err() {
+                        if writing.write_all(ping.as_bytes()).await.is_err()
+                            || writing.flush().await.is_err()
+                        {
                             return false;
                         }
                     }
@@ -938,7 +1158,7 @@ struct HistorySummary {
 async fn history(args: HistoryArgs) -> Result<(), String> {
     let (mut stream, mut reader) = login(usize::MAX / 2, args.addr, 1, None).await?;
     let fill_per_s = if args.fill > 0 {
-        Some(fill(&stream, &mut reader, &args).await?)
+        Some(fill(&mut stream, &mut reader, &args).await?)
     } else {
         None
     };
@@ -956,6 +1176,7 @@ async fn history(args: HistoryArgs) -> Result<(), String> {
         .write_all(ask(None).as_bytes())
         .await
         .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     let newest = loop {
         match reader.next().await {
             Some(Ok(ServerFrame::HistoryEnd {
@@ -1027,17 +1248,16 @@ async fn history(args: HistoryArgs) -> Result<(), String> {
 
 /// Posts `--fill` messages, written while their echoes are read; returns posts a second.
 async fn fill(
-    stream: &TcpStream,
-    reader: &mut FrameReader<TcpStream, ServerFrame>,
+    writer: &mut Writer,
+    reader: &mut FrameReader<Reader, ServerFrame>,
     args: &HistoryArgs,
 ) -> Result<f64, String> {
     let text = "x".repeat(args.text_size);
     let bar = progress(args.fill, "filling");
     let t0 = Instant::now();
-    let mut writer = stream.clone();
     let fill = args.fill;
     // Write everything while reading the echoes, so neither side waits for the other.
-    let writing = spawn(async move {
+    let writing = async move {
         let mut buf = Vec::with_capacity(256 * 1024);
         for i in 0..fill {
             chat_shared::codec::encode_into(
@@ -1052,28 +1272,34 @@ async fn fill(
             );
             if buf.len() > 200 * 1024 || i + 1 == fill {
                 writer.write_all(&buf).await.map_err(|e| e.to_string())?;
+                writer.flush().await.map_err(|e| e.to_string())?;
                 buf.clear();
             }
         }
         Ok::<(), String>(())
-    });
-    let mut echoed = 0;
-    while echoed < args.fill {
-        match reader.next().await {
-            Some(Ok(ServerFrame::Message { id: Some(id), .. })) if id.starts_with("fill-") => {
-                echoed += 1;
-                if echoed % 1000 == 0 {
-                    bar.set_position(echoed as u64);
+    };
+    let reading = async {
+        let mut echoed = 0;
+        while echoed < args.fill {
+            match reader.next().await {
+                Some(Ok(ServerFrame::Message { id: Some(id), .. })) if id.starts_with("fill-") => {
+                    echoed += 1;
+                    if echoed % 1000 == 0 {
+                        bar.set_position(echoed as u64);
+                    }
                 }
+                Some(Ok(ServerFrame::Error { code, message, .. })) => {
+                    return Err(format!("the server refused a post: {code:?}: {message}"));
+                }
+                Some(Ok(_)) => {}
+                other => return Err(format!("connection ended while filling: {other:?}")),
             }
-            Some(Ok(ServerFrame::Error { code, message, .. })) => {
-                return Err(format!("the server refused a post: {code:?}: {message}"));
-            }
-            Some(Ok(_)) => {}
-            other => return Err(format!("connection ended while filling: {other:?}")),
         }
-    }
-    writing.await?;
+        Ok(())
+    };
+    let (written, read) = future::zip(writing, reading).await;
+    written?;
+    read?;
     bar.finish_and_clear();
     Ok(args.fill as f64 / t0.elapsed().as_secs_f64())
 }
