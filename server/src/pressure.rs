@@ -3,7 +3,7 @@
 //! A write to a member costs about the same whether it carries one event or ten (most of
 //! it is the kernel's loopback or network send path), so when the cores are busy the
 //! cheapest way to carry more is fewer, fuller writes. Every [`PERIOD`] the hub looks at
-//! the CPU time the process used: above [`HIGH`] of its cores the window in which rooms
+//! the CPU time the process used for chat (password hashing left out): above [`HIGH`] of its cores the window in which rooms
 //! gather events grows by [`STEP`], up to [`MAX_WINDOW`]; below [`LOW`] it shrinks back to
 //! `--coalesce-ms`. A quiet server keeps the configured window, and so its latency; a busy
 //! one trades a few milliseconds of it for fewer system calls instead of falling behind.
@@ -121,8 +121,16 @@ impl Pressure {
 }
 
 /// CPU time (user and system) the process has used so far.
+/// The CPU time of the threads that serve chat: the process's, less what password
+/// hashing took (it runs at a lower priority and yields to chat, so it must not make the
+/// rooms think the cores are busy with them).
 fn process_cpu() -> Duration {
-    let time = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    cpu_clock(rustix::time::ClockId::ProcessCPUTime).saturating_sub(crate::accounts::hashing_cpu())
+}
+
+/// A CPU-time clock, now.
+pub fn cpu_clock(clock: rustix::time::ClockId) -> Duration {
+    let time = rustix::time::clock_gettime(clock);
     Duration::new(
         u64::try_from(time.tv_sec).unwrap_or(0),
         u32::try_from(time.tv_nsec).unwrap_or(0),
