@@ -24,6 +24,7 @@ fn chat_with(events: u64) -> Chat {
         .collect();
     let session = Session {
         account: false,
+        conversations: Vec::new(),
         name: "me".into(),
         users: users.clone(),
         seq: 0,

@@ -353,7 +353,11 @@ impl App {
         }
         #[cfg(not(test))]
         {
-            let summary = format!("{} in #{}", notify.from, notify.room);
+            let summary = if crate::connection::direct_with(&notify.room).is_some() {
+                format!("{} (direct message)", notify.from)
+            } else {
+                format!("{} in #{}", notify.from, notify.room)
+            };
             let body: String = notify.text.chars().take(200).collect();
             Task::future(smol::unblock(move || {
                 if let Err(err) = notify_rust::Notification::new()

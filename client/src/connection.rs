@@ -25,6 +25,32 @@ use smol::net::TcpStream;
 use crate::model::room_key;
 use crate::tls;
 
+/// The prefix of a direct conversation's name inside the client: `@Judy` is the
+/// conversation with the account Judy. It never goes on the wire: a `say` to it goes with
+/// `to`, a history request with `with`. (No room name can start with it.)
+pub const DIRECT: char = '@';
+
+/// The other account of a direct conversation's name (`@Judy` → `Judy`), or `None` for a
+/// room.
+pub fn direct_with(name: &str) -> Option<&str> {
+    name.strip_prefix(DIRECT)
+}
+
+/// A `history` request for a room or (`@name`) a direct conversation.
+fn history_request(name: &str, before: Option<u64>, after: Option<u64>, limit: u32) -> ClientFrame {
+    let (room, with) = match direct_with(name) {
+        Some(with) => (None, Some(with.to_string())),
+        None => (Some(name.to_string()), None),
+    };
+    ClientFrame::History {
+        room,
+        with,
+        before,
+        after,
+        limit: Some(limit),
+    }
+}
+
 /// How long the client waits between two tries while the server is offline.
 pub const RETRY_EVERY: Duration = Duration::from_secs(2);
 /// How long `bye` may take to be written and acknowledged before the client gives up.
@@ -201,6 +227,9 @@ pub struct Session {
     pub rooms: Vec<String>,
     /// Whether the name is an account.
     pub account: bool,
+    /// For an account: its direct conversations with the latest activity (`@name`, newest
+    /// seq), latest first.
+    pub conversations: Vec<(String, u64)>,
 }
 
 /// What the connection tells the app.
@@ -357,9 +386,10 @@ impl Outbox {
                 self.tokens -= 1.0;
             }
             post.sent = true;
+            let direct = post.room.as_deref().and_then(direct_with);
             due.push(ClientFrame::Say {
-                to: None,
-                room: post.room.clone(),
+                to: direct.map(str::to_string),
+                room: post.room.clone().filter(|_| direct.is_none()),
                 text: post.text.clone(),
                 id: Some(post.id.clone()),
                 me: post.me,
@@ -400,6 +430,10 @@ struct RoomState {
 }
 
 impl RoomState {
+    fn is_direct(&self) -> bool {
+        self.key.starts_with(DIRECT)
+    }
+
     fn new(name: &str, last_seq: u64) -> Self {
         Self {
             name: name.to_string(),
@@ -608,14 +642,28 @@ impl Worker {
     /// Returns the frame to send when there is a connection after all.
     fn command_offline(&mut self, command: Command) -> Option<ClientFrame> {
         match command {
-            Command::Say { room, id, text, me } => self.outbox.push(room, id, text, me),
+            Command::Say { room, id, text, me } => {
+                if let Some(name) = room.as_deref().filter(|r| direct_with(r).is_some()) {
+                    let key = room_key(name);
+                    let rooms = self.rooms.get_or_insert_with(Vec::new);
+                    if !rooms.iter().any(|r| r.key == key) {
+                        let mut state = RoomState::new(name, 0);
+                        state.answered = true;
+                        rooms.push(state);
+                    }
+                }
+                self.outbox.push(room, id, text, me);
+            }
             Command::Join { room } => {
                 let key = RoomState::new(&room, 0).key;
                 let rooms = self.rooms.get_or_insert_with(Vec::new);
                 if !rooms.iter().any(|r| r.key == key) {
                     rooms.push(RoomState::new(&room, 0));
                 }
-                return Some(ClientFrame::Join { room, since: None });
+                // A conversation is not joined: it is there for an account.
+                return direct_with(&room)
+                    .is_none()
+                    .then_some(ClientFrame::Join { room, since: None });
             }
             Command::Part { room } => {
                 let key = RoomState::new(&room, 0).key;
@@ -623,7 +671,9 @@ impl Worker {
                     rooms.retain(|r| r.key != key);
                 }
                 self.asked.retain(|asked| asked.key() != key);
-                return Some(ClientFrame::Part { room });
+                return direct_with(&room)
+                    .is_none()
+                    .then_some(ClientFrame::Part { room });
             }
             // Nothing to ask while offline; the app asks again once logged in.
             Command::History { .. } | Command::Rooms | Command::Bye => {}
@@ -633,6 +683,8 @@ impl Worker {
 
     /// One connection, from `hello` to its end.
     async fn session(&mut self, (reader, writer): (Reader, Writer)) -> Ending {
+        // Requests sent on the last connection will not be answered.
+        self.asked.clear();
         let mut reader = FrameReader::<_, ServerFrame>::new(reader, MAX_SERVER_FRAME);
         let mut writer = FrameWriter::new(writer);
         let default_seq = self
@@ -673,13 +725,21 @@ impl Worker {
                 rooms,
                 limits,
                 account,
+                conversations,
                 ..
             } => {
                 // Registered: from now on it logs in.
                 self.target.register = false;
-                let (mut session, catch_up) =
+                let (mut session, mut catch_up) =
                     self.welcomed(name, users, seq, oldest, epoch, token, &rooms, limits);
                 session.account = account;
+                let conversations: Vec<(String, u64)> = conversations
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| (format!("{DIRECT}{}", c.with), c.seq))
+                    .collect();
+                catch_up.extend(self.catch_up_directs(&conversations, session.new_epoch));
+                session.conversations = conversations;
                 self.emit(Event::LoggedIn(session)).await;
                 (limits, catch_up)
             }
@@ -707,8 +767,6 @@ impl Worker {
             other => return Ending::Failed(format!("unexpected first frame {other:?}")),
         };
         self.limits = Some(limits);
-        // Requests sent on the last connection will not be answered.
-        self.asked.clear();
         // Rooms first, then the outbox: a post re-sent to a room is then a member's.
         for frame in catch_up {
             if let Err(err) = writer.send_frame(&frame).await {
@@ -717,6 +775,46 @@ impl Worker {
         }
         self.outbox.resend_all(&limits, Instant::now());
         self.online(reader, writer, limits).await
+    }
+
+    /// The history requests that catch up with the account's conversations: every one
+    /// the welcome lists with newer messages than seen (a new one from its newest 50),
+    /// each filled like a gap so that what arrives live meanwhile waits its turn.
+    fn catch_up_directs(
+        &mut self,
+        conversations: &[(String, u64)],
+        new_epoch: bool,
+    ) -> Vec<ClientFrame> {
+        let mut asks = Vec::new();
+        for (name, newest) in conversations {
+            let key = room_key(name);
+            let rooms = self.rooms.get_or_insert_with(Vec::new);
+            let at = rooms.iter().position(|r| r.key == key).unwrap_or_else(|| {
+                rooms.push(RoomState::new(name, 0));
+                rooms.len() - 1
+            });
+            let room = &mut rooms[at];
+            room.answered = true;
+            if new_epoch {
+                room.last_seq = 0;
+            }
+            if *newest <= room.last_seq {
+                continue;
+            }
+            let after = if room.last_seq == 0 {
+                newest.saturating_sub(50)
+            } else {
+                room.last_seq
+            };
+            room.last_seq = after;
+            room.gap = Gap::Filling {
+                until: newest + 1,
+                held: Vec::new(),
+            };
+            let name = room.name.clone();
+            asks.push(self.ask_after(&key, &name, after));
+        }
+        asks
     }
 
     /// A `welcome`: where each room stands now, the session for the app, and the frames
@@ -769,7 +867,7 @@ impl Worker {
         // left.
         let mut catch_up: Vec<ClientFrame> = list
             .iter_mut()
-            .filter(|room| !room.answered)
+            .filter(|room| !room.answered && !room.is_direct())
             .map(|room| {
                 let since = (same_epoch && room.last_seq > 0).then_some(room.last_seq);
                 if let Some(since) = since {
@@ -787,6 +885,10 @@ impl Worker {
                 .filter(|name| !list.iter().any(|room| room.key == room_key(name)))
                 .map(|name| ClientFrame::Part { room: name.clone() }),
         );
+        for room in list.iter_mut().filter(|room| room.is_direct()) {
+            // A conversation has no `room` answer: it is there as soon as logged in.
+            room.answered = true;
+        }
         self.epoch = Some(epoch.clone());
         self.token = Some(token);
         let session = Session {
@@ -802,6 +904,7 @@ impl Worker {
             default_room,
             rooms: names,
             account: false,
+            conversations: Vec::new(),
         };
         (session, catch_up)
     }
@@ -909,13 +1012,7 @@ impl Worker {
                     before,
                     frames: Vec::new(),
                 });
-                Some(ClientFrame::History {
-                    with: None,
-                    room: Some(room),
-                    before: Some(before),
-                    after: None,
-                    limit: Some(limit),
-                })
+                Some(history_request(&room, Some(before), None, limit))
             }
             Command::Rooms => Some(ClientFrame::Rooms),
             command => self.command_offline(command),
@@ -932,6 +1029,15 @@ impl Worker {
 
     /// The key of the room a frame is about (a frame with no room is the default room's).
     fn key_of(&self, frame: &ServerFrame) -> Option<String> {
+        if let ServerFrame::Message {
+            with: Some(with), ..
+        }
+        | ServerFrame::HistoryEnd {
+            with: Some(with), ..
+        } = frame
+        {
+            return Some(room_key(&format!("{DIRECT}{with}")));
+        }
         let room = match frame {
             ServerFrame::Error { room, .. } => room.as_deref(),
             frame => frame.room().or(self.default_room.as_deref()),
@@ -944,6 +1050,21 @@ impl Worker {
     /// the next page of a gap to ask for, if any.
     async fn received(&mut self, frame: ServerFrame) -> Option<ClientFrame> {
         let key = self.key_of(&frame);
+        if let (
+            ServerFrame::Message {
+                with: Some(with),
+                seq,
+                ..
+            },
+            Some(key),
+        ) = (&frame, &key)
+            && self.room(key).is_none()
+        {
+            // Someone wrote to us first: a new conversation, from this message on.
+            let mut room = RoomState::new(&format!("{DIRECT}{with}"), seq.saturating_sub(1));
+            room.answered = true;
+            self.rooms.get_or_insert_with(Vec::new).push(room);
+        }
         match (&frame, key) {
             (ServerFrame::RoomList { .. }, _) | (_, None) => {}
             (
@@ -1030,7 +1151,7 @@ impl Worker {
                     until: seq,
                     held: vec![frame],
                 };
-                return Some(self.ask_after(key, name, since));
+                return Some(self.ask_after(key, &name, since));
             }
             Gap::Watch(_) => room.gap = Gap::None,
             Gap::Filling { held, .. } => {
@@ -1073,18 +1194,12 @@ impl Worker {
     }
 
     /// Asks for the page of a gap after `after`.
-    fn ask_after(&mut self, key: &str, room: String, after: u64) -> ClientFrame {
+    fn ask_after(&mut self, key: &str, room: &str, after: u64) -> ClientFrame {
         self.asked.push(Asked::After {
             key: key.to_string(),
             after,
         });
-        ClientFrame::History {
-            with: None,
-            room: Some(room),
-            before: None,
-            after: Some(after),
-            limit: Some(CATCH_UP_PAGE),
-        }
+        history_request(room, None, Some(after), CATCH_UP_PAGE)
     }
 
     /// A page of a gap came in full: ask for the next, or pass on what waited.
@@ -1095,7 +1210,7 @@ impl Worker {
         };
         if count >= CATCH_UP_PAGE && room.last_seq + 1 < *until {
             let (name, last) = (room.name.clone(), room.last_seq);
-            return Some(self.ask_after(key, name, last));
+            return Some(self.ask_after(key, &name, last));
         }
         if let Gap::Filling { held, .. } = std::mem::replace(&mut room.gap, Gap::None) {
             for frame in held {

@@ -320,6 +320,7 @@ pub const NOON: u64 = 1_795_521_600_000;
 pub fn session_in(rooms: &[&str]) -> Session {
     Session {
         account: false,
+        conversations: Vec::new(),
         name: "me".into(),
         users: vec!["me".into(), "bob".into()],
         seq: 0,

@@ -1,10 +1,14 @@
 //! What a line typed in the input means: a message, or a slash command.
 
-use chat_shared::RoomName;
+use chat_shared::{Name, RoomName};
 
 /// The slash commands, as `/help` lists them: how to write each, and what it does.
-pub const COMMANDS: [(&str, &str); 6] = [
+pub const COMMANDS: [(&str, &str); 7] = [
     ("/join #room", "enter a room (it is made if nobody has)"),
+    (
+        "/msg name text",
+        "a direct message to an account (yours must be one too)",
+    ),
     ("/part [#room]", "leave this room, or the one named"),
     ("/me waves", "say what you do: \"* me waves\""),
     ("/rooms", "list the rooms people are in"),
@@ -23,6 +27,9 @@ pub enum Input {
     Join(RoomName),
     /// Leave a room (`None`: the one shown).
     Part(Option<RoomName>),
+    /// Open the direct conversation with an account, and send it a message if there is
+    /// one.
+    Msg(Name, String),
     /// List the rooms.
     Rooms,
     /// Show the help.
@@ -50,6 +57,12 @@ pub fn parse(line: &str) -> Result<Input, String> {
         "join" | "j" => room(rest).map(Input::Join),
         "part" | "leave" if rest.is_empty() => Ok(Input::Part(None)),
         "part" | "leave" => room(rest).map(|room| Input::Part(Some(room))),
+        "msg" | "query" | "dm" if rest.is_empty() => Err("To whom? /msg name text".into()),
+        "msg" | "query" | "dm" => {
+            let (to, text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let to = Name::parse(to).map_err(|err| format!("\"{to}\" cannot be a name: {err}."))?;
+            Ok(Input::Msg(to, text.trim_start().to_string()))
+        }
         "rooms" | "list" => Ok(Input::Rooms),
         "help" | "?" => Ok(Input::Help),
         "" => Err("Type a command after the /, or // to send a line that starts with /.".into()),
@@ -86,6 +99,12 @@ mod tests {
         assert_eq!(parse("/part"), Ok(Input::Part(None)));
         assert_eq!(parse("/part #go"), Ok(Input::Part(Some(room("go")))));
         assert_eq!(parse("/rooms"), Ok(Input::Rooms));
+        let judy = Name::parse("Judy").expect("a name");
+        assert_eq!(
+            parse("/msg Judy hi there"),
+            Ok(Input::Msg(judy.clone(), "hi there".into()))
+        );
+        assert_eq!(parse("/query Judy"), Ok(Input::Msg(judy, String::new())));
         assert_eq!(parse("/help"), Ok(Input::Help));
     }
 
@@ -96,6 +115,8 @@ mod tests {
             ("/join", "/join #room"),
             ("/join two words", "no spaces"),
             ("/join #", "cannot be a room"),
+            ("/msg", "/msg name text"),
+            ("/msg a\u{7}b hi", "cannot be a name"),
             ("/frobnicate", "no /frobnicate command"),
             ("/", "//"),
         ] {

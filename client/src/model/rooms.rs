@@ -6,9 +6,9 @@ use chat_shared::{ErrorCode, RoomUsers, ServerFrame, fold};
 
 use super::room::Room;
 use super::timeline::Tone;
-use crate::connection::Session;
+use crate::connection::{DIRECT, Session, direct_with};
 
-/// A room in the sidebar.
+/// A room, or a direct conversation (named `@name`), in the sidebar.
 #[derive(Debug, Clone)]
 pub struct Joined {
     /// Its case-folded name: how frames are matched to it.
@@ -48,9 +48,32 @@ pub struct Rooms {
     directory: Option<Vec<RoomUsers>>,
 }
 
-/// The case-folded form of a room name, with or without its `#`.
+/// The case-folded form of a room name, with or without its `#` (a conversation's
+/// `@name` keeps its `@`).
 pub fn room_key(name: &str) -> String {
     fold(name.trim().trim_start_matches('#'))
+}
+
+/// The key of the room or conversation a frame belongs to.
+fn frame_key(frame: &ServerFrame, default_room: &str) -> String {
+    match frame {
+        ServerFrame::Message {
+            with: Some(with), ..
+        } => room_key(&format!("{DIRECT}{with}")),
+        frame => room_key(frame.room().unwrap_or(default_room)),
+    }
+}
+
+impl Joined {
+    /// Whether it is a direct conversation.
+    pub fn is_direct(&self) -> bool {
+        self.key.starts_with(DIRECT)
+    }
+
+    /// The other account of a direct conversation.
+    pub fn with(&self) -> Option<&str> {
+        direct_with(&self.room.name)
+    }
 }
 
 impl Rooms {
@@ -76,15 +99,38 @@ impl Rooms {
         rooms
     }
 
-    fn add(&mut self, name: &str, last_seq: u64) -> usize {
-        self.list.push(Joined {
+    fn entry(&self, name: &str, last_seq: u64) -> Joined {
+        let mut room = Room::new(&self.me, name, last_seq);
+        if let Some(with) = direct_with(name) {
+            // A conversation has no answer from the server: it is its two people.
+            let people = [self.me.clone(), with.to_string()];
+            room.answered(&people, last_seq, 1);
+        }
+        Joined {
             key: room_key(name),
-            room: Room::new(&self.me, name, last_seq),
+            room,
             unread: 0,
             mentions: 0,
             read_seq: last_seq,
-        });
+        }
+    }
+
+    fn add(&mut self, name: &str, last_seq: u64) -> usize {
+        let entry = self.entry(name, last_seq);
+        self.list.push(entry);
         self.list.len() - 1
+    }
+
+    /// Opens the conversation with the account `with` (made if new) and shows it;
+    /// returns its name (`@with`).
+    pub fn open_direct(&mut self, with: &str) -> String {
+        let name = format!("{DIRECT}{}", with.trim());
+        if !self.activate(&name) {
+            let index = self.add(&name, 0);
+            self.previous = self.active().map(|joined| joined.key.clone());
+            self.active = Some(index);
+        }
+        name
     }
 
     fn index(&self, key: &str) -> Option<usize> {
@@ -203,8 +249,22 @@ impl Rooms {
         self.default_room.clone_from(&session.default_room);
         let active = self.active().map(|joined| joined.key.clone());
         let mut list = Vec::with_capacity(session.rooms.len());
+        // Conversations stay, whatever the server says of rooms.
+        let mut directs: Vec<Joined> = Vec::new();
+        self.list.retain(|joined| {
+            if joined.is_direct() {
+                directs.push(joined.clone());
+            }
+            !joined.is_direct()
+        });
         for name in &session.rooms {
             let key = room_key(name);
+            if direct_with(name).is_some() {
+                if !directs.iter().any(|joined| joined.key == key) {
+                    directs.push(self.entry(name, 0));
+                }
+                continue;
+            }
             let joined = match self.index(&key) {
                 Some(index) => self.list.swap_remove(index),
                 None => Joined {
@@ -218,15 +278,21 @@ impl Rooms {
             list.push(joined);
         }
         self.list = list;
-        self.active = active
-            .and_then(|key| self.index(&key))
-            .or((!self.list.is_empty()).then_some(0));
         for joined in &mut self.list {
             joined.room.logged_in(&session.name, session.new_epoch);
             if session.new_epoch {
                 joined.read_seq = 0;
             }
         }
+        self.list.extend(directs);
+        for (name, _) in &session.conversations {
+            if self.index(&room_key(name)).is_none() {
+                self.add(name, 0);
+            }
+        }
+        self.active = active
+            .and_then(|key| self.index(&key))
+            .or((!self.list.is_empty()).then_some(0));
         if let Some(joined) = self.get_mut(&session.default_room) {
             joined
                 .room
@@ -291,8 +357,23 @@ impl Rooms {
 
     /// A room event.
     fn event(&mut self, frame: ServerFrame, focused: bool) -> Option<Notify> {
-        let key = room_key(frame.room().unwrap_or(&self.default_room));
-        let index = self.index(&key)?;
+        let key = frame_key(&frame, &self.default_room);
+        let index = match (self.index(&key), &frame) {
+            (Some(index), _) => index,
+            // Someone wrote first: the conversation appears.
+            (
+                None,
+                ServerFrame::Message {
+                    with: Some(with),
+                    seq,
+                    ..
+                },
+            ) => {
+                let name = format!("{DIRECT}{with}");
+                self.add(&name, seq.saturating_sub(1))
+            }
+            (None, _) => return None,
+        };
         let shown = self.active == Some(index);
         let joined = &mut self.list[index];
         let message = match &frame {
@@ -308,7 +389,9 @@ impl Rooms {
             joined.read_seq = joined.room.last_seq();
         }
         let (from, text) = message?;
-        (seen.mention && seen.live && !focused).then(|| Notify {
+        // In a conversation every new message is for the user.
+        let for_me = seen.mention || (joined.is_direct() && seen.new_message);
+        (for_me && seen.live && !focused).then(|| Notify {
             room: joined.room.name.clone(),
             from,
             text,

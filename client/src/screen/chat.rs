@@ -171,6 +171,8 @@ struct RoomView {
 /// The Chat screen's state.
 pub struct Chat {
     server: String,
+    /// Whether the user is logged in to an account (which may have direct messages).
+    account: bool,
     handle: Handle,
     status: Status,
     limits: Limits,
@@ -204,6 +206,7 @@ impl Chat {
             handle,
             status: Status::Online,
             limits: session.limits,
+            account: session.account,
             rooms: Rooms::new(session, seen, active),
             views: HashMap::new(),
             composer: composer::Composer::default(),
@@ -276,6 +279,7 @@ impl Chat {
         let reconnected = self.status != Status::Online;
         self.status = Status::Online;
         self.limits = session.limits;
+        self.account = session.account;
         let before = self.shown_key();
         self.rooms.logged_in(session);
         if session.new_epoch {
@@ -675,6 +679,23 @@ impl Chat {
                 self.part(&name);
                 (Task::none(), Action::Remember)
             }
+            Input::Msg(to, text) => {
+                if !self.account {
+                    self.hint = Some(
+                        "Only an account can send direct messages: log in with a password.".into(),
+                    );
+                    return (Task::none(), Action::None);
+                }
+                self.composer.take();
+                let before = self.shown_key();
+                self.rooms.open_direct(to.as_str());
+                self.shown_changed(before);
+                if text.trim().is_empty() {
+                    return (Task::none(), Action::Remember);
+                }
+                let (task, _) = self.post(text, false);
+                (task, Action::Remember)
+            }
             Input::Rooms => {
                 self.composer.take();
                 (self.open_rooms(), Action::None)
@@ -735,7 +756,11 @@ impl Chat {
                 if view.log.mode() == viewport::Mode::Read {
                     log = log.push(jump_button(view.log.unseen(&joined.room.timeline)));
                 }
-                let placeholder = format!("Message #{}", joined.room.name);
+                let placeholder = if joined.is_direct() {
+                    format!("Message {}", joined.room.name)
+                } else {
+                    format!("Message #{}", joined.room.name)
+                };
                 (container(log).height(Fill).into(), placeholder)
             }
             None => (no_room(), "/join #room to enter a room".to_string()),
@@ -799,8 +824,13 @@ impl Chat {
         };
         let mut bar = row![].spacing(8).align_y(Center);
         if let Some(joined) = self.rooms.active() {
-            let title = format!("#{}", joined.room.name);
+            let title = if joined.is_direct() {
+                joined.room.name.clone()
+            } else {
+                format!("#{}", joined.room.name)
+            };
             let people = match joined.room.members.len() {
+                _ if joined.is_direct() => "direct messages".to_string(),
                 1 => "1 member".to_string(),
                 n => format!("{n} members"),
             };

@@ -343,3 +343,81 @@ fn mentions_notify_only_live_from_others_while_the_window_is_away() {
     receive(&mut window, [room_message("rust", 45, "carol", "me?")]);
     assert_eq!(window.app.notified.len(), 1);
 }
+
+/// A direct message to "me", from `from`.
+fn direct_message(from: &str, seq: u64, text: &str) -> ServerFrame {
+    ServerFrame::Message {
+        room: None,
+        with: Some(from.into()),
+        seq,
+        time: crate::testing::NOON + seq * 1000,
+        from: from.into(),
+        text: text.into(),
+        id: None,
+        me: false,
+    }
+}
+
+#[test]
+fn direct_messages_have_their_place_in_the_sidebar() {
+    let mut session = session_in(&["general"]);
+    session.account = true;
+    session.conversations = vec![("@Judy".into(), 3)];
+    let mut window = Window::chat(&session);
+    assert!(window.shows("Direct messages"), "a section under the rooms");
+    assert!(window.shows("Judy"));
+    // Someone new writes while the window is not focused: the conversation appears,
+    // counts as unread and notifies.
+    let _ = window.app.update(AppMessage::Focused(false));
+    receive(&mut window, [direct_message("Karl", 1, "are you there?")]);
+    assert!(window.shows("Karl"));
+    assert_eq!(counts(&window, "@Karl"), (1, 0));
+    assert_eq!(
+        window.app.notified,
+        [Notify {
+            room: "@Karl".into(),
+            from: "Karl".into(),
+            text: "are you there?".into()
+        }]
+    );
+    // Opening it reads it; the header names the person; what is typed goes to them.
+    window.click_on("Karl");
+    assert_eq!(shown_room(&window), "@Karl");
+    assert_eq!(counts(&window, "@Karl"), (0, 0));
+    assert!(window.shows("direct messages"));
+    window.commands_sent();
+    enter(&mut window, "yes!");
+    assert!(matches!(
+        window.commands_sent().as_slice(),
+        [Command::Say { room: Some(room), text, .. }] if room == "@Karl" && text == "yes!"
+    ));
+    // /msg opens (or makes) a conversation and sends.
+    enter(&mut window, "/msg Lena hello Lena");
+    assert_eq!(shown_room(&window), "@Lena");
+    assert!(matches!(
+        window.commands_sent().as_slice(),
+        [Command::Say { room: Some(room), text, .. }] if room == "@Lena" && text == "hello Lena"
+    ));
+    // Remembered for the next run, beside the rooms.
+    let names: Vec<String> = chat(&window)
+        .rooms()
+        .positions()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(names, ["general", "@Judy", "@Karl", "@Lena"]);
+}
+
+#[test]
+fn a_guest_is_told_that_direct_messages_need_an_account() {
+    let mut window = Window::chat(&session_in(&["general"]));
+    enter(&mut window, "/msg Judy hi");
+    assert!(window.shows("Only an account can send direct messages: log in with a password."));
+    assert!(
+        window
+            .commands_sent()
+            .iter()
+            .all(|c| !matches!(c, Command::Say { .. }))
+    );
+    assert!(!window.shows("Direct messages"));
+}

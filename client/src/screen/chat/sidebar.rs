@@ -6,7 +6,7 @@ use iced::widget::{Column, button, column, container, row, scrollable, space, te
 use iced::{Center, Element, Fill, Theme};
 
 use super::Message;
-use crate::model::{Rooms, room_key};
+use crate::model::{Joined, Rooms, room_key};
 use crate::screen::style::{bold, muted, unique_style};
 use crate::widget::ellipsis::ellipsis;
 
@@ -15,18 +15,23 @@ pub const WIDTH: f32 = 190.0;
 /// The id of the dialog's name field.
 pub const FIND: &str = "rooms-find";
 
-/// The sidebar.
+/// The sidebar: the rooms, then the direct conversations.
 pub fn view<'a>(rooms: &'a Rooms, server: &'a str) -> Element<'a, Message> {
     let active = rooms.active().map(|joined| joined.key.as_str());
     let mut list = Column::new().spacing(2);
+    let mut directs = Column::new().spacing(2);
     for joined in rooms.iter() {
         let shown = active == Some(joined.key.as_str());
         let unread = joined.unread > 0;
-        let mut name = ellipsis(&joined.room.name).size(14);
+        let (sign, label) = match joined.with() {
+            Some(with) => ("@", with),
+            None => ("#", joined.room.name.as_str()),
+        };
+        let mut name = ellipsis(label).size(14);
         if unread || shown {
             name = name.font(bold());
         }
-        let mut line = row![text("#").size(14).style(muted), name]
+        let mut line = row![text(sign).size(14).style(muted), name]
             .spacing(1)
             .align_y(Center);
         if joined.mentions > 0 {
@@ -36,22 +41,31 @@ pub fn view<'a>(rooms: &'a Rooms, server: &'a str) -> Element<'a, Message> {
             line = line.push(badge(&joined.unread.to_string(), false));
         }
         let key = joined.room.name.clone();
-        list = list.push(
-            button(line.spacing(6))
-                .on_press(Message::Switch(key))
-                .width(Fill)
-                .padding([4, 8])
-                .style(move |theme: &Theme, status| {
-                    if shown {
-                        button::primary(theme, button::Status::Active)
-                    } else {
-                        button::text(theme, status)
-                    }
-                }),
-        );
+        let entry = button(line.spacing(6))
+            .on_press(Message::Switch(key))
+            .width(Fill)
+            .padding([4, 8])
+            .style(move |theme: &Theme, status| {
+                if shown {
+                    button::primary(theme, button::Status::Active)
+                } else {
+                    button::text(theme, status)
+                }
+            });
+        if joined.is_direct() {
+            directs = directs.push(entry);
+        } else {
+            list = list.push(entry);
+        }
     }
-    if rooms.is_empty() {
+    if !rooms.iter().any(|joined| !joined.is_direct()) {
         list = list.push(text("You are in no room.").size(13).style(muted));
+    }
+    if rooms.iter().any(Joined::is_direct) {
+        list = list
+            .push(space::vertical().height(8))
+            .push(text("Direct messages").size(12).font(bold()).style(muted))
+            .push(directs);
     }
     let browse = button(text("Browse rooms…").size(13))
         .on_press(Message::Rooms(true))

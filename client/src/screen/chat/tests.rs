@@ -12,6 +12,7 @@ use crate::testing::{NOON, Window};
 fn session(seq: u64, users: &[&str]) -> Session {
     Session {
         account: false,
+        conversations: Vec::new(),
         name: "me".into(),
         users: users.iter().map(ToString::to_string).collect(),
         seq,
