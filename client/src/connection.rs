@@ -134,6 +134,13 @@ pub enum Command {
     },
     /// List the rooms with people in them.
     Rooms,
+    /// Change the account's password (only while connected; not kept for later).
+    SetPassword {
+        /// The current one.
+        password: Password,
+        /// The new one.
+        new_password: Password,
+    },
     /// Leave.
     Bye,
 }
@@ -176,6 +183,15 @@ impl Handle {
     /// Leaves `room`.
     pub fn part(&self, room: &str) {
         let _ = self.0.try_send(Command::Part { room: room.into() });
+    }
+
+    /// Changes the account's password; the answer comes as a `password_changed` or an
+    /// `error` frame.
+    pub fn set_password(&self, password: Password, new_password: Password) {
+        let _ = self.0.try_send(Command::SetPassword {
+            password,
+            new_password,
+        });
     }
 
     /// Asks for the list of rooms; it comes as a `room_list` frame.
@@ -676,7 +692,10 @@ impl Worker {
                     .then_some(ClientFrame::Part { room });
             }
             // Nothing to ask while offline; the app asks again once logged in.
-            Command::History { .. } | Command::Rooms | Command::Bye => {}
+            Command::History { .. }
+            | Command::Rooms
+            | Command::SetPassword { .. }
+            | Command::Bye => {}
         }
         None
     }
@@ -1015,6 +1034,13 @@ impl Worker {
                 Some(history_request(&room, Some(before), None, limit))
             }
             Command::Rooms => Some(ClientFrame::Rooms),
+            Command::SetPassword {
+                password,
+                new_password,
+            } => Some(ClientFrame::SetPassword {
+                password,
+                new_password,
+            }),
             command => self.command_offline(command),
         }
     }

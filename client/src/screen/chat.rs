@@ -5,6 +5,7 @@
 //! [`crate::model`]; this screen keeps only how they are shown: where each room's log is,
 //! what is typed in each, which dialog is open.
 
+pub mod account;
 pub mod composer;
 pub mod log;
 pub mod members;
@@ -122,6 +123,10 @@ pub enum Message {
     JoinRoom(String),
     /// Leave the room shown ("Leave" in the header).
     Part,
+    /// Opened or closed the form that changes the account's password.
+    Account(bool),
+    /// In that form.
+    Password(account::Message),
 }
 
 /// What the app must do for the Chat screen.
@@ -157,6 +162,7 @@ enum Dialog {
     Help,
     Settings,
     Rooms,
+    Password,
 }
 
 /// How one room is shown.
@@ -173,6 +179,8 @@ pub struct Chat {
     server: String,
     /// Whether the user is logged in to an account (which may have direct messages).
     account: bool,
+    /// The form that changes the account's password.
+    password: account::PasswordForm,
     handle: Handle,
     status: Status,
     limits: Limits,
@@ -207,6 +215,7 @@ impl Chat {
             status: Status::Online,
             limits: session.limits,
             account: session.account,
+            password: account::PasswordForm::default(),
             rooms: Rooms::new(session, seen, active),
             views: HashMap::new(),
             composer: composer::Composer::default(),
@@ -389,6 +398,24 @@ impl Chat {
     /// A frame from the server; `focused`: whether the window has the focus. Returns what
     /// to notify outside the window.
     pub fn received(&mut self, frame: ServerFrame, focused: bool) -> Option<Notify> {
+        match &frame {
+            ServerFrame::PasswordChanged => {
+                if self.dialog == Some(Dialog::Password) {
+                    self.dialog = None;
+                }
+                self.password = account::PasswordForm::default();
+                self.rooms.notice("Your password was changed.", Tone::Info);
+                return None;
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                id: None,
+                room: None,
+                ..
+            } if self.password.refused(*code, message) => return None,
+            _ => {}
+        }
         let before = self.shown_key();
         let notify = self.rooms.received(frame, focused);
         // A join the server refused takes its room away.
@@ -502,6 +529,26 @@ impl Chat {
                 Task::none()
             }
             Message::Help(open) => self.dialog(open.then_some(Dialog::Help)),
+            Message::Account(true) => {
+                self.password = account::PasswordForm::default();
+                self.dialog = Some(Dialog::Password);
+                operation::focus(account::CURRENT)
+            }
+            Message::Account(false) => self.dialog(None),
+            Message::Password(message) => {
+                let me = self.rooms.me().to_string();
+                if let Some((current, new)) = self.password.update(message, &me) {
+                    if self.status == Status::Online {
+                        self.handle.set_password(current, new);
+                    } else {
+                        self.password.refused(
+                            chat_shared::ErrorCode::Unavailable,
+                            "Not connected; try again once reconnected.",
+                        );
+                    }
+                }
+                Task::none()
+            }
             Message::Escape => self.dialog(None),
             Message::Rooms(_)
             | Message::FindRoom(_)
@@ -767,7 +814,7 @@ impl Chat {
         };
         let main = column![main, self.composer.view(placeholder, self.hint.as_deref())];
         let mut body = row![
-            sidebar::view(&self.rooms, &self.server),
+            sidebar::view(&self.rooms, &self.server, self.account),
             rule::vertical(1),
             container(main).width(Fill).height(Fill)
         ];
@@ -793,6 +840,9 @@ impl Chat {
                     sidebar::dialog(&self.rooms, &self.find_room),
                     Message::Rooms(false),
                 ));
+            }
+            Some(Dialog::Password) => {
+                layers = layers.push(modal(self.password.view(), Message::Account(false)));
             }
             None => {}
         }

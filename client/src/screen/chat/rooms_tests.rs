@@ -421,3 +421,61 @@ fn a_guest_is_told_that_direct_messages_need_an_account() {
     );
     assert!(!window.shows("Direct messages"));
 }
+
+#[test]
+fn an_account_changes_its_password_from_the_sidebar() {
+    use chat_shared::{ErrorCode, Password};
+    let mut session = session_in(&["general"]);
+    session.account = true;
+    let mut window = Window::chat(&session);
+    window.click_on("Change password…");
+    assert!(window.shows("Change your password"));
+    window.type_text("old secret");
+    let _ = window.app.update(AppMessage::Chat(super::Message::Password(
+        super::account::Message::New("short".into()),
+    )));
+    window.frame();
+    window.click_on("Change password");
+    assert!(window.shows("The new password: a password needs at least 8 bytes."));
+    for message in [
+        super::account::Message::New("new secret".into()),
+        super::account::Message::Confirm("new secret".into()),
+    ] {
+        let _ = window
+            .app
+            .update(AppMessage::Chat(super::Message::Password(message)));
+    }
+    window.frame();
+    window.commands_sent();
+    window.click_on("Change password");
+    assert_eq!(
+        window.commands_sent(),
+        [Command::SetPassword {
+            password: Password::new("old secret"),
+            new_password: Password::new("new secret"),
+        }]
+    );
+    assert!(window.shows("Changing…"));
+    receive(
+        &mut window,
+        [ServerFrame::Error {
+            code: ErrorCode::BadPassword,
+            message: "the current password is wrong".into(),
+            id: None,
+            room: None,
+            retry_after: None,
+        }],
+    );
+    assert!(window.shows("The current password is wrong."));
+    window.click_on("Change password");
+    assert_eq!(window.commands_sent().len(), 1, "sent again");
+    receive(&mut window, [ServerFrame::PasswordChanged]);
+    assert!(!window.shows("Change your password"), "the form closed");
+    assert!(window.shows("Your password was changed."));
+}
+
+#[test]
+fn a_guest_has_no_password_to_change() {
+    let mut window = Window::chat(&session_in(&["general"]));
+    assert!(!window.shows("Change password…"));
+}

@@ -15,8 +15,9 @@ pub const WIDTH: f32 = 190.0;
 /// The id of the dialog's name field.
 pub const FIND: &str = "rooms-find";
 
-/// The sidebar: the rooms, then the direct conversations.
-pub fn view<'a>(rooms: &'a Rooms, server: &'a str) -> Element<'a, Message> {
+/// The sidebar: who you are (with the account's menu), the rooms, then the direct
+/// conversations.
+pub fn view<'a>(rooms: &'a Rooms, server: &'a str, account: bool) -> Element<'a, Message> {
     let active = rooms.active().map(|joined| joined.key.as_str());
     let mut list = Column::new().spacing(2);
     let mut directs = Column::new().spacing(2);
@@ -71,11 +72,19 @@ pub fn view<'a>(rooms: &'a Rooms, server: &'a str) -> Element<'a, Message> {
         .on_press(Message::Rooms(true))
         .style(button::text)
         .padding([4, 8]);
-    let title = column![
+    let mut title = column![
         text(rooms.me()).size(14).font(bold()),
         text(server).size(12).style(muted),
     ]
     .spacing(2);
+    if account {
+        title = title.push(
+            button(text("Change password…").size(12))
+                .on_press(Message::Account(true))
+                .style(button::text)
+                .padding(0),
+        );
+    }
     container(
         column![
             title,
