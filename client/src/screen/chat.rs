@@ -529,27 +529,9 @@ impl Chat {
                 Task::none()
             }
             Message::Help(open) => self.dialog(open.then_some(Dialog::Help)),
-            Message::Account(true) => {
-                self.password = account::PasswordForm::default();
-                self.dialog = Some(Dialog::Password);
-                operation::focus(account::CURRENT)
-            }
-            Message::Account(false) => self.dialog(None),
-            Message::Password(message) => {
-                let me = self.rooms.me().to_string();
-                if let Some((current, new)) = self.password.update(message, &me) {
-                    if self.status == Status::Online {
-                        self.handle.set_password(current, new);
-                    } else {
-                        self.password.refused(
-                            chat_shared::ErrorCode::Unavailable,
-                            "Not connected; try again once reconnected.",
-                        );
-                    }
-                }
-                Task::none()
-            }
-            Message::Escape => self.dialog(None),
+            Message::Account(true) => self.password_form(None),
+            Message::Password(message) => self.password_form(Some(message)),
+            Message::Escape | Message::Account(false) => self.dialog(None),
             Message::Rooms(_)
             | Message::FindRoom(_)
             | Message::JoinRoom(_)
@@ -613,6 +595,28 @@ impl Chat {
             let name = joined.room.name.clone();
             self.request(&name, request);
         }
+    }
+
+    /// Opens the form that changes the password (`None`), or a step in it: sent once
+    /// complete, if connected.
+    fn password_form(&mut self, message: Option<account::Message>) -> Task<Message> {
+        let Some(message) = message else {
+            self.password = account::PasswordForm::default();
+            self.dialog = Some(Dialog::Password);
+            return operation::focus(account::CURRENT);
+        };
+        let me = self.rooms.me().to_string();
+        if let Some((current, new)) = self.password.update(message, &me) {
+            if self.status == Status::Online {
+                self.handle.set_password(current, new);
+            } else {
+                self.password.refused(
+                    chat_shared::ErrorCode::Unavailable,
+                    "Not connected; try again once reconnected.",
+                );
+            }
+        }
+        Task::none()
     }
 
     fn dialog(&mut self, dialog: Option<Dialog>) -> Task<Message> {
