@@ -86,6 +86,9 @@ impl App {
     /// Starts on the Login screen, pre-filled; with `connect`, logs in at once.
     pub fn new(name: &str, server: &str, connect: bool) -> (Self, Task<Message>) {
         let mut login = login::Login::new(name, server);
+        if let Some(password) = crate::remember::load(server.trim_start_matches("tls://"), name) {
+            login.remembered(&password);
+        }
         let target = match connect.then(|| login.submit()) {
             Some(login::Action::Connect(target)) => Some(target),
             _ => None,
@@ -326,6 +329,27 @@ impl App {
         self.target = Some((target, resume));
     }
 
+    /// After a login with a password: into the keyring with "Remember me" (or, if there is
+    /// no keyring, a word saying it was not remembered), out of it without.
+    fn keep_password(&mut self) {
+        let (Some((target, _)), Screen::Chat(chat)) = (&self.target, &mut self.screen) else {
+            return;
+        };
+        let Some(password) = &target.password else {
+            return;
+        };
+        if !target.remember {
+            crate::remember::forget(&target.server, &target.name);
+            return;
+        }
+        if let Err(err) = crate::remember::store(&target.server, &target.name, password) {
+            tracing::info!("password not remembered: {err}");
+            chat.notice(
+                "There is no keyring on this computer, so your password was not remembered.",
+            );
+        }
+    }
+
     fn disconnect(&mut self) {
         self.target = None;
         self.handle = None;
@@ -424,6 +448,7 @@ impl App {
                 )));
                 self.epoch = Some(session.epoch);
                 self.remember();
+                self.keep_password();
                 return chat::Chat::focus().map(Message::Chat);
             }
             (

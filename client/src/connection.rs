@@ -74,6 +74,8 @@ pub struct Target {
     /// The fingerprint of a certificate nobody vouches for that the person trusts for
     /// this server.
     pub trusted: Option<String>,
+    /// Keep the password in the desktop's keyring once logged in ("Remember me").
+    pub remember: bool,
 }
 
 impl Target {

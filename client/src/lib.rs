@@ -7,6 +7,7 @@ pub mod app;
 pub mod connection;
 pub mod fonts;
 pub mod model;
+pub mod remember;
 pub mod screen;
 pub mod settings;
 pub mod tls;

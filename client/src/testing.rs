@@ -25,7 +25,8 @@ pub struct Window {
     pub app: App,
     /// What the app asked of its connection.
     pub commands: async_channel::Receiver<Command>,
-    handle: Handle,
+    /// The handle the app got from its (detached) connection.
+    pub handle: Handle,
     cache: Option<Cache>,
     renderer: iced::Renderer,
     size: Size,

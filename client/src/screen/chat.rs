@@ -424,6 +424,11 @@ impl Chat {
         notify
     }
 
+    /// A word for the user in the room shown.
+    pub fn notice(&mut self, text: &str) {
+        self.rooms.notice(text, Tone::Info);
+    }
+
     /// The answer to a history request.
     pub fn history(&mut self, room: &str, before: u64, frames: Vec<ServerFrame>) {
         let added = self.rooms.history(room, before, frames);

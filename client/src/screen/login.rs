@@ -27,6 +27,7 @@ pub struct Login {
     password: String,
     confirm: String,
     create: bool,
+    remember: bool,
     server: String,
     secure: bool,
     name_problem: Option<String>,
@@ -96,6 +97,8 @@ pub enum Message {
     CreateToggled(bool),
     /// Switched TLS on or off.
     SecureToggled(bool),
+    /// Ticked or cleared "Remember me".
+    RememberToggled(bool),
     /// Pressed Enter or the Login button.
     Submit,
     /// Pressed Cancel while connecting (or in a TLS question).
@@ -129,6 +132,7 @@ impl Login {
             password: String::new(),
             confirm: String::new(),
             create: false,
+            remember: false,
             server,
             secure,
             name_problem: None,
@@ -136,6 +140,12 @@ impl Login {
             server_problem: None,
             phase: Phase::Form { problem: None },
         }
+    }
+
+    /// A password remembered in the keyring for the name: filled in, "Remember me" ticked.
+    pub fn remembered(&mut self, password: &Password) {
+        self.password = password.expose().to_string();
+        self.remember = true;
     }
 
     /// The target the form describes, if it is valid; the problems are shown otherwise.
@@ -174,6 +184,7 @@ impl Login {
             password: password.map(Password::new),
             register: self.create,
             trusted: None,
+            remember: self.remember,
         })
     }
 
@@ -225,6 +236,10 @@ impl Login {
             Message::CreateToggled(create) => {
                 self.create = create;
                 self.password_problem = None;
+                Action::None
+            }
+            Message::RememberToggled(remember) => {
+                self.remember = remember;
                 Action::None
             }
             Message::SecureToggled(secure) => {
@@ -386,7 +401,7 @@ impl Login {
             },
             &status,
         ));
-        let (password, confirm) = self.password_fields(editing);
+        let passwords = self.password_fields(editing);
         let form = column![
             text("Chat").size(32),
             text("Your name").size(14),
@@ -400,8 +415,7 @@ impl Login {
                     .size(14)
                     .text_size(13),
             ],
-            password,
-            confirm,
+            passwords,
             problem(&self.password_problem),
             row![
                 text("Server").size(14).width(Fill),
@@ -426,9 +440,9 @@ impl Login {
         container(form).center(Fill).padding(24).into()
     }
 
-    /// The password field (masked) and, creating an account, its confirmation; the
-    /// confirmation keeps its place when hidden, so the form does not jump.
-    fn password_fields(&self, editing: bool) -> (Element<'_, Message>, Element<'_, Message>) {
+    /// The password field (masked), creating an account its confirmation (which keeps its
+    /// place when hidden, so the form does not jump), and "Remember me".
+    fn password_fields(&self, editing: bool) -> Element<'_, Message> {
         let masked = |placeholder: &'static str, value: &str, id: &'static str, on_input| {
             text_input(placeholder, value)
                 .id(id)
@@ -458,7 +472,17 @@ impl Login {
         } else {
             container(text("")).height(37).into()
         };
-        (password.into(), confirm)
+        column![
+            password,
+            confirm,
+            checkbox(self.remember)
+                .label("Remember me (in this computer's keyring)")
+                .on_toggle_maybe(editing.then_some(Message::RememberToggled))
+                .size(14)
+                .text_size(13),
+        ]
+        .spacing(8)
+        .into()
     }
 
     fn trust_view(&self, fingerprint: &str) -> Element<'_, Message> {

@@ -124,7 +124,11 @@ impl PasswordForm {
         column![
             text("Change your password").size(16).font(bold()),
             field("current password", &self.current, Message::Current).id(CURRENT),
-            field("new password, 8 characters or more", &self.new, Message::New),
+            field(
+                "new password, 8 characters or more",
+                &self.new,
+                Message::New
+            ),
             field("the new password again", &self.confirm, Message::Confirm),
             status,
             row![
@@ -132,8 +136,9 @@ impl PasswordForm {
                 button(text("Cancel").size(13))
                     .on_press(ChatMessage::Account(false))
                     .style(button::secondary),
-                button(text("Change password").size(13))
-                    .on_press_maybe((!self.waiting).then_some(ChatMessage::Password(Message::Submit))),
+                button(text("Change password").size(13)).on_press_maybe(
+                    (!self.waiting).then_some(ChatMessage::Password(Message::Submit))
+                ),
             ]
             .spacing(8),
         ]

@@ -479,3 +479,23 @@ fn a_guest_has_no_password_to_change() {
     let mut window = Window::chat(&session_in(&["general"]));
     assert!(!window.shows("Change password…"));
 }
+
+#[test]
+fn remember_me_without_a_keyring_says_so() {
+    use crate::screen::login;
+    let mut window = Window::new(false);
+    for message in [
+        login::Message::PasswordChanged("my secret pw".into()),
+        login::Message::RememberToggled(true),
+        login::Message::Submit,
+    ] {
+        window.message(AppMessage::Login(message));
+    }
+    window.connection(Event::Ready(window.handle.clone()));
+    let mut session = session_in(&["general"]);
+    session.account = true;
+    window.connection(Event::LoggedIn(session));
+    assert!(
+        window.shows("There is no keyring on this computer, so your password was not remembered.")
+    );
+}
