@@ -1460,4 +1460,25 @@ mod tests {
         assert_eq!(ids(outbox.due(&l, t0 + Duration::from_secs(2))), ["1", "2"]);
         assert_eq!(outbox.posts.len(), 3);
     }
+
+    #[test]
+    fn a_conversation_goes_on_the_wire_with_to_and_with() {
+        let l = limits(0, 1);
+        let mut outbox = Outbox::default();
+        outbox.push(Some("@Judy".into()), "1".into(), "psst".into(), false);
+        outbox.push(Some("rust".into()), "2".into(), "hi".into(), false);
+        let due = outbox.due(&l, Instant::now());
+        assert!(
+            matches!(&due[0], ClientFrame::Say { room: None, to: Some(to), .. } if to == "Judy")
+        );
+        assert!(matches!(&due[1], ClientFrame::Say { room: Some(r), to: None, .. } if r == "rust"));
+        assert!(matches!(
+            history_request("@Judy", Some(9), None, 50),
+            ClientFrame::History { room: None, with: Some(w), before: Some(9), .. } if w == "Judy"
+        ));
+        assert!(matches!(
+            history_request("rust", None, Some(3), 200),
+            ClientFrame::History { room: Some(r), with: None, after: Some(3), .. } if r == "rust"
+        ));
+    }
 }

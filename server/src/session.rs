@@ -42,6 +42,11 @@ fn decode(decoder: &mut Decoder<ClientFrame>, mut input: &[u8]) -> Vec<Decoded> 
     items
 }
 
+/// Whether a password may come over this connection: encrypted, or from this machine.
+fn password_allowed(secure: bool, peer: IpAddr) -> bool {
+    secure || peer.is_loopback()
+}
+
 /// How a session ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -478,7 +483,7 @@ impl<'a> Session<'a> {
         };
         // A password crosses the network only encrypted: checked before anything else
         // about such a hello, and the password is not looked at.
-        if (password.is_some() || register) && !self.secure && !self.peer.is_loopback() {
+        if (password.is_some() || register) && !password_allowed(self.secure, self.peer) {
             return Err(self.reject(
                 RejectCode::TlsRequired,
                 "passwords are accepted only over TLS; connect with tls://".into(),
@@ -642,5 +647,25 @@ impl<'a> Session<'a> {
             End::Close(code) => self.queue.close_with(Some(closing(code))),
             End::Lost | End::Quit | End::Rejected => self.queue.close_with(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_comes_only_encrypted_or_from_this_machine() {
+        let remote: IpAddr = [192, 0, 2, 7].into();
+        assert!(
+            !password_allowed(false, remote),
+            "plain from elsewhere: tls_required"
+        );
+        assert!(password_allowed(true, remote));
+        assert!(password_allowed(false, [127, 0, 0, 1].into()));
+        assert!(password_allowed(
+            false,
+            std::net::Ipv6Addr::LOCALHOST.into()
+        ));
     }
 }
