@@ -137,7 +137,12 @@ impl App {
             Screen::Login(_) => "Chat — log in".into(),
             Screen::Chat(chat) => match (&self.target, chat.room()) {
                 (Some((target, _)), Some(room)) => {
-                    format!("#{} — {} on {}", room.name, target.name, target.server)
+                    let shown = if crate::connection::direct_with(&room.name).is_some() {
+                        room.name.clone()
+                    } else {
+                        format!("#{}", room.name)
+                    };
+                    format!("{shown} — {} on {}", target.name, target.server)
                 }
                 (Some((target, _)), None) => format!("Chat — {} on {}", target.name, target.server),
                 _ => "Chat".into(),

@@ -827,8 +827,11 @@ impl Chat {
             rule::vertical(1),
             container(main).width(Fill).height(Fill)
         ];
+        // A conversation has no member list: it is the two of you, and the list would
+        // claim the other is online.
         if settings.show_members
             && let Some(joined) = self.rooms.active()
+            && !joined.is_direct()
         {
             body = body.push(rule::vertical(1)).push(members::view(
                 &joined.room.members,
@@ -905,7 +908,10 @@ impl Chat {
                         .size(13)
                         .style(unique_style(muted, &people)),
                 )
-                .push(small("Leave", Message::Part));
+                .push(small(
+                    if joined.is_direct() { "Close" } else { "Leave" },
+                    Message::Part,
+                ));
         }
         bar.push(space::horizontal())
             .push(

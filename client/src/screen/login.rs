@@ -495,7 +495,7 @@ impl Login {
             ))
             .size(14),
             text("Its SHA-256 fingerprint:").size(14),
-            text(fingerprint.to_string()).size(13).font(Font::MONOSPACE),
+            text(in_lines(fingerprint)).size(13).font(Font::MONOSPACE),
             text(
                 "Compare it with the fingerprint the server's operator gives you (the \
                  server logs it at every start). Trust it only if they are the same: it \
@@ -531,9 +531,9 @@ impl Login {
             ))
             .size(14),
             text("Trusted before:").size(14),
-            text(expected.to_string()).size(13).font(Font::MONOSPACE),
+            text(in_lines(expected)).size(13).font(Font::MONOSPACE),
             text("Shown now:").size(14),
-            text(got.to_string()).size(13).font(Font::MONOSPACE),
+            text(in_lines(got)).size(13).font(Font::MONOSPACE),
             text(format!(
                 "If the server's operator confirms the new fingerprint, remove the line \
                  for this server from {path} and connect again."
@@ -550,6 +550,17 @@ impl Login {
         .max_width(480);
         container(warning).center(Fill).padding(24).into()
     }
+}
+
+/// A fingerprint in lines of 16 bytes: one long "word" would not wrap, and run off the
+/// window before its end, which is what a person must compare.
+fn in_lines(fingerprint: &str) -> String {
+    let pairs: Vec<&str> = fingerprint.split(':').collect();
+    pairs
+        .chunks(16)
+        .map(|line| line.join(":"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `tls://host:port` → (`host:port`, true); anything else as it is.
@@ -814,6 +825,22 @@ mod tests {
             !shows(&login, "passwords are accepted only over TLS"),
             "cleared on edit"
         );
+    }
+
+    #[test]
+    fn a_fingerprint_is_shown_in_lines_that_fit() {
+        let fingerprint = (0..32)
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let lines = in_lines(&fingerprint);
+        assert_eq!(lines.lines().count(), 2);
+        assert_eq!(lines.replace('\n', ":"), fingerprint);
+        let mut login = Login::new("dave", "tls://10.0.0.5:60000");
+        login.untrusted(fingerprint.clone());
+        let mut ui = simulator(login.view());
+        let shown = ui.find(lines.as_str()).expect("the fingerprint").bounds();
+        assert!(shown.width < 480.0, "it fits the dialog: {shown:?}");
     }
 
     #[test]
