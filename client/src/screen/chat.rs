@@ -913,21 +913,23 @@ impl Chat {
                     Message::Part,
                 ));
         }
-        bar.push(space::horizontal())
-            .push(
-                text(status.clone())
-                    .size(14)
-                    .style(unique_style(style, &status)),
-            )
-            .push(small(
+        bar = bar.push(space::horizontal()).push(
+            text(status.clone())
+                .size(14)
+                .style(unique_style(style, &status)),
+        );
+        // A conversation has no member list to show or hide.
+        if !self.rooms.active().is_some_and(Joined::is_direct) {
+            bar = bar.push(small(
                 if settings.show_members {
                     "Hide members"
                 } else {
                     "Members"
                 },
                 Message::ToggleMembers,
-            ))
-            .push(small("Settings", Message::Settings(true)))
+            ));
+        }
+        bar.push(small("Settings", Message::Settings(true)))
             .push(
                 button(text("?").size(13).font(bold()))
                     .on_press(Message::Help(true))

@@ -385,6 +385,10 @@ fn direct_messages_have_their_place_in_the_sidebar() {
     assert_eq!(shown_room(&window), "@Karl");
     assert_eq!(counts(&window, "@Karl"), (0, 0));
     assert!(window.shows("direct messages"));
+    assert!(
+        !window.shows("Hide members"),
+        "a conversation has no member list"
+    );
     window.commands_sent();
     enter(&mut window, "yes!");
     assert!(matches!(
