@@ -170,6 +170,10 @@ struct FanoutArgs {
     /// connect over TLS, trusting the certificate in this PEM file
     #[argh(option)]
     tls: Option<std::path::PathBuf>,
+    /// rooms besides its own that each client is in, out of 100 where nobody posts (at
+    /// most 10, so they are distinct) (default: 0)
+    #[argh(option, default = "0")]
+    quiet_rooms: usize,
     /// print the summary as one JSON object
     #[argh(switch)]
     json: bool,
@@ -348,6 +352,7 @@ async fn login(
         }
         other => return Err(format!("client {i}: no welcome: {other:?}")),
     };
+    join_quiet_rooms(i, &mut stream, &mut reader).await?;
     let (Some(room), Some(default_room)) = (room, default_room) else {
         return Ok((stream, reader));
     };
@@ -382,6 +387,48 @@ async fn login(
         }
     }
     Ok((stream, reader))
+}
+
+/// With `--quiet-rooms K`: how many rooms besides its own each client is in.
+static QUIET_ROOMS: OnceLock<usize> = OnceLock::new();
+
+/// Quiet rooms there are, for `--quiet-rooms`.
+const QUIET_ROOM_COUNT: usize = 100;
+
+/// Joins client `i`'s quiet rooms (`--quiet-rooms`): K of 100 rooms where nobody posts,
+/// so each has about clients × K / 100 members; waits for every answer.
+async fn join_quiet_rooms(
+    i: usize,
+    stream: &mut Writer,
+    reader: &mut FrameReader<Reader, ServerFrame>,
+) -> Result<(), String> {
+    let k = QUIET_ROOMS.get().copied().unwrap_or(0);
+    if k == 0 {
+        return Ok(());
+    }
+    let mut frames = Vec::new();
+    for j in 0..k {
+        // Distinct for j < 10: i, i + 10, i + 20, ... modulo 100.
+        let room = format!(
+            "lg-quiet-{}",
+            (i + j * (QUIET_ROOM_COUNT / k.max(1))) % QUIET_ROOM_COUNT
+        );
+        chat_shared::codec::encode_into(&ClientFrame::Join { room, since: None }, &mut frames);
+    }
+    stream.write_all(&frames).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
+    let mut answered = 0;
+    while answered < k {
+        match reader.next().await {
+            Some(Ok(ServerFrame::Room { .. })) => answered += 1,
+            Some(Ok(ServerFrame::Error { code, message, .. })) => {
+                return Err(format!("client {i}: {code:?}: {message}"));
+            }
+            Some(Ok(_) | Err(ReadError::Decode(_))) => {}
+            other => return Err(format!("client {i}: no answer to a join: {other:?}")),
+        }
+    }
+    Ok(())
 }
 
 /// Opens `n` connections at `ramp` per second, named from `first` on. Each logs in and then
@@ -868,19 +915,30 @@ async fn drain(delivered: &AtomicU64, expected: u64) {
     }
 }
 
-async fn fanout(args: FanoutArgs) -> Result<(), String> {
-    if let Some(cert) = &args.tls {
-        trust(cert)?;
-    }
-    if args.storm > 0 {
-        register_accounts(&args).await?;
-    }
+/// Checks a fan-out run's options and sets up what they ask for before it: TLS, the
+/// accounts of a storm, quiet rooms.
+async fn prepare(args: &FanoutArgs) -> Result<(), String> {
     if args.senders == 0 || args.senders > args.clients {
         return Err("--senders must be between 1 and --clients".into());
     }
     if args.rooms > 0 && !args.clients.is_multiple_of(args.rooms) {
         return Err("--clients must be a multiple of --rooms".into());
     }
+    if args.quiet_rooms > 10 {
+        return Err("--quiet-rooms is at most 10".into());
+    }
+    let _ = QUIET_ROOMS.set(args.quiet_rooms);
+    if let Some(cert) = &args.tls {
+        trust(cert)?;
+    }
+    if args.storm > 0 {
+        register_accounts(args).await?;
+    }
+    Ok(())
+}
+
+async fn fanout(args: FanoutArgs) -> Result<(), String> {
+    prepare(&args).await?;
     let bar = progress(args.clients + args.stalled, "connecting");
     let (stop, stopped) = async_channel::bounded::<()>(1);
     let delivered = Arc::new(AtomicU64::new(0));
@@ -1377,6 +1435,7 @@ async fn takeover(args: TakeoverArgs) -> Result<(), String> {
         storm: 0,
         storm_accounts: n,
         tls: None,
+        quiet_rooms: 0,
         json: false,
     };
     register_accounts(&fanout).await?;
