@@ -284,6 +284,20 @@ impl Rooms {
                 joined.read_seq = 0;
             }
         }
+        for joined in &mut directs {
+            // A conversation is answered by the login itself: what comes after the last
+            // message seen is new (a new epoch forgets what was seen).
+            joined.room.logged_in(&session.name, session.new_epoch);
+            if session.new_epoch {
+                joined.read_seq = 0;
+            }
+            let people = [
+                session.name.clone(),
+                joined.with().unwrap_or_default().to_string(),
+            ];
+            let seen = joined.room.last_seq();
+            joined.room.answered(&people, seen, 1);
+        }
         self.list.extend(directs);
         for (name, _) in &session.conversations {
             if self.index(&room_key(name)).is_none() {
@@ -561,5 +575,52 @@ mod tests {
         rooms.logged_in(&session_in(&["general", "rust"]));
         assert_eq!(rooms.active().map(|j| j.room.timeline.len()), Some(1));
         assert_eq!(rooms.positions()[1], ("rust".into(), 1));
+    }
+
+    fn direct(from: &str, seq: u64, text: &str) -> ServerFrame {
+        ServerFrame::Message {
+            room: None,
+            with: Some(from.into()),
+            seq,
+            time: seq,
+            from: from.into(),
+            text: text.into(),
+            id: None,
+            me: false,
+        }
+    }
+
+    #[test]
+    fn a_conversation_keeps_its_place_and_counts_what_came_while_away() {
+        let mut session = session_in(&["general"]);
+        session.account = true;
+        session.conversations = vec![("@Judy".into(), 0)];
+        let mut rooms = Rooms::new(&session, |_| 0, Some("general"));
+        rooms.received(direct("Judy", 1, "first"), true);
+        assert_eq!(counts(&rooms)[1], ("@Judy".into(), 1, 0));
+        assert!(rooms.activate("@judy"));
+        assert!(rooms.activate("general"));
+        // Reconnected: the server lists the conversation, and the catch-up follows.
+        session.conversations = vec![("@Judy".into(), 3)];
+        rooms.logged_in(&session);
+        rooms.received(direct("Judy", 2, "while away"), true);
+        rooms.received(direct("Judy", 3, "still away"), true);
+        let judy = rooms.get("@Judy").expect("kept");
+        assert_eq!((judy.unread, judy.room.timeline.len()), (2, 3));
+        assert_eq!(rooms.positions()[1], ("@Judy".into(), 1), "read up to 1");
+        assert_eq!(rooms.len(), 2, "one conversation, not two");
+        // The server lost its history (a new epoch): seqs start again, nothing is dropped
+        // as seen.
+        session.new_epoch = true;
+        session.conversations = vec![("@Judy".into(), 1)];
+        rooms.logged_in(&session);
+        rooms.received(direct("Judy", 1, "a new history"), true);
+        let judy = rooms.get("@Judy").expect("kept");
+        assert_eq!(judy.room.last_seq(), 1);
+        assert!(
+            judy.room.timeline.len() > 3,
+            "the new message is shown: {}",
+            judy.room.timeline.len()
+        );
     }
 }
