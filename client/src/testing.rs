@@ -349,3 +349,17 @@ pub fn room_message(room: &str, seq: u64, from: &str, text: &str) -> ServerFrame
         me: false,
     }
 }
+
+/// A direct message to "me" from `from`, one second after the one before it.
+pub fn direct_message(from: &str, seq: u64, text: &str) -> ServerFrame {
+    ServerFrame::Message {
+        room: None,
+        with: Some(from.into()),
+        seq,
+        time: NOON + seq * 1000,
+        from: from.into(),
+        text: text.into(),
+        id: None,
+        me: false,
+    }
+}

@@ -144,16 +144,6 @@ impl Directory {
             account.hash = hash;
         }
     }
-
-    /// How many accounts.
-    pub fn len(&self) -> usize {
-        self.by_folded.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.by_folded.is_empty()
-    }
 }
 
 /// Wrong passwords lately, per account and per address: after 5 for an account or 20

@@ -622,6 +622,14 @@ impl Hub {
         }
     }
 
+    /// The send queue of a member whose welcome went out.
+    fn online_queue(&self, conn: ConnId) -> Option<SendQueue> {
+        self.registry
+            .get(conn)
+            .filter(|m| m.online)
+            .map(|m| m.queue.clone())
+    }
+
     /// Queues a frame for one connection, outside its limit (an answer it asked for).
     fn tell(&self, conn: ConnId, frame: &ServerFrame) {
         if let Some(member) = self.registry.get(conn) {
@@ -672,13 +680,8 @@ impl Hub {
                 if let Admission::Takeover(old) = admission {
                     return self.take_over(old, login);
                 }
-                if let Some(owner) = self.accounts.colliding(&keys) {
-                    let message = if fold(owner) == keys.folded {
-                        format!("{owner} is an account: log in with its password")
-                    } else {
-                        format!("{} looks like the account {owner}", login.name)
-                    };
-                    return Self::reject(&login, RejectCode::NameRegistered, message, None);
+                if self.refuse_an_accounts_name(&login, &keys) {
+                    return;
                 }
                 match admission {
                     Admission::Taken(message) => {
@@ -692,17 +695,27 @@ impl Hub {
         }
     }
 
+    /// Refuses a name that is an account's, or looks like one (`name_registered`); says
+    /// whether it did.
+    fn refuse_an_accounts_name(&self, login: &Login, keys: &NameKeys) -> bool {
+        let Some(owner) = self.accounts.colliding(keys) else {
+            return false;
+        };
+        let message = if fold(owner) == keys.folded {
+            format!("{owner} is an account: log in with its password, or choose another name")
+        } else {
+            format!("{} looks like the account {owner}", login.name)
+        };
+        Self::reject(login, RejectCode::NameRegistered, message, None);
+        true
+    }
+
     /// Registers an account (the session checked `registration_closed` and the name):
     /// `name_registered`, `name_taken`, `weak_password`, in this order; then the name is
     /// held while the hashing threads hash the password and store the account.
     fn register(&mut self, login: Login, keys: &NameKeys, password: Password) {
-        if let Some(owner) = self.accounts.colliding(keys) {
-            let message = if fold(owner) == keys.folded {
-                format!("{owner} is an account already")
-            } else {
-                format!("{} looks like the account {owner}", login.name)
-            };
-            return Self::reject(&login, RejectCode::NameRegistered, message, None);
+        if self.refuse_an_accounts_name(&login, keys) {
+            return;
         }
         if let Admission::Taken(message) = self.registry.admit(&login.name, keys, None) {
             return Self::reject(&login, RejectCode::NameTaken, message, None);
@@ -1130,12 +1143,7 @@ impl Hub {
         limit: usize,
         executor: &Executor<'static>,
     ) {
-        let Some(queue) = self
-            .registry
-            .get(conn)
-            .filter(|m| m.online)
-            .map(|m| m.queue.clone())
-        else {
+        let Some(queue) = self.online_queue(conn) else {
             return;
         };
         let key = match self.resolve(room) {
@@ -1161,30 +1169,13 @@ impl Hub {
             }
         }
         // Not in memory, or older than its window: read on the blocking pool.
-        let log = self.log.clone();
-        let stream = StreamId::new(&key);
-        executor
-            .spawn(async move {
-                let read = smol::unblock(move || {
-                    let span = match span {
-                        Some(span) => span,
-                        None => Span::Before(log.head(&stream)?.newest + 1),
-                    };
-                    log.read(&stream, span, limit).map(|events| (span, events))
-                })
-                .await;
-                match read {
-                    Ok((span, events)) => {
-                        let frames: Vec<Frame> = events.into_iter().map(|e| e.frame).collect();
-                        queue.push_unmetered(history_answer(&target, span, &frames));
-                    }
-                    Err(err) => {
-                        tracing::error!(%err, "cannot read the history");
-                        queue.push_unmetered(unreadable_history());
-                    }
-                }
-            })
-            .detach();
+        let read = Read {
+            stream: StreamId::new(&key),
+            span,
+            limit,
+            target,
+        };
+        read.answer_from(self.log.clone(), queue, executor);
     }
 
     /// The account a direct message or a conversation names, or the error to answer.
@@ -1339,49 +1330,23 @@ impl Hub {
         limit: usize,
         executor: &Executor<'static>,
     ) {
-        let Some(queue) = self
-            .registry
-            .get(conn)
-            .filter(|m| m.online)
-            .map(|m| m.queue.clone())
-        else {
+        let Some(queue) = self.online_queue(conn) else {
             return;
         };
         let (me, other) = match self.account_named(conn, with) {
             Ok(pair) => pair,
             Err(code) => return self.account_error(conn, code, with, None),
         };
-        let log = self.log.clone();
-        let reader = me.keys.folded.clone();
-        let stream = StreamId::direct(&reader, &other.keys.folded);
-        let target = Target::Direct(other.name.to_string());
-        executor
-            .spawn(async move {
-                let read = smol::unblock(move || {
-                    let span = match span {
-                        Some(span) => span,
-                        None => Span::Before(log.head(&stream)?.newest + 1),
-                    };
-                    log.read(&stream, span, limit).map(|events| {
-                        let frames: Vec<Frame> = events
-                            .iter()
-                            .map(|e| for_reader(&e.frame, &reader))
-                            .collect();
-                        (span, frames)
-                    })
-                })
-                .await;
-                match read {
-                    Ok((span, frames)) => {
-                        queue.push_unmetered(history_answer(&target, span, &frames));
-                    }
-                    Err(err) => {
-                        tracing::error!(%err, "cannot read a conversation");
-                        queue.push_unmetered(unreadable_history());
-                    }
-                }
-            })
-            .detach();
+        let read = Read {
+            stream: StreamId::direct(&me.keys.folded, &other.keys.folded),
+            span,
+            limit,
+            target: Target::Direct {
+                with: other.name.to_string(),
+                reader: me.keys.folded,
+            },
+        };
+        read.answer_from(self.log.clone(), queue, executor);
     }
 
     /// `set_password`: only an account; not while throttled; the new one must be
@@ -2041,19 +2006,64 @@ impl Hub {
 enum Target {
     /// A room, by name.
     Room(String),
-    /// A direct conversation, by the other account's name.
-    Direct(String),
+    /// A direct conversation: the other account's name, and who reads it (case-folded),
+    /// for whom each message is turned round.
+    Direct { with: String, reader: String },
 }
 
-/// The `error` for a history the log could not read.
-fn unreadable_history() -> Frame {
-    Frame::encode(&ServerFrame::Error {
-        room: None,
-        code: ErrorCode::Unavailable,
-        message: "the history cannot be read now; try again later".into(),
-        id: None,
-        retry_after: None,
-    })
+/// A `history` request to read from the log.
+struct Read {
+    stream: StreamId,
+    /// `None`: the newest.
+    span: Option<Span>,
+    limit: usize,
+    target: Target,
+}
+
+impl Read {
+    /// Reads on the blocking pool, never on the hub's task, and queues the answer.
+    fn answer_from(self, log: Arc<dyn EventLog>, queue: SendQueue, executor: &Executor<'static>) {
+        let Read {
+            stream,
+            span,
+            limit,
+            target,
+        } = self;
+        executor
+            .spawn(async move {
+                let read = smol::unblock(move || {
+                    let span = match span {
+                        Some(span) => span,
+                        None => Span::Before(log.head(&stream)?.newest + 1),
+                    };
+                    log.read(&stream, span, limit).map(|events| (span, events))
+                })
+                .await;
+                match read {
+                    Ok((span, events)) => {
+                        let frames: Vec<Frame> = match &target {
+                            Target::Room(_) => events.into_iter().map(|e| e.frame).collect(),
+                            Target::Direct { reader, .. } => events
+                                .iter()
+                                .map(|e| for_reader(&e.frame, reader))
+                                .collect(),
+                        };
+                        queue.push_unmetered(history_answer(&target, span, &frames));
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "cannot read the history");
+                        queue.push_unmetered(Frame::encode(&ServerFrame::Error {
+                            room: None,
+                            code: ErrorCode::Unavailable,
+                            message: "the history cannot be read now; try again later".into(),
+                            id: None,
+                            retry_after: None,
+                        }));
+                    }
+                }
+            })
+            .detach();
+    }
 }
 
 /// A history answer: the events, then `history_end`.
@@ -2064,7 +2074,7 @@ fn history_answer(target: &Target, span: Span, frames: &[Frame]) -> Frame {
     };
     let (room, with) = match target {
         Target::Room(room) => (Some(room.clone()), None),
-        Target::Direct(with) => (None, Some(with.clone())),
+        Target::Direct { with, .. } => (None, Some(with.clone())),
     };
     let end = Frame::encode(&ServerFrame::HistoryEnd {
         room,

@@ -58,12 +58,7 @@ pub struct Registry {
 impl Registry {
     /// Whether `name` may log in with `token`.
     pub fn admit(&self, name: &Name, keys: &NameKeys, token: Option<&str>) -> Admission {
-        let holder = self
-            .by_folded
-            .get(&keys.folded)
-            .or_else(|| self.by_skeleton.get(&keys.skeleton))
-            .copied();
-        let Some(conn) = holder else {
+        let Some(conn) = self.holding(keys) else {
             return Admission::Free;
         };
         let member = &self.members[&conn];
@@ -83,13 +78,17 @@ impl Registry {
     /// Who holds `keys` (either key), and whether it is online under the same
     /// case-folded name (the same account, for a password login).
     pub fn holder(&self, keys: &NameKeys) -> Option<(ConnId, bool)> {
-        let conn = self
-            .by_folded
-            .get(&keys.folded)
-            .or_else(|| self.by_skeleton.get(&keys.skeleton))
-            .copied()?;
+        let conn = self.holding(keys)?;
         let member = &self.members[&conn];
         Some((conn, member.online && member.keys.folded == keys.folded))
+    }
+
+    /// The connection holding a name that collides with `keys` (either key).
+    fn holding(&self, keys: &NameKeys) -> Option<ConnId> {
+        self.by_folded
+            .get(&keys.folded)
+            .or_else(|| self.by_skeleton.get(&keys.skeleton))
+            .copied()
     }
 
     /// Adds a member under `conn`.

@@ -492,7 +492,7 @@ fn capitalized(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{room_message, session_in};
+    use crate::testing::{direct_message, room_message, session_in};
 
     fn answer(room: &str, seq: u64) -> ServerFrame {
         ServerFrame::Room {
@@ -577,34 +577,21 @@ mod tests {
         assert_eq!(rooms.positions()[1], ("rust".into(), 1));
     }
 
-    fn direct(from: &str, seq: u64, text: &str) -> ServerFrame {
-        ServerFrame::Message {
-            room: None,
-            with: Some(from.into()),
-            seq,
-            time: seq,
-            from: from.into(),
-            text: text.into(),
-            id: None,
-            me: false,
-        }
-    }
-
     #[test]
     fn a_conversation_keeps_its_place_and_counts_what_came_while_away() {
         let mut session = session_in(&["general"]);
         session.account = true;
         session.conversations = vec![("@Judy".into(), 0)];
         let mut rooms = Rooms::new(&session, |_| 0, Some("general"));
-        rooms.received(direct("Judy", 1, "first"), true);
+        rooms.received(direct_message("Judy", 1, "first"), true);
         assert_eq!(counts(&rooms)[1], ("@Judy".into(), 1, 0));
         assert!(rooms.activate("@judy"));
         assert!(rooms.activate("general"));
         // Reconnected: the server lists the conversation, and the catch-up follows.
         session.conversations = vec![("@Judy".into(), 3)];
         rooms.logged_in(&session);
-        rooms.received(direct("Judy", 2, "while away"), true);
-        rooms.received(direct("Judy", 3, "still away"), true);
+        rooms.received(direct_message("Judy", 2, "while away"), true);
+        rooms.received(direct_message("Judy", 3, "still away"), true);
         let judy = rooms.get("@Judy").expect("kept");
         assert_eq!((judy.unread, judy.room.timeline.len()), (2, 3));
         assert_eq!(rooms.positions()[1], ("@Judy".into(), 1), "read up to 1");
@@ -614,7 +601,7 @@ mod tests {
         session.new_epoch = true;
         session.conversations = vec![("@Judy".into(), 1)];
         rooms.logged_in(&session);
-        rooms.received(direct("Judy", 1, "a new history"), true);
+        rooms.received(direct_message("Judy", 1, "a new history"), true);
         let judy = rooms.get("@Judy").expect("kept");
         assert_eq!(judy.room.last_seq(), 1);
         assert!(

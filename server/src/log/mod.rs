@@ -39,11 +39,6 @@ impl StreamId {
         Self(format!("dm\n{first}\n{second}").into())
     }
 
-    /// Whether it is a direct conversation.
-    pub fn is_direct(&self) -> bool {
-        self.0.starts_with("dm\n")
-    }
-
     /// Its key.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -200,32 +195,22 @@ pub fn latest_first(mut all: Vec<(u64, Conversation)>, limit: usize) -> Vec<Conv
 /// A direct message's frame as `reader` (case-folded) sees it: the stored frame names the
 /// recipient in `with`, so the recipient gets it with the sender there instead.
 pub fn for_reader(frame: &Frame, reader: &str) -> Frame {
-    let Ok(ServerFrame::Message {
-        room,
-        with,
-        seq,
-        time,
-        from,
-        text,
-        id,
-        me,
-    }) = chat_shared::decode_line::<ServerFrame>(frame.as_bytes().trim_ascii_end())
+    let Ok(mut message) =
+        chat_shared::decode_line::<ServerFrame>(frame.as_bytes().trim_ascii_end())
     else {
         return frame.clone();
     };
-    if chat_shared::fold(&from) == reader {
-        return frame.clone();
+    match &mut message {
+        ServerFrame::Message {
+            with: Some(with),
+            from,
+            ..
+        } if chat_shared::fold(from) != reader => {
+            with.clone_from(from);
+            Frame::encode(&message)
+        }
+        _ => frame.clone(),
     }
-    Frame::encode(&ServerFrame::Message {
-        room,
-        with: with.map(|_| from.clone()),
-        seq,
-        time,
-        from,
-        text,
-        id,
-        me,
-    })
 }
 
 /// The frame of an event.

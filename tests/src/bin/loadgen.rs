@@ -643,6 +643,20 @@ async fn one_hello(
     addr: SocketAddr,
     hello: &ClientFrame,
 ) -> Result<String, String> {
+    match say_hello(source, addr, hello).await?.2 {
+        ServerFrame::Welcome { .. } => Ok("welcome".into()),
+        ServerFrame::Rejected { code, .. } => Ok(format!("{code:?}")),
+        other => Err(format!("no answer to hello: {other:?}")),
+    }
+}
+
+/// Connects from `source`, sends `hello`, and returns the connection with the first frame
+/// the server answered.
+async fn say_hello(
+    source: Option<Ipv4Addr>,
+    addr: SocketAddr,
+    hello: &ClientFrame,
+) -> Result<(Writer, FrameReader<Reader, ServerFrame>, ServerFrame), String> {
     let (reader, mut writer) = connect_from(source, addr).await?;
     writer
         .write_all(Frame::encode(hello).as_bytes())
@@ -651,8 +665,7 @@ async fn one_hello(
     writer.flush().await.map_err(|e| e.to_string())?;
     let mut reader = FrameReader::<_, ServerFrame>::new(reader, MAX_SERVER_FRAME);
     match reader.next().await {
-        Some(Ok(ServerFrame::Welcome { .. })) => Ok("welcome".into()),
-        Some(Ok(ServerFrame::Rejected { code, .. })) => Ok(format!("{code:?}")),
+        Some(Ok(frame)) => Ok((writer, reader, frame)),
         other => Err(format!("no answer to hello: {other:?}")),
     }
 }
@@ -1398,22 +1411,15 @@ async fn logged_in(
     addr: SocketAddr,
     hello: &ClientFrame,
 ) -> Result<(String, smol::Task<()>), String> {
-    let (reader, mut writer) = connect_from(None, addr).await?;
-    writer
-        .write_all(Frame::encode(hello).as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    writer.flush().await.map_err(|e| e.to_string())?;
-    let mut reader = FrameReader::<_, ServerFrame>::new(reader, MAX_SERVER_FRAME);
-    match reader.next().await {
-        Some(Ok(ServerFrame::Welcome { token, .. })) => {
+    match say_hello(None, addr, hello).await? {
+        (writer, mut reader, ServerFrame::Welcome { token, .. }) => {
             let drain = spawn(async move {
                 let _writer = writer;
                 while reader.next().await.is_some() {}
             });
             Ok((token, drain))
         }
-        other => Err(format!("no welcome: {other:?}")),
+        (_, _, other) => Err(format!("no welcome: {other:?}")),
     }
 }
 

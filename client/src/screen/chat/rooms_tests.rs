@@ -9,7 +9,7 @@ use iced::keyboard::{self, key};
 use crate::app::Message as AppMessage;
 use crate::connection::{Command, Event};
 use crate::model::Notify;
-use crate::testing::{Window, room_message, session_in};
+use crate::testing::{Window, direct_message, room_message, session_in};
 
 fn answer(room: &str, seq: u64) -> ServerFrame {
     ServerFrame::Room {
@@ -342,20 +342,6 @@ fn mentions_notify_only_live_from_others_while_the_window_is_away() {
     let _ = window.app.update(AppMessage::Focused(true));
     receive(&mut window, [room_message("rust", 45, "carol", "me?")]);
     assert_eq!(window.app.notified.len(), 1);
-}
-
-/// A direct message to "me", from `from`.
-fn direct_message(from: &str, seq: u64, text: &str) -> ServerFrame {
-    ServerFrame::Message {
-        room: None,
-        with: Some(from.into()),
-        seq,
-        time: crate::testing::NOON + seq * 1000,
-        from: from.into(),
-        text: text.into(),
-        id: None,
-        me: false,
-    }
 }
 
 #[test]
