@@ -17,7 +17,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+
+use memchr::memmem;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
@@ -255,16 +257,21 @@ fn main() {
     }
 }
 
+/// The executor's threads: `threads`, or one per core the process may run on when 0.
+fn worker_threads(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        n => n,
+    }
+}
+
 fn run<T: Send + 'static>(
     threads: usize,
     fut: impl Future<Output = Result<T, String>> + Send + 'static,
 ) -> Result<T, String> {
     // Every connection is a file descriptor.
     let _ = rlimit::increase_nofile_limit(1 << 20);
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        n => n,
-    };
+    let threads = worker_threads(threads);
     let ex: &'static Executor<'static> = EXECUTOR.get_or_init(Executor::new);
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     for _ in 1..threads {
@@ -510,13 +517,29 @@ fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// What each receiving client measured.
-struct Received {
+/// The latencies every receiving client records into: one set for the whole load
+/// generator, locked once per read, so that recording stays in cache (a set per client
+/// made the load generator miss it on nearly every delivery).
+struct Latencies {
     latency: Histogram<u64>,
     /// From the post's send time to the server's `time` on it (when the room took it).
     to_room: Histogram<u64>,
     /// From the server's `time` to the delivery.
     from_room: Histogram<u64>,
+}
+
+impl Latencies {
+    fn new() -> Self {
+        Self {
+            latency: histogram(),
+            to_room: histogram(),
+            from_room: histogram(),
+        }
+    }
+}
+
+/// What each receiving client counted.
+struct Received {
     seen: Vec<u64>,
     unique: u64,
     duplicates: u64,
@@ -526,9 +549,6 @@ struct Received {
 impl Received {
     fn new() -> Self {
         Self {
-            latency: histogram(),
-            to_room: histogram(),
-            from_room: histogram(),
             seen: Vec::new(),
             unique: 0,
             duplicates: 0,
@@ -536,17 +556,16 @@ impl Received {
         }
     }
 
-    fn message(&mut self, text: &str, fields: &[u8], now: u64) {
-        let mut parts = text.splitn(3, ' ');
-        let (Some(post), Some(sent)) = (parts.next(), parts.next()) else {
-            return;
-        };
-        let (Some(post), Ok(sent)) = (
-            post.strip_prefix('p').and_then(|p| p.parse::<usize>().ok()),
-            sent.parse::<u64>(),
-        ) else {
-            return;
-        };
+    /// A `message` whose text starts with `p<post> <sent> ` (see [`scan_line`]).
+    fn message(
+        &mut self,
+        latencies: &mut Latencies,
+        post: u64,
+        sent: u64,
+        fields: &[u8],
+        now: u64,
+    ) {
+        let post = post as usize;
         let (word, bit) = (post / 64, post % 64);
         if self.seen.len() <= word {
             self.seen.resize(word + 1, 0);
@@ -557,28 +576,49 @@ impl Received {
         }
         self.seen[word] |= 1 << bit;
         self.unique += 1;
-        let _ = self.latency.record(now.saturating_sub(sent).max(1_000));
+        let _ = latencies
+            .latency
+            .record(now.saturating_sub(sent).max(1_000));
         // One post in eight is split in two at the server's stamp: plenty for percentiles,
         // and it keeps the load generator's own work small.
-        if post % 8 != 0 {
+        if !post.is_multiple_of(8) {
             return;
         }
         if let (Some(time), Some(epoch)) = (server_time(fields), EPOCH_UNIX_NS.get()) {
             // The server's clock counts whole milliseconds: each part is ±1 ms.
             let time = (time * 1_000_000).saturating_sub(*epoch);
-            let _ = self.to_room.record(time.saturating_sub(sent).max(1_000));
-            let _ = self.from_room.record(now.saturating_sub(time).max(1_000));
+            let _ = latencies
+                .to_room
+                .record(time.saturating_sub(sent).max(1_000));
+            let _ = latencies
+                .from_room
+                .record(now.saturating_sub(time).max(1_000));
         }
     }
 }
 
 /// The server's `time` (milliseconds) among a `message`'s fields.
 fn server_time(fields: &[u8]) -> Option<u64> {
-    const TIME: &[u8] = b"\"time\":";
-    let at = memchr::memmem::find(fields, TIME)? + TIME.len();
-    let digits = &fields[at..];
-    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
-    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+    static TIME: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new("\"time\":"));
+    let at = TIME.find(fields)? + TIME.needle().len();
+    let (time, _) = leading_number(&fields[at..])?;
+    Some(time)
+}
+
+/// The decimal number at the start of `bytes`, and what follows it.
+fn leading_number(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let end = bytes
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(bytes.len());
+    if end == 0 || end > 19 {
+        return None;
+    }
+    let value = bytes[..end]
+        .iter()
+        .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+    Some((value, &bytes[end..]))
 }
 
 fn histogram() -> Histogram<u64> {
@@ -609,6 +649,9 @@ struct FanoutSummary {
     server_cpu_s: Option<f64>,
     server_cpu_us_per_delivery: Option<f64>,
     server_peak_rss_mib: Option<f64>,
+    /// Share of its cores the load generator itself used while posting: near 1, its
+    /// own queueing is part of the latencies measured.
+    loadgen_cpu_share: Option<f64>,
     tls: bool,
     storm: Option<StormSummary>,
 }
@@ -783,6 +826,7 @@ async fn read_messages(
     reader: FrameReader<Reader, ServerFrame>,
     stopped: async_channel::Receiver<()>,
     delivered: Arc<AtomicU64>,
+    latencies: Arc<Mutex<Latencies>>,
 ) -> Received {
     let (mut stream, mut buf) = reader.into_parts();
     let mut got = Received::new();
@@ -792,16 +836,19 @@ async fn read_messages(
         let now = now_ns();
         let mut lines = &buf[..end];
         let mut messages = 0;
-        while let Some(at) = memchr::memchr(b'\n', lines) {
-            match scan_line(&lines[..at]) {
-                Scanned::Message(text, fields) => {
-                    got.message(text, fields, now);
-                    messages += 1;
+        {
+            let mut latencies = latencies.lock().expect("no reader panics");
+            while let Some(at) = memchr::memchr(b'\n', lines) {
+                match scan_line(&lines[..at]) {
+                    Scanned::Message { post, sent, fields } => {
+                        got.message(&mut latencies, post, sent, fields, now);
+                        messages += 1;
+                    }
+                    Scanned::RateLimited => got.rate_limited += 1,
+                    Scanned::Other => {}
                 }
-                Scanned::RateLimited => got.rate_limited += 1,
-                Scanned::Other => {}
+                lines = &lines[at + 1..];
             }
-            lines = &lines[at + 1..];
         }
         delivered.fetch_add(messages, Ordering::Relaxed);
         // Keep the partial line, and room for a long one (a `welcome` or `room` answer).
@@ -829,9 +876,13 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// What a line from the server is, as far as the load generator cares.
 enum Scanned<'a> {
-    /// A `message`: the start of its text (enough to hold the post number and send time)
-    /// and the fields before it (where the server's `time` is).
-    Message(&'a str, &'a [u8]),
+    /// A `message` whose text starts `p<post> <sent> `, and the fields before its text
+    /// (where the server's `time` is).
+    Message {
+        post: u64,
+        sent: u64,
+        fields: &'a [u8],
+    },
     /// An `error` `rate_limited`.
     RateLimited,
     Other,
@@ -840,23 +891,29 @@ enum Scanned<'a> {
 fn scan_line(line: &[u8]) -> Scanned<'_> {
     const MESSAGE: &[u8] = b"{\"type\":\"message\"";
     const ERROR: &[u8] = b"{\"type\":\"error\"";
-    const TEXT: &[u8] = b"\"text\":\"";
+    static TEXT: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new("\"text\":\"p"));
+    static RATE_LIMITED: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new("\"rate_limited\""));
     if line.starts_with(MESSAGE) {
-        let Some(at) = memchr::memmem::find(line, TEXT) else {
+        // "p<post> <sent> ...": digits, a space, digits, a space; no escapes in there.
+        let Some(at) = TEXT.find(line) else {
             return Scanned::Other;
         };
-        let text = &line[at + TEXT.len()..];
-        // "p<post> <sent> ...": digits, a space, digits, a space; no escapes in there.
-        let len = text
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b' ')
-            .nth(1)
-            .map_or(0, |(i, _)| i);
-        return std::str::from_utf8(&text[..len])
-            .map_or(Scanned::Other, |text| Scanned::Message(text, &line[..at]));
+        let text = &line[at + TEXT.needle().len()..];
+        let Some((post, rest)) = leading_number(text) else {
+            return Scanned::Other;
+        };
+        let Some((sent, _)) = rest.strip_prefix(b" ").and_then(leading_number) else {
+            return Scanned::Other;
+        };
+        return Scanned::Message {
+            post,
+            sent,
+            fields: &line[..at],
+        };
     }
-    if line.starts_with(ERROR) && memchr::memmem::find(line, b"\"rate_limited\"").is_some() {
+    if line.starts_with(ERROR) && RATE_LIMITED.find(line).is_some() {
         return Scanned::RateLimited;
     }
     Scanned::Other
@@ -955,9 +1012,11 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
     let bar = progress(args.clients + args.stalled, "connecting");
     let (stop, stopped) = async_channel::bounded::<()>(1);
     let delivered = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Latencies::new()));
     let (writers_tx, writers_rx) = async_channel::unbounded();
     let readers = {
-        let (stopped, delivered) = (stopped.clone(), delivered.clone());
+        let (stopped, delivered, latencies) =
+            (stopped.clone(), delivered.clone(), latencies.clone());
         ramp_up(
             0,
             args.clients,
@@ -967,7 +1026,12 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
             &bar,
             move |i, stream, reader| {
                 let _ = writers_tx.try_send((i, stream));
-                read_messages(reader, stopped.clone(), delivered.clone())
+                read_messages(
+                    reader,
+                    stopped.clone(),
+                    delivered.clone(),
+                    latencies.clone(),
+                )
             },
         )
         .await?
@@ -997,12 +1061,14 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
     Timer::after(Duration::from_secs_f64(args.settle)).await;
 
     let cpu_before = args.server_pid.and_then(cpu_seconds);
+    let own_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     let storm = (args.storm > 0).then(|| spawn(storm(args.clone())));
     let (posts_sent, sending_time) = post(writers, &args).await;
     drain(&delivered, posts_sent * members(&args) as u64).await;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = args.server_pid.and_then(cpu_seconds);
+    let own_after = cpu_seconds(std::process::id());
     let storm = match storm {
         Some(task) => Some(task.await?),
         None => None,
@@ -1020,9 +1086,11 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
         sending_time,
         elapsed,
         server_cpu: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
+        own_cpu: own_before.zip(own_after).map(|(a, b)| b - a),
         storm,
     };
-    let summary = summarize(&args, &run, &results)?;
+    let latencies = latencies.lock().map_err(|e| e.to_string())?;
+    let summary = summarize(&args, &run, &results, &latencies);
     if args.json {
         println!(
             "{}",
@@ -1047,6 +1115,8 @@ fn members(args: &FanoutArgs) -> usize {
 
 /// What a posting run measured, besides the readers.
 struct Run {
+    /// The load generator's own CPU time while posting, to tell whether it kept up.
+    own_cpu: Option<f64>,
     posts_sent: u64,
     sending_time: f64,
     elapsed: f64,
@@ -1054,20 +1124,26 @@ struct Run {
     storm: Option<StormSummary>,
 }
 
-fn summarize(args: &FanoutArgs, run: &Run, results: &[Received]) -> Result<FanoutSummary, String> {
-    let (mut latency, mut to_room, mut from_room) = (histogram(), histogram(), histogram());
+fn summarize(
+    args: &FanoutArgs,
+    run: &Run,
+    results: &[Received],
+    latencies: &Latencies,
+) -> FanoutSummary {
+    let Latencies {
+        latency,
+        to_room,
+        from_room,
+    } = latencies;
     let (mut received, mut duplicated, mut rate_limited) = (0, 0, 0);
     for r in results {
-        latency.add(&r.latency).map_err(|e| e.to_string())?;
-        to_room.add(&r.to_room).map_err(|e| e.to_string())?;
-        from_room.add(&r.from_room).map_err(|e| e.to_string())?;
         received += r.unique;
         duplicated += r.duplicates;
         rate_limited += r.rate_limited;
     }
     let (posts_sent, elapsed, server_cpu) = (run.posts_sent, run.elapsed, run.server_cpu);
     let expected = posts_sent.saturating_sub(rate_limited) * members(args) as u64;
-    Ok(FanoutSummary {
+    FanoutSummary {
         clients: args.clients,
         rooms: args.rooms,
         senders: args.senders,
@@ -1082,18 +1158,21 @@ fn summarize(args: &FanoutArgs, run: &Run, results: &[Received]) -> Result<Fanou
         lost: expected.saturating_sub(received),
         duplicated,
         deliveries_per_s: received as f64 / elapsed,
-        latency_ms: Percentiles::of(&latency),
-        to_room_ms: Percentiles::of(&to_room),
-        from_room_ms: Percentiles::of(&from_room),
+        latency_ms: Percentiles::of(latency),
+        to_room_ms: Percentiles::of(to_room),
+        from_room_ms: Percentiles::of(from_room),
         server_cpu_s: server_cpu,
         server_cpu_us_per_delivery: server_cpu.map(|c| c * 1e6 / received.max(1) as f64),
         server_peak_rss_mib: args
             .server_pid
             .and_then(|pid| status_bytes(pid, "VmHWM:"))
             .map(|b| b as f64 / (1024.0 * 1024.0)),
+        loadgen_cpu_share: run
+            .own_cpu
+            .map(|cpu| cpu / elapsed / worker_threads(args.threads) as f64),
         tls: args.tls.is_some(),
         storm: run.storm.clone(),
-    })
+    }
 }
 
 fn print_fanout(s: &FanoutSummary) {
@@ -1135,6 +1214,17 @@ fn print_fanout(s: &FanoutSummary) {
     }
     if let Some(rss) = s.server_peak_rss_mib {
         println!("server peak rss       {rss:.1} MiB");
+    }
+    if let Some(share) = s.loadgen_cpu_share {
+        let note = if share > 0.9 {
+            " (saturated: its own queueing is in the latencies)"
+        } else {
+            ""
+        };
+        println!(
+            "loadgen cpu           {:.0}% of its cores{note}",
+            share * 100.0
+        );
     }
     if let Some(storm) = &s.storm {
         println!(
