@@ -3,7 +3,8 @@
 //! A write to a member costs about the same whether it carries one event or ten (most of
 //! it is the kernel's loopback or network send path), so when the cores are busy the
 //! cheapest way to carry more is fewer, fuller writes. Every [`PERIOD`] the hub looks at
-//! the CPU time the process used for chat (password hashing left out): above [`HIGH`] of its cores the window in which rooms
+//! the CPU time the process used for chat (password hashing left out), smoothed over about
+//! a second: above [`HIGH`] of its cores the window in which rooms
 //! gather events grows by [`STEP`], up to [`MAX_WINDOW`]; below [`LOW`] it shrinks back to
 //! `--coalesce-ms`. A quiet server keeps the configured window, and so its latency; a busy
 //! one trades a few milliseconds of it for fewer system calls instead of falling behind.
@@ -21,6 +22,8 @@ pub const HIGH: f64 = 0.85;
 pub const LOW: f64 = 0.7;
 /// Factor of one step.
 pub const STEP: f64 = 1.5;
+/// Weight of the newest period in the smoothed share: about the last second counts.
+const SMOOTHING: f64 = 0.2;
 /// The longest a room gathers events, however busy the server.
 pub const MAX_WINDOW: Duration = Duration::from_millis(50);
 
@@ -57,6 +60,8 @@ pub struct Pressure {
     stretch: f64,
     last_at: Instant,
     last_cpu: Duration,
+    /// The share of the cores used, smoothed over the last few periods.
+    smoothed: f64,
 }
 
 impl Pressure {
@@ -68,6 +73,7 @@ impl Pressure {
             stretch: 1.0,
             last_at: now,
             last_cpu: process_cpu(),
+            smoothed: 0.0,
         }
     }
 
@@ -97,7 +103,16 @@ impl Pressure {
         let used = cpu.saturating_sub(self.last_cpu).as_secs_f64();
         self.last_at = now;
         self.last_cpu = cpu;
-        self.adjust(used / (elapsed.as_secs_f64() * self.cores));
+        self.observe(used / (elapsed.as_secs_f64() * self.cores));
+    }
+
+    /// One period in which the cores were busy `share` of the time. One period is 100 ms:
+    /// a server at 75 % on average has periods at 55 % and at 95 %, and the window must
+    /// not jump with each of them (a stretched window is latency for everybody in the
+    /// room), so the window follows the share smoothed over about a second.
+    fn observe(&mut self, share: f64) {
+        self.smoothed += SMOOTHING * (share - self.smoothed);
+        self.adjust(self.smoothed);
     }
 
     /// One step for a period in which the cores were busy `share` of the time.
@@ -175,6 +190,26 @@ mod tests {
             p.adjust(0.2);
         }
         assert_eq!(p.window().busy, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_server_busy_on_average_but_not_near_saturation_keeps_its_window() {
+        let mut p = pressure(5);
+        for _ in 0..30 {
+            p.observe(0.75);
+        }
+        for _ in 0..30 {
+            p.observe(0.55);
+            p.observe(0.95);
+        }
+        assert_eq!(p.window().busy, Duration::from_millis(5));
+        for _ in 0..30 {
+            p.observe(0.95);
+        }
+        assert!(
+            p.window().busy > Duration::from_millis(5),
+            "saturated for 3 s"
+        );
     }
 
     #[test]
