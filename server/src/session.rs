@@ -243,7 +243,19 @@ impl<'a> Session<'a> {
                 Wake::Readable(Ok(None)) => continue,
                 Wake::Readable(Ok(Some(items))) => {
                     for item in items {
-                        if let Err(end) = self.handle(item).await {
+                        let frame = match self.screen(item) {
+                            Ok(Some(frame)) => frame,
+                            Ok(None) => continue,
+                            Err(end) => return end,
+                        };
+                        let acted = if self.logged_in {
+                            self.handle(frame)
+                        } else {
+                            // Boxed: the login runs once, and its state should not stay
+                            // in every connection's task for the rest of its life.
+                            Box::pin(self.login(frame)).await
+                        };
+                        if let Err(end) = acted {
                             return end;
                         }
                     }
@@ -288,7 +300,9 @@ impl<'a> Session<'a> {
         let _ = self.shared.hub.try_send(command);
     }
 
-    async fn handle(&mut self, item: Result<ClientFrame, DecodeError>) -> Result<(), End> {
+    /// Meters a frame read and answers what could not be decoded; returns the frame to
+    /// act on, if any.
+    fn screen(&mut self, item: Decoded) -> Result<Option<ClientFrame>, End> {
         let now = Instant::now();
         if self.logged_in
             && !self.catching_up(&item, now)
@@ -297,30 +311,30 @@ impl<'a> Session<'a> {
         {
             return Err(End::Close(CloseCode::Flood));
         }
-        let frame = match item {
-            Ok(frame) => frame,
-            Err(DecodeError::TooLong { .. }) => return Err(End::Close(CloseCode::FrameTooLong)),
+        match item {
+            Ok(frame) => Ok(Some(frame)),
+            Err(DecodeError::TooLong { .. }) => Err(End::Close(CloseCode::FrameTooLong)),
             Err(DecodeError::UnknownType(kind)) if self.logged_in => {
                 self.bad_in_row = 0;
-                return self.error(
+                self.error(
                     ErrorCode::UnknownType,
                     format!("unknown frame type {kind:?}"),
                     None,
-                );
+                )
+                .map(|()| None)
             }
-            Err(DecodeError::UnknownType(kind)) => {
-                return Err(self.reject(
-                    RejectCode::ExpectedHello,
-                    format!("expected hello, got {kind:?}"),
-                ));
-            }
-            Err(err) => return self.bad_frame(err.to_string()),
-        };
-        if !self.logged_in {
-            // Boxed: the login runs once, and its state should not stay in every
-            // connection's task for the rest of its life.
-            return Box::pin(self.login(frame)).await;
+            Err(DecodeError::UnknownType(kind)) => Err(self.reject(
+                RejectCode::ExpectedHello,
+                format!("expected hello, got {kind:?}"),
+            )),
+            Err(err) => self.bad_frame(err.to_string()).map(|()| None),
         }
+    }
+
+    /// Acts on a frame from a logged-in client. Not async: nothing it does waits, and an
+    /// async one would keep its frame's room in every connection's task for good.
+    fn handle(&mut self, frame: ClientFrame) -> Result<(), End> {
+        let now = Instant::now();
         if let ClientFrame::Hello { .. } = frame {
             return self.bad_frame("already logged in: hello comes once".into());
         }
