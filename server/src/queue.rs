@@ -8,10 +8,12 @@
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use chat_shared::Frame;
 use event_listener::Event;
-use futures_lite::{AsyncWrite, AsyncWriteExt};
+use futures_lite::{AsyncWrite, AsyncWriteExt, future};
+use smol::Timer;
 
 /// Limits of one send queue.
 #[derive(Debug, Clone, Copy)]
@@ -132,21 +134,7 @@ impl SendQueue {
 
     /// Whether the queue was closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
-    }
-
-    /// Resolves once the queue is closed.
-    pub async fn closed(&self) {
-        loop {
-            if self.is_closed() {
-                return;
-            }
-            let listener = self.shared.on_close.listen();
-            if self.is_closed() {
-                return;
-            }
-            listener.await;
-        }
+        self.shared.is_closed()
     }
 }
 
@@ -162,10 +150,17 @@ const MAX_BATCH: usize = 64;
 
 impl QueueReceiver {
     /// Writes everything queued to `out` until the queue is closed and drained, gathering
-    /// whatever is waiting into one vectored write.
-    pub async fn write_to<W: AsyncWrite + Unpin>(&self, mut out: W) -> io::Result<()> {
-        let mut batch: Vec<Item> = Vec::new();
+    /// whatever is waiting into one vectored write. Once the queue is closed, a write the
+    /// peer does not take within `linger` fails with `TimedOut`.
+    pub async fn write_to<W: AsyncWrite + Unpin>(
+        &self,
+        mut out: W,
+        linger: Duration,
+    ) -> io::Result<()> {
         while let Ok(first) = self.rx.recv().await {
+            // Sized for what waits, and dropped once written: an idle connection keeps no
+            // buffer of the size its busiest moment needed.
+            let mut batch: Vec<Item> = Vec::with_capacity((self.rx.len() + 1).min(MAX_BATCH));
             batch.push(first);
             while batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
@@ -176,9 +171,25 @@ impl QueueReceiver {
             if self.shared.aborted.load(Ordering::Acquire) {
                 batch.retain(|item| item.count() == 0);
             }
-            write_all(&mut out, &batch).await?;
-            // TLS may hold back what did not fit the socket; plain TCP holds nothing.
-            out.flush().await?;
+            // The first poll of the write is the first thing done: a write the socket
+            // takes at once never watches the queue (nor allocates a listener to).
+            future::or(
+                async {
+                    write_all(&mut out, &batch).await?;
+                    // TLS may hold back what did not fit the socket; plain TCP holds nothing.
+                    out.flush().await
+                },
+                // Boxed, so that its timer is not part of every connection's task.
+                async {
+                    Box::pin(async {
+                        self.closed().await;
+                        Timer::after(linger).await;
+                        Err(io::ErrorKind::TimedOut.into())
+                    })
+                    .await
+                },
+            )
+            .await?;
             let (frames, bytes) = batch
                 .iter()
                 .filter(|item| item.count() > 0)
@@ -187,12 +198,32 @@ impl QueueReceiver {
                 });
             self.shared.frames.fetch_sub(frames, Ordering::Relaxed);
             self.shared.bytes.fetch_sub(bytes, Ordering::Relaxed);
-            batch.clear();
-            if batch.capacity() > MAX_BATCH {
-                batch = Vec::new();
-            }
         }
         out.flush().await
+    }
+
+    /// Resolves once the queue is closed.
+    async fn closed(&self) {
+        self.shared.closed().await;
+    }
+}
+
+impl Shared {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    async fn closed(&self) {
+        loop {
+            if self.is_closed() {
+                return;
+            }
+            let listener = self.on_close.listen();
+            if self.is_closed() {
+                return;
+            }
+            listener.await;
+        }
     }
 }
 

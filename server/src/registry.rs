@@ -48,7 +48,9 @@ pub enum Admission {
 /// Everyone connected and logged in (or logging in).
 #[derive(Debug, Default)]
 pub struct Registry {
-    members: HashMap<ConnId, Member>,
+    /// Boxed: the table holds twice the slots it has members, and a slot should not
+    /// cost a whole member.
+    members: HashMap<ConnId, Box<Member>>,
     /// By case-folded name: the sorted user list, and one collision key.
     by_folded: BTreeMap<String, ConnId>,
     /// By the other collision key.
@@ -95,7 +97,7 @@ impl Registry {
     pub fn insert(&mut self, conn: ConnId, member: Member) {
         self.by_folded.insert(member.keys.folded.clone(), conn);
         self.by_skeleton.insert(member.keys.skeleton.clone(), conn);
-        self.members.insert(conn, member);
+        self.members.insert(conn, Box::new(member));
     }
 
     /// Removes a member.
@@ -103,24 +105,24 @@ impl Registry {
         let member = self.members.remove(&conn)?;
         self.by_folded.remove(&member.keys.folded);
         self.by_skeleton.remove(&member.keys.skeleton);
-        Some(member)
+        Some(*member)
     }
 
     /// A member.
     pub fn get(&self, conn: ConnId) -> Option<&Member> {
-        self.members.get(&conn)
+        self.members.get(&conn).map(|member| &**member)
     }
 
     /// A member, to change.
     pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Member> {
-        self.members.get_mut(&conn)
+        self.members.get_mut(&conn).map(|member| &mut **member)
     }
 
     /// Everyone, sorted by case-folded name, with their connections.
     pub fn sorted(&self) -> impl Iterator<Item = (ConnId, &Member)> {
         self.by_folded
             .values()
-            .filter_map(|conn| self.members.get(conn).map(|member| (*conn, member)))
+            .filter_map(|conn| self.members.get(conn).map(|member| (*conn, &**member)))
     }
 
     /// How many members.

@@ -81,8 +81,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Transport, conn: ConnId, pe
         // The writer now drains the queue, which `finish` closed.
         future::pending::<bool>().await
     };
+    // Ends once the queue is closed (by `finish`, or by the hub: replaced, too slow) and
+    // written out, or when the peer has not taken it within `linger` of the close.
     let writer = async {
-        match receiver.write_to(stream.writer()).await {
+        match receiver.write_to(stream.writer(), config.linger).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::debug!(conn, %err, "write failed");
@@ -90,12 +92,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Transport, conn: ConnId, pe
             }
         }
     };
-    let linger = async {
-        queue.closed().await;
-        Timer::after(config.linger).await;
-        false
-    };
-    let flushed = future::or(future::or(reader, writer), linger).await;
+    let flushed = future::or(reader, writer).await;
     // If the writer failed first, the reader never told the hub; the hub ignores a
     // second Leave for a connection it no longer holds, so one more is always safe. On
     // shutdown nobody is told that anybody left.

@@ -61,7 +61,9 @@ impl Transport {
     pub async fn read_with<R>(&self, take: impl FnOnce(&[u8]) -> R) -> io::Result<Option<R>> {
         match self {
             Self::Plain(stream) => {
-                stream.readable().await?;
+                // The one waker the socket keeps for its reader: `readable()` would keep a
+                // table of them in every connection.
+                future::poll_fn(|cx| stream.poll_readable(cx)).await?;
                 SCRATCH_BUF.with_borrow_mut(|buf| match stream.get_ref().read(buf) {
                     Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
                     Ok(n) => Ok(Some(take(&buf[..n]))),
