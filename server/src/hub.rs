@@ -33,7 +33,7 @@ use crate::log::{
 };
 use crate::pressure::Pressure;
 use crate::queue::{Batch, SendQueue};
-use crate::registry::{Admission, ConnId, Member, Registry};
+use crate::registry::{Admission, ConnId, ConnSet, Member, Registry};
 use crate::room::{Effect, Pending, Room, Welcome};
 use crate::wire::{closing, now_millis, random_hex};
 
@@ -1023,7 +1023,7 @@ impl Hub {
         // smaller one is borrowed and sorted. Either way the names are copied once, into a
         // list of its final size.
         if room.fanout.len() * 2 >= self.registry.len() {
-            let conns: HashSet<ConnId> = room.fanout.conns().collect();
+            let conns: ConnSet = room.fanout.conns().collect();
             let mut users = Vec::with_capacity(conns.len());
             users.extend(
                 self.registry
