@@ -1816,10 +1816,9 @@ impl Hub {
             }
             match pending.effect {
                 Effect::Welcome(welcome) => {
-                    // Everything before this `joined` goes to the members before the
-                    // newcomer is one of them; the newcomer gets it in its replay, and its
-                    // own `joined` as its first live event.
-                    self.push_to_members(key);
+                    // The newcomer gets what was gathered before this `joined` in its
+                    // replay, not again live (see `FanOut::add`), and its own `joined` as
+                    // its first live event.
                     if self.registry.get(welcome.conn).is_some() {
                         // A member from here on, so `welcome.users` names it.
                         let (conn, queue) = (welcome.conn, welcome.queue.clone());
@@ -1833,7 +1832,7 @@ impl Hub {
                     }
                 }
                 Effect::Joined { conn, since } => {
-                    self.push_to_members(key);
+                    // As for a welcome: the replay carries what was gathered before.
                     let still_joining = self
                         .registry
                         .get(conn)

@@ -227,6 +227,16 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+impl QueueReceiver {
+    /// What is queued now, one entry per push, as text.
+    pub fn queued(&self) -> Vec<String> {
+        std::iter::from_fn(|| self.rx.try_recv().ok())
+            .map(|batch| String::from_utf8_lossy(batch.bytes()).into_owned())
+            .collect()
+    }
+}
+
 /// Writes every frame of `batch`, in as few system calls as the socket allows.
 async fn write_all<W: AsyncWrite + Unpin>(out: &mut W, batch: &[Item]) -> io::Result<()> {
     if let [item] = batch {

@@ -8,10 +8,69 @@ use std::time::Duration;
 use chat_client::connection::{Event, new_post_id};
 use chat_shared::{CloseCode, ErrorCode, ServerFrame};
 use chat_tests::{
-    Client, Config, Headless, ServerProcess, run_for, say, server_binary, start, test_config,
+    Client, Config, Headless, ServerProcess, hello, run_for, say, server_binary, start, test_config,
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
+
+/// Flags: `--max-per-ip 0`, `--coalesce-ms 300` (so that the logins below land in one batch
+/// of the room's events). Twenty clients log in at once while one watches: each sees every
+/// event of the room once and in `seq` order, those before its own `joined` in its replay
+/// and the rest live, up to a last message.
+#[test]
+fn logins_in_one_batch_see_every_event_once() {
+    const CLIENTS: usize = 20;
+    let server = start(Config {
+        max_per_ip: 0,
+        coalesce: Duration::from_millis(300),
+        ..test_config()
+    });
+    let addr = server.addr();
+    run_for(LIMIT, async {
+        let (mut watcher, _) = Client::login(addr, "watcher").await;
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                smol::spawn(async move {
+                    let mut client = Client::connect(addr).await;
+                    client.send(&hello(&format!("s{i}"))).await;
+                    let ServerFrame::Welcome { seq: replayed, .. } = client.recv().await else {
+                        panic!("s{i}: no welcome");
+                    };
+                    let mut seqs = Vec::new();
+                    loop {
+                        match client.recv().await {
+                            ServerFrame::Joined { seq, .. } => seqs.push(seq),
+                            ServerFrame::Message { seq, text, .. } => {
+                                seqs.push(seq);
+                                if text == "done" {
+                                    break;
+                                }
+                            }
+                            other => panic!("s{i}: unexpected {other:?}"),
+                        }
+                    }
+                    (i, replayed, seqs)
+                })
+            })
+            .collect();
+        let mut joined = 0;
+        while joined < CLIENTS {
+            if let ServerFrame::Joined { .. } = watcher.recv().await {
+                joined += 1;
+            }
+        }
+        watcher.send(&say("done", "done")).await;
+        for task in tasks {
+            let (i, replayed, seqs) = task.await;
+            let last = *seqs.last().expect("at least the last message");
+            assert_eq!(
+                seqs,
+                (1..=last).collect::<Vec<u64>>(),
+                "s{i} (replay up to {replayed}): every event once, in order"
+            );
+        }
+    });
+}
 
 /// Flags: `--max-per-ip 0` (everyone comes from 127.0.0.1), flood control on (10 posts are
 /// within the burst of 20). 100 clients each post 10 messages at once: every client
