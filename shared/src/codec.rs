@@ -281,6 +281,21 @@ impl<R: AsyncRead + Unpin, T: WireFrame> FrameReader<R, T> {
         }
     }
 
+    /// A reader that first goes through `unread`, bytes already taken from `reader` (what
+    /// [`FrameReader::into_parts`] hands back, or what a caller read by itself).
+    pub fn from_parts(reader: R, max_frame: usize, unread: Vec<u8>) -> Self {
+        let mut buf = unread;
+        let end = buf.len();
+        buf.resize(end.max(8 * 1024), 0);
+        Self {
+            reader,
+            decoder: Decoder::new(max_frame),
+            buf: buf.into_boxed_slice(),
+            start: 0,
+            end,
+        }
+    }
+
     /// The next frame, or `None` at a clean end of the stream.
     pub async fn next(&mut self) -> Option<Result<T, ReadError>> {
         loop {
@@ -390,5 +405,28 @@ mod tests {
         );
         let (_, unread) = reader.into_parts();
         assert_eq!(unread, b"{\"type\":\"pong\"}\n");
+    }
+
+    #[test]
+    fn from_parts_reads_what_was_handed_back_first() {
+        let mut reader = FrameReader::<_, ServerFrame>::from_parts(
+            futures_lite::io::Cursor::new(b"ng\"}\n".to_vec()),
+            1024,
+            b"{\"type\":\"pong\"}\n{\"type\":\"pi".to_vec(),
+        );
+        let frames: Vec<_> = futures_lite::future::block_on(async {
+            let mut frames = Vec::new();
+            while let Some(frame) = reader.next().await {
+                frames.push(frame.expect("decodes"));
+            }
+            frames
+        });
+        assert!(
+            matches!(
+                frames.as_slice(),
+                [ServerFrame::Pong { .. }, ServerFrame::Ping { .. }]
+            ),
+            "{frames:?}"
+        );
     }
 }
