@@ -1283,7 +1283,11 @@ fn print_fanout(s: &FanoutSummary) {
 struct IdleSummary {
     clients: usize,
     server_rss_before_mib: Option<f64>,
+    /// As soon as the last connection is logged in.
+    server_rss_after_ramp_mib: Option<f64>,
+    /// After the hold.
     server_rss_after_mib: Option<f64>,
+    server_bytes_per_connection_after_ramp: Option<f64>,
     server_bytes_per_connection: Option<f64>,
 }
 
@@ -1337,6 +1341,7 @@ async fn idle(args: IdleArgs) -> Result<(), String> {
     )
     .await?;
     bar.finish_and_clear();
+    let after_ramp = args.server_pid.and_then(|p| status_bytes(p, "VmRSS:"));
     Timer::after(Duration::from_secs_f64(args.hold)).await;
     let after = args.server_pid.and_then(|p| status_bytes(p, "VmRSS:"));
     drop(stop);
@@ -1345,13 +1350,18 @@ async fn idle(args: IdleArgs) -> Result<(), String> {
         alive += usize::from(task.await);
     }
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let per_connection = |after: Option<u64>| {
+        before
+            .zip(after)
+            .map(|(b, a)| (a.saturating_sub(b)) as f64 / args.clients as f64)
+    };
     let summary = IdleSummary {
         clients: alive,
         server_rss_before_mib: before.map(mib),
+        server_rss_after_ramp_mib: after_ramp.map(mib),
         server_rss_after_mib: after.map(mib),
-        server_bytes_per_connection: before
-            .zip(after)
-            .map(|(b, a)| (a.saturating_sub(b)) as f64 / args.clients as f64),
+        server_bytes_per_connection_after_ramp: per_connection(after_ramp),
+        server_bytes_per_connection: per_connection(after),
     };
     if args.json {
         println!(
@@ -1367,6 +1377,12 @@ async fn idle(args: IdleArgs) -> Result<(), String> {
         ) {
             println!("server rss            {b:.1} MiB before, {a:.1} MiB with them");
             println!("server memory         {per:.0} bytes per connection");
+        }
+        if let (Some(a), Some(per)) = (
+            summary.server_rss_after_ramp_mib,
+            summary.server_bytes_per_connection_after_ramp,
+        ) {
+            println!("right after the ramp  {a:.1} MiB, {per:.0} bytes per connection");
         }
     }
     Ok(())
