@@ -182,7 +182,7 @@ impl QueueReceiver {
                 // Boxed, so that its timer is not part of every connection's task.
                 async {
                     Box::pin(async {
-                        self.closed().await;
+                        self.shared.closed().await;
                         Timer::after(linger).await;
                         Err(io::ErrorKind::TimedOut.into())
                     })
@@ -201,11 +201,6 @@ impl QueueReceiver {
         }
         out.flush().await
     }
-
-    /// Resolves once the queue is closed.
-    async fn closed(&self) {
-        self.shared.closed().await;
-    }
 }
 
 impl Shared {
@@ -213,6 +208,7 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Resolves once the queue is closed.
     async fn closed(&self) {
         loop {
             if self.is_closed() {
