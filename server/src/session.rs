@@ -74,7 +74,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Transport, conn: ConnId, pe
         frames: config.send_queue,
         bytes: config.send_queue_bytes,
     });
-    let mut session = Session::new(&shared, conn, queue.clone(), peer, stream.is_tls());
+    let mut session = Session::new(&shared, conn, queue, peer, stream.is_tls());
     let reader = async {
         let end = session.read_loop(&stream).await;
         session.finish(end);
