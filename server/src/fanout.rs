@@ -75,13 +75,11 @@ impl FanOut {
     /// queues are over the limit): the caller closes them.
     pub fn push(&mut self) -> Vec<ConnId> {
         let mut overflowed = Vec::new();
-        let mut joining = std::mem::take(&mut self.joining);
-        // Newcomers in the order they came, so each suffix is built once for all who
-        // share it.
-        joining.sort_by_key(|(.., start)| *start);
+        let joining = std::mem::take(&mut self.joining);
+        // Newcomers are in the order they came (`add` appends, `remove` keeps the order),
+        // so those who came at the same point are next to each other and share a suffix.
         let mut suffix: Option<(usize, Batch)> = None;
-        for (conn, queue, start) in &joining {
-            let from = (*start).min(self.gathered.len());
+        for &(conn, ref queue, from) in &joining {
             if from == self.gathered.len() {
                 continue;
             }
@@ -92,7 +90,7 @@ impl FanOut {
             if let Some((_, batch)) = &suffix
                 && queue.push(batch).is_err()
             {
-                overflowed.push(*conn);
+                overflowed.push(conn);
             }
         }
         let count = self.gathered.len();

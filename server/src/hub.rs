@@ -670,6 +670,22 @@ impl Hub {
         let _ = login.reply.try_send(false);
     }
 
+    /// A new session token for `login`; without one (no random bytes) the login is
+    /// refused as `unavailable`.
+    fn session_token(login: &Login) -> Option<String> {
+        let token = random_hex(16).ok();
+        if token.is_none() {
+            tracing::error!("no random bytes for a token");
+            Self::reject(
+                login,
+                RejectCode::Unavailable,
+                "the server cannot make a session token now; try again".into(),
+                Some(2000),
+            );
+        }
+        token
+    }
+
     fn login(&mut self, mut login: Login) {
         let keys = login.name.keys();
         match std::mem::replace(&mut login.auth, Auth::Guest) {
@@ -850,14 +866,8 @@ impl Hub {
     /// A login that takes a free name: it joins the default room, and gets its welcome
     /// once that `joined` is recorded.
     fn fresh_login(&mut self, login: Login, keys: NameKeys, account: bool) {
-        let Ok(token) = random_hex(16) else {
-            tracing::error!("no random bytes for a token");
-            return Self::reject(
-                &login,
-                RejectCode::Unavailable,
-                "the server cannot make a session token now; try again".into(),
-                Some(2000),
-            );
+        let Some(token) = Self::session_token(&login) else {
+            return;
         };
         // Only names with posts to remember get an entry: an idle connection costs none.
         if !login.recent.is_empty() {
@@ -901,14 +911,8 @@ impl Hub {
     /// The same user on a new connection, with its token: it keeps the rooms, the others
     /// see nothing, the old connection is told it was replaced.
     fn take_over(&mut self, old: ConnId, login: Login) {
-        let Ok(token) = random_hex(16) else {
-            tracing::error!("no random bytes for a token");
-            return Self::reject(
-                &login,
-                RejectCode::Unavailable,
-                "the server cannot make a session token now; try again".into(),
-                Some(2000),
-            );
+        let Some(token) = Self::session_token(&login) else {
+            return;
         };
         let Some(previous) = self.registry.remove(old) else {
             return;
