@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chat_shared::Frame;
-use event_listener::Event;
 use futures_lite::{AsyncWrite, AsyncWriteExt, future};
 use smol::Timer;
+
+use crate::server::Signal;
 
 /// Limits of one send queue.
 #[derive(Debug, Clone, Copy)]
@@ -29,10 +30,9 @@ pub struct QueueLimits {
 struct Shared {
     frames: AtomicUsize,
     bytes: AtomicUsize,
-    closed: AtomicBool,
+    closed: Signal,
     /// Closed for being too slow: what is queued is dropped, only the last word is written.
     aborted: AtomicBool,
-    on_close: Event,
 }
 
 /// Frames on their way to one or more connections, and how many of them count against
@@ -120,9 +120,7 @@ impl SendQueue {
             self.push_unmetered(frame);
         }
         self.tx.close();
-        if !self.shared.closed.swap(true, Ordering::AcqRel) {
-            self.shared.on_close.notify(usize::MAX);
-        }
+        self.shared.closed.raise();
     }
 
     /// Closes a connection that cannot keep up: the backlog it was not reading is dropped
@@ -134,7 +132,7 @@ impl SendQueue {
 
     /// Whether the queue was closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
+        self.shared.closed.is_raised()
     }
 }
 
@@ -182,7 +180,7 @@ impl QueueReceiver {
                 // Boxed, so that its timer is not part of every connection's task.
                 async {
                     Box::pin(async {
-                        self.shared.closed().await;
+                        self.shared.closed.wait().await;
                         Timer::after(linger).await;
                         Err(io::ErrorKind::TimedOut.into())
                     })
@@ -200,26 +198,6 @@ impl QueueReceiver {
             self.shared.bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
         out.flush().await
-    }
-}
-
-impl Shared {
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// Resolves once the queue is closed.
-    async fn closed(&self) {
-        loop {
-            if self.is_closed() {
-                return;
-            }
-            let listener = self.on_close.listen();
-            if self.is_closed() {
-                return;
-            }
-            listener.await;
-        }
     }
 }
 
