@@ -16,6 +16,9 @@ pub enum Storage {
     Memory,
     /// In a store in this directory (`--data DIR`), created on first start.
     Dir(PathBuf),
+    /// In a shared Redis (`--redis URL`): every node started with the same Redis is the
+    /// same chat.
+    Redis(String),
 }
 
 impl Storage {
@@ -81,6 +84,9 @@ pub struct Config {
     pub registration: bool,
     /// Threads that hash passwords; 0 means one per two cores (at least one).
     pub hashers: usize,
+    /// In a cluster: how long a node that stops refreshing its lease counts as alive
+    /// before another node takes its members offline.
+    pub lease: Duration,
 }
 
 impl Config {
@@ -130,6 +136,7 @@ impl Default for Config {
             tls: None,
             registration: true,
             hashers: 0,
+            lease: Duration::from_secs(5),
         }
     }
 }
@@ -159,6 +166,14 @@ pub struct Args {
     /// keep nothing on disk: a restart forgets the history and starts a new epoch
     #[argh(switch)]
     pub memory: bool,
+    /// join a cluster: keep everything in this Redis (redis://HOST:PORT[/DB]), shared by
+    /// every node started with it, which together are one chat
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// in a cluster, seconds a node that stopped answering counts as alive before its
+    /// members are taken offline (default: 5)
+    #[argh(option, default = "Seconds(5.0)")]
+    pub lease: Seconds,
     /// the room every connection is in after logging in (default: general)
     #[argh(option, default = "String::from(\"general\")")]
     pub room: String,
@@ -290,6 +305,15 @@ pub enum ConfigError {
     /// Two flags that exclude each other.
     #[error("--data and --memory exclude each other")]
     DataAndMemory,
+    /// `--redis` with a store of this node's own.
+    #[error("--redis keeps everything in Redis: it excludes --data and --memory")]
+    RedisAndStore,
+    /// `--redis` is not a Redis URL.
+    #[error("--redis {0:?}: say redis://HOST:PORT or redis://HOST:PORT/DB")]
+    BadRedis(String),
+    /// `--lease` too short to be refreshed in time.
+    #[error("--lease must be at least 0.5 seconds")]
+    ShortLease,
     /// `--room` is not a room name.
     #[error("--room {0:?}: {1}")]
     BadRoom(String, chat_shared::NameError),
@@ -318,12 +342,24 @@ impl Args {
             }
         };
         let data_dir = self.data.clone().unwrap_or_else(Storage::default_dir);
-        let storage = match (self.data, self.memory) {
-            (Some(_), true) => return Err(ConfigError::DataAndMemory),
-            (Some(dir), false) => Storage::Dir(dir),
-            (None, true) => Storage::Memory,
-            (None, false) => Storage::Dir(Storage::default_dir()),
+        let storage = match (self.data, self.memory, self.redis) {
+            (Some(_), true, _) => return Err(ConfigError::DataAndMemory),
+            (Some(_), _, Some(_)) | (_, true, Some(_)) => return Err(ConfigError::RedisAndStore),
+            (None, false, Some(url)) => {
+                if redis::parse_redis_url(&url).is_none()
+                    || !(url.starts_with("redis://") || url.starts_with("redis+unix://"))
+                {
+                    return Err(ConfigError::BadRedis(url));
+                }
+                Storage::Redis(url)
+            }
+            (Some(dir), false, None) => Storage::Dir(dir),
+            (None, true, None) => Storage::Memory,
+            (None, false, None) => Storage::Dir(Storage::default_dir()),
         };
+        if self.lease.0 < 0.5 {
+            return Err(ConfigError::ShortLease);
+        }
         // With --memory, a self-signed certificate still lives in the data directory: a
         // certificate that changed at every start would make every client warn.
         let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
@@ -358,6 +394,7 @@ impl Args {
             tls,
             registration: self.registration == Registration::Open,
             hashers: self.hashers,
+            lease: self.lease.duration(),
             ..Config::default()
         })
     }

@@ -11,7 +11,7 @@
 //! store, and deep history, run on a blocking pool, never on this task; a room nobody is in
 //! is dropped from memory (with a durable log) and read back when someone joins it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,13 +27,15 @@ use smol::{Executor, Timer};
 
 use crate::Config;
 use crate::accounts::{self, Account, Directory, Hasher, PasswordHash, Throttle};
+use crate::cluster::{AfterClaim, Claim, Cluster, News, Request};
+use crate::log::redis::RedisLog;
 use crate::log::writer::{Recorded, Writer};
 use crate::log::{
     Body, Direct, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, for_reader,
 };
 use crate::pressure::Pressure;
 use crate::queue::{Batch, SendQueue};
-use crate::registry::{Admission, ConnId, ConnSet, Member, Registry};
+use crate::registry::{Admission, ConnId, ConnMap, ConnSet, Member, Registry};
 use crate::room::{Effect, Pending, Room, Welcome};
 use crate::wire::{closing, now_millis, random_hex};
 
@@ -161,6 +163,8 @@ pub enum Command {
         /// The log's answer.
         result: Recorded,
     },
+    /// News from the cluster (with `--redis`).
+    Cluster(News),
     /// The server is going down: record what was accepted, then stop.
     Shutdown,
 }
@@ -215,6 +219,9 @@ pub struct Login {
     /// The conversations the log holds for this name, should it be an account (read
     /// before the login reached the hub).
     pub conversations: Vec<Conversation>,
+    /// The token its session will have, once made (in a cluster, before the name is
+    /// claimed).
+    pub session: Option<String>,
 }
 
 /// How long post ids are kept in memory at least, after the name's last post (the log may
@@ -312,21 +319,32 @@ enum Deferred {
     },
     /// A part.
     Part(ConnId, RoomName),
+    /// A member taken over from another node: in the room already, nothing recorded.
+    Adopt(ConnId),
+    /// A join of a room the member is in already: the answer again.
+    Resume(ConnId, Option<Seq>),
 }
 
 impl Deferred {
     fn conn_mut(&mut self) -> &mut ConnId {
         match self {
-            Deferred::Join(conn, _) | Deferred::Post { conn, .. } | Deferred::Part(conn, _) => conn,
+            Deferred::Join(conn, _)
+            | Deferred::Post { conn, .. }
+            | Deferred::Part(conn, _)
+            | Deferred::Adopt(conn)
+            | Deferred::Resume(conn, _) => conn,
         }
     }
 }
 
-/// A room read back from the store.
+/// A room read back from the store: its head and newest events, and in a cluster its name
+/// and members.
 struct Loaded {
     key: Arc<str>,
-    result: Result<(Head, Vec<Event>), LogError>,
+    result: Result<(Head, Vec<Event>, Option<Snapshot>), LogError>,
 }
+
+use crate::log::redis::Snapshot;
 
 /// The hub's state; [`Hub::run`] is its task.
 pub struct Hub {
@@ -363,6 +381,11 @@ pub struct Hub {
     /// Direct messages on their way to the log, by poster and id: a re-sent copy is
     /// dropped.
     direct_pending: HashSet<(String, String)>,
+    /// With `--redis`: this node's part of the cluster, and the shared Redis.
+    cluster: Option<(Cluster, Arc<RedisLog>)>,
+    /// In a cluster: logins whose name Redis is asked for, and whether they still want it
+    /// (false once the connection went).
+    claiming: ConnMap<bool>,
 }
 
 impl Hub {
@@ -373,6 +396,7 @@ impl Hub {
         log: Arc<dyn EventLog>,
         hasher: Hasher,
         inbox: Sender<Command>,
+        cluster: Option<(Cluster, Arc<RedisLog>)>,
     ) -> Result<Self, LogError> {
         let mut accounts = Directory::default();
         for (name, hash) in log.accounts()? {
@@ -399,9 +423,20 @@ impl Hub {
         };
         names.insert(key.clone(), name.clone());
         let stream = StreamId::new(&key);
-        let head = log.head(&stream)?;
+        let snapshot = match &cluster {
+            Some((_, redis)) => Some(redis.snapshot_blocking(&stream)?),
+            None => None,
+        };
+        let head = match &snapshot {
+            Some(snapshot) => snapshot.head,
+            None => log.head(&stream)?,
+        };
         let recent = log.read(&stream, Span::Before(head.newest + 1), config.history)?;
-        let room = Room::new(stream, name, head, recent, config.history);
+        let mut room = Room::new(stream, name, head, recent, config.history);
+        if let Some((cluster, _)) = &cluster {
+            room.roster = snapshot.map(|s| s.members.into_iter().collect());
+            cluster.follow(&key, head.newest);
+        }
         let writer = if log.durable() {
             Some(Writer::spawn(log.clone()).map_err(|err| LogError::Store(err.to_string()))?)
         } else {
@@ -428,6 +463,8 @@ impl Hub {
             hasher,
             inbox,
             direct_pending: HashSet::new(),
+            cluster,
+            claiming: ConnMap::default(),
         })
     }
 
@@ -446,6 +483,9 @@ impl Hub {
         }
         let recorded = self.recorded.1.clone();
         let loaded = self.loaded.1.clone();
+        if let Some((cluster, _)) = &mut self.cluster {
+            cluster.start(&executor, &self.inbox);
+        }
         let mut timer = Timer::never();
         // When the timer is set to fire (`None`: not set, or fired). Setting it costs a
         // timer operation and a reactor wake-up, so it is only moved when the deadline
@@ -587,6 +627,7 @@ impl Hub {
                 conn,
                 result,
             } => self.direct_recorded(&event, conn, result),
+            Command::Cluster(news) => self.news(news, executor),
             Command::Shutdown => {}
         }
         let now = Instant::now();
@@ -615,8 +656,18 @@ impl Hub {
 
     /// Queues an event in a room.
     fn push(&mut self, key: &Arc<str>, body: Body, poster: Option<String>, effect: Effect) {
+        // In a cluster a member's own `joined` or `left` is recorded only while its
+        // session is still its own (see `NewEvent::holder`).
+        let holder = match &effect {
+            Effect::Welcome(welcome) => Some(welcome.conn),
+            Effect::Joined { conn, .. } | Effect::Parted { conn } => Some(*conn),
+            Effect::Post { .. } | Effect::None => None,
+        }
+        .filter(|_| self.cluster.is_some())
+        .and_then(|conn| self.registry.get(conn))
+        .map(|member| member.token.clone());
         if let Some(room) = self.room(key) {
-            let event = room.event(now_millis(), body, poster);
+            let event = room.event(now_millis(), body, poster, holder);
             room.push(Pending { event, effect });
             self.busy.insert(key.clone());
         }
@@ -693,6 +744,26 @@ impl Hub {
                 let admission = self
                     .registry
                     .admit(&login.name, &keys, login.token.as_deref());
+                if self.cluster.is_some() {
+                    // Whether the name is free (or this login's to take over) on every
+                    // node is for Redis to say.
+                    // The checks come in the same order as alone: a takeover, an
+                    // account's name, a name taken.
+                    let guest = AfterClaim::Login { account: false };
+                    if let Admission::Takeover(_) = admission {
+                        return self.claim(login, guest, false, false);
+                    }
+                    // With a token, the session to take over may be on another node.
+                    if login.token.is_none() && self.refuse_an_accounts_name(&login, &keys) {
+                        return;
+                    }
+                    return match admission {
+                        Admission::Taken(message) => {
+                            Self::reject(&login, RejectCode::NameTaken, message, None);
+                        }
+                        _ => self.claim(login, guest, false, true),
+                    };
+                }
                 if let Admission::Takeover(old) = admission {
                     return self.take_over(old, login);
                 }
@@ -739,6 +810,16 @@ impl Hub {
         if let Err(weak) = check_password(login.name.as_str(), password.expose()) {
             return Self::reject(&login, RejectCode::WeakPassword, weak.to_string(), None);
         }
+        if self.cluster.is_some() {
+            // The name must be free on every node before it is hashed and stored.
+            return self.claim(login, AfterClaim::Register(password), false, true);
+        }
+        self.hash_new_account(login, keys, password);
+    }
+
+    /// Hashes a new account's password and stores it, on the hashing threads; the name is
+    /// held meanwhile.
+    fn hash_new_account(&mut self, login: Login, keys: &NameKeys, password: Password) {
         self.accounts.reserve(keys);
         let (log, inbox) = (self.log.clone(), self.inbox.clone());
         let (folded, name) = (keys.folded.clone(), login.name.to_string());
@@ -757,6 +838,7 @@ impl Hub {
         };
         if let Err(login) = self.hasher.submit(login, job) {
             self.accounts.release(&keys.folded);
+            self.unclaim(&login);
             Self::busy(&login);
         }
     }
@@ -805,7 +887,7 @@ impl Hub {
     fn verified(&mut self, mut login: Login, right: bool) {
         let keys = login.name.keys();
         if !right {
-            self.throttle.fail(&keys.folded, login.ip, Instant::now());
+            self.count_failure(&keys.folded, login.ip);
             return Self::reject(
                 &login,
                 RejectCode::BadPassword,
@@ -824,7 +906,11 @@ impl Hub {
         // The welcome carries the account's own spelling.
         login.name = account.name.clone();
         let keys = account.keys.clone();
+        let account = AfterClaim::Login { account: true };
         match self.registry.holder(&keys) {
+            // In a cluster, the account may be online on another node too: Redis says.
+            Some((_, true)) if self.cluster.is_some() => self.claim(login, account, true, false),
+            None if self.cluster.is_some() => self.claim(login, account, true, true),
             // The account is online: this connection takes it over.
             Some((conn, true)) => self.take_over(conn, login),
             Some((_, false)) => Self::reject(
@@ -834,6 +920,303 @@ impl Hub {
                 None,
             ),
             None => self.fresh_login(login, keys, true),
+        }
+    }
+
+    /// Counts a wrong password (on every node, in a cluster).
+    fn count_failure(&mut self, folded: &str, ip: IpAddr) {
+        self.throttle.fail(folded, ip, Instant::now());
+        if let Some((cluster, _)) = &self.cluster {
+            cluster.ask(Request::Fail {
+                account: folded.to_string(),
+                ip,
+            });
+        }
+    }
+
+    /// In a cluster: asks Redis for the name on every node; the answer comes back as
+    /// [`News::Claimed`]. With `hold`, the name is held here meanwhile (it is not held
+    /// here by anyone); without, a member here holds it and the claim may take it over.
+    fn claim(&mut self, mut login: Login, next: AfterClaim, proven: bool, hold: bool) {
+        let Some(token) = Self::session_token(&login) else {
+            return;
+        };
+        let Some((cluster, _)) = &self.cluster else {
+            return;
+        };
+        let account = match next {
+            AfterClaim::Login { account } => account,
+            AfterClaim::Register(_) => true,
+        };
+        login.session = Some(token.clone());
+        if hold {
+            self.registry.insert(
+                login.conn,
+                Member {
+                    name: login.name.clone(),
+                    keys: login.name.keys(),
+                    token: token.clone(),
+                    queue: login.queue.clone(),
+                    online: false,
+                    rooms: Vec::new(),
+                    protocol: login.protocol,
+                    account,
+                    ip: login.ip,
+                },
+            );
+        }
+        self.claiming.insert(login.conn, true);
+        cluster.ask(Request::Claim {
+            login: Box::new(login),
+            next,
+            token,
+            proven,
+            account,
+        });
+    }
+
+    /// Gives up a name claimed for `login` that will not be used (a failed registration,
+    /// an account's name): it is free again on every node.
+    fn unclaim(&mut self, login: &Login) {
+        let (Some((cluster, _)), Some(token)) = (&self.cluster, &login.session) else {
+            return;
+        };
+        if self
+            .registry
+            .get(login.conn)
+            .is_some_and(|member| !member.online)
+        {
+            self.registry.remove(login.conn);
+        }
+        cluster.ask(Request::Release {
+            member: login.name.keys().folded,
+            token: token.clone(),
+            reason: LeaveReason::Quit,
+        });
+    }
+
+    /// Redis answered a claim.
+    fn claimed(
+        &mut self,
+        login: Login,
+        next: AfterClaim,
+        outcome: Result<Claim, LogError>,
+        executor: &Executor<'static>,
+    ) {
+        let keys = login.name.keys();
+        // Gone meanwhile: whatever it held is released behind the claim (same order).
+        let wanted = self.claiming.remove(&login.conn).unwrap_or(false);
+        let held_here = self
+            .registry
+            .get(login.conn)
+            .is_some_and(|member| !member.online);
+        let guest = matches!(next, AfterClaim::Login { account: false });
+        let reject_taken = |hub: &mut Self, login: &Login, message: String| {
+            if held_here {
+                hub.registry.remove(login.conn);
+            }
+            // An account's name is refused as such first, as alone.
+            if !(guest && hub.refuse_an_accounts_name(login, &keys)) {
+                Self::reject(login, RejectCode::NameTaken, message, None);
+            }
+        };
+        match outcome {
+            Err(err) => {
+                tracing::error!(%err, "cannot claim a name");
+                // It may have gone through before the answer was lost.
+                self.unclaim(&login);
+                Self::reject(
+                    &login,
+                    RejectCode::Unavailable,
+                    "the server cannot reach its cluster now; try again".into(),
+                    Some(2000),
+                );
+            }
+            Ok(Claim::Taken(name)) => {
+                reject_taken(self, &login, format!("{name} is already online"));
+            }
+            Ok(Claim::LooksLike(name)) => {
+                let message = format!("{name} is online, and {} looks the same", login.name);
+                reject_taken(self, &login, message);
+            }
+            Ok(Claim::Free) if !wanted => {}
+            Ok(Claim::Free) => match next {
+                AfterClaim::Login { account } => {
+                    if !account && self.refuse_an_accounts_name(&login, &keys) {
+                        self.unclaim(&login);
+                    } else {
+                        self.fresh_login(login, keys, account);
+                    }
+                }
+                AfterClaim::Register(password) => self.hash_new_account(login, &keys, password),
+            },
+            Ok(Claim::Takeover {
+                node,
+                name,
+                account,
+                rooms,
+            }) => {
+                let here = self
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|(cluster, _)| cluster.node() == node);
+                let old = self
+                    .registry
+                    .holder(&keys)
+                    .filter(|(conn, online)| *online && *conn != login.conn)
+                    .map(|(conn, _)| conn);
+                if !wanted {
+                    // Its release is queued unless the session it took over is here.
+                    if let (true, Some(old)) = (here, old) {
+                        let conn = login.conn;
+                        self.take_over(old, login);
+                        self.leave(conn, LeaveReason::Lost);
+                    }
+                    return;
+                }
+                match old {
+                    Some(old) if here => self.take_over(old, login),
+                    _ => self.adopt(login, &name, account, &rooms, executor),
+                }
+            }
+        }
+    }
+
+    /// A member taken over from another node: it keeps its rooms, nobody sees anything,
+    /// and the old node closes its old connection (`replaced`).
+    fn adopt(
+        &mut self,
+        mut login: Login,
+        name: &str,
+        account: bool,
+        rooms: &[String],
+        executor: &Executor<'static>,
+    ) {
+        let Some(token) = login.session.take() else {
+            return;
+        };
+        let name = Name::parse(name).unwrap_or_else(|_| login.name.clone());
+        let mut keys: Vec<Arc<str>> = rooms
+            .iter()
+            .map(|room| {
+                self.names
+                    .by_key
+                    .get_key_value(room.as_str())
+                    .map_or_else(|| Arc::from(room.as_str()), |(key, _)| key.clone())
+            })
+            .collect();
+        keys.sort_by_key(|key| *key != self.default_room);
+        let (conn, queue) = (login.conn, login.queue.clone());
+        self.registry.insert(
+            conn,
+            Member {
+                keys: name.keys(),
+                name,
+                token,
+                queue: queue.clone(),
+                online: false,
+                rooms: keys.clone(),
+                protocol: login.protocol,
+                account,
+                ip: login.ip,
+            },
+        );
+        for key in &keys {
+            match self.rooms.get_mut(key) {
+                Some(Slot::Ready(room)) => room.fanout.add(conn, queue.clone()),
+                Some(Slot::Loading(waiting)) => waiting.push(Deferred::Adopt(conn)),
+                None => self.load_room(key, vec![Deferred::Adopt(conn)], executor),
+            }
+        }
+        let welcome = Welcome {
+            conn,
+            since: login.since,
+            epoch: login.epoch,
+            queue,
+            reply: login.reply,
+            conversations: account.then_some(login.conversations),
+        };
+        let newest = self
+            .room(&self.default_room.clone())
+            .map_or(0, |room| room.head.newest);
+        let in_default = keys.contains(&self.default_room);
+        self.send_welcome(&welcome, newest, in_default);
+    }
+
+    /// What the cluster reports.
+    fn news(&mut self, news: News, executor: &Executor<'static>) {
+        match news {
+            News::Claimed {
+                login,
+                next,
+                outcome,
+            } => self.claimed(*login, next, outcome, executor),
+            News::Tailed { key, events } => {
+                if let Some(room) = self.room(&key) {
+                    room.tailed.extend(events);
+                    self.apply_tailed(&key);
+                }
+            }
+            News::Direct(messages) => {
+                for (from, to, frame) in messages {
+                    self.deliver_direct(&from, &to, &frame);
+                }
+            }
+            News::Replaced { member, token } => self.replaced(&member, &token),
+            News::Accounts(accounts) => {
+                for (name, hash) in accounts {
+                    if let Ok(name) = Name::parse(&name) {
+                        self.accounts.insert(Account {
+                            keys: name.keys(),
+                            name,
+                            hash: PasswordHash::from_stored(hash),
+                        });
+                    }
+                }
+            }
+            News::Rooms(rooms) => {
+                for (key, name) in rooms {
+                    self.names.insert(key.into(), name.into());
+                }
+            }
+            News::Failed { account, ip } => self.throttle.fail(&account, ip, Instant::now()),
+            News::CutOff => self.cut_off(),
+        }
+    }
+
+    /// A member here was taken over on another node: its connection is closed with
+    /// `replaced`, and nothing is recorded (it is online there).
+    fn replaced(&mut self, member: &str, token: &str) {
+        let Some(conn) = self.registry.conn_of(member) else {
+            return;
+        };
+        if self.registry.get(conn).is_none_or(|m| m.token != token) {
+            return;
+        }
+        self.claiming.remove(&conn);
+        self.drop_member(conn, CloseCode::Replaced);
+    }
+
+    /// Every connection here starts over: the cluster took this node's members offline.
+    fn cut_off(&mut self) {
+        let conns: Vec<ConnId> = self.registry.sorted().map(|(conn, _)| conn).collect();
+        for conn in conns {
+            self.drop_member(conn, CloseCode::Shutdown);
+        }
+    }
+
+    /// Takes a member out of the registry and its rooms' fan-out and closes its
+    /// connection with `code`, recording nothing.
+    fn drop_member(&mut self, conn: ConnId, code: CloseCode) {
+        let Some(member) = self.registry.remove(conn) else {
+            return;
+        };
+        member.queue.close_with(Some(closing(code)));
+        for key in &member.rooms {
+            if let Some(room) = self.room(key) {
+                room.fanout.remove(conn);
+            }
+            self.drop_if_idle(key);
         }
     }
 
@@ -853,6 +1236,7 @@ impl Hub {
             Err(err) => {
                 tracing::error!(%err, "cannot register an account");
                 self.accounts.release(&keys.folded);
+                self.unclaim(&login);
                 Self::reject(
                     &login,
                     RejectCode::Unavailable,
@@ -865,8 +1249,8 @@ impl Hub {
 
     /// A login that takes a free name: it joins the default room, and gets its welcome
     /// once that `joined` is recorded.
-    fn fresh_login(&mut self, login: Login, keys: NameKeys, account: bool) {
-        let Some(token) = Self::session_token(&login) else {
+    fn fresh_login(&mut self, mut login: Login, keys: NameKeys, account: bool) {
+        let Some(token) = login.session.take().or_else(|| Self::session_token(&login)) else {
             return;
         };
         // Only names with posts to remember get an entry: an idle connection costs none.
@@ -910,8 +1294,8 @@ impl Hub {
 
     /// The same user on a new connection, with its token: it keeps the rooms, the others
     /// see nothing, the old connection is told it was replaced.
-    fn take_over(&mut self, old: ConnId, login: Login) {
-        let Some(token) = Self::session_token(&login) else {
+    fn take_over(&mut self, old: ConnId, mut login: Login) {
+        let Some(token) = login.session.take().or_else(|| Self::session_token(&login)) else {
             return;
         };
         let Some(previous) = self.registry.remove(old) else {
@@ -1022,6 +1406,10 @@ impl Hub {
         let Some(Slot::Ready(room)) = self.rooms.get(key) else {
             return Vec::new();
         };
+        // In a cluster, members are on every node: the room's roster knows them all.
+        if let Some(roster) = &room.roster {
+            return roster.values().cloned().collect();
+        }
         // A login storm builds this for every newcomer, for rooms of thousands: a room that
         // holds most of everyone is read in the registry's order, with no sorting; a
         // smaller one is borrowed and sorted. Either way the names are copied once, into a
@@ -1249,6 +1637,7 @@ impl Hub {
                 me,
             },
             poster: id.is_some().then_some(folded),
+            holder: None,
         };
         if let Some(writer) = &self.writer {
             let inbox = self.inbox.clone();
@@ -1299,22 +1688,28 @@ impl Hub {
                 .or_default()
                 .remember(id, recorded.frame.clone());
         }
+        // In a cluster the parties may be on any node: every node's tail delivers it.
+        if self.cluster.is_none() {
+            self.deliver_direct(&direct.from_key, &direct.to_key, &recorded.frame);
+        }
+    }
+
+    /// A recorded direct message to its sender (the echo) and its recipient (over
+    /// protocol 2), if they are online here.
+    fn deliver_direct(&mut self, from_key: &str, to_key: &str, frame: &Frame) {
         let mut slow = Vec::new();
-        if let Some(sender) = self.registry.online_conn(&direct.from_key)
+        if let Some(sender) = self.registry.online_conn(from_key)
             && let Some(member) = self.registry.get(sender)
-            && member
-                .queue
-                .push(&Batch::new(recorded.frame.clone(), 1))
-                .is_err()
+            && member.queue.push(&Batch::new(frame.clone(), 1)).is_err()
         {
             slow.push(sender);
         }
-        if direct.to_key != direct.from_key
-            && let Some(recipient) = self.registry.online_conn(&direct.to_key)
+        if to_key != from_key
+            && let Some(recipient) = self.registry.online_conn(to_key)
             && let Some(member) = self.registry.get(recipient)
             && member.protocol >= 2
         {
-            let frame = for_reader(&recorded.frame, &direct.to_key);
+            let frame = for_reader(frame, to_key);
             if member.queue.push(&Batch::new(frame, 1)).is_err() {
                 slow.push(recipient);
             }
@@ -1432,7 +1827,7 @@ impl Hub {
     ) {
         match outcome {
             PasswordOutcome::Wrong => {
-                self.throttle.fail(folded, ip, Instant::now());
+                self.count_failure(folded, ip);
                 self.error(
                     conn,
                     ErrorCode::BadPassword,
@@ -1496,6 +1891,10 @@ impl Hub {
         };
         if member.rooms.contains(&key) {
             // Already in: the answer again, nothing recorded (how a client resumes).
+            if let Some(Slot::Loading(waiting)) = self.rooms.get_mut(&key) {
+                waiting.push(Deferred::Resume(conn, since));
+                return;
+            }
             let newest = self.room(&key).map_or(0, |room| room.head.newest);
             self.answer_join(conn, &key, since, newest);
             return;
@@ -1532,7 +1931,12 @@ impl Hub {
             Some(Slot::Ready(_)) => self.push_joined(conn, &key, since),
             Some(Slot::Loading(waiting)) => waiting.push(Deferred::Join(conn, since)),
             None => {
-                if let Some(name) = new_name {
+                let cluster = self.cluster.is_some();
+                if let (Some(name), true) = (&new_name, cluster) {
+                    // New to this node; another may have made it a moment ago.
+                    self.names.insert(key.clone(), name.clone());
+                    self.load_room(&key, vec![Deferred::Join(conn, since)], executor);
+                } else if let Some(name) = new_name {
                     // A new room: nothing to read back.
                     self.names.insert(key.clone(), name.clone());
                     let room = Room::new(
@@ -1569,13 +1973,23 @@ impl Hub {
         self.rooms.insert(key.clone(), Slot::Loading(waiting));
         let (log, done) = (self.log.clone(), self.loaded.0.clone());
         let (key, history) = (key.clone(), self.config.history);
+        let redis = self.cluster.as_ref().map(|(_, redis)| redis.clone());
         executor
             .spawn(async move {
                 let stream = StreamId::new(&key);
                 let result = smol::unblock(move || {
-                    let head = log.head(&stream)?;
+                    // In a cluster: its members and head as of one moment, and the tail
+                    // follows it from there.
+                    let snapshot = match &redis {
+                        Some(redis) => Some(redis.snapshot_blocking(&stream)?),
+                        None => None,
+                    };
+                    let head = match &snapshot {
+                        Some(snapshot) => snapshot.head,
+                        None => log.head(&stream)?,
+                    };
                     let recent = log.read(&stream, Span::Before(head.newest + 1), history)?;
-                    Ok((head, recent))
+                    Ok((head, recent, snapshot))
                 })
                 .await;
                 let _ = done.send(Loaded { key, result }).await;
@@ -1588,15 +2002,23 @@ impl Hub {
             return;
         };
         match loaded.result {
-            Ok((head, recent)) => {
+            Ok((head, recent, snapshot)) => {
+                if let Some(snapshot) = snapshot.as_ref().filter(|s| !s.name.is_empty()) {
+                    self.names
+                        .insert(loaded.key.clone(), snapshot.name.as_str().into());
+                }
                 let name = self.names.name(&loaded.key);
-                let room = Room::new(
+                let mut room = Room::new(
                     StreamId::new(&loaded.key),
                     name,
                     head,
                     recent,
                     self.config.history,
                 );
+                if let (Some((cluster, _)), Some(snapshot)) = (&self.cluster, snapshot) {
+                    room.roster = Some(snapshot.members.into_iter().collect());
+                    cluster.follow(&loaded.key, head.newest);
+                }
                 self.rooms
                     .insert(loaded.key.clone(), Slot::Ready(Box::new(room)));
                 for deferred in waiting {
@@ -1618,6 +2040,26 @@ impl Hub {
                             me,
                         } => self.post(conn, Some(&room), text, id, me),
                         Deferred::Part(conn, room) => self.part(conn, &room),
+                        Deferred::Adopt(conn) => {
+                            let queue = self
+                                .registry
+                                .get(conn)
+                                .filter(|m| m.rooms.contains(&loaded.key))
+                                .map(|m| m.queue.clone());
+                            if let (Some(queue), Some(room)) = (queue, self.room(&loaded.key)) {
+                                room.fanout.add(conn, queue);
+                            }
+                        }
+                        Deferred::Resume(conn, since) => {
+                            if self
+                                .registry
+                                .get(conn)
+                                .is_some_and(|m| m.rooms.contains(&loaded.key))
+                            {
+                                let newest = self.room(&loaded.key).map_or(0, |r| r.head.newest);
+                                self.answer_join(conn, &loaded.key, since, newest);
+                            }
+                        }
                     }
                 }
                 self.drop_if_idle(&loaded.key);
@@ -1627,7 +2069,9 @@ impl Hub {
                 let name = self.names.name(&loaded.key);
                 for deferred in waiting {
                     match deferred {
-                        Deferred::Join(conn, _) => {
+                        Deferred::Join(conn, _)
+                        | Deferred::Adopt(conn)
+                        | Deferred::Resume(conn, _) => {
                             if let Some(member) = self.registry.get_mut(conn) {
                                 member.rooms.retain(|k| *k != loaded.key);
                             }
@@ -1721,6 +2165,13 @@ impl Hub {
     }
 
     fn list_rooms(&self, conn: ConnId) {
+        if let Some((cluster, _)) = &self.cluster {
+            // Rooms in use on every node.
+            if let Some(queue) = self.online_queue(conn) {
+                cluster.ask(Request::ListRooms { queue });
+            }
+            return;
+        }
         let mut rooms: Vec<RoomUsers> = self
             .rooms
             .values()
@@ -1738,9 +2189,28 @@ impl Hub {
     }
 
     fn leave(&mut self, conn: ConnId, reason: LeaveReason) {
+        if let Some(wanted) = self.claiming.get_mut(&conn) {
+            *wanted = false;
+        }
         let Some(member) = self.registry.remove(conn) else {
             return;
         };
+        if let Some((cluster, _)) = &self.cluster {
+            // Its `left`s are recorded in Redis with its name's release, in one step, and
+            // only if its session is still its own there; every node's tail brings them.
+            cluster.ask(Request::Release {
+                member: member.keys.folded.clone(),
+                token: member.token.clone(),
+                reason,
+            });
+            for key in &member.rooms {
+                if let Some(room) = self.room(key) {
+                    room.fanout.remove(conn);
+                }
+                self.drop_if_idle(key);
+            }
+            return;
+        }
         // A member whose `joined` is still on its way gets its `left` once that is
         // recorded; in every other room it was in, it leaves now.
         for key in &member.rooms {
@@ -1808,59 +2278,93 @@ impl Hub {
                 return;
             }
         };
-        let mut parted = Vec::new();
-        for (pending, event) in batch.into_iter().zip(events) {
-            if let (Some(poster), Body::Message { id: Some(id), .. }) =
-                (&pending.event.poster, &pending.event.body)
+        for (pending, event) in batch.iter().zip(&events) {
+            if let (Some(poster), Body::Message { id: Some(id), .. }, true) =
+                (&pending.event.poster, &pending.event.body, event.seq > 0)
             {
                 self.recent
                     .entry(poster.clone())
                     .or_default()
                     .remember(id, event.frame.clone());
             }
-            match pending.effect {
-                Effect::Welcome(welcome) => {
-                    // The newcomer gets what was gathered before this `joined` in its
-                    // replay, not again live (see `FanOut::add`), and its own `joined` as
-                    // its first live event.
-                    if self.registry.get(welcome.conn).is_some() {
-                        // A member from here on, so `welcome.users` names it.
-                        let (conn, queue) = (welcome.conn, welcome.queue.clone());
-                        if let Some(room) = self.room(key) {
-                            room.fanout.add(conn, queue);
-                        }
-                        self.send_welcome(&welcome, event.seq - 1, true);
+        }
+        if self.cluster.is_some() {
+            // The tail brings these in order with every other node's events; what they
+            // mean for their authors waits for them there.
+            let mut skipped = Vec::new();
+            if let Some(room) = self.room(key) {
+                for (pending, event) in batch.into_iter().zip(events) {
+                    if event.seq == 0 {
+                        skipped.push(pending);
                     } else {
-                        let _ = welcome.reply.try_send(false);
-                        self.left_while_joining(key, &pending.event.body);
+                        room.awaiting.insert(event.seq, pending);
                     }
                 }
-                Effect::Joined { conn, since } => {
-                    // As for a welcome: the replay carries what was gathered before.
-                    let still_joining = self
-                        .registry
-                        .get(conn)
-                        .is_some_and(|m| m.rooms.contains(key));
-                    if still_joining {
-                        // A member from here on, so the `room` answer names it.
-                        if let (Some(queue), Some(room)) = (
-                            self.registry.get(conn).map(|m| m.queue.clone()),
-                            self.room(key),
-                        ) {
-                            room.fanout.add(conn, queue);
-                        }
-                        self.answer_join(conn, key, since, event.seq - 1);
-                    } else {
-                        self.left_while_joining(key, &pending.event.body);
-                    }
-                }
-                Effect::Parted { conn } => parted.push(conn),
-                Effect::Post { .. } | Effect::None => {}
             }
+            for pending in skipped {
+                self.skipped(key, pending);
+            }
+            self.apply_tailed(key);
+            return;
+        }
+        let mut parted = Vec::new();
+        for (pending, event) in batch.into_iter().zip(events) {
+            parted.extend(self.settle(key, pending, event.seq));
             if let Some(room) = self.room(key) {
                 room.record(event);
             }
         }
+        self.push_recorded(key, parted);
+    }
+
+    /// What a recorded event means for its author, just before it is gathered for the
+    /// room: a newcomer's welcome or `room` answer, with the replay of what came before
+    /// it. A part's author is returned: it is out once its `left` is pushed.
+    fn settle(&mut self, key: &Arc<str>, pending: Pending, seq: Seq) -> Option<ConnId> {
+        match pending.effect {
+            Effect::Welcome(welcome) => {
+                // The newcomer gets what was gathered before this `joined` in its
+                // replay, not again live (see `FanOut::add`), and its own `joined` as
+                // its first live event.
+                if self.registry.get(welcome.conn).is_some() {
+                    // A member from here on, so `welcome.users` names it.
+                    let (conn, queue) = (welcome.conn, welcome.queue.clone());
+                    if let Some(room) = self.room(key) {
+                        room.fanout.add(conn, queue);
+                    }
+                    self.send_welcome(&welcome, seq - 1, true);
+                } else {
+                    let _ = welcome.reply.try_send(false);
+                    self.left_while_joining(key, &pending.event.body);
+                }
+            }
+            Effect::Joined { conn, since } => {
+                // As for a welcome: the replay carries what was gathered before.
+                let still_joining = self
+                    .registry
+                    .get(conn)
+                    .is_some_and(|m| m.rooms.contains(key));
+                if still_joining {
+                    // A member from here on, so the `room` answer names it.
+                    if let (Some(queue), Some(room)) = (
+                        self.registry.get(conn).map(|m| m.queue.clone()),
+                        self.room(key),
+                    ) {
+                        room.fanout.add(conn, queue);
+                    }
+                    self.answer_join(conn, key, since, seq - 1);
+                } else {
+                    self.left_while_joining(key, &pending.event.body);
+                }
+            }
+            Effect::Parted { conn } => return Some(conn),
+            Effect::Post { .. } | Effect::None => {}
+        }
+        None
+    }
+
+    /// Pushes what a room gathered; then the members who parted in it are out.
+    fn push_recorded(&mut self, key: &Arc<str>, parted: Vec<ConnId>) {
         self.push_to_members(key);
         if let Some(room) = self.room(key) {
             // A part's `left` was its answer; now it is out.
@@ -1871,9 +2375,82 @@ impl Hub {
         self.drop_if_idle(key);
     }
 
+    /// In a cluster: takes in the events the tail brought for a room, in seq order, with
+    /// what this node's own mean; not while a batch of the room is being recorded (which
+    /// of them are this node's is known only once it is).
+    fn apply_tailed(&mut self, key: &Arc<str>) {
+        let Some(room) = self.room(key) else {
+            return;
+        };
+        if room.is_recording() {
+            return;
+        }
+        let tailed = std::mem::take(&mut room.tailed);
+        let mut parted = Vec::new();
+        for (event, change) in tailed {
+            let Some(room) = self.room(key) else {
+                break;
+            };
+            if event.seq <= room.head.newest {
+                continue;
+            }
+            if room.head.newest > 0 && event.seq > room.head.newest + 1 {
+                tracing::warn!(room = %key, from = room.head.newest + 1, to = event.seq - 1, "events missing from the tail");
+            }
+            room.change_roster(change);
+            let mine = room.awaiting.remove(&event.seq);
+            if let Some(pending) = mine {
+                parted.extend(self.settle(key, pending, event.seq));
+            }
+            if let Some(room) = self.room(key) {
+                room.record(event);
+            }
+        }
+        // Ours that the room is past already (it was read back meanwhile): settled late.
+        let late = match self.room(key) {
+            Some(room) => {
+                let newer = room.awaiting.split_off(&(room.head.newest + 1));
+                std::mem::replace(&mut room.awaiting, newer)
+            }
+            None => BTreeMap::new(),
+        };
+        for (seq, pending) in late {
+            parted.extend(self.settle(key, pending, seq));
+        }
+        self.push_recorded(key, parted);
+    }
+
+    /// In a cluster: an event of this node that Redis did not record, because its author
+    /// no longer holds its session (it went, or was taken over elsewhere).
+    fn skipped(&mut self, key: &Arc<str>, pending: Pending) {
+        match pending.effect {
+            Effect::Welcome(welcome) => {
+                let _ = welcome.reply.try_send(false);
+                if self
+                    .registry
+                    .get(welcome.conn)
+                    .is_some_and(|member| !member.online)
+                {
+                    self.registry.remove(welcome.conn);
+                }
+            }
+            Effect::Joined { conn, .. } => {
+                if let Some(member) = self.registry.get_mut(conn) {
+                    member.rooms.retain(|k| k != key);
+                }
+            }
+            Effect::Parted { .. } | Effect::Post { .. } | Effect::None => {}
+        }
+    }
+
     /// Someone went away (or parted) while their `joined` was being recorded: record that
     /// they left.
     fn left_while_joining(&mut self, key: &Arc<str>, joined: &Body) {
+        // In a cluster the release of its name records its `left`s, in the rooms whose
+        // `joined` was recorded before it.
+        if self.cluster.is_some() {
+            return;
+        }
         if let Body::Joined { name } = joined {
             self.push(
                 key,
@@ -1901,7 +2478,15 @@ impl Hub {
                     Some(&name),
                 ),
                 Effect::Welcome(welcome) => {
-                    self.registry.remove(welcome.conn);
+                    if let (Some(member), Some((cluster, _))) =
+                        (self.registry.remove(welcome.conn), &self.cluster)
+                    {
+                        cluster.ask(Request::Release {
+                            member: member.keys.folded,
+                            token: member.token,
+                            reason: LeaveReason::Lost,
+                        });
+                    }
                     welcome
                         .queue
                         .push_unmetered(Frame::encode(&ServerFrame::Rejected {
@@ -1974,6 +2559,9 @@ impl Hub {
         if self.log.durable() {
             self.rooms.remove(key);
             self.busy.remove(key);
+            if let Some((cluster, _)) = &self.cluster {
+                cluster.unfollow(key);
+            }
             return;
         }
         self.idle.push_back(key.clone());

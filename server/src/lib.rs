@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod cli;
+mod cluster;
 mod config;
 mod fanout;
 mod hub;

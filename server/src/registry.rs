@@ -148,6 +148,11 @@ impl Registry {
             .filter(|conn| self.members[conn].online)
     }
 
+    /// The connection holding the case-folded name `folded`, online or logging in.
+    pub fn conn_of(&self, folded: &str) -> Option<ConnId> {
+        self.by_folded.get(folded).copied()
+    }
+
     /// Whether someone online has the case-folded name `folded`.
     pub fn is_online(&self, folded: &str) -> bool {
         self.by_folded

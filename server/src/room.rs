@@ -6,13 +6,14 @@
 //! records a batch, the next one gathers. Nothing reaches a member before its batch is
 //! recorded.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_shared::Frame;
 
 use crate::fanout::FanOut;
+use crate::log::redis::RosterChange;
 use crate::log::{Body, Event, Head, NewEvent, Seq, Span, StreamId};
 use crate::pressure::Window;
 use crate::queue::SendQueue;
@@ -102,6 +103,15 @@ pub struct Room {
     /// again meanwhile.
     posts_underway: HashSet<(String, String)>,
     last_submit: Instant,
+    /// In a cluster: everyone in the room on any node (case-folded -> name), as of its
+    /// newest event; alone, the fan-out knows the members.
+    pub roster: Option<BTreeMap<String, String>>,
+    /// In a cluster: what this node's recorded events mean, by seq, until the tail brings
+    /// them in order.
+    pub awaiting: BTreeMap<Seq, Pending>,
+    /// In a cluster: events the tail brought while a batch of this node was being
+    /// recorded (which of them are this node's is known only once it is).
+    pub tailed: Vec<(Event, Option<RosterChange>)>,
     /// Events arriving a second, as last measured.
     rate: f64,
     /// Events arrived since `counting_since`.
@@ -134,6 +144,9 @@ impl Room {
             capacity: capacity.max(1),
             head,
             fanout: FanOut::default(),
+            roster: None,
+            awaiting: BTreeMap::new(),
+            tailed: Vec::new(),
             pending: VecDeque::new(),
             in_flight: None,
             posts_underway: HashSet::new(),
@@ -155,7 +168,13 @@ impl Room {
     }
 
     /// An event of this room, to append.
-    pub fn event(&self, time: u64, body: Body, poster: Option<String>) -> NewEvent {
+    pub fn event(
+        &self,
+        time: u64,
+        body: Body,
+        poster: Option<String>,
+        holder: Option<String>,
+    ) -> NewEvent {
         NewEvent {
             stream: self.stream.clone(),
             room: self.name.clone(),
@@ -163,6 +182,7 @@ impl Room {
             time,
             body,
             poster,
+            holder,
         }
     }
 
@@ -249,7 +269,23 @@ impl Room {
 
     /// Whether the room can be dropped from memory: nobody in it and nothing underway.
     pub fn is_idle(&self) -> bool {
-        self.fanout.len() == 0 && self.pending.is_empty() && self.in_flight.is_none()
+        self.fanout.len() == 0
+            && self.pending.is_empty()
+            && self.in_flight.is_none()
+            && self.awaiting.is_empty()
+    }
+
+    /// Applies what an event changes in the member list of a cluster's room.
+    pub fn change_roster(&mut self, change: Option<RosterChange>) {
+        match (&mut self.roster, change) {
+            (Some(roster), Some(RosterChange::Joined(member, name))) => {
+                roster.insert(member, name);
+            }
+            (Some(roster), Some(RosterChange::Left(member))) => {
+                roster.remove(&member);
+            }
+            _ => {}
+        }
     }
 
     /// Keeps a recorded event in the window and gathers it for the members.

@@ -17,9 +17,11 @@ use smol::{Async, Executor, Timer};
 
 use crate::Config;
 use crate::accounts::Hasher;
+use crate::cluster::Cluster;
 use crate::config::Storage;
 use crate::hub::{Command, Hub};
 use crate::log::memory::MemoryLog;
+use crate::log::redis::RedisLog;
 use crate::log::store::{OpenError, Store};
 use crate::log::{EventLog, LogError};
 use crate::session;
@@ -135,6 +137,8 @@ pub struct Server {
     hub: Option<(Hub, async_channel::Receiver<Command>)>,
     store: Option<Arc<Store>>,
     tls: Option<Tls>,
+    /// In a cluster: this node's id and the Redis it shares.
+    node: Option<(String, String)>,
 }
 
 /// Why a server could not start.
@@ -178,6 +182,11 @@ impl Server {
                 let store = Arc::new(Store::open(dir, || epoch)?);
                 (store.clone(), Some(store))
             }
+            Storage::Redis(url) => {
+                let redis = Arc::new(RedisLog::connect(url, || epoch)?);
+                let cluster = Cluster::join(redis.clone(), config.lease)?;
+                return Self::bind_with(config, redis.clone(), Some((cluster, redis)));
+            }
         };
         let mut server = Self::bind_with_log(config, log)?;
         server.store = store;
@@ -187,6 +196,17 @@ impl Server {
     /// Binds with an event log of the caller's (for tests and embedding; `config.storage`
     /// is not looked at).
     pub fn bind_with_log(config: Config, log: Arc<dyn EventLog>) -> Result<Self, StartError> {
+        Self::bind_with(config, log, None)
+    }
+
+    fn bind_with(
+        config: Config,
+        log: Arc<dyn EventLog>,
+        cluster: Option<(Cluster, Arc<RedisLog>)>,
+    ) -> Result<Self, StartError> {
+        let node = cluster
+            .as_ref()
+            .map(|(cluster, redis)| (cluster.node().to_string(), redis.url().to_string()));
         let listener = Async::<TcpListener>::bind(config.addr)
             .map_err(|err| StartError::Listen(config.addr, err))?;
         let (hub_tx, hub_rx) = async_channel::unbounded();
@@ -197,7 +217,7 @@ impl Server {
             }
             None => None,
         };
-        let hub = Hub::new(config.clone(), log.clone(), hasher, hub_tx.clone())?;
+        let hub = Hub::new(config.clone(), log.clone(), hasher, hub_tx.clone(), cluster)?;
         let shared = Arc::new(Shared {
             config,
             hub: hub_tx,
@@ -214,6 +234,7 @@ impl Server {
             hub: Some((hub, hub_rx)),
             store: None,
             tls,
+            node,
         })
     }
 
@@ -232,10 +253,16 @@ impl Server {
                 store.epoch(),
                 store.events()
             ),
-            None => format!(
-                "history in memory only (epoch {}; a restart starts a new one)",
-                self.shared.log.epoch()
-            ),
+            None => match &self.node {
+                Some((node, url)) => format!(
+                    "cluster node {node} on {url} (epoch {})",
+                    self.shared.log.epoch()
+                ),
+                None => format!(
+                    "history in memory only (epoch {}; a restart starts a new one)",
+                    self.shared.log.epoch()
+                ),
+            },
         }
     }
 

@@ -568,6 +568,7 @@ impl<'a> Session<'a> {
             auth,
             ip: self.peer,
             conversations,
+            session: None,
         }));
         if answer.recv().await == Ok(true) {
             self.logged_in = true;

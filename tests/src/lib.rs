@@ -64,9 +64,144 @@ impl Drop for TempDir {
     }
 }
 
-/// Starts the server in-process.
-pub fn start(config: Config) -> Running {
-    Running::start(config).expect("server starts")
+/// The server under test, in-process: one server, or (in the `cluster_*` suites) two
+/// nodes that share a Redis of their own, each client going to the next node in turn.
+pub struct Deployment {
+    nodes: Vec<Running>,
+    next: std::sync::atomic::AtomicUsize,
+    /// The Redis of the nodes (kept running as long as they are).
+    pub redis: Option<Redis>,
+}
+
+impl Deployment {
+    /// Where the next client connects: the nodes in turn.
+    pub fn addr(&self) -> SocketAddr {
+        let next = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.nodes[next % self.nodes.len()].addr()
+    }
+
+    /// Every node's address.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(Running::addr).collect()
+    }
+
+    /// Shuts every node down as SIGTERM would, and waits until they have.
+    pub fn stop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+    }
+}
+
+/// Whether this test binary runs its suites with clients spread over two nodes (the
+/// `cluster_*` test files include the protocol suites; their binaries are named so).
+pub fn spread_over_nodes() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .is_some_and(|name| name.starts_with("cluster_"))
+}
+
+/// Starts the server in-process: `config` as it is, or, in the `cluster_*` suites, two
+/// nodes of it that keep everything in a Redis of their own (`--redis`) instead of
+/// `config.storage`.
+pub fn start(config: Config) -> Deployment {
+    if !spread_over_nodes() {
+        return Deployment {
+            nodes: vec![Running::start(config).expect("server starts")],
+            next: 0.into(),
+            redis: None,
+        };
+    }
+    let redis = Redis::start();
+    let config = Config {
+        storage: Storage::Redis(redis.url()),
+        ..config
+    };
+    let nodes = (0..2)
+        .map(|_| Running::start(config.clone()).expect("node starts"))
+        .collect();
+    Deployment {
+        nodes,
+        next: 0.into(),
+        redis: Some(redis),
+    }
+}
+
+/// A Redis server of the tests' own: a free port, a temporary directory, and the
+/// persistence the cluster's guarantees need (AOF, `appendfsync always`). Killed when
+/// dropped.
+pub struct Redis {
+    child: Option<std::process::Child>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl Redis {
+    /// Starts `redis-server` (installed by `.ci/deps`) and waits until it accepts
+    /// connections.
+    pub fn start() -> Self {
+        let mut redis = Self {
+            child: None,
+            port: free_port(),
+            dir: TempDir::new("redis"),
+        };
+        redis.run();
+        redis
+    }
+
+    fn run(&mut self) {
+        use std::io::BufRead;
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--dir", self.dir.arg(), "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (installed by .ci/deps)");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("redis-server says it is ready")
+                .expect("stdout readable");
+            if line.contains("Ready to accept connections") {
+                break;
+            }
+        }
+        // Keep draining its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    /// Its URL for `--redis`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it at once (SIGKILL): what it acknowledged is in its append-only file.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, from its append-only file.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.run();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// Runs a future to completion, failing the test if it takes longer than `limit`.
@@ -168,8 +303,9 @@ type Writer = Box<dyn futures_lite::AsyncWrite + Unpin + Send>;
 /// one certificate.
 #[derive(Clone)]
 pub struct Endpoint {
-    /// The server's address.
-    pub addr: SocketAddr,
+    /// The server's addresses (a cluster's nodes): each connection goes to the next.
+    pub addrs: Vec<SocketAddr>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
     /// For TLS: the client settings (trusting the server's certificate).
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -177,7 +313,30 @@ pub struct Endpoint {
 impl Endpoint {
     /// Plain TCP.
     pub fn plain(addr: SocketAddr) -> Self {
-        Self { addr, tls: None }
+        Self::plain_to(vec![addr])
+    }
+
+    /// Plain TCP to several nodes in turn.
+    pub fn plain_to(addrs: Vec<SocketAddr>) -> Self {
+        Self {
+            addrs,
+            next: Arc::default(),
+            tls: None,
+        }
+    }
+
+    /// Where the next connection goes.
+    pub fn addr(&self) -> SocketAddr {
+        let next = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.addrs[next % self.addrs.len()]
+    }
+
+    /// TLS to several nodes in turn, trusting the certificate in the PEM file `cert`.
+    pub fn tls_to(addrs: Vec<SocketAddr>, cert: &std::path::Path) -> Self {
+        Self {
+            addrs,
+            ..Self::tls(SocketAddr::from(([127, 0, 0, 1], 0)), cert)
+        }
     }
 
     /// TLS, trusting the certificate in the PEM file `cert` (and nothing else).
@@ -196,7 +355,8 @@ impl Endpoint {
             .with_root_certificates(roots)
             .with_no_client_auth();
         Self {
-            addr,
+            addrs: vec![addr],
+            next: Arc::default(),
             tls: Some(Arc::new(config)),
         }
     }
@@ -219,14 +379,15 @@ impl Client {
 
     /// Connects to `endpoint` (over TLS if it says so) without logging in.
     pub async fn connect_to(endpoint: &Endpoint) -> Self {
-        let stream = within("connect", TcpStream::connect(endpoint.addr))
+        let addr = endpoint.addr();
+        let stream = within("connect", TcpStream::connect(addr))
             .await
             .expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let (reader, writer): (Reader, Writer) = match &endpoint.tls {
             None => (Box::new(stream.clone()), Box::new(stream.clone())),
             Some(config) => {
-                let name = rustls_pki_types::ServerName::IpAddress(endpoint.addr.ip().into());
+                let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
                 let tls = within(
                     "the TLS handshake",
                     futures_rustls::TlsConnector::from(config.clone())

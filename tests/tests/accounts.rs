@@ -10,7 +10,7 @@ use chat_shared::{
     ClientFrame, CloseCode, Conversation, ErrorCode, Password, RejectCode, ServerFrame,
 };
 use chat_tests::{
-    Client, Config, Endpoint, Running, ServerProcess, TempDir, hello_v2, run_for, server_binary,
+    Client, Config, Deployment, Endpoint, ServerProcess, TempDir, hello_v2, run_for, server_binary,
     start, test_config,
 };
 
@@ -18,18 +18,18 @@ const LIMIT: Duration = Duration::from_secs(90);
 
 /// A server of `config`, and where to reach it: plain, or TLS with a self-signed
 /// certificate kept in `dir`.
-fn serve(config: Config, tls: bool, dir: &TempDir) -> (Running, Endpoint) {
+fn serve(config: Config, tls: bool, dir: &TempDir) -> (Deployment, Endpoint) {
     if !tls {
         let server = start(config);
-        let endpoint = Endpoint::plain(server.addr());
+        let endpoint = Endpoint::plain_to(server.addrs());
         return (server, endpoint);
     }
     let server = start(Config {
         tls: Some(chat_server::TlsSetup::SelfSigned(dir.path().to_path_buf())),
         ..config
     });
-    let endpoint = Endpoint::tls(
-        server.addr(),
+    let endpoint = Endpoint::tls_to(
+        server.addrs(),
         &dir.path().join(chat_server::tls::SELF_SIGNED_CERT),
     );
     (server, endpoint)

@@ -406,9 +406,11 @@ fn room_limits() {
         max_rooms: 4,
         ..test_config()
     });
+    // The limits are a server's (in a cluster, each node's): both on one.
+    let addr = server.addr();
     run_for(LIMIT, async {
-        let (mut alice, _) = Client::login_v2(server.addr(), "alice").await;
-        let (mut bob, _) = Client::login_v2(server.addr(), "bob").await;
+        let (mut alice, _) = Client::login_v2(addr, "alice").await;
+        let (mut bob, _) = Client::login_v2(addr, "bob").await;
         enter(&mut alice, "a1").await;
         enter(&mut alice, "a2").await;
         alice.send(&join("a3", None)).await;

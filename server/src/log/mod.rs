@@ -10,6 +10,7 @@
 //! pool, never from the task that fans out.
 
 pub mod memory;
+pub mod redis;
 pub mod store;
 pub mod writer;
 
@@ -108,6 +109,10 @@ pub struct NewEvent {
     /// For a post with an id: the poster's key (case-folded name), under which the id is
     /// remembered so that a re-sent copy is answered with this event.
     pub poster: Option<String>,
+    /// In a cluster, for a `joined` or a part's `left`: the member's session token; the
+    /// event is recorded only while the member still holds it (not after it went, or was
+    /// taken over on another node).
+    pub holder: Option<String>,
 }
 
 /// An event with its seq: the frame every member gets.

@@ -498,6 +498,7 @@ mod tests {
                 me: false,
             },
             poster: id.map(|_| from.to_string()),
+            holder: None,
         }
     }
 
@@ -521,6 +522,7 @@ mod tests {
                             reason: LeaveReason::Quit,
                         },
                         poster: None,
+                        holder: None,
                     },
                 ])
                 .expect("append");

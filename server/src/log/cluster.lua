@@ -1,0 +1,249 @@
+-- Every change a node makes to the shared Redis, as one script so that each change is
+-- atomic: a seq is taken and its event appended in one step, a name is claimed and its
+-- holder checked in one step, a member's `left`s are recorded and its record removed in
+-- one step. ARGV[1] names the operation, the rest are its arguments. Keys are built here,
+-- so this needs one Redis (a primary with replicas is fine; Redis Cluster is not).
+--
+-- Keys (all under "chat:"):
+--   epoch             the epoch every seq counts in
+--   seq               hash: stream -> its newest seq
+--   s:<stream>        the stream's events, entry id "<seq>-1", field f = the frame;
+--                     a joined also has j = member (case-folded) and n = name, a left l
+--   rooms             hash: room key -> its name as first spelled
+--   in:<room>         hash: who is in the room (case-folded -> name), for its user list
+--   size              sorted set: room -> members, for room_list
+--   ro:<member>       set: the rooms a member online is in
+--   m:<member>        hash: a member online: node, token, name, skel, account
+--   skel              hash: skeleton -> the member online under it
+--   nodes             set: every node that has joined and not been reaped
+--   node:<id>         a node's lease (expires unless refreshed)
+--   nm:<id>           set: the members online on a node
+--   reap:<id>         who is reaping a dead node
+--   posts:<poster>    list: "id\nframe", newest first
+--   conv:<account>    hash: other account -> "time\nseq\nname" of the last message
+--   direct            stream of every direct message (f, a = from, b = to), for delivery
+--   acct              hash: account -> "name\nhash"
+--   askel             hash: skeleton -> account
+--   fails:a:<acct>, fails:ip:<ip>   sorted sets of wrong-password times
+-- Channels: ctl:<id> (to one node), events (to every node).
+local P = 'chat:'
+local op = ARGV[1]
+local REMEMBERED = 256
+local DIRECT_KEPT = 10000
+
+-- Keeps the room's member count for room_list.
+local function resize(stream)
+  local n = redis.call('HLEN', P .. 'in:' .. stream)
+  if n > 0 then
+    redis.call('ZADD', P .. 'size', n, stream)
+  else
+    redis.call('ZREM', P .. 'size', stream)
+  end
+end
+
+-- Records that `member` (case-folded) named `name` left the room `stream`.
+local function record_left(stream, member, name, reason, time)
+  local seq = redis.call('HINCRBY', P .. 'seq', stream, 1)
+  local room = redis.call('HGET', P .. 'rooms', stream) or stream
+  local frame = '{"type":"left","room":' .. cjson.encode(room) .. ',"seq":' .. seq ..
+    ',"time":' .. time .. ',"name":' .. cjson.encode(name) .. ',"reason":"' .. reason .. '"}\n'
+  redis.call('XADD', P .. 's:' .. stream, seq .. '-1', 'f', frame, 'l', member)
+  redis.call('HDEL', P .. 'in:' .. stream, member)
+  resize(stream)
+end
+
+-- Takes a member offline: a `left` in each of its rooms, and its name is free again.
+-- Only if `check` holds: its token is still `token` (its own node releases it), or it is
+-- still on node `node` (a dead node is reaped). Returns how many rooms it left, or -1.
+local function release(member, check, expected, reason, time)
+  local key = P .. 'm:' .. member
+  local cur = redis.call('HMGET', key, 'node', 'token', 'name', 'skel')
+  if not cur[1] then return -1 end
+  if (check == 'token' and cur[2] ~= expected) or (check == 'node' and cur[1] ~= expected) then
+    return -1
+  end
+  local rooms = redis.call('SMEMBERS', P .. 'ro:' .. member)
+  table.sort(rooms)
+  for _, stream in ipairs(rooms) do
+    record_left(stream, member, cur[3], reason, time)
+  end
+  redis.call('DEL', P .. 'ro:' .. member, key)
+  if redis.call('HGET', P .. 'skel', cur[4]) == member then
+    redis.call('HDEL', P .. 'skel', cur[4])
+  end
+  redis.call('SREM', P .. 'nm:' .. cur[1], member)
+  return #rooms
+end
+
+if op == 'epoch' then
+  redis.call('SET', P .. 'epoch', ARGV[2], 'NX')
+  return redis.call('GET', P .. 'epoch')
+
+elseif op == 'append' then
+  -- ARGV: count, then per event: stream, room, prefix, suffix, kind (m, j, l, d), member,
+  -- name, token, poster, id, dm from, dm to, dm to-name, dm from-name, time.
+  -- A joined or left with a token is recorded only while the member holds that token.
+  local count = tonumber(ARGV[2])
+  local seqs = {}
+  for i = 0, count - 1 do
+    local b = 3 + i * 15
+    local stream, room, prefix, suffix, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+    local member, name, token, poster, id = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
+    local from, to, to_name, from_name, time = ARGV[b + 10], ARGV[b + 11], ARGV[b + 12], ARGV[b + 13], ARGV[b + 14]
+    local wanted = true
+    if token ~= '' then
+      wanted = redis.call('HGET', P .. 'm:' .. member, 'token') == token
+    end
+    if not wanted then
+      seqs[#seqs + 1] = 0
+    else
+      local seq = redis.call('HINCRBY', P .. 'seq', stream, 1)
+      local frame = prefix .. seq .. suffix
+      local key = P .. 's:' .. stream
+      if kind == 'j' then
+        redis.call('XADD', key, seq .. '-1', 'f', frame, 'j', member, 'n', name)
+        redis.call('HSET', P .. 'in:' .. stream, member, name)
+        redis.call('SADD', P .. 'ro:' .. member, stream)
+      elseif kind == 'l' then
+        redis.call('XADD', key, seq .. '-1', 'f', frame, 'l', member)
+        redis.call('HDEL', P .. 'in:' .. stream, member)
+        redis.call('SREM', P .. 'ro:' .. member, stream)
+      else
+        redis.call('XADD', key, seq .. '-1', 'f', frame)
+      end
+      if room ~= '' then
+        if redis.call('HSETNX', P .. 'rooms', stream, room) == 1 then
+          redis.call('PUBLISH', P .. 'events', 'room\n' .. stream .. '\n' .. room)
+        end
+        if kind == 'j' or kind == 'l' then resize(stream) end
+      end
+      if id ~= '' then
+        local posts = P .. 'posts:' .. poster
+        redis.call('LPUSH', posts, id .. '\n' .. frame)
+        redis.call('LTRIM', posts, 0, REMEMBERED - 1)
+      end
+      if kind == 'd' then
+        redis.call('HSET', P .. 'conv:' .. from, to, time .. '\n' .. seq .. '\n' .. to_name)
+        redis.call('HSET', P .. 'conv:' .. to, from, time .. '\n' .. seq .. '\n' .. from_name)
+        redis.call('XADD', P .. 'direct', 'MAXLEN', '~', DIRECT_KEPT, '*', 'f', frame, 'a', from, 'b', to)
+      end
+      seqs[#seqs + 1] = seq
+    end
+  end
+  return seqs
+
+elseif op == 'snapshot' then
+  -- A room as of now: its newest and oldest seq, its name, and who is in it.
+  local stream = ARGV[2]
+  local newest = tonumber(redis.call('HGET', P .. 'seq', stream) or '0')
+  local oldest = 0
+  local first = redis.call('XRANGE', P .. 's:' .. stream, '-', '+', 'COUNT', 1)
+  if first[1] then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
+  local name = redis.call('HGET', P .. 'rooms', stream) or ''
+  return {newest, oldest, name, redis.call('HGETALL', P .. 'in:' .. stream)}
+
+elseif op == 'claim' then
+  -- ARGV: member, skeleton, name, node, new token, token presented ('' none), force
+  -- ('1': a password proved it), account ('1'/'0').
+  -- Returns {'free'}, {'taken', name}, {'looks', name} or
+  -- {'takeover', old node, name, account, rooms...}.
+  local member, skeleton, name, node = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+  local token, presented, force, account = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+  local key = P .. 'm:' .. member
+  local cur = redis.call('HMGET', key, 'node', 'token', 'name', 'account')
+  if cur[1] then
+    if (presented ~= '' and cur[2] == presented) or force == '1' then
+      if force == '1' then cur[4] = '1' end
+      redis.call('SREM', P .. 'nm:' .. cur[1], member)
+      redis.call('SADD', P .. 'nm:' .. node, member)
+      redis.call('HSET', key, 'node', node, 'token', token, 'account', cur[4])
+      if cur[1] ~= node then
+        redis.call('PUBLISH', P .. 'ctl:' .. cur[1], 'replace\n' .. member .. '\n' .. cur[2])
+      end
+      local rooms = redis.call('SMEMBERS', P .. 'ro:' .. member)
+      return {'takeover', cur[1], cur[3], cur[4], unpack(rooms)}
+    end
+    return {'taken', cur[3]}
+  end
+  local other = redis.call('HGET', P .. 'skel', skeleton)
+  if other and other ~= member then
+    local other_name = redis.call('HGET', P .. 'm:' .. other, 'name')
+    if other_name then return {'looks', other_name} end
+  end
+  redis.call('HSET', key, 'node', node, 'token', token, 'name', name, 'skel', skeleton,
+    'account', account)
+  redis.call('HSET', P .. 'skel', skeleton, member)
+  redis.call('SADD', P .. 'nm:' .. node, member)
+  return {'free'}
+
+elseif op == 'release' then
+  -- ARGV: member, token, reason, time.
+  return release(ARGV[2], 'token', ARGV[3], ARGV[4], ARGV[5])
+
+elseif op == 'join_cluster' then
+  -- ARGV: node, lease ms.
+  redis.call('SADD', P .. 'nodes', ARGV[2])
+  redis.call('SET', P .. 'node:' .. ARGV[2], '1', 'PX', ARGV[3])
+  return 1
+
+elseif op == 'lease' then
+  -- ARGV: node, lease ms. 0: the node was reaped (its lease ran out) and must start over.
+  if redis.call('SISMEMBER', P .. 'nodes', ARGV[2]) == 0 then return 0 end
+  redis.call('SET', P .. 'node:' .. ARGV[2], '1', 'PX', ARGV[3])
+  return 1
+
+elseif op == 'reap' then
+  -- ARGV: dead node, reaping node, time, most members this call. Returns how many
+  -- members were taken offline, -1 when the node is alive or someone else reaps it.
+  local dead, me, time, most = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+  if redis.call('EXISTS', P .. 'node:' .. dead) == 1 then return -1 end
+  local lock = redis.call('GET', P .. 'reap:' .. dead)
+  if lock and lock ~= me then return -1 end
+  redis.call('SET', P .. 'reap:' .. dead, me, 'PX', 30000)
+  local members = redis.call('SRANDMEMBER', P .. 'nm:' .. dead, most)
+  for _, member in ipairs(members) do
+    if release(member, 'node', dead, 'lost', time) < 0 then
+      redis.call('SREM', P .. 'nm:' .. dead, member)
+    end
+  end
+  if redis.call('SCARD', P .. 'nm:' .. dead) == 0 then
+    redis.call('SREM', P .. 'nodes', dead)
+    redis.call('DEL', P .. 'nm:' .. dead, P .. 'reap:' .. dead)
+  end
+  return #members
+
+elseif op == 'register' then
+  -- ARGV: account, skeleton, name, hash. 1: created; 0: it, or one that looks like it,
+  -- exists.
+  local account, skeleton, name, hash = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+  if redis.call('HEXISTS', P .. 'acct', account) == 1 then return 0 end
+  local other = redis.call('HGET', P .. 'askel', skeleton)
+  if other and other ~= account then return 0 end
+  redis.call('HSET', P .. 'acct', account, name .. '\n' .. hash)
+  redis.call('HSET', P .. 'askel', skeleton, account)
+  redis.call('PUBLISH', P .. 'events', 'account\n' .. account)
+  return 1
+
+elseif op == 'set_password' then
+  -- ARGV: account, hash. 0: no such account.
+  local account, hash = ARGV[2], ARGV[3]
+  local cur = redis.call('HGET', P .. 'acct', account)
+  if not cur then return 0 end
+  local name = string.match(cur, '^([^\n]*)')
+  redis.call('HSET', P .. 'acct', account, name .. '\n' .. hash)
+  redis.call('PUBLISH', P .. 'events', 'account\n' .. account)
+  return 1
+
+elseif op == 'fail' then
+  -- ARGV: account, address, time ms, window ms, node: a wrong password, counted
+  -- everywhere.
+  local account, address, time, window, node = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+  for _, key in ipairs({P .. 'fails:a:' .. account, P .. 'fails:ip:' .. address}) do
+    redis.call('ZADD', key, time, time .. ':' .. redis.call('ZCARD', key))
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', time - window)
+    redis.call('PEXPIRE', key, window)
+  end
+  redis.call('PUBLISH', P .. 'events', 'fail\n' .. account .. '\n' .. address .. '\n' .. node)
+  return 1
+end
+return redis.error_reply('unknown operation ' .. tostring(op))

@@ -1,0 +1,501 @@
+//! The event log in a shared Redis (`--redis`): every node started with the same Redis is
+//! the same chat.
+//!
+//! One Redis Stream per room and per direct conversation, entry id `<seq>-1`; a seq is
+//! taken and its event appended by one Lua script (`cluster.lua`), so every node sees the
+//! same order, and a batch of any number of events is one round trip (the writer's group
+//! commit). The same script claims and releases names and reaps dead nodes for
+//! [`crate::cluster`]. Redis must persist with AOF and `appendfsync always` for "nothing
+//! acknowledged is ever lost" (README "Cluster").
+//!
+//! The trait's methods block (the hub calls them from its writer thread and the blocking
+//! pool); they drive the redis crate's smol connection with `smol::block_on`.
+
+use std::time::Duration;
+
+use chat_shared::limits::REMEMBERED_IDS;
+use chat_shared::{Conversation, Frame, Name};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script, ScriptInvocation, Value};
+
+use super::{
+    Body, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame, latest_first,
+};
+
+/// The key prefix of everything the chat keeps in Redis.
+pub const PREFIX: &str = "chat:";
+/// The seq written into a frame so that the script can put the real one there.
+const PLACEHOLDER: u64 = u64::MAX;
+
+impl From<RedisError> for LogError {
+    fn from(err: RedisError) -> Self {
+        LogError::Store(format!("redis: {err}"))
+    }
+}
+
+/// The shared Redis, as an event log and as the cluster's register of who is where.
+pub struct RedisLog {
+    client: redis::Client,
+    conn: ConnectionManager,
+    script: Script,
+    epoch: String,
+    url: String,
+}
+
+impl std::fmt::Debug for RedisLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLog").field("url", &self.url).finish()
+    }
+}
+
+/// A room as one node found it: the ends of its stream, its name, and who is in it (on
+/// any node), all as of its newest seq.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The ends of its stream.
+    pub head: Head,
+    /// Its name as first spelled (empty: no event yet).
+    pub name: String,
+    /// Its members: case-folded, and as spelled.
+    pub members: Vec<(String, String)>,
+}
+
+impl RedisLog {
+    /// Connects to `url` (`redis://HOST:PORT[/DB]`); the epoch is the one every node
+    /// shares, made with `new_epoch` by the first node ever.
+    pub fn connect(url: &str, new_epoch: impl FnOnce() -> String) -> Result<Self, LogError> {
+        let client = redis::Client::open(url)?;
+        // A request fails after 2 s rather than waiting for Redis; the connection is made
+        // again in the background, with back-off, while it is away.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(100))
+            .set_max_delay(Duration::from_secs(2));
+        let conn = smol::block_on(ConnectionManager::new_with_config(client.clone(), config))?;
+        let mut log = Self {
+            client,
+            conn,
+            script: Script::new(include_str!("cluster.lua")),
+            epoch: String::new(),
+            url: url.to_string(),
+        };
+        let epoch: String = log.run_blocking(log.op("epoch").arg(new_epoch()))?;
+        log.epoch = epoch;
+        Ok(log)
+    }
+
+    /// The URL it was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The client, for connections of their own (the tail's blocking reads, pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// A connection for commands (cheap to clone; shared).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// The script, ready for an operation's arguments.
+    pub fn op(&self, name: &str) -> ScriptInvocation<'_> {
+        let mut invocation = self.script.prepare_invoke();
+        invocation.arg(name);
+        invocation
+    }
+
+    /// Runs an operation of the script.
+    pub async fn run<T: redis::FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, LogError> {
+        let mut conn = self.conn.clone();
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    fn run_blocking<T: redis::FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, LogError> {
+        smol::block_on(self.run(invocation))
+    }
+
+    fn query_blocking<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, LogError> {
+        let mut conn = self.conn.clone();
+        Ok(smol::block_on(cmd.query_async(&mut conn))?)
+    }
+
+    /// A room as of its newest event, for a node that starts following it.
+    pub async fn snapshot(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
+        let mut invocation = self.op("snapshot");
+        invocation.arg(stream.as_str());
+        let (newest, oldest, name, members): (u64, u64, String, Vec<(String, String)>) =
+            self.run(&invocation).await?;
+        Ok(Snapshot {
+            head: Head { oldest, newest },
+            name,
+            members,
+        })
+    }
+
+    /// [`RedisLog::snapshot`], blocking.
+    pub fn snapshot_blocking(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
+        smol::block_on(self.snapshot(stream))
+    }
+
+    /// The account `folded` as stored: its name and hash.
+    pub async fn account(&self, folded: &str) -> Result<Option<(String, String)>, LogError> {
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = redis::cmd("HGET")
+            .arg(key("acct"))
+            .arg(folded)
+            .query_async(&mut conn)
+            .await?;
+        Ok(stored.as_deref().and_then(split_account))
+    }
+
+    /// Every room's key and name.
+    pub async fn room_names(&self) -> Result<Vec<(String, String)>, LogError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("HGETALL")
+            .arg(key("rooms"))
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Every account: name and hash.
+    pub async fn all_accounts(&self) -> Result<Vec<(String, String)>, LogError> {
+        let mut conn = self.conn.clone();
+        let all: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(key("acct"))
+            .query_async(&mut conn)
+            .await?;
+        Ok(all
+            .iter()
+            .filter_map(|(_, stored)| split_account(stored))
+            .collect())
+    }
+}
+
+/// A key under the chat's prefix.
+pub fn key(name: &str) -> String {
+    format!("{PREFIX}{name}")
+}
+
+/// A stream's key.
+pub fn stream_key(stream: &str) -> String {
+    format!("{PREFIX}s:{stream}")
+}
+
+/// "name\nhash" as stored for an account.
+fn split_account(stored: &str) -> Option<(String, String)> {
+    stored
+        .split_once('\n')
+        .map(|(name, hash)| (name.to_string(), hash.to_string()))
+}
+
+/// The seq of a stream entry id (`<seq>-1`).
+pub fn entry_seq(id: &str) -> Option<Seq> {
+    id.split_once('-').and_then(|(seq, _)| seq.parse().ok())
+}
+
+/// A frame cut where its seq goes: the script joins the two halves around the seq it
+/// takes.
+fn halves(event: &NewEvent) -> (Vec<u8>, Vec<u8>) {
+    let whole = frame(PLACEHOLDER, event);
+    let bytes = whole.as_bytes();
+    // `"seq":` with the quote unescaped can only be the key: a quote inside a string is
+    // always escaped.
+    let marker = format!("\"seq\":{PLACEHOLDER}");
+    let at = memchr::memmem::find(bytes, marker.as_bytes()).expect("every event's frame has a seq");
+    let cut = at + "\"seq\":".len();
+    (bytes[..cut].to_vec(), bytes[at + marker.len()..].to_vec())
+}
+
+/// Reads a stream's entries (`XRANGE`/`XREVRANGE` reply) as events.
+pub fn events_of(reply: &Value) -> Vec<Event> {
+    let Value::Array(entries) = reply else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(entry_event)
+        .map(|(e, _)| e)
+        .collect()
+}
+
+/// What a stream entry says about who is in its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterChange {
+    /// Joined: case-folded, and as spelled.
+    Joined(String, String),
+    /// Left: case-folded.
+    Left(String),
+}
+
+/// One stream entry (`[id, [field, value, ...]]`): its event, and what it changes in the
+/// room's member list.
+pub fn entry_event(entry: &Value) -> Option<(Event, Option<RosterChange>)> {
+    let Value::Array(parts) = entry else {
+        return None;
+    };
+    let [id, Value::Array(fields)] = parts.as_slice() else {
+        return None;
+    };
+    let seq = entry_seq(&text(id)?)?;
+    let mut frame = None;
+    let (mut joined, mut name, mut left) = (None, None, None);
+    for pair in fields.chunks(2) {
+        let [field, value] = pair else { continue };
+        match bytes(field) {
+            Some(b"f") => frame = bytes(value).map(Frame::from_encoded),
+            Some(b"j") => joined = text(value),
+            Some(b"n") => name = text(value),
+            Some(b"l") => left = text(value),
+            _ => {}
+        }
+    }
+    let change = match (joined, name, left) {
+        (Some(member), Some(name), _) => Some(RosterChange::Joined(member, name)),
+        (_, _, Some(member)) => Some(RosterChange::Left(member)),
+        _ => None,
+    };
+    Some((Event { seq, frame: frame? }, change))
+}
+
+/// The bytes of a bulk string.
+pub fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A bulk string as text.
+pub fn text(value: &Value) -> Option<String> {
+    bytes(value).and_then(|b| std::str::from_utf8(b).ok().map(str::to_string))
+}
+
+impl EventLog for RedisLog {
+    fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn head(&self, stream: &StreamId) -> Result<Head, LogError> {
+        Ok(self.snapshot_blocking(stream)?.head)
+    }
+
+    fn append(&self, events: &[NewEvent]) -> Result<Vec<Event>, LogError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.op("append");
+        invocation.arg(events.len());
+        let mut halves_of = Vec::with_capacity(events.len());
+        for event in events {
+            let (prefix, suffix) = halves(event);
+            let (kind, member, name, token) = match &event.body {
+                Body::Joined { name } => (
+                    "j",
+                    chat_shared::fold(name),
+                    name.as_str(),
+                    event.holder.as_deref().unwrap_or(""),
+                ),
+                Body::Left { name, .. } => (
+                    "l",
+                    chat_shared::fold(name),
+                    "",
+                    event.holder.as_deref().unwrap_or(""),
+                ),
+                Body::Message { .. } if event.direct.is_some() => ("d", String::new(), "", ""),
+                Body::Message { .. } => ("m", String::new(), "", ""),
+            };
+            let (id, poster) = match (&event.body, &event.poster) {
+                (Body::Message { id: Some(id), .. }, Some(poster)) => {
+                    (id.as_str(), poster.as_str())
+                }
+                _ => ("", ""),
+            };
+            let (from, to, to_name, from_name) = match (&event.direct, &event.body) {
+                (Some(direct), Body::Message { from, .. }) => (
+                    direct.from_key.as_str(),
+                    direct.to_key.as_str(),
+                    direct.to.as_str(),
+                    from.as_str(),
+                ),
+                _ => ("", "", "", ""),
+            };
+            invocation
+                .arg(event.stream.as_str())
+                .arg(&*event.room)
+                .arg(prefix.as_slice())
+                .arg(suffix.as_slice())
+                .arg(kind)
+                .arg(member)
+                .arg(name)
+                .arg(token)
+                .arg(poster)
+                .arg(id)
+                .arg(from)
+                .arg(to)
+                .arg(to_name)
+                .arg(from_name)
+                .arg(event.time);
+            halves_of.push((prefix, suffix));
+        }
+        let seqs: Vec<u64> = self.run_blocking(&invocation)?;
+        Ok(seqs
+            .into_iter()
+            .zip(halves_of)
+            .map(|(seq, (prefix, suffix))| {
+                // A skipped event (its member gone meanwhile) has seq 0 and no frame.
+                let mut bytes = prefix;
+                if seq > 0 {
+                    bytes.extend_from_slice(seq.to_string().as_bytes());
+                    bytes.extend_from_slice(&suffix);
+                }
+                Event {
+                    seq,
+                    frame: Frame::from_encoded(&bytes),
+                }
+            })
+            .collect())
+    }
+
+    fn read(&self, stream: &StreamId, span: Span, limit: usize) -> Result<Vec<Event>, LogError> {
+        let key = stream_key(stream.as_str());
+        let reply: Value = match span {
+            Span::Before(0) => return Ok(Vec::new()),
+            Span::Before(before) => self.query_blocking(
+                redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg(format!("({before}-0"))
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(limit),
+            )?,
+            Span::After(after) => self.query_blocking(
+                redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg(format!("({after}-1"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit),
+            )?,
+        };
+        let mut events = events_of(&reply);
+        if matches!(span, Span::Before(_)) {
+            events.reverse();
+        }
+        Ok(events)
+    }
+
+    fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
+        let kept: Vec<Vec<u8>> = self.query_blocking(
+            redis::cmd("LRANGE")
+                .arg(key(&format!("posts:{poster}")))
+                .arg(0)
+                .arg(REMEMBERED_IDS - 1),
+        )?;
+        Ok(kept
+            .iter()
+            .rev()
+            .filter_map(|entry| {
+                let at = memchr::memchr(b'\n', entry)?;
+                let id = std::str::from_utf8(&entry[..at]).ok()?;
+                Some((id.to_string(), Frame::from_encoded(&entry[at + 1..])))
+            })
+            .collect())
+    }
+
+    fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
+        Ok(smol::block_on(self.room_names())?
+            .into_iter()
+            .map(|(key, name)| (StreamId::new(&key), name))
+            .collect())
+    }
+
+    fn accounts(&self) -> Result<Vec<(String, String)>, LogError> {
+        smol::block_on(self.all_accounts())
+    }
+
+    fn create_account(&self, folded: &str, name: &str, hash: &str) -> Result<bool, LogError> {
+        let skeleton = Name::parse(name)
+            .map(|name| name.keys().skeleton)
+            .unwrap_or_else(|_| folded.to_string());
+        let mut invocation = self.op("register");
+        invocation.arg(folded).arg(skeleton).arg(name).arg(hash);
+        let created: u32 = self.run_blocking(&invocation)?;
+        Ok(created == 1)
+    }
+
+    fn set_password(&self, folded: &str, hash: &str) -> Result<(), LogError> {
+        let mut invocation = self.op("set_password");
+        invocation.arg(folded).arg(hash);
+        match self.run_blocking::<u32>(&invocation)? {
+            1 => Ok(()),
+            _ => Err(LogError::Store(format!("no account {folded:?}"))),
+        }
+    }
+
+    fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError> {
+        let all: Vec<(String, String)> =
+            self.query_blocking(redis::cmd("HGETALL").arg(key(&format!("conv:{owner}"))))?;
+        let all = all
+            .iter()
+            .filter_map(|(_, last)| {
+                let mut parts = last.splitn(3, '\n');
+                let time = parts.next()?.parse().ok()?;
+                let seq = parts.next()?.parse().ok()?;
+                let with = parts.next()?.to_string();
+                Some((time, Conversation { with, seq }))
+            })
+            .collect();
+        Ok(latest_first(all, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_frame_is_cut_where_its_seq_goes_even_when_its_text_names_one() {
+        let event = NewEvent {
+            stream: StreamId::new("general"),
+            room: Arc::from("general"),
+            direct: None,
+            time: 7,
+            body: Body::Message {
+                from: "ann".into(),
+                text: format!("\"seq\":{PLACEHOLDER} and \"seq\":1"),
+                id: None,
+                me: false,
+            },
+            poster: None,
+            holder: None,
+        };
+        let (prefix, suffix) = halves(&event);
+        let mut joined = prefix;
+        joined.extend_from_slice(b"42");
+        joined.extend_from_slice(&suffix);
+        assert_eq!(joined, frame(42, &event).as_bytes());
+    }
+
+    #[test]
+    fn entry_ids_carry_the_seq() {
+        assert_eq!(entry_seq("42-1"), Some(42));
+        assert_eq!(entry_seq("nonsense"), None);
+    }
+}
