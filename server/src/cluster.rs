@@ -44,9 +44,16 @@ const TAIL_BLOCK_MS: u64 = 5000;
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Members one reaping call takes offline (a dead node with thousands is reaped in steps,
 /// so Redis is never blocked for long).
-const REAP_STEP: usize = 500;
+const REAP_STEP: i64 = 500;
 /// The most rooms a `room_list` names.
 const ROOM_LIST_MAX: usize = 500;
+
+/// Events of a room as the tail read them, each with what it changes in the room's
+/// member list.
+pub type TailedEvents = Vec<(Event, Option<RosterChange>)>;
+
+/// A direct message as the tail read it: sender, recipient (case-folded), frame.
+pub type DirectMessage = (String, String, Frame);
 
 /// What the cluster tells the hub.
 #[derive(Debug)]
@@ -65,10 +72,10 @@ pub enum News {
         /// The room.
         key: Arc<str>,
         /// Its events, each with what it changes in the member list.
-        events: Vec<(Event, Option<RosterChange>)>,
+        events: TailedEvents,
     },
     /// Direct messages recorded by any node: sender, recipient (case-folded), frame.
-    Direct(Vec<(String, String, Frame)>),
+    Direct(Vec<DirectMessage>),
     /// A member here was taken over on another node: close it, record nothing.
     Replaced {
         /// Case-folded name.
@@ -185,7 +192,9 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("node", &self.node).finish()
+        f.debug_struct("Cluster")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
     }
 }
 
@@ -510,7 +519,7 @@ async fn reap(log: &RedisLog, me: &str) -> Result<(), LogError> {
             if reaped > 0 {
                 tracing::info!(node = dead, members = reaped, "a dead node's members left");
             }
-            if reaped < REAP_STEP as i64 {
+            if reaped < REAP_STEP {
                 break;
             }
         }
@@ -668,51 +677,7 @@ async fn tail_once(
             future::pending().await
         })
         .await?;
-        let Value::Array(per_stream) = reply else {
-            continue;
-        };
-        let mut rooms: Vec<(Arc<str>, Vec<(Event, Option<RosterChange>)>)> = Vec::new();
-        let mut direct = Vec::new();
-        for stream in &per_stream {
-            let Value::Array(parts) = stream else {
-                continue;
-            };
-            let [name, Value::Array(entries)] = parts.as_slice() else {
-                continue;
-            };
-            let Some(name) = store::text(name) else {
-                continue;
-            };
-            if name == direct_key {
-                for entry in entries {
-                    if let Some((id, message)) = direct_entry(entry) {
-                        *direct_after = Some(id);
-                        direct.extend(message);
-                    }
-                }
-                continue;
-            }
-            let Some(room) = name.strip_prefix(&format!("{}s:", store::PREFIX)) else {
-                continue;
-            };
-            let events: Vec<(Event, Option<RosterChange>)> =
-                entries.iter().filter_map(entry_event).collect();
-            let Some(newest) = events.last().map(|(event, _)| event.seq) else {
-                continue;
-            };
-            let mut streams = following
-                .streams
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            // Still followed: the hub wants these, and the next read starts after them.
-            if let Some((key, seq)) = streams.get_key_value(room).map(|(k, s)| (k.clone(), *s)) {
-                if newest > seq {
-                    streams.insert(key.clone(), newest);
-                }
-                drop(streams);
-                rooms.push((key, events));
-            }
-        }
+        let (rooms, direct) = sort_reply(&reply, &direct_key, following, direct_after);
         if !direct.is_empty() {
             tell(hub, News::Direct(direct)).await;
         }
@@ -722,8 +687,64 @@ async fn tail_once(
     }
 }
 
+/// What one read of the tail brought: the events of each room still followed (whose
+/// position moves past them), and the direct messages (whose position moves too).
+fn sort_reply(
+    reply: &Value,
+    direct_key: &str,
+    following: &Following,
+    direct_after: &mut Option<String>,
+) -> (Vec<(Arc<str>, TailedEvents)>, Vec<DirectMessage>) {
+    let mut rooms = Vec::new();
+    let mut direct = Vec::new();
+    let Value::Array(per_stream) = reply else {
+        return (rooms, direct);
+    };
+    let prefix = format!("{}s:", store::PREFIX);
+    for stream in per_stream {
+        let Value::Array(parts) = stream else {
+            continue;
+        };
+        let [name, Value::Array(entries)] = parts.as_slice() else {
+            continue;
+        };
+        let Some(name) = store::text(name) else {
+            continue;
+        };
+        if name == direct_key {
+            for entry in entries {
+                if let Some((id, message)) = direct_entry(entry) {
+                    *direct_after = Some(id);
+                    direct.extend(message);
+                }
+            }
+            continue;
+        }
+        let Some(room) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let events: TailedEvents = entries.iter().filter_map(entry_event).collect();
+        let Some(newest) = events.last().map(|(event, _)| event.seq) else {
+            continue;
+        };
+        let mut streams = following
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Still followed: the hub wants these, and the next read starts after them.
+        if let Some((key, seq)) = streams.get_key_value(room).map(|(k, s)| (k.clone(), *s)) {
+            if newest > seq {
+                streams.insert(key.clone(), newest);
+            }
+            drop(streams);
+            rooms.push((key, events));
+        }
+    }
+    (rooms, direct)
+}
+
 /// An entry of the direct-message stream: its id and (sender, recipient, frame).
-fn direct_entry(entry: &Value) -> Option<(String, Option<(String, String, Frame)>)> {
+fn direct_entry(entry: &Value) -> Option<(String, Option<DirectMessage>)> {
     let Value::Array(parts) = entry else {
         return None;
     };

@@ -111,7 +111,7 @@ pub struct Room {
     pub awaiting: BTreeMap<Seq, Pending>,
     /// In a cluster: events the tail brought while a batch of this node was being
     /// recorded (which of them are this node's is known only once it is).
-    pub tailed: Vec<(Event, Option<RosterChange>)>,
+    pub tailed: crate::cluster::TailedEvents,
     /// Events arriving a second, as last measured.
     rate: f64,
     /// Events arrived since `counting_since`.

@@ -44,7 +44,9 @@ pub struct RedisLog {
 
 impl std::fmt::Debug for RedisLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisLog").field("url", &self.url).finish()
+        f.debug_struct("RedisLog")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -429,9 +431,8 @@ impl EventLog for RedisLog {
     }
 
     fn create_account(&self, folded: &str, name: &str, hash: &str) -> Result<bool, LogError> {
-        let skeleton = Name::parse(name)
-            .map(|name| name.keys().skeleton)
-            .unwrap_or_else(|_| folded.to_string());
+        let skeleton =
+            Name::parse(name).map_or_else(|_| folded.to_string(), |name| name.keys().skeleton);
         let mut invocation = self.op("register");
         invocation.arg(folded).arg(skeleton).arg(name).arg(hash);
         let created: u32 = self.run_blocking(&invocation)?;

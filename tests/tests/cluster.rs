@@ -1,0 +1,396 @@
+//! Cluster mode: server processes (`chat-server`) that share a Redis of the test's own
+//! (`redis-server` on a free port, AOF with `appendfsync always`), with nodes killed and
+//! Redis restarted under load. Every node runs with `--port 0 --redis URL --rate 0
+//! --max-per-ip 0` (flood control off) and `--lease 1` unless a test says otherwise.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use chat_shared::{ClientFrame, ErrorCode, LeaveReason, PROTOCOL_VERSION, ServerFrame};
+use chat_tests::{Client, Redis, ServerProcess, hello_v2, run_for, say, server_binary};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// A node of the cluster on `redis`, with `lease` seconds.
+async fn node(redis: &Redis, lease: &str) -> ServerProcess {
+    let url = redis.url();
+    ServerProcess::start(
+        &server_binary(),
+        &[
+            "--port",
+            "0",
+            "--redis",
+            &url,
+            "--rate",
+            "0",
+            "--max-per-ip",
+            "0",
+            "--lease",
+            lease,
+        ],
+    )
+    .await
+}
+
+/// The messages among `frames`: seq, sender, text.
+fn messages(frames: &[ServerFrame]) -> Vec<(u64, String, String)> {
+    frames
+        .iter()
+        .filter_map(|frame| match frame {
+            ServerFrame::Message {
+                seq, from, text, ..
+            } => Some((*seq, from.clone(), text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads until `count` messages with `marker` in their text have come; returns every frame.
+async fn read_messages(client: &mut Client, marker: &str, count: usize) -> Vec<ServerFrame> {
+    let mut frames = Vec::new();
+    let mut seen = 0;
+    while seen < count {
+        let frame = client.recv().await;
+        if matches!(&frame, ServerFrame::Message { text, .. } if text.contains(marker)) {
+            seen += 1;
+        }
+        frames.push(frame);
+    }
+    frames
+}
+
+/// The whole history of the default room, oldest first, paged with `history after`.
+async fn whole_history(client: &mut Client) -> BTreeMap<u64, ServerFrame> {
+    let mut all = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        client
+            .send(&ClientFrame::History {
+                with: None,
+                room: None,
+                before: None,
+                after: Some(after),
+                limit: Some(200),
+            })
+            .await;
+        let frames = client
+            .recv_until(|f| matches!(f, ServerFrame::HistoryEnd { .. }))
+            .await;
+        let Some(ServerFrame::HistoryEnd { count, .. }) = frames.last() else {
+            unreachable!("recv_until stops at history_end");
+        };
+        let answer = &frames[frames.len() - 1 - *count as usize..frames.len() - 1];
+        for frame in answer {
+            if let Some(seq) = frame.seq() {
+                after = after.max(seq);
+                all.insert(seq, frame.clone());
+            }
+        }
+        if *count < 200 {
+            return all;
+        }
+    }
+}
+
+/// Flags: three nodes. Six clients, two on each node, post 30 messages each at once: every
+/// client sees all 180, in the same seq order, none twice.
+#[test]
+fn three_nodes_one_room_one_order() {
+    run_for(LIMIT, async {
+        let redis = Redis::start();
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(node(&redis, "1").await);
+        }
+        let mut clients = Vec::new();
+        for i in 0..6 {
+            let (client, _) = Client::login_v2(nodes[i % 3].addr, &format!("c{i}")).await;
+            clients.push(client);
+        }
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut client)| {
+                smol::spawn(async move {
+                    for k in 0..30 {
+                        client
+                            .send(&say(&format!("post c{i}-{k}"), &format!("c{i}-{k}")))
+                            .await;
+                    }
+                    messages(&read_messages(&mut client, "post ", 180).await)
+                })
+            })
+            .collect();
+        let mut views = Vec::new();
+        for task in tasks {
+            views.push(task.await);
+        }
+        let first = &views[0];
+        assert_eq!(first.len(), 180);
+        let texts: HashSet<&str> = first.iter().map(|(_, _, t)| t.as_str()).collect();
+        assert_eq!(texts.len(), 180, "none twice");
+        assert!(first.windows(2).all(|w| w[0].0 < w[1].0), "in seq order");
+        for view in &views[1..] {
+            assert_eq!(
+                view, first,
+                "every node delivers the same events in the same order"
+            );
+        }
+    });
+}
+
+/// A `hello` that resumes a session: its token, and the room after `since`.
+fn resume(name: &str, token: &str, since: u64, epoch: &str) -> ClientFrame {
+    ClientFrame::Hello {
+        password: None,
+        register: false,
+        protocol: PROTOCOL_VERSION,
+        name: name.into(),
+        since: Some(since),
+        epoch: Some(epoch.into()),
+        token: Some(token.into()),
+    }
+}
+
+/// Flags: three nodes, `--lease 1`. Under load (bea on node B posts 150 messages), node A
+/// is killed (SIGKILL): ann, on A, comes back on B with its token and `since` and misses nothing
+/// and sees nothing twice; abe, on A, does not come back and everyone else sees it `lost`
+/// once, when A's lease has run out; nobody sees ann leave. Everything anyone received is
+/// in the history.
+#[test]
+fn a_killed_node_s_clients_resume_on_another() {
+    run_for(LIMIT, async {
+        let redis = Redis::start();
+        let mut a = node(&redis, "1").await;
+        let b = node(&redis, "1").await;
+        let c = node(&redis, "1").await;
+        let (mut cid, _) = Client::login_v2(c.addr, "cid").await;
+        let (mut ann, welcome) = Client::login_v2(a.addr, "ann").await;
+        let ServerFrame::Welcome { token, epoch, .. } = welcome else {
+            unreachable!("login_v2 returns the welcome");
+        };
+        let (abe, _) = Client::login_v2(a.addr, "abe").await;
+        let (mut bea, _) = Client::login_v2(b.addr, "bea").await;
+        // ann's view so far: up to its own joined at least.
+        let mut ann_seen = ann
+            .recv_until(|f| matches!(f, ServerFrame::Joined { name, .. } if name == "bea"))
+            .await;
+        let poster = smol::spawn(async move {
+            for k in 0..150 {
+                bea.send(&say(&format!("load {k}"), &format!("b{k}"))).await;
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+            read_messages(&mut bea, "load ", 150).await;
+            bea
+        });
+        // Some of the load reaches ann on A, then A dies.
+        ann_seen.extend(read_messages(&mut ann, "load ", 20).await);
+        a.kill().await;
+        drop(abe);
+        while let Some(Ok(frame)) = ann.next().await {
+            ann_seen.push(frame);
+        }
+        let last = ann_seen
+            .iter()
+            .filter_map(ServerFrame::seq)
+            .max()
+            .expect("seqs");
+        let mut back = Client::connect(b.addr).await;
+        back.send(&resume("ann", &token, last, &epoch)).await;
+        let ServerFrame::Welcome { name, .. } = back.recv().await else {
+            panic!("ann is welcomed back on B");
+        };
+        assert_eq!(name, "ann");
+        let mut ann_after = Vec::new();
+        // Everything up to the last post, and abe's `lost` once A's lease ran out.
+        loop {
+            let frame = back.recv().await;
+            let done = matches!(&frame, ServerFrame::Left { name, .. } if name == "abe");
+            ann_after.push(frame);
+            if done {
+                break;
+            }
+        }
+        let bea = poster.await;
+        let all_posted = |frames: &[ServerFrame]| {
+            frames
+                .iter()
+                .any(|f| matches!(f, ServerFrame::Message { text, .. } if text == "load 149"))
+        };
+        if !all_posted(&ann_after) {
+            ann_after.extend(read_messages(&mut back, "load 149", 1).await);
+        }
+        let seqs: Vec<u64> = ann_seen
+            .iter()
+            .chain(&ann_after)
+            .filter_map(ServerFrame::seq)
+            .collect();
+        let first = seqs[0];
+        let expected: Vec<u64> = (first..first + seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "ann misses nothing and sees nothing twice");
+        assert!(
+            !ann_after
+                .iter()
+                .any(|f| matches!(f, ServerFrame::Joined { name, .. } | ServerFrame::Left { name, .. } if name == "ann")),
+            "ann's takeover is silent"
+        );
+
+        // cid, on C, saw abe lost once and ann never leave.
+        let mut cid_seen = read_messages(&mut cid, "load 149", 1).await;
+        if !cid_seen
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Left { name, .. } if name == "abe"))
+        {
+            cid_seen.extend(
+                cid.recv_until(|f| matches!(f, ServerFrame::Left { name, .. } if name == "abe"))
+                    .await,
+            );
+        }
+        let lefts: Vec<(&str, LeaveReason)> = cid_seen
+            .iter()
+            .filter_map(|f| match f {
+                ServerFrame::Left { name, reason, .. } => Some((name.as_str(), *reason)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lefts, [("abe", LeaveReason::Lost)]);
+
+        // Everything anyone received is in the history, as received.
+        let history = whole_history(&mut cid).await;
+        for frame in ann_seen.iter().chain(&ann_after).chain(&cid_seen) {
+            if let Some(seq) = frame.seq() {
+                assert_eq!(history.get(&seq), Some(frame), "seq {seq} as received");
+            }
+        }
+        drop(bea);
+    });
+}
+
+/// Flags: two nodes, `--lease 5`. Redis is killed (SIGKILL) while alice (node 1) posts, and
+/// started again once five posts were refused: posts during the outage get `unavailable`; once Redis is back both nodes carry
+/// on; every post alice had acknowledged (its echo) reached bob on node 2 and is in the
+/// history.
+#[test]
+fn a_redis_restart_loses_nothing_acknowledged() {
+    run_for(LIMIT, async {
+        let mut redis = Redis::start();
+        let one = node(&redis, "5").await;
+        let two = node(&redis, "5").await;
+        let (mut alice, _) = Client::login_v2(one.addr, "alice").await;
+        let (mut bob, _) = Client::login_v2(two.addr, "bob").await;
+        alice
+            .recv_until(|f| matches!(f, ServerFrame::Joined { name, .. } if name == "bob"))
+            .await;
+        let mut acknowledged: HashMap<String, u64> = HashMap::new();
+        let (mut refused, mut after_restart) = (0, 0);
+        let mut k = 0;
+        let mut phase = 0; // 0: before, 1: outage, 2: after
+        while phase < 2 || after_restart < 10 {
+            if phase == 0 && k == 20 {
+                redis.kill();
+                phase = 1;
+            }
+            alice
+                .send(&say(&format!("post {k}"), &format!("p{k}")))
+                .await;
+            k += 1;
+            // Each post is answered: its echo, or `unavailable`.
+            loop {
+                match alice.recv().await {
+                    ServerFrame::Message {
+                        id: Some(id), seq, ..
+                    } => {
+                        acknowledged.insert(id, seq);
+                        if phase == 2 {
+                            after_restart += 1;
+                        }
+                        break;
+                    }
+                    ServerFrame::Error {
+                        code: ErrorCode::Unavailable,
+                        ..
+                    } => {
+                        refused += 1;
+                        // Down for five posts, then back.
+                        if phase == 1 && refused == 5 {
+                            redis.restart();
+                            phase = 2;
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(refused > 0, "posts during the outage were refused");
+        assert!(
+            acknowledged.keys().any(|id| id == &format!("p{}", k - 1)),
+            "posts after the restart are acknowledged"
+        );
+        // bob, on the other node, gets every acknowledged post.
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        while !acknowledged.keys().all(|id| seen.contains_key(id)) {
+            if let ServerFrame::Message {
+                id: Some(id), seq, ..
+            } = bob.recv().await
+            {
+                seen.insert(id, seq);
+            }
+        }
+        for (id, seq) in &acknowledged {
+            assert_eq!(
+                seen.get(id),
+                Some(seq),
+                "{id} reached bob with the same seq"
+            );
+        }
+        let history = whole_history(&mut bob).await;
+        for (id, seq) in &acknowledged {
+            assert!(
+                matches!(history.get(seq), Some(ServerFrame::Message { id: Some(i), .. }) if i == id),
+                "{id} (seq {seq}) is in the history"
+            );
+        }
+    });
+}
+
+/// Flags: two nodes, `--lease 1`. A name online on one node is taken on the other (and
+/// one that looks the same); a token takeover on the other node closes the old session
+/// with `replaced` and nobody sees it.
+#[test]
+fn names_and_takeovers_across_nodes() {
+    run_for(LIMIT, async {
+        let redis = Redis::start();
+        let one = node(&redis, "1").await;
+        let two = node(&redis, "1").await;
+        let (mut alice, welcome) = Client::login_v2(one.addr, "alice").await;
+        let ServerFrame::Welcome {
+            token, epoch, seq, ..
+        } = welcome
+        else {
+            unreachable!("login_v2 returns the welcome");
+        };
+        let (mut bob, _) = Client::login_v2(two.addr, "bob").await;
+        for taken in ["alice", "ALICE", "aIice"] {
+            let mut other = Client::connect(two.addr).await;
+            other.send(&hello_v2(taken)).await;
+            let frames = other.recv_to_end().await;
+            chat_tests::assert_rejected(&frames, chat_shared::RejectCode::NameTaken);
+        }
+        let mut again = Client::connect(two.addr).await;
+        again.send(&resume("alice", &token, seq, &epoch)).await;
+        assert!(matches!(again.recv().await, ServerFrame::Welcome { .. }));
+        let old = alice.recv_to_end().await;
+        chat_tests::assert_closing(&old, chat_shared::CloseCode::Replaced);
+        again.send(&say("still me", "s1")).await;
+        let frames = bob
+            .recv_until(|f| matches!(f, ServerFrame::Message { text, .. } if text == "still me"))
+            .await;
+        assert!(
+            !frames
+                .iter()
+                .any(|f| matches!(f, ServerFrame::Left { name, .. } | ServerFrame::Joined { name, .. } if name == "alice")),
+            "nobody sees a takeover: {frames:?}"
+        );
+    });
+}
