@@ -157,6 +157,21 @@ pub struct Throttle {
 
 const WINDOW: Duration = Duration::from_secs(ATTEMPT_WINDOW_SECS);
 
+/// Adds a failure at `at` to a list kept in time order, keeping the newest `max` within
+/// the window.
+fn counted(list: &mut VecDeque<Instant>, at: Instant, max: usize) {
+    let place = list.partition_point(|t| *t <= at);
+    list.insert(place, at);
+    let newest = list.back().copied().unwrap_or(at);
+    while list.len() > max
+        || list
+            .front()
+            .is_some_and(|t| newest.duration_since(*t) >= WINDOW)
+    {
+        list.pop_front();
+    }
+}
+
 fn wait(failures: Option<&VecDeque<Instant>>, max: usize, now: Instant) -> Option<Duration> {
     let failures = failures?;
     let recent: Vec<&Instant> = failures
@@ -184,21 +199,24 @@ impl Throttle {
 
     /// Counts a wrong password.
     pub fn fail(&mut self, folded: &str, ip: IpAddr, now: Instant) {
-        let push = |list: &mut VecDeque<Instant>, max: usize| {
-            list.push_back(now);
-            while list.len() > max
-                || list
-                    .front()
-                    .is_some_and(|at| now.duration_since(*at) >= WINDOW)
-            {
-                list.pop_front();
-            }
-        };
-        push(
-            self.accounts.entry(folded.to_string()).or_default(),
-            MAX_ACCOUNT_FAILURES,
+        self.fail_account(folded, now);
+        self.fail_address(ip, now);
+    }
+
+    /// Counts a wrong password against an account only (as read back from a cluster's
+    /// Redis, which counts accounts and addresses apart).
+    pub fn fail_account(&mut self, folded: &str, at: Instant) {
+        let list = self.accounts.entry(folded.to_string()).or_default();
+        counted(list, at, MAX_ACCOUNT_FAILURES);
+    }
+
+    /// Counts a wrong password against an address only.
+    pub fn fail_address(&mut self, ip: IpAddr, at: Instant) {
+        counted(
+            self.addresses.entry(ip).or_default(),
+            at,
+            MAX_ADDRESS_FAILURES,
         );
-        push(self.addresses.entry(ip).or_default(), MAX_ADDRESS_FAILURES);
     }
 
     /// Forgets failures older than the window.
@@ -284,6 +302,28 @@ fn lower_priority() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_read_back_out_of_order_count_once_each_in_the_window() {
+        let now = Instant::now();
+        let mut throttle = Throttle::default();
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        // Read back from Redis: an old one (outside the window), then four recent ones in
+        // no particular order.
+        throttle.fail_account("ann", now.checked_sub(WINDOW * 2).unwrap_or(now));
+        for ago in [3, 1, 4, 2] {
+            let at = now.checked_sub(Duration::from_secs(ago)).unwrap_or(now);
+            throttle.fail_account("ann", at);
+        }
+        assert_eq!(
+            throttle.check("ann", ip, now),
+            Ok(()),
+            "four count, the old one not"
+        );
+        throttle.fail("ann", ip, now);
+        let wait = throttle.check("ann", ip, now).expect_err("five: throttled");
+        assert!(wait > WINDOW - Duration::from_secs(5), "{wait:?}");
+    }
 
     #[test]
     fn a_hash_checks_its_password_only_and_hides_itself() {

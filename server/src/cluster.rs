@@ -83,10 +83,24 @@ pub enum News {
         /// The token it held here.
         token: String,
     },
+    /// A member here whose session Redis no longer knows (its node was taken for dead):
+    /// close it, so that it logs in again.
+    Orphaned {
+        /// Case-folded name.
+        member: String,
+        /// The token it held here.
+        token: String,
+    },
+    /// This node (re)subscribed to its channel: takeovers published meanwhile were
+    /// missed, so the hub asks which of its members are still its own.
+    Subscribed,
     /// Accounts as stored (made or changed elsewhere): name and hash.
     Accounts(Vec<(String, String)>),
     /// Rooms as named: key and name.
     Rooms(Vec<(String, String)>),
+    /// Wrong passwords counted in Redis (read when the node subscribes): for an account
+    /// or an address, when (ms since the Unix epoch).
+    Failures(Vec<(Counted, u64)>),
     /// A wrong password on another node.
     Failed {
         /// The account.
@@ -97,6 +111,15 @@ pub enum News {
     /// This node's lease ran out while it could not reach Redis, and another node took
     /// its members offline: every connection here must start over.
     CutOff,
+}
+
+/// What a wrong password was counted against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counted {
+    /// An account (case-folded).
+    Account(String),
+    /// An address.
+    Address(IpAddr),
 }
 
 /// What happens once a name is claimed.
@@ -164,6 +187,8 @@ pub enum Request {
         /// Where the answer goes.
         queue: SendQueue,
     },
+    /// Find which of these members (case-folded name, token) are no longer this node's.
+    Verify(Vec<(String, String)>),
     /// Count a wrong password on every node.
     Fail {
         /// The account.
@@ -363,6 +388,11 @@ async fn serve(
                     }));
                 }
             },
+            Request::Verify(members) => {
+                for news in verify(&log, members).await {
+                    tell(&hub, news).await;
+                }
+            }
             Request::Fail { account, ip } => {
                 let mut fail = log.op("fail");
                 fail.arg(&account)
@@ -376,6 +406,33 @@ async fn serve(
             }
         }
     }
+}
+
+/// The members whose session Redis gives to another token now, or no longer knows.
+async fn verify(log: &RedisLog, members: Vec<(String, String)>) -> Vec<News> {
+    let mut pipe = redis::pipe();
+    for (member, _) in &members {
+        pipe.cmd("HGET")
+            .arg(key(&format!("m:{member}")))
+            .arg("token");
+    }
+    let mut conn = log.connection();
+    let tokens: Vec<Option<String>> = match pipe.query_async(&mut conn).await {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            tracing::warn!(%err, "cannot check this node's sessions");
+            return Vec::new();
+        }
+    };
+    members
+        .into_iter()
+        .zip(tokens)
+        .filter_map(|((member, token), now)| match now {
+            Some(now) if now == token => None,
+            Some(_) => Some(News::Replaced { member, token }),
+            None => Some(News::Orphaned { member, token }),
+        })
+        .collect()
 }
 
 async fn claim(
@@ -531,8 +588,9 @@ async fn reap(log: &RedisLog, me: &str) -> Result<(), LogError> {
 /// the accounts and rooms again (what was published meanwhile is lost).
 async fn listen(log: Arc<RedisLog>, node: Arc<str>, hub: Sender<Command>) {
     let mut backoff = Duration::from_millis(100);
+    let mut first = true;
     loop {
-        match listen_once(&log, &node, &hub).await {
+        match listen_once(&log, &node, &hub, &mut first).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(err) => tracing::warn!(%err, "pub/sub: cannot reach Redis"),
         }
@@ -541,13 +599,25 @@ async fn listen(log: Arc<RedisLog>, node: Arc<str>, hub: Sender<Command>) {
     }
 }
 
-async fn listen_once(log: &RedisLog, node: &str, hub: &Sender<Command>) -> Result<(), LogError> {
+async fn listen_once(
+    log: &RedisLog,
+    node: &str,
+    hub: &Sender<Command>,
+    first: &mut bool,
+) -> Result<(), LogError> {
     let mut pubsub = log.client().get_async_pubsub().await?;
     pubsub.subscribe(key(&format!("ctl:{node}"))).await?;
     pubsub.subscribe(key("events")).await?;
+    tell(hub, News::Subscribed).await;
     let accounts = log.all_accounts().await?;
     tell(hub, News::Accounts(accounts)).await;
     tell(hub, News::Rooms(log.room_names().await?)).await;
+    if *first {
+        // Once, at start: later, this node has counted them itself as they were published
+        // (some may be missed while it was cut off; none is counted twice).
+        tell(hub, News::Failures(failures(log).await?)).await;
+        *first = false;
+    }
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
         let payload: Vec<u8> = message.get_payload_bytes().to_vec();
@@ -585,6 +655,53 @@ async fn listen_once(log: &RedisLog, node: &str, hub: &Sender<Command>) -> Resul
         }
     }
     Ok(())
+}
+
+/// Every wrong password Redis counts (within the window: older ones expire there).
+async fn failures(log: &RedisLog) -> Result<Vec<(Counted, u64)>, LogError> {
+    let mut conn = log.connection();
+    let pattern = key("fails:*");
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    let (accounts, addresses) = (key("fails:a:"), key("fails:ip:"));
+    let mut all = Vec::new();
+    for name in keys {
+        let counted = if let Some(account) = name.strip_prefix(&accounts) {
+            Counted::Account(account.to_string())
+        } else if let Some(Ok(ip)) = name.strip_prefix(&addresses).map(str::parse) {
+            Counted::Address(ip)
+        } else {
+            continue;
+        };
+        let times: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(&name)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        all.extend(
+            times
+                .into_iter()
+                .map(|(_, at)| (counted.clone(), at as u64)),
+        );
+    }
+    Ok(all)
 }
 
 /// Reads the followed rooms' streams and the direct messages, and hands what it reads to

@@ -27,7 +27,7 @@ use smol::{Executor, Timer};
 
 use crate::Config;
 use crate::accounts::{self, Account, Directory, Hasher, PasswordHash, Throttle};
-use crate::cluster::{AfterClaim, Claim, Cluster, News, Request};
+use crate::cluster::{AfterClaim, Claim, Cluster, Counted, News, Request};
 use crate::log::redis::RedisLog;
 use crate::log::writer::{Recorded, Writer};
 use crate::log::{
@@ -1162,7 +1162,21 @@ impl Hub {
                     self.deliver_direct(&from, &to, &frame);
                 }
             }
-            News::Replaced { member, token } => self.replaced(&member, &token),
+            News::Replaced { member, token } => self.replaced(&member, &token, CloseCode::Replaced),
+            News::Orphaned { member, token } => self.replaced(&member, &token, CloseCode::Shutdown),
+            News::Subscribed => {
+                if let Some((cluster, _)) = &self.cluster {
+                    let members = self
+                        .registry
+                        .sorted()
+                        .filter(|(_, member)| member.online)
+                        .map(|(_, member)| (member.keys.folded.clone(), member.token.clone()))
+                        .collect::<Vec<_>>();
+                    if !members.is_empty() {
+                        cluster.ask(Request::Verify(members));
+                    }
+                }
+            }
             News::Accounts(accounts) => {
                 for (name, hash) in accounts {
                     if let Ok(name) = Name::parse(&name) {
@@ -1180,13 +1194,25 @@ impl Hub {
                 }
             }
             News::Failed { account, ip } => self.throttle.fail(&account, ip, Instant::now()),
+            News::Failures(failures) => {
+                let (now, now_ms) = (Instant::now(), now_millis());
+                for (counted, at) in failures {
+                    let at = now
+                        .checked_sub(Duration::from_millis(now_ms.saturating_sub(at)))
+                        .unwrap_or(now);
+                    match counted {
+                        Counted::Account(account) => self.throttle.fail_account(&account, at),
+                        Counted::Address(ip) => self.throttle.fail_address(ip, at),
+                    }
+                }
+            }
             News::CutOff => self.cut_off(),
         }
     }
 
     /// A member here was taken over on another node: its connection is closed with
-    /// `replaced`, and nothing is recorded (it is online there).
-    fn replaced(&mut self, member: &str, token: &str) {
+    /// `code` (`replaced`), and nothing is recorded (it is online there).
+    fn replaced(&mut self, member: &str, token: &str, code: CloseCode) {
         let Some(conn) = self.registry.conn_of(member) else {
             return;
         };
@@ -1194,7 +1220,7 @@ impl Hub {
             return;
         }
         self.claiming.remove(&conn);
-        self.drop_member(conn, CloseCode::Replaced);
+        self.drop_member(conn, code);
     }
 
     /// Every connection here starts over: the cluster took this node's members offline.
