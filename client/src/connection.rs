@@ -61,7 +61,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Whom to connect to, as whom: the identity of a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Target {
-    /// `host:port`.
+    /// `host:port`, or several comma-separated: the nodes of one cluster, tried in turn.
     pub server: String,
     /// The name to log in with.
     pub name: String,
@@ -79,6 +79,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// Each address it names (`host:port`), in the order given.
+    pub fn servers(&self) -> Vec<&str> {
+        self.server
+            .split(',')
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
+            .collect()
+    }
+
     /// The server as the person typed it: `tls://host:port` over TLS.
     pub fn address(&self) -> String {
         if self.tls {
@@ -501,6 +510,7 @@ pub async fn run(target: Target, resume: Resume, events: Sender<Event>) {
         rooms,
         limits: None,
         asked: Vec::new(),
+        at: 0,
     };
     worker.emit(Event::Ready(Handle(commands_tx))).await;
     worker.run().await;
@@ -521,6 +531,8 @@ struct Worker {
     limits: Option<Limits>,
     /// History requests sent and not yet answered, with what has arrived.
     asked: Vec<Asked>,
+    /// Which of the target's servers to try next (they are tried in turn).
+    at: usize,
 }
 
 /// Events fetched with one `history` request per page while resuming.
@@ -563,14 +575,28 @@ impl Worker {
     }
 
     async fn run(&mut self) {
+        let mut servers: Vec<String> = self
+            .target
+            .servers()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if servers.is_empty() {
+            servers.push(self.target.server.clone());
+        }
+        let count = servers.len();
         let mut attempt = 0;
+        // Servers that could not be reached since the last connection: once every one
+        // has failed, wait before the next round.
+        let mut failed = 0;
         loop {
             if self.events.is_closed() {
                 return;
             }
             attempt += 1;
             self.emit(Event::Connecting { attempt }).await;
-            let (wait, reason) = match connect(&self.target).await {
+            let server = servers[self.at % count].as_str();
+            let (wait, reason) = match connect(&self.target, server).await {
                 Err(Failed::Io(err)) => (RETRY_EVERY, describe_io(&err)),
                 Err(Failed::Tls(reason)) => (RETRY_EVERY, reason),
                 Err(Failed::Refused(refusal)) => {
@@ -591,15 +617,25 @@ impl Worker {
                         return;
                     }
                     Ending::Lost(reason, closing) => {
-                        // We were online a moment ago: try again at once.
+                        // We were online a moment ago: try again at once (the same
+                        // server first).
                         self.emit(Event::Disconnected { reason, closing }).await;
                         attempt = 0;
+                        failed = 0;
                         continue;
                     }
                     Ending::Busy(wait, reason) => (wait, reason),
                     Ending::Failed(reason) => (RETRY_EVERY, reason),
                 },
             };
+            // This one is away (or full): the next one at once, until all were tried.
+            self.at = (self.at + 1) % count;
+            failed += 1;
+            if failed < count {
+                tracing::info!(server, %reason, "moving to the next server");
+                continue;
+            }
+            failed = 0;
             if self.wait_offline(attempt, wait, &reason).await {
                 self.emit(Event::Closed).await;
                 return;
@@ -1359,9 +1395,9 @@ enum Failed {
 /// Connects (over TLS when the target says so), refusing a socket connected to itself:
 /// port 60000 is in Linux's ephemeral range, so with no server listening a client can
 /// end up talking to itself.
-async fn connect(target: &Target) -> Result<(Reader, Writer), Failed> {
+async fn connect(target: &Target, server: &str) -> Result<(Reader, Writer), Failed> {
     let tcp = async {
-        let stream = TcpStream::connect(target.server.as_str()).await?;
+        let stream = TcpStream::connect(server).await?;
         if stream.local_addr()? == stream.peer_addr()? {
             return Err(io::ErrorKind::ConnectionRefused.into());
         }
@@ -1377,10 +1413,7 @@ async fn connect(target: &Target) -> Result<(Reader, Writer), Failed> {
     if !target.tls {
         return Ok((Box::new(stream.clone()), Box::new(stream)));
     }
-    let host = target
-        .server
-        .rsplit_once(':')
-        .map_or(target.server.as_str(), |(host, _)| host);
+    let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
     let handshake = async {
         tls::connect(stream, host, target.trusted.clone())
             .await

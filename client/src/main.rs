@@ -7,7 +7,9 @@ use tracing_subscriber::EnvFilter;
 /// A desktop chat client.
 #[derive(FromArgs)]
 struct Args {
-    /// server address as host:port (default: 127.0.0.1:60000)
+    /// server address as host:port, or the nodes of one cluster comma-separated
+    /// (a:1,b:2: the client moves to the next when one cannot be reached); tls://
+    /// in front for TLS (default: 127.0.0.1:60000)
     #[argh(option, default = "String::from(\"127.0.0.1:60000\")")]
     server: String,
     /// name to log in with

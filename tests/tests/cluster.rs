@@ -6,8 +6,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use chat_client::connection::{Event, Resume, Target};
 use chat_shared::{ClientFrame, ErrorCode, LeaveReason, PROTOCOL_VERSION, ServerFrame};
-use chat_tests::{Client, Redis, ServerProcess, hello_v2, run_for, say, server_binary};
+use chat_tests::{
+    Client, Headless, Proxy, Redis, ServerProcess, hello_v2, run_for, say, server_binary,
+};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -391,6 +394,102 @@ fn names_and_takeovers_across_nodes() {
                 .iter()
                 .any(|f| matches!(f, ServerFrame::Left { name, .. } | ServerFrame::Joined { name, .. } if name == "alice")),
             "nobody sees a takeover: {frames:?}"
+        );
+    });
+}
+
+/// A `say` in a room.
+fn say_in(room: &str, text: &str, id: &str) -> ClientFrame {
+    ClientFrame::Say {
+        to: None,
+        room: Some(room.into()),
+        text: text.into(),
+        me: false,
+        id: Some(id.into()),
+    }
+}
+
+/// The texts of the messages of `room` (`None`: the default room, `general`) among `events`.
+fn texts_in(events: &[Event], room: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Frame(ServerFrame::Message { room: r, text, .. })
+                if r.as_deref().unwrap_or("general") == room =>
+            {
+                Some(text.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Flags: two nodes, `--lease 1`, each behind a proxy. The desktop client's connection,
+/// given both addresses (`PA,PB`), logs in through the first; when that node cannot be
+/// reached it moves to the second at once (no 2 s wait) and resumes every room from
+/// `since`: what was said meanwhile arrives once, in order, in the default room and in
+/// another.
+#[test]
+fn the_client_moves_to_the_next_node() {
+    run_for(LIMIT, async {
+        let redis = Redis::start();
+        let a = node(&redis, "1").await;
+        let b = node(&redis, "1").await;
+        let (pa, pb) = (Proxy::start(a.addr).await, Proxy::start(b.addr).await);
+        let target = Target {
+            server: format!("{},{}", pa.addr, pb.addr),
+            name: "roamer".into(),
+            ..Target::default()
+        };
+        let client = Headless::connect(target, Resume::default()).await;
+        client.until(|e| matches!(e, Event::LoggedIn(_))).await;
+        client.handle.join("side");
+        let (mut other, _) = Client::login_v2(b.addr, "other").await;
+        other
+            .send(&ClientFrame::Join {
+                room: "side".into(),
+                since: None,
+            })
+            .await;
+        other.send(&say("before", "b0")).await;
+        other.send(&say_in("side", "before side", "b1")).await;
+        client
+            .until(|e| matches!(e, Event::Frame(ServerFrame::Message { text, .. }) if text == "before side"))
+            .await;
+        pa.set_down(true);
+        pa.cut();
+        client
+            .until(|e| matches!(e, Event::Disconnected { .. }))
+            .await;
+        for i in 0..3 {
+            other
+                .send(&say(&format!("away {i}"), &format!("g{i}")))
+                .await;
+            other
+                .send(&say_in("side", &format!("away side {i}"), &format!("s{i}")))
+                .await;
+        }
+        let mut events = Vec::new();
+        while !(texts_in(&events, "general").contains(&"away 2".to_string())
+            && texts_in(&events, "side").contains(&"away side 2".to_string()))
+        {
+            let event = client.next().await;
+            assert!(
+                !matches!(event, Event::Offline { .. }),
+                "the next node is tried at once: {event:?}"
+            );
+            events.push(event);
+        }
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::LoggedIn(s) if s.resumed)),
+            "logged in again, resuming"
+        );
+        assert_eq!(texts_in(&events, "general"), ["away 0", "away 1", "away 2"]);
+        assert_eq!(
+            texts_in(&events, "side"),
+            ["away side 0", "away side 1", "away side 2"]
         );
     });
 }

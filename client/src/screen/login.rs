@@ -426,7 +426,7 @@ impl Login {
                     .text_size(13),
             ],
             field(
-                "host:port",
+                "host:port (a cluster: several, comma-separated)",
                 &self.server,
                 SERVER_INPUT,
                 Message::ServerChanged,
@@ -572,9 +572,13 @@ fn split_scheme(server: &str) -> (String, bool) {
     }
 }
 
-/// Whether `server` (`host:port`) is this machine, where the server takes passwords
-/// without TLS.
+/// Whether `server` (`host:port`, or several comma-separated) is this machine, where the
+/// server takes passwords without TLS.
 fn is_loopback(server: &str) -> bool {
+    server.split(',').map(str::trim).all(is_loopback_one)
+}
+
+fn is_loopback_one(server: &str) -> bool {
     let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
@@ -591,8 +595,13 @@ fn cancel<'a>() -> Element<'a, Message> {
         .into()
 }
 
-/// Checks that `server` looks like `host:port`.
+/// Checks that `server` looks like `host:port`, or several of them comma-separated (the
+/// nodes of one cluster).
 fn check_server(server: &str) -> Result<(), String> {
+    server.split(',').try_for_each(check_one_server)
+}
+
+fn check_one_server(server: &str) -> Result<(), String> {
     let server = server.trim();
     let Some((host, port)) = server.rsplit_once(':') else {
         return Err("give the server as host:port, e.g. 127.0.0.1:60000".into());
@@ -641,6 +650,36 @@ mod tests {
         let mut login = Login::new("bob", "");
         let actions = type_and_enter(&mut login, SERVER_INPUT, "localhost:6000");
         assert!(matches!(actions.last(), Some(Action::Connect(t)) if t.server == "localhost:6000"));
+    }
+
+    #[test]
+    fn a_cluster_is_several_addresses_each_checked() {
+        let mut login = Login::new("", "127.0.0.1:60000");
+        let _ = type_and_enter(&mut login, SERVER_INPUT, ", 127.0.0.1:60001");
+        let actions = type_and_enter(&mut login, NAME_INPUT, "alice");
+        assert_eq!(
+            actions.last(),
+            Some(&Action::Connect(Target {
+                server: "127.0.0.1:60000, 127.0.0.1:60001".into(),
+                name: "alice".into(),
+                ..Target::default()
+            }))
+        );
+        let target = Target {
+            server: "127.0.0.1:60000, 127.0.0.1:60001".into(),
+            ..Target::default()
+        };
+        assert_eq!(target.servers(), ["127.0.0.1:60000", "127.0.0.1:60001"]);
+        assert!(is_loopback("127.0.0.1:1, localhost:2"));
+        assert!(!is_loopback("127.0.0.1:1, chat.example.org:2"));
+        let mut bad = Login::new("alice", "127.0.0.1:60000,chat.example.org");
+        assert_eq!(bad.submit(), Action::None);
+        let mut ui = simulator(bad.view());
+        assert!(
+            ui.find("give the server as host:port, e.g. 127.0.0.1:60000")
+                .is_ok(),
+            "the address without a port is named as the problem"
+        );
     }
 
     #[test]
