@@ -30,7 +30,7 @@ use redis::Value;
 use smol::{Executor, Timer};
 
 use crate::hub::{Command, Login};
-use crate::log::redis::{self as store, RedisLog, RosterChange, entry_event, key};
+use crate::log::redis::{self as store, Note, RedisLog, entry_event, key};
 use crate::log::{Event, LogError, Seq};
 use crate::queue::SendQueue;
 use crate::wire::{now_millis, random_hex};
@@ -50,7 +50,7 @@ const ROOM_LIST_MAX: usize = 500;
 
 /// Events of a room as the tail read them, each with what it changes in the room's
 /// member list.
-pub type TailedEvents = Vec<(Event, Option<RosterChange>)>;
+pub type TailedEvents = Vec<(Event, Option<Note>)>;
 
 /// A direct message as the tail read it: sender, recipient (case-folded), frame.
 pub type DirectMessage = (String, String, Frame);

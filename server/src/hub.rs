@@ -28,7 +28,7 @@ use smol::{Executor, Timer};
 use crate::Config;
 use crate::accounts::{self, Account, Directory, Hasher, PasswordHash, Throttle};
 use crate::cluster::{AfterClaim, Claim, Cluster, Counted, News, Request};
-use crate::log::redis::RedisLog;
+use crate::log::redis::{Note, RedisLog};
 use crate::log::writer::{Recorded, Writer};
 use crate::log::{
     Body, Direct, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, for_reader,
@@ -2423,8 +2423,22 @@ impl Hub {
             if room.head.newest > 0 && event.seq > room.head.newest + 1 {
                 tracing::warn!(room = %key, from = room.head.newest + 1, to = event.seq - 1, "events missing from the tail");
             }
+            let posted = match &change {
+                Some(Note::Posted(poster, id)) => Some((poster.clone(), id.clone())),
+                _ => None,
+            };
             room.change_roster(change);
             let mine = room.awaiting.remove(&event.seq);
+            // A post of a member here: its id is known even if the answer to the append
+            // was lost (Redis went away), so a copy sent again is not posted twice.
+            if let Some((poster, id)) = posted
+                && self.registry.online_conn(&poster).is_some()
+            {
+                self.recent
+                    .entry(poster)
+                    .or_default()
+                    .remember(&id, event.frame.clone());
+            }
             if let Some(pending) = mine {
                 parted.extend(self.settle(key, pending, event.seq));
             }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chat_shared::Frame;
 
 use crate::fanout::FanOut;
-use crate::log::redis::RosterChange;
+use crate::log::redis::Note;
 use crate::log::{Body, Event, Head, NewEvent, Seq, Span, StreamId};
 use crate::pressure::Window;
 use crate::queue::SendQueue;
@@ -276,12 +276,12 @@ impl Room {
     }
 
     /// Applies what an event changes in the member list of a cluster's room.
-    pub fn change_roster(&mut self, change: Option<RosterChange>) {
+    pub fn change_roster(&mut self, change: Option<Note>) {
         match (&mut self.roster, change) {
-            (Some(roster), Some(RosterChange::Joined(member, name))) => {
+            (Some(roster), Some(Note::Joined(member, name))) => {
                 roster.insert(member, name);
             }
-            (Some(roster), Some(RosterChange::Left(member))) => {
+            (Some(roster), Some(Note::Left(member))) => {
                 roster.remove(&member);
             }
             _ => {}

@@ -153,6 +153,9 @@ pub enum StartError {
     /// The event log cannot be read.
     #[error("cannot read the history: {0}")]
     Log(#[from] LogError),
+    /// The cluster's Redis cannot be reached or used.
+    #[error("cannot join the cluster at {0}: {1}")]
+    Cluster(String, LogError),
     /// The operating system gives no random bytes, so tokens could be guessed.
     #[error("no random bytes from the operating system ({0}); tokens would be guessable")]
     NoRandomness(getrandom::Error),
@@ -183,8 +186,12 @@ impl Server {
                 (store.clone(), Some(store))
             }
             Storage::Redis(url) => {
-                let redis = Arc::new(RedisLog::connect(url, || epoch)?);
-                let cluster = Cluster::join(redis.clone(), config.lease)?;
+                let joined = RedisLog::connect(url, || epoch).and_then(|redis| {
+                    let redis = Arc::new(redis);
+                    Ok((Cluster::join(redis.clone(), config.lease)?, redis))
+                });
+                let (cluster, redis) =
+                    joined.map_err(|err| StartError::Cluster(url.clone(), err))?;
                 return Self::bind_with(config, redis.clone(), Some((cluster, redis)));
             }
         };

@@ -272,7 +272,7 @@ fn a_killed_node_s_clients_resume_on_another() {
 /// Flags: two nodes, `--lease 5`. Redis is killed (SIGKILL) while alice (node 1) posts, and
 /// started again once five posts were refused: posts during the outage get `unavailable`; once Redis is back both nodes carry
 /// on; every post alice had acknowledged (its echo) reached bob on node 2 and is in the
-/// history.
+/// history; the refused ones, sent again with their ids, are posted once each.
 #[test]
 fn a_redis_restart_loses_nothing_acknowledged() {
     run_for(LIMIT, async {
@@ -286,6 +286,7 @@ fn a_redis_restart_loses_nothing_acknowledged() {
             .await;
         let mut acknowledged: HashMap<String, u64> = HashMap::new();
         let (mut refused, mut after_restart) = (0, 0);
+        let mut refused_ids = Vec::new();
         let mut k = 0;
         let mut phase = 0; // 0: before, 1: outage, 2: after
         while phase < 2 || after_restart < 10 {
@@ -311,9 +312,11 @@ fn a_redis_restart_loses_nothing_acknowledged() {
                     }
                     ServerFrame::Error {
                         code: ErrorCode::Unavailable,
+                        id,
                         ..
                     } => {
                         refused += 1;
+                        refused_ids.extend(id);
                         // Down for five posts, then back.
                         if phase == 1 && refused == 5 {
                             redis.restart();
@@ -347,6 +350,15 @@ fn a_redis_restart_loses_nothing_acknowledged() {
                 "{id} reached bob with the same seq"
             );
         }
+        // What was refused goes again under the same ids, as the client's outbox does:
+        // each is posted once (one may have been recorded before Redis went away).
+        for id in &refused_ids {
+            let k = &id[1..];
+            alice.send(&say(&format!("post {k}"), id)).await;
+            alice
+                .recv_until(|f| matches!(f, ServerFrame::Message { id: Some(i), .. } if i == id))
+                .await;
+        }
         let history = whole_history(&mut bob).await;
         for (id, seq) in &acknowledged {
             assert!(
@@ -354,6 +366,18 @@ fn a_redis_restart_loses_nothing_acknowledged() {
                 "{id} (seq {seq}) is in the history"
             );
         }
+        let mut ids: Vec<&str> = history
+            .values()
+            .filter_map(|f| match f {
+                ServerFrame::Message { id: Some(id), .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let all = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), all, "no post is in the history twice");
+        assert_eq!(all, k, "every post is in the history once");
     });
 }
 

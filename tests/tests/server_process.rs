@@ -32,6 +32,7 @@ fn help_lists_every_flag_with_its_default() {
         ("--send-queue", "1024"),
         ("--max-frame", "16384"),
         ("--max-text", "4096"),
+        ("--lease", "5"),
     ] {
         // argh wraps long lines: read the help as one line of words.
         let options = &help[help.find("Options:").expect("an Options section")..];
@@ -58,6 +59,22 @@ fn bad_flags_exit_non_zero_with_one_clear_line() {
         &["--send-queue", "0"],
         &["--host", "not an address", "--port", "0", "--memory"],
         &["--data", "/tmp/x", "--memory"],
+        &["--redis", "nonsense", "--port", "0"],
+        &[
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--memory",
+            "--port",
+            "0",
+        ],
+        &[
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--lease",
+            "0.1",
+            "--port",
+            "0",
+        ],
     ] {
         let (code, stderr) = run_server_command(args);
         assert!(
@@ -67,6 +84,17 @@ fn bad_flags_exit_non_zero_with_one_clear_line() {
         assert!(!stderr.trim().is_empty(), "{args:?} said nothing");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+/// Flags: `--port 0 --redis redis://127.0.0.1:<a port nobody listens on>`: the node
+/// cannot join its cluster; it says so in one line and exits 1.
+#[test]
+fn an_unreachable_redis_is_one_line_and_non_zero() {
+    let url = format!("redis://127.0.0.1:{}", chat_tests::free_port());
+    let (code, stderr) = run_server_command(&["--port", "0", "--redis", &url]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot join the cluster at"), "{stderr}");
 }
 
 /// Flags: `--port 0 --memory`, then `--port <that port> --memory` while it is taken.

@@ -8,7 +8,8 @@
 --   epoch             the epoch every seq counts in
 --   seq               hash: stream -> its newest seq
 --   s:<stream>        the stream's events, entry id "<seq>-1", field f = the frame;
---                     a joined also has j = member (case-folded) and n = name, a left l
+--                     a joined also has j = member (case-folded) and n = name, a left l,
+--                     a post with an id p = poster and i = id
 --   rooms             hash: room key -> its name as first spelled
 --   in:<room>         hash: who is in the room (case-folded -> name), for its user list
 --   size              sorted set: room -> members, for room_list
@@ -108,6 +109,8 @@ elseif op == 'append' then
         redis.call('XADD', key, seq .. '-1', 'f', frame, 'l', member)
         redis.call('HDEL', P .. 'in:' .. stream, member)
         redis.call('SREM', P .. 'ro:' .. member, stream)
+      elseif id ~= '' then
+        redis.call('XADD', key, seq .. '-1', 'f', frame, 'p', poster, 'i', id)
       else
         redis.call('XADD', key, seq .. '-1', 'f', frame)
       end

@@ -230,18 +230,20 @@ pub fn events_of(reply: &Value) -> Vec<Event> {
         .collect()
 }
 
-/// What a stream entry says about who is in its room.
+/// What a stream entry says besides its frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RosterChange {
-    /// Joined: case-folded, and as spelled.
+pub enum Note {
+    /// Someone joined the room: case-folded, and as spelled.
     Joined(String, String),
-    /// Left: case-folded.
+    /// Someone left it: case-folded.
     Left(String),
+    /// A post with an id: its poster (case-folded) and the id, so that the poster's node
+    /// knows the id even when the answer to its append was lost.
+    Posted(String, String),
 }
 
-/// One stream entry (`[id, [field, value, ...]]`): its event, and what it changes in the
-/// room's member list.
-pub fn entry_event(entry: &Value) -> Option<(Event, Option<RosterChange>)> {
+/// One stream entry (`[id, [field, value, ...]]`): its event, and what else it says.
+pub fn entry_event(entry: &Value) -> Option<(Event, Option<Note>)> {
     let Value::Array(parts) = entry else {
         return None;
     };
@@ -250,7 +252,7 @@ pub fn entry_event(entry: &Value) -> Option<(Event, Option<RosterChange>)> {
     };
     let seq = entry_seq(&text(id)?)?;
     let mut frame = None;
-    let (mut joined, mut name, mut left) = (None, None, None);
+    let (mut joined, mut name, mut left, mut poster, mut id) = (None, None, None, None, None);
     for pair in fields.chunks(2) {
         let [field, value] = pair else { continue };
         match bytes(field) {
@@ -258,15 +260,18 @@ pub fn entry_event(entry: &Value) -> Option<(Event, Option<RosterChange>)> {
             Some(b"j") => joined = text(value),
             Some(b"n") => name = text(value),
             Some(b"l") => left = text(value),
+            Some(b"p") => poster = text(value),
+            Some(b"i") => id = text(value),
             _ => {}
         }
     }
-    let change = match (joined, name, left) {
-        (Some(member), Some(name), _) => Some(RosterChange::Joined(member, name)),
-        (_, _, Some(member)) => Some(RosterChange::Left(member)),
+    let note = match (joined, name, left, poster, id) {
+        (Some(member), Some(name), ..) => Some(Note::Joined(member, name)),
+        (_, _, Some(member), ..) => Some(Note::Left(member)),
+        (.., Some(poster), Some(id)) => Some(Note::Posted(poster, id)),
         _ => None,
     };
-    Some((Event { seq, frame: frame? }, change))
+    Some((Event { seq, frame: frame? }, note))
 }
 
 /// The bytes of a bulk string.
