@@ -176,9 +176,38 @@ struct FanoutArgs {
     /// most 10, so they are distinct) (default: 0)
     #[argh(option, default = "0")]
     quiet_rooms: usize,
+    /// another node of the same cluster (repeat for more): client i connects to node
+    /// i mod nodes, --addr being node 0
+    #[argh(option)]
+    node: Vec<SocketAddr>,
+    /// the process id of each --node, in order, to report each node's CPU time
+    #[argh(option)]
+    node_pid: Vec<u32>,
+    /// the cluster's Redis process id, to report its CPU time
+    #[argh(option)]
+    redis_pid: Option<u32>,
     /// print the summary as one JSON object
     #[argh(switch)]
     json: bool,
+}
+
+impl FanoutArgs {
+    /// Every node clients connect to: `--addr`, then each `--node`.
+    fn addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.addr)
+            .chain(self.node.clone())
+            .collect()
+    }
+
+    /// The processes whose CPU time is measured: the server (node 0), each other node,
+    /// and Redis.
+    fn pids(&self) -> Vec<u32> {
+        self.server_pid
+            .into_iter()
+            .chain(self.node_pid.clone())
+            .chain(self.redis_pid)
+            .collect()
+    }
 }
 
 #[derive(FromArgs, Clone)]
@@ -491,7 +520,7 @@ async fn ramp_up<T, F, Fut>(
     first: usize,
     n: usize,
     ramp: f64,
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     rooms: usize,
     bar: &ProgressBar,
     job: F,
@@ -507,6 +536,7 @@ where
     for i in 0..n {
         Timer::at(t0 + Duration::from_secs_f64(i as f64 / ramp.max(1.0))).await;
         let (job, logged_in, bar) = (job.clone(), logged_in.clone(), bar.clone());
+        let addr = addrs[(first + i) % addrs.len()];
         tasks.push(spawn(async move {
             match login(first + i, addr, first + n, room_of(first + i, rooms)).await {
                 Ok((stream, reader)) => {
@@ -691,14 +721,32 @@ struct FanoutSummary {
     /// send to the room taking it, and from there to the delivery.
     to_room_ms: Percentiles,
     from_room_ms: Percentiles,
+    /// Every node's CPU time together (one server: its own).
     server_cpu_s: Option<f64>,
     server_cpu_us_per_delivery: Option<f64>,
+    /// With several nodes: each one's CPU time and the deliveries to its clients.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    nodes: Vec<NodeSummary>,
+    /// The cluster's Redis, with `--redis-pid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_cpu_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_cpu_us_per_delivery: Option<f64>,
     server_peak_rss_mib: Option<f64>,
     /// Share of its cores the load generator itself used while posting: near 1, its
     /// own queueing is part of the latencies measured.
     loadgen_cpu_share: Option<f64>,
     tls: bool,
     storm: Option<StormSummary>,
+}
+
+/// One node of a cluster under load.
+#[derive(Serialize, Debug, Clone)]
+struct NodeSummary {
+    cpu_s: Option<f64>,
+    /// Deliveries to the clients connected to it.
+    deliveries: u64,
+    cpu_us_per_delivery: Option<f64>,
 }
 
 /// What the wrong-password storm got back.
@@ -1066,7 +1114,7 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
             0,
             args.clients,
             args.ramp,
-            args.addr,
+            &args.addrs(),
             args.rooms,
             &bar,
             move |i, stream, reader| {
@@ -1090,7 +1138,7 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
         args.clients,
         args.stalled,
         args.ramp,
-        args.addr,
+        &args.addrs(),
         args.rooms,
         &bar,
         move |_, stream, _| {
@@ -1105,14 +1153,14 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
     bar.finish_and_clear();
     Timer::after(Duration::from_secs_f64(args.settle)).await;
 
-    let cpu_before = args.server_pid.and_then(cpu_seconds);
+    let cpu_before: Vec<Option<f64>> = args.pids().into_iter().map(cpu_seconds).collect();
     let own_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     let storm = (args.storm > 0).then(|| spawn(storm(args.clone())));
     let (posts_sent, sending_time) = post(writers, &args).await;
     drain(&delivered, posts_sent * members(&args) as u64).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = args.server_pid.and_then(cpu_seconds);
+    let cpu_after: Vec<Option<f64>> = args.pids().into_iter().map(cpu_seconds).collect();
     let own_after = cpu_seconds(std::process::id());
     let storm = match storm {
         Some(task) => Some(task.await?),
@@ -1130,7 +1178,11 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
         posts_sent,
         sending_time,
         elapsed,
-        server_cpu: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
+        cpu: cpu_before
+            .into_iter()
+            .zip(cpu_after)
+            .map(|(a, b)| a.zip(b).map(|(a, b)| b - a))
+            .collect(),
         own_cpu: own_before.zip(own_after).map(|(a, b)| b - a),
         storm,
     };
@@ -1165,7 +1217,8 @@ struct Run {
     posts_sent: u64,
     sending_time: f64,
     elapsed: f64,
-    server_cpu: Option<f64>,
+    /// CPU seconds of each measured process while posting, as [`FanoutArgs::pids`].
+    cpu: Vec<Option<f64>>,
     storm: Option<StormSummary>,
 }
 
@@ -1186,7 +1239,36 @@ fn summarize(
         duplicated += r.duplicates;
         rate_limited += r.rate_limited;
     }
-    let (posts_sent, elapsed, server_cpu) = (run.posts_sent, run.elapsed, run.server_cpu);
+    let (posts_sent, elapsed) = (run.posts_sent, run.elapsed);
+    let mut cpu = run.cpu.iter().copied();
+    let server_cpu = args.server_pid.and_then(|_| cpu.next().flatten());
+    let others: Vec<Option<f64>> = args.node_pid.iter().map(|_| cpu.next().flatten()).collect();
+    let redis_cpu = args.redis_pid.and_then(|_| cpu.next().flatten());
+    // Each node's deliveries: those to the clients connected to it.
+    let nodes = args.addrs().len();
+    let mut per_node = vec![0u64; nodes];
+    for (i, r) in results.iter().enumerate() {
+        per_node[i % nodes] += r.unique;
+    }
+    let node_summaries: Vec<NodeSummary> = if nodes > 1 {
+        std::iter::once(server_cpu)
+            .chain(others.iter().copied())
+            .zip(&per_node)
+            .map(|(cpu_s, deliveries)| NodeSummary {
+                cpu_s,
+                deliveries: *deliveries,
+                cpu_us_per_delivery: cpu_s.map(|c| c * 1e6 / (*deliveries).max(1) as f64),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let per_delivery = |cpu: f64| cpu * 1e6 / per_node.iter().sum::<u64>().max(1) as f64;
+    let all_nodes_cpu = if nodes > 1 {
+        node_summaries.iter().map(|n| n.cpu_s).sum::<Option<f64>>()
+    } else {
+        server_cpu
+    };
     let expected = posts_sent.saturating_sub(rate_limited) * members(args) as u64;
     FanoutSummary {
         clients: args.clients,
@@ -1206,8 +1288,11 @@ fn summarize(
         latency_ms: Percentiles::of(latency),
         to_room_ms: Percentiles::of(to_room),
         from_room_ms: Percentiles::of(from_room),
-        server_cpu_s: server_cpu,
-        server_cpu_us_per_delivery: server_cpu.map(|c| c * 1e6 / received.max(1) as f64),
+        server_cpu_s: all_nodes_cpu,
+        server_cpu_us_per_delivery: all_nodes_cpu.map(per_delivery),
+        nodes: node_summaries,
+        redis_cpu_s: redis_cpu,
+        redis_cpu_us_per_delivery: redis_cpu.map(per_delivery),
         server_peak_rss_mib: args
             .server_pid
             .and_then(|pid| status_bytes(pid, "VmHWM:"))
@@ -1257,6 +1342,17 @@ fn print_fanout(s: &FanoutSummary) {
     if let (Some(cpu), Some(per)) = (s.server_cpu_s, s.server_cpu_us_per_delivery) {
         println!("server cpu            {cpu:.2} s, {per:.3} us per delivery");
     }
+    for (k, node) in s.nodes.iter().enumerate() {
+        if let (Some(cpu), Some(per)) = (node.cpu_s, node.cpu_us_per_delivery) {
+            println!(
+                "node {k} cpu            {cpu:.2} s, {per:.3} us per delivery of its {}",
+                node.deliveries
+            );
+        }
+    }
+    if let (Some(cpu), Some(per)) = (s.redis_cpu_s, s.redis_cpu_us_per_delivery) {
+        println!("redis cpu             {cpu:.2} s, {per:.3} us per delivery");
+    }
     if let Some(rss) = s.server_peak_rss_mib {
         println!("server peak rss       {rss:.1} MiB");
     }
@@ -1302,7 +1398,7 @@ async fn idle(args: IdleArgs) -> Result<(), String> {
         0,
         args.clients,
         args.ramp,
-        args.addr,
+        &[args.addr],
         0,
         &bar,
         move |_, stream, reader| {
@@ -1595,6 +1691,9 @@ async fn takeover(args: TakeoverArgs) -> Result<(), String> {
         storm_accounts: n,
         tls: None,
         quiet_rooms: 0,
+        node: Vec::new(),
+        node_pid: Vec::new(),
+        redis_pid: None,
         json: false,
     };
     register_accounts(&fanout).await?;
