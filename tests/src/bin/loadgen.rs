@@ -584,6 +584,15 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// CPU seconds spent between two readings of the same processes.
+fn spent(before: Vec<Option<f64>>, after: Vec<Option<f64>>) -> Vec<Option<f64>> {
+    before
+        .into_iter()
+        .zip(after)
+        .map(|(a, b)| a.zip(b).map(|(a, b)| b - a))
+        .collect()
+}
+
 /// A `VmRSS`/`VmHWM` style field of /proc/PID/status, in bytes.
 fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -1178,11 +1187,7 @@ async fn fanout(args: FanoutArgs) -> Result<(), String> {
         posts_sent,
         sending_time,
         elapsed,
-        cpu: cpu_before
-            .into_iter()
-            .zip(cpu_after)
-            .map(|(a, b)| a.zip(b).map(|(a, b)| b - a))
-            .collect(),
+        cpu: spent(cpu_before, cpu_after),
         own_cpu: own_before.zip(own_after).map(|(a, b)| b - a),
         storm,
     };
@@ -1672,10 +1677,10 @@ async fn logged_in(
     }
 }
 
-async fn takeover(args: TakeoverArgs) -> Result<(), String> {
-    let n = args.accounts;
-    let fanout = FanoutArgs {
-        addr: args.addr,
+/// Fan-out settings that only register `accounts` accounts (for `takeover`).
+fn accounts_only(addr: SocketAddr, accounts: usize) -> FanoutArgs {
+    FanoutArgs {
+        addr,
         clients: 1,
         senders: 1,
         rate: 1.0,
@@ -1688,14 +1693,19 @@ async fn takeover(args: TakeoverArgs) -> Result<(), String> {
         server_pid: None,
         threads: 0,
         storm: 0,
-        storm_accounts: n,
+        storm_accounts: accounts,
         tls: None,
         quiet_rooms: 0,
         node: Vec::new(),
         node_pid: Vec::new(),
         redis_pid: None,
         json: false,
-    };
+    }
+}
+
+async fn takeover(args: TakeoverArgs) -> Result<(), String> {
+    let n = args.accounts;
+    let fanout = accounts_only(args.addr, n);
     register_accounts(&fanout).await?;
     // Password logins, eight at a time (the hashing queue holds a few dozen).
     let cpu = || args.server_pid.and_then(cpu_seconds);
