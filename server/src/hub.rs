@@ -295,6 +295,15 @@ impl RoomNames {
     }
 }
 
+/// A login whose name Redis is asked for.
+#[derive(Debug, Clone, Copy)]
+struct Claiming {
+    /// The connection is still there.
+    wanted: bool,
+    /// The name is held here meanwhile (by a member not yet online).
+    held: bool,
+}
+
 /// A room's batch, as the log answered it.
 type RoomRecorded = (Arc<str>, Recorded);
 
@@ -383,9 +392,9 @@ pub struct Hub {
     direct_pending: HashSet<(String, String)>,
     /// With `--redis`: this node's part of the cluster, and the shared Redis.
     cluster: Option<(Cluster, Arc<RedisLog>)>,
-    /// In a cluster: logins whose name Redis is asked for, and whether they still want it
-    /// (false once the connection went).
-    claiming: ConnMap<bool>,
+    /// In a cluster: logins whose name Redis is asked for: whether they still want it
+    /// (false once the connection went), and whether the name is held here meanwhile.
+    claiming: ConnMap<Claiming>,
 }
 
 impl Hub {
@@ -965,7 +974,13 @@ impl Hub {
                 },
             );
         }
-        self.claiming.insert(login.conn, true);
+        self.claiming.insert(
+            login.conn,
+            Claiming {
+                wanted: true,
+                held: hold,
+            },
+        );
         cluster.ask(Request::Claim {
             login: Box::new(login),
             next,
@@ -1004,8 +1019,12 @@ impl Hub {
         executor: &Executor<'static>,
     ) {
         let keys = login.name.keys();
-        // Gone meanwhile: whatever it held is released behind the claim (same order).
-        let wanted = self.claiming.remove(&login.conn).unwrap_or(false);
+        // Gone meanwhile: a name held here is released behind the claim (same order); one
+        // claimed without being held here is released below.
+        let Claiming { wanted, held } = self.claiming.remove(&login.conn).unwrap_or(Claiming {
+            wanted: false,
+            held: true,
+        });
         let held_here = self
             .registry
             .get(login.conn)
@@ -1039,14 +1058,27 @@ impl Hub {
                 let message = format!("{name} is online, and {} looks the same", login.name);
                 reject_taken(self, &login, message);
             }
-            Ok(Claim::Free) if !wanted => {}
+            Ok(Claim::Free) if !wanted => {
+                if !held {
+                    self.unclaim(&login);
+                }
+            }
             Ok(Claim::Free) => match next {
                 AfterClaim::Login { account } => {
                     if !account && self.refuse_an_accounts_name(&login, &keys) {
                         self.unclaim(&login);
-                    } else {
-                        self.fresh_login(login, keys, account);
+                        return;
                     }
+                    // Redis no longer knew a session here under this name (this node was
+                    // taken for dead a moment ago): that session is over.
+                    if let Some((stale, _)) = self
+                        .registry
+                        .holder(&keys)
+                        .filter(|(conn, _)| *conn != login.conn)
+                    {
+                        self.drop_member(stale, CloseCode::Shutdown);
+                    }
+                    self.fresh_login(login, keys, account);
                 }
                 AfterClaim::Register(password) => self.hash_new_account(login, &keys, password),
             },
@@ -1066,11 +1098,13 @@ impl Hub {
                     .filter(|(conn, online)| *online && *conn != login.conn)
                     .map(|(conn, _)| conn);
                 if !wanted {
-                    // Its release is queued unless the session it took over is here.
+                    // Nobody is there to take the session: it ends, with its `left`s.
                     if let (true, Some(old)) = (here, old) {
                         let conn = login.conn;
                         self.take_over(old, login);
                         self.leave(conn, LeaveReason::Lost);
+                    } else if !held {
+                        self.unclaim(&login);
                     }
                     return;
                 }
@@ -2215,8 +2249,8 @@ impl Hub {
     }
 
     fn leave(&mut self, conn: ConnId, reason: LeaveReason) {
-        if let Some(wanted) = self.claiming.get_mut(&conn) {
-            *wanted = false;
+        if let Some(claiming) = self.claiming.get_mut(&conn) {
+            claiming.wanted = false;
         }
         let Some(member) = self.registry.remove(conn) else {
             return;
