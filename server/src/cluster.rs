@@ -304,9 +304,29 @@ impl Cluster {
     }
 }
 
-/// Doubles a back-off, up to [`MAX_BACKOFF`].
-fn next_backoff(backoff: Duration) -> Duration {
-    (backoff * 2).min(MAX_BACKOFF)
+/// The wait before a task's next attempt to reach Redis: it doubles while Redis stays
+/// away, up to [`MAX_BACKOFF`], and is short again after an attempt that lasted (it was
+/// connected).
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+
+    fn new() -> Self {
+        Self(Self::FIRST)
+    }
+
+    /// After an attempt that began at `started` and ended with `result`: says why, waits.
+    async fn wait(&mut self, what: &str, started: Instant, result: Result<(), LogError>) {
+        if let Err(err) = result {
+            tracing::warn!(%err, "{what}: cannot reach Redis; trying again");
+        }
+        if started.elapsed() > MAX_BACKOFF {
+            self.0 = Self::FIRST;
+        }
+        Timer::after(self.0).await;
+        self.0 = (self.0 * 2).min(MAX_BACKOFF);
+    }
 }
 
 async fn tell(hub: &Sender<Command>, news: News) {
@@ -587,15 +607,11 @@ async fn reap(log: &RedisLog, me: &str) -> Result<(), LogError> {
 /// Listens to this node's channel and to every node's; after each (re)connection reads
 /// the accounts and rooms again (what was published meanwhile is lost).
 async fn listen(log: Arc<RedisLog>, node: Arc<str>, hub: Sender<Command>) {
-    let mut backoff = Duration::from_millis(100);
-    let mut first = true;
+    let (mut first, mut backoff) = (true, Backoff::new());
     loop {
-        match listen_once(&log, &node, &hub, &mut first).await {
-            Ok(()) => backoff = Duration::from_millis(100),
-            Err(err) => tracing::warn!(%err, "pub/sub: cannot reach Redis"),
-        }
-        Timer::after(backoff).await;
-        backoff = next_backoff(backoff);
+        let started = Instant::now();
+        let result = listen_once(&log, &node, &hub, &mut first).await;
+        backoff.wait("pub/sub", started, result).await;
     }
 }
 
@@ -708,15 +724,12 @@ async fn failures(log: &RedisLog) -> Result<Vec<(Counted, u64)>, LogError> {
 /// the hub. A change of what is followed wakes the blocked read (`CLIENT UNBLOCK` from
 /// the command connection).
 async fn tail(log: Arc<RedisLog>, following: Arc<Following>, hub: Sender<Command>) {
-    let mut direct_after: Option<String> = None;
-    let mut backoff = Duration::from_millis(100);
+    // Where the direct messages were read up to: a new connection resumes there.
+    let (mut direct_after, mut backoff) = (None, Backoff::new());
     loop {
-        match tail_once(&log, &following, &hub, &mut direct_after).await {
-            Ok(()) => return,
-            Err(err) => tracing::warn!(%err, "tail: cannot reach Redis; resuming where it stopped"),
-        }
-        Timer::after(backoff).await;
-        backoff = next_backoff(backoff);
+        let started = Instant::now();
+        let result = tail_once(&log, &following, &hub, &mut direct_after).await;
+        backoff.wait("tail", started, result).await;
     }
 }
 

@@ -796,6 +796,48 @@ impl Headless {
     }
 }
 
+/// Every event of the default room's history, oldest first, paged with `history after`
+/// 200 at a time.
+pub async fn whole_history(client: &mut Client) -> Vec<ServerFrame> {
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        client
+            .send(&ClientFrame::History {
+                with: None,
+                room: None,
+                before: None,
+                after: Some(after),
+                limit: Some(200),
+            })
+            .await;
+        let mut page = client
+            .recv_until(
+                |f| matches!(f, ServerFrame::HistoryEnd { after: Some(a), .. } if *a == after),
+            )
+            .await;
+        let Some(ServerFrame::HistoryEnd { count, .. }) = page.pop() else {
+            unreachable!()
+        };
+        // Live events may come in between; the answer is the events past `after`.
+        let answer: Vec<ServerFrame> = page
+            .into_iter()
+            .filter(|f| f.seq().is_some_and(|s| s > after))
+            .rev()
+            .take(count as usize)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        assert_eq!(answer.len(), count as usize);
+        let Some(last) = answer.last().and_then(ServerFrame::seq) else {
+            return events;
+        };
+        events.extend(answer);
+        after = last;
+    }
+}
+
 /// A free port on 127.0.0.1 (bound and released), for a server that appears later.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

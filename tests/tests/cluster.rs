@@ -62,37 +62,13 @@ async fn read_messages(client: &mut Client, marker: &str, count: usize) -> Vec<S
     frames
 }
 
-/// The whole history of the default room, oldest first, paged with `history after`.
+/// The whole history of the default room, by seq.
 async fn whole_history(client: &mut Client) -> BTreeMap<u64, ServerFrame> {
-    let mut all = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        client
-            .send(&ClientFrame::History {
-                with: None,
-                room: None,
-                before: None,
-                after: Some(after),
-                limit: Some(200),
-            })
-            .await;
-        let frames = client
-            .recv_until(|f| matches!(f, ServerFrame::HistoryEnd { .. }))
-            .await;
-        let Some(ServerFrame::HistoryEnd { count, .. }) = frames.last() else {
-            unreachable!("recv_until stops at history_end");
-        };
-        let answer = &frames[frames.len() - 1 - *count as usize..frames.len() - 1];
-        for frame in answer {
-            if let Some(seq) = frame.seq() {
-                after = after.max(seq);
-                all.insert(seq, frame.clone());
-            }
-        }
-        if *count < 200 {
-            return all;
-        }
-    }
+    chat_tests::whole_history(client)
+        .await
+        .into_iter()
+        .filter_map(|frame| frame.seq().map(|seq| (seq, frame)))
+        .collect()
 }
 
 /// Flags: three nodes. Six clients, two on each node, post 30 messages each at once: every

@@ -13,7 +13,7 @@ use chat_server::log::{EventLog, LogError, NewEvent, Span, StreamId};
 use chat_shared::{ClientFrame, ErrorCode, RejectCode, ServerFrame};
 use chat_tests::{
     Client, Headless, ServerProcess, TempDir, free_port, hello, run_for, run_server_command, say,
-    server_binary, test_config,
+    server_binary, test_config, whole_history,
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -24,47 +24,6 @@ fn welcome_of(frame: &ServerFrame) -> (u64, u64, String) {
             seq, oldest, epoch, ..
         } => (*seq, *oldest, epoch.clone()),
         other => panic!("expected welcome, got {other:?}"),
-    }
-}
-
-/// Every event of the history, paged with `history after` 200 at a time.
-async fn whole_history(client: &mut Client) -> Vec<ServerFrame> {
-    let mut events = Vec::new();
-    let mut after = 0;
-    loop {
-        client
-            .send(&ClientFrame::History {
-                with: None,
-                room: None,
-                before: None,
-                after: Some(after),
-                limit: Some(200),
-            })
-            .await;
-        let mut page = client
-            .recv_until(
-                |f| matches!(f, ServerFrame::HistoryEnd { after: Some(a), .. } if *a == after),
-            )
-            .await;
-        let Some(ServerFrame::HistoryEnd { count, .. }) = page.pop() else {
-            unreachable!()
-        };
-        // Live events may come in between; the answer is the events past `after`.
-        let answer: Vec<ServerFrame> = page
-            .into_iter()
-            .filter(|f| f.seq().is_some_and(|s| s > after))
-            .rev()
-            .take(count as usize)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        assert_eq!(answer.len(), count as usize);
-        let Some(last) = answer.last().and_then(ServerFrame::seq) else {
-            return events;
-        };
-        events.extend(answer);
-        after = last;
     }
 }
 
