@@ -28,7 +28,7 @@ use smol::{Executor, Timer};
 use crate::Config;
 use crate::accounts::{self, Account, Directory, Hasher, PasswordHash, Throttle};
 use crate::cluster::{AfterClaim, Claim, Cluster, Counted, News, Request};
-use crate::log::redis::{Note, RedisLog};
+use crate::log::redis::{Note, RedisLog, Snapshot};
 use crate::log::writer::{Recorded, Writer};
 use crate::log::{
     Body, Direct, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, for_reader,
@@ -352,8 +352,6 @@ struct Loaded {
     key: Arc<str>,
     result: Result<(Head, Vec<Event>, Option<Snapshot>), LogError>,
 }
-
-use crate::log::redis::Snapshot;
 
 /// The hub's state; [`Hub::run`] is its task.
 pub struct Hub {
