@@ -245,8 +245,44 @@ fn a_killed_node_s_clients_resume_on_another() {
     });
 }
 
+/// What a post came to: its echo (id, seq), or `unavailable` (with its id).
+async fn answer(client: &mut Client) -> Result<(String, u64), Option<String>> {
+    loop {
+        match client.recv().await {
+            ServerFrame::Message {
+                id: Some(id), seq, ..
+            } => return Ok((id, seq)),
+            ServerFrame::Error {
+                code: ErrorCode::Unavailable,
+                id,
+                ..
+            } => return Err(id),
+            _ => {}
+        }
+    }
+}
+
+/// A login at `addr` is refused for now (`unavailable`, with `retry_after`).
+async fn refused_for_now(addr: std::net::SocketAddr) {
+    let mut late = Client::connect(addr).await;
+    late.send(&hello_v2("late")).await;
+    let frames = late.recv_to_end().await;
+    chat_tests::assert_rejected(&frames, chat_shared::RejectCode::Unavailable);
+    assert!(
+        matches!(
+            frames.last(),
+            Some(ServerFrame::Rejected {
+                retry_after: Some(_),
+                ..
+            })
+        ),
+        "{frames:?}"
+    );
+}
+
 /// Flags: two nodes, `--lease 5`. Redis is killed (SIGKILL) while alice (node 1) posts, and
-/// started again once five posts were refused: posts during the outage get `unavailable`; once Redis is back both nodes carry
+/// started again once five posts were refused: posts during the outage get `unavailable`,
+/// and so does a login (with `retry_after`); once Redis is back both nodes carry
 /// on; every post alice had acknowledged (its echo) reached bob on node 2 and is in the
 /// history; the refused ones, sent again with their ids, are posted once each.
 #[test]
@@ -274,33 +310,21 @@ fn a_redis_restart_loses_nothing_acknowledged() {
                 .send(&say(&format!("post {k}"), &format!("p{k}")))
                 .await;
             k += 1;
-            // Each post is answered: its echo, or `unavailable`.
-            loop {
-                match alice.recv().await {
-                    ServerFrame::Message {
-                        id: Some(id), seq, ..
-                    } => {
-                        acknowledged.insert(id, seq);
-                        if phase == 2 {
-                            after_restart += 1;
-                        }
-                        break;
+            match answer(&mut alice).await {
+                Ok((id, seq)) => {
+                    acknowledged.insert(id, seq);
+                    after_restart += usize::from(phase == 2);
+                }
+                Err(id) => {
+                    refused += 1;
+                    refused_ids.extend(id);
+                    // Down for five posts, then back; meanwhile a login is refused for
+                    // now, to come back later.
+                    if phase == 1 && refused == 5 {
+                        refused_for_now(two.addr).await;
+                        redis.restart();
+                        phase = 2;
                     }
-                    ServerFrame::Error {
-                        code: ErrorCode::Unavailable,
-                        id,
-                        ..
-                    } => {
-                        refused += 1;
-                        refused_ids.extend(id);
-                        // Down for five posts, then back.
-                        if phase == 1 && refused == 5 {
-                            redis.restart();
-                            phase = 2;
-                        }
-                        break;
-                    }
-                    _ => {}
                 }
             }
         }
