@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub hub: Sender<Command>,
     pub log: Arc<dyn EventLog>,
+    /// In a cluster, the same log as Redis, for reads that need no blocking thread.
+    pub redis: Option<Arc<RedisLog>>,
     pub shutdown: Signal,
     /// Raised when the last connection is gone after shutdown.
     all_closed: Signal,
@@ -214,6 +216,7 @@ impl Server {
         let node = cluster
             .as_ref()
             .map(|(cluster, redis)| (cluster.node().to_string(), redis.url().to_string()));
+        let redis = cluster.as_ref().map(|(_, redis)| redis.clone());
         let listener = Async::<TcpListener>::bind(config.addr)
             .map_err(|err| StartError::Listen(config.addr, err))?;
         let (hub_tx, hub_rx) = async_channel::unbounded();
@@ -229,6 +232,7 @@ impl Server {
             config,
             hub: hub_tx,
             log,
+            redis,
             shutdown: Signal::default(),
             all_closed: Signal::default(),
             connections: AtomicUsize::new(0),

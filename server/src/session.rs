@@ -531,7 +531,17 @@ impl<'a> Session<'a> {
         // read off the threads that serve connections.
         let log = self.shared.log.clone();
         let folded = name.keys().folded;
-        let remembered = if log.durable() {
+        let remembered = if let Some(redis) = &self.shared.redis {
+            // In a cluster: two round trips to Redis, no thread (a login storm would
+            // otherwise grow the blocking pool by a thread per waiting login).
+            match redis.remembered(&folded).await {
+                Ok(recent) => redis
+                    .conversations_of(&folded, WELCOME_CONVERSATIONS)
+                    .await
+                    .map(|conversations| (recent, conversations)),
+                Err(err) => Err(err),
+            }
+        } else if log.durable() {
             smol::unblock(move || {
                 Ok::<_, LogError>((
                     log.recent_posts(&folded)?,

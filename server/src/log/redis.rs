@@ -407,21 +407,7 @@ impl EventLog for RedisLog {
     }
 
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
-        let kept: Vec<Vec<u8>> = self.query_blocking(
-            redis::cmd("LRANGE")
-                .arg(key(&format!("posts:{poster}")))
-                .arg(0)
-                .arg(REMEMBERED_IDS - 1),
-        )?;
-        Ok(kept
-            .iter()
-            .rev()
-            .filter_map(|entry| {
-                let at = memchr::memchr(b'\n', entry)?;
-                let id = std::str::from_utf8(&entry[..at]).ok()?;
-                Some((id.to_string(), Frame::from_encoded(&entry[at + 1..])))
-            })
-            .collect())
+        smol::block_on(self.remembered(poster))
     }
 
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
@@ -454,8 +440,45 @@ impl EventLog for RedisLog {
     }
 
     fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError> {
-        let all: Vec<(String, String)> =
-            self.query_blocking(redis::cmd("HGETALL").arg(key(&format!("conv:{owner}"))))?;
+        smol::block_on(self.conversations_of(owner, limit))
+    }
+}
+
+impl RedisLog {
+    /// The posts remembered for a poster, oldest first ([`EventLog::recent_posts`]),
+    /// without a thread of the blocking pool: a login storm on a node waits on Redis, not
+    /// on threads.
+    pub async fn remembered(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
+        let mut conn = self.conn.clone();
+        let kept: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(key(&format!("posts:{poster}")))
+            .arg(0)
+            .arg(REMEMBERED_IDS - 1)
+            .query_async(&mut conn)
+            .await?;
+        Ok(kept
+            .iter()
+            .rev()
+            .filter_map(|entry| {
+                let at = memchr::memchr(b'\n', entry)?;
+                let id = std::str::from_utf8(&entry[..at]).ok()?;
+                Some((id.to_string(), Frame::from_encoded(&entry[at + 1..])))
+            })
+            .collect())
+    }
+
+    /// An account's conversations, latest first ([`EventLog::conversations`]), without a
+    /// thread of the blocking pool.
+    pub async fn conversations_of(
+        &self,
+        owner: &str,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, LogError> {
+        let mut conn = self.conn.clone();
+        let all: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(key(&format!("conv:{owner}")))
+            .query_async(&mut conn)
+            .await?;
         let all = all
             .iter()
             .filter_map(|(_, last)| {
