@@ -526,34 +526,7 @@ impl<'a> Session<'a> {
             (Some(password), false) => Auth::Password(password),
             (None, false) => Auth::Guest,
         };
-        // The posts the log remembers for this name, so that an outbox re-sent after a
-        // restart is not posted twice, and its conversations should it be an account;
-        // read off the threads that serve connections.
-        let log = self.shared.log.clone();
-        let folded = name.keys().folded;
-        let remembered = if let Some(redis) = &self.shared.redis {
-            // In a cluster: two round trips to Redis, no thread (a login storm would
-            // otherwise grow the blocking pool by a thread per waiting login).
-            match redis.remembered(&folded).await {
-                Ok(recent) => redis
-                    .conversations_of(&folded, WELCOME_CONVERSATIONS)
-                    .await
-                    .map(|conversations| (recent, conversations)),
-                Err(err) => Err(err),
-            }
-        } else if log.durable() {
-            smol::unblock(move || {
-                Ok::<_, LogError>((
-                    log.recent_posts(&folded)?,
-                    log.conversations(&folded, WELCOME_CONVERSATIONS)?,
-                ))
-            })
-            .await
-        } else {
-            // In memory: nothing to wait for.
-            log.conversations(&folded, WELCOME_CONVERSATIONS)
-                .map(|conversations| (Vec::new(), conversations))
-        };
+        let remembered = remembered(self.shared, name.keys().folded).await;
         let (recent, conversations) = match remembered {
             Ok(remembered) => remembered,
             Err(err) => {
@@ -669,6 +642,36 @@ impl<'a> Session<'a> {
             End::Close(code) => self.queue.close_with(Some(closing(code))),
             End::Lost | End::Quit | End::Rejected => self.queue.close_with(None),
         }
+    }
+}
+
+/// What the log remembers for a name logging in: its posts' ids (so that an outbox re-sent
+/// after a restart is not posted twice) and, should it be an account, its conversations;
+/// read off the threads that serve connections.
+type Remembered = (Vec<(String, Frame)>, Vec<chat_shared::Conversation>);
+
+async fn remembered(shared: &Shared, folded: String) -> Result<Remembered, LogError> {
+    let log = shared.log.clone();
+    if let Some(redis) = &shared.redis {
+        // In a cluster: two round trips to Redis, no thread (a login storm would otherwise
+        // grow the blocking pool by a thread per waiting login).
+        let recent = redis.remembered(&folded).await?;
+        let conversations = redis
+            .conversations_of(&folded, WELCOME_CONVERSATIONS)
+            .await?;
+        Ok((recent, conversations))
+    } else if log.durable() {
+        smol::unblock(move || {
+            Ok((
+                log.recent_posts(&folded)?,
+                log.conversations(&folded, WELCOME_CONVERSATIONS)?,
+            ))
+        })
+        .await
+    } else {
+        // In memory: nothing to wait for.
+        log.conversations(&folded, WELCOME_CONVERSATIONS)
+            .map(|conversations| (Vec::new(), conversations))
     }
 }
 
