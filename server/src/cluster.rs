@@ -527,11 +527,22 @@ async fn list_rooms(log: &RedisLog) -> Result<Vec<RoomUsers>, LogError> {
         .query_async(&mut conn)
         .await
         .map_err(LogError::from)?;
-    let names: HashMap<String, String> = log.room_names().await?.into_iter().collect();
+    // The names of these rooms only, not of every room there ever was.
+    let mut names = redis::cmd("HMGET");
+    names.arg(key("rooms"));
+    for (room, _) in &sizes {
+        names.arg(room);
+    }
+    let names: Vec<Option<String>> = if sizes.is_empty() {
+        Vec::new()
+    } else {
+        names.query_async(&mut conn).await.map_err(LogError::from)?
+    };
     let mut rooms: Vec<RoomUsers> = sizes
         .into_iter()
-        .map(|(key, users)| RoomUsers {
-            room: names.get(&key).cloned().unwrap_or(key),
+        .zip(names)
+        .map(|((key, users), name)| RoomUsers {
+            room: name.unwrap_or(key),
             users,
         })
         .collect();

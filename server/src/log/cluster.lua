@@ -76,6 +76,15 @@ local function release(member, check, expected, reason, time)
   return #rooms
 end
 
+-- A stream's newest and oldest seq (0 when empty).
+local function ends(stream)
+  local newest = tonumber(redis.call('HGET', P .. 'seq', stream) or '0')
+  local oldest = 0
+  local first = redis.call('XRANGE', P .. 's:' .. stream, '-', '+', 'COUNT', 1)
+  if first[1] then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
+  return {newest, oldest}
+end
+
 if op == 'epoch' then
   redis.call('SET', P .. 'epoch', ARGV[2], 'NX')
   return redis.call('GET', P .. 'epoch')
@@ -135,15 +144,16 @@ elseif op == 'append' then
   end
   return seqs
 
+elseif op == 'head' then
+  -- A stream's newest and oldest seq (0 when empty).
+  return ends(ARGV[2])
+
 elseif op == 'snapshot' then
   -- A room as of now: its newest and oldest seq, its name, and who is in it.
   local stream = ARGV[2]
-  local newest = tonumber(redis.call('HGET', P .. 'seq', stream) or '0')
-  local oldest = 0
-  local first = redis.call('XRANGE', P .. 's:' .. stream, '-', '+', 'COUNT', 1)
-  if first[1] then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
+  local head = ends(stream)
   local name = redis.call('HGET', P .. 'rooms', stream) or ''
-  return {newest, oldest, name, redis.call('HGETALL', P .. 'in:' .. stream)}
+  return {head[1], head[2], name, redis.call('HGETALL', P .. 'in:' .. stream)}
 
 elseif op == 'claim' then
   -- ARGV: member, skeleton, name, node, new token, token presented ('' none), force

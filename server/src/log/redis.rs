@@ -298,7 +298,11 @@ impl EventLog for RedisLog {
     }
 
     fn head(&self, stream: &StreamId) -> Result<Head, LogError> {
-        Ok(self.snapshot_blocking(stream)?.head)
+        // Not a snapshot: a history request needs the ends only, not a big room's members.
+        let mut invocation = self.op("head");
+        invocation.arg(stream.as_str());
+        let (newest, oldest): (u64, u64) = self.run_blocking(&invocation)?;
+        Ok(Head { oldest, newest })
     }
 
     fn append(&self, events: &[NewEvent]) -> Result<Vec<Event>, LogError> {
@@ -379,26 +383,20 @@ impl EventLog for RedisLog {
     }
 
     fn read(&self, stream: &StreamId, span: Span, limit: usize) -> Result<Vec<Event>, LogError> {
-        let key = stream_key(stream.as_str());
-        let reply: Value = match span {
+        // Entry ids are `<seq>-1`: "(S-0" excludes seq S and above, "(S-1" S and below.
+        let (command, from, to) = match span {
             Span::Before(0) => return Ok(Vec::new()),
-            Span::Before(before) => self.query_blocking(
-                redis::cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg(format!("({before}-0"))
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(limit),
-            )?,
-            Span::After(after) => self.query_blocking(
-                redis::cmd("XRANGE")
-                    .arg(&key)
-                    .arg(format!("({after}-1"))
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit),
-            )?,
+            Span::Before(before) => ("XREVRANGE", format!("({before}-0"), "-"),
+            Span::After(after) => ("XRANGE", format!("({after}-1"), "+"),
         };
+        let reply: Value = self.query_blocking(
+            redis::cmd(command)
+                .arg(stream_key(stream.as_str()))
+                .arg(from)
+                .arg(to)
+                .arg("COUNT")
+                .arg(limit),
+        )?;
         let mut events = events_of(&reply);
         if matches!(span, Span::Before(_)) {
             events.reverse();
