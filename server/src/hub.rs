@@ -346,11 +346,14 @@ impl Deferred {
     }
 }
 
+/// A room's stream as read back: see [`read_room`].
+type RoomRead = (Head, Vec<Event>, Option<Snapshot>);
+
 /// A room read back from the store: its head and newest events, and in a cluster its name
 /// and members.
 struct Loaded {
     key: Arc<str>,
-    result: Result<(Head, Vec<Event>, Option<Snapshot>), LogError>,
+    result: Result<RoomRead, LogError>,
 }
 
 /// The hub's state; [`Hub::run`] is its task.
@@ -429,21 +432,15 @@ impl Hub {
             Arc::from(default.as_str())
         };
         names.insert(key.clone(), name.clone());
-        let stream = StreamId::new(&key);
-        let snapshot = match &cluster {
-            Some((_, redis)) => Some(redis.snapshot_blocking(&stream)?),
-            None => None,
-        };
-        let head = match &snapshot {
-            Some(snapshot) => snapshot.head,
-            None => log.head(&stream)?,
-        };
-        let recent = log.read(&stream, Span::Before(head.newest + 1), config.history)?;
-        let mut room = Room::new(stream, name, head, recent, config.history);
-        if let Some((cluster, _)) = &cluster {
-            room.roster = snapshot.map(|s| s.members.into_iter().collect());
-            cluster.follow(&key, head.newest);
-        }
+        let redis = cluster.as_ref().map(|(_, redis)| &**redis);
+        let read = read_room(&*log, redis, &StreamId::new(&key), config.history)?;
+        let room = build_room(
+            &key,
+            name,
+            read,
+            config.history,
+            cluster.as_ref().map(|(c, _)| c),
+        );
         let writer = if log.durable() {
             Some(Writer::spawn(log.clone()).map_err(|err| LogError::Store(err.to_string()))?)
         } else {
@@ -994,18 +991,20 @@ impl Hub {
         let (Some((cluster, _)), Some(token)) = (&self.cluster, &login.session) else {
             return;
         };
-        if self
-            .registry
-            .get(login.conn)
-            .is_some_and(|member| !member.online)
-        {
-            self.registry.remove(login.conn);
-        }
         cluster.ask(Request::Release {
             member: login.name.keys().folded,
             token: token.clone(),
             reason: LeaveReason::Quit,
         });
+        self.drop_placeholder(login.conn);
+    }
+
+    /// Forgets a member not yet online (the name held for a login while it is claimed, or
+    /// while its `joined` is recorded).
+    fn drop_placeholder(&mut self, conn: ConnId) {
+        if self.registry.get(conn).is_some_and(|member| !member.online) {
+            self.registry.remove(conn);
+        }
     }
 
     /// Redis answered a claim.
@@ -1023,15 +1022,9 @@ impl Hub {
             wanted: false,
             held: true,
         });
-        let held_here = self
-            .registry
-            .get(login.conn)
-            .is_some_and(|member| !member.online);
         let guest = matches!(next, AfterClaim::Login { account: false });
         let reject_taken = |hub: &mut Self, login: &Login, message: String| {
-            if held_here {
-                hub.registry.remove(login.conn);
-            }
+            hub.drop_placeholder(login.conn);
             // An account's name is refused as such first, as alone.
             if !(guest && hub.refuse_an_accounts_name(login, &keys)) {
                 Self::reject(login, RejectCode::NameTaken, message, None);
@@ -2035,21 +2028,9 @@ impl Hub {
         executor
             .spawn(async move {
                 let stream = StreamId::new(&key);
-                let result = smol::unblock(move || {
-                    // In a cluster: its members and head as of one moment, and the tail
-                    // follows it from there.
-                    let snapshot = match &redis {
-                        Some(redis) => Some(redis.snapshot_blocking(&stream)?),
-                        None => None,
-                    };
-                    let head = match &snapshot {
-                        Some(snapshot) => snapshot.head,
-                        None => log.head(&stream)?,
-                    };
-                    let recent = log.read(&stream, Span::Before(head.newest + 1), history)?;
-                    Ok((head, recent, snapshot))
-                })
-                .await;
+                let result =
+                    smol::unblock(move || read_room(&*log, redis.as_deref(), &stream, history))
+                        .await;
                 let _ = done.send(Loaded { key, result }).await;
             })
             .detach();
@@ -2060,23 +2041,14 @@ impl Hub {
             return;
         };
         match loaded.result {
-            Ok((head, recent, snapshot)) => {
-                if let Some(snapshot) = snapshot.as_ref().filter(|s| !s.name.is_empty()) {
+            Ok(read) => {
+                if let Some(snapshot) = read.2.as_ref().filter(|s| !s.name.is_empty()) {
                     self.names
                         .insert(loaded.key.clone(), snapshot.name.as_str().into());
                 }
                 let name = self.names.name(&loaded.key);
-                let mut room = Room::new(
-                    StreamId::new(&loaded.key),
-                    name,
-                    head,
-                    recent,
-                    self.config.history,
-                );
-                if let (Some((cluster, _)), Some(snapshot)) = (&self.cluster, snapshot) {
-                    room.roster = Some(snapshot.members.into_iter().collect());
-                    cluster.follow(&loaded.key, head.newest);
-                }
+                let cluster = self.cluster.as_ref().map(|(c, _)| c);
+                let room = build_room(&loaded.key, name, read, self.config.history, cluster);
                 self.rooms
                     .insert(loaded.key.clone(), Slot::Ready(Box::new(room)));
                 for deferred in waiting {
@@ -2498,13 +2470,7 @@ impl Hub {
         match pending.effect {
             Effect::Welcome(welcome) => {
                 let _ = welcome.reply.try_send(false);
-                if self
-                    .registry
-                    .get(welcome.conn)
-                    .is_some_and(|member| !member.online)
-                {
-                    self.registry.remove(welcome.conn);
-                }
+                self.drop_placeholder(welcome.conn);
             }
             Effect::Joined { conn, .. } => {
                 if let Some(member) = self.registry.get_mut(conn) {
@@ -2663,6 +2629,42 @@ impl Hub {
                     .is_some_and(|t| now.duration_since(t) < REMEMBER_FOR)
         });
     }
+}
+
+/// A room's stream as read back: its head and newest events, and in a cluster its name
+/// and members as of that head (from which the tail follows it). Blocks.
+fn read_room(
+    log: &dyn EventLog,
+    redis: Option<&RedisLog>,
+    stream: &StreamId,
+    history: usize,
+) -> Result<RoomRead, LogError> {
+    let snapshot = redis
+        .map(|redis| redis.snapshot_blocking(stream))
+        .transpose()?;
+    let head = match &snapshot {
+        Some(snapshot) => snapshot.head,
+        None => log.head(stream)?,
+    };
+    let recent = log.read(stream, Span::Before(head.newest + 1), history)?;
+    Ok((head, recent, snapshot))
+}
+
+/// A room from what [`read_room`] read; in a cluster it knows its members on every node,
+/// and the tail follows it from its head.
+fn build_room(
+    key: &Arc<str>,
+    name: Arc<str>,
+    (head, recent, snapshot): RoomRead,
+    history: usize,
+    cluster: Option<&Cluster>,
+) -> Room {
+    let mut room = Room::new(StreamId::new(key), name, head, recent, history);
+    if let (Some(cluster), Some(snapshot)) = (cluster, snapshot) {
+        room.roster = Some(snapshot.members.into_iter().collect());
+        cluster.follow(key, head.newest);
+    }
+    room
 }
 
 /// What a `history` asked about.
