@@ -570,10 +570,11 @@ impl Hub {
 
     /// When the next batch of any room may go.
     fn next_deadline(&self) -> Option<Instant> {
+        let now = Instant::now();
         self.busy
             .iter()
             .filter_map(|key| match self.rooms.get(key) {
-                Some(Slot::Ready(room)) => room.next_submit(self.pressure.window()),
+                Some(Slot::Ready(room)) => room.next_due(now, self.pressure.window()),
                 _ => None,
             })
             .min()
@@ -1358,7 +1359,10 @@ impl Hub {
         for key in &previous.rooms {
             match self.rooms.get_mut(key) {
                 Some(Slot::Ready(room)) => {
-                    room.fanout.replace(old, login.conn, login.queue.clone());
+                    // Its welcome replays the default room up to its newest event.
+                    let caught_up = *key == self.default_room;
+                    room.fanout
+                        .replace(old, login.conn, login.queue.clone(), caught_up);
                 }
                 // What it asked of a room on its way back from the store is the new one's.
                 Some(Slot::Loading(waiting)) => {
@@ -2271,9 +2275,18 @@ impl Hub {
                 continue;
             };
             let Some(events) = room.take_batch(now, window) else {
+                if !room.is_recording() {
+                    let overflowed = room.push_due(now, window);
+                    if !room.has_pending() && !room.fanout.owes() {
+                        self.busy.remove(&key);
+                    }
+                    for conn in overflowed {
+                        self.evict(conn);
+                    }
+                }
                 continue;
             };
-            if !room.has_pending() {
+            if !room.has_pending() && !room.fanout.owes() {
                 self.busy.remove(&key);
             }
             if let Some(writer) = &self.writer {
@@ -2396,11 +2409,16 @@ impl Hub {
     /// Pushes what a room gathered; then the members who parted in it are out.
     fn push_recorded(&mut self, key: &Arc<str>, parted: Vec<ConnId>) {
         self.push_to_members(key);
-        if let Some(room) = self.room(key) {
-            // A part's `left` was its answer; now it is out.
-            for conn in parted {
-                room.fanout.remove(conn);
-            }
+        // A part's `left` is its answer: it gets it now, then it is out.
+        let overflowed: Vec<ConnId> = match self.room(key) {
+            Some(room) => parted
+                .into_iter()
+                .filter_map(|conn| room.fanout.remove_after_push(conn).err())
+                .collect(),
+            None => Vec::new(),
+        };
+        for conn in overflowed {
+            self.evict(conn);
         }
         self.drop_if_idle(key);
     }
@@ -2567,12 +2585,18 @@ impl Hub {
         self.drop_if_idle(key);
     }
 
-    /// Pushes what a room gathered to its members, closing those that cannot keep up.
+    /// Pushes what a room recorded to the members whose beat came, closing those that
+    /// cannot keep up; the rest goes on their beats.
     fn push_to_members(&mut self, key: &Arc<str>) {
+        let window = self.pressure.window();
         let Some(room) = self.room(key) else {
             return;
         };
-        for conn in room.fanout.push() {
+        let overflowed = room.push_due(Instant::now(), window);
+        if room.fanout.owes() {
+            self.busy.insert(key.clone());
+        }
+        for conn in overflowed {
             self.evict(conn);
         }
     }

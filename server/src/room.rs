@@ -20,9 +20,15 @@ use crate::queue::SendQueue;
 use crate::registry::ConnId;
 
 /// Member writes per second a room aims to stay under when it is busy: in a big room the
-/// window between two batches grows (members / budget), so a join storm or a busy room of
-/// thousands costs a bounded number of system calls instead of one per member per event.
-const WRITE_BUDGET: f64 = 100_000.0;
+/// window in which each member gets at most one write grows (members / budget), so a join
+/// storm or a busy room of thousands costs a bounded number of system calls instead of
+/// one per member per event. Its members are pushed on beats spread over the window (see
+/// [`FanOut`]), so an event waits about a window, not a window and a pass over everyone.
+const WRITE_BUDGET: f64 = 45_000.0;
+
+/// The longest window a room's size alone sets (from 1,125 members on): beyond it only a
+/// busy server stretches it (see [`crate::pressure`]).
+const MAX_SIZE_WINDOW: Duration = Duration::from_millis(30);
 
 /// The most events in one batch: a batch goes to every member as one push, counted
 /// against each member's queue, so it must stay well under `--send-queue` however fast
@@ -216,12 +222,15 @@ impl Room {
     /// The least time between two batches: the configured window, longer in big rooms
     /// and in rooms busy enough to fill the longer window of a busy server.
     fn window_length(&self, window: Window) -> Duration {
-        let by_size = Duration::from_secs_f64(self.fanout.len() as f64 / WRITE_BUDGET);
+        let by_size =
+            Duration::from_secs_f64(self.fanout.len() as f64 / WRITE_BUDGET).min(MAX_SIZE_WINDOW);
         window.for_rate(self.rate).max(by_size)
     }
 
-    /// When the next batch may go, if one waits and none is being recorded: at once when
-    /// more than a batch waits.
+    /// When the next batch may go, if one waits and none is being recorded: on the next
+    /// beat of a group of members, so that the group pushed then carries it (a window
+    /// after the last batch while the room has none); at once when more than a batch
+    /// waits.
     pub fn next_submit(&self, window: Window) -> Option<Instant> {
         if self.pending.is_empty() || self.in_flight.is_some() {
             return None;
@@ -229,7 +238,30 @@ impl Room {
         if self.pending.len() >= MAX_BATCH {
             return Some(self.last_submit);
         }
-        Some(self.last_submit + self.window_length(window))
+        let length = self.window_length(window);
+        Some(
+            self.fanout
+                .next_beat(length)
+                .unwrap_or(self.last_submit + length),
+        )
+    }
+
+    /// When the room next has something to do: a batch to record, or recorded events
+    /// to push (those wait while a batch is being recorded: they go with it).
+    pub fn next_due(&self, now: Instant, window: Window) -> Option<Instant> {
+        let push = if self.in_flight.is_some() {
+            None
+        } else {
+            self.fanout.next_due(now, self.window_length(window))
+        };
+        self.next_submit(window).into_iter().chain(push).min()
+    }
+
+    /// Pushes recorded events to the members whose beat came; returns those that could
+    /// not take them.
+    pub fn push_due(&mut self, now: Instant, window: Window) -> Vec<ConnId> {
+        let length = self.window_length(window);
+        self.fanout.push_due(now, length)
     }
 
     /// The batch to record now, if one is due: the events leave `pending` and are in
