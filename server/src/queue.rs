@@ -1,13 +1,15 @@
 //! The send queue of one connection: encoded frames waiting for its writer.
 //!
-//! The queue is an unbounded channel with the limit enforced by counters, because
-//! `async_channel::bounded(n)` allocates all `n` slots up front, which idle connections
-//! cannot afford. Pushing never waits: over the limit the push fails, and the caller closes
-//! the connection as a slow reader.
+//! The queue is an async-channel of one slot, with what is pushed while the slot is taken
+//! kept in order in an overflow list beside it, and the limit enforced by counters. A
+//! channel of one slot is a few words; a channel of more is two cache-padded positions and
+//! a block of slots kept once used (1.2 KB for every idle connection). A writer keeps up
+//! almost always, so the slot is usually all there is. Pushing never waits: over the limit
+//! the push fails, and the caller closes the connection as a slow reader.
 
 use std::io::{self, IoSlice};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chat_shared::Frame;
@@ -33,6 +35,16 @@ struct Shared {
     closed: Signal,
     /// Closed for being too slow: what is queued is dropped, only the last word is written.
     aborted: AtomicBool,
+    /// What was pushed while the channel's slot was taken, oldest first: all of it newer
+    /// than what is in the slot. While it holds anything, pushes go here, not to the slot.
+    overflow: Mutex<Vec<Item>>,
+}
+
+impl Shared {
+    fn overflow(&self) -> MutexGuard<'_, Vec<Item>> {
+        // A push or a take cannot leave the list half-changed.
+        self.overflow.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Frames on their way to one or more connections, and how many of them count against
@@ -82,7 +94,7 @@ pub struct Overflow;
 
 /// Creates a queue and the receiving side its writer drains.
 pub fn send_queue(limits: QueueLimits) -> (SendQueue, QueueReceiver) {
-    let (tx, rx) = async_channel::unbounded();
+    let (tx, rx) = async_channel::bounded(1);
     let shared = Arc::new(Shared::default());
     (
         SendQueue {
@@ -103,15 +115,31 @@ impl SendQueue {
         if frames > self.limits.frames || bytes > self.limits.bytes {
             return Err(Overflow);
         }
-        // A closed queue belongs to a connection on its way out; dropping is right.
-        let _ = self.tx.try_send(batch.clone());
+        self.send(batch.clone());
         Ok(())
     }
 
     /// Queues `frame` outside the limit: replies the connection asked for (its welcome and
     /// replay, history) and the last word before a close.
     pub fn push_unmetered(&self, frame: Frame) {
-        let _ = self.tx.try_send(Batch::new(frame, 0));
+        self.send(Batch::new(frame, 0));
+    }
+
+    /// Puts `item` in the slot, or after what overflowed it. A closed queue belongs to a
+    /// connection on its way out; dropping is right.
+    fn send(&self, item: Item) {
+        let mut overflow = self.shared.overflow();
+        if self.tx.is_closed() {
+            return;
+        }
+        if overflow.is_empty() {
+            match self.tx.try_send(item) {
+                Ok(()) | Err(async_channel::TrySendError::Closed(_)) => {}
+                Err(async_channel::TrySendError::Full(item)) => overflow.push(item),
+            }
+        } else {
+            overflow.push(item);
+        }
     }
 
     /// Queues a last frame, then closes: the writer flushes what is queued and stops.
@@ -155,39 +183,20 @@ impl QueueReceiver {
         mut out: W,
         linger: Duration,
     ) -> io::Result<()> {
-        while let Ok(first) = self.rx.recv().await {
-            // Sized for what waits, and dropped once written: an idle connection keeps no
-            // buffer of the size its busiest moment needed.
-            let mut batch: Vec<Item> = Vec::with_capacity((self.rx.len() + 1).min(MAX_BATCH));
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(item) => batch.push(item),
-                    Err(_) => break,
+        loop {
+            let mut batch = self.take(None);
+            if batch.is_empty() {
+                // Once closed, what overflowed before the close is still to go.
+                batch = self.take(self.rx.recv().await.ok());
+                if batch.is_empty() {
+                    break;
                 }
             }
             if self.shared.aborted.load(Ordering::Acquire) {
                 batch.retain(|item| item.count() == 0);
             }
-            // The first poll of the write is the first thing done: a write the socket
-            // takes at once never watches the queue (nor allocates a listener to).
-            future::or(
-                async {
-                    write_all(&mut out, &batch).await?;
-                    // TLS may hold back what did not fit the socket; plain TCP holds nothing.
-                    out.flush().await
-                },
-                // Boxed, so that its timer is not part of every connection's task.
-                async {
-                    Box::pin(async {
-                        self.shared.closed.wait().await;
-                        Timer::after(linger).await;
-                        Err(io::ErrorKind::TimedOut.into())
-                    })
-                    .await
-                },
-            )
-            .await?;
+            // Boxed: only a connection being written to needs room for the write.
+            Box::pin(self.write_batch(&mut out, &batch, linger)).await?;
             let (frames, bytes) = batch
                 .iter()
                 .filter(|item| item.count() > 0)
@@ -201,11 +210,56 @@ impl QueueReceiver {
     }
 }
 
-#[cfg(test)]
 impl QueueReceiver {
+    /// Writes `batch` to `out`; once the queue is closed, fails if the peer does not take
+    /// it within `linger`.
+    async fn write_batch<W: AsyncWrite + Unpin>(
+        &self,
+        out: &mut W,
+        batch: &[Item],
+        linger: Duration,
+    ) -> io::Result<()> {
+        // The first poll of the write is the first thing done: a write the socket takes at
+        // once never watches the queue (nor allocates a listener to).
+        future::or(
+            async {
+                write_all(out, batch).await?;
+                // TLS may hold back what did not fit the socket; plain TCP holds nothing.
+                out.flush().await
+            },
+            async {
+                self.shared.closed.wait().await;
+                Timer::after(linger).await;
+                Err(io::ErrorKind::TimedOut.into())
+            },
+        )
+        .await
+    }
+
+    /// What waits, oldest first, up to [`MAX_BATCH`] items: `first` (just received from
+    /// the slot), what is in the slot now, what overflowed. Pushes decide between the slot
+    /// and the overflow under the same lock, so under it the slot holds the oldest. Sized
+    /// for what waits, and dropped once written: an idle connection keeps no buffer of the
+    /// size its busiest moment needed.
+    fn take(&self, first: Option<Item>) -> Vec<Item> {
+        let mut overflow = self.shared.overflow();
+        let slot = self.rx.try_recv().ok();
+        let count = overflow.len().min(MAX_BATCH - 2);
+        let mut batch = Vec::with_capacity(count + 2);
+        batch.extend(first);
+        batch.extend(slot);
+        batch.extend(overflow.drain(..count));
+        if overflow.is_empty() {
+            *overflow = Vec::new();
+        }
+        batch
+    }
+
     /// What is queued now, one entry per push, as text.
+    #[cfg(test)]
     pub fn queued(&self) -> Vec<String> {
-        std::iter::from_fn(|| self.rx.try_recv().ok())
+        std::iter::from_fn(|| Some(self.take(None)).filter(|b| !b.is_empty()))
+            .flatten()
             .map(|batch| String::from_utf8_lossy(batch.bytes()).into_owned())
             .collect()
     }
@@ -240,4 +294,61 @@ async fn write_all<W: AsyncWrite + Unpin>(out: &mut W, batch: &[Item]) -> io::Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbered(n: usize) -> Batch {
+        Batch::new(Frame::from_encoded(format!("{n}\n").as_bytes()), 1)
+    }
+
+    /// What `write_to` wrote, as numbers.
+    fn written(out: &[u8]) -> Vec<usize> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(|line| line.parse().expect("a number"))
+            .collect()
+    }
+
+    #[test]
+    fn what_overflows_the_slot_is_written_after_it_in_order() {
+        let limits = QueueLimits {
+            frames: 1_000,
+            bytes: 1 << 20,
+        };
+        let (queue, receiver) = send_queue(limits);
+        for n in 0..200 {
+            queue.push(&numbered(n)).expect("under the limit");
+        }
+        queue.close_with(Some(Frame::from_encoded(b"200\n")));
+        queue.push(&numbered(201)).expect("dropped, not refused");
+        let mut out = Vec::new();
+        smol::block_on(receiver.write_to(&mut out, Duration::from_secs(1))).expect("written");
+        assert_eq!(written(&out), (0..=200).collect::<Vec<_>>());
+        assert!(receiver.shared.overflow().capacity() == 0, "nothing kept");
+    }
+
+    #[test]
+    fn pushes_racing_the_writer_keep_their_order() {
+        let limits = QueueLimits {
+            frames: 1_000_000,
+            bytes: 1 << 30,
+        };
+        let (queue, receiver) = send_queue(limits);
+        let pusher = std::thread::spawn(move || {
+            for n in 0..20_000 {
+                queue.push(&numbered(n)).expect("under the limit");
+                if n % 1_000 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+            queue.close_with(None);
+        });
+        let mut out = Vec::new();
+        smol::block_on(receiver.write_to(&mut out, Duration::from_secs(1))).expect("written");
+        pusher.join().expect("pushed");
+        assert_eq!(written(&out), (0..20_000).collect::<Vec<_>>());
+    }
 }
