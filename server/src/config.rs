@@ -71,10 +71,11 @@ pub struct Config {
     pub max_text: usize,
     /// Worker threads; 0 means one per core.
     pub threads: usize,
-    /// How long a room gathers events into one write per member once it has just
-    /// written (longer in rooms of more than 500, to stay near 100,000 writes a second,
-    /// and while the cores are busy, up to 50 ms); a lone event after a quiet spell goes
-    /// out at once.
+    /// The least time between two writes of a room's events to one member, so that one
+    /// write carries what came meanwhile (longer in rooms of more than 225, to stay near
+    /// 45,000 writes a second, up to 30 ms; and while the cores are busy, up to 50 ms); a
+    /// lone event after a quiet spell goes out at once. A big room's members are written
+    /// on beats spread over the window (see `FanOut`).
     pub coalesce: Duration,
     /// How long a closing connection may take to flush what was queued for it.
     pub linger: Duration,

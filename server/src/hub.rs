@@ -2,10 +2,11 @@
 //! sessions ask into events, has the [`EventLog`] record them, and fans out what was
 //! recorded.
 //!
-//! Sessions talk to it through an inbox of [`Command`]s. A room's events gather for a
-//! short window ([`Config::coalesce`]) and go to the log as one batch; only when the log
-//! returns them, with their seqs, does anyone receive them, each encoded once and pushed
-//! to the queue of every member of that room without waiting on any socket. A connection
+//! Sessions talk to it through an inbox of [`Command`]s. A room's events gather and go to
+//! the log as one batch; only when the log returns them, with their seqs, does anyone
+//! receive them, encoded once and pushed to the queues of the room's members without
+//! waiting on any socket, each member at most once a short window ([`Config::coalesce`]),
+//! the members of a big room in groups on beats spread over it (see [`crate::fanout`]). A connection
 //! has one queue whatever the number of its rooms; one that overflows is closed with
 //! `send_queue_full` once, and leaves every room it was in. Reading a room back from the
 //! store, and deep history, run on a blocking pool, never on this task; a room nobody is in
@@ -378,7 +379,7 @@ pub struct Hub {
     idle: VecDeque<Arc<str>>,
     recent: HashMap<String, RecentPosts>,
     last_sweep: Instant,
-    /// How busy the cores are, and so how long rooms gather events.
+    /// How busy the cores are, and so how often a room writes to a member.
     pressure: Pressure,
     /// Every account.
     accounts: Directory,

@@ -1,11 +1,11 @@
-//! How busy the server's cores are, and how long rooms gather events because of it.
+//! How busy the server's cores are, and how often a room writes to a member because of it.
 //!
 //! A write to a member costs about the same whether it carries one event or ten (most of
 //! it is the kernel's loopback or network send path), so when the cores are busy the
 //! cheapest way to carry more is fewer, fuller writes. Every [`PERIOD`] the hub looks at
 //! the CPU time the process used for chat (password hashing left out), smoothed over about
-//! a second: above [`HIGH`] of its cores the window in which rooms
-//! gather events grows by [`STEP`], up to [`MAX_WINDOW`]; below [`LOW`] it shrinks back to
+//! a second: above [`HIGH`] of its cores the window (the least time between two writes to
+//! a member) grows by [`STEP`], up to [`MAX_WINDOW`]; below [`LOW`] it shrinks back to
 //! `--coalesce-ms`. A quiet server keeps the configured window, and so its latency; a busy
 //! one trades a few milliseconds of it for fewer system calls instead of falling behind.
 
@@ -24,10 +24,10 @@ pub const LOW: f64 = 0.7;
 pub const STEP: f64 = 1.5;
 /// Weight of the newest period in the smoothed share: about the last second counts.
 const SMOOTHING: f64 = 0.2;
-/// The longest a room gathers events, however busy the server.
+/// The longest window, however busy the server.
 pub const MAX_WINDOW: Duration = Duration::from_millis(50);
 
-/// How long a room gathers events before it writes them to its members.
+/// The least time between two writes of a room's events to one member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     /// The configured window (`--coalesce-ms`).

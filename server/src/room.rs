@@ -2,9 +2,9 @@
 //! and recent history come from there), its members' fan-out, and its events on their way
 //! to the log.
 //!
-//! Events wait in `pending` until the room submits them as one batch; while the log
-//! records a batch, the next one gathers. Nothing reaches a member before its batch is
-//! recorded.
+//! Events wait in `pending` until the room submits them as one batch, on the next beat of
+//! a group of its members (see [`FanOut`]); while the log records a batch, the next one
+//! gathers. Nothing reaches a member before its batch is recorded.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
