@@ -300,6 +300,14 @@ async fn write_all<W: AsyncWrite + Unpin>(out: &mut W, batch: &[Item]) -> io::Re
 mod tests {
     use super::*;
 
+    /// A queue that holds `frames` frames, and as many bytes as they can need.
+    fn queue_of(frames: usize) -> (SendQueue, QueueReceiver) {
+        send_queue(QueueLimits {
+            frames,
+            bytes: frames * 16,
+        })
+    }
+
     fn numbered(n: usize) -> Batch {
         Batch::new(Frame::from_encoded(format!("{n}\n").as_bytes()), 1)
     }
@@ -314,11 +322,7 @@ mod tests {
 
     #[test]
     fn what_overflows_the_slot_is_written_after_it_in_order() {
-        let limits = QueueLimits {
-            frames: 1_000,
-            bytes: 1 << 20,
-        };
-        let (queue, receiver) = send_queue(limits);
+        let (queue, receiver) = queue_of(1_000);
         for n in 0..200 {
             queue.push(&numbered(n)).expect("under the limit");
         }
@@ -332,11 +336,7 @@ mod tests {
 
     #[test]
     fn pushes_racing_the_writer_keep_their_order() {
-        let limits = QueueLimits {
-            frames: 1_000_000,
-            bytes: 1 << 30,
-        };
-        let (queue, receiver) = send_queue(limits);
+        let (queue, receiver) = queue_of(1_000_000);
         let pusher = std::thread::spawn(move || {
             for n in 0..20_000 {
                 queue.push(&numbered(n)).expect("under the limit");

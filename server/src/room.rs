@@ -229,8 +229,8 @@ impl Room {
 
     /// When the next batch may go, if one waits and none is being recorded: on the next
     /// beat of a group of members, so that the group pushed then carries it (a window
-    /// after the last batch while the room has none); at once when more than a batch
-    /// waits.
+    /// after the last batch while no member is in a group yet); at once when more than a
+    /// batch waits.
     pub fn next_submit(&self, window: Window) -> Option<Instant> {
         if self.pending.is_empty() || self.in_flight.is_some() {
             return None;
