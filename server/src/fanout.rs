@@ -239,8 +239,32 @@ impl FanOut {
             }
         }
         overflowed.extend(self.place_newcomers(pushed, now, window));
+        self.split_grown(now, window);
         self.trim();
         overflowed
+    }
+
+    /// Splits groups grown past their size while the room wants more groups (a login
+    /// storm puts hundreds of newcomers in one group): a group that has every event can
+    /// hand members to a new group on a beat of its own.
+    fn split_grown(&mut self, now: Instant, window: Duration) {
+        let (wanted, size) = self.shape();
+        let end = self.end();
+        while self.groups.len() < wanted {
+            let grown = (0..self.groups.len())
+                .filter(|g| self.groups[*g].next == end && self.groups[*g].members.len() > size)
+                .max_by_key(|g| self.groups[*g].members.len());
+            let Some(g) = grown else {
+                break;
+            };
+            let members = self.groups[g].members.split_off(size);
+            let beat = self.free_beat(now, window, &[]);
+            self.groups.push(Group {
+                members,
+                next: end,
+                beat,
+            });
+        }
     }
 
     /// How many groups a room of this many members wants, and how big each.
@@ -489,6 +513,29 @@ mod tests {
         assert!(gone_rx.queued().is_empty());
         assert!(replaced_rx.queued().is_empty());
         assert_eq!(pushes(&taker_rx), [vec![2, 3]]);
+    }
+
+    #[test]
+    fn a_login_storm_in_one_push_is_split_into_groups_on_their_own_beats() {
+        let now = Instant::now();
+        let mut fanout = FanOut::default();
+        let receivers: Vec<QueueReceiver> = (0..300)
+            .map(|conn| {
+                let (tx, rx) = queue(100);
+                fanout.add(conn, tx);
+                rx
+            })
+            .collect();
+        fanout.gather(event(1));
+        assert!(fanout.push_due(now, WINDOW).is_empty());
+        let sizes: Vec<usize> = fanout.groups.iter().map(|g| g.members.len()).collect();
+        assert_eq!(sizes, [100, 100, 100]);
+        let beats: std::collections::HashSet<Instant> =
+            fanout.groups.iter().map(|g| g.beat).collect();
+        assert_eq!(beats.len(), 3, "each on a beat of its own");
+        for rx in &receivers {
+            assert_eq!(pushes(rx), [vec![1]]);
+        }
     }
 
     #[test]
