@@ -6,11 +6,12 @@
 //! the log as one batch; only when the log returns them, with their seqs, does anyone
 //! receive them, encoded once and pushed to the queues of the room's members without
 //! waiting on any socket, each member at most once a short window ([`Config::coalesce`]),
-//! the members of a big room in groups on beats spread over it (see [`crate::fanout`]). A connection
-//! has one queue whatever the number of its rooms; one that overflows is closed with
-//! `send_queue_full` once, and leaves every room it was in. Reading a room back from the
-//! store, and deep history, run on a blocking pool, never on this task; a room nobody is in
-//! is dropped from memory (with a durable log) and read back when someone joins it.
+//! the members of a big room in groups on beats spread over it (see [`crate::fanout`]).
+//! A connection has one queue whatever the number of its rooms; one that overflows is
+//! closed with `send_queue_full` once, and leaves every room it was in. Reading a room back
+//! from the store, and deep history, run on a blocking pool, never on this task; a room
+//! nobody is in is dropped from memory (with a durable log) and read back when someone
+//! joins it.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -166,6 +167,10 @@ pub enum Command {
     },
     /// News from the cluster (with `--redis`).
     Cluster(News),
+    /// The server is about to close every connection: record what was accepted and push
+    /// everything owed now, so that it reaches everyone before their `closing`; then
+    /// answer.
+    Flush(Sender<()>),
     /// The server is going down: record what was accepted, then stop.
     Shutdown,
 }
@@ -397,6 +402,8 @@ pub struct Hub {
     /// In a cluster: logins whose name Redis is asked for: whether they still want it
     /// (false once the connection went), and whether the name is held here meanwhile.
     claiming: ConnMap<Claiming>,
+    /// Who asked for a flush ([`Command::Flush`]), to answer once it is done.
+    flushing: Vec<Sender<()>>,
 }
 
 impl Hub {
@@ -470,6 +477,7 @@ impl Hub {
             direct_pending: HashSet::new(),
             cluster,
             claiming: ConnMap::default(),
+            flushing: Vec::new(),
         })
     }
 
@@ -543,13 +551,20 @@ impl Hub {
                 Next::Stop => return self.finish(&recorded).await,
                 Next::Due => armed = None,
             }
+            if !self.flushing.is_empty() {
+                self.finish(&recorded).await;
+                for done in self.flushing.drain(..) {
+                    let _ = done.try_send(());
+                }
+            }
             let now = Instant::now();
             self.pressure.tick(now);
             self.submit(now);
         }
     }
 
-    /// Records what was accepted (nobody is told anybody left), then returns.
+    /// Records what was accepted and pushes everything owed (nobody is told anybody
+    /// left), then returns.
     async fn finish(&mut self, recorded: &Receiver<RoomRecorded>) {
         loop {
             let recording = self
@@ -634,6 +649,7 @@ impl Hub {
                 result,
             } => self.direct_recorded(&event, conn, result),
             Command::Cluster(news) => self.news(news, executor),
+            Command::Flush(done) => self.flushing.push(done),
             Command::Shutdown => {}
         }
         let now = Instant::now();

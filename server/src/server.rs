@@ -176,6 +176,10 @@ const RETRY_AFTER_MS: u64 = 2000;
 /// The longest a shutdown waits for connections to flush (the process must exit in 2 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
+/// How long a shutdown waits for the hub to push what it owes before closing connections
+/// (part of [`SHUTDOWN_GRACE`]).
+const FLUSH_LIMIT: Duration = Duration::from_millis(300);
+
 impl Server {
     /// Opens the event log and binds the listening socket (with `SO_REUSEADDR`, so a
     /// restart right after a stop works).
@@ -325,8 +329,22 @@ impl Server {
         future::or(accept, stop).await;
         tracing::info!("shutting down");
         drop(self.listener);
-        shared.shutdown.raise();
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        // What was recorded reaches everyone before their `closing`: a room writes to a
+        // member at most once a window, so some of it may still be owed.
+        let (flushed, done) = async_channel::bounded(1);
+        if shared.hub.try_send(Command::Flush(flushed)).is_ok() {
+            future::or(
+                async {
+                    let _ = done.recv().await;
+                },
+                async {
+                    Timer::after(FLUSH_LIMIT).await;
+                },
+            )
+            .await;
+        }
+        shared.shutdown.raise();
         if shared.connections.load(Ordering::Acquire) > 0 {
             future::or(shared.all_closed.wait(), async {
                 Timer::at(deadline).await;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chat_shared::{CloseCode, ServerFrame};
-use chat_tests::{Client, ServerProcess, TempDir, run_for, run_server_command, server_binary};
+use chat_tests::{Client, ServerProcess, TempDir, run_for, run_server_command, say, server_binary};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -178,6 +178,82 @@ fn shutdown_is_bounded_with_a_stalled_client() {
             talker.send(&chat_tests::say(&text, &i.to_string())).await;
         }
         server.signal("TERM");
+        assert_eq!(server.wait_exit(Duration::from_secs(2)).await, Some(0));
+    });
+}
+
+/// Flags: `--port 0 --memory --max-per-ip 0 --rate 0 --coalesce-ms 400`. 150 clients log in
+/// at once, so the room's members are two groups written on beats 200 ms apart. A post
+/// reaches one group; the server is told to stop as soon as anyone has it: everyone still
+/// gets it before their `closing` (the other group was owed it for up to 200 ms more).
+#[test]
+fn a_shutdown_delivers_what_was_recorded_before_closing() {
+    run_for(LIMIT, async {
+        let mut server = ServerProcess::start(
+            &server_binary(),
+            &[
+                "--port",
+                "0",
+                "--memory",
+                "--max-per-ip",
+                "0",
+                "--rate",
+                "0",
+                "--coalesce-ms",
+                "400",
+            ],
+        )
+        .await;
+        let addr = server.addr;
+        let logins: Vec<_> = (0..150)
+            .map(|i| smol::spawn(async move { Client::login(addr, &format!("c{i:03}")).await }))
+            .collect();
+        let mut clients = Vec::new();
+        for login in logins {
+            clients.push(login.await.0);
+        }
+        let is = |text: &'static str| move |frame: &ServerFrame| matches!(frame, ServerFrame::Message { text: t, .. } if t == text);
+        clients[0].send(&say("first", "1")).await;
+        for client in &mut clients {
+            client.recv_until(is("first")).await;
+        }
+        clients[0].send(&say("second", "2")).await;
+        let (got, first_got) = smol::channel::unbounded();
+        let readers: Vec<_> = clients
+            .into_iter()
+            .map(|mut client| {
+                let got = got.clone();
+                smol::spawn(async move {
+                    let mut frames = Vec::new();
+                    while let Some(Ok(frame)) = client.next().await {
+                        if is("second")(&frame) {
+                            let _ = got.try_send(());
+                        }
+                        frames.push(frame);
+                    }
+                    frames
+                })
+            })
+            .collect();
+        first_got.recv().await.expect("someone got it");
+        server.signal("TERM");
+        for (i, reader) in readers.into_iter().enumerate() {
+            let frames = reader.await;
+            let second = frames.iter().position(is("second"));
+            let closing = frames.iter().position(|f| {
+                matches!(
+                    f,
+                    ServerFrame::Closing {
+                        code: CloseCode::Shutdown,
+                        ..
+                    }
+                )
+            });
+            assert!(
+                second.is_some() && second < closing,
+                "client {i}: {frames:?}"
+            );
+        }
         assert_eq!(server.wait_exit(Duration::from_secs(2)).await, Some(0));
     });
 }
