@@ -2292,14 +2292,10 @@ impl Hub {
                 continue;
             };
             let Some(events) = room.take_batch(now, window) else {
+                // What is recorded goes on its members' beats; while a batch is being
+                // recorded, it goes with that batch.
                 if !room.is_recording() {
-                    let overflowed = room.push_due(now, window);
-                    if !room.has_pending() && !room.fanout.owes() {
-                        self.busy.remove(&key);
-                    }
-                    for conn in overflowed {
-                        self.evict(conn);
-                    }
+                    self.push_to_members(&key, now);
                 }
                 continue;
             };
@@ -2425,7 +2421,7 @@ impl Hub {
 
     /// Pushes what a room gathered; then the members who parted in it are out.
     fn push_recorded(&mut self, key: &Arc<str>, parted: Vec<ConnId>) {
-        self.push_to_members(key);
+        self.push_to_members(key, Instant::now());
         // A part's `left` is its answer: it gets it now, then it is out.
         let overflowed: Vec<ConnId> = match self.room(key) {
             Some(room) => parted
@@ -2602,16 +2598,18 @@ impl Hub {
         self.drop_if_idle(key);
     }
 
-    /// Pushes what a room recorded to the members whose beat came, closing those that
-    /// cannot keep up; the rest goes on their beats.
-    fn push_to_members(&mut self, key: &Arc<str>) {
+    /// Pushes what a room recorded to the members whose beat came by `now`, closing those
+    /// that cannot keep up; the room stays busy while it owes the rest or events wait.
+    fn push_to_members(&mut self, key: &Arc<str>, now: Instant) {
         let window = self.pressure.window();
         let Some(room) = self.room(key) else {
             return;
         };
-        let overflowed = room.push_due(Instant::now(), window);
-        if room.fanout.owes() {
+        let overflowed = room.push_due(now, window);
+        if room.fanout.owes() || room.has_pending() {
             self.busy.insert(key.clone());
+        } else {
+            self.busy.remove(key);
         }
         for conn in overflowed {
             self.evict(conn);
