@@ -298,6 +298,13 @@ impl Window {
         }
     }
 
+    /// Resizes the window, as a user dragging its edge would.
+    pub fn resize(&mut self, size: Size) {
+        self.size = size;
+        self.events(&[Event::Window(window::Event::Resized(size))]);
+        self.frame();
+    }
+
     /// What the app wrote to the clipboard.
     pub fn clipboard(&self) -> Option<&str> {
         self.clipboard.0.as_deref()

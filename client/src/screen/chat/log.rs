@@ -11,7 +11,9 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use chrono::Local;
-use iced::widget::{Column, button, container, row, rule, scrollable, space, text, tooltip};
+use iced::widget::{
+    Column, button, column, container, row, rule, scrollable, space, text, tooltip,
+};
 use iced::{Center, Element, Fill, Shrink, Theme};
 
 use super::Message;
@@ -457,29 +459,38 @@ fn pending_row(post: &Pending, online: bool) -> Element<'_, Message> {
         (None, true) => "sending…".into(),
         (None, false) => "waiting for the connection…".into(),
     };
-    let mut line = row![
-        container(text("…").size(12).style(muted)).width(36),
-        text(words.clone())
-            .size(14)
-            .style(unique_style(muted, &words))
-            .width(Fill),
-        text(status.clone()).size(12).style(unique_style(
-            if post.failed.is_some() {
-                text::danger
-            } else {
-                muted
-            },
-            &status,
-        )),
-    ]
-    .spacing(8);
+    // The state goes under the text, not beside it: beside it, in a narrow log, the text
+    // was left a column a word wide.
+    let mut state = row![text(status.clone()).size(12).style(unique_style(
+        if post.failed.is_some() {
+            text::danger
+        } else {
+            muted
+        },
+        &status,
+    ))]
+    .spacing(8)
+    .align_y(Center);
     if post.failed.is_some() {
-        line = line.push(
+        state = state.push(
             button(text("Dismiss").size(12))
+                .padding([0, 4])
                 .on_press(Message::Dismiss(post.id.clone()))
                 .style(button::text),
         );
     }
+    let line = row![
+        container(text("…").size(12).style(muted)).width(36),
+        column![
+            text(words.clone())
+                .size(14)
+                .style(unique_style(muted, &words))
+                .width(Fill),
+            state,
+        ]
+        .spacing(2),
+    ]
+    .spacing(8);
     container(line).padding([2, 4]).into()
 }
 

@@ -454,6 +454,28 @@ fn day_separators_and_pending_posts() {
 }
 
 #[test]
+fn a_pending_post_keeps_the_log_s_width_in_a_narrow_window() {
+    let mut window = Window::chat(&session(0, &["me", "bob"]));
+    window.resize(iced::Size::new(690.0, 620.0));
+    receive(&mut window, [message(1, "bob", "one line")]);
+    window.connection(Event::Offline {
+        attempt: 1,
+        retry_in: std::time::Duration::from_secs(2),
+        reason: "connection refused".into(),
+    });
+    window.click_on(iced_test::selector::id(super::INPUT));
+    window.type_text("typed while the server is down");
+    window.press(key::Named::Enter);
+    assert!(window.shows("waiting for the connection…"));
+    let line = window.bounds_of("one line").expect("the message").height;
+    let pending = window
+        .bounds_of("typed while the server is down")
+        .expect("the pending post")
+        .height;
+    assert!(pending < 1.5 * line, "{pending} against one line of {line}");
+}
+
+#[test]
 fn page_keys_and_ctrl_end_scroll_the_log() {
     let mut window = busy_chat(300);
     window.click_on(iced_test::selector::id(super::INPUT));
