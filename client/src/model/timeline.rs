@@ -5,7 +5,7 @@
 //! Every entry keeps its [`Pos`] for as long as it is held, so a view can remember what it
 //! was showing while entries are added at either end or the oldest are dropped.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 
 use chat_shared::{LeaveReason, ServerFrame};
@@ -146,11 +146,15 @@ impl Presence {
             .join(", ")
     }
 
+    /// Who made a change of that kind, each once (someone whose connection comes and goes
+    /// joined, not "x, x and x joined"), in the order of their first.
     fn names(&self, want: impl Fn(ChangeKind) -> bool) -> Vec<&str> {
+        let mut seen = HashSet::new();
         self.changes
             .iter()
             .filter(|change| want(change.kind))
             .map(|change| change.name.as_str())
+            .filter(|name| seen.insert(*name))
             .collect()
     }
 }
@@ -559,6 +563,21 @@ mod tests {
         };
         assert_eq!(run.summary(), "12 joined, u2, u3 and u4 left");
         assert_eq!(run.changes.len(), 15);
+    }
+
+    #[test]
+    fn a_run_names_each_person_once() {
+        let mut timeline = Timeline::new("me", 100);
+        push(&mut timeline, message(1, "bob", "hi"));
+        push(&mut timeline, joined(2, "x"));
+        push(&mut timeline, left(3, "x"));
+        push(&mut timeline, joined(4, "x"));
+        push(&mut timeline, joined(5, "carol"));
+        let Some(Entry::Presence(run)) = timeline.get(1) else {
+            panic!("a presence run")
+        };
+        assert_eq!(run.summary(), "x and carol joined, x left");
+        assert_eq!(run.changes.len(), 4, "each change is still listed");
     }
 
     #[test]
