@@ -8,13 +8,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chat_shared::limits::{ATTEMPT_WINDOW_SECS, MAX_ACCOUNT_FAILURES, MAX_ADDRESS_FAILURES};
 use chat_shared::{Name, NameKeys, Password};
+
+use crate::cpu;
 
 /// A password hash in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$…`). Its `Debug` shows
 /// nothing of it.
@@ -232,14 +233,6 @@ impl Throttle {
     }
 }
 
-/// CPU time the hashing threads spent on jobs, all together, in nanoseconds.
-static HASHING_NANOS: AtomicU64 = AtomicU64::new(0);
-
-/// The CPU time password hashing took so far, in this process.
-pub fn hashing_cpu() -> Duration {
-    Duration::from_nanos(HASHING_NANOS.load(Ordering::Relaxed))
-}
-
 /// A job for the hashing threads.
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -264,12 +257,10 @@ impl Hasher {
                 .name(format!("chat-hasher-{i}"))
                 .spawn(move || {
                     lower_priority();
-                    let clock = rustix::time::ClockId::ThreadCPUTime;
                     while let Ok(job) = inbox.recv_blocking() {
-                        let before = crate::pressure::cpu_clock(clock);
+                        let before = cpu::thread();
                         job();
-                        let took = crate::pressure::cpu_clock(clock).saturating_sub(before);
-                        HASHING_NANOS.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+                        cpu::count_hashing(cpu::thread().saturating_sub(before));
                     }
                 })?;
         }

@@ -30,8 +30,8 @@ use smol::{Executor, Timer};
 use crate::Config;
 use crate::accounts::{self, Account, Directory, Hasher, PasswordHash, Throttle};
 use crate::cluster::{AfterClaim, Claim, Cluster, Counted, News, Request};
+use crate::log::recorder::{Recorded, Recorder};
 use crate::log::redis::{Note, RedisLog, Snapshot};
-use crate::log::writer::{Recorded, Writer};
 use crate::log::{
     Body, Direct, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, for_reader,
 };
@@ -368,8 +368,8 @@ pub struct Hub {
     log: Arc<dyn EventLog>,
     /// For a durable log: the thread that records batches (a log that keeps nothing
     /// records them at once, on this task).
-    writer: Option<Writer>,
-    /// Where the writer reports, room by room.
+    recorder: Option<Recorder>,
+    /// Where the recorder reports, room by room.
     recorded: (Sender<RoomRecorded>, Receiver<RoomRecorded>),
     /// Where rooms read back from the store arrive.
     loaded: (Sender<Loaded>, Receiver<Loaded>),
@@ -392,7 +392,7 @@ pub struct Hub {
     throttle: Throttle,
     /// The threads that hash passwords.
     hasher: Hasher,
-    /// The hub's own inbox, where the hashing threads and the writer answer.
+    /// The hub's own inbox, where the hashing threads and the recorder answer.
     inbox: Sender<Command>,
     /// Direct messages on their way to the log, by poster and id: a re-sent copy is
     /// dropped.
@@ -449,8 +449,8 @@ impl Hub {
             config.history,
             cluster.as_ref().map(|(c, _)| c),
         );
-        let writer = if log.durable() {
-            Some(Writer::spawn(log.clone()).map_err(|err| LogError::Store(err.to_string()))?)
+        let recorder = if log.durable() {
+            Some(Recorder::spawn(log.clone()).map_err(|err| LogError::Store(err.to_string()))?)
         } else {
             None
         };
@@ -458,7 +458,7 @@ impl Hub {
         Ok(Self {
             config,
             log,
-            writer,
+            recorder,
             recorded: async_channel::unbounded(),
             loaded: async_channel::unbounded(),
             registry: Registry::default(),
@@ -1711,10 +1711,10 @@ impl Hub {
             poster: id.is_some().then_some(folded),
             holder: None,
         };
-        if let Some(writer) = &self.writer {
+        if let Some(recorder) = &self.recorder {
             let inbox = self.inbox.clone();
             let copy = Box::new(event.clone());
-            writer.record(
+            recorder.record(
                 vec![event],
                 Box::new(move |result| {
                     let _ = inbox.try_send(Command::DirectRecorded {
@@ -2302,10 +2302,10 @@ impl Hub {
             if !room.has_pending() && !room.fanout.owes() {
                 self.busy.remove(&key);
             }
-            if let Some(writer) = &self.writer {
+            if let Some(recorder) = &self.recorder {
                 let done = self.recorded.0.clone();
                 let room_key = key.clone();
-                writer.record(
+                recorder.record(
                     events,
                     Box::new(move |result| {
                         let _ = done.try_send((room_key, result));

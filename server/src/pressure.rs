@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::cpu;
+
 /// How often the load is looked at.
 pub const PERIOD: Duration = Duration::from_millis(100);
 /// Share of the cores above which the window grows: near saturation, where queues (and
@@ -72,7 +74,7 @@ impl Pressure {
             cores: cores.max(1) as f64,
             stretch: 1.0,
             last_at: now,
-            last_cpu: process_cpu(),
+            last_cpu: cpu::chat(),
             smoothed: 0.0,
         }
     }
@@ -99,7 +101,7 @@ impl Pressure {
         if elapsed < PERIOD {
             return;
         }
-        let cpu = process_cpu();
+        let cpu = cpu::chat();
         let used = cpu.saturating_sub(self.last_cpu).as_secs_f64();
         self.last_at = now;
         self.last_cpu = cpu;
@@ -133,23 +135,6 @@ impl Pressure {
             );
         }
     }
-}
-
-/// CPU time (user and system) the process has used so far.
-/// The CPU time of the threads that serve chat: the process's, less what password
-/// hashing took (it runs at a lower priority and yields to chat, so it must not make the
-/// rooms think the cores are busy with them).
-fn process_cpu() -> Duration {
-    cpu_clock(rustix::time::ClockId::ProcessCPUTime).saturating_sub(crate::accounts::hashing_cpu())
-}
-
-/// A CPU-time clock, now.
-pub fn cpu_clock(clock: rustix::time::ClockId) -> Duration {
-    let time = rustix::time::clock_gettime(clock);
-    Duration::new(
-        u64::try_from(time.tv_sec).unwrap_or(0),
-        u32::try_from(time.tv_nsec).unwrap_or(0),
-    )
 }
 
 #[cfg(test)]
@@ -240,15 +225,5 @@ mod tests {
             pressure(5).window().for_rate(1000.0),
             Duration::from_millis(5)
         );
-    }
-
-    #[test]
-    fn the_process_clock_moves() {
-        let start = process_cpu();
-        let mut x = 0u64;
-        while process_cpu() == start {
-            x = x.wrapping_add(1);
-        }
-        assert!(process_cpu() > start, "{x}");
     }
 }

@@ -16,7 +16,7 @@ use chat_shared::Frame;
 use futures_lite::{AsyncWrite, AsyncWriteExt, future};
 use smol::Timer;
 
-use crate::server::Signal;
+use crate::signal::Signal;
 
 /// Limits of one send queue.
 #[derive(Debug, Clone, Copy)]
@@ -27,9 +27,9 @@ pub struct QueueLimits {
     pub bytes: usize,
 }
 
-/// The state shared by the pushing side and the writer.
+/// The state state by the pushing side and the writer.
 #[derive(Debug, Default)]
-struct Shared {
+struct State {
     frames: AtomicUsize,
     bytes: AtomicUsize,
     closed: Signal,
@@ -40,7 +40,7 @@ struct Shared {
     overflow: Mutex<Vec<Item>>,
 }
 
-impl Shared {
+impl State {
     fn overflow(&self) -> MutexGuard<'_, Vec<Item>> {
         // A push or a take cannot leave the list half-changed.
         self.overflow.lock().unwrap_or_else(PoisonError::into_inner)
@@ -48,7 +48,7 @@ impl Shared {
 }
 
 /// Frames on their way to one or more connections, and how many of them count against
-/// each one's limit. A batch of a room's events is one `Batch` shared by all its members.
+/// each one's limit. A batch of a room's events is one `Batch` state by all its members.
 /// One pointer wide, so the block of slots an idle connection's channel keeps once it has
 /// carried anything is half the size a `(Frame, u32)` would make it.
 #[derive(Debug, Clone)]
@@ -84,7 +84,7 @@ type Item = Batch;
 #[derive(Debug, Clone)]
 pub struct SendQueue {
     tx: async_channel::Sender<Item>,
-    shared: Arc<Shared>,
+    state: Arc<State>,
     limits: QueueLimits,
 }
 
@@ -95,14 +95,14 @@ pub struct Overflow;
 /// Creates a queue and the receiving side its writer drains.
 pub fn send_queue(limits: QueueLimits) -> (SendQueue, QueueReceiver) {
     let (tx, rx) = async_channel::bounded(1);
-    let shared = Arc::new(Shared::default());
+    let state = Arc::new(State::default());
     (
         SendQueue {
             tx,
-            shared: shared.clone(),
+            state: state.clone(),
             limits,
         },
-        QueueReceiver { rx, shared },
+        QueueReceiver { rx, state },
     )
 }
 
@@ -110,8 +110,8 @@ impl SendQueue {
     /// Queues `batch` against the limit.
     pub fn push(&self, batch: &Batch) -> Result<(), Overflow> {
         let (count, len) = (batch.count(), batch.bytes().len());
-        let frames = self.shared.frames.fetch_add(count, Ordering::Relaxed) + count;
-        let bytes = self.shared.bytes.fetch_add(len, Ordering::Relaxed) + len;
+        let frames = self.state.frames.fetch_add(count, Ordering::Relaxed) + count;
+        let bytes = self.state.bytes.fetch_add(len, Ordering::Relaxed) + len;
         if frames > self.limits.frames || bytes > self.limits.bytes {
             return Err(Overflow);
         }
@@ -128,7 +128,7 @@ impl SendQueue {
     /// Puts `item` in the slot, or after what overflowed it. A closed queue belongs to a
     /// connection on its way out; dropping is right.
     fn send(&self, item: Item) {
-        let mut overflow = self.shared.overflow();
+        let mut overflow = self.state.overflow();
         if self.tx.is_closed() {
             return;
         }
@@ -148,19 +148,19 @@ impl SendQueue {
             self.push_unmetered(frame);
         }
         self.tx.close();
-        self.shared.closed.raise();
+        self.state.closed.raise();
     }
 
     /// Closes a connection that cannot keep up: the backlog it was not reading is dropped
     /// and only `last` is written, so the peer learns why as soon as it reads again.
     pub fn abort_with(&self, last: Frame) {
-        self.shared.aborted.store(true, Ordering::Release);
+        self.state.aborted.store(true, Ordering::Release);
         self.close_with(Some(last));
     }
 
     /// Whether the queue was closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.is_raised()
+        self.state.closed.is_raised()
     }
 }
 
@@ -168,7 +168,7 @@ impl SendQueue {
 #[derive(Debug)]
 pub struct QueueReceiver {
     rx: async_channel::Receiver<Item>,
-    shared: Arc<Shared>,
+    state: Arc<State>,
 }
 
 /// Most queued items written with one system call.
@@ -192,7 +192,7 @@ impl QueueReceiver {
                     break;
                 }
             }
-            if self.shared.aborted.load(Ordering::Acquire) {
+            if self.state.aborted.load(Ordering::Acquire) {
                 batch.retain(|item| item.count() == 0);
             }
             // Boxed: only a connection being written to needs room for the write.
@@ -203,8 +203,8 @@ impl QueueReceiver {
                 .fold((0, 0), |(f, b), item| {
                     (f + item.count(), b + item.bytes().len())
                 });
-            self.shared.frames.fetch_sub(frames, Ordering::Relaxed);
-            self.shared.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.state.frames.fetch_sub(frames, Ordering::Relaxed);
+            self.state.bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
         out.flush().await
     }
@@ -228,7 +228,7 @@ impl QueueReceiver {
                 out.flush().await
             },
             async {
-                self.shared.closed.wait().await;
+                self.state.closed.wait().await;
                 Timer::after(linger).await;
                 Err(io::ErrorKind::TimedOut.into())
             },
@@ -242,7 +242,7 @@ impl QueueReceiver {
     /// for what waits, and dropped once written: an idle connection keeps no buffer of the
     /// size its busiest moment needed.
     fn take(&self, first: Option<Item>) -> Vec<Item> {
-        let mut overflow = self.shared.overflow();
+        let mut overflow = self.state.overflow();
         let slot = self.rx.try_recv().ok();
         let count = overflow.len().min(MAX_BATCH - 2);
         let mut batch = Vec::with_capacity(count + 2);
@@ -331,7 +331,7 @@ mod tests {
         let mut out = Vec::new();
         smol::block_on(receiver.write_to(&mut out, Duration::from_secs(1))).expect("written");
         assert_eq!(written(&out), (0..=200).collect::<Vec<_>>());
-        assert!(receiver.shared.overflow().capacity() == 0, "nothing kept");
+        assert!(receiver.state.overflow().capacity() == 0, "nothing kept");
     }
 
     #[test]

@@ -1,17 +1,14 @@
 //! The listening socket, the accept loop with its connection caps, shutdown, and the
 //! executor threads.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_channel::Sender;
 use chat_shared::{Frame, RejectCode, ServerFrame};
-use event_listener::Event;
 use futures_lite::{AsyncWriteExt, future};
 use smol::{Async, Executor, Timer};
 
@@ -19,6 +16,7 @@ use crate::Config;
 use crate::accounts::Hasher;
 use crate::cluster::Cluster;
 use crate::config::Storage;
+use crate::context::Context;
 use crate::hub::{Command, Hub};
 use crate::log::memory::MemoryLog;
 use crate::log::redis::RedisLog;
@@ -29,113 +27,10 @@ use crate::tls::Tls;
 use crate::transport::Transport;
 use crate::wire::random_hex;
 
-/// A one-way signal that many tasks can wait for.
-#[derive(Debug, Default)]
-pub(crate) struct Signal {
-    raised: AtomicBool,
-    event: Event,
-}
-
-impl Signal {
-    /// Raises the signal, waking every waiter.
-    pub fn raise(&self) {
-        if !self.raised.swap(true, Ordering::AcqRel) {
-            self.event.notify(usize::MAX);
-        }
-    }
-
-    /// Whether it was raised.
-    pub fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::Acquire)
-    }
-
-    /// Resolves once the signal is raised.
-    pub async fn wait(&self) {
-        loop {
-            if self.is_raised() {
-                return;
-            }
-            let listener = self.event.listen();
-            if self.is_raised() {
-                return;
-            }
-            listener.await;
-        }
-    }
-}
-
-/// What every session of a server shares.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub hub: Sender<Command>,
-    pub log: Arc<dyn EventLog>,
-    /// In a cluster, the same log as Redis, for reads that need no blocking thread.
-    pub redis: Option<Arc<RedisLog>>,
-    pub shutdown: Signal,
-    /// Raised when the last connection is gone after shutdown.
-    all_closed: Signal,
-    connections: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    next_conn: AtomicU64,
-}
-
-/// A connection's place in the caps; given back when dropped.
-struct Slot {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if self.shared.config.max_per_ip > 0
-            && let Ok(mut per_ip) = self.shared.per_ip.lock()
-            && let Some(count) = per_ip.get_mut(&self.ip)
-        {
-            *count -= 1;
-            if *count == 0 {
-                per_ip.remove(&self.ip);
-            }
-        }
-        let left = self.shared.connections.fetch_sub(1, Ordering::AcqRel) - 1;
-        if left == 0 && self.shared.shutdown.is_raised() {
-            self.shared.all_closed.raise();
-        }
-    }
-}
-
-impl Shared {
-    /// Takes a place for a new connection, or says why there is none.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, RejectCode> {
-        let config = &self.config;
-        if self.connections.fetch_add(1, Ordering::AcqRel) >= config.max_clients {
-            self.connections.fetch_sub(1, Ordering::AcqRel);
-            return Err(RejectCode::ServerFull);
-        }
-        // From here on the slot's drop gives the place back.
-        let slot = Slot {
-            shared: self.clone(),
-            ip,
-        };
-        if config.max_per_ip > 0 {
-            let mut per_ip = self.per_ip.lock().map_err(|_| RejectCode::ServerFull)?;
-            let count = per_ip.entry(ip).or_insert(0);
-            if *count >= config.max_per_ip {
-                drop(per_ip);
-                // Not counted for this ip: undo the global count only.
-                std::mem::forget(slot);
-                self.connections.fetch_sub(1, Ordering::AcqRel);
-                return Err(RejectCode::TooManyConnections);
-            }
-            *count += 1;
-        }
-        Ok(slot)
-    }
-}
-
 /// A bound server, ready to run.
 pub struct Server {
     listener: Async<TcpListener>,
-    shared: Arc<Shared>,
+    context: Arc<Context>,
     hub: Option<(Hub, async_channel::Receiver<Command>)>,
     store: Option<Arc<Store>>,
     tls: Option<Tls>,
@@ -232,20 +127,10 @@ impl Server {
             None => None,
         };
         let hub = Hub::new(config.clone(), log.clone(), hasher, hub_tx.clone(), cluster)?;
-        let shared = Arc::new(Shared {
-            config,
-            hub: hub_tx,
-            log,
-            redis,
-            shutdown: Signal::default(),
-            all_closed: Signal::default(),
-            connections: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(1),
-        });
+        let context = Arc::new(Context::new(config, hub_tx, log, redis));
         Ok(Self {
             listener,
-            shared,
+            context,
             hub: Some((hub, hub_rx)),
             store: None,
             tls,
@@ -271,11 +156,11 @@ impl Server {
             None => match &self.node {
                 Some((node, url)) => format!(
                     "cluster node {node} on {url} (epoch {})",
-                    self.shared.log.epoch()
+                    self.context.log.epoch()
                 ),
                 None => format!(
                     "history in memory only (epoch {}; a restart starts a new one)",
-                    self.shared.log.epoch()
+                    self.context.log.epoch()
                 ),
             },
         }
@@ -309,7 +194,7 @@ impl Server {
             .hub
             .take()
             .map(|(hub, inbox)| ex.spawn(hub.run(inbox, ex.clone())));
-        let shared = self.shared.clone();
+        let context = self.context.clone();
         let acceptor = self
             .tls
             .as_ref()
@@ -333,7 +218,7 @@ impl Server {
         // What was recorded reaches everyone before their `closing`: a room writes to a
         // member at most once a window, so some of it may still be owed.
         let (flushed, done) = async_channel::bounded(1);
-        if shared.hub.try_send(Command::Flush(flushed)).is_ok() {
+        if context.hub.try_send(Command::Flush(flushed)).is_ok() {
             future::or(
                 async {
                     let _ = done.recv().await;
@@ -344,15 +229,15 @@ impl Server {
             )
             .await;
         }
-        shared.shutdown.raise();
-        if shared.connections.load(Ordering::Acquire) > 0 {
-            future::or(shared.all_closed.wait(), async {
+        context.shutdown.raise();
+        if context.connections() > 0 {
+            future::or(context.all_closed(), async {
                 Timer::at(deadline).await;
             })
             .await;
         }
         // What was accepted goes to the store before the process ends.
-        let _ = shared.hub.try_send(Command::Shutdown);
+        let _ = context.hub.try_send(Command::Shutdown);
         if let Some(hub) = hub {
             future::or(hub, async {
                 Timer::at(deadline.max(std::time::Instant::now() + Duration::from_millis(300)))
@@ -378,20 +263,20 @@ impl Server {
     ) {
         // Latency matters more than packet count; the room batches writes itself.
         let _ = stream.get_ref().set_nodelay(true);
-        match self.shared.admit(peer.ip()) {
-            Ok(slot) => {
-                let conn = self.shared.next_conn.fetch_add(1, Ordering::Relaxed);
-                let shared = self.shared.clone();
+        match self.context.admit(peer.ip()) {
+            Ok(place) => {
+                let conn = self.context.next_conn();
+                let context = self.context.clone();
                 match tls {
                     None => ex.spawn(async move {
-                        session::run(shared, Transport::Plain(stream), conn, peer.ip()).await;
-                        drop(slot);
+                        session::run(context, Transport::Plain(stream), conn, peer.ip()).await;
+                        drop(place);
                     }),
                     Some(acceptor) => {
                         let accepting = acceptor.accept(stream);
                         ex.spawn(async move {
                             // The handshake counts against the login timeout.
-                            let limit = shared.config.login_timeout;
+                            let limit = context.config.login_timeout;
                             let done = future::or(async { Some(accepting.await) }, async {
                                 Timer::after(limit).await;
                                 None
@@ -400,14 +285,14 @@ impl Server {
                             match done {
                                 Some(Ok(tls)) => {
                                     let transport = Transport::Tls(Box::new(Mutex::new(tls)));
-                                    session::run(shared, transport, conn, peer.ip()).await;
+                                    session::run(context, transport, conn, peer.ip()).await;
                                 }
                                 Some(Err(err)) => {
                                     tracing::debug!(conn, %peer, %err, "TLS handshake failed");
                                 }
                                 None => tracing::debug!(conn, %peer, "TLS handshake timed out"),
                             }
-                            drop(slot);
+                            drop(place);
                         })
                     }
                 }
@@ -446,7 +331,7 @@ async fn refuse(stream: Async<std::net::TcpStream>, code: RejectCode) {
 
 /// Runs `server` on `threads` threads (0: one per core) until `stop` resolves.
 pub fn run_blocking(server: Server, stop: impl Future<Output = ()>) {
-    let threads = server.shared.config.worker_threads();
+    let threads = server.context.config.worker_threads();
     let ex = Arc::new(Executor::new());
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     let workers: Vec<_> = (1..threads)

@@ -17,12 +17,12 @@ use chat_shared::{
 use futures_lite::future;
 use smol::Timer;
 
+use crate::context::Context;
 use crate::hub::{Auth, Command, Login};
 use crate::limits::{FloodMeter, TokenBucket};
 use crate::log::{LogError, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
 use crate::registry::ConnId;
-use crate::server::Shared;
 use crate::transport::Transport;
 use crate::wire::closing;
 
@@ -68,13 +68,13 @@ enum Wake {
 }
 
 /// Runs a connection to its end.
-pub(crate) async fn run(shared: Arc<Shared>, stream: Transport, conn: ConnId, peer: IpAddr) {
-    let config = &shared.config;
+pub(crate) async fn run(context: Arc<Context>, stream: Transport, conn: ConnId, peer: IpAddr) {
+    let config = &context.config;
     let (queue, receiver) = send_queue(QueueLimits {
         frames: config.send_queue,
         bytes: config.send_queue_bytes,
     });
-    let mut session = Session::new(&shared, conn, queue, peer, stream.is_tls());
+    let mut session = Session::new(&context, conn, queue, peer, stream.is_tls());
     let reader = async {
         let end = session.read_loop(&stream).await;
         session.finish(end);
@@ -96,8 +96,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Transport, conn: ConnId, pe
     // If the writer failed first, the reader never told the hub; the hub ignores a
     // second Leave for a connection it no longer holds, so one more is always safe. On
     // shutdown nobody is told that anybody left.
-    if !shared.shutdown.is_raised() {
-        let _ = shared.hub.try_send(Command::Leave {
+    if !context.shutdown.is_raised() {
+        let _ = context.hub.try_send(Command::Leave {
             conn,
             reason: LeaveReason::Lost,
         });
@@ -121,7 +121,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: Transport, conn: ConnId, pe
 }
 
 struct Session<'a> {
-    shared: &'a Shared,
+    context: &'a Context,
     conn: ConnId,
     queue: SendQueue,
     decoder: Decoder<ClientFrame>,
@@ -146,12 +146,18 @@ struct Session<'a> {
 const CATCH_UP_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<'a> Session<'a> {
-    fn new(shared: &'a Shared, conn: ConnId, queue: SendQueue, peer: IpAddr, secure: bool) -> Self {
-        let config = &shared.config;
+    fn new(
+        context: &'a Context,
+        conn: ConnId,
+        queue: SendQueue,
+        peer: IpAddr,
+        secure: bool,
+    ) -> Self {
+        let config = &context.config;
         let now = Instant::now();
         let metered = config.rate > 0;
         Self {
-            shared,
+            context,
             conn,
             queue,
             decoder: Decoder::new(config.max_frame),
@@ -171,7 +177,7 @@ impl<'a> Session<'a> {
 
     /// When the reader must act if nothing arrives: the login deadline, then the idle one.
     fn deadline(&self) -> Instant {
-        let config = &self.shared.config;
+        let config = &self.context.config;
         if self.logged_in {
             self.last_heard + config.idle_timeout * if self.pinged { 2 } else { 1 }
         } else {
@@ -192,7 +198,7 @@ impl<'a> Session<'a> {
                 timer.set_at(deadline);
                 armed = Some(deadline);
             }
-            let shared = self.shared;
+            let context = self.context;
             let (decoder, last_heard, pinged) =
                 (&mut self.decoder, &mut self.last_heard, &mut self.pinged);
             let wake = future::or(
@@ -214,7 +220,7 @@ impl<'a> Session<'a> {
                     },
                 ),
                 async {
-                    shared.shutdown.wait().await;
+                    context.shutdown.wait().await;
                     Wake::Shutdown
                 },
             )
@@ -294,7 +300,7 @@ impl<'a> Session<'a> {
 
     fn to_hub(&self, command: Command) {
         // The hub outlives every session; an error means the server is going down.
-        let _ = self.shared.hub.try_send(command);
+        let _ = self.context.hub.try_send(command);
     }
 
     /// Meters a frame read and answers what could not be decoded; returns the frame to
@@ -510,7 +516,7 @@ impl<'a> Session<'a> {
                 ),
             ));
         }
-        if register && !self.shared.config.registration {
+        if register && !self.context.config.registration {
             return Err(self.reject(
                 RejectCode::RegistrationClosed,
                 "this server does not take new accounts".into(),
@@ -526,7 +532,7 @@ impl<'a> Session<'a> {
             (Some(password), false) => Auth::Password(password),
             (None, false) => Auth::Guest,
         };
-        let remembered = remembered(self.shared, name.keys().folded).await;
+        let remembered = remembered(self.context, name.keys().folded).await;
         let (recent, conversations) = match remembered {
             Ok(remembered) => remembered,
             Err(err) => {
@@ -572,7 +578,7 @@ impl<'a> Session<'a> {
         me: bool,
         now: Instant,
     ) -> Result<(), End> {
-        let max_text = self.shared.config.max_text;
+        let max_text = self.context.config.max_text;
         if id.as_ref().is_some_and(|id| id.len() > MAX_ID) {
             return self.bad_frame(format!("id longer than {MAX_ID} bytes"));
         }
@@ -650,9 +656,9 @@ impl<'a> Session<'a> {
 /// read off the threads that serve connections.
 type Remembered = (Vec<(String, Frame)>, Vec<chat_shared::Conversation>);
 
-async fn remembered(shared: &Shared, folded: String) -> Result<Remembered, LogError> {
-    let log = shared.log.clone();
-    if let Some(redis) = &shared.redis {
+async fn remembered(context: &Context, folded: String) -> Result<Remembered, LogError> {
+    let log = context.log.clone();
+    if let Some(redis) = &context.redis {
         // In a cluster: two round trips to Redis, no thread (a login storm would otherwise
         // grow the blocking pool by a thread per waiting login).
         let recent = redis.remembered(&folded).await?;

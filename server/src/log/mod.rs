@@ -4,15 +4,15 @@
 //! hub hands the log batches of new events and fans out only what the log returns, so an
 //! event anyone sees is as safe as the log makes it: [`memory::MemoryLog`] keeps nothing
 //! beyond the hub's own window (`--memory`), [`store::Store`] commits each batch to disk
-//! with one fsync before it returns (on the thread of [`writer::Writer`]).
+//! with one fsync before it returns (on the thread of [`recorder::Recorder`]).
 //!
-//! Every method may block (disk); the hub calls them from a writer thread or a blocking
+//! Every method may block (disk); the hub calls them from its recorder thread or a blocking
 //! pool, never from the task that fans out.
 
 pub mod memory;
+pub mod recorder;
 pub mod redis;
 pub mod store;
-pub mod writer;
 
 use std::fmt;
 use std::sync::Arc;

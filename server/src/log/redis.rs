@@ -3,12 +3,12 @@
 //!
 //! One Redis Stream per room and per direct conversation, entry id `<seq>-1`; a seq is
 //! taken and its event appended by one Lua script (`cluster.lua`), so every node sees the
-//! same order, and a batch of any number of events is one round trip (the writer's group
+//! same order, and a batch of any number of events is one round trip (the recorder's group
 //! commit). The same script claims and releases names and reaps dead nodes for
 //! [`crate::cluster`]. Redis must persist with AOF and `appendfsync always` for "nothing
 //! acknowledged is ever lost" (README "Cluster").
 //!
-//! The trait's methods block (the hub calls them from its writer thread and the blocking
+//! The trait's methods block (the hub calls them from its recorder thread and the blocking
 //! pool); they drive the redis crate's smol connection with `smol::block_on`.
 
 use std::time::Duration;

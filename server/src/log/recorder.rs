@@ -1,4 +1,4 @@
-//! The store's writer: one thread that records batches, several at a time.
+//! The log's recorder: one thread that records batches, several at a time.
 //!
 //! A batch waits here while the previous commit's fsync runs; whatever queued up meanwhile
 //! is recorded by the next commit, together: group commit, so a busy server does one
@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
 
-/// Called with a batch's result, on the writer's thread: it only hands the result on.
+/// Called with a batch's result, on the recorder's thread: it only hands the result on.
 pub type Done = Box<dyn FnOnce(Recorded) + Send>;
 
 use super::{Event, EventLog, LogError, NewEvent};
 
-/// What the writer reports for a batch.
+/// What the recorder reports for a batch.
 pub type Recorded = Result<Vec<Event>, LogError>;
 
 struct Request {
@@ -21,17 +21,17 @@ struct Request {
     done: Done,
 }
 
-/// The handle to the writer thread; the thread ends when the handle is dropped.
-pub struct Writer {
+/// The handle to the recording thread; the thread ends when the handle is dropped.
+pub struct Recorder {
     requests: Sender<Request>,
 }
 
-impl Writer {
-    /// Starts the writer thread for `log`.
+impl Recorder {
+    /// Starts the recording thread for `log`.
     pub fn spawn(log: Arc<dyn EventLog>) -> std::io::Result<Self> {
         let (requests, queue) = async_channel::unbounded::<Request>();
         std::thread::Builder::new()
-            .name("chat-store-writer".into())
+            .name("chat-recorder".into())
             .spawn(move || write_loop(&*log, &queue))?;
         Ok(Self { requests })
     }
@@ -41,7 +41,7 @@ impl Writer {
         if let Err(err) = self.requests.try_send(Request { events, done }) {
             // The thread is gone: the batch cannot be recorded.
             let request = err.into_inner();
-            (request.done)(Err(LogError::Store("the store's writer stopped".into())));
+            (request.done)(Err(LogError::Store("the log's recorder stopped".into())));
         }
     }
 }
