@@ -30,8 +30,8 @@ use redis::Value;
 use smol::{Executor, Timer};
 
 use crate::hub::{Command, Login};
-use crate::log::redis::{self as store, Note, RedisLog, entry_event, key};
-use crate::log::{Event, LogError, Seq};
+use crate::log::redis::{self as store, RedisLog, entry_event, key};
+use crate::log::{LogError, Seq, Tailed};
 use crate::queue::SendQueue;
 use crate::wire::{now_millis, random_hex};
 
@@ -47,10 +47,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const REAP_STEP: i64 = 500;
 /// The most rooms a `room_list` names.
 const ROOM_LIST_MAX: usize = 500;
-
-/// Events of a room as the tail read them, each with what it changes in the room's
-/// member list.
-pub type TailedEvents = Vec<(Event, Option<Note>)>;
 
 /// A direct message as the tail read it: sender, recipient (case-folded), frame.
 pub type DirectMessage = (String, String, Frame);
@@ -72,7 +68,7 @@ pub enum News {
         /// The room.
         key: Arc<str>,
         /// Its events, each with what it changes in the member list.
-        events: TailedEvents,
+        events: Tailed,
     },
     /// Direct messages recorded by any node: sender, recipient (case-folded), frame.
     Direct(Vec<DirectMessage>),
@@ -248,6 +244,11 @@ impl Cluster {
     /// This node's id.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The URL of the Redis it shares.
+    pub fn url(&self) -> &str {
+        self.log.url()
     }
 
     /// Starts the node's tasks on `executor`; what they learn goes to `hub`.
@@ -835,7 +836,7 @@ fn sort_reply(
     direct_key: &str,
     following: &Following,
     direct_after: &mut Option<String>,
-) -> (Vec<(Arc<str>, TailedEvents)>, Vec<DirectMessage>) {
+) -> (Vec<(Arc<str>, Tailed)>, Vec<DirectMessage>) {
     let mut rooms = Vec::new();
     let mut direct = Vec::new();
     let Value::Array(per_stream) = reply else {
@@ -864,7 +865,7 @@ fn sort_reply(
         let Some(room) = name.strip_prefix(&prefix) else {
             continue;
         };
-        let events: TailedEvents = entries.iter().filter_map(entry_event).collect();
+        let events: Tailed = entries.iter().filter_map(entry_event).collect();
         let Some(newest) = events.last().map(|(event, _)| event.seq) else {
             continue;
         };

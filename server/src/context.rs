@@ -13,7 +13,6 @@ use chat_shared::RejectCode;
 use crate::Config;
 use crate::hub::Command;
 use crate::log::EventLog;
-use crate::log::redis::RedisLog;
 use crate::signal::Signal;
 
 /// What every session of a server shares.
@@ -24,8 +23,6 @@ pub struct Context {
     pub hub: Sender<Command>,
     /// The event log.
     pub log: Arc<dyn EventLog>,
-    /// In a cluster, the same log as Redis, for reads that need no blocking thread.
-    pub redis: Option<Arc<RedisLog>>,
     /// Raised when the server shuts down.
     pub shutdown: Signal,
     /// Raised when the last connection is gone after shutdown.
@@ -62,17 +59,11 @@ impl Drop for Place {
 
 impl Context {
     /// The context of a server with no connection yet.
-    pub fn new(
-        config: Config,
-        hub: Sender<Command>,
-        log: Arc<dyn EventLog>,
-        redis: Option<Arc<RedisLog>>,
-    ) -> Self {
+    pub fn new(config: Config, hub: Sender<Command>, log: Arc<dyn EventLog>) -> Self {
         Self {
             config,
             hub,
             log,
-            redis,
             shutdown: Signal::default(),
             all_closed: Signal::default(),
             connections: AtomicUsize::new(0),

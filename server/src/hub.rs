@@ -31,9 +31,9 @@ use crate::Config;
 use crate::accounts::{self, Account, Directory, Hasher, PasswordHash, Throttle};
 use crate::cluster::{AfterClaim, Claim, Cluster, Counted, News, Request};
 use crate::log::recorder::{Recorded, Recorder};
-use crate::log::redis::{Note, RedisLog, Snapshot};
 use crate::log::{
-    Body, Direct, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, for_reader,
+    Body, Direct, Event, EventLog, Head, LogError, NewEvent, Note, Seq, Snapshot, Span, StreamId,
+    for_reader,
 };
 use crate::pressure::Pressure;
 use crate::queue::{Batch, SendQueue};
@@ -353,7 +353,7 @@ impl Deferred {
 }
 
 /// A room's stream as read back: see [`read_room`].
-type RoomRead = (Head, Vec<Event>, Option<Snapshot>);
+type RoomRead = (Snapshot, Vec<Event>);
 
 /// A room read back from the store: its head and newest events, and in a cluster its name
 /// and members.
@@ -397,8 +397,8 @@ pub struct Hub {
     /// Direct messages on their way to the log, by poster and id: a re-sent copy is
     /// dropped.
     direct_pending: HashSet<(String, String)>,
-    /// With `--redis`: this node's part of the cluster, and the shared Redis.
-    cluster: Option<(Cluster, Arc<RedisLog>)>,
+    /// With `--redis`: this node's part of the cluster.
+    cluster: Option<Cluster>,
     /// In a cluster: logins whose name Redis is asked for: whether they still want it
     /// (false once the connection went), and whether the name is held here meanwhile.
     claiming: ConnMap<Claiming>,
@@ -414,7 +414,7 @@ impl Hub {
         log: Arc<dyn EventLog>,
         hasher: Hasher,
         inbox: Sender<Command>,
-        cluster: Option<(Cluster, Arc<RedisLog>)>,
+        cluster: Option<Cluster>,
     ) -> Result<Self, LogError> {
         let mut accounts = Directory::default();
         for (name, hash) in log.accounts()? {
@@ -440,15 +440,8 @@ impl Hub {
             Arc::from(default.as_str())
         };
         names.insert(key.clone(), name.clone());
-        let redis = cluster.as_ref().map(|(_, redis)| &**redis);
-        let read = read_room(&*log, redis, &StreamId::new(&key), config.history)?;
-        let room = build_room(
-            &key,
-            name,
-            read,
-            config.history,
-            cluster.as_ref().map(|(c, _)| c),
-        );
+        let read = read_room(&*log, &StreamId::new(&key), config.history)?;
+        let room = build_room(&key, name, read, config.history, cluster.as_ref());
         let recorder = if log.durable() {
             Some(Recorder::spawn(log.clone()).map_err(|err| LogError::Store(err.to_string()))?)
         } else {
@@ -496,7 +489,7 @@ impl Hub {
         }
         let recorded = self.recorded.1.clone();
         let loaded = self.loaded.1.clone();
-        if let Some((cluster, _)) = &mut self.cluster {
+        if let Some(cluster) = &mut self.cluster {
             cluster.start(&executor, &self.inbox);
         }
         let mut timer = Timer::never();
@@ -948,7 +941,7 @@ impl Hub {
     /// Counts a wrong password (on every node, in a cluster).
     fn count_failure(&mut self, folded: &str, ip: IpAddr) {
         self.throttle.fail(folded, ip, Instant::now());
-        if let Some((cluster, _)) = &self.cluster {
+        if let Some(cluster) = &self.cluster {
             cluster.ask(Request::Fail {
                 account: folded.to_string(),
                 ip,
@@ -963,7 +956,7 @@ impl Hub {
         let Some(token) = Self::session_token(&login) else {
             return;
         };
-        let Some((cluster, _)) = &self.cluster else {
+        let Some(cluster) = &self.cluster else {
             return;
         };
         let account = match next {
@@ -1006,7 +999,7 @@ impl Hub {
     /// Gives up a name claimed for `login` that will not be used (a failed registration,
     /// an account's name): it is free again on every node.
     fn unclaim(&mut self, login: &Login) {
-        let (Some((cluster, _)), Some(token)) = (&self.cluster, &login.session) else {
+        let (Some(cluster), Some(token)) = (&self.cluster, &login.session) else {
             return;
         };
         cluster.ask(Request::Release {
@@ -1100,7 +1093,7 @@ impl Hub {
                 let here = self
                     .cluster
                     .as_ref()
-                    .is_some_and(|(cluster, _)| cluster.node() == node);
+                    .is_some_and(|cluster| cluster.node() == node);
                 let old = self
                     .registry
                     .holder(&keys)
@@ -1208,7 +1201,7 @@ impl Hub {
             News::Replaced { member, token } => self.replaced(&member, &token, CloseCode::Replaced),
             News::Orphaned { member, token } => self.replaced(&member, &token, CloseCode::Shutdown),
             News::Subscribed => {
-                if let Some((cluster, _)) = &self.cluster {
+                if let Some(cluster) = &self.cluster {
                     let members = self
                         .registry
                         .sorted()
@@ -2045,13 +2038,10 @@ impl Hub {
         self.rooms.insert(key.clone(), Slot::Loading(waiting));
         let (log, done) = (self.log.clone(), self.loaded.0.clone());
         let (key, history) = (key.clone(), self.config.history);
-        let redis = self.cluster.as_ref().map(|(_, redis)| redis.clone());
         executor
             .spawn(async move {
                 let stream = StreamId::new(&key);
-                let result =
-                    smol::unblock(move || read_room(&*log, redis.as_deref(), &stream, history))
-                        .await;
+                let result = smol::unblock(move || read_room(&*log, &stream, history)).await;
                 let _ = done.send(Loaded { key, result }).await;
             })
             .detach();
@@ -2063,12 +2053,12 @@ impl Hub {
         };
         match loaded.result {
             Ok(read) => {
-                if let Some(snapshot) = read.2.as_ref().filter(|s| !s.name.is_empty()) {
+                if !read.0.name.is_empty() {
                     self.names
-                        .insert(loaded.key.clone(), snapshot.name.as_str().into());
+                        .insert(loaded.key.clone(), read.0.name.as_str().into());
                 }
                 let name = self.names.name(&loaded.key);
-                let cluster = self.cluster.as_ref().map(|(c, _)| c);
+                let cluster = self.cluster.as_ref();
                 let room = build_room(&loaded.key, name, read, self.config.history, cluster);
                 self.rooms
                     .insert(loaded.key.clone(), Slot::Ready(Box::new(room)));
@@ -2216,7 +2206,7 @@ impl Hub {
     }
 
     fn list_rooms(&self, conn: ConnId) {
-        if let Some((cluster, _)) = &self.cluster {
+        if let Some(cluster) = &self.cluster {
             // Rooms in use on every node.
             if let Some(queue) = self.online_queue(conn) {
                 cluster.ask(Request::ListRooms { queue });
@@ -2246,7 +2236,7 @@ impl Hub {
         let Some(member) = self.registry.remove(conn) else {
             return;
         };
-        if let Some((cluster, _)) = &self.cluster {
+        if let Some(cluster) = &self.cluster {
             // Its `left`s are recorded in Redis with its name's release, in one step, and
             // only if its session is still its own there; every node's tail brings them.
             cluster.ask(Request::Release {
@@ -2547,7 +2537,7 @@ impl Hub {
                     Some(&name),
                 ),
                 Effect::Welcome(welcome) => {
-                    if let (Some(member), Some((cluster, _))) =
+                    if let (Some(member), Some(cluster)) =
                         (self.registry.remove(welcome.conn), &self.cluster)
                     {
                         cluster.ask(Request::Release {
@@ -2636,7 +2626,7 @@ impl Hub {
         if self.log.durable() {
             self.rooms.remove(key);
             self.busy.remove(key);
-            if let Some((cluster, _)) = &self.cluster {
+            if let Some(cluster) = &self.cluster {
                 cluster.unfollow(key);
             }
             return;
@@ -2670,23 +2660,12 @@ impl Hub {
     }
 }
 
-/// A room's stream as read back: its head and newest events, and in a cluster its name
-/// and members as of that head (from which the tail follows it). Blocks.
-fn read_room(
-    log: &dyn EventLog,
-    redis: Option<&RedisLog>,
-    stream: &StreamId,
-    history: usize,
-) -> Result<RoomRead, LogError> {
-    let snapshot = redis
-        .map(|redis| redis.snapshot_blocking(stream))
-        .transpose()?;
-    let head = match &snapshot {
-        Some(snapshot) => snapshot.head,
-        None => log.head(stream)?,
-    };
-    let recent = log.read(stream, Span::Before(head.newest + 1), history)?;
-    Ok((head, recent, snapshot))
+/// A room's stream as read back: where it stands (in a cluster, with its name and members
+/// on every node) and its newest events. Blocks.
+fn read_room(log: &dyn EventLog, stream: &StreamId, history: usize) -> Result<RoomRead, LogError> {
+    let snapshot = log.snapshot(stream)?;
+    let recent = log.read(stream, Span::Before(snapshot.head.newest + 1), history)?;
+    Ok((snapshot, recent))
 }
 
 /// A room from what [`read_room`] read; in a cluster it knows its members on every node,
@@ -2694,13 +2673,16 @@ fn read_room(
 fn build_room(
     key: &Arc<str>,
     name: Arc<str>,
-    (head, recent, snapshot): RoomRead,
+    (snapshot, recent): RoomRead,
     history: usize,
     cluster: Option<&Cluster>,
 ) -> Room {
+    let head = snapshot.head;
     let mut room = Room::new(StreamId::new(key), name, head, recent, history);
-    if let (Some(cluster), Some(snapshot)) = (cluster, snapshot) {
-        room.roster = Some(snapshot.members.into_iter().collect());
+    room.roster = snapshot
+        .members
+        .map(|members| members.into_iter().collect());
+    if let Some(cluster) = cluster {
         cluster.follow(key, head.newest);
     }
     room

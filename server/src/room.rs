@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use chat_shared::Frame;
 
 use crate::fanout::FanOut;
-use crate::log::redis::Note;
-use crate::log::{Body, Event, Head, NewEvent, Seq, Span, StreamId};
+use crate::log::{Body, Event, Head, NewEvent, Note, Seq, Span, StreamId, Tailed};
 use crate::pressure::Window;
 use crate::queue::SendQueue;
 use crate::registry::ConnId;
@@ -117,7 +116,7 @@ pub struct Room {
     pub awaiting: BTreeMap<Seq, Pending>,
     /// In a cluster: events the tail brought while a batch of this node was being
     /// recorded (which of them are this node's is known only once it is).
-    pub tailed: crate::cluster::TailedEvents,
+    pub tailed: Tailed,
     /// Events arriving a second, as last measured.
     rate: f64,
     /// Events arrived since `counting_since`.

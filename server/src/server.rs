@@ -93,7 +93,7 @@ impl Server {
                 });
                 let (cluster, redis) =
                     joined.map_err(|err| StartError::Cluster(url.clone(), err))?;
-                return Self::bind_with(config, redis.clone(), Some((cluster, redis)));
+                return Self::bind_with(config, redis, Some(cluster));
             }
         };
         let mut server = Self::bind_with_log(config, log)?;
@@ -110,12 +110,11 @@ impl Server {
     fn bind_with(
         config: Config,
         log: Arc<dyn EventLog>,
-        cluster: Option<(Cluster, Arc<RedisLog>)>,
+        cluster: Option<Cluster>,
     ) -> Result<Self, StartError> {
         let node = cluster
             .as_ref()
-            .map(|(cluster, redis)| (cluster.node().to_string(), redis.url().to_string()));
-        let redis = cluster.as_ref().map(|(_, redis)| redis.clone());
+            .map(|cluster| (cluster.node().to_string(), cluster.url().to_string()));
         let listener = Async::<TcpListener>::bind(config.addr)
             .map_err(|err| StartError::Listen(config.addr, err))?;
         let (hub_tx, hub_rx) = async_channel::unbounded();
@@ -127,7 +126,7 @@ impl Server {
             None => None,
         };
         let hub = Hub::new(config.clone(), log.clone(), hasher, hub_tx.clone(), cluster)?;
-        let context = Arc::new(Context::new(config, hub_tx, log, redis));
+        let context = Arc::new(Context::new(config, hub_tx, log));
         Ok(Self {
             listener,
             context,

@@ -20,7 +20,7 @@ use smol::Timer;
 use crate::context::Context;
 use crate::hub::{Auth, Command, Login};
 use crate::limits::{FloodMeter, TokenBucket};
-use crate::log::{LogError, Span};
+use crate::log::{Remembered, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
 use crate::registry::ConnId;
 use crate::transport::Transport;
@@ -532,8 +532,16 @@ impl<'a> Session<'a> {
             (Some(password), false) => Auth::Password(password),
             (None, false) => Auth::Guest,
         };
-        let remembered = remembered(self.context, name.keys().folded).await;
-        let (recent, conversations) = match remembered {
+        let remembered = self
+            .context
+            .log
+            .clone()
+            .remembered(name.keys().folded, WELCOME_CONVERSATIONS)
+            .await;
+        let Remembered {
+            posts: recent,
+            conversations,
+        } = match remembered {
             Ok(remembered) => remembered,
             Err(err) => {
                 tracing::error!(%err, "cannot read remembered posts");
@@ -648,36 +656,6 @@ impl<'a> Session<'a> {
             End::Close(code) => self.queue.close_with(Some(closing(code))),
             End::Lost | End::Quit | End::Rejected => self.queue.close_with(None),
         }
-    }
-}
-
-/// What the log remembers for a name logging in: its posts' ids (so that an outbox re-sent
-/// after a restart is not posted twice) and, should it be an account, its conversations;
-/// read off the threads that serve connections.
-type Remembered = (Vec<(String, Frame)>, Vec<chat_shared::Conversation>);
-
-async fn remembered(context: &Context, folded: String) -> Result<Remembered, LogError> {
-    let log = context.log.clone();
-    if let Some(redis) = &context.redis {
-        // In a cluster: two round trips to Redis, no thread (a login storm would otherwise
-        // grow the blocking pool by a thread per waiting login).
-        let recent = redis.remembered(&folded).await?;
-        let conversations = redis
-            .conversations_of(&folded, WELCOME_CONVERSATIONS)
-            .await?;
-        Ok((recent, conversations))
-    } else if log.durable() {
-        smol::unblock(move || {
-            Ok((
-                log.recent_posts(&folded)?,
-                log.conversations(&folded, WELCOME_CONVERSATIONS)?,
-            ))
-        })
-        .await
-    } else {
-        // In memory: nothing to wait for.
-        log.conversations(&folded, WELCOME_CONVERSATIONS)
-            .map(|conversations| (Vec::new(), conversations))
     }
 }
 

@@ -4,12 +4,14 @@
 //! [`DIRECT_KEPT`] messages of each conversation.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chat_shared::{Conversation, Frame};
+use futures_lite::future;
 
 use super::{
-    Body, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame, latest_first,
+    Body, Event, EventLog, Head, LogError, NewEvent, Remembered, Seq, Span, StreamId, frame,
+    latest_first,
 };
 
 /// Messages kept per direct conversation.
@@ -125,6 +127,21 @@ impl EventLog for MemoryLog {
 
     fn recent_posts(&self, _: &str) -> Result<Vec<(String, Frame)>, LogError> {
         Ok(Vec::new())
+    }
+
+    fn remembered(
+        self: Arc<Self>,
+        poster: String,
+        limit: usize,
+    ) -> future::Boxed<Result<Remembered, LogError>> {
+        // In memory: nothing to wait for, no thread needed.
+        let conversations = self.conversations(&poster, limit);
+        Box::pin(future::ready(conversations.map(|conversations| {
+            Remembered {
+                posts: Vec::new(),
+                conversations,
+            }
+        })))
     }
 
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {

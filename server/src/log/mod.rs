@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use chat_shared::{Conversation, Frame, LeaveReason, ServerFrame};
+use futures_lite::future;
 
 /// A position in a stream's sequence.
 pub type Seq = u64;
@@ -142,6 +143,46 @@ pub enum Span {
     After(Seq),
 }
 
+/// What a stream entry says besides its frame, for a node that follows the stream of a log
+/// several nodes share (see [`Snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Someone joined the room: case-folded, and as spelled.
+    Joined(String, String),
+    /// Someone left it: case-folded.
+    Left(String),
+    /// A post with an id: its poster (case-folded) and the id, so that the poster's node
+    /// knows the id even when the answer to its append was lost.
+    Posted(String, String),
+}
+
+/// Events of a room as a node read them from a shared log, in seq order, each with what it
+/// changes in the room's member list.
+pub type Tailed = Vec<(Event, Option<Note>)>;
+
+/// A room's stream as a node starts to follow it: its ends and, where several nodes share
+/// the log, its name and its members on every node, as of its newest event.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The ends of its stream.
+    pub head: Head,
+    /// Its name as first spelled (empty: unknown to the log, or no event yet).
+    pub name: String,
+    /// Its members on every node: case-folded, and as spelled. `None` when the log is this
+    /// server's alone: its own connections are all the members there are.
+    pub members: Option<Vec<(String, String)>>,
+}
+
+/// What the log remembers for a name logging in.
+#[derive(Debug, Default)]
+pub struct Remembered {
+    /// Its posts' ids with the event each produced, oldest first (so that an outbox
+    /// re-sent after a restart is not posted twice).
+    pub posts: Vec<(String, Frame)>,
+    /// Should it be an account: its conversations with the latest activity, latest first.
+    pub conversations: Vec<Conversation>,
+}
+
 /// The log could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -160,6 +201,15 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The ends of a stream.
     fn head(&self, stream: &StreamId) -> Result<Head, LogError>;
+
+    /// A room's stream as a node starts to follow it: by default its ends, and no members
+    /// (a log no other node shares knows none this server does not).
+    fn snapshot(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
+        Ok(Snapshot {
+            head: self.head(stream)?,
+            ..Snapshot::default()
+        })
+    }
 
     /// Appends events (of any streams) as one step: each gets the next seq of its stream.
     /// When this returns `Ok`, the events are as safe as the log makes them; on `Err`
@@ -189,6 +239,22 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// An account's direct conversations with the latest activity, latest first.
     fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError>;
+
+    /// What it remembers for `poster` (case-folded) logging in: its posts and its `limit`
+    /// latest conversations. By default read on the blocking pool, off the threads that
+    /// serve connections.
+    fn remembered(
+        self: Arc<Self>,
+        poster: String,
+        limit: usize,
+    ) -> future::Boxed<Result<Remembered, LogError>> {
+        Box::pin(smol::unblock(move || {
+            Ok(Remembered {
+                posts: self.recent_posts(&poster)?,
+                conversations: self.conversations(&poster, limit)?,
+            })
+        }))
+    }
 }
 
 /// The `limit` conversations with the latest activity (by time, then seq), latest first.

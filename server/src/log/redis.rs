@@ -18,8 +18,13 @@ use chat_shared::{Conversation, Frame, Name};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, ScriptInvocation, Value};
 
+use std::sync::Arc;
+
+use futures_lite::future;
+
 use super::{
-    Body, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame, latest_first,
+    Body, Event, EventLog, Head, LogError, NewEvent, Note, Remembered, Seq, Snapshot, Span,
+    StreamId, frame, latest_first,
 };
 
 /// The key prefix of everything the chat keeps in Redis.
@@ -48,18 +53,6 @@ impl std::fmt::Debug for RedisLog {
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
-}
-
-/// A room as one node found it: the ends of its stream, its name, and who is in it (on
-/// any node), all as of its newest seq.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// The ends of its stream.
-    pub head: Head,
-    /// Its name as first spelled (empty: no event yet).
-    pub name: String,
-    /// Its members: case-folded, and as spelled.
-    pub members: Vec<(String, String)>,
 }
 
 impl RedisLog {
@@ -132,7 +125,7 @@ impl RedisLog {
     }
 
     /// A room as of its newest event, for a node that starts following it.
-    pub async fn snapshot(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
+    async fn snapshot_of(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
         let mut invocation = self.op("snapshot");
         invocation.arg(stream.as_str());
         let (newest, oldest, name, members): (u64, u64, String, Vec<(String, String)>) =
@@ -140,13 +133,8 @@ impl RedisLog {
         Ok(Snapshot {
             head: Head { oldest, newest },
             name,
-            members,
+            members: Some(members),
         })
-    }
-
-    /// [`RedisLog::snapshot`], blocking.
-    pub fn snapshot_blocking(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
-        smol::block_on(self.snapshot(stream))
     }
 
     /// The account `folded` as stored: its name and hash.
@@ -230,18 +218,6 @@ pub fn events_of(reply: &Value) -> Vec<Event> {
         .collect()
 }
 
-/// What a stream entry says besides its frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Note {
-    /// Someone joined the room: case-folded, and as spelled.
-    Joined(String, String),
-    /// Someone left it: case-folded.
-    Left(String),
-    /// A post with an id: its poster (case-folded) and the id, so that the poster's node
-    /// knows the id even when the answer to its append was lost.
-    Posted(String, String),
-}
-
 /// One stream entry (`[id, [field, value, ...]]`): its event, and what else it says.
 pub fn entry_event(entry: &Value) -> Option<(Event, Option<Note>)> {
     let Value::Array(parts) = entry else {
@@ -295,6 +271,10 @@ impl EventLog for RedisLog {
 
     fn durable(&self) -> bool {
         true
+    }
+
+    fn snapshot(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
+        smol::block_on(self.snapshot_of(stream))
     }
 
     fn head(&self, stream: &StreamId) -> Result<Head, LogError> {
@@ -405,7 +385,7 @@ impl EventLog for RedisLog {
     }
 
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
-        smol::block_on(self.remembered(poster))
+        smol::block_on(self.posts_of(poster))
     }
 
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
@@ -440,13 +420,27 @@ impl EventLog for RedisLog {
     fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError> {
         smol::block_on(self.conversations_of(owner, limit))
     }
+
+    fn remembered(
+        self: Arc<Self>,
+        poster: String,
+        limit: usize,
+    ) -> future::Boxed<Result<Remembered, LogError>> {
+        // Two round trips to Redis, no thread: a login storm would otherwise grow the
+        // blocking pool by a thread per waiting login.
+        Box::pin(async move {
+            Ok(Remembered {
+                posts: self.posts_of(&poster).await?,
+                conversations: self.conversations_of(&poster, limit).await?,
+            })
+        })
+    }
 }
 
 impl RedisLog {
     /// The posts remembered for a poster, oldest first ([`EventLog::recent_posts`]),
-    /// without a thread of the blocking pool: a login storm on a node waits on Redis, not
-    /// on threads.
-    pub async fn remembered(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
+    /// without a thread of the blocking pool.
+    async fn posts_of(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
         let mut conn = self.conn.clone();
         let kept: Vec<Vec<u8>> = redis::cmd("LRANGE")
             .arg(key(&format!("posts:{poster}")))
@@ -467,7 +461,7 @@ impl RedisLog {
 
     /// An account's conversations, latest first ([`EventLog::conversations`]), without a
     /// thread of the blocking pool.
-    pub async fn conversations_of(
+    async fn conversations_of(
         &self,
         owner: &str,
         limit: usize,
