@@ -1,0 +1,215 @@
+//! Direct messages between accounts.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chat_shared::{ErrorCode, Frame, Name};
+use smol::Executor;
+
+use crate::accounts::Account;
+use crate::log::recorder::Recorded;
+use crate::log::{Body, Direct, NewEvent, Span, StreamId, for_reader};
+use crate::queue::Batch;
+use crate::registry::ConnId;
+use crate::wire::now_millis;
+
+use super::Hub;
+use super::command::Command;
+use super::history::{Read, Target};
+
+impl Hub {
+    /// The account a direct message or a conversation names, or the error to answer.
+    pub(super) fn account_named(
+        &self,
+        conn: ConnId,
+        named: &str,
+    ) -> Result<(Account, Account), ErrorCode> {
+        let me = self
+            .registry
+            .get(conn)
+            .filter(|m| m.online && m.account)
+            .and_then(|m| self.accounts.get(&m.keys.folded))
+            .ok_or(ErrorCode::AccountRequired)?;
+        let other = Name::parse(named)
+            .ok()
+            .and_then(|name| self.accounts.get(&name.keys().folded))
+            .ok_or(ErrorCode::NoAccount)?;
+        Ok((me.clone(), other.clone()))
+    }
+
+    pub(super) fn account_error(
+        &self,
+        conn: ConnId,
+        code: ErrorCode,
+        named: &str,
+        id: Option<String>,
+    ) {
+        let message = match code {
+            ErrorCode::AccountRequired => "only an account can have direct messages".into(),
+            _ => format!("there is no account {named}"),
+        };
+        self.error(conn, code, message, id, None);
+    }
+
+    /// A direct message: recorded in the pair's conversation, then sent to both parties.
+    pub(super) fn direct(
+        &mut self,
+        conn: ConnId,
+        to: &str,
+        text: String,
+        id: Option<String>,
+        me: bool,
+    ) {
+        if self.registry.get(conn).is_none_or(|m| !m.online) {
+            return;
+        }
+        let (sender, recipient) = match self.account_named(conn, to) {
+            Ok(pair) => pair,
+            Err(code) => return self.account_error(conn, code, to, id),
+        };
+        let folded = sender.keys.folded.clone();
+        if let Some(id) = &id {
+            if let Some(original) = self
+                .recent
+                .get(&folded)
+                .and_then(|recent| recent.by_id.get(id.as_str()))
+            {
+                // A re-sent post: the sender gets the original back.
+                if let Some(member) = self.registry.get(conn) {
+                    member.queue.push_unmetered(original.clone());
+                }
+                return;
+            }
+            if !self.direct_pending.insert((folded.clone(), id.clone())) {
+                // The original is on its way to the log.
+                return;
+            }
+            self.recent.entry(folded.clone()).or_default().last_post = Some(Instant::now());
+        }
+        let event = NewEvent {
+            stream: StreamId::direct(&folded, &recipient.keys.folded),
+            room: Arc::from(""),
+            direct: Some(Box::new(Direct {
+                from_key: folded.clone(),
+                to_key: recipient.keys.folded.clone(),
+                to: recipient.name.to_string(),
+            })),
+            time: now_millis(),
+            body: Body::Message {
+                from: sender.name.to_string(),
+                text,
+                id: id.clone(),
+                me,
+            },
+            poster: id.is_some().then_some(folded),
+            holder: None,
+        };
+        if let Some(recorder) = &self.recorder {
+            let inbox = self.inbox.clone();
+            let copy = Box::new(event.clone());
+            recorder.record(
+                vec![event],
+                Box::new(move |result| {
+                    let _ = inbox.try_send(Command::DirectRecorded {
+                        event: copy,
+                        conn,
+                        result,
+                    });
+                }),
+            );
+        } else {
+            let result = self.log.append(std::slice::from_ref(&event));
+            self.direct_recorded(&event, conn, result);
+        }
+    }
+
+    /// The log answered for a direct message: the sender gets its echo, the recipient (if
+    /// online over protocol 2) the message.
+    pub(super) fn direct_recorded(&mut self, event: &NewEvent, conn: ConnId, result: Recorded) {
+        let (Some(direct), Body::Message { id, .. }) = (&event.direct, &event.body) else {
+            return;
+        };
+        if let Some(id) = id {
+            self.direct_pending
+                .remove(&(direct.from_key.clone(), id.clone()));
+        }
+        let recorded = match result {
+            Ok(mut events) if !events.is_empty() => events.swap_remove(0),
+            Ok(_) => return,
+            Err(err) => {
+                tracing::error!(%err, "the log could not record a direct message");
+                return self.error(
+                    conn,
+                    ErrorCode::Unavailable,
+                    "your message could not be recorded; send it again".into(),
+                    id.clone(),
+                    None,
+                );
+            }
+        };
+        if let Some(id) = id {
+            self.recent
+                .entry(direct.from_key.clone())
+                .or_default()
+                .remember(id, recorded.frame.clone());
+        }
+        // In a cluster the parties may be on any node: every node's tail delivers it.
+        if self.cluster.is_none() {
+            self.deliver_direct(&direct.from_key, &direct.to_key, &recorded.frame);
+        }
+    }
+
+    /// A recorded direct message to its sender (the echo) and its recipient (over
+    /// protocol 2), if they are online here.
+    pub(super) fn deliver_direct(&mut self, from_key: &str, to_key: &str, frame: &Frame) {
+        let mut slow = Vec::new();
+        if let Some(sender) = self.registry.online_conn(from_key)
+            && let Some(member) = self.registry.get(sender)
+            && member.queue.push(&Batch::new(frame.clone(), 1)).is_err()
+        {
+            slow.push(sender);
+        }
+        if to_key != from_key
+            && let Some(recipient) = self.registry.online_conn(to_key)
+            && let Some(member) = self.registry.get(recipient)
+            && member.protocol >= 2
+        {
+            let frame = for_reader(frame, to_key);
+            if member.queue.push(&Batch::new(frame, 1)).is_err() {
+                slow.push(recipient);
+            }
+        }
+        for conn in slow {
+            self.evict(conn);
+        }
+    }
+
+    /// Events of a direct conversation, read on the blocking pool, as this member sees
+    /// them.
+    pub(super) fn direct_history(
+        &mut self,
+        conn: ConnId,
+        with: &str,
+        span: Option<Span>,
+        limit: usize,
+        executor: &Executor<'static>,
+    ) {
+        let Some(queue) = self.online_queue(conn) else {
+            return;
+        };
+        let (me, other) = match self.account_named(conn, with) {
+            Ok(pair) => pair,
+            Err(code) => return self.account_error(conn, code, with, None),
+        };
+        let read = Read {
+            stream: StreamId::direct(&me.keys.folded, &other.keys.folded),
+            span,
+            limit,
+            target: Target::Direct {
+                with: other.name.to_string(),
+                reader: me.keys.folded,
+            },
+        };
+        read.answer_from(self.log.clone(), queue, executor);
+    }
+}

@@ -1,0 +1,99 @@
+//! History: a room's or a conversation's events read from the log on the blocking pool,
+//! never on the hub's task, and answered with `history_end`.
+
+use std::sync::Arc;
+
+use chat_shared::{ErrorCode, Frame, ServerFrame};
+use smol::Executor;
+
+use crate::log::{EventLog, Span, StreamId, for_reader};
+use crate::queue::SendQueue;
+
+/// What a `history` asked about.
+pub(super) enum Target {
+    /// A room, by name.
+    Room(String),
+    /// A direct conversation: the other account's name, and who reads it (case-folded),
+    /// for whom each message is turned round.
+    Direct { with: String, reader: String },
+}
+
+/// A `history` request to read from the log.
+pub(super) struct Read {
+    pub(super) stream: StreamId,
+    /// `None`: the newest.
+    pub(super) span: Option<Span>,
+    pub(super) limit: usize,
+    pub(super) target: Target,
+}
+
+impl Read {
+    /// Reads on the blocking pool, never on the hub's task, and queues the answer.
+    pub(super) fn answer_from(
+        self,
+        log: Arc<dyn EventLog>,
+        queue: SendQueue,
+        executor: &Executor<'static>,
+    ) {
+        let Read {
+            stream,
+            span,
+            limit,
+            target,
+        } = self;
+        executor
+            .spawn(async move {
+                let read = smol::unblock(move || {
+                    let span = match span {
+                        Some(span) => span,
+                        None => Span::Before(log.head(&stream)?.newest + 1),
+                    };
+                    log.read(&stream, span, limit).map(|events| (span, events))
+                })
+                .await;
+                match read {
+                    Ok((span, events)) => {
+                        let frames: Vec<Frame> = match &target {
+                            Target::Room(_) => events.into_iter().map(|e| e.frame).collect(),
+                            Target::Direct { reader, .. } => events
+                                .iter()
+                                .map(|e| for_reader(&e.frame, reader))
+                                .collect(),
+                        };
+                        queue.push_unmetered(history_answer(&target, span, &frames));
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "cannot read the history");
+                        queue.push_unmetered(Frame::encode(&ServerFrame::Error {
+                            room: None,
+                            code: ErrorCode::Unavailable,
+                            message: "the history cannot be read now; try again later".into(),
+                            id: None,
+                            retry_after: None,
+                        }));
+                    }
+                }
+            })
+            .detach();
+    }
+}
+
+/// A history answer: the events, then `history_end`.
+pub(super) fn history_answer(target: &Target, span: Span, frames: &[Frame]) -> Frame {
+    let (before, after) = match span {
+        Span::Before(before) => (Some(before), None),
+        Span::After(after) => (None, Some(after)),
+    };
+    let (room, with) = match target {
+        Target::Room(room) => (Some(room.clone()), None),
+        Target::Direct { with, .. } => (None, Some(with.clone())),
+    };
+    let end = Frame::encode(&ServerFrame::HistoryEnd {
+        room,
+        with,
+        before,
+        after,
+        count: frames.len() as u32,
+    });
+    Frame::concat(frames.iter().chain(std::iter::once(&end)))
+}
