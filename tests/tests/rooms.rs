@@ -97,6 +97,15 @@ async fn post(client: &mut Client, room: &str, text: &str) -> u64 {
     *seq
 }
 
+/// The next frame of `room`. Frames of other rooms may come first: each room pushes to
+/// its members on beats of its own, and in a cluster each room's events come from a tail
+/// of their own, so there is no order between rooms (Bob's `joined` in general can reach
+/// alice after her own `room` answer for rust).
+async fn next_in(client: &mut Client, room: &str) -> ServerFrame {
+    let mut frames = client.recv_until(|f| f.room() == Some(room)).await;
+    frames.pop().expect("the frame that matched")
+}
+
 /// Frames until the message with `text`, which must come: everything queued for this
 /// client before it.
 async fn until_text(client: &mut Client, text: &str) -> Vec<ServerFrame> {
@@ -146,14 +155,14 @@ fn events_reach_only_the_rooms_members() {
         assert_eq!(second.room, "rust", "the spelling of the first join");
         assert_eq!(second.users, ["alice", "Bob"]);
         assert_eq!(second.seq, 1, "alice's joined was the room's first event");
-        let joined = alice.recv().await;
+        let joined = next_in(&mut alice, "rust").await;
         assert!(
             matches!(&joined, ServerFrame::Joined { room: Some(r), seq: 2, name, .. } if r == "rust" && name == "Bob"),
             "{joined:?}"
         );
 
         assert_eq!(post(&mut alice, "rust", "in rust").await, 3);
-        let heard = bob.recv().await;
+        let heard = next_in(&mut bob, "rust").await;
         assert!(
             matches!(&heard, ServerFrame::Message { room: Some(r), seq: 3, from, .. } if r == "rust" && from == "alice"),
             "{heard:?}"
