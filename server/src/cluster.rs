@@ -29,7 +29,8 @@ use futures_lite::{StreamExt, future};
 use redis::Value;
 use smol::{Executor, Timer};
 
-use crate::hub::{Command, Login};
+use crate::hub::command::{Claim, Claimed, Command, Counted, DirectMessage, Login, News};
+use crate::hub::peers::{NameClaim, Peers};
 use crate::log::redis::{self as store, RedisLog, entry_event, key};
 use crate::log::{LogError, Seq, Tailed};
 use crate::queue::SendQueue;
@@ -48,127 +49,11 @@ const REAP_STEP: i64 = 500;
 /// The most rooms a `room_list` names.
 const ROOM_LIST_MAX: usize = 500;
 
-/// A direct message as the tail read it: sender, recipient (case-folded), frame.
-pub type DirectMessage = (String, String, Frame);
-
-/// What the cluster tells the hub.
+/// What the hub asks of the cluster, served in order by [`serve`].
 #[derive(Debug)]
-pub enum News {
-    /// A name claim was answered.
-    Claimed {
-        /// The login that claimed it.
-        login: Box<Login>,
-        /// What comes after a free claim.
-        next: AfterClaim,
-        /// What Redis answered.
-        outcome: Result<Claim, LogError>,
-    },
-    /// Events of a room, in seq order, as recorded by any node.
-    Tailed {
-        /// The room.
-        key: Arc<str>,
-        /// Its events, each with what it changes in the member list.
-        events: Tailed,
-    },
-    /// Direct messages recorded by any node: sender, recipient (case-folded), frame.
-    Direct(Vec<DirectMessage>),
-    /// A member here was taken over on another node: close it, record nothing.
-    Replaced {
-        /// Case-folded name.
-        member: String,
-        /// The token it held here.
-        token: String,
-    },
-    /// A member here whose session Redis no longer knows (its node was taken for dead):
-    /// close it, so that it logs in again.
-    Orphaned {
-        /// Case-folded name.
-        member: String,
-        /// The token it held here.
-        token: String,
-    },
-    /// This node (re)subscribed to its channel: takeovers published meanwhile were
-    /// missed, so the hub asks which of its members are still its own.
-    Subscribed,
-    /// Accounts as stored (made or changed elsewhere): name and hash.
-    Accounts(Vec<(String, String)>),
-    /// Rooms as named: key and name.
-    Rooms(Vec<(String, String)>),
-    /// Wrong passwords counted in Redis (read when the node subscribes): for an account
-    /// or an address, when (ms since the Unix epoch).
-    Failures(Vec<(Counted, u64)>),
-    /// A wrong password on another node.
-    Failed {
-        /// The account.
-        account: String,
-        /// The address it came from.
-        ip: IpAddr,
-    },
-    /// This node's lease ran out while it could not reach Redis, and another node took
-    /// its members offline: every connection here must start over.
-    CutOff,
-}
-
-/// What a wrong password was counted against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Counted {
-    /// An account (case-folded).
-    Account(String),
-    /// An address.
-    Address(IpAddr),
-}
-
-/// What happens once a name is claimed.
-#[derive(Debug)]
-pub enum AfterClaim {
-    /// A login with a free name (guest, or account after its password).
-    Login {
-        /// Whether the name is an account.
-        account: bool,
-    },
-    /// A registration: hash the password and store the account.
-    Register(chat_shared::Password),
-}
-
-/// What a claim found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Claim {
-    /// The name is now this login's.
-    Free,
-    /// Someone online elsewhere has it.
-    Taken(String),
-    /// Someone online elsewhere has a name that looks the same.
-    LooksLike(String),
-    /// The same member (its token, or its password) took over its session, here or on
-    /// another node.
-    Takeover {
-        /// Where it was.
-        node: String,
-        /// Its name as online.
-        name: String,
-        /// Whether it is an account.
-        account: bool,
-        /// Its rooms (keys).
-        rooms: Vec<String>,
-    },
-}
-
-/// What the hub asks of the cluster.
-#[derive(Debug)]
-pub enum Request {
+enum Request {
     /// Claim a name for a login.
-    Claim {
-        /// The login.
-        login: Box<Login>,
-        /// What to do once claimed.
-        next: AfterClaim,
-        /// The token the login's session will have.
-        token: String,
-        /// Its password was checked (a takeover needs no token).
-        proven: bool,
-        /// Whether it logs in to an account.
-        account: bool,
-    },
+    Claim(NameClaim),
     /// Take a member offline: its `left`s in all its rooms, its name free.
     Release {
         /// Case-folded name.
@@ -241,18 +126,19 @@ impl Cluster {
         })
     }
 
-    /// This node's id.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     /// The URL of the Redis it shares.
     pub fn url(&self) -> &str {
         self.log.url()
     }
 
-    /// Starts the node's tasks on `executor`; what they learn goes to `hub`.
-    pub fn start(&mut self, executor: &Executor<'static>, hub: &Sender<Command>) {
+    /// Asks something of the cluster; answers come to the hub as [`News`].
+    fn ask(&self, request: Request) {
+        let _ = self.requests.try_send(request);
+    }
+}
+
+impl Peers for Cluster {
+    fn start(&mut self, executor: &Executor<'static>, hub: &Sender<Command>) {
         let Some(requests) = self.inbox.take() else {
             return;
         };
@@ -276,13 +162,28 @@ impl Cluster {
             .detach();
     }
 
-    /// Asks something of the cluster; answers come to the hub as [`News`].
-    pub fn ask(&self, request: Request) {
-        let _ = self.requests.try_send(request);
+    fn node(&self) -> &str {
+        &self.node
     }
 
-    /// Follows a room's stream after `seq` (the newest the hub has of it).
-    pub fn follow(&self, key: &Arc<str>, seq: Seq) {
+    fn claim(&self, claim: NameClaim) -> Option<Claimed> {
+        self.ask(Request::Claim(claim));
+        None
+    }
+
+    fn release(&self, member: String, token: String, reason: LeaveReason) {
+        self.ask(Request::Release {
+            member,
+            token,
+            reason,
+        });
+    }
+
+    fn tails(&self) -> bool {
+        true
+    }
+
+    fn follow(&self, key: &Arc<str>, seq: Seq) {
         self.following
             .streams
             .lock()
@@ -291,8 +192,7 @@ impl Cluster {
         self.following.changed.notify(usize::MAX);
     }
 
-    /// Stops following a room's stream.
-    pub fn unfollow(&self, key: &str) {
+    fn unfollow(&self, key: &str) {
         let removed = self
             .following
             .streams
@@ -302,6 +202,22 @@ impl Cluster {
         if removed.is_some() {
             self.following.changed.notify(usize::MAX);
         }
+    }
+
+    fn list_rooms(&self, queue: SendQueue) -> Option<SendQueue> {
+        self.ask(Request::ListRooms { queue });
+        None
+    }
+
+    fn count_failure(&self, account: &str, ip: IpAddr) {
+        self.ask(Request::Fail {
+            account: account.to_string(),
+            ip,
+        });
+    }
+
+    fn verify(&self, members: Vec<(String, String)>) {
+        self.ask(Request::Verify(members));
     }
 }
 
@@ -366,21 +282,22 @@ async fn serve(
         }
         let Some(request) = request else { continue };
         match request {
-            Request::Claim {
+            Request::Claim(NameClaim {
                 login,
                 next,
                 token,
                 proven,
                 account,
-            } => {
+                ..
+            }) => {
                 let outcome = claim(&log, &node, &login, &token, proven, account).await;
                 tell(
                     &hub,
-                    News::Claimed {
+                    News::Claimed(Claimed {
                         login,
                         next,
                         outcome,
-                    },
+                    }),
                 )
                 .await;
             }

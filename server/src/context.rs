@@ -11,7 +11,7 @@ use async_channel::Sender;
 use chat_shared::RejectCode;
 
 use crate::Config;
-use crate::hub::Command;
+use crate::hub::command::Command;
 use crate::log::EventLog;
 use crate::signal::Signal;
 

@@ -11,10 +11,11 @@ mod cluster;
 mod config;
 mod context;
 mod cpu;
-mod fanout;
 mod hub;
 mod limits;
 pub mod log;
+#[cfg(test)]
+mod module_graph;
 mod pressure;
 mod queue;
 mod registry;

@@ -17,7 +17,9 @@ use crate::accounts::Hasher;
 use crate::cluster::Cluster;
 use crate::config::Storage;
 use crate::context::Context;
-use crate::hub::{Command, Hub};
+use crate::hub::Hub;
+use crate::hub::command::Command;
+use crate::hub::peers::{Alone, Peers};
 use crate::log::memory::MemoryLog;
 use crate::log::redis::RedisLog;
 use crate::log::store::{OpenError, Store};
@@ -115,6 +117,10 @@ impl Server {
         let node = cluster
             .as_ref()
             .map(|cluster| (cluster.node().to_string(), cluster.url().to_string()));
+        let peers: Box<dyn Peers> = match cluster {
+            Some(cluster) => Box::new(cluster),
+            None => Box::new(Alone),
+        };
         let listener = Async::<TcpListener>::bind(config.addr)
             .map_err(|err| StartError::Listen(config.addr, err))?;
         let (hub_tx, hub_rx) = async_channel::unbounded();
@@ -125,7 +131,7 @@ impl Server {
             }
             None => None,
         };
-        let hub = Hub::new(config.clone(), log.clone(), hasher, hub_tx.clone(), cluster)?;
+        let hub = Hub::new(config.clone(), log.clone(), hasher, hub_tx.clone(), peers)?;
         let context = Arc::new(Context::new(config, hub_tx, log));
         Ok(Self {
             listener,

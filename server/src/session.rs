@@ -18,7 +18,7 @@ use futures_lite::future;
 use smol::Timer;
 
 use crate::context::Context;
-use crate::hub::{Auth, Command, Login};
+use crate::hub::command::{Auth, Command, Login};
 use crate::limits::{FloodMeter, TokenBucket};
 use crate::log::{Remembered, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};

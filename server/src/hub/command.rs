@@ -1,14 +1,15 @@
-//! What sessions, the hashing threads, the recorder and the cluster ask of the hub.
+//! What sessions, the hashing threads, the recorder and the cluster ask of the hub, and
+//! what the cluster answers.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use async_channel::Sender;
 use chat_shared::{Conversation, Frame, LeaveReason, Name, Password, RoomName};
 
 use crate::accounts::PasswordHash;
-use crate::cluster::News;
 use crate::log::recorder::Recorded;
-use crate::log::{NewEvent, Seq, Span};
+use crate::log::{LogError, NewEvent, Seq, Span, Tailed};
 use crate::queue::SendQueue;
 use crate::registry::ConnId;
 
@@ -199,4 +200,113 @@ pub struct Login {
     /// The token its session will have, once made (in a cluster, before the name is
     /// claimed).
     pub session: Option<String>,
+}
+
+/// A direct message as the tail read it: sender, recipient (case-folded), frame.
+pub type DirectMessage = (String, String, Frame);
+
+/// The answer to a login's claim of its name.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The login that claimed it.
+    pub login: Box<Login>,
+    /// What comes after a free claim.
+    pub next: AfterClaim,
+    /// What the other nodes answered.
+    pub outcome: Result<Claim, LogError>,
+}
+
+/// What the cluster tells the hub.
+#[derive(Debug)]
+pub enum News {
+    /// A name claim was answered.
+    Claimed(Claimed),
+    /// Events of a room, in seq order, as recorded by any node.
+    Tailed {
+        /// The room.
+        key: Arc<str>,
+        /// Its events, each with what it changes in the member list.
+        events: Tailed,
+    },
+    /// Direct messages recorded by any node: sender, recipient (case-folded), frame.
+    Direct(Vec<DirectMessage>),
+    /// A member here was taken over on another node: close it, record nothing.
+    Replaced {
+        /// Case-folded name.
+        member: String,
+        /// The token it held here.
+        token: String,
+    },
+    /// A member here whose session Redis no longer knows (its node was taken for dead):
+    /// close it, so that it logs in again.
+    Orphaned {
+        /// Case-folded name.
+        member: String,
+        /// The token it held here.
+        token: String,
+    },
+    /// This node (re)subscribed to its channel: takeovers published meanwhile were
+    /// missed, so the hub asks which of its members are still its own.
+    Subscribed,
+    /// Accounts as stored (made or changed elsewhere): name and hash.
+    Accounts(Vec<(String, String)>),
+    /// Rooms as named: key and name.
+    Rooms(Vec<(String, String)>),
+    /// Wrong passwords counted in Redis (read when the node subscribes): for an account
+    /// or an address, when (ms since the Unix epoch).
+    Failures(Vec<(Counted, u64)>),
+    /// A wrong password on another node.
+    Failed {
+        /// The account.
+        account: String,
+        /// The address it came from.
+        ip: IpAddr,
+    },
+    /// This node's lease ran out while it could not reach Redis, and another node took
+    /// its members offline: every connection here must start over.
+    CutOff,
+}
+
+/// What a wrong password was counted against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counted {
+    /// An account (case-folded).
+    Account(String),
+    /// An address.
+    Address(IpAddr),
+}
+
+/// What happens once a name is claimed.
+#[derive(Debug)]
+pub enum AfterClaim {
+    /// A login with a free name (guest, or account after its password).
+    Login {
+        /// Whether the name is an account.
+        account: bool,
+    },
+    /// A registration: hash the password and store the account.
+    Register(chat_shared::Password),
+}
+
+/// What a claim found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The name is now this login's.
+    Free,
+    /// Someone online elsewhere has it.
+    Taken(String),
+    /// Someone online elsewhere has a name that looks the same.
+    LooksLike(String),
+    /// The same member (its token, or its password) took over its session, here or on
+    /// another node.
+    Takeover {
+        /// Where it was.
+        node: String,
+        /// Its name as online.
+        name: String,
+        /// Whether it is an account.
+        account: bool,
+        /// Its rooms (keys).
+        rooms: Vec<String>,
+    },
 }

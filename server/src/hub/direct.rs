@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_shared::{ErrorCode, Frame, Name};
-use smol::Executor;
 
 use crate::accounts::Account;
 use crate::log::recorder::Recorded;
@@ -69,11 +68,7 @@ impl Hub {
         };
         let folded = sender.keys.folded.clone();
         if let Some(id) = &id {
-            if let Some(original) = self
-                .recent
-                .get(&folded)
-                .and_then(|recent| recent.by_id.get(id.as_str()))
-            {
+            if let Some(original) = self.posts.original(&folded, id) {
                 // A re-sent post: the sender gets the original back.
                 if let Some(member) = self.registry.get(conn) {
                     member.queue.push_unmetered(original.clone());
@@ -84,7 +79,7 @@ impl Hub {
                 // The original is on its way to the log.
                 return;
             }
-            self.recent.entry(folded.clone()).or_default().last_post = Some(Instant::now());
+            self.posts.posted(&folded, Instant::now());
         }
         let event = NewEvent {
             stream: StreamId::direct(&folded, &recipient.keys.folded),
@@ -148,13 +143,11 @@ impl Hub {
             }
         };
         if let Some(id) = id {
-            self.recent
-                .entry(direct.from_key.clone())
-                .or_default()
-                .remember(id, recorded.frame.clone());
+            self.posts
+                .remember(&direct.from_key, id, recorded.frame.clone());
         }
         // In a cluster the parties may be on any node: every node's tail delivers it.
-        if self.cluster.is_none() {
+        if !self.peers.tails() {
             self.deliver_direct(&direct.from_key, &direct.to_key, &recorded.frame);
         }
     }
@@ -192,7 +185,6 @@ impl Hub {
         with: &str,
         span: Option<Span>,
         limit: usize,
-        executor: &Executor<'static>,
     ) {
         let Some(queue) = self.online_queue(conn) else {
             return;
@@ -210,6 +202,6 @@ impl Hub {
                 reader: me.keys.folded,
             },
         };
-        read.answer_from(self.log.clone(), queue, executor);
+        read.answer_from(self.log.clone(), queue);
     }
 }

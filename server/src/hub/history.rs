@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use chat_shared::{ErrorCode, Frame, ServerFrame};
-use smol::Executor;
 
 use crate::log::{EventLog, Span, StreamId, for_reader};
 use crate::queue::SendQueue;
@@ -28,53 +27,45 @@ pub(super) struct Read {
 }
 
 impl Read {
-    /// Reads on the blocking pool, never on the hub's task, and queues the answer.
-    pub(super) fn answer_from(
-        self,
-        log: Arc<dyn EventLog>,
-        queue: SendQueue,
-        executor: &Executor<'static>,
-    ) {
+    /// Reads on the blocking pool, never on the hub's task, and queues the answer there.
+    pub(super) fn answer_from(self, log: Arc<dyn EventLog>, queue: SendQueue) {
         let Read {
             stream,
             span,
             limit,
             target,
         } = self;
-        executor
-            .spawn(async move {
-                let read = smol::unblock(move || {
-                    let span = match span {
-                        Some(span) => span,
-                        None => Span::Before(log.head(&stream)?.newest + 1),
+        smol::unblock(move || {
+            let read = match span {
+                Some(span) => Ok(span),
+                None => log.head(&stream).map(|head| Span::Before(head.newest + 1)),
+            }
+            .and_then(|span| Ok((span, log.read(&stream, span, limit)?)));
+            let answer = match read {
+                Ok((span, events)) => {
+                    let frames: Vec<Frame> = match &target {
+                        Target::Room(_) => events.into_iter().map(|e| e.frame).collect(),
+                        Target::Direct { reader, .. } => events
+                            .iter()
+                            .map(|e| for_reader(&e.frame, reader))
+                            .collect(),
                     };
-                    log.read(&stream, span, limit).map(|events| (span, events))
-                })
-                .await;
-                match read {
-                    Ok((span, events)) => {
-                        let frames: Vec<Frame> = match &target {
-                            Target::Room(_) => events.into_iter().map(|e| e.frame).collect(),
-                            Target::Direct { reader, .. } => events
-                                .iter()
-                                .map(|e| for_reader(&e.frame, reader))
-                                .collect(),
-                        };
-                        queue.push_unmetered(history_answer(&target, span, &frames));
-                    }
-                    Err(err) => {
-                        tracing::error!(%err, "cannot read the history");
-                        queue.push_unmetered(Frame::encode(&ServerFrame::Error {
-                            room: None,
-                            code: ErrorCode::Unavailable,
-                            message: "the history cannot be read now; try again later".into(),
-                            id: None,
-                            retry_after: None,
-                        }));
-                    }
+                    history_answer(&target, span, &frames)
                 }
-            })
-            .detach();
+                Err(err) => {
+                    tracing::error!(%err, "cannot read the history");
+                    Frame::encode(&ServerFrame::Error {
+                        room: None,
+                        code: ErrorCode::Unavailable,
+                        message: "the history cannot be read now; try again later".into(),
+                        id: None,
+                        retry_after: None,
+                    })
+                }
+            };
+            queue.push_unmetered(answer);
+        })
+        .detach();
     }
 }
 

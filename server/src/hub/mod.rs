@@ -6,116 +6,61 @@
 //! the log as one batch; only when the log returns them, with their seqs, does anyone
 //! receive them, encoded once and pushed to the queues of the room's members without
 //! waiting on any socket, each member at most once a short window ([`Config::coalesce`]),
-//! the members of a big room in groups on beats spread over it (see [`crate::fanout`]).
+//! the members of a big room in groups on beats spread over it (see [`crate::room`]).
 //! A connection has one queue whatever the number of its rooms; one that overflows is
 //! closed with `send_queue_full` once, and leaves every room it was in. Reading a room back
 //! from the store, and deep history, run on a blocking pool, never on this task; a room
 //! nobody is in is dropped from memory (with a durable log) and read back when someone
 //! joins it.
+//!
+//! This file holds the loop, the dispatch and the state; each job is an `impl Hub` of its
+//! own: [`login`] (names, takeovers, welcomes, a member going), [`accounts`] (passwords),
+//! [`rooms`] (join, part, post, list), [`record`] (batches, what they mean, fan-out),
+//! [`direct`] (direct messages) and [`cluster`] (news from other nodes). They lean on
+//! leaf modules that never look back at the hub: [`command`] (what is asked of it),
+//! [`peers`] (the other nodes, or none), [`posts`] (post ids remembered), [`load`] and
+//! [`history`] (reads off this task). The rooms themselves, with their membership and
+//! fan-out, are [`crate::room`]'s; the hub asks them, it does not reach in.
 
+mod accounts;
 mod cluster;
-mod command;
+pub mod command;
 mod direct;
 mod history;
+mod load;
 mod login;
+pub mod peers;
+mod posts;
 mod record;
 mod rooms;
 
-pub use command::{Auth, Command, Login};
-
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use chat_shared::limits::{MAX_NAME, REMEMBERED_IDS};
-use chat_shared::{ErrorCode, Frame, Limits, Name, RoomName, ServerFrame};
+use chat_shared::limits::MAX_NAME;
+use chat_shared::{ErrorCode, Frame, Limits, Name, ServerFrame};
 use futures_lite::future;
 use smol::{Executor, Timer};
 
 use crate::Config;
 use crate::accounts::{Account, Directory, Hasher, PasswordHash, Throttle};
-use crate::cluster::Cluster;
 use crate::log::recorder::{Recorded, Recorder};
-use crate::log::{Body, Event, EventLog, LogError, Seq, Snapshot, StreamId};
+use crate::log::{Body, EventLog, LogError, StreamId};
 use crate::pressure::Pressure;
 use crate::queue::SendQueue;
 use crate::registry::{ConnId, ConnMap, Registry};
-use crate::room::{Effect, Pending, Room};
+use crate::room::table::Rooms;
+use crate::room::{Effect, Pending};
 use crate::wire::now_millis;
 
-use rooms::{build_room, read_room};
+use command::Command;
+use load::{Loaded, build_room, read_room};
+use peers::Peers;
+use posts::PostIds;
 
-/// How long post ids are kept in memory at least, after the name's last post (the log may
-/// remember them for longer).
-const REMEMBER_FOR: Duration = Duration::from_secs(10 * 60);
-
-/// The ids of a name's recent posts, with the message each produced.
-#[derive(Default)]
-struct RecentPosts {
-    by_id: HashMap<Box<str>, Frame>,
-    order: VecDeque<Box<str>>,
-    last_post: Option<Instant>,
-}
-
-impl RecentPosts {
-    fn remember(&mut self, id: &str, frame: Frame) {
-        if self.by_id.contains_key(id) {
-            return;
-        }
-        if self.order.len() == REMEMBERED_IDS
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.by_id.remove(&oldest);
-        }
-        self.order.push_back(id.into());
-        self.by_id.insert(id.into(), frame);
-    }
-}
-
-/// Every room that exists, active or not: keys, names as first spelled, and skeletons
-/// (two different rooms may not look alike).
-#[derive(Default)]
-struct RoomNames {
-    by_key: HashMap<Arc<str>, Arc<str>>,
-    by_skeleton: HashMap<String, Arc<str>>,
-}
-
-/// What a room name refers to.
-enum Lookup {
-    /// A room that exists: its key.
-    Existing(Arc<str>),
-    /// No room yet: its key and its name.
-    New(Arc<str>, Arc<str>),
-    /// Another room looks the same: its name.
-    LooksLike(Arc<str>),
-}
-
-impl RoomNames {
-    fn insert(&mut self, key: Arc<str>, name: Arc<str>) {
-        if let Ok(parsed) = RoomName::parse(&name) {
-            self.by_skeleton.insert(parsed.keys().skeleton, key.clone());
-        }
-        self.by_key.insert(key, name);
-    }
-
-    fn lookup(&self, room: &RoomName) -> Lookup {
-        let keys = room.keys();
-        if let Some((key, _)) = self.by_key.get_key_value(keys.folded.as_str()) {
-            return Lookup::Existing(key.clone());
-        }
-        if let Some(other) = self.by_skeleton.get(&keys.skeleton) {
-            return Lookup::LooksLike(self.name(other));
-        }
-        Lookup::New(keys.folded.into(), room.as_str().into())
-    }
-
-    fn name(&self, key: &str) -> Arc<str> {
-        self.by_key.get(key).cloned().unwrap_or_else(|| key.into())
-    }
-}
-
-/// A login whose name Redis is asked for.
+/// A login whose name the other nodes are asked for.
 #[derive(Debug, Clone, Copy)]
 struct Claiming {
     /// The connection is still there.
@@ -127,55 +72,6 @@ struct Claiming {
 /// A room's batch, as the log answered it.
 type RoomRecorded = (Arc<str>, Recorded);
 
-/// A room in memory: ready, or being read back from the store with what members asked of
-/// it meanwhile waiting, in order.
-enum Slot {
-    Loading(Vec<Deferred>),
-    Ready(Box<Room>),
-}
-
-/// Asked of a room while it is read back from the store.
-enum Deferred {
-    /// A join (the member counts as in the room already).
-    Join(ConnId, Option<Seq>),
-    /// A post (a client re-joins its rooms, then re-sends its outbox at once).
-    Post {
-        conn: ConnId,
-        room: RoomName,
-        text: String,
-        id: Option<String>,
-        me: bool,
-    },
-    /// A part.
-    Part(ConnId, RoomName),
-    /// A member taken over from another node: in the room already, nothing recorded.
-    Adopt(ConnId),
-    /// A join of a room the member is in already: the answer again.
-    Resume(ConnId, Option<Seq>),
-}
-
-impl Deferred {
-    fn conn_mut(&mut self) -> &mut ConnId {
-        match self {
-            Deferred::Join(conn, _)
-            | Deferred::Post { conn, .. }
-            | Deferred::Part(conn, _)
-            | Deferred::Adopt(conn)
-            | Deferred::Resume(conn, _) => conn,
-        }
-    }
-}
-
-/// A room's stream as read back: see [`read_room`].
-type RoomRead = (Snapshot, Vec<Event>);
-
-/// A room read back from the store: its head and newest events, and in a cluster its name
-/// and members.
-struct Loaded {
-    key: Arc<str>,
-    result: Result<RoomRead, LogError>,
-}
-
 /// The hub's state; [`Hub::run`] is its task.
 pub struct Hub {
     config: Config,
@@ -185,18 +81,12 @@ pub struct Hub {
     recorder: Option<Recorder>,
     /// Where the recorder reports, room by room.
     recorded: (Sender<RoomRecorded>, Receiver<RoomRecorded>),
-    /// Where rooms read back from the store arrive.
+    /// Where rooms read back from the log arrive.
     loaded: (Sender<Loaded>, Receiver<Loaded>),
     registry: Registry,
-    rooms: HashMap<Arc<str>, Slot>,
-    names: RoomNames,
-    default_room: Arc<str>,
-    /// Rooms with events waiting for a batch.
-    busy: HashSet<Arc<str>>,
-    /// With a log that keeps nothing: rooms that became idle, oldest first (some may
-    /// have members again).
-    idle: VecDeque<Arc<str>>,
-    recent: HashMap<String, RecentPosts>,
+    rooms: Rooms,
+    /// Post ids remembered, so that a post sent again is not posted twice.
+    posts: PostIds,
     last_sweep: Instant,
     /// How busy the cores are, and so how often a room writes to a member.
     pressure: Pressure,
@@ -211,10 +101,10 @@ pub struct Hub {
     /// Direct messages on their way to the log, by poster and id: a re-sent copy is
     /// dropped.
     direct_pending: HashSet<(String, String)>,
-    /// With `--redis`: this node's part of the cluster.
-    cluster: Option<Cluster>,
-    /// In a cluster: logins whose name Redis is asked for: whether they still want it
-    /// (false once the connection went), and whether the name is held here meanwhile.
+    /// The other nodes of a cluster, or nobody.
+    peers: Box<dyn Peers>,
+    /// Logins whose name the other nodes are asked for: whether they still want it (false
+    /// once the connection went), and whether the name is held here meanwhile.
     claiming: ConnMap<Claiming>,
     /// Who asked for a flush ([`Command::Flush`]), to answer once it is done.
     flushing: Vec<Sender<()>>,
@@ -228,7 +118,7 @@ impl Hub {
         log: Arc<dyn EventLog>,
         hasher: Hasher,
         inbox: Sender<Command>,
-        cluster: Option<Cluster>,
+        peers: Box<dyn Peers>,
     ) -> Result<Self, LogError> {
         let mut accounts = Directory::default();
         for (name, hash) in log.accounts()? {
@@ -241,21 +131,20 @@ impl Hub {
                 Err(err) => tracing::error!(name, %err, "an account's name is not valid; skipped"),
             }
         }
-        let mut names = RoomNames::default();
-        for (stream, name) in log.rooms()? {
-            names.insert(stream.as_str().into(), name.into());
-        }
-        let default = config.room.clone();
-        let key: Arc<str> = default.keys().folded.into();
-        let name = names.name(&key);
-        let name = if names.by_key.contains_key(&key) {
-            name
-        } else {
-            Arc::from(default.as_str())
-        };
-        names.insert(key.clone(), name.clone());
+        let known: Vec<(Arc<str>, Arc<str>)> = log
+            .rooms()?
+            .into_iter()
+            .map(|(stream, name)| (stream.as_str().into(), name.into()))
+            .collect();
+        let key: Arc<str> = config.room.keys().folded.into();
+        // The default room keeps the spelling it was first given.
+        let name = known
+            .iter()
+            .find(|(known, _)| *known == key)
+            .map_or_else(|| Arc::from(config.room.as_str()), |(_, name)| name.clone());
         let read = read_room(&*log, &StreamId::new(&key), config.history)?;
-        let room = build_room(&key, name, read, config.history, cluster.as_ref());
+        let room = build_room(&key, name, read, config.history, &*peers);
+        let keep_idle = if log.durable() { 0 } else { config.max_rooms };
         let recorder = if log.durable() {
             Some(Recorder::spawn(log.clone()).map_err(|err| LogError::Store(err.to_string()))?)
         } else {
@@ -269,12 +158,8 @@ impl Hub {
             recorded: async_channel::unbounded(),
             loaded: async_channel::unbounded(),
             registry: Registry::default(),
-            rooms: HashMap::from([(key.clone(), Slot::Ready(Box::new(room)))]),
-            names,
-            default_room: key,
-            busy: HashSet::new(),
-            idle: VecDeque::new(),
-            recent: HashMap::new(),
+            rooms: Rooms::new(key, room, known, keep_idle),
+            posts: PostIds::default(),
             last_sweep: Instant::now(),
             pressure,
             accounts,
@@ -282,15 +167,15 @@ impl Hub {
             hasher,
             inbox,
             direct_pending: HashSet::new(),
-            cluster,
+            peers,
             claiming: ConnMap::default(),
             flushing: Vec::new(),
         })
     }
 
     /// Serves commands until [`Command::Shutdown`] (or until every sender of the inbox is
-    /// gone), then records what was accepted and returns. Reads from the store run on
-    /// `executor`'s blocking pool.
+    /// gone), then records what was accepted and returns. The cluster's tasks, if any, run
+    /// on `executor`.
     pub async fn run(mut self, inbox: Receiver<Command>, executor: Arc<Executor<'static>>) {
         /// Commands handled between two looks at the batch deadlines.
         const DRAIN: usize = 256;
@@ -303,16 +188,14 @@ impl Hub {
         }
         let recorded = self.recorded.1.clone();
         let loaded = self.loaded.1.clone();
-        if let Some(cluster) = &mut self.cluster {
-            cluster.start(&executor, &self.inbox);
-        }
+        self.peers.start(&executor, &self.inbox);
         let mut timer = Timer::never();
         // When the timer is set to fire (`None`: not set, or fired). Setting it costs a
         // timer operation and a reactor wake-up, so it is only moved when the deadline
         // changes; a deadline that went away leaves it to fire once for nothing.
         let mut armed: Option<Instant> = None;
         loop {
-            if let Some(due) = self.next_deadline()
+            if let Some(due) = self.rooms.next_due(Instant::now(), self.pressure.window())
                 && armed != Some(due)
             {
                 timer.set_at(due);
@@ -344,11 +227,11 @@ impl Hub {
             .await;
             match next {
                 Next::Command(command) => {
-                    self.handle(command, &executor);
+                    self.handle(command);
                     for _ in 0..DRAIN {
                         match inbox.try_recv() {
                             Ok(Command::Shutdown) => return self.finish(&recorded).await,
-                            Ok(command) => self.handle(command, &executor),
+                            Ok(command) => self.handle(command),
                             Err(_) => break,
                         }
                     }
@@ -374,37 +257,21 @@ impl Hub {
     /// left), then returns.
     async fn finish(&mut self, recorded: &Receiver<RoomRecorded>) {
         loop {
-            let recording = self
-                .rooms
-                .values()
-                .any(|slot| matches!(slot, Slot::Ready(room) if room.is_recording()));
-            if recording {
+            if self.rooms.recording() {
                 match recorded.recv().await {
                     Ok((key, result)) => self.recorded(&key, result),
                     Err(_) => return,
                 }
-            } else if self.busy.is_empty() {
-                return;
-            } else {
+            } else if self.rooms.any_busy() {
                 self.submit(Instant::now() + Duration::from_secs(3600));
+            } else {
+                return;
             }
         }
     }
 
-    /// When the next batch of any room may go.
-    fn next_deadline(&self) -> Option<Instant> {
-        let now = Instant::now();
-        self.busy
-            .iter()
-            .filter_map(|key| match self.rooms.get(key) {
-                Some(Slot::Ready(room)) => room.next_due(now, self.pressure.window()),
-                _ => None,
-            })
-            .min()
-    }
-
     /// Handles one command.
-    fn handle(&mut self, command: Command, executor: &Executor<'static>) {
+    fn handle(&mut self, command: Command) {
         match command {
             Command::Login(login) => self.login(login),
             Command::Post {
@@ -419,8 +286,8 @@ impl Hub {
                 room,
                 span,
                 limit,
-            } => self.history(conn, room.as_ref(), span, limit, executor),
-            Command::Join { conn, room, since } => self.join(conn, &room, since, executor),
+            } => self.history(conn, room.as_ref(), span, limit),
+            Command::Join { conn, room, since } => self.join(conn, &room, since),
             Command::Part { conn, room } => self.part(conn, &room),
             Command::Rooms { conn } => self.list_rooms(conn),
             Command::Leave { conn, reason } => self.leave(conn, reason),
@@ -436,7 +303,7 @@ impl Hub {
                 with,
                 span,
                 limit,
-            } => self.direct_history(conn, &with, span, limit, executor),
+            } => self.direct_history(conn, &with, span, limit),
             Command::SetPassword {
                 conn,
                 password,
@@ -455,13 +322,14 @@ impl Hub {
                 conn,
                 result,
             } => self.direct_recorded(&event, conn, result),
-            Command::Cluster(news) => self.news(news, executor),
+            Command::Cluster(news) => self.news(news),
             Command::Flush(done) => self.flushing.push(done),
             Command::Shutdown => {}
         }
         let now = Instant::now();
         if now.duration_since(self.last_sweep) > Duration::from_secs(60) {
-            self.sweep_recent(now);
+            self.last_sweep = now;
+            self.posts.sweep(now, &self.registry);
             self.throttle.sweep(now);
         }
     }
@@ -476,13 +344,6 @@ impl Hub {
         }
     }
 
-    fn room(&mut self, key: &str) -> Option<&mut Room> {
-        match self.rooms.get_mut(key) {
-            Some(Slot::Ready(room)) => Some(room),
-            _ => None,
-        }
-    }
-
     /// Queues an event in a room.
     fn push(&mut self, key: &Arc<str>, body: Body, poster: Option<String>, effect: Effect) {
         // In a cluster a member's own `joined` or `left` is recorded only while its
@@ -492,14 +353,12 @@ impl Hub {
             Effect::Joined { conn, .. } | Effect::Parted { conn } => Some(*conn),
             Effect::Post { .. } | Effect::None => None,
         }
-        .filter(|_| self.cluster.is_some())
         .and_then(|conn| self.registry.get(conn))
         .map(|member| member.token.clone());
-        if let Some(room) = self.room(key) {
+        self.rooms.update(key, |room| {
             let event = room.event(now_millis(), body, poster, holder);
             room.push(Pending { event, effect });
-            self.busy.insert(key.clone());
-        }
+        });
     }
 
     /// The send queue of a member whose welcome went out.
@@ -538,14 +397,11 @@ impl Hub {
         );
     }
 
-    fn sweep_recent(&mut self, now: Instant) {
-        self.last_sweep = now;
-        let registry = &self.registry;
-        self.recent.retain(|folded, recent| {
-            registry.is_online(folded)
-                || recent
-                    .last_post
-                    .is_some_and(|t| now.duration_since(t) < REMEMBER_FOR)
-        });
+    /// Drops a room nobody is in from memory, if it is time to (see
+    /// [`Rooms::drop_if_idle`]); the rooms dropped are no longer followed.
+    fn drop_if_idle(&mut self, key: &Arc<str>) {
+        for dropped in self.rooms.drop_if_idle(key) {
+            self.peers.unfollow(&dropped);
+        }
     }
 }

@@ -1,41 +1,46 @@
 //! Recording and fan-out: batches to the log, what a recorded event means for its author,
 //! and pushing what was recorded to the members.
+//!
+//! A recorded event arrives in its room in seq order: alone, as the log answered the
+//! batch; in a cluster, as the tail brings it with every node's events (see
+//! [`super::peers::Peers::tails`]). Either way the room takes it in the same way: what
+//! it means for its author here (a welcome, a `room` answer, a part), then it is gathered
+//! for the members and pushed on their beats.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use chat_shared::{CloseCode, ErrorCode, Frame, LeaveReason, RejectCode, ServerFrame};
 
-use crate::cluster::Request;
 use crate::log::recorder::Recorded;
 use crate::log::{Body, LogError, Seq};
 use crate::registry::ConnId;
-use crate::room::{Effect, Pending};
+use crate::room::{Arrival, Effect, Pending, Room};
 use crate::wire::closing;
 
 use super::Hub;
 
 impl Hub {
-    /// Sends the due batches to the log, and handles what it returns.
+    /// Sends the due batches to the log, and pushes what is due to members.
     pub(super) fn submit(&mut self, now: Instant) {
-        let busy: Vec<Arc<str>> = self.busy.iter().cloned().collect();
-        for key in busy {
-            let window = self.pressure.window();
-            let Some(room) = self.room(&key) else {
-                self.busy.remove(&key);
-                continue;
-            };
-            let Some(events) = room.take_batch(now, window) else {
+        let window = self.pressure.window();
+        for key in self.rooms.busy() {
+            let batch = self
+                .rooms
+                .update(&key, |room| room.take_batch(now, window))
+                .flatten();
+            let Some(events) = batch else {
                 // What is recorded goes on its members' beats; while a batch is being
                 // recorded, it goes with that batch.
-                if !room.is_recording() {
+                if self
+                    .rooms
+                    .get(&key)
+                    .is_some_and(|room| !room.is_recording())
+                {
                     self.push_to_members(&key, now);
                 }
                 continue;
             };
-            if !room.has_pending() && !room.fanout.owes() {
-                self.busy.remove(&key);
-            }
             if let Some(recorder) = &self.recorder {
                 let done = self.recorded.0.clone();
                 let room_key = key.clone();
@@ -54,55 +59,74 @@ impl Hub {
 
     /// The log answered for a room's batch in flight.
     pub(super) fn recorded(&mut self, key: &Arc<str>, result: Recorded) {
-        let Some(room) = self.room(key) else {
+        let Some(batch) = self.rooms.update(key, Room::finish) else {
             return;
         };
-        let batch = room.finish();
-        if room.has_pending() {
-            self.busy.insert(key.clone());
-        }
         let events = match result {
             Ok(events) => events,
-            Err(err) => {
-                self.unrecorded(key, batch, &err);
-                return;
-            }
+            Err(err) => return self.unrecorded(key, batch, &err),
         };
-        for (pending, event) in batch.iter().zip(&events) {
-            if let (Some(poster), Body::Message { id: Some(id), .. }, true) =
-                (&pending.event.poster, &pending.event.body, event.seq > 0)
+        let tails = self.peers.tails();
+        let (mut own, mut arriving, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+        for (pending, event) in batch.into_iter().zip(events) {
+            if event.seq == 0 {
+                skipped.push(pending);
+                continue;
+            }
+            if let (Some(poster), Body::Message { id: Some(id), .. }) =
+                (&pending.event.poster, &pending.event.body)
             {
-                self.recent
-                    .entry(poster.clone())
-                    .or_default()
-                    .remember(id, event.frame.clone());
+                self.posts.remember(poster, id, event.frame.clone());
+            }
+            own.push((event.seq, pending));
+            // In a cluster the tail brings these in order with every other node's events.
+            if !tails {
+                arriving.push((event, None));
             }
         }
-        if self.cluster.is_some() {
-            // The tail brings these in order with every other node's events; what they
-            // mean for their authors waits for them there.
-            let mut skipped = Vec::new();
-            if let Some(room) = self.room(key) {
-                for (pending, event) in batch.into_iter().zip(events) {
-                    if event.seq == 0 {
-                        skipped.push(pending);
-                    } else {
-                        room.awaiting.insert(event.seq, pending);
-                    }
-                }
+        self.rooms.update(key, |room| {
+            for (seq, pending) in own {
+                room.await_own(seq, pending);
             }
-            for pending in skipped {
-                self.skipped(key, pending);
-            }
-            self.apply_tailed(key);
+            room.arriving(arriving);
+        });
+        for pending in skipped {
+            self.skipped(key, pending);
+        }
+        self.take_arrivals(key);
+    }
+
+    /// Takes in the events that arrived in a room, in seq order (not while a batch of the
+    /// room is being recorded: which of them are this server's is known only once it is):
+    /// what this server's own mean for their authors, each gathered for the members, and
+    /// then pushed.
+    pub(super) fn take_arrivals(&mut self, key: &Arc<str>) {
+        if self.rooms.get(key).is_none_or(Room::is_recording) {
             return;
         }
+        let arrivals = self.rooms.update(key, Room::arrive).unwrap_or_default();
         let mut parted = Vec::new();
-        for (pending, event) in batch.into_iter().zip(events) {
-            parted.extend(self.settle(key, pending, event.seq));
-            if let Some(room) = self.room(key) {
-                room.record(event);
+        for Arrival {
+            event,
+            mine,
+            posted,
+        } in arrivals
+        {
+            // A post of a member here: its id is known even if the answer to the append
+            // was lost (Redis went away), so a copy sent again is not posted twice.
+            if let Some((poster, id)) = posted
+                && self.registry.online_conn(&poster).is_some()
+            {
+                self.posts.remember(&poster, &id, event.frame.clone());
             }
+            if let Some(pending) = mine {
+                parted.extend(self.settle(key, pending, event.seq));
+            }
+            self.rooms.update(key, |room| room.record(event));
+        }
+        // Ours that the room is past already (it was read back meanwhile): settled late.
+        for (seq, pending) in self.rooms.update(key, Room::take_late).unwrap_or_default() {
+            parted.extend(self.settle(key, pending, seq));
         }
         self.push_recorded(key, parted);
     }
@@ -110,7 +134,7 @@ impl Hub {
     /// What a recorded event means for its author, just before it is gathered for the
     /// room: a newcomer's welcome or `room` answer, with the replay of what came before
     /// it. A part's author is returned: it is out once its `left` is pushed.
-    pub(super) fn settle(&mut self, key: &Arc<str>, pending: Pending, seq: Seq) -> Option<ConnId> {
+    fn settle(&mut self, key: &Arc<str>, pending: Pending, seq: Seq) -> Option<ConnId> {
         match pending.effect {
             Effect::Welcome(welcome) => {
                 // The newcomer gets what was gathered before this `joined` in its
@@ -119,9 +143,7 @@ impl Hub {
                 if self.registry.get(welcome.conn).is_some() {
                     // A member from here on, so `welcome.users` names it.
                     let (conn, queue) = (welcome.conn, welcome.queue.clone());
-                    if let Some(room) = self.room(key) {
-                        room.fanout.add(conn, queue);
-                    }
+                    self.rooms.update(key, |room| room.add(conn, queue));
                     self.send_welcome(&welcome, seq - 1, true);
                 } else {
                     let _ = welcome.reply.try_send(false);
@@ -130,19 +152,10 @@ impl Hub {
             }
             Effect::Joined { conn, since } => {
                 // As for a welcome: the replay carries what was gathered before.
-                let still_joining = self
-                    .registry
-                    .get(conn)
-                    .is_some_and(|m| m.rooms.contains(key));
-                if still_joining {
+                if let Some(queue) = self.queue_in(conn, key) {
                     // A member from here on, so the `room` answer names it.
-                    if let (Some(queue), Some(room)) = (
-                        self.registry.get(conn).map(|m| m.queue.clone()),
-                        self.room(key),
-                    ) {
-                        room.fanout.add(conn, queue);
-                    }
-                    self.answer_join(conn, key, since, seq - 1);
+                    self.rooms.update(key, |room| room.add(conn, queue));
+                    self.answer_join(conn, key, since, Some(seq - 1));
                 } else {
                     self.left_while_joining(key, &pending.event.body);
                 }
@@ -154,16 +167,18 @@ impl Hub {
     }
 
     /// Pushes what a room gathered; then the members who parted in it are out.
-    pub(super) fn push_recorded(&mut self, key: &Arc<str>, parted: Vec<ConnId>) {
+    fn push_recorded(&mut self, key: &Arc<str>, parted: Vec<ConnId>) {
         self.push_to_members(key, Instant::now());
         // A part's `left` is its answer: it gets it now, then it is out.
-        let overflowed: Vec<ConnId> = match self.room(key) {
-            Some(room) => parted
-                .into_iter()
-                .filter_map(|conn| room.fanout.remove_after_push(conn).err())
-                .collect(),
-            None => Vec::new(),
-        };
+        let overflowed: Vec<ConnId> = self
+            .rooms
+            .update(key, |room| {
+                parted
+                    .into_iter()
+                    .filter_map(|conn| room.remove_after_push(conn).err())
+                    .collect()
+            })
+            .unwrap_or_default();
         for conn in overflowed {
             self.evict(conn);
         }
@@ -172,10 +187,10 @@ impl Hub {
 
     /// Someone went away (or parted) while their `joined` was being recorded: record that
     /// they left.
-    pub(super) fn left_while_joining(&mut self, key: &Arc<str>, joined: &Body) {
+    fn left_while_joining(&mut self, key: &Arc<str>, joined: &Body) {
         // In a cluster the release of its name records its `left`s, in the rooms whose
         // `joined` was recorded before it.
-        if self.cluster.is_some() {
+        if self.peers.tails() {
             return;
         }
         if let Body::Joined { name } = joined {
@@ -191,10 +206,27 @@ impl Hub {
         }
     }
 
+    /// An event the log did not record because its author no longer holds its session (it
+    /// went, or was taken over on another node: only a log that nodes share does this).
+    fn skipped(&mut self, key: &Arc<str>, pending: Pending) {
+        match pending.effect {
+            Effect::Welcome(welcome) => {
+                let _ = welcome.reply.try_send(false);
+                self.drop_placeholder(welcome.conn);
+            }
+            Effect::Joined { conn, .. } => {
+                if let Some(member) = self.registry.get_mut(conn) {
+                    member.rooms.retain(|k| k != key);
+                }
+            }
+            Effect::Parted { .. } | Effect::Post { .. } | Effect::None => {}
+        }
+    }
+
     /// The log could not record a batch: nothing of it happened.
-    pub(super) fn unrecorded(&mut self, key: &Arc<str>, batch: Vec<Pending>, err: &LogError) {
+    fn unrecorded(&mut self, key: &Arc<str>, batch: Vec<Pending>, err: &LogError) {
         tracing::error!(%err, room = %key, events = batch.len(), "the log could not record a batch");
-        let name = self.names.name(key);
+        let name = self.rooms.name(key);
         for pending in batch {
             match pending.effect {
                 Effect::Post { conn, id } => self.error(
@@ -205,14 +237,9 @@ impl Hub {
                     Some(&name),
                 ),
                 Effect::Welcome(welcome) => {
-                    if let (Some(member), Some(cluster)) =
-                        (self.registry.remove(welcome.conn), &self.cluster)
-                    {
-                        cluster.ask(Request::Release {
-                            member: member.keys.folded,
-                            token: member.token,
-                            reason: LeaveReason::Lost,
-                        });
+                    if let Some(member) = self.registry.remove(welcome.conn) {
+                        let (folded, token) = (member.keys.folded, member.token);
+                        self.peers.release(folded, token, LeaveReason::Lost);
                     }
                     welcome
                         .queue
@@ -257,18 +284,13 @@ impl Hub {
     }
 
     /// Pushes what a room recorded to the members whose beat came by `now`, closing those
-    /// that cannot keep up; the room stays busy while it owes the rest or events wait.
-    pub(super) fn push_to_members(&mut self, key: &Arc<str>, now: Instant) {
+    /// that cannot keep up.
+    fn push_to_members(&mut self, key: &Arc<str>, now: Instant) {
         let window = self.pressure.window();
-        let Some(room) = self.room(key) else {
-            return;
-        };
-        let overflowed = room.push_due(now, window);
-        if room.fanout.owes() || room.has_pending() {
-            self.busy.insert(key.clone());
-        } else {
-            self.busy.remove(key);
-        }
+        let overflowed = self
+            .rooms
+            .update(key, |room| room.push_due(now, window))
+            .unwrap_or_default();
         for conn in overflowed {
             self.evict(conn);
         }

@@ -6,17 +6,21 @@
 //! a group of its members (see [`FanOut`]); while the log records a batch, the next one
 //! gathers. Nothing reaches a member before its batch is recorded.
 
+mod fanout;
+pub mod table;
+
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_shared::Frame;
 
-use crate::fanout::FanOut;
-use crate::log::{Body, Event, Head, NewEvent, Note, Seq, Span, StreamId, Tailed};
+use crate::log::{Body, Event, Head, NewEvent, Note, Seq, Snapshot, Span, StreamId, Tailed};
 use crate::pressure::Window;
 use crate::queue::SendQueue;
-use crate::registry::ConnId;
+use crate::registry::{ConnId, ConnSet, Registry};
+
+use fanout::FanOut;
 
 /// Member writes per second a room aims to stay under when it is busy: in a big room the
 /// window in which each member gets at most one write grows (members / budget), so a join
@@ -92,16 +96,16 @@ pub struct Welcome {
 #[derive(Debug)]
 pub struct Room {
     /// Its stream in the log (its case-folded name).
-    pub stream: StreamId,
+    stream: StreamId,
     /// Its name as first spelled.
-    pub name: Arc<str>,
+    name: Arc<str>,
     /// The newest recorded events, oldest first, seqs contiguous.
     window: VecDeque<Event>,
     capacity: usize,
     /// The ends of the stream in the log.
-    pub head: Head,
-    /// Its members.
-    pub fanout: FanOut,
+    head: Head,
+    /// Its members on this server, and what is on its way to them.
+    fanout: FanOut,
     pending: VecDeque<Pending>,
     in_flight: Option<Vec<Pending>>,
     /// The (poster, id) of every post waiting or being recorded, to spot a copy sent
@@ -110,13 +114,15 @@ pub struct Room {
     last_submit: Instant,
     /// In a cluster: everyone in the room on any node (case-folded -> name), as of its
     /// newest event; alone, the fan-out knows the members.
-    pub roster: Option<BTreeMap<String, String>>,
-    /// In a cluster: what this node's recorded events mean, by seq, until the tail brings
-    /// them in order.
-    pub awaiting: BTreeMap<Seq, Pending>,
-    /// In a cluster: events the tail brought while a batch of this node was being
-    /// recorded (which of them are this node's is known only once it is).
-    pub tailed: Tailed,
+    roster: Option<BTreeMap<String, String>>,
+    /// What this server's recorded events mean, by seq, until they arrive in order (see
+    /// [`Room::arrive`]).
+    awaiting: BTreeMap<Seq, Pending>,
+    /// Recorded events on their way into the room, in seq order: this server's own as the
+    /// log answered them, or, in a cluster, every node's as the tail brought them (those
+    /// that come while a batch of this node is being recorded wait here, since which of
+    /// them are this node's is known only once it is).
+    arriving: Tailed,
     /// Events arriving a second, as last measured.
     rate: f64,
     /// Events arrived since `counting_since`.
@@ -127,13 +133,24 @@ pub struct Room {
 /// How long a room counts arrivals before it updates its rate.
 const RATE_PERIOD: Duration = Duration::from_millis(100);
 
+/// An event recorded in a room, as it arrives there in seq order.
+#[derive(Debug)]
+pub struct Arrival {
+    /// The event.
+    pub event: Event,
+    /// What it means for its author, if it is this server's.
+    pub mine: Option<Pending>,
+    /// For a post of any node with an id: its poster (case-folded) and the id.
+    pub posted: Option<(String, String)>,
+}
+
 impl Room {
-    /// A room whose log stream ends at `head`, with `recent` (its newest events) in
-    /// memory and at most `capacity` kept there.
+    /// A room whose log stream stands as `snapshot` says, with `recent` (its newest
+    /// events) in memory and at most `capacity` kept there.
     pub fn new(
         stream: StreamId,
         name: Arc<str>,
-        head: Head,
+        snapshot: Snapshot,
         recent: Vec<Event>,
         capacity: usize,
     ) -> Self {
@@ -147,11 +164,13 @@ impl Room {
             name,
             window,
             capacity: capacity.max(1),
-            head,
+            head: snapshot.head,
             fanout: FanOut::default(),
-            roster: None,
+            roster: snapshot
+                .members
+                .map(|members| members.into_iter().collect()),
             awaiting: BTreeMap::new(),
-            tailed: Vec::new(),
+            arriving: Vec::new(),
             pending: VecDeque::new(),
             in_flight: None,
             posts_underway: HashSet::new(),
@@ -160,6 +179,82 @@ impl Room {
             arrived: 0,
             counting_since: now,
         }
+    }
+
+    /// Its name as first spelled.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Its newest seq (0 when it has none).
+    pub fn newest(&self) -> Seq {
+        self.head.newest
+    }
+
+    /// How many members it has on this server.
+    pub fn len(&self) -> usize {
+        self.fanout.len()
+    }
+
+    /// Whether a connection is a member.
+    pub fn contains(&self, conn: ConnId) -> bool {
+        self.fanout.contains(conn)
+    }
+
+    /// Adds a member: events recorded from now on go to it (it had the older ones in its
+    /// replay).
+    pub fn add(&mut self, conn: ConnId, queue: SendQueue) {
+        self.fanout.add(conn, queue);
+    }
+
+    /// Removes a member; what it was still owed is dropped with it.
+    pub fn remove(&mut self, conn: ConnId) {
+        self.fanout.remove(conn);
+    }
+
+    /// Removes a member after pushing it what it is owed (a part's `left` is its answer).
+    /// Fails if that did not fit its queue.
+    pub fn remove_after_push(&mut self, conn: ConnId) -> Result<(), ConnId> {
+        self.fanout.remove_after_push(conn)
+    }
+
+    /// Moves a membership to another connection (a takeover): nobody else notices. With
+    /// `caught_up`, the new connection's replay holds every recorded event.
+    pub fn replace(&mut self, old: ConnId, new: ConnId, queue: SendQueue, caught_up: bool) {
+        self.fanout.replace(old, new, queue, caught_up);
+    }
+
+    /// The names of its members, sorted by case-folded name: in a cluster everyone on any
+    /// node, as the roster knows them; alone, its members here, named by the registry.
+    pub fn users(&self, registry: &Registry) -> Vec<String> {
+        if let Some(roster) = &self.roster {
+            return roster.values().cloned().collect();
+        }
+        // A login storm builds this for every newcomer, for rooms of thousands: a room that
+        // holds most of everyone is read in the registry's order, with no sorting; a
+        // smaller one is borrowed and sorted. Either way the names are copied once, into a
+        // list of its final size.
+        if self.fanout.len() * 2 >= registry.len() {
+            let conns: ConnSet = self.fanout.conns().collect();
+            let mut users = Vec::with_capacity(conns.len());
+            users.extend(
+                registry
+                    .sorted()
+                    .filter(|(conn, _)| conns.contains(conn))
+                    .map(|(_, member)| member.name.as_str().to_owned()),
+            );
+            return users;
+        }
+        let mut members: Vec<(&str, &str)> = self
+            .fanout
+            .conns()
+            .filter_map(|conn| registry.get(conn))
+            .map(|m| (m.keys.folded.as_str(), m.name.as_str()))
+            .collect();
+        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut users = Vec::with_capacity(members.len());
+        users.extend(members.iter().map(|(_, name)| (*name).to_owned()));
+        users
     }
 
     /// The oldest seq the server holds: the log's, or the window's when the log keeps
@@ -293,9 +388,61 @@ impl Room {
         self.in_flight.is_some()
     }
 
-    /// Whether events wait.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+    /// Whether the room has something to do: events to record, or recorded events some
+    /// member is still owed.
+    pub fn is_busy(&self) -> bool {
+        !self.pending.is_empty() || self.fanout.owes()
+    }
+
+    /// Keeps what one of this server's recorded events means until the event arrives in
+    /// order (see [`Room::arrive`]).
+    pub fn await_own(&mut self, seq: Seq, pending: Pending) {
+        self.awaiting.insert(seq, pending);
+    }
+
+    /// Recorded events on their way into the room, in seq order.
+    pub fn arriving(&mut self, events: Tailed) {
+        self.arriving.extend(events);
+    }
+
+    /// Takes in the recorded events that arrived, in seq order: each new one with what it
+    /// means for its author here (events the room has already are dropped). Each is to be
+    /// gathered for the members by [`Room::record`] once its author got what it means. Not
+    /// while a batch is being recorded: which of them are this server's is known only once
+    /// it is.
+    pub fn arrive(&mut self) -> Vec<Arrival> {
+        let mut arrivals = Vec::new();
+        let mut newest = self.head.newest;
+        for (event, note) in std::mem::take(&mut self.arriving) {
+            if event.seq <= newest {
+                continue;
+            }
+            if newest > 0 && event.seq > newest + 1 {
+                tracing::warn!(room = %self.stream, from = newest + 1, to = event.seq - 1, "events missing from the tail");
+            }
+            newest = event.seq;
+            let posted = match &note {
+                Some(Note::Posted(poster, id)) => Some((poster.clone(), id.clone())),
+                _ => None,
+            };
+            self.change_roster(note);
+            let mine = self.awaiting.remove(&event.seq);
+            arrivals.push(Arrival {
+                event,
+                mine,
+                posted,
+            });
+        }
+        arrivals
+    }
+
+    /// This server's events the room is past already, without having taken them in (it
+    /// was read back from the log meanwhile): what they mean, in seq order.
+    pub fn take_late(&mut self) -> Vec<(Seq, Pending)> {
+        let newer = self.awaiting.split_off(&(self.head.newest + 1));
+        std::mem::replace(&mut self.awaiting, newer)
+            .into_iter()
+            .collect()
     }
 
     /// Whether the room can be dropped from memory: nobody in it and nothing underway.
@@ -307,7 +454,7 @@ impl Room {
     }
 
     /// Applies what an event changes in the member list of a cluster's room.
-    pub fn change_roster(&mut self, change: Option<Note>) {
+    fn change_roster(&mut self, change: Option<Note>) {
         match (&mut self.roster, change) {
             (Some(roster), Some(Note::Joined(member, name))) => {
                 roster.insert(member, name);
