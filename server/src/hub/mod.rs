@@ -33,6 +33,8 @@ pub mod peers;
 mod posts;
 mod record;
 mod rooms;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -197,6 +197,14 @@ impl Rooms {
         }
     }
 
+    /// Whether some room is being read back from the log.
+    #[cfg(test)]
+    pub fn any_loading(&self) -> bool {
+        self.entries
+            .values()
+            .any(|entry| matches!(entry, Entry::Loading(_)))
+    }
+
     /// Whether a room is being read back from the log.
     pub fn is_loading(&self, key: &str) -> bool {
         matches!(self.entries.get(key), Some(Entry::Loading(_)))
