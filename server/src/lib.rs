@@ -1,6 +1,14 @@
-//! The chat server: rooms, NDJSON over TCP, on smol executors across all cores; its
-//! events are recorded by an event log (in memory, or durable on disk) before anyone
-//! receives them.
+//! The chat server: rooms, accounts and direct messages, NDJSON over TCP or TLS, on smol
+//! executors across all cores. Its events are recorded by an event log before anyone
+//! receives them: in memory (`--memory`), in an embedded store on disk (the default), or in
+//! a Redis that several nodes share as one chat (`--redis`, see `cluster`).
+//!
+//! The layers, lowest first (no module imports one above it; `module_graph` checks):
+//! leaves (`signal`, `cpu`, `wire`, `limits`, `tls`, `transport`, `config`), the log
+//! (`log`), a connection's queue and who is online (`queue`, `registry`), rooms (`room`),
+//! the hub that owns them (`hub`, with the other nodes behind `hub::peers`), the cluster
+//! (`cluster`, which implements them), the connections (`context`, `session`), and the
+//! server that starts it all (`server`, `cli`).
 //!
 //! `main.rs` only turns flags into a [`Config`]; tests start the same server in-process with
 //! [`Running::start`] on port 0.

@@ -21,11 +21,12 @@ pub const DIRECT_KEPT: usize = 1000;
 #[derive(Debug)]
 pub struct MemoryLog {
     epoch: String,
-    state: Mutex<State>,
+    state: Mutex<Contents>,
 }
 
+/// What the log holds.
 #[derive(Debug, Default)]
-struct State {
+struct Contents {
     newest: HashMap<StreamId, Seq>,
     /// Case-folded name → (name, hash).
     accounts: HashMap<String, (String, String)>,
@@ -43,7 +44,7 @@ impl MemoryLog {
         }
     }
 
-    fn state(&self) -> Result<MutexGuard<'_, State>, LogError> {
+    fn state(&self) -> Result<MutexGuard<'_, Contents>, LogError> {
         self.state
             .lock()
             .map_err(|_| LogError::Store("poisoned".into()))

@@ -1,10 +1,12 @@
 //! The event log: where the events of a stream get their `seq` and are kept.
 //!
-//! A stream is a room (and, later, a direct conversation); each has its own sequence. The
-//! hub hands the log batches of new events and fans out only what the log returns, so an
-//! event anyone sees is as safe as the log makes it: [`memory::MemoryLog`] keeps nothing
-//! beyond the hub's own window (`--memory`), [`store::Store`] commits each batch to disk
-//! with one fsync before it returns (on the thread of [`recorder::Recorder`]).
+//! A stream is a room or the direct conversation of two accounts; each has its own
+//! sequence. The hub hands the log batches of new events and fans out only what the log
+//! returns, so an event anyone sees is as safe as the log makes it:
+//! [`memory::MemoryLog`] keeps nothing of rooms beyond the hub's own window (`--memory`),
+//! [`store::Store`] commits each batch to disk with one fsync before it returns (on the
+//! thread of [`recorder::Recorder`]), and [`redis::RedisLog`] appends it to the Redis that
+//! the nodes of a cluster share.
 //!
 //! Every method may block (disk); the hub calls them from its recorder thread or a blocking
 //! pool, never from the task that fans out.

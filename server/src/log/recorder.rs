@@ -16,20 +16,21 @@ use super::{Event, EventLog, LogError, NewEvent};
 /// What the recorder reports for a batch.
 pub type Recorded = Result<Vec<Event>, LogError>;
 
-struct Request {
+/// A batch handed to the recorder, with where its result goes.
+struct Submitted {
     events: Vec<NewEvent>,
     done: Done,
 }
 
 /// The handle to the recording thread; the thread ends when the handle is dropped.
 pub struct Recorder {
-    requests: Sender<Request>,
+    requests: Sender<Submitted>,
 }
 
 impl Recorder {
     /// Starts the recording thread for `log`.
     pub fn spawn(log: Arc<dyn EventLog>) -> std::io::Result<Self> {
-        let (requests, queue) = async_channel::unbounded::<Request>();
+        let (requests, queue) = async_channel::unbounded::<Submitted>();
         std::thread::Builder::new()
             .name("chat-recorder".into())
             .spawn(move || write_loop(&*log, &queue))?;
@@ -38,7 +39,7 @@ impl Recorder {
 
     /// Queues a batch; its result goes to `done`.
     pub fn record(&self, events: Vec<NewEvent>, done: Done) {
-        if let Err(err) = self.requests.try_send(Request { events, done }) {
+        if let Err(err) = self.requests.try_send(Submitted { events, done }) {
             // The thread is gone: the batch cannot be recorded.
             let request = err.into_inner();
             (request.done)(Err(LogError::Store("the log's recorder stopped".into())));
@@ -46,7 +47,7 @@ impl Recorder {
     }
 }
 
-fn write_loop(log: &dyn EventLog, queue: &Receiver<Request>) {
+fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>) {
     while let Ok(first) = queue.recv_blocking() {
         let mut requests = vec![first];
         while let Ok(more) = queue.try_recv() {
