@@ -267,6 +267,13 @@ pub enum News {
     CutOff,
 }
 
+impl News {
+    /// Hands the news to the hub.
+    pub async fn send_to(self, hub: &Sender<Command>) {
+        let _ = hub.send(Command::Cluster(self)).await;
+    }
+}
+
 /// What a wrong password was counted against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Counted {

@@ -1,0 +1,211 @@
+//! The tail: one connection blocked in `XREAD` on the streams of the rooms this node has in
+//! memory and on the stream of direct messages; what it reads goes to the hub.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use async_channel::Sender;
+use chat_shared::Frame;
+use event_listener::Event as Notify;
+use futures_lite::future;
+use redis::Value;
+
+use crate::hub::command::{Command, DirectMessage, News};
+use crate::log::redis::{self as store, RedisLog, entry_event, key};
+use crate::log::{LogError, Seq, Tailed};
+
+use super::backoff::Backoff;
+
+/// The most events one read of the tail takes from each stream.
+const TAIL_COUNT: usize = 1000;
+
+/// How long the tail's read blocks before it asks again (it is woken at once when the
+/// streams it follows change).
+const TAIL_BLOCK_MS: u64 = 5000;
+
+/// The streams the tail follows, each with the newest seq the hub has of it.
+#[derive(Debug, Default)]
+pub(super) struct Following {
+    pub(super) streams: Mutex<HashMap<Arc<str>, Seq>>,
+    pub(super) changed: Notify,
+}
+
+/// Reads the followed rooms' streams and the direct messages, and hands what it reads to
+/// the hub. A change of what is followed wakes the blocked read (`CLIENT UNBLOCK` from
+/// the command connection).
+pub(super) async fn tail(log: Arc<RedisLog>, following: Arc<Following>, hub: Sender<Command>) {
+    // Where the direct messages were read up to: a new connection resumes there.
+    let (mut direct_after, mut backoff) = (None, Backoff::new());
+    loop {
+        let started = Instant::now();
+        let result = tail_once(&log, &following, &hub, &mut direct_after).await;
+        backoff.wait("tail", started, result).await;
+    }
+}
+
+async fn tail_once(
+    log: &RedisLog,
+    following: &Following,
+    hub: &Sender<Command>,
+    direct_after: &mut Option<String>,
+) -> Result<(), LogError> {
+    // No response timeout: the read blocks until something comes (or TAIL_BLOCK_MS).
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut conn = log
+        .client()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut conn)
+        .await?;
+    let direct_key = key("direct");
+    if direct_after.is_none() {
+        // From now on: direct messages already recorded reach their readers by `history`.
+        let last: Value = redis::cmd("XREVRANGE")
+            .arg(&direct_key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        *direct_after = Some(match &last {
+            Value::Array(entries) => entries
+                .first()
+                .and_then(|entry| match entry {
+                    Value::Array(parts) => parts.first().and_then(store::text),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "0-0".into()),
+            _ => "0-0".into(),
+        });
+    }
+    loop {
+        let listener = following.changed.listen();
+        let streams: Vec<(Arc<str>, Seq)> = following
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(key, seq)| (key.clone(), *seq))
+            .collect();
+        let mut read = redis::cmd("XREAD");
+        read.arg("COUNT")
+            .arg(TAIL_COUNT)
+            .arg("BLOCK")
+            .arg(TAIL_BLOCK_MS)
+            .arg("STREAMS")
+            .arg(&direct_key);
+        for (key, _) in &streams {
+            read.arg(store::stream_key(key));
+        }
+        read.arg(direct_after.as_deref().unwrap_or("0-0"));
+        for (_, seq) in &streams {
+            read.arg(format!("{seq}-1"));
+        }
+        let mut waker = log.connection();
+        let reply: Value = future::or(read.query_async(&mut conn), async {
+            listener.await;
+            // Wake the read so that it starts again with the new streams; its (empty)
+            // answer comes back on its own connection.
+            let _: Result<i64, _> = redis::cmd("CLIENT")
+                .arg("UNBLOCK")
+                .arg(id)
+                .query_async(&mut waker)
+                .await;
+            future::pending().await
+        })
+        .await?;
+        let (rooms, direct) = sort_reply(&reply, &direct_key, following, direct_after);
+        if !direct.is_empty() {
+            News::Direct(direct).send_to(hub).await;
+        }
+        for (key, events) in rooms {
+            News::Tailed { key, events }.send_to(hub).await;
+        }
+    }
+}
+
+/// What one read of the tail brought: the events of each room still followed (whose
+/// position moves past them), and the direct messages (whose position moves too).
+fn sort_reply(
+    reply: &Value,
+    direct_key: &str,
+    following: &Following,
+    direct_after: &mut Option<String>,
+) -> (Vec<(Arc<str>, Tailed)>, Vec<DirectMessage>) {
+    let mut rooms = Vec::new();
+    let mut direct = Vec::new();
+    let Value::Array(per_stream) = reply else {
+        return (rooms, direct);
+    };
+    let prefix = format!("{}s:", store::PREFIX);
+    for stream in per_stream {
+        let Value::Array(parts) = stream else {
+            continue;
+        };
+        let [name, Value::Array(entries)] = parts.as_slice() else {
+            continue;
+        };
+        let Some(name) = store::text(name) else {
+            continue;
+        };
+        if name == direct_key {
+            for entry in entries {
+                if let Some((id, message)) = direct_entry(entry) {
+                    *direct_after = Some(id);
+                    direct.extend(message);
+                }
+            }
+            continue;
+        }
+        let Some(room) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let events: Tailed = entries.iter().filter_map(entry_event).collect();
+        let Some(newest) = events.last().map(|(event, _)| event.seq) else {
+            continue;
+        };
+        let mut streams = following
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Still followed: the hub wants these, and the next read starts after them.
+        if let Some((key, seq)) = streams.get_key_value(room).map(|(k, s)| (k.clone(), *s)) {
+            if newest > seq {
+                streams.insert(key.clone(), newest);
+            }
+            drop(streams);
+            rooms.push((key, events));
+        }
+    }
+    (rooms, direct)
+}
+
+/// An entry of the direct-message stream: its id and (sender, recipient, frame).
+fn direct_entry(entry: &Value) -> Option<(String, Option<DirectMessage>)> {
+    let Value::Array(parts) = entry else {
+        return None;
+    };
+    let [id, Value::Array(fields)] = parts.as_slice() else {
+        return None;
+    };
+    let id = store::text(id)?;
+    let (mut frame, mut from, mut to) = (None, None, None);
+    for pair in fields.chunks(2) {
+        let [field, value] = pair else { continue };
+        match store::bytes(field) {
+            Some(b"f") => frame = store::bytes(value).map(Frame::from_encoded),
+            Some(b"a") => from = store::text(value),
+            Some(b"b") => to = store::text(value),
+            _ => {}
+        }
+    }
+    let message = match (from, to, frame) {
+        (Some(from), Some(to), Some(frame)) => Some((from, to, frame)),
+        _ => None,
+    };
+    Some((id, message))
+}
