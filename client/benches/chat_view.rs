@@ -4,7 +4,8 @@
 //! text that can be selected. What a frame costs when the chat changes. Run with
 //! `ICED_TEST_BACKEND=tiny-skia cargo bench -p chat-client`; the budget is 16 ms a frame.
 
-use chat_client::connection::{Handle, Session};
+use chat_client::connection::Handle;
+use chat_client::model::Session;
 use chat_client::screen::chat::Chat;
 use chat_client::settings::Settings;
 use chat_shared::{LeaveReason, Limits, ServerFrame};

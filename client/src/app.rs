@@ -137,7 +137,7 @@ impl App {
             Screen::Login(_) => "Chat — log in".into(),
             Screen::Chat(chat) => match (&self.target, chat.room()) {
                 (Some((target, _)), Some(room)) => {
-                    let shown = if crate::connection::direct_with(&room.name).is_some() {
+                    let shown = if crate::model::direct_with(&room.name).is_some() {
                         room.name.clone()
                     } else {
                         format!("#{}", room.name)
@@ -224,11 +224,11 @@ impl App {
             chat::Action::Remember => self.remember(),
             chat::Action::Change(change) => {
                 match change {
-                    chat::Change::ToggleMembers => {
+                    chat::SettingChange::ToggleMembers => {
                         self.settings.show_members = !self.settings.show_members;
                     }
-                    chat::Change::Theme(choice) => self.settings.theme = choice,
-                    chat::Change::HidePresenceAbove(members) => {
+                    chat::SettingChange::Theme(choice) => self.settings.theme = choice,
+                    chat::SettingChange::HidePresenceAbove(members) => {
                         self.settings.hide_presence_above = members;
                     }
                 }
@@ -382,7 +382,7 @@ impl App {
         }
         #[cfg(not(test))]
         {
-            let summary = if crate::connection::direct_with(&notify.room).is_some() {
+            let summary = if crate::model::direct_with(&notify.room).is_some() {
                 format!("{} (direct message)", notify.from)
             } else {
                 format!("{} in #{}", notify.from, notify.room)

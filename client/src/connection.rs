@@ -22,19 +22,8 @@ use futures_lite::future;
 use smol::Timer;
 use smol::net::TcpStream;
 
-use crate::model::room_key;
+use crate::model::{DIRECT, Session, direct_with, room_key};
 use crate::tls;
-
-/// The prefix of a direct conversation's name inside the client: `@Judy` is the
-/// conversation with the account Judy. It never goes on the wire: a `say` to it goes with
-/// `to`, a history request with `with`. (No room name can start with it.)
-pub const DIRECT: char = '@';
-
-/// The other account of a direct conversation's name (`@Judy` → `Judy`), or `None` for a
-/// room.
-pub fn direct_with(name: &str) -> Option<&str> {
-    name.strip_prefix(DIRECT)
-}
 
 /// A `history` request for a room or (`@name`) a direct conversation.
 fn history_request(name: &str, before: Option<u64>, after: Option<u64>, limit: u32) -> ClientFrame {
@@ -143,15 +132,9 @@ pub enum Command {
         /// The room.
         room: String,
     },
-    /// List the rooms with people in them.
-    Rooms,
-    /// Change the account's password (only while connected; not kept for later).
-    SetPassword {
-        /// The current one.
-        password: Password,
-        /// The new one.
-        new_password: Password,
-    },
+    /// A frame the connection has no part in: sent as it is while logged in, and not
+    /// kept while offline (the app asks again once it is back).
+    Send(ClientFrame),
     /// Leave.
     Bye,
 }
@@ -199,7 +182,7 @@ impl Handle {
     /// Changes the account's password; the answer comes as a `password_changed` or an
     /// `error` frame.
     pub fn set_password(&self, password: Password, new_password: Password) {
-        let _ = self.0.try_send(Command::SetPassword {
+        self.send(ClientFrame::SetPassword {
             password,
             new_password,
         });
@@ -207,7 +190,12 @@ impl Handle {
 
     /// Asks for the list of rooms; it comes as a `room_list` frame.
     pub fn rooms(&self) {
-        let _ = self.0.try_send(Command::Rooms);
+        self.send(ClientFrame::Rooms);
+    }
+
+    /// Sends a frame as it is while logged in; nothing is kept for later while offline.
+    pub fn send(&self, frame: ClientFrame) {
+        let _ = self.0.try_send(Command::Send(frame));
     }
 
     /// Leaves: sends `bye`, waits (bounded) for the server to close, then the connection
@@ -220,43 +208,6 @@ impl Handle {
 /// A fresh post id: 64 random bits in hex.
 pub fn new_post_id() -> String {
     format!("{:016x}", fastrand::u64(..))
-}
-
-/// What was learnt from a `welcome`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(clippy::struct_excessive_bools, reason = "the facts a welcome states")]
-pub struct Session {
-    /// The name the server accepted.
-    pub name: String,
-    /// Everyone in the default room.
-    pub users: Vec<String>,
-    /// The default room's newest seq before this login: its events up to it are replay,
-    /// later ones live.
-    pub seq: u64,
-    /// The oldest seq the server holds of the default room, 0 if none.
-    pub oldest: u64,
-    /// The history `seq` counts in.
-    pub epoch: String,
-    /// The server's limits.
-    pub limits: Limits,
-    /// Whether this login resumed an earlier one (same epoch, with `since`).
-    pub resumed: bool,
-    /// Whether events of the default room were lost between the last one seen and the
-    /// oldest the server holds.
-    pub missed: bool,
-    /// A new history started (the server restarted): known `seq` values mean nothing now.
-    pub new_epoch: bool,
-    /// The default room: `users`, `seq`, `oldest` and the replay after the welcome are
-    /// its.
-    pub default_room: String,
-    /// The rooms the connection is in or is re-joining, in order. Each but the default
-    /// room gets a `room` frame (its members, newest seq and oldest) as it is joined.
-    pub rooms: Vec<String>,
-    /// Whether the name is an account.
-    pub account: bool,
-    /// For an account: its direct conversations with the latest activity (`@name`, newest
-    /// seq), latest first.
-    pub conversations: Vec<(String, u64)>,
 }
 
 /// What the connection tells the app.
@@ -730,10 +681,7 @@ impl Worker {
                     .then_some(ClientFrame::Part { room });
             }
             // Nothing to ask while offline; the app asks again once logged in.
-            Command::History { .. }
-            | Command::Rooms
-            | Command::SetPassword { .. }
-            | Command::Bye => {}
+            Command::History { .. } | Command::Send(_) | Command::Bye => {}
         }
         None
     }
@@ -1071,14 +1019,7 @@ impl Worker {
                 });
                 Some(history_request(&room, Some(before), None, limit))
             }
-            Command::Rooms => Some(ClientFrame::Rooms),
-            Command::SetPassword {
-                password,
-                new_password,
-            } => Some(ClientFrame::SetPassword {
-                password,
-                new_password,
-            }),
+            Command::Send(frame) => Some(frame),
             command => self.command_offline(command),
         }
     }

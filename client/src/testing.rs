@@ -17,7 +17,8 @@ use iced_test::selector::{Bounded, Selector};
 use crate::app::{App, Message};
 use chat_shared::{Limits, ServerFrame};
 
-use crate::connection::{Command, Event as ConnectionEvent, Handle, Session};
+use crate::connection::{Command, Event as ConnectionEvent, Handle};
+use crate::model::Session;
 
 /// The app in a headless window.
 pub struct Window {

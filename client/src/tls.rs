@@ -38,7 +38,7 @@ pub enum Refusal {
 
 /// What the verifier saw of the server's certificate.
 #[derive(Debug, Default)]
-struct Seen {
+struct Observed {
     refusal: Option<Refusal>,
 }
 
@@ -46,7 +46,7 @@ struct Seen {
 struct Verifier {
     roots: Arc<WebPkiServerVerifier>,
     trusted: Option<String>,
-    seen: Arc<Mutex<Seen>>,
+    seen: Arc<Mutex<Observed>>,
 }
 
 impl ServerCertVerifier for Verifier {
@@ -122,7 +122,7 @@ where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
 {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let seen = Arc::new(Mutex::new(Seen::default()));
+    let seen = Arc::new(Mutex::new(Observed::default()));
     let config = client_config(provider, trusted, seen.clone()).map_err(Failure::Other)?;
     let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
         .map_err(|_| Failure::Other(format!("{host:?} is not a host name")))?
@@ -142,7 +142,7 @@ where
 fn client_config(
     provider: Arc<CryptoProvider>,
     trusted: Option<String>,
-    seen: Arc<Mutex<Seen>>,
+    seen: Arc<Mutex<Observed>>,
 ) -> Result<ClientConfig, String> {
     let roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),

@@ -4,16 +4,21 @@
 //! commands.
 
 pub mod command;
+pub mod key;
 pub mod members;
 pub mod room;
 pub mod rooms;
+pub mod session;
 pub mod text;
 pub mod timeline;
 
 pub use command::Input;
+pub use key::{DIRECT, direct_with, room_key};
 pub use members::Members;
 pub use room::{Pending, Room, Seen};
-pub use rooms::{Joined, Notify, Rooms, room_key};
+pub use rooms::{Joined, Notify, Rooms};
+pub use session::Session;
 pub use timeline::{
-    Change, ChangeKind, Entry, EventEntry, Message, Notice, Older, Pos, Presence, Timeline, Tone,
+    ChangeKind, ChatMessage, Entry, EventEntry, Notice, Older, Pos, Presence, PresenceChange,
+    Timeline, Tone,
 };

@@ -3,8 +3,8 @@
 
 use chat_shared::ServerFrame;
 
-use super::timeline::{ChangeKind, EventEntry, Timeline};
-use super::{Members, Pos};
+use super::members::Members;
+use super::timeline::{ChangeKind, EventEntry, Pos, Timeline};
 
 /// Entries a room keeps in memory; older ones are dropped (and can be fetched again from
 /// the server's history).

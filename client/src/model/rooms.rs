@@ -2,11 +2,12 @@
 //! in the others, what mentions the user. Frames from the connection go in; what the user
 //! must be told (a desktop notification) comes out.
 
-use chat_shared::{ErrorCode, RoomUsers, ServerFrame, fold};
+use chat_shared::{ErrorCode, RoomUsers, ServerFrame};
 
+use super::key::{DIRECT, direct_with, room_key};
 use super::room::Room;
+use super::session::Session;
 use super::timeline::Tone;
-use crate::connection::{DIRECT, Session, direct_with};
 
 /// A room, or a direct conversation (named `@name`), in the sidebar.
 #[derive(Debug, Clone)]
@@ -46,12 +47,6 @@ pub struct Rooms {
     default_room: String,
     /// The last `room_list` the server sent.
     directory: Option<Vec<RoomUsers>>,
-}
-
-/// The case-folded form of a room name, with or without its `#` (a conversation's
-/// `@name` keeps its `@`).
-pub fn room_key(name: &str) -> String {
-    fold(name.trim().trim_start_matches('#'))
 }
 
 /// The key of the room or conversation a frame belongs to.

@@ -24,7 +24,7 @@ pub fn span(count: usize) -> Pos {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     /// Someone said something.
-    Message(Message),
+    Message(ChatMessage),
     /// People came or went: consecutive joins and leaves folded into one entry.
     Presence(Presence),
     /// Something the client itself has to say (reconnected, a problem, a restart).
@@ -62,7 +62,7 @@ impl Entry {
 
 /// A chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub struct ChatMessage {
     /// Room seq.
     pub seq: u64,
     /// Server time, ms since the Unix epoch.
@@ -85,12 +85,12 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Presence {
     /// Oldest first.
-    pub changes: Vec<Change>,
+    pub changes: Vec<PresenceChange>,
 }
 
 /// Someone joining or leaving.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub struct PresenceChange {
     /// Room seq.
     pub seq: u64,
     /// Server time, ms since the Unix epoch.
@@ -110,7 +110,7 @@ pub enum ChangeKind {
     Left(LeaveReason),
 }
 
-impl Change {
+impl PresenceChange {
     /// The change in words: "alice joined", "bob left (timed out)".
     pub fn describe(&self) -> String {
         match self.kind {
@@ -336,7 +336,7 @@ impl Timeline {
             } => {
                 let mine = from == self.me;
                 let mention = !mine && text::mentions(&text, &self.me_folded);
-                EventEntry::Message(Message {
+                EventEntry::Message(ChatMessage {
                     seq,
                     time,
                     links: text::links(&text),
@@ -349,7 +349,7 @@ impl Timeline {
             }
             ServerFrame::Joined {
                 seq, time, name, ..
-            } => EventEntry::Change(Change {
+            } => EventEntry::Change(PresenceChange {
                 seq,
                 time,
                 name,
@@ -361,7 +361,7 @@ impl Timeline {
                 name,
                 reason,
                 ..
-            } => EventEntry::Change(Change {
+            } => EventEntry::Change(PresenceChange {
                 seq,
                 time,
                 name,
@@ -490,9 +490,9 @@ impl Timeline {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventEntry {
     /// A message.
-    Message(Message),
+    Message(ChatMessage),
     /// A join or a leave.
-    Change(Change),
+    Change(PresenceChange),
 }
 
 impl EventEntry {

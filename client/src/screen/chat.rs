@@ -26,8 +26,8 @@ use iced::widget::{
 };
 use iced::{Center, Element, Fill, Task, Theme};
 
-use crate::connection::{Handle, Session, new_post_id};
-use crate::model::{Input, Joined, Notify, Room, Rooms, Tone, command, room_key};
+use crate::connection::{Handle, new_post_id};
+use crate::model::{Input, Joined, Notify, Room, Rooms, Session, Tone, command, room_key};
 use crate::screen::style::{bold, muted, unique_style};
 use crate::settings::{Settings, ThemeChoice, Visit};
 use crate::widget::selectable;
@@ -137,14 +137,14 @@ pub enum Action {
     /// Open this web address with the system's opener.
     OpenLink(String),
     /// Change and remember a setting.
-    Change(Change),
+    Change(SettingChange),
     /// The rooms, or the one shown, changed: remember them.
     Remember,
 }
 
 /// A change of the remembered settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub enum SettingChange {
     /// Show or hide the member list.
     ToggleMembers,
     /// The look.
@@ -517,16 +517,16 @@ impl Chat {
                 operation::focus(INPUT)
             }
             Message::ToggleMembers => {
-                return (Task::none(), Action::Change(Change::ToggleMembers));
+                return (Task::none(), Action::Change(SettingChange::ToggleMembers));
             }
             Message::Settings(open) => self.dialog(open.then_some(Dialog::Settings)),
             Message::ThemeChosen(choice) => {
-                return (Task::none(), Action::Change(Change::Theme(choice)));
+                return (Task::none(), Action::Change(SettingChange::Theme(choice)));
             }
             Message::HidePresenceAbove(members) => {
                 return (
                     Task::none(),
-                    Action::Change(Change::HidePresenceAbove(members)),
+                    Action::Change(SettingChange::HidePresenceAbove(members)),
                 );
             }
             Message::MemberFilter(filter) => {

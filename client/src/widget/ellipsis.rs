@@ -136,7 +136,7 @@ impl<Message> Widget<Message, Theme, Renderer> for Ellipsis<'_> {
         renderer.fill_paragraph(
             &state.paragraph,
             bounds.position(),
-            crate::screen::style::unique(self.color.unwrap_or(style.text_color), self.text),
+            super::unique(self.color.unwrap_or(style.text_color), self.text),
             bounds.intersection(viewport).unwrap_or(bounds),
         );
     }

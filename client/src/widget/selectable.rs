@@ -370,7 +370,7 @@ impl<Message> Widget<Message, Theme, Renderer> for Selectable<'_, Message> {
         renderer.fill_paragraph(
             &state.paragraph,
             bounds.position(),
-            crate::screen::style::unique(self.color.unwrap_or(style.text_color), &text),
+            super::unique(self.color.unwrap_or(style.text_color), &text),
             *viewport,
         );
     }

@@ -324,7 +324,7 @@ fn time_cell<'a>(time: Option<u64>) -> Element<'a, Message> {
     .into()
 }
 
-fn message_row<'a>(message: &'a crate::model::Message, theme: &Theme) -> Element<'a, Message> {
+fn message_row<'a>(message: &'a crate::model::ChatMessage, theme: &Theme) -> Element<'a, Message> {
     // An action reads as a sentence: "* alice waves", in italics.
     let mut name = vec![
         Piece::new(message.from.as_str())

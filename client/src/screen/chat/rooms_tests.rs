@@ -2,7 +2,7 @@
 //! what is new and what mentions you, each room's place and draft, the slash commands,
 //! the list of rooms, and notifications.
 
-use chat_shared::{RoomUsers, ServerFrame};
+use chat_shared::{ClientFrame, RoomUsers, ServerFrame};
 use iced::Point;
 use iced::keyboard::{self, key};
 
@@ -234,7 +234,7 @@ fn slash_commands() {
 fn the_rooms_dialog_lists_rooms_and_joins_them() {
     let mut window = two_rooms();
     enter(&mut window, "/rooms");
-    assert_eq!(window.commands_sent(), [Command::Rooms]);
+    assert_eq!(window.commands_sent(), [Command::Send(ClientFrame::Rooms)]);
     assert!(window.shows("Asking the server…"));
     receive(
         &mut window,
@@ -440,10 +440,10 @@ fn an_account_changes_its_password_from_the_sidebar() {
     window.click_on("Change password");
     assert_eq!(
         window.commands_sent(),
-        [Command::SetPassword {
+        [Command::Send(ClientFrame::SetPassword {
             password: Password::new("old secret"),
             new_password: Password::new("new secret"),
-        }]
+        })]
     );
     assert!(window.shows("Changing…"));
     receive(

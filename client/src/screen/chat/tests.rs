@@ -6,7 +6,8 @@ use iced::Point;
 use iced::keyboard::{self, key};
 
 use crate::app::Message as AppMessage;
-use crate::connection::{Command, Event, Session};
+use crate::connection::{Command, Event};
+use crate::model::Session;
 use crate::testing::{NOON, Window};
 
 fn session(seq: u64, users: &[&str]) -> Session {
