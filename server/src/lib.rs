@@ -3,8 +3,8 @@
 //! receives them: in memory (`--memory`), in an embedded store on disk (the default), or in
 //! a Redis that several nodes share as one chat (`--redis`, see `cluster`).
 //!
-//! The layers, lowest first (no module imports one above it; `module_graph` checks):
-//! leaves (`signal`, `cpu`, `wire`, `limits`, `tls`, `transport`, `config`), the log
+//! The layers, lowest first (no module imports one above it, which
+//! `tests/tests/module_graph.rs` checks): leaves (`signal`, `cpu`, `wire`, `limits`, `tls`, `transport`, `config`), the log
 //! (`log`), a connection's queue and who is online (`queue`, `registry`), rooms (`room`),
 //! the hub that owns them (`hub`, with the other nodes behind `hub::peers`), the cluster
 //! (`cluster`, which implements them), the connections (`context`, `session`), and the
@@ -22,8 +22,6 @@ mod cpu;
 mod hub;
 mod limits;
 pub mod log;
-#[cfg(test)]
-mod module_graph;
 mod pressure;
 mod queue;
 mod registry;

@@ -1,4 +1,6 @@
-//! The crate's modules form no cycle: a lower module never imports a higher one.
+//! The server's and the client's modules form no cycle: a lower module never imports a
+//! higher one. In the client, the domain (`model`) imports nothing above it, and widgets
+//! import no screen.
 //!
 //! Read from the source files themselves: every `crate::`, `super::` and `self::` path
 //! outside `#[cfg(test)]` code is an edge from the file's module to the deepest module the
@@ -13,9 +15,11 @@ use std::path::{Path, PathBuf};
 /// `crate::hub::login`.
 type ModPath = Vec<String>;
 
-/// Every module of the crate with its source text (tests cut off).
+/// Every module of the crate with its source text (tests cut off, test-only modules left
+/// out).
 fn modules(src: &Path) -> BTreeMap<ModPath, String> {
     let mut found = BTreeMap::new();
+    let mut test_only: Vec<ModPath> = Vec::new();
     let mut dirs: Vec<PathBuf> = vec![src.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let entries = std::fs::read_dir(&dir).expect("the source directory is readable");
@@ -40,18 +44,39 @@ fn modules(src: &Path) -> BTreeMap<ModPath, String> {
             ) {
                 module.pop();
             }
-            if relative == Path::new("main.rs") || relative == Path::new("module_graph.rs") {
-                // The binary is a crate of its own; this file only names paths in examples.
+            if relative == Path::new("main.rs") {
+                // The binary is a crate of its own.
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("a readable source file");
+            for child in test_only_children(&text) {
+                let mut child_path = module.clone();
+                child_path.push(child);
+                test_only.push(child_path);
+            }
             found.insert(module, without_tests(&text));
         }
     }
+    // Modules that exist only in tests (`#[cfg(test)] mod testing;`) are test code too.
+    found.retain(|module, _| !test_only.iter().any(|test| module.starts_with(test)));
     found
 }
 
-/// The text before its `#[cfg(test)] mod tests`, without comments.
+/// The child modules a file declares for tests only: `#[cfg(test)]` then `mod name;`.
+fn test_only_children(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines
+        .windows(2)
+        .filter(|pair| pair[0] == "#[cfg(test)]")
+        .filter_map(|pair| {
+            let declared = pair[1].strip_prefix("pub ").unwrap_or(pair[1]);
+            let name = declared.strip_prefix("mod ")?.strip_suffix(';')?;
+            Some(name.to_string())
+        })
+        .collect()
+}
+
+/// The text before its inline `#[cfg(test)] mod tests { … }`, without comments.
 fn without_tests(text: &str) -> String {
     let mut code = Vec::new();
     let mut lines = text.lines().peekable();
@@ -59,7 +84,7 @@ fn without_tests(text: &str) -> String {
         if line.trim() == "#[cfg(test)]"
             && lines
                 .peek()
-                .is_some_and(|next| next.trim_start().starts_with("mod tests"))
+                .is_some_and(|next| next.trim_start().starts_with("mod tests {"))
         {
             break;
         }
@@ -285,15 +310,86 @@ fn listing(graph: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> String {
         .join("\n")
 }
 
-#[test]
-fn the_modules_form_no_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let graph = edges(&src);
-    println!("{}", listing(&graph));
+/// A crate's sources, next to this one's.
+fn src_of(krate: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(krate)
+        .join("src")
+}
+
+/// Fails on a cycle of `krate`'s modules; prints the graph (for `--nocapture`).
+fn no_cycle_in(krate: &str) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
+    let graph = edges(&src_of(krate));
+    println!("{krate}:\n{}", listing(&graph));
     if let Some(found) = cycle(&graph) {
         let found: Vec<String> = found.iter().map(show).collect();
-        panic!("a module cycle: {}", found.join(" -> "));
+        panic!("a module cycle in {krate}: {}", found.join(" -> "));
     }
+    graph
+}
+
+/// The modules under `under` that import one of `forbidden`.
+fn imports_of(
+    graph: &BTreeMap<ModPath, BTreeSet<ModPath>>,
+    under: &str,
+    allowed: impl Fn(&ModPath) -> bool,
+) -> Vec<String> {
+    graph
+        .iter()
+        .filter(|(module, _)| module.first().is_some_and(|top| top == under))
+        .flat_map(|(module, targets)| {
+            targets
+                .iter()
+                .filter(|target| !allowed(target))
+                .map(move |target| format!("{} -> {}", show(module), show(target)))
+        })
+        .collect()
+}
+
+#[test]
+fn the_servers_modules_form_no_cycle() {
+    no_cycle_in("server");
+}
+
+/// The graph of a crate's top-level modules: a submodule's edges are its top module's.
+fn top_level(graph: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
+    let top = |module: &ModPath| module.iter().take(1).cloned().collect::<ModPath>();
+    let mut collapsed: BTreeMap<ModPath, BTreeSet<ModPath>> = BTreeMap::new();
+    for (module, targets) in graph {
+        let from = top(module);
+        let entry = collapsed.entry(from.clone()).or_default();
+        entry.extend(targets.iter().map(top).filter(|to| *to != from));
+    }
+    collapsed
+}
+
+/// The client's screens are split the way iced apps are (a screen's views share its
+/// `Message`, which its file declares), so its cycle check is between its top-level
+/// modules: the app, the connection, the domain, the screens, the widgets.
+#[test]
+fn the_clients_parts_form_no_cycle_and_its_domain_and_widgets_stand_alone() {
+    let graph = edges(&src_of("client"));
+    let parts = top_level(&graph);
+    println!("client:\n{}", listing(&parts));
+    if let Some(found) = cycle(&parts) {
+        let found: Vec<String> = found.iter().map(show).collect();
+        panic!("a cycle between the client's parts: {}", found.join(" -> "));
+    }
+    let model = imports_of(&graph, "model", |target| {
+        target.first().is_some_and(|t| t == "model")
+    });
+    assert!(
+        model.is_empty(),
+        "the model imports what is above it: {model:?}"
+    );
+    let widgets = imports_of(&graph, "widget", |target| {
+        target.first().is_some_and(|t| t == "widget")
+    });
+    assert!(
+        widgets.is_empty(),
+        "widgets import the screens' code: {widgets:?}"
+    );
 }
 
 #[test]
