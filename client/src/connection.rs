@@ -16,7 +16,7 @@ use async_channel::{Receiver, Sender};
 use chat_shared::limits::{CLIENT_PING_AFTER_SECS, MAX_SERVER_FRAME};
 use chat_shared::{
     ClientFrame, CloseCode, ErrorCode, FrameReader, FrameWriter, Limits, PROTOCOL_VERSION,
-    Password, ReadError, RejectCode, ServerFrame,
+    Password, ReadError, Reader, RejectCode, ServerFrame, Writer,
 };
 use futures_lite::future;
 use smol::Timer;
@@ -1317,11 +1317,6 @@ async fn next_frame(
     )
     .await
 }
-
-/// What a connection reads from.
-type Reader = Box<dyn futures_lite::AsyncRead + Unpin + Send>;
-/// What a connection writes to.
-type Writer = Box<dyn futures_lite::AsyncWrite + Unpin + Send>;
 
 /// Why no connection was made.
 enum Failed {

@@ -11,6 +11,12 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{ClientFrame, ServerFrame};
 
+/// The reading half of a connection as a client holds it, plain TCP or TLS alike.
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// The writing half of a connection as a client holds it, plain TCP or TLS alike.
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
 /// A frame type that can go on the wire: one of the two directions of the protocol.
 pub trait WireFrame: Serialize + DeserializeOwned + sealed::Sealed {
     /// The `type` tags the type decodes; any other is reported as [`DecodeError::UnknownType`].

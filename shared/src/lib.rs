@@ -20,7 +20,8 @@ pub fn format_fingerprint(digest: &[u8]) -> String {
 }
 
 pub use codec::{
-    DecodeError, Decoder, Frame, FrameReader, FrameWriter, ReadError, WireFrame, decode_line,
+    DecodeError, Decoder, Frame, FrameReader, FrameWriter, ReadError, Reader, WireFrame, Writer,
+    decode_line,
 };
 pub use name::{Name, NameError, NameKeys, RoomName, fold};
 pub use password::{WeakPassword, check_password};

@@ -11,7 +11,9 @@ use std::time::Duration;
 use futures_rustls::rustls;
 
 use chat_shared::limits::MAX_SERVER_FRAME;
-use chat_shared::{ClientFrame, Frame, FrameReader, PROTOCOL_VERSION, ReadError, ServerFrame};
+use chat_shared::{
+    ClientFrame, Frame, FrameReader, PROTOCOL_VERSION, ReadError, Reader, ServerFrame, Writer,
+};
 use futures_lite::{AsyncWriteExt, future};
 use smol::Timer;
 use smol::net::TcpStream;
@@ -64,13 +66,14 @@ impl Drop for TempDir {
     }
 }
 
-/// The server under test, in-process: one server, or (in the `cluster_*` suites) two
-/// nodes that share a Redis of their own, each client going to the next node in turn.
+/// The server under test, in-process: one server, or the nodes of a cluster that share a
+/// Redis of their own, each client going to the next node in turn.
 pub struct Deployment {
     nodes: Vec<Running>,
     next: std::sync::atomic::AtomicUsize,
     /// The Redis of the nodes (kept running as long as they are).
     pub redis: Option<Redis>,
+    durable: bool,
 }
 
 impl Deployment {
@@ -85,6 +88,12 @@ impl Deployment {
         self.nodes.iter().map(Running::addr).collect()
     }
 
+    /// Whether the history is all kept (a store, or a cluster's Redis), not only the
+    /// window the server holds in memory (`--memory`).
+    pub fn durable(&self) -> bool {
+        self.durable
+    }
+
     /// Shuts every node down as SIGTERM would, and waits until they have.
     pub fn stop(&mut self) {
         for node in &mut self.nodes {
@@ -93,38 +102,33 @@ impl Deployment {
     }
 }
 
-/// Whether this test binary runs its suites with clients spread over two nodes (the
-/// `cluster_*` test files include the protocol suites; their binaries are named so).
-pub fn spread_over_nodes() -> bool {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .is_some_and(|name| name.starts_with("cluster_"))
+/// Starts the server in-process with `config`.
+pub fn start(config: Config) -> Deployment {
+    let durable = !matches!(config.storage, Storage::Memory);
+    Deployment {
+        nodes: vec![Running::start(config).expect("server starts")],
+        next: 0.into(),
+        redis: None,
+        durable,
+    }
 }
 
-/// Starts the server in-process: `config` as it is, or, in the `cluster_*` suites, two
-/// nodes of it that keep everything in a Redis of their own (`--redis`) instead of
-/// `config.storage`.
-pub fn start(config: Config) -> Deployment {
-    if !spread_over_nodes() {
-        return Deployment {
-            nodes: vec![Running::start(config).expect("server starts")],
-            next: 0.into(),
-            redis: None,
-        };
-    }
+/// Starts `nodes` nodes of a cluster in-process: `config`, with everything kept in a Redis
+/// of their own (`--redis`) instead of `config.storage`.
+pub fn start_cluster(config: Config, nodes: usize) -> Deployment {
     let redis = Redis::start();
     let config = Config {
         storage: Storage::Redis(redis.url()),
         ..config
     };
-    let nodes = (0..2)
+    let nodes = (0..nodes)
         .map(|_| Running::start(config.clone()).expect("node starts"))
         .collect();
     Deployment {
         nodes,
         next: 0.into(),
         redis: Some(redis),
+        durable: true,
     }
 }
 
@@ -294,10 +298,64 @@ pub fn burst_of_says(n: usize, text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// What a client reads from.
-type Reader = Box<dyn futures_lite::AsyncRead + Unpin + Send>;
-/// What a client writes to.
-type Writer = Box<dyn futures_lite::AsyncWrite + Unpin + Send>;
+/// Client settings for TLS that trust the certificate in the PEM file `cert`, and nothing
+/// else.
+pub fn trust(cert: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(cert)
+        .map_err(|err| format!("{}: {err}", cert.display()))?
+    {
+        roots
+            .add(cert.map_err(|err| err.to_string())?)
+            .map_err(|err| err.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| err.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Connects to `addr` from `source` (any address of this machine when `None`), over TLS
+/// with `tls`: the TCP socket (to close it abruptly) and the halves to read and write.
+pub async fn open(
+    addr: SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<(TcpStream, Reader, Writer), String> {
+    let stream = if let Some(source) = source {
+        let source = SocketAddr::new(source.into(), 0);
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .map_err(|err| err.to_string())?;
+        socket
+            .bind(&source.into())
+            .map_err(|err| format!("bind {source}: {err}"))?;
+        // Loopback connects complete at once; blocking here costs microseconds.
+        socket
+            .connect(&addr.into())
+            .map_err(|err| err.to_string())?;
+        let std: std::net::TcpStream = socket.into();
+        TcpStream::try_from(std).map_err(|err| err.to_string())?
+    } else {
+        TcpStream::connect(addr)
+            .await
+            .map_err(|err| format!("connect {addr}: {err}"))?
+    };
+    stream.set_nodelay(true).map_err(|err| err.to_string())?;
+    let Some(tls) = tls else {
+        return Ok((stream.clone(), Box::new(stream.clone()), Box::new(stream)));
+    };
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    let tls = futures_rustls::TlsConnector::from(tls.clone())
+        .connect(name, stream.clone())
+        .await
+        .map_err(|err| format!("TLS: {err}"))?;
+    let (reader, writer) = futures_lite::io::split(tls);
+    Ok((stream, Box::new(reader), Box::new(writer)))
+}
 
 /// Where a test client connects: a server's address, over plain TCP or over TLS trusting
 /// one certificate.
@@ -341,23 +399,10 @@ impl Endpoint {
 
     /// TLS, trusting the certificate in the PEM file `cert` (and nothing else).
     pub fn tls(addr: SocketAddr, cert: &std::path::Path) -> Self {
-        use rustls_pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pki_types::CertificateDer::pem_file_iter(cert).expect("cert file") {
-            roots
-                .add(cert.expect("a certificate"))
-                .expect("a usable root");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Self {
             addrs: vec![addr],
             next: Arc::default(),
-            tls: Some(Arc::new(config)),
+            tls: Some(trust(cert).expect("the server's certificate")),
         }
     }
 }
@@ -379,30 +424,16 @@ impl Client {
 
     /// Connects to `endpoint` (over TLS if it says so) without logging in.
     pub async fn connect_to(endpoint: &Endpoint) -> Self {
-        let addr = endpoint.addr();
-        let stream = within("connect", TcpStream::connect(addr))
-            .await
-            .expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let (reader, writer): (Reader, Writer) = match &endpoint.tls {
-            None => (Box::new(stream.clone()), Box::new(stream.clone())),
-            Some(config) => {
-                let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
-                let tls = within(
-                    "the TLS handshake",
-                    futures_rustls::TlsConnector::from(config.clone())
-                        .connect(name, stream.clone()),
-                )
-                .await
-                .expect("TLS handshake");
-                let (reader, writer) = futures_lite::io::split(tls);
-                (Box::new(reader), Box::new(writer))
-            }
-        };
+        let (tcp, reader, writer) = within(
+            "connecting",
+            open(endpoint.addr(), None, endpoint.tls.as_ref()),
+        )
+        .await
+        .expect("connected");
         Self {
             reader: FrameReader::new(reader, MAX_SERVER_FRAME),
             writer,
-            tcp: stream,
+            tcp,
             name: String::new(),
         }
     }
