@@ -69,12 +69,13 @@ impl Deferred {
     }
 }
 
-/// A room in memory: ready, or being read back from the log with what members asked of
-/// it meanwhile waiting, in order.
+/// A room in memory: ready (with whether it is in the busy set, so that a change that
+/// leaves it as busy as it was costs no look-up there), or being read back from the log
+/// with what members asked of it meanwhile waiting, in order.
 #[derive(Debug)]
 enum Entry {
     Loading(Vec<Deferred>),
-    Ready(Box<Room>),
+    Ready(Box<Room>, bool),
 }
 
 /// Every room the server knows; see the module's documentation.
@@ -118,7 +119,9 @@ impl Rooms {
             rooms.name_room(key, name);
         }
         rooms.name_room(key.clone(), default.name().clone());
-        rooms.entries.insert(key, Entry::Ready(Box::new(default)));
+        rooms
+            .entries
+            .insert(key, Entry::Ready(Box::new(default), false));
         rooms
     }
 
@@ -167,7 +170,7 @@ impl Rooms {
     /// A room in memory and ready.
     pub fn get(&self, key: &str) -> Option<&Room> {
         match self.entries.get(key) {
-            Some(Entry::Ready(room)) => Some(room),
+            Some(Entry::Ready(room, _)) => Some(room),
             _ => None,
         }
     }
@@ -175,14 +178,18 @@ impl Rooms {
     /// Changes a room in memory and ready with `change`; the room is busy afterwards if it
     /// has something to do.
     pub fn update<R>(&mut self, key: &Arc<str>, change: impl FnOnce(&mut Room) -> R) -> Option<R> {
-        let Some(Entry::Ready(room)) = self.entries.get_mut(key) else {
+        let Some(Entry::Ready(room, listed)) = self.entries.get_mut(key) else {
             return None;
         };
         let result = change(room);
-        if room.is_busy() {
-            self.busy.insert(key.clone());
-        } else {
-            self.busy.remove(key);
+        let busy = room.is_busy();
+        if busy != *listed {
+            *listed = busy;
+            if busy {
+                self.busy.insert(key.clone());
+            } else {
+                self.busy.remove(key);
+            }
         }
         Some(result)
     }
@@ -191,7 +198,7 @@ impl Rooms {
     pub fn insert(&mut self, key: Arc<str>, room: Room) {
         let busy = room.is_busy();
         self.entries
-            .insert(key.clone(), Entry::Ready(Box::new(room)));
+            .insert(key.clone(), Entry::Ready(Box::new(room), busy));
         if busy {
             self.busy.insert(key);
         }
@@ -257,7 +264,7 @@ impl Rooms {
     /// of the rooms in use.
     pub fn is_empty(&self, key: &str) -> bool {
         match self.entries.get(key) {
-            Some(Entry::Ready(room)) => room.len() == 0,
+            Some(Entry::Ready(room, _)) => room.len() == 0,
             Some(Entry::Loading(_)) => false,
             None => true,
         }
@@ -269,7 +276,7 @@ impl Rooms {
             .iter()
             .filter(|(key, entry)| match entry {
                 Entry::Loading(_) => true,
-                Entry::Ready(room) => room.len() > 0 || **key == self.default,
+                Entry::Ready(room, _) => room.len() > 0 || **key == self.default,
             })
             .count()
     }
@@ -280,7 +287,7 @@ impl Rooms {
             .entries
             .values()
             .filter_map(|entry| match entry {
-                Entry::Ready(room) if room.len() > 0 => Some(RoomUsers {
+                Entry::Ready(room, _) if room.len() > 0 => Some(RoomUsers {
                     room: room.name().to_string(),
                     users: room.len() as u32,
                 }),
@@ -306,7 +313,7 @@ impl Rooms {
     pub fn recording(&self) -> bool {
         self.entries
             .values()
-            .any(|entry| matches!(entry, Entry::Ready(room) if room.is_recording()))
+            .any(|entry| matches!(entry, Entry::Ready(room, _) if room.is_recording()))
     }
 
     /// When the next batch or push of any busy room is due.
