@@ -47,6 +47,12 @@ fn chat_with(events: u64) -> Chat {
                 users: users[..20].to_vec(),
                 seq: 0,
                 oldest: 0,
+                topic: None,
+                roles: std::collections::BTreeMap::new(),
+                invite_only: false,
+                bans: Vec::new(),
+                mutes: Vec::new(),
+                invites: Vec::new(),
             },
             true,
         );
@@ -61,6 +67,7 @@ fn chat_with(events: u64) -> Chat {
                     text: format!("unread {seq} in {room}"),
                     id: None,
                     me: false,
+                    deleted: false,
                 },
                 true,
             );
@@ -84,6 +91,8 @@ fn chat_with(events: u64) -> Chat {
                 time,
                 name: from,
                 reason: LeaveReason::Quit,
+                by: None,
+                message: None,
             },
             _ => ServerFrame::Message {
                 with: None,
@@ -102,6 +111,7 @@ fn chat_with(events: u64) -> Chat {
                     ),
                 },
                 id: None,
+                deleted: false,
             },
         };
         chat.received(frame, true);
@@ -155,6 +165,7 @@ fn frame_after_a_message(bencher: Bencher, events: u64) {
                 from: format!("user{}", seq % 200),
                 text: format!("message {seq}: one more line arrives while the room is busy"),
                 id: None,
+                deleted: false,
             },
             true,
         );

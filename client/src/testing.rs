@@ -355,6 +355,7 @@ pub fn room_message(room: &str, seq: u64, from: &str, text: &str) -> ServerFrame
         text: text.into(),
         id: None,
         me: false,
+        deleted: false,
     }
 }
 
@@ -369,5 +370,6 @@ pub fn direct_message(from: &str, seq: u64, text: &str) -> ServerFrame {
         text: text.into(),
         id: None,
         me: false,
+        deleted: false,
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use argh::FromArgs;
-use chat_shared::{RoomName, limits};
+use chat_shared::{Name, RoomName, limits};
 
 use crate::tls::TlsSetup;
 
@@ -88,6 +88,10 @@ pub struct Config {
     /// In a cluster: how long a node that stops refreshing its lease counts as alive
     /// before another node takes its members offline.
     pub lease: Duration,
+    /// The server's administrators (accounts; names that look like them count too).
+    pub admins: Vec<Name>,
+    /// How long a `minutes` of a timed ban or mute lasts: a minute, shorter in tests.
+    pub minute: Duration,
 }
 
 impl Config {
@@ -138,6 +142,8 @@ impl Default for Config {
             registration: true,
             hashers: 0,
             lease: Duration::from_secs(5),
+            admins: Vec::new(),
+            minute: Duration::from_secs(60),
         }
     }
 }
@@ -240,6 +246,10 @@ pub struct Args {
     /// cores (default: 0)
     #[argh(option, default = "0")]
     pub hashers: usize,
+    /// the server's administrators, accounts that may act as owners in every room and
+    /// ban from the whole server: NAME,NAME,... (default: none)
+    #[argh(option, default = "String::new()")]
+    pub admins: String,
 }
 
 /// `--registration`: whether new accounts may register.
@@ -321,6 +331,9 @@ pub enum ConfigError {
     /// One of `--tls-cert` and `--tls-key` without the other.
     #[error("--tls-cert and --tls-key go together")]
     TlsHalf,
+    /// `--admins` names something that is not a name.
+    #[error("--admins: {0:?}: {1}")]
+    BadAdmin(String, chat_shared::NameError),
     /// Both ways of getting a certificate.
     #[error("--tls-self-signed excludes --tls-cert and --tls-key")]
     TlsTwice,
@@ -372,6 +385,12 @@ impl Args {
         };
         let room =
             RoomName::parse(&self.room).map_err(|err| ConfigError::BadRoom(self.room, err))?;
+        let admins = self
+            .admins
+            .split(',')
+            .filter(|name| !name.trim().is_empty())
+            .map(|name| Name::parse(name).map_err(|err| ConfigError::BadAdmin(name.into(), err)))
+            .collect::<Result<Vec<Name>, ConfigError>>()?;
         Ok(Config {
             addr,
             storage,
@@ -396,6 +415,7 @@ impl Args {
             registration: self.registration == Registration::Open,
             hashers: self.hashers,
             lease: self.lease.duration(),
+            admins,
             ..Config::default()
         })
     }

@@ -11,6 +11,7 @@ use async_channel::Sender;
 use chat_shared::RejectCode;
 
 use crate::Config;
+use crate::bans::AddressBans;
 use crate::hub::command::Command;
 use crate::log::EventLog;
 use crate::signal::Signal;
@@ -25,6 +26,8 @@ pub struct Context {
     pub log: Arc<dyn EventLog>,
     /// Raised when the server shuts down.
     pub shutdown: Signal,
+    /// The addresses banned from the server (the hub keeps them up to date).
+    address_bans: Arc<AddressBans>,
     /// Raised when the last connection is gone after shutdown.
     all_closed: Signal,
     connections: AtomicUsize,
@@ -59,12 +62,18 @@ impl Drop for Place {
 
 impl Context {
     /// The context of a server with no connection yet.
-    pub fn new(config: Config, hub: Sender<Command>, log: Arc<dyn EventLog>) -> Self {
+    pub fn new(
+        config: Config,
+        hub: Sender<Command>,
+        log: Arc<dyn EventLog>,
+        address_bans: Arc<AddressBans>,
+    ) -> Self {
         Self {
             config,
             hub,
             log,
             shutdown: Signal::default(),
+            address_bans,
             all_closed: Signal::default(),
             connections: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
@@ -75,6 +84,9 @@ impl Context {
     /// Takes a place for a new connection, or says why there is none.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Place, RejectCode> {
         let config = &self.config;
+        if self.address_bans.refuses(ip, crate::wire::now_millis()) {
+            return Err(RejectCode::Banned);
+        }
         if self.connections.fetch_add(1, Ordering::AcqRel) >= config.max_clients {
             self.connections.fetch_sub(1, Ordering::AcqRel);
             return Err(RejectCode::ServerFull);

@@ -14,6 +14,7 @@
 //! [`Running::start`] on port 0.
 
 pub mod accounts;
+mod bans;
 pub mod cli;
 mod cluster;
 mod config;
@@ -29,6 +30,7 @@ mod room;
 mod server;
 mod session;
 mod signal;
+mod step;
 pub mod tls;
 mod transport;
 mod wire;

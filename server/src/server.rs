@@ -132,7 +132,8 @@ impl Server {
             None => None,
         };
         let hub = Hub::new(config.clone(), log.clone(), hasher, hub_tx.clone(), peers)?;
-        let context = Arc::new(Context::new(config, hub_tx, log));
+        let address_bans = hub.address_bans();
+        let context = Arc::new(Context::new(config, hub_tx, log, address_bans));
         Ok(Self {
             listener,
             context,
@@ -314,12 +315,13 @@ impl Server {
 async fn refuse(stream: Async<std::net::TcpStream>, code: RejectCode) {
     let message = match code {
         RejectCode::TooManyConnections => "too many connections from your address",
+        RejectCode::Banned => "your address is banned from this server",
         _ => "the server is full",
     };
     let frame = Frame::encode(&ServerFrame::Rejected {
         code,
         message: message.into(),
-        retry_after: Some(RETRY_AFTER_MS),
+        retry_after: code.is_transient().then_some(RETRY_AFTER_MS),
     });
     let mut stream = stream;
     future::or(

@@ -18,7 +18,7 @@ use futures_lite::future;
 use smol::Timer;
 
 use crate::context::Context;
-use crate::hub::command::{Auth, Command, Login};
+use crate::hub::command::{Auth, Command, Login, Place, Step};
 use crate::limits::{FloodMeter, TokenBucket};
 use crate::log::{Remembered, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
@@ -285,6 +285,7 @@ impl<'a> Session<'a> {
             message,
             id,
             retry_after: None,
+            until: None,
         })
     }
 
@@ -394,7 +395,46 @@ impl<'a> Session<'a> {
             ClientFrame::Ping { token } => self.reply(&ServerFrame::Pong { token }),
             ClientFrame::Pong { .. } | ClientFrame::Hello { .. } => Ok(()),
             ClientFrame::Bye => Err(End::Quit),
+            ClientFrame::Delete { room, with, seq } => self.delete(room, with, seq),
+            frame => match Step::from_frame(frame) {
+                Ok(step) => {
+                    self.to_hub(Command::Moderate {
+                        conn: self.conn,
+                        step,
+                    });
+                    Ok(())
+                }
+                Err(refused) => self.reply(&ServerFrame::Error {
+                    room: refused.room,
+                    code: refused.code,
+                    message: refused.message,
+                    id: None,
+                    retry_after: None,
+                    until: None,
+                }),
+            },
         }
+    }
+
+    fn delete(&mut self, room: Option<String>, with: Option<String>, seq: u64) -> Result<(), End> {
+        let place = match (room, with) {
+            (Some(_), Some(_)) => {
+                return self.bad_frame("delete names a room or a conversation, not both".into());
+            }
+            (None, Some(with)) => Place::With(with),
+            (room, None) => {
+                let Ok(room) = room.map(|r| self.room_name(&r, None)).transpose() else {
+                    return Ok(());
+                };
+                Place::Room(room.unwrap_or_else(|| self.context.config.room.clone()))
+            }
+        };
+        self.to_hub(Command::Delete {
+            conn: self.conn,
+            place,
+            seq,
+        });
+        Ok(())
     }
 
     fn history(
@@ -450,6 +490,7 @@ impl<'a> Session<'a> {
                 id,
                 room: Some(raw.to_string()),
                 retry_after: None,
+                until: None,
             });
         })
     }
@@ -541,6 +582,7 @@ impl<'a> Session<'a> {
         let Remembered {
             posts: recent,
             conversations,
+            invites,
         } = match remembered {
             Ok(remembered) => remembered,
             Err(err) => {
@@ -566,6 +608,7 @@ impl<'a> Session<'a> {
             ip: self.peer,
             conversations,
             session: None,
+            invites,
         }));
         if answer.recv().await == Ok(true) {
             self.logged_in = true;
@@ -605,6 +648,7 @@ impl<'a> Session<'a> {
                 message: "posting too fast; wait a moment".into(),
                 id,
                 retry_after: Some(wait.as_millis() as u64 + 1),
+                until: None,
             });
         }
         if let Some(to) = to {

@@ -39,6 +39,7 @@ pub fn closing(code: CloseCode) -> Frame {
         CloseCode::FrameTooLong => "frame longer than the limit",
         CloseCode::Flood => "far too many frames; slow down",
         CloseCode::Replaced => "your session was taken over by a new connection",
+        CloseCode::Banned => "you are banned from this server",
         CloseCode::Unknown => "closing",
     };
     Frame::encode(&ServerFrame::Closing {

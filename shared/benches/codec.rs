@@ -28,6 +28,7 @@ fn message() -> ServerFrame {
         from: "alice".into(),
         text: "hello everyone, this is a fairly ordinary chat".into(),
         id: None,
+        deleted: false,
     }
 }
 

@@ -26,7 +26,8 @@ pub use codec::{
 pub use name::{Name, NameError, NameKeys, RoomName, fold};
 pub use password::{WeakPassword, check_password};
 pub use protocol::{
-    ClientFrame, CloseCode, Conversation, ErrorCode, LeaveReason, Limits, PROTOCOL_VERSION,
-    PROTOCOL_VERSIONS, Password, RejectCode, RoomUsers, ServerFrame,
+    ClientFrame, CloseCode, Conversation, ErrorCode, Invitation, LeaveReason, Limits,
+    PROTOCOL_VERSION, PROTOCOL_VERSIONS, Password, RejectCode, Restriction, Role, RoomUsers,
+    ServerFrame,
 };
-pub use text::{TextError, check_text};
+pub use text::{TextError, check_line, check_text};

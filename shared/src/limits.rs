@@ -38,3 +38,5 @@ pub const MAX_ADDRESS_FAILURES: usize = 20;
 pub const ATTEMPT_WINDOW_SECS: u64 = 600;
 /// Conversations listed in an account's `welcome`.
 pub const WELCOME_CONVERSATIONS: usize = 100;
+/// Longest room topic, and longest reason given with a removal or a ban, in bytes of UTF-8.
+pub const MAX_TOPIC: usize = 512;

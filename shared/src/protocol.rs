@@ -7,11 +7,12 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks (`hello.protocol`, `welcome.protocol`): version
-/// 2 adds rooms (and, in time, accounts and direct messages) to version 1.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 2 adds rooms, accounts and direct messages to version 1; version 3 adds moderation (and,
+/// in time, a message's life, typing, read markers and search).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The versions a server accepts.
-pub const PROTOCOL_VERSIONS: std::ops::RangeInclusive<u32> = 1..=2;
+pub const PROTOCOL_VERSIONS: std::ops::RangeInclusive<u32> = 1..=3;
 
 /// A frame sent by a client to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +113,101 @@ pub enum ClientFrame {
         /// The new one.
         new_password: Password,
     },
+    /// Set a room's topic (owners and ops); an empty text clears it.
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic, at most 512 bytes.
+        text: String,
+    },
+    /// Give an account a role in a room (owners).
+    Role {
+        /// The room.
+        room: String,
+        /// The account.
+        name: String,
+        /// Its role from now on.
+        role: Role,
+    },
+    /// Put a member out of a room (owners and ops); it may join again.
+    Remove {
+        /// The room.
+        room: String,
+        /// Who.
+        name: String,
+        /// Why, at most 512 bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Ban a name from a room (owners and ops), or, without `room`, from the server
+    /// (administrators).
+    Ban {
+        /// The room; absent: the whole server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The name (an account, or a guest name with every name that looks like it).
+        name: String,
+        /// Why, at most 512 bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        /// For how long; absent: until unbanned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        minutes: Option<u64>,
+        /// A server ban: the address the named user is connected from too.
+        #[serde(default, skip_serializing_if = "is_false")]
+        address: bool,
+    },
+    /// Lift a ban of a room, or, without `room`, of the server.
+    Unban {
+        /// The room; absent: the whole server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The name.
+        name: String,
+    },
+    /// Let a name stay in a room and read, but not post there (owners and ops).
+    Mute {
+        /// The room.
+        room: String,
+        /// The name.
+        name: String,
+        /// For how long; absent: until unmuted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        minutes: Option<u64>,
+    },
+    /// Lift a mute.
+    Unmute {
+        /// The room.
+        room: String,
+        /// The name.
+        name: String,
+    },
+    /// Change a room's settings (owners).
+    Settings {
+        /// The room.
+        room: String,
+        /// Whether only the invited (and those with a role) may join.
+        invite_only: bool,
+    },
+    /// Let an account join a room that is invite-only (owners and ops).
+    Invite {
+        /// The room.
+        room: String,
+        /// The account.
+        name: String,
+    },
+    /// Delete a message: its author's own (accounts), or, in a room, anyone's (owners and
+    /// ops).
+    Delete {
+        /// The room (not with `with`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The direct conversation with this account instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The message's seq.
+        seq: u64,
+    },
 }
 
 impl ClientFrame {
@@ -127,7 +223,76 @@ impl ClientFrame {
         "part",
         "rooms",
         "set_password",
+        "topic",
+        "role",
+        "remove",
+        "ban",
+        "unban",
+        "mute",
+        "unmute",
+        "settings",
+        "invite",
+        "delete",
     ];
+}
+
+/// A member's role in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May do everything in the room, ops' steps and roles and settings too.
+    Owner,
+    /// May set the topic, put members out, ban, mute, invite and delete messages.
+    Op,
+    /// Everyone else.
+    Member,
+    /// A role this version does not know: treated as a member.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Role {
+    /// The role as the protocol spells it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Op => "op",
+            Self::Member | Self::Unknown => "member",
+        }
+    }
+
+    /// The role a word names (an unknown word is a member).
+    pub fn from_word(word: &str) -> Self {
+        match word {
+            "owner" => Self::Owner,
+            "op" => Self::Op,
+            _ => Self::Member,
+        }
+    }
+}
+
+/// An invitation to a room, in `welcome.invites`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    /// The room.
+    pub room: String,
+    /// Who invited.
+    pub by: String,
+}
+
+/// A ban or a mute in force in a room, in the `room` answer for those who may lift it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restriction {
+    /// The name as it was given.
+    pub name: String,
+    /// Who set it.
+    pub by: String,
+    /// Why, if it was said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When it ends, ms since the Unix epoch; absent: when it is lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
 }
 
 /// A password as it crosses the wire: its `Debug` shows nothing of it, so it never reaches
@@ -161,6 +326,12 @@ pub struct Conversation {
     pub with: String,
     /// Its newest seq.
     pub seq: u64,
+}
+
+/// For `skip_serializing_if` on numbers that are absent when 0.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// For `skip_serializing_if` on flags that are false unless set.
@@ -227,6 +398,12 @@ pub enum ServerFrame {
         /// For an account: its direct conversations with the latest activity, latest first.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conversations: Option<Vec<Conversation>>,
+        /// For an account: the rooms it is invited to and has not joined yet.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        invites: Vec<Invitation>,
+        /// Whether the account is one of the server's administrators.
+        #[serde(default, skip_serializing_if = "is_false")]
+        admin: bool,
         /// The limits the server enforces.
         limits: Limits,
     },
@@ -256,7 +433,8 @@ pub enum ServerFrame {
         time: u64,
         /// The name the server accepted for the sender.
         from: String,
-        /// The text.
+        /// The text (absent, so empty here, once the message is deleted).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         text: String,
         /// The sender's id for this post, if it gave one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -264,6 +442,9 @@ pub enum ServerFrame {
         /// An action ("/me waves").
         #[serde(default, skip_serializing_if = "is_false")]
         me: bool,
+        /// The message was deleted: it keeps its seq, time and sender, and has no text.
+        #[serde(default, skip_serializing_if = "is_false")]
+        deleted: bool,
     },
     /// Someone entered the room.
     Joined {
@@ -290,6 +471,12 @@ pub enum ServerFrame {
         name: String,
         /// Why.
         reason: LeaveReason,
+        /// With `removed` or `banned`: the moderator who put the member out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// With `removed` or `banned`: why, if the moderator said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// The end of a `history` answer.
     HistoryEnd {
@@ -324,6 +511,9 @@ pub enum ServerFrame {
         /// With `rate_limited`: when a post will be accepted again, in milliseconds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after: Option<u64>,
+        /// With `banned`: when the ban ends, ms since the Unix epoch (absent: when lifted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
     },
     /// The server is about to close this connection.
     Closing {
@@ -355,6 +545,24 @@ pub enum ServerFrame {
         seq: u64,
         /// The oldest seq held, 0 if none.
         oldest: u64,
+        /// Its topic, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        /// The accounts with a role other than member, online or not: name to role.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        roles: std::collections::BTreeMap<String, Role>,
+        /// Whether only the invited (and those with a role) may join.
+        #[serde(default, skip_serializing_if = "is_false")]
+        invite_only: bool,
+        /// For those who may lift them: the bans in force.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bans: Vec<Restriction>,
+        /// For those who may lift them: the mutes in force.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mutes: Vec<Restriction>,
+        /// For those who may invite: the accounts invited who have not joined yet.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        invites: Vec<String>,
     },
     /// The answer to `rooms`.
     RoomList {
@@ -363,6 +571,150 @@ pub enum ServerFrame {
     },
     /// The answer to `set_password`: the new password is in force.
     PasswordChanged,
+    /// A room's topic changed (an empty text: cleared).
+    Topic {
+        /// Its room.
+        room: String,
+        /// Room sequence number.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who set it.
+        by: String,
+        /// The topic.
+        text: String,
+    },
+    /// A role was given or taken.
+    Role {
+        /// Its room.
+        room: String,
+        /// Room sequence number.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who gave it.
+        by: String,
+        /// To whom.
+        name: String,
+        /// The role from now on.
+        role: Role,
+    },
+    /// A ban was set: of a room (recorded there), or of the server (`room` and `seq`
+    /// absent; sent to the administrators online).
+    Ban {
+        /// Its room; absent for a server ban.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Room sequence number; absent (0) for a server ban.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who set it.
+        by: String,
+        /// The name banned.
+        name: String,
+        /// Why, if it was said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        /// When it ends, ms since the Unix epoch; absent: when it is lifted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+    },
+    /// A ban was lifted (of a room, or without `room` and `seq`, of the server).
+    Unban {
+        /// Its room; absent for a server ban.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Room sequence number; absent (0) for a server ban.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who lifted it.
+        by: String,
+        /// The name.
+        name: String,
+    },
+    /// A mute was set.
+    Mute {
+        /// Its room.
+        room: String,
+        /// Room sequence number.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who set it.
+        by: String,
+        /// The name muted.
+        name: String,
+        /// When it ends, ms since the Unix epoch; absent: when it is lifted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+    },
+    /// A mute was lifted.
+    Unmute {
+        /// Its room.
+        room: String,
+        /// Room sequence number.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who lifted it.
+        by: String,
+        /// The name.
+        name: String,
+    },
+    /// A room's settings changed.
+    Settings {
+        /// Its room.
+        room: String,
+        /// Room sequence number.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who changed them.
+        by: String,
+        /// Whether only the invited (and those with a role) may join.
+        invite_only: bool,
+    },
+    /// An account was invited to a room (recorded there, so the room's members see it).
+    Invite {
+        /// Its room.
+        room: String,
+        /// Room sequence number.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who invited.
+        by: String,
+        /// The account invited.
+        name: String,
+    },
+    /// A message was deleted.
+    Deleted {
+        /// Its room (not with `with`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Its direct conversation instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Sequence number of this event.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who deleted it.
+        by: String,
+        /// The deleted message's seq.
+        target: u64,
+    },
+    /// This account was invited to a room (to the invitee's connections; not recorded).
+    Invited {
+        /// The room.
+        room: String,
+        /// Who invited.
+        by: String,
+    },
 }
 
 /// A room and how many are in it (`room_list`).
@@ -390,14 +742,34 @@ impl ServerFrame {
         "room",
         "room_list",
         "password_changed",
+        "topic",
+        "role",
+        "ban",
+        "unban",
+        "mute",
+        "unmute",
+        "settings",
+        "invite",
+        "deleted",
+        "invited",
     ];
 
-    /// The room sequence number, for the frames that are room events.
+    /// The sequence number, for the frames that are recorded events (of a room or a
+    /// direct conversation).
     pub fn seq(&self) -> Option<u64> {
         match self {
-            Self::Message { seq, .. } | Self::Joined { seq, .. } | Self::Left { seq, .. } => {
-                Some(*seq)
-            }
+            Self::Message { seq, .. }
+            | Self::Joined { seq, .. }
+            | Self::Left { seq, .. }
+            | Self::Topic { seq, .. }
+            | Self::Role { seq, .. }
+            | Self::Mute { seq, .. }
+            | Self::Unmute { seq, .. }
+            | Self::Settings { seq, .. }
+            | Self::Invite { seq, .. }
+            | Self::Deleted { seq, .. } => Some(*seq),
+            // A server ban is recorded in no room.
+            Self::Ban { seq, .. } | Self::Unban { seq, .. } => Some(*seq).filter(|seq| *seq > 0),
             _ => None,
         }
     }
@@ -408,8 +780,18 @@ impl ServerFrame {
             Self::Message { room, .. }
             | Self::Joined { room, .. }
             | Self::Left { room, .. }
-            | Self::HistoryEnd { room, .. } => room.as_deref(),
-            Self::Room { room, .. } => Some(room),
+            | Self::HistoryEnd { room, .. }
+            | Self::Ban { room, .. }
+            | Self::Unban { room, .. }
+            | Self::Deleted { room, .. } => room.as_deref(),
+            Self::Room { room, .. }
+            | Self::Topic { room, .. }
+            | Self::Role { room, .. }
+            | Self::Mute { room, .. }
+            | Self::Unmute { room, .. }
+            | Self::Settings { room, .. }
+            | Self::Invite { room, .. }
+            | Self::Invited { room, .. } => Some(room),
             _ => None,
         }
     }
@@ -450,6 +832,9 @@ pub enum RejectCode {
     /// Too many wrong passwords lately, for the account or from the address; see
     /// `retry_after`.
     TooManyAttempts,
+    /// The name, or the address, is banned from the server (`retry_after`: when a timed
+    /// ban ends).
+    Banned,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -479,6 +864,10 @@ pub enum LeaveReason {
     Kicked,
     /// Left the room on purpose (`part`), staying connected.
     Part,
+    /// Put out of the room by a moderator (`by`); may join again.
+    Removed,
+    /// Banned from the room (or the server) by a moderator (`by`).
+    Banned,
     /// A reason this version does not know.
     #[serde(other)]
     Unknown,
@@ -493,6 +882,8 @@ impl LeaveReason {
             Self::Timeout => "timed out",
             Self::Kicked => "was disconnected by the server",
             Self::Part => "left the room",
+            Self::Removed => "was removed",
+            Self::Banned => "was banned",
         }
     }
 }
@@ -531,6 +922,16 @@ pub enum ErrorCode {
     WeakPassword,
     /// `set_password`: too many wrong passwords lately; see `retry_after`.
     TooManyAttempts,
+    /// The connection may not do this (its role in the room, or who the target is).
+    NotPermitted,
+    /// The seq is not a message of that room or conversation, or it is deleted already.
+    NoSuchMessage,
+    /// The name is banned from the room (see `until`).
+    Banned,
+    /// The room is invite-only and this account is not invited.
+    InviteOnly,
+    /// The name is muted in the room: it may read, not post (see `until`).
+    Muted,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -556,6 +957,8 @@ pub enum CloseCode {
     Flood,
     /// Another connection took this session over with its token.
     Replaced,
+    /// The name (or the address) was banned from the server.
+    Banned,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -569,6 +972,7 @@ impl CloseCode {
             Self::SendQueueFull | Self::BadFrame | Self::FrameTooLong | Self::Flood => {
                 LeaveReason::Kicked
             }
+            Self::Banned => LeaveReason::Banned,
             Self::Shutdown | Self::LoginTimeout | Self::Replaced | Self::Unknown => {
                 LeaveReason::Lost
             }

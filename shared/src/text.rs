@@ -53,9 +53,35 @@ pub fn check_text(text: &str, max: usize) -> Result<(), TextError> {
     }
 }
 
+/// Checks a one-line text (a room's topic, the reason given with a removal or a ban)
+/// against `max` bytes: it may be empty, and may hold no control character at all.
+pub fn check_line(text: &str, max: usize) -> Result<(), TextError> {
+    if text.len() > max {
+        return Err(TextError::TooLong {
+            len: text.len(),
+            max,
+        });
+    }
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(TextError::BadText(c)),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_may_be_empty_and_holds_no_control_character() {
+        assert_eq!(check_line("", 10), Ok(()));
+        assert_eq!(check_line("Rust talk", 10), Ok(()));
+        assert_eq!(check_line("a\nb", 10), Err(TextError::BadText('\n')));
+        assert_eq!(
+            check_line("0123456789x", 10),
+            Err(TextError::TooLong { len: 11, max: 10 })
+        );
+    }
 
     #[test]
     fn rules() {

@@ -46,7 +46,9 @@ fn protocol_session_example() {
                 max_name: 32,
                 rate: 5,
                 burst: 20
-            }
+            },
+            admin: false,
+            invites: Vec::new()
         }
     );
     assert_eq!(
@@ -61,7 +63,8 @@ fn protocol_session_example() {
             time: 1_764_000_000_000,
             from: "bob".into(),
             text: "earlier".into(),
-            id: None
+            id: None,
+            deleted: false
         }
     );
     assert_eq!(
@@ -95,7 +98,8 @@ fn protocol_session_example() {
             time: 1_764_000_002_000,
             from: "alice".into(),
             text: "ciao a tutti".into(),
-            id: Some("5b1e0c9a7d3f2e84".into())
+            id: Some("5b1e0c9a7d3f2e84".into()),
+            deleted: false
         }
     );
     assert_eq!(decode::<ClientFrame>(r#"{"type":"bye"}"#), ClientFrame::Bye);
@@ -113,12 +117,14 @@ fn protocol_table_frames() {
             seq: 5,
             time: 1,
             name: "bob".into(),
-            reason: LeaveReason::Quit
+            reason: LeaveReason::Quit,
+            by: None,
+            message: None
         }
     );
     // A newer server's code decodes to Unknown instead of failing.
     assert!(matches!(
-        decode::<ServerFrame>(r#"{"type":"left","seq":5,"time":1,"name":"bob","reason":"banned"}"#),
+        decode::<ServerFrame>(r#"{"type":"left","seq":5,"time":1,"name":"bob","reason":"exiled"}"#),
         ServerFrame::Left {
             reason: LeaveReason::Unknown,
             ..

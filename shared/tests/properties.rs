@@ -122,6 +122,8 @@ fn welcome() -> impl Strategy<Value = ServerFrame> {
                     epoch,
                     token,
                     limits,
+                    admin: false,
+                    invites: Vec::new(),
                 }
             },
         )
@@ -159,6 +161,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     from,
                     text,
                     id,
+                    deleted: false,
                 }
             }
         ),
@@ -183,7 +186,9 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 seq,
                 time,
                 name,
-                reason
+                reason,
+                by: None,
+                message: None
             }),
         (
             proptest::option::of(any::<u64>()),
@@ -212,7 +217,8 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 code,
                 message,
                 id,
-                retry_after
+                retry_after,
+                until: None
             }),
         (
             prop_oneof![Just(CloseCode::Shutdown), Just(CloseCode::Flood)],

@@ -161,6 +161,8 @@ impl Redis {
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--dir", self.dir.arg(), "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
+            // Its files are written uncompressed, so that a test can read them for a text.
+            .args(["--rdbcompression", "no"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -180,6 +182,21 @@ impl Redis {
         // Keep draining its log so that it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
+    }
+
+    /// Its directory, where its append-only file is.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Runs `redis-cli` against it with `args`; returns what it printed (`--raw`).
+    pub fn cli(&self, args: &[&str]) -> Vec<u8> {
+        Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .output()
+            .expect("redis-cli runs (installed with redis-server by .ci/deps)")
+            .stdout
     }
 
     /// Its URL for `--redis`.
@@ -239,8 +256,22 @@ pub fn hello(name: &str) -> ClientFrame {
     }
 }
 
-/// A `hello` of the newest version for `name` with no resume and no token.
+/// A version-2 `hello` for `name` with no resume and no token: the suites of rooms and
+/// accounts are version-2 clients, so they show that those keep working.
 pub fn hello_v2(name: &str) -> ClientFrame {
+    ClientFrame::Hello {
+        password: None,
+        register: false,
+        protocol: 2,
+        name: name.into(),
+        since: None,
+        epoch: None,
+        token: None,
+    }
+}
+
+/// A `hello` of the newest version for `name` with no resume and no token.
+pub fn hello_v3(name: &str) -> ClientFrame {
     ClientFrame::Hello {
         password: None,
         register: false,
@@ -447,6 +478,11 @@ impl Client {
     /// [`Client::login`] as a version-2 client.
     pub async fn login_v2(addr: SocketAddr, name: &str) -> (Self, ServerFrame) {
         Self::login_with(addr, &hello_v2(name)).await
+    }
+
+    /// [`Client::login`] as a client of the newest version.
+    pub async fn login_v3(addr: SocketAddr, name: &str) -> (Self, ServerFrame) {
+        Self::login_with(addr, &hello_v3(name)).await
     }
 
     /// Connects and logs in with `hello` (a fresh login: it waits for its own `joined`).

@@ -531,6 +531,23 @@ impl EventLog for Failing {
     ) -> Result<Vec<chat_shared::Conversation>, LogError> {
         self.inner.conversations(owner, limit)
     }
+    fn room_state(&self, stream: &StreamId) -> Result<Vec<(String, String)>, LogError> {
+        self.inner.room_state(stream)
+    }
+    fn invites_of(&self, account: &str) -> Result<Vec<(String, String)>, LogError> {
+        self.inner.invites_of(account)
+    }
+    fn server_bans(&self) -> Result<Vec<(String, String)>, LogError> {
+        self.inner.server_bans()
+    }
+    fn set_server_ban(&self, key: &str, value: Option<&str>) -> Result<(), LogError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(LogError::Store(
+                "No space left on device (os error 28)".into(),
+            ));
+        }
+        self.inner.set_server_ban(key, value)
+    }
 }
 
 /// Flags: `test_config()` with an event log that fails on demand. While it fails, a post

@@ -203,6 +203,7 @@ mod tests {
             text: text.into(),
             id: None,
             me: false,
+            deleted: false,
         }
     }
 
@@ -222,6 +223,8 @@ mod tests {
             time: 0,
             name: "Bob".into(),
             reason: LeaveReason::Timeout,
+            by: None,
+            message: None,
         });
         room.event(ServerFrame::Left {
             room: None,
@@ -229,6 +232,8 @@ mod tests {
             time: 0,
             name: "alice".into(),
             reason: LeaveReason::Quit,
+            by: None,
+            message: None,
         });
         assert_eq!(
             room.members.iter().collect::<Vec<_>>(),
@@ -269,6 +274,7 @@ mod tests {
             from: "me".into(),
             text: "hello".into(),
             id: Some("p1".into()),
+            deleted: false,
         });
         assert_eq!(room.pending.len(), 1);
         assert_eq!(room.pending[0].failed.as_deref(), Some("too long"));

@@ -333,6 +333,7 @@ impl Rooms {
                 users,
                 seq,
                 oldest,
+                ..
             } => {
                 let joined = self.get_mut(&room)?;
                 joined.room.name.clone_from(&room);
@@ -495,6 +496,12 @@ mod tests {
             users: vec!["me".into()],
             seq,
             oldest: u64::from(seq > 0),
+            topic: None,
+            roles: std::collections::BTreeMap::new(),
+            invite_only: false,
+            bans: Vec::new(),
+            mutes: Vec::new(),
+            invites: Vec::new(),
         }
     }
 
@@ -552,6 +559,7 @@ mod tests {
                 id: None,
                 room: Some("full".into()),
                 retry_after: None,
+                until: None,
             },
             true,
         );

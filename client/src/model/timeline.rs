@@ -519,6 +519,7 @@ mod tests {
             from: from.into(),
             text: text.into(),
             id: None,
+            deleted: false,
         }
     }
 
@@ -538,6 +539,8 @@ mod tests {
             time: seq * 1000,
             name: name.into(),
             reason: LeaveReason::Lost,
+            by: None,
+            message: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! Pub/sub: takeovers on other nodes, accounts and rooms made elsewhere, wrong passwords
-//! counted elsewhere; read again after every reconnection.
+//! Pub/sub: takeovers on other nodes, accounts, rooms and server bans made elsewhere,
+//! wrong passwords counted elsewhere; read again after every reconnection.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +37,9 @@ async fn listen_once(
     let accounts = log.all_accounts().await?;
     News::Accounts(accounts).send_to(hub).await;
     News::Rooms(log.room_names().await?).send_to(hub).await;
+    News::ServerBans(log.server_bans_async().await?)
+        .send_to(hub)
+        .await;
     if *first {
         // Once, at start: later, this node has counted them itself as they were published
         // (some may be missed while it was cut off; none is counted twice).
@@ -63,6 +66,18 @@ async fn listen_once(
                     None
                 }
             },
+            (Some("sban"), Some(ban), _) => match log.server_ban(ban).await {
+                Ok(value) => Some(News::ServerBan(ban.into(), value)),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot read a server ban set elsewhere");
+                    None
+                }
+            },
+            (Some("invited"), Some(account), Some(room)) => parts.next().map(|by| News::Invited {
+                account: account.into(),
+                room: room.into(),
+                by: by.into(),
+            }),
             (Some("room"), Some(key), Some(name)) => {
                 Some(News::Rooms(vec![(key.into(), name.into())]))
             }

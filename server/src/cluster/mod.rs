@@ -34,7 +34,7 @@ use futures_lite::future;
 use smol::{Executor, Timer};
 
 use crate::hub::command::{Claimed, Command, News};
-use crate::hub::peers::{NameClaim, Peers};
+use crate::hub::peers::{NameClaim, Peers, Seer};
 use crate::log::redis::{RedisLog, key};
 use crate::log::{LogError, Seq};
 use crate::queue::SendQueue;
@@ -66,6 +66,8 @@ enum Request {
     ListRooms {
         /// Where the answer goes.
         queue: SendQueue,
+        /// Who asks.
+        seer: Seer,
     },
     /// Find which of these members (case-folded name, token) are no longer this node's.
     Verify(Vec<(String, String)>),
@@ -196,8 +198,8 @@ impl Peers for Cluster {
         }
     }
 
-    fn list_rooms(&self, queue: SendQueue) -> Option<SendQueue> {
-        self.ask(Request::ListRooms { queue });
+    fn list_rooms(&self, queue: SendQueue, seer: Seer) -> Option<(SendQueue, Seer)> {
+        self.ask(Request::ListRooms { queue, seer });
         None
     }
 
@@ -273,7 +275,7 @@ async fn serve(
                     unreleased.push_back((member, token, reason));
                 }
             }
-            Request::ListRooms { queue } => match list_rooms(&log).await {
+            Request::ListRooms { queue, seer } => match list_rooms(&log, &seer).await {
                 Ok(rooms) => queue.push_unmetered(Frame::encode(&ServerFrame::RoomList { rooms })),
                 Err(err) => {
                     tracing::error!(%err, "cannot list the rooms");
@@ -283,6 +285,7 @@ async fn serve(
                         message: "the rooms cannot be listed now; try again later".into(),
                         id: None,
                         retry_after: None,
+                        until: None,
                     }));
                 }
             },
@@ -307,7 +310,7 @@ async fn serve(
 }
 
 /// The rooms with members on any node, fullest first.
-async fn list_rooms(log: &RedisLog) -> Result<Vec<RoomUsers>, LogError> {
+async fn list_rooms(log: &RedisLog, seer: &Seer) -> Result<Vec<RoomUsers>, LogError> {
     let mut conn = log.connection();
     let sizes: Vec<(String, u32)> = redis::cmd("ZRANGE")
         .arg(key("size"))
@@ -323,15 +326,31 @@ async fn list_rooms(log: &RedisLog) -> Result<Vec<RoomUsers>, LogError> {
     for (room, _) in &sizes {
         names.arg(room);
     }
-    let names: Vec<Option<String>> = if sizes.is_empty() {
-        Vec::new()
+    // Which of them are invite-only.
+    let mut private = redis::pipe();
+    for (room, _) in &sizes {
+        private
+            .cmd("HEXISTS")
+            .arg(key(&format!("st:{room}")))
+            .arg("invite_only");
+    }
+    let (names, private): (Vec<Option<String>>, Vec<bool>) = if sizes.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
-        names.query_async(&mut conn).await.map_err(LogError::from)?
+        (
+            names.query_async(&mut conn).await.map_err(LogError::from)?,
+            private
+                .query_async(&mut conn)
+                .await
+                .map_err(LogError::from)?,
+        )
     };
     let mut rooms: Vec<RoomUsers> = sizes
         .into_iter()
         .zip(names)
-        .map(|((key, users), name)| RoomUsers {
+        .zip(private)
+        .filter(|(((key, _), _), private)| !private || seer.sees(key))
+        .map(|(((key, users), name), _)| RoomUsers {
             room: name.unwrap_or(key),
             users,
         })

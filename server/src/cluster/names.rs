@@ -92,6 +92,8 @@ fn reason_word(reason: LeaveReason) -> &'static str {
         LeaveReason::Timeout => "timeout",
         LeaveReason::Kicked => "kicked",
         LeaveReason::Part => "part",
+        LeaveReason::Removed => "removed",
+        LeaveReason::Banned => "banned",
         LeaveReason::Lost | LeaveReason::Unknown => "lost",
     }
 }

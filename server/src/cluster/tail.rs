@@ -12,8 +12,8 @@ use futures_lite::future;
 use redis::Value;
 
 use crate::hub::command::{Command, DirectMessage, News};
-use crate::log::redis::{self as store, RedisLog, entry_event, key};
-use crate::log::{LogError, Seq, Tailed};
+use crate::log::redis::{self as store, Entry, RedisLog, entry_of, frames_of, key};
+use crate::log::{Event, LogError, Seq, Tailed};
 
 use super::backoff::Backoff;
 
@@ -119,6 +119,7 @@ async fn tail_once(
         })
         .await?;
         let (rooms, direct) = sort_reply(&reply, &direct_key, following, direct_after);
+        let (rooms, direct) = with_frames(&mut conn, rooms, direct).await?;
         if !direct.is_empty() {
             News::Direct(direct).send_to(hub).await;
         }
@@ -128,14 +129,79 @@ async fn tail_once(
     }
 }
 
-/// What one read of the tail brought: the events of each room still followed (whose
-/// position moves past them), and the direct messages (whose position moves too).
+/// A direct event as its delivery stream names it: sender, recipient (case-folded), and
+/// where its frame is (its conversation's stream and seq), unless the entry holds it.
+struct DirectEntry {
+    from: String,
+    to: String,
+    frame: Option<Frame>,
+    stream: String,
+    seq: Seq,
+}
+
+/// What one read of the tail brought, with the frames its entries do not hold read from
+/// `fr:<stream>` in one round trip; an event whose frame is nowhere is left out.
+async fn with_frames(
+    conn: &mut impl redis::aio::ConnectionLike,
+    rooms: Vec<(Arc<str>, Vec<Entry>)>,
+    direct: Vec<DirectEntry>,
+) -> Result<(Vec<(Arc<str>, Tailed)>, Vec<DirectMessage>), LogError> {
+    let mut wanted: Vec<(&str, Vec<Seq>)> = rooms
+        .iter()
+        .map(|(key, entries)| {
+            let missing = entries.iter().filter(|e| e.frame.is_none()).map(|e| e.seq);
+            (&**key, missing.collect())
+        })
+        .collect();
+    wanted.extend(direct.iter().map(|d| {
+        (
+            d.stream.as_str(),
+            d.frame.is_none().then_some(d.seq).into_iter().collect(),
+        )
+    }));
+    let mut found = frames_of(conn, &wanted).await?.into_iter();
+    let rooms = rooms
+        .into_iter()
+        .map(|(key, entries)| {
+            let mut frames = found.next().unwrap_or_default().into_iter();
+            let events = entries
+                .into_iter()
+                .filter_map(|entry| {
+                    let frame = entry.frame.or_else(|| frames.next().flatten())?;
+                    Some((
+                        Event {
+                            seq: entry.seq,
+                            frame,
+                        },
+                        entry.note,
+                    ))
+                })
+                .collect();
+            (key, events)
+        })
+        .collect();
+    let direct = direct
+        .into_iter()
+        .filter_map(|d| {
+            let mut frames = found.next().unwrap_or_default().into_iter();
+            let frame = d.frame.or_else(|| frames.next().flatten())?;
+            Some((d.from, d.to, frame))
+        })
+        .collect();
+    Ok((rooms, direct))
+}
+
+/// The entries of each room and the direct events one read of the tail brought.
+type Sorted = (Vec<(Arc<str>, Vec<Entry>)>, Vec<DirectEntry>);
+
+/// What one read of the tail brought: the entries of each room still followed (whose
+/// position moves past them), and the direct events (whose position moves too).
 fn sort_reply(
     reply: &Value,
     direct_key: &str,
     following: &Following,
     direct_after: &mut Option<String>,
-) -> (Vec<(Arc<str>, Tailed)>, Vec<DirectMessage>) {
+) -> Sorted {
     let mut rooms = Vec::new();
     let mut direct = Vec::new();
     let Value::Array(per_stream) = reply else {
@@ -164,8 +230,8 @@ fn sort_reply(
         let Some(room) = name.strip_prefix(&prefix) else {
             continue;
         };
-        let events: Tailed = entries.iter().filter_map(entry_event).collect();
-        let Some(newest) = events.last().map(|(event, _)| event.seq) else {
+        let events: Vec<Entry> = entries.iter().filter_map(entry_of).collect();
+        let Some(newest) = events.last().map(|entry| entry.seq) else {
             continue;
         };
         let mut streams = following
@@ -184,8 +250,8 @@ fn sort_reply(
     (rooms, direct)
 }
 
-/// An entry of the direct-message stream: its id and (sender, recipient, frame).
-fn direct_entry(entry: &Value) -> Option<(String, Option<DirectMessage>)> {
+/// An entry of the direct events' stream: its id and the event.
+fn direct_entry(entry: &Value) -> Option<(String, Option<DirectEntry>)> {
     let Value::Array(parts) = entry else {
         return None;
     };
@@ -193,19 +259,27 @@ fn direct_entry(entry: &Value) -> Option<(String, Option<DirectMessage>)> {
         return None;
     };
     let id = store::text(id)?;
-    let (mut frame, mut from, mut to) = (None, None, None);
+    let (mut frame, mut from, mut to, mut stream, mut seq) = (None, None, None, None, None);
     for pair in fields.chunks(2) {
         let [field, value] = pair else { continue };
         match store::bytes(field) {
             Some(b"f") => frame = store::bytes(value).map(Frame::from_encoded),
             Some(b"a") => from = store::text(value),
             Some(b"b") => to = store::text(value),
+            Some(b"k") => stream = store::text(value),
+            Some(b"s") => seq = store::text(value).and_then(|s| s.parse().ok()),
             _ => {}
         }
     }
-    let message = match (from, to, frame) {
-        (Some(from), Some(to), Some(frame)) => Some((from, to, frame)),
+    let event = match (from, to) {
+        (Some(from), Some(to)) => Some(DirectEntry {
+            from,
+            to,
+            frame,
+            stream: stream.unwrap_or_default(),
+            seq: seq.unwrap_or(0),
+        }),
         _ => None,
     };
-    Some((id, message))
+    Some((id, event))
 }

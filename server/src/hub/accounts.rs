@@ -209,6 +209,7 @@ impl Hub {
                     id: None,
                     room: None,
                     retry_after: Some(wait.as_millis() as u64 + 1),
+                    until: None,
                 },
             );
         }

@@ -1,6 +1,6 @@
 //! News from the other nodes of a cluster (`--redis`): claims answered, events the tail
-//! brought, direct messages, takeovers elsewhere, accounts, rooms and wrong passwords
-//! made or counted elsewhere.
+//! brought, direct messages, takeovers elsewhere, accounts, rooms, server bans and wrong
+//! passwords made or counted elsewhere.
 
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,12 @@ impl Hub {
                         Counted::Address(ip) => self.throttle.fail_address(ip, at),
                     }
                 }
+            }
+            News::ServerBan(key, value) => self.server_ban_changed(&key, value.as_deref()),
+            News::ServerBans(stored) => self.server_bans_read(stored),
+            News::Invited { account, room, by } => {
+                let key = self.rooms.known_key(&room).unwrap_or_else(|| room.into());
+                self.tell_invited(&account, &key, by);
             }
             News::CutOff => self.cut_off(),
         }

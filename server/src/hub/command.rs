@@ -7,6 +7,8 @@ use std::sync::Arc;
 use async_channel::Sender;
 use chat_shared::{Conversation, Frame, LeaveReason, Name, Password, RoomName};
 
+pub use crate::step::{Place, Step};
+
 use crate::accounts::PasswordHash;
 use crate::log::recorder::Recorded;
 use crate::log::{LogError, NewEvent, Seq, Span, Tailed};
@@ -139,6 +141,44 @@ pub enum Command {
     },
     /// News from the cluster (with `--redis`).
     Cluster(News),
+    /// A moderation step (the session checked its texts and names).
+    Moderate {
+        /// Who asks.
+        conn: ConnId,
+        /// What.
+        step: Step,
+    },
+    /// Delete a message.
+    Delete {
+        /// Who asks.
+        conn: ConnId,
+        /// Where the message is.
+        place: Place,
+        /// Its seq.
+        seq: Seq,
+    },
+    /// A message to delete, read back from the log off the hub's task (it was older than
+    /// what the hub keeps in memory).
+    Found {
+        /// Who asked to delete it.
+        conn: ConnId,
+        /// Where it is.
+        place: Place,
+        /// Its seq.
+        seq: Seq,
+        /// What the log holds at that seq (`None`: nothing), or why it could not be read.
+        read: Result<Option<Frame>, LogError>,
+    },
+    /// Server bans were stored (or could not be), off the hub's task.
+    ServerBanStored {
+        /// The administrator who set or lifted them, and the answer it gets once they
+        /// are stored (`None`: bans this node set on its own).
+        answer: Option<Box<(ConnId, chat_shared::ServerFrame)>>,
+        /// Each ban's key and what it holds (`None`: lifted).
+        changes: Vec<(String, Option<String>)>,
+        /// Whether the log took them.
+        result: Result<(), LogError>,
+    },
     /// The server is about to close every connection: record what was accepted and push
     /// everything owed now, so that it reaches everyone before their `closing`; then
     /// answer.
@@ -200,6 +240,9 @@ pub struct Login {
     /// The token its session will have, once made (in a cluster, before the name is
     /// claimed).
     pub session: Option<String>,
+    /// The rooms the log holds invitations to for this name, should it be an account:
+    /// room key, and who invited (read before the login reached the hub).
+    pub invites: Vec<(String, String)>,
 }
 
 /// A direct message as the tail read it: sender, recipient (case-folded), frame.
@@ -255,6 +298,21 @@ pub enum News {
     /// Wrong passwords counted in Redis (read when the node subscribes): for an account
     /// or an address, when (ms since the Unix epoch).
     Failures(Vec<(Counted, u64)>),
+    /// A server ban was set or lifted (on any node): its key, and what it holds (`None`:
+    /// lifted).
+    ServerBan(String, Option<String>),
+    /// An account was invited to a room (on any node): its connection here, if any, is
+    /// told.
+    Invited {
+        /// The account, case-folded.
+        account: String,
+        /// The room's key.
+        room: String,
+        /// Who invited it.
+        by: String,
+    },
+    /// Every server ban, as stored (read when the node subscribes).
+    ServerBans(Vec<(String, String)>),
     /// A wrong password on another node.
     Failed {
         /// The account.

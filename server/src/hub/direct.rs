@@ -98,7 +98,14 @@ impl Hub {
             },
             poster: id.is_some().then_some(folded),
             holder: None,
+            rewrite: None,
         };
+        self.record_direct(event, conn);
+    }
+
+    /// Records an event of a direct conversation (for `conn`); it goes to its parties
+    /// once it is recorded (see [`Hub::direct_recorded`]).
+    pub(super) fn record_direct(&mut self, event: NewEvent, conn: ConnId) {
         if let Some(recorder) = &self.recorder {
             let inbox = self.inbox.clone();
             let copy = Box::new(event.clone());
@@ -118,11 +125,15 @@ impl Hub {
         }
     }
 
-    /// The log answered for a direct message: the sender gets its echo, the recipient (if
-    /// online over protocol 2) the message.
+    /// The log answered for a direct event: the sender gets its echo, the recipient (if
+    /// online over protocol 2) the event.
     pub(super) fn direct_recorded(&mut self, event: &NewEvent, conn: ConnId, result: Recorded) {
-        let (Some(direct), Body::Message { id, .. }) = (&event.direct, &event.body) else {
+        let Some(direct) = &event.direct else {
             return;
+        };
+        let id = match &event.body {
+            Body::Message { id, .. } => id,
+            _ => &None,
         };
         if let Some(id) = id {
             self.direct_pending
@@ -132,11 +143,11 @@ impl Hub {
             Ok(mut events) if !events.is_empty() => events.swap_remove(0),
             Ok(_) => return,
             Err(err) => {
-                tracing::error!(%err, "the log could not record a direct message");
+                tracing::error!(%err, "the log could not record a direct event");
                 return self.error(
                     conn,
                     ErrorCode::Unavailable,
-                    "your message could not be recorded; send it again".into(),
+                    "that could not be recorded; send it again".into(),
                     id.clone(),
                     None,
                 );
@@ -152,8 +163,8 @@ impl Hub {
         }
     }
 
-    /// A recorded direct message to its sender (the echo) and its recipient (over
-    /// protocol 2), if they are online here.
+    /// A recorded direct event to its sender (the echo) and its recipient (over protocol
+    /// 2), if they are online here.
     pub(super) fn deliver_direct(&mut self, from_key: &str, to_key: &str, frame: &Frame) {
         let mut slow = Vec::new();
         if let Some(sender) = self.registry.online_conn(from_key)
@@ -201,6 +212,7 @@ impl Hub {
                 with: other.name.to_string(),
                 reader: me.keys.folded,
             },
+            members_only: false,
         };
         read.answer_from(self.log.clone(), queue);
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chat_shared::{ErrorCode, Frame, ServerFrame};
 
+use crate::log::state::RoomState;
 use crate::log::{EventLog, Span, StreamId, for_reader};
 use crate::queue::SendQueue;
 
@@ -24,6 +25,9 @@ pub(super) struct Read {
     pub(super) span: Option<Span>,
     pub(super) limit: usize,
     pub(super) target: Target,
+    /// Answered only if the room is not invite-only (the reader is not one of its
+    /// members): else `not_permitted`.
+    pub(super) members_only: bool,
 }
 
 impl Read {
@@ -34,8 +38,40 @@ impl Read {
             span,
             limit,
             target,
+            members_only,
         } = self;
         smol::unblock(move || {
+            if members_only {
+                match log.room_state(&stream) {
+                    Ok(fields)
+                        if RoomState::from_fields(
+                            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        )
+                        .invite_only =>
+                    {
+                        let room = match &target {
+                            Target::Room(room) => Some(room.clone()),
+                            Target::Direct { .. } => None,
+                        };
+                        queue.push_unmetered(Frame::encode(&ServerFrame::Error {
+                            room,
+                            code: ErrorCode::NotPermitted,
+                            message: "that room is invite-only: its history is for its members"
+                                .into(),
+                            id: None,
+                            retry_after: None,
+                            until: None,
+                        }));
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::error!(%err, "cannot read a room's state");
+                        queue.push_unmetered(unavailable());
+                        return;
+                    }
+                }
+            }
             let read = match span {
                 Some(span) => Ok(span),
                 None => log.head(&stream).map(|head| Span::Before(head.newest + 1)),
@@ -54,19 +90,25 @@ impl Read {
                 }
                 Err(err) => {
                     tracing::error!(%err, "cannot read the history");
-                    Frame::encode(&ServerFrame::Error {
-                        room: None,
-                        code: ErrorCode::Unavailable,
-                        message: "the history cannot be read now; try again later".into(),
-                        id: None,
-                        retry_after: None,
-                    })
+                    unavailable()
                 }
             };
             queue.push_unmetered(answer);
         })
         .detach();
     }
+}
+
+/// The answer to a history that cannot be read now.
+fn unavailable() -> Frame {
+    Frame::encode(&ServerFrame::Error {
+        room: None,
+        code: ErrorCode::Unavailable,
+        message: "the history cannot be read now; try again later".into(),
+        id: None,
+        retry_after: None,
+        until: None,
+    })
 }
 
 /// A history answer: the events, then `history_end`.

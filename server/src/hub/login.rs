@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
-use chat_shared::{CloseCode, Frame, LeaveReason, Name, NameKeys, RejectCode, ServerFrame, fold};
+use chat_shared::{
+    CloseCode, Frame, Invitation, LeaveReason, Name, NameKeys, RejectCode, ServerFrame, fold,
+};
 
 use crate::log::{Body, Seq};
 use crate::registry::{Admission, ConnId, Member};
 use crate::room::table::Deferred;
 use crate::room::{Effect, Room, Welcome};
-use crate::wire::{closing, random_hex};
+use crate::wire::{closing, now_millis, random_hex};
 
 use super::command::{AfterClaim, Auth, Claim, Claimed, Login};
 use super::peers::NameClaim;
@@ -36,6 +38,9 @@ impl Hub {
 
     pub(super) fn login(&mut self, mut login: Login) {
         let keys = login.name.keys();
+        if self.refuse_banned(&login, &keys) {
+            return;
+        }
         match std::mem::replace(&mut login.auth, Auth::Guest) {
             Auth::Guest => {
                 // In this order: a takeover, an account's name, a name taken.
@@ -53,6 +58,11 @@ impl Hub {
                 if !elsewhere && self.refuse_an_accounts_name(&login, &keys) {
                     return;
                 }
+                // A guest may not pass for an administrator, registered yet or not.
+                if self.is_admin_name(&keys) {
+                    let message = format!("{} is kept for an administrator", login.name);
+                    return Self::reject(&login, RejectCode::NameRegistered, message, None);
+                }
                 match admission {
                     Admission::Taken(message) => {
                         Self::reject(&login, RejectCode::NameTaken, message, None);
@@ -63,6 +73,26 @@ impl Hub {
             Auth::Register(password) => self.register(login, &keys, password),
             Auth::Password(password) => self.check_password(login, &keys, password),
         }
+    }
+
+    /// Refuses a name, or an address, that a server ban holds (`banned`, with when it
+    /// ends); says whether it did.
+    fn refuse_banned(&self, login: &Login, keys: &NameKeys) -> bool {
+        let now = now_millis();
+        let Some(ban) = self
+            .server_bans
+            .of_name(keys, now)
+            .or_else(|| self.server_bans.of_address(login.ip, now))
+        else {
+            return false;
+        };
+        let message = ban
+            .message
+            .clone()
+            .unwrap_or_else(|| "you are banned from this server".into());
+        let retry_after = ban.until.map(|until| until.saturating_sub(now));
+        Self::reject(login, RejectCode::Banned, message, retry_after);
+        true
     }
 
     /// Refuses a name that is an account's, or looks like one (`name_registered`); says
@@ -281,8 +311,22 @@ impl Hub {
         }
         let default = self.rooms.default_key().clone();
         let mut member = Self::member(&login, login.name.clone(), token, account);
-        member.rooms.push(default.clone());
         let name = member.name.to_string();
+        // A member the default room does not admit (banned, or not invited) starts in no
+        // room: its welcome goes at once, then why.
+        let refused = self
+            .rooms
+            .get(&default)
+            .and_then(|room| self.admission(&member, room, now_millis()).err());
+        if let Some(refusal) = refused {
+            self.registry.insert(login.conn, member);
+            let newest = self.rooms.get(&default).map_or(0, Room::newest);
+            let queue = login.queue.clone();
+            self.send_welcome(&welcome(login, account), newest, false);
+            queue.push_unmetered(refusal);
+            return;
+        }
+        member.rooms.push(default.clone());
         self.registry.insert(login.conn, member);
         let waiting = welcome(login, account);
         self.push(
@@ -395,6 +439,15 @@ impl Hub {
         } else {
             Vec::new()
         };
+        let invites = welcome
+            .invites
+            .iter()
+            .map(|(key, by)| Invitation {
+                room: self.rooms.name(key).to_string(),
+                by: by.clone(),
+            })
+            .collect();
+        let admin = self.is_admin(member);
         let frame = Frame::encode(&ServerFrame::Welcome {
             protocol: member.protocol,
             name: member.name.to_string(),
@@ -406,6 +459,8 @@ impl Hub {
             rooms,
             account: member.account,
             conversations: welcome.conversations.clone(),
+            invites,
+            admin,
             limits: self.limits(),
         });
         welcome
@@ -438,7 +493,7 @@ impl Hub {
             });
             if was_in == Some(true) && !released_with_lefts {
                 let name = member.name.to_string();
-                self.push(key, Body::Left { name, reason }, None, Effect::None);
+                self.push(key, Body::left(name, reason), None, Effect::None);
             }
             self.drop_if_idle(key);
         }
@@ -467,5 +522,6 @@ fn welcome(login: Login, account: bool) -> Welcome {
         queue: login.queue,
         reply: login.reply,
         conversations: account.then_some(login.conversations),
+        invites: if account { login.invites } else { Vec::new() },
     }
 }

@@ -16,7 +16,8 @@
 //! This file holds the loop, the dispatch and the state; each job is an `impl Hub` of its
 //! own: [`login`] (names, takeovers, welcomes, a member going), [`accounts`] (passwords),
 //! [`rooms`] (join, part, post, list), [`record`] (batches, what they mean, fan-out),
-//! [`direct`] (direct messages) and [`cluster`] (news from other nodes). They lean on
+//! [`direct`] (direct messages), [`moderation`] (roles, moderators' steps, deleting,
+//! who may join or post, server bans) and [`cluster`] (news from other nodes). They lean on
 //! leaf modules that never look back at the hub: [`command`] (what is asked of it),
 //! [`peers`] (the other nodes, or none), [`posts`] (post ids remembered), [`load`] and
 //! [`history`] (reads off this task). The rooms themselves, with their membership and
@@ -29,6 +30,7 @@ mod direct;
 mod history;
 mod load;
 mod login;
+mod moderation;
 pub mod peers;
 mod posts;
 mod record;
@@ -42,12 +44,13 @@ use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use chat_shared::limits::MAX_NAME;
-use chat_shared::{ErrorCode, Frame, Limits, Name, ServerFrame};
+use chat_shared::{ErrorCode, Frame, Limits, Name, NameKeys, ServerFrame};
 use futures_lite::future;
 use smol::{Executor, Timer};
 
 use crate::Config;
 use crate::accounts::{Account, Directory, Hasher, PasswordHash, Throttle};
+use crate::bans::{AddressBans, ServerBans};
 use crate::log::recorder::{Recorded, Recorder};
 use crate::log::{Body, EventLog, LogError, StreamId};
 use crate::pressure::Pressure;
@@ -110,6 +113,10 @@ pub struct Hub {
     claiming: ConnMap<Claiming>,
     /// Who asked for a flush ([`Command::Flush`]), to answer once it is done.
     flushing: Vec<Sender<()>>,
+    /// The keys of the server's administrators' names.
+    admins: Vec<NameKeys>,
+    /// The names and addresses banned from the server.
+    server_bans: ServerBans,
 }
 
 impl Hub {
@@ -153,6 +160,8 @@ impl Hub {
             None
         };
         let pressure = Pressure::new(config.coalesce, config.worker_threads(), Instant::now());
+        let admins = config.admins.iter().map(Name::keys).collect();
+        let server_bans = ServerBans::from_stored(log.server_bans()?);
         Ok(Self {
             config,
             log,
@@ -172,7 +181,15 @@ impl Hub {
             peers,
             claiming: ConnMap::default(),
             flushing: Vec::new(),
+            admins,
+            server_bans,
         })
+    }
+
+    /// The addresses banned from the server, kept up to date by the hub, for the accept
+    /// loop.
+    pub fn address_bans(&self) -> Arc<AddressBans> {
+        self.server_bans.shared()
     }
 
     /// Serves commands until [`Command::Shutdown`] (or until every sender of the inbox is
@@ -325,6 +342,19 @@ impl Hub {
                 result,
             } => self.direct_recorded(&event, conn, result),
             Command::Cluster(news) => self.news(news),
+            Command::Moderate { conn, step } => self.moderate(conn, step),
+            Command::Delete { conn, place, seq } => self.delete(conn, place, seq),
+            Command::Found {
+                conn,
+                place,
+                seq,
+                read,
+            } => self.found(conn, &place, seq, read),
+            Command::ServerBanStored {
+                answer,
+                changes,
+                result,
+            } => self.server_ban_stored(answer, changes, result),
             Command::Flush(done) => self.flushing.push(done),
             Command::Shutdown => {}
         }
@@ -353,7 +383,7 @@ impl Hub {
         let holder = match &effect {
             Effect::Welcome(welcome) => Some(welcome.conn),
             Effect::Joined { conn, .. } | Effect::Parted { conn } => Some(*conn),
-            Effect::Post { .. } | Effect::None => None,
+            Effect::Post { .. } | Effect::Step { .. } | Effect::None => None,
         }
         .and_then(|conn| self.registry.get(conn))
         .map(|member| member.token.clone());
@@ -395,6 +425,7 @@ impl Hub {
                 message,
                 id,
                 retry_after: None,
+                until: None,
             },
         );
     }

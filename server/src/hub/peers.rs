@@ -37,6 +37,23 @@ pub struct NameClaim {
     pub free_here: bool,
 }
 
+/// Who asks for the rooms in use: invite-only rooms are listed only to their members and
+/// to administrators.
+#[derive(Debug, Clone)]
+pub struct Seer {
+    /// The rooms the asker is in (keys).
+    pub rooms: Vec<String>,
+    /// Whether it is an administrator.
+    pub admin: bool,
+}
+
+impl Seer {
+    /// Whether it sees an invite-only room (by key).
+    pub fn sees(&self, key: &str) -> bool {
+        self.admin || self.rooms.iter().any(|room| room == key)
+    }
+}
+
 /// The other nodes, as the hub sees them.
 pub trait Peers: Send {
     /// Starts what runs beside the hub, on `executor`; what it learns comes to `inbox` as
@@ -65,9 +82,9 @@ pub trait Peers: Send {
     /// Stops following a room's events.
     fn unfollow(&self, key: &str);
 
-    /// Answers a `rooms` request with the rooms in use on every node; gives the queue back
-    /// when the hub's own rooms are all there are.
-    fn list_rooms(&self, queue: SendQueue) -> Option<SendQueue>;
+    /// Answers a `rooms` request with the rooms in use on every node that `seer` may see;
+    /// gives the queue and the seer back when the hub's own rooms are all there are.
+    fn list_rooms(&self, queue: SendQueue, seer: Seer) -> Option<(SendQueue, Seer)>;
 
     /// Counts a wrong password on every node.
     fn count_failure(&self, account: &str, ip: IpAddr);
@@ -117,8 +134,8 @@ impl Peers for Alone {
 
     fn unfollow(&self, _: &str) {}
 
-    fn list_rooms(&self, queue: SendQueue) -> Option<SendQueue> {
-        Some(queue)
+    fn list_rooms(&self, queue: SendQueue, seer: Seer) -> Option<(SendQueue, Seer)> {
+        Some((queue, seer))
     }
 
     fn count_failure(&self, _: &str, _: IpAddr) {}

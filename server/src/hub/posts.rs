@@ -50,6 +50,17 @@ impl PostIds {
         recent.by_id.insert(id.into(), frame);
     }
 
+    /// A remembered post was deleted: a copy sent again gets it as it is now.
+    pub fn erase(&mut self, poster: &str, id: &str, frame: Frame) {
+        if let Some(kept) = self
+            .by_poster
+            .get_mut(poster)
+            .and_then(|recent| recent.by_id.get_mut(id))
+        {
+            *kept = frame;
+        }
+    }
+
     /// A poster just posted with an id: its ids are kept at least [`REMEMBER_FOR`] from
     /// now.
     pub fn posted(&mut self, poster: &str, now: Instant) {

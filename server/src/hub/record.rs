@@ -15,8 +15,8 @@ use chat_shared::{CloseCode, ErrorCode, Frame, LeaveReason, RejectCode, ServerFr
 use crate::log::recorder::Recorded;
 use crate::log::{Body, LogError, Seq};
 use crate::registry::ConnId;
-use crate::room::{Arrival, Effect, Pending, Room};
-use crate::wire::closing;
+use crate::room::{Arrival, Consequence, Effect, Pending, Room};
+use crate::wire::{closing, now_millis};
 
 use super::Hub;
 
@@ -122,7 +122,23 @@ impl Hub {
             if let Some(pending) = mine {
                 parted.extend(self.settle(key, pending, event.seq));
             }
-            self.rooms.update(key, |room| room.record(event));
+            match self.rooms.update(key, |room| room.record(event)).flatten() {
+                // A member here put out by a moderator is out once its `left` is pushed.
+                Some(Consequence::PutOut(folded)) => {
+                    if let Some(conn) = self.registry.conn_of(&folded)
+                        && let Some(member) = self.registry.get_mut(conn)
+                        && member.rooms.contains(key)
+                    {
+                        member.rooms.retain(|k| k != key);
+                        parted.push(conn);
+                    }
+                }
+                // In a cluster every node hears of an invitation, room or no room.
+                Some(Consequence::Invited { folded, by }) if !self.peers.tails() => {
+                    self.tell_invited(&folded, key, by);
+                }
+                Some(Consequence::Invited { .. }) | None => {}
+            }
         }
         // Ours that the room is past already (it was read back meanwhile): settled late.
         for (seq, pending) in self.rooms.update(key, Room::take_late).unwrap_or_default() {
@@ -151,6 +167,11 @@ impl Hub {
                 }
             }
             Effect::Joined { conn, since } => {
+                // A ban or the room's closing recorded since the join was let in (on
+                // another node, a moment before) puts the newcomer out again at once.
+                if self.refused_after_all(conn, key) {
+                    return None;
+                }
                 // As for a welcome: the replay carries what was gathered before.
                 if let Some(queue) = self.queue_in(conn, key) {
                     // A member from here on, so the `room` answer names it.
@@ -161,9 +182,44 @@ impl Hub {
                 }
             }
             Effect::Parted { conn } => return Some(conn),
-            Effect::Post { .. } | Effect::None => {}
+            Effect::Post { .. } | Effect::Step { .. } | Effect::None => {}
         }
         None
+    }
+
+    /// Whether a join whose `joined` was just recorded is refused by what the room took in
+    /// before it (the checks of [`Hub::admission`], against the room as of its `joined`):
+    /// then the member hears why, is not in the room, and its `left` is recorded.
+    fn refused_after_all(&mut self, conn: ConnId, key: &Arc<str>) -> bool {
+        let (Some(member), Some(room)) = (self.registry.get(conn), self.rooms.get(key)) else {
+            return false;
+        };
+        if !member.rooms.contains(key) {
+            return false;
+        }
+        let Err(refusal) = self.admission(member, room, now_millis()) else {
+            return false;
+        };
+        let keys = &member.keys;
+        let ban = room
+            .state()
+            .ban_of(&keys.folded, &keys.skeleton, now_millis());
+        let body = Body::Left {
+            name: member.name.to_string(),
+            reason: if ban.is_some() {
+                LeaveReason::Banned
+            } else {
+                LeaveReason::Removed
+            },
+            by: ban.map(|ban| ban.restriction.by.clone()),
+            message: ban.and_then(|ban| ban.restriction.message.clone()),
+        };
+        member.queue.push_unmetered(refusal);
+        if let Some(member) = self.registry.get_mut(conn) {
+            member.rooms.retain(|k| k != key);
+        }
+        self.push(key, body, None, Effect::None);
+        true
     }
 
     /// Pushes what a room gathered; then the members who parted in it are out.
@@ -196,10 +252,7 @@ impl Hub {
         if let Body::Joined { name } = joined {
             self.push(
                 key,
-                Body::Left {
-                    name: name.clone(),
-                    reason: LeaveReason::Lost,
-                },
+                Body::left(name.clone(), LeaveReason::Lost),
                 None,
                 Effect::None,
             );
@@ -219,7 +272,7 @@ impl Hub {
                     member.rooms.retain(|k| k != key);
                 }
             }
-            Effect::Parted { .. } | Effect::Post { .. } | Effect::None => {}
+            Effect::Parted { .. } | Effect::Post { .. } | Effect::Step { .. } | Effect::None => {}
         }
     }
 
@@ -262,6 +315,13 @@ impl Hub {
                         Some(&name),
                     );
                 }
+                Effect::Step { conn } => self.error(
+                    conn,
+                    ErrorCode::Unavailable,
+                    "that could not be recorded; try again".into(),
+                    None,
+                    Some(&name),
+                ),
                 Effect::Parted { conn } => {
                     // Still a member, as far as anyone can tell.
                     if let Some(member) = self.registry.get_mut(conn) {

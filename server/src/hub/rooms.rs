@@ -4,22 +4,30 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chat_shared::{ErrorCode, Frame, LeaveReason, RoomName, ServerFrame};
+use chat_shared::{ErrorCode, Frame, LeaveReason, Role, RoomName, ServerFrame};
 
 use crate::log::{Body, LogError, Seq, Span, StreamId};
 use crate::queue::SendQueue;
 use crate::registry::ConnId;
 use crate::room::Effect;
 use crate::room::table::{Deferred, Lookup};
+use crate::wire::now_millis;
 
 use super::Hub;
+use super::command::Place;
 use super::history::{Read, Target, history_answer};
 use super::load::{Loaded, build_room, read_room};
+use super::peers::Seer;
 
 impl Hub {
     /// Finds the room a frame names (`None`: the default room); a name that looks like
     /// another room's is answered `invalid_room` here (with `id`, for a post).
-    fn resolve(&self, conn: ConnId, room: Option<&RoomName>, id: Option<&str>) -> Option<Lookup> {
+    pub(super) fn resolve(
+        &self,
+        conn: ConnId,
+        room: Option<&RoomName>,
+        id: Option<&str>,
+    ) -> Option<Lookup> {
         self.rooms
             .lookup(room)
             .map_err(|message| {
@@ -90,6 +98,14 @@ impl Hub {
             return;
         }
         let from = member.name.to_string();
+        if let Some(muted) = self
+            .rooms
+            .get(&key)
+            .and_then(|room| Self::muted(member, room, id.clone()))
+        {
+            member.queue.push_unmetered(muted);
+            return;
+        }
         if let Some(id) = &id
             && self
                 .rooms
@@ -138,6 +154,25 @@ impl Hub {
         };
         let durable = self.log.durable();
         let target = Target::Room(self.rooms.name(&key).to_string());
+        // An invite-only room's history is for its members (and administrators).
+        let outsider = self
+            .registry
+            .get(conn)
+            .is_some_and(|m| !m.rooms.contains(&key) && !self.is_admin(m));
+        if outsider
+            && self
+                .rooms
+                .get(&key)
+                .is_some_and(|room| room.state().invite_only)
+        {
+            return self.error(
+                conn,
+                ErrorCode::NotPermitted,
+                "that room is invite-only: its history is for its members".into(),
+                None,
+                room.map(RoomName::as_str),
+            );
+        }
         if let Some(room) = self.rooms.get(&key) {
             let span = span.unwrap_or(Span::Before(room.newest() + 1));
             if let Some(frames) = room.read_window(span, limit, durable) {
@@ -151,6 +186,7 @@ impl Hub {
             span,
             limit,
             target,
+            members_only: outsider,
         };
         read.answer_from(self.log.clone(), queue);
     }
@@ -213,16 +249,41 @@ impl Hub {
         }
     }
 
+    /// Records a join, if the room admits the member (see [`Hub::admission`]); else the
+    /// member is not in it after all, and hears why.
     fn push_joined(&mut self, conn: ConnId, key: &Arc<str>, since: Option<Seq>) {
-        let Some(name) = self.registry.get(conn).map(|m| m.name.to_string()) else {
+        let (Some(member), Some(room)) = (self.registry.get(conn), self.rooms.get(key)) else {
             return;
         };
+        if let Err(refusal) = self.admission(member, room, now_millis()) {
+            member.queue.push_unmetered(refusal);
+            if let Some(member) = self.registry.get_mut(conn) {
+                member.rooms.retain(|k| k != key);
+            }
+            self.drop_if_idle(key);
+            return;
+        }
+        let name = member.name.to_string();
+        // The account whose join makes a room owns it, from the event after its `joined`
+        // (in the same batch: nothing comes between). A guest's room, and the default
+        // room, have no owner until one is given.
+        let owner =
+            (member.account && room.is_new() && key != self.rooms.default_key()).then(|| {
+                Body::Role {
+                    by: name.clone(),
+                    name: name.clone(),
+                    role: Role::Owner,
+                }
+            });
         self.push(
             key,
             Body::Joined { name },
             None,
             Effect::Joined { conn, since },
         );
+        if let Some(owner) = owner {
+            self.push(key, owner, None, Effect::Step { conn });
+        }
     }
 
     /// Reads a room back from the log, on the blocking pool, never on the hub's task;
@@ -281,6 +342,8 @@ impl Hub {
                     me,
                 } => self.post(conn, Some(&room), text, id, me),
                 Deferred::Part(conn, room) => self.part(conn, &room),
+                Deferred::Step(conn, step) => self.moderate(conn, *step),
+                Deferred::Delete(conn, room, seq) => self.delete(conn, Place::Room(room), seq),
             }
         }
         self.drop_if_idle(&key);
@@ -311,6 +374,13 @@ impl Hub {
                     id,
                     Some(&name),
                 ),
+                Deferred::Step(conn, _) | Deferred::Delete(conn, ..) => self.error(
+                    conn,
+                    ErrorCode::Unavailable,
+                    "the room cannot be read now; try again later".into(),
+                    None,
+                    Some(&name),
+                ),
                 // Its join failed: it is not in the room.
                 Deferred::Part(..) => {}
             }
@@ -332,11 +402,18 @@ impl Hub {
         let (fresh, max) = (self.config.replay, self.config.replay_max);
         // A join's `since` counts in the epoch its client logged in with, this one.
         let replay = room.replay(since, true, fresh, max);
+        let state = self.described(member, room);
         let frame = Frame::encode(&ServerFrame::Room {
             room: room.name().to_string(),
             users: room.users(&self.registry),
             seq: seq.unwrap_or(room.newest()),
             oldest: room.oldest(self.log.durable()),
+            topic: state.topic,
+            roles: state.roles.into_iter().collect(),
+            invite_only: state.invite_only,
+            bans: state.bans,
+            mutes: state.mutes,
+            invites: state.invites,
         });
         member
             .queue
@@ -370,22 +447,27 @@ impl Hub {
         }
         self.push(
             &key,
-            Body::Left {
-                name,
-                reason: LeaveReason::Part,
-            },
+            Body::left(name, LeaveReason::Part),
             None,
             Effect::Parted { conn },
         );
     }
 
+    /// Lists the rooms in use; invite-only ones only to their members and to
+    /// administrators.
     pub(super) fn list_rooms(&self, conn: ConnId) {
-        let Some(queue) = self.online_queue(conn) else {
+        let Some(member) = self.registry.get(conn).filter(|m| m.online) else {
             return;
         };
+        let seer = Seer {
+            rooms: member.rooms.iter().map(ToString::to_string).collect(),
+            admin: self.is_admin(member),
+        };
         // In a cluster: the rooms in use on every node.
-        if let Some(queue) = self.peers.list_rooms(queue) {
-            let rooms = self.rooms.listing();
+        if let Some((queue, seer)) = self.peers.list_rooms(member.queue.clone(), seer) {
+            let rooms = self
+                .rooms
+                .listing(|key, room| !room.state().invite_only || seer.sees(key));
             queue.push_unmetered(Frame::encode(&ServerFrame::RoomList { rooms }));
         }
     }

@@ -116,6 +116,7 @@ impl Harness {
             ip: IpAddr::from([127, 0, 0, 1]),
             conversations: Vec::new(),
             session: None,
+            invites: Vec::new(),
         }));
         if hashed && accepted.is_empty() {
             self.hashed();
@@ -293,7 +294,7 @@ fn join_and_part_are_recorded_in_the_room_and_answered() {
     hub.join(&alice, "Rust");
     let frames = alice.frames();
     assert!(
-        frames.iter().any(|f| matches!(f, ServerFrame::Room { room, users, seq: 0, oldest: 0 } if room == "Rust" && users == &["alice"])),
+        frames.iter().any(|f| matches!(f, ServerFrame::Room { room, users, seq: 0, oldest: 0, ..  } if room == "Rust" && users == &["alice"])),
         "{frames:?}"
     );
     assert_eq!(presence(&frames, "Rust"), ["1 +alice"]);
@@ -441,6 +442,7 @@ fn a_login_whose_connection_went_while_its_password_was_checked_leaves_nobody_on
         ip: IpAddr::from([127, 0, 0, 1]),
         conversations: Vec::new(),
         session: None,
+        invites: Vec::new(),
     }));
     hub.gone(&late, LeaveReason::Lost);
     hub.hashed();

@@ -7,9 +7,18 @@
 -- Keys (all under "chat:"):
 --   epoch             the epoch every seq counts in
 --   seq               hash: stream -> its newest seq
---   s:<stream>        the stream's events, entry id "<seq>-1", field f = the frame;
---                     a joined also has j = member (case-folded) and n = name, a left l,
---                     a post with an id p = poster and i = id
+--   s:<stream>        the stream's events, entry id "<seq>-1", field k = the kind; a
+--                     joined also has j = member (case-folded) and n = name, a left l, a
+--                     post with an id p = poster and i = id (streams written before
+--                     frames moved out hold the frame in f)
+--   fr:<stream>       hash: seq -> the event's frame. Frames live here, not in the stream,
+--                     so that a deleted message can be stored anew without its text: a
+--                     stream entry cannot be changed, and one deleted stays in the
+--                     stream's memory (and in Redis's files) until its whole node goes
+--   st:<stream>       hash: the room's state (topic, roles, settings, bans, mutes,
+--                     invitations), field -> value
+--   sbans             hash: server ban key -> what the ban holds
+--   invof:<account>   hash: room -> who invited the account there
 --   rooms             hash: room key -> its name as first spelled
 --   in:<room>         hash: who is in the room (case-folded -> name), for its user list
 --   size              sorted set: room -> members, for room_list
@@ -22,7 +31,9 @@
 --   reap:<id>         who is reaping a dead node
 --   posts:<poster>    list: "id\nframe", newest first
 --   conv:<account>    hash: other account -> "time\nseq\nname" of the last message
---   direct            stream of every direct message (f, a = from, b = to), for delivery
+--   direct            stream of every direct event (a = from, b = to, k = its
+--                     conversation's stream, s = its seq; the frame is in fr:<k>), for
+--                     delivery
 --   acct              hash: account -> "name\nhash"
 --   askel             hash: skeleton -> account
 --   fails:a:<acct>, fails:ip:<ip>   sorted sets of wrong-password times
@@ -48,7 +59,8 @@ local function record_left(stream, member, name, reason, time)
   local room = redis.call('HGET', P .. 'rooms', stream) or stream
   local frame = '{"type":"left","room":' .. cjson.encode(room) .. ',"seq":' .. seq ..
     ',"time":' .. time .. ',"name":' .. cjson.encode(name) .. ',"reason":"' .. reason .. '"}\n'
-  redis.call('XADD', P .. 's:' .. stream, seq .. '-1', 'f', frame, 'l', member)
+  redis.call('XADD', P .. 's:' .. stream, seq .. '-1', 'k', 'l', 'l', member)
+  redis.call('HSET', P .. 'fr:' .. stream, seq, frame)
   redis.call('HDEL', P .. 'in:' .. stream, member)
   resize(stream)
 end
@@ -85,21 +97,70 @@ local function ends(stream)
   return {newest, oldest}
 end
 
+-- Removes a field of a room's state (and an invitation from the invitee's index).
+local function remove_field(stream, field)
+  redis.call('HDEL', P .. 'st:' .. stream, field)
+  if string.sub(field, 1, 7) == 'invite:' then
+    redis.call('HDEL', P .. 'invof:' .. string.sub(field, 8), stream)
+  end
+end
+
+-- Applies changes to a room's state: a JSON list of {"s", field, value}, {"r", field} and
+-- {"p", prefix} (remove every field that starts with it). Invitations are also kept by
+-- invitee, in invof:<account> (room -> who invited).
+local function change_state(stream, ops)
+  local st = P .. 'st:' .. stream
+  for _, o in ipairs(cjson.decode(ops)) do
+    if o[1] == 's' then
+      redis.call('HSET', st, o[2], o[3])
+      if string.sub(o[2], 1, 7) == 'invite:' then
+        local by = string.match(o[3], '^([^\n]*)')
+        redis.call('HSET', P .. 'invof:' .. string.sub(o[2], 8), stream, by)
+        -- The invitee may be online on any node, in no room of this one's.
+        redis.call('PUBLISH', P .. 'events', 'invited\n' .. string.sub(o[2], 8) .. '\n' .. stream .. '\n' .. by)
+      end
+    elseif o[1] == 'r' then
+      remove_field(stream, o[2])
+    elseif o[1] == 'p' then
+      for _, field in ipairs(redis.call('HKEYS', st)) do
+        if string.sub(field, 1, #o[2]) == o[2] then remove_field(stream, field) end
+      end
+    end
+  end
+end
+
+-- Stores an event of a stream anew (a deleted message, without its text): its frame, and
+-- the copy in the poster's remembered posts.
+local function rewrite(stream, seq, poster, id, frame)
+  redis.call('HSET', P .. 'fr:' .. stream, seq, frame)
+  if id ~= '' then
+    local posts = P .. 'posts:' .. poster
+    for i, entry in ipairs(redis.call('LRANGE', posts, 0, -1)) do
+      if string.sub(entry, 1, #id + 1) == id .. '\n' then
+        redis.call('LSET', posts, i - 1, id .. '\n' .. frame)
+      end
+    end
+  end
+end
+
 if op == 'epoch' then
   redis.call('SET', P .. 'epoch', ARGV[2], 'NX')
   return redis.call('GET', P .. 'epoch')
 
 elseif op == 'append' then
-  -- ARGV: count, then per event: stream, room, prefix, suffix, kind (m, j, l, d), member,
-  -- name, token, poster, id, dm from, dm to, dm to-name, dm from-name, time.
+  -- ARGV: count, then per event: stream, room, prefix, suffix, kind (m, j, l, d: a direct
+  -- message, e: another direct event), member, name, token, poster, id, dm from, dm to,
+  -- dm to-name, dm from-name, time, state changes (JSON, '' none), and an event stored
+  -- anew with it ('' none): its seq, poster, id and frame.
   -- A joined or left with a token is recorded only while the member holds that token.
   local count = tonumber(ARGV[2])
   local seqs = {}
   for i = 0, count - 1 do
-    local b = 3 + i * 15
+    local b = 3 + i * 20
     local stream, room, prefix, suffix, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
     local member, name, token, poster, id = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
     local from, to, to_name, from_name, time = ARGV[b + 10], ARGV[b + 11], ARGV[b + 12], ARGV[b + 13], ARGV[b + 14]
+    local ops, rw_seq, rw_poster, rw_id, rw_frame = ARGV[b + 15], ARGV[b + 16], ARGV[b + 17], ARGV[b + 18], ARGV[b + 19]
     local wanted = true
     if token ~= '' then
       wanted = redis.call('HGET', P .. 'm:' .. member, 'token') == token
@@ -110,18 +171,19 @@ elseif op == 'append' then
       local seq = redis.call('HINCRBY', P .. 'seq', stream, 1)
       local frame = prefix .. seq .. suffix
       local key = P .. 's:' .. stream
+      redis.call('HSET', P .. 'fr:' .. stream, seq, frame)
       if kind == 'j' then
-        redis.call('XADD', key, seq .. '-1', 'f', frame, 'j', member, 'n', name)
+        redis.call('XADD', key, seq .. '-1', 'k', kind, 'j', member, 'n', name)
         redis.call('HSET', P .. 'in:' .. stream, member, name)
         redis.call('SADD', P .. 'ro:' .. member, stream)
       elseif kind == 'l' then
-        redis.call('XADD', key, seq .. '-1', 'f', frame, 'l', member)
+        redis.call('XADD', key, seq .. '-1', 'k', kind, 'l', member)
         redis.call('HDEL', P .. 'in:' .. stream, member)
         redis.call('SREM', P .. 'ro:' .. member, stream)
       elseif id ~= '' then
-        redis.call('XADD', key, seq .. '-1', 'f', frame, 'p', poster, 'i', id)
+        redis.call('XADD', key, seq .. '-1', 'k', kind, 'p', poster, 'i', id)
       else
-        redis.call('XADD', key, seq .. '-1', 'f', frame)
+        redis.call('XADD', key, seq .. '-1', 'k', kind)
       end
       if room ~= '' then
         if redis.call('HSETNX', P .. 'rooms', stream, room) == 1 then
@@ -137,7 +199,14 @@ elseif op == 'append' then
       if kind == 'd' then
         redis.call('HSET', P .. 'conv:' .. from, to, time .. '\n' .. seq .. '\n' .. to_name)
         redis.call('HSET', P .. 'conv:' .. to, from, time .. '\n' .. seq .. '\n' .. from_name)
-        redis.call('XADD', P .. 'direct', 'MAXLEN', '~', DIRECT_KEPT, '*', 'f', frame, 'a', from, 'b', to)
+      end
+      if kind == 'd' or kind == 'e' then
+        redis.call('XADD', P .. 'direct', 'MAXLEN', '~', DIRECT_KEPT, '*', 'a', from, 'b', to,
+          'k', stream, 's', seq)
+      end
+      if ops ~= '' then change_state(stream, ops) end
+      if rw_seq ~= '' then
+        rewrite(stream, rw_seq, rw_poster, rw_id, rw_frame)
       end
       seqs[#seqs + 1] = seq
     end
@@ -149,11 +218,22 @@ elseif op == 'head' then
   return ends(ARGV[2])
 
 elseif op == 'snapshot' then
-  -- A room as of now: its newest and oldest seq, its name, and who is in it.
+  -- A room as of now: its newest and oldest seq, its name, who is in it, and its state.
   local stream = ARGV[2]
   local head = ends(stream)
   local name = redis.call('HGET', P .. 'rooms', stream) or ''
-  return {head[1], head[2], name, redis.call('HGETALL', P .. 'in:' .. stream)}
+  return {head[1], head[2], name, redis.call('HGETALL', P .. 'in:' .. stream),
+    redis.call('HGETALL', P .. 'st:' .. stream)}
+
+elseif op == 'server_ban' then
+  -- ARGV: key, value ('' to lift it). Every node hears of it.
+  if ARGV[3] == '' then
+    redis.call('HDEL', P .. 'sbans', ARGV[2])
+  else
+    redis.call('HSET', P .. 'sbans', ARGV[2], ARGV[3])
+  end
+  redis.call('PUBLISH', P .. 'events', 'sban\n' .. ARGV[2])
+  return 1
 
 elseif op == 'claim' then
   -- ARGV: member, skeleton, name, node, new token, token presented ('' none), force

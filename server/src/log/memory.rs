@@ -3,12 +3,13 @@
 //! the hub) live here, in memory, until the process ends: the newest
 //! [`DIRECT_KEPT`] messages of each conversation.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chat_shared::{Conversation, Frame};
 use futures_lite::future;
 
+use super::state::{changes, invitee, inviter};
 use super::{
     Body, Event, EventLog, Head, LogError, NewEvent, Remembered, Seq, Span, StreamId, frame,
     latest_first,
@@ -33,6 +34,12 @@ struct Contents {
     direct: HashMap<StreamId, VecDeque<Event>>,
     /// (account, other) → (the other's name, newest seq, its time).
     conversations: HashMap<String, HashMap<String, (String, Seq, u64)>>,
+    /// Each room's state's fields (see [`super::state`]).
+    room_states: HashMap<StreamId, BTreeMap<String, String>>,
+    /// Server bans by key.
+    server_bans: BTreeMap<String, String>,
+    /// Invitations by account: room key to who invited.
+    invites_of: HashMap<String, BTreeMap<String, String>>,
 }
 
 impl MemoryLog {
@@ -83,12 +90,49 @@ impl EventLog for MemoryLog {
                     seq: *seq,
                     frame: frame(*seq, new),
                 };
-                if let (Some(direct), Body::Message { from, .. }) = (&new.direct, &new.body) {
+                let ops = changes(event.frame.as_bytes());
+                if !ops.is_empty() {
+                    let fields = state.room_states.entry(new.stream.clone()).or_default();
+                    let invited_before: Vec<String> = fields
+                        .keys()
+                        .filter_map(|field| invitee(field).map(str::to_string))
+                        .collect();
+                    for op in &ops {
+                        op.apply_to(fields);
+                    }
+                    let invited: Vec<(String, String)> = fields
+                        .iter()
+                        .filter_map(|(field, value)| {
+                            invitee(field).map(|who| (who.to_string(), inviter(value).to_string()))
+                        })
+                        .collect();
+                    let room = new.stream.as_str().to_string();
+                    for who in invited_before {
+                        if let Some(rooms) = state.invites_of.get_mut(&who) {
+                            rooms.remove(&room);
+                        }
+                    }
+                    for (who, by) in invited {
+                        state
+                            .invites_of
+                            .entry(who)
+                            .or_default()
+                            .insert(room.clone(), by);
+                    }
+                }
+                if new.direct.is_some() {
                     let kept = state.direct.entry(new.stream.clone()).or_default();
+                    if let Some(rewrite) = &new.rewrite
+                        && let Ok(at) = kept.binary_search_by_key(&rewrite.seq, |e| e.seq)
+                    {
+                        kept[at].frame = rewrite.frame.clone();
+                    }
                     kept.push_back(event.clone());
                     if kept.len() > DIRECT_KEPT {
                         kept.pop_front();
                     }
+                }
+                if let (Some(direct), Body::Message { from, .. }) = (&new.direct, &new.body) {
                     let mut index = |owner: &str, other: &str, name: &str| {
                         state
                             .conversations
@@ -130,19 +174,58 @@ impl EventLog for MemoryLog {
         Ok(Vec::new())
     }
 
+    fn room_state(&self, stream: &StreamId) -> Result<Vec<(String, String)>, LogError> {
+        Ok(self
+            .state()?
+            .room_states
+            .get(stream)
+            .map(|fields| fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    fn invites_of(&self, account: &str) -> Result<Vec<(String, String)>, LogError> {
+        Ok(self
+            .state()?
+            .invites_of
+            .get(account)
+            .map(|rooms| rooms.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    fn server_bans(&self) -> Result<Vec<(String, String)>, LogError> {
+        Ok(self
+            .state()?
+            .server_bans
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn set_server_ban(&self, key: &str, value: Option<&str>) -> Result<(), LogError> {
+        let mut state = self.state()?;
+        match value {
+            Some(value) => state.server_bans.insert(key.into(), value.into()),
+            None => state.server_bans.remove(key),
+        };
+        Ok(())
+    }
+
     fn remembered(
         self: Arc<Self>,
         poster: String,
         limit: usize,
     ) -> future::Boxed<Result<Remembered, LogError>> {
         // In memory: nothing to wait for, no thread needed.
-        let conversations = self.conversations(&poster, limit);
-        Box::pin(future::ready(conversations.map(|conversations| {
-            Remembered {
-                posts: Vec::new(),
-                conversations,
-            }
-        })))
+        let remembered = self
+            .conversations(&poster, limit)
+            .and_then(|conversations| {
+                Ok(Remembered {
+                    posts: Vec::new(),
+                    conversations,
+                    invites: self.invites_of(&poster)?,
+                })
+            });
+        Box::pin(future::ready(remembered))
     }
 
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {

@@ -14,12 +14,14 @@
 pub mod memory;
 pub mod recorder;
 pub mod redis;
+pub mod scrub;
+pub mod state;
 pub mod store;
 
 use std::fmt;
 use std::sync::Arc;
 
-use chat_shared::{Conversation, Frame, LeaveReason, ServerFrame};
+use chat_shared::{Conversation, Frame, LeaveReason, Role, ServerFrame};
 use futures_lite::future;
 
 /// A position in a stream's sequence.
@@ -80,6 +82,81 @@ pub enum Body {
         name: String,
         /// Why.
         reason: LeaveReason,
+        /// The moderator who put them out (`removed`, `banned`).
+        by: Option<String>,
+        /// Why the moderator did, if said.
+        message: Option<String>,
+    },
+    /// The topic changed.
+    Topic {
+        /// Who set it.
+        by: String,
+        /// The topic (empty: cleared).
+        text: String,
+    },
+    /// A role was given or taken.
+    Role {
+        /// Who gave it.
+        by: String,
+        /// To whom.
+        name: String,
+        /// The role from now on.
+        role: Role,
+    },
+    /// A name was banned from the room.
+    Ban {
+        /// Who banned it.
+        by: String,
+        /// The name.
+        name: String,
+        /// Why, if said.
+        message: Option<String>,
+        /// When it ends (ms since the Unix epoch), if it does.
+        until: Option<u64>,
+    },
+    /// A ban was lifted.
+    Unban {
+        /// Who lifted it.
+        by: String,
+        /// The name.
+        name: String,
+    },
+    /// A name was muted in the room.
+    Mute {
+        /// Who muted it.
+        by: String,
+        /// The name.
+        name: String,
+        /// When it ends, if it does.
+        until: Option<u64>,
+    },
+    /// A mute was lifted.
+    Unmute {
+        /// Who lifted it.
+        by: String,
+        /// The name.
+        name: String,
+    },
+    /// The room's settings changed.
+    Settings {
+        /// Who changed them.
+        by: String,
+        /// Whether only the invited may join.
+        invite_only: bool,
+    },
+    /// An account was invited to the room.
+    Invite {
+        /// Who invited.
+        by: String,
+        /// The account.
+        name: String,
+    },
+    /// A message was deleted (see [`NewEvent::rewrite`]).
+    Deleted {
+        /// Who deleted it.
+        by: String,
+        /// Its seq.
+        target: Seq,
     },
 }
 
@@ -116,6 +193,30 @@ pub struct NewEvent {
     /// event is recorded only while the member still holds it (not after it went, or was
     /// taken over on another node).
     pub holder: Option<String>,
+    /// An earlier event of the same stream to store anew with this one, in the same step:
+    /// a deleted message, erased (its text gone from the log, not only hidden).
+    pub rewrite: Option<Rewrite>,
+}
+
+impl Body {
+    /// A `left` that no moderator caused.
+    pub fn left(name: String, reason: LeaveReason) -> Self {
+        Body::Left {
+            name,
+            reason,
+            by: None,
+            message: None,
+        }
+    }
+}
+
+/// An event of a stream stored anew: its seq, and its frame as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    /// The event's seq.
+    pub seq: Seq,
+    /// Its frame from now on.
+    pub frame: Frame,
 }
 
 /// An event with its seq: the frame every member gets.
@@ -162,8 +263,8 @@ pub enum Note {
 /// changes in the room's member list.
 pub type Tailed = Vec<(Event, Option<Note>)>;
 
-/// A room's stream as a node starts to follow it: its ends and, where several nodes share
-/// the log, its name and its members on every node, as of its newest event.
+/// A room's stream as a node starts to follow it: its ends, its state and, where several
+/// nodes share the log, its name and its members on every node, as of its newest event.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// The ends of its stream.
@@ -173,6 +274,8 @@ pub struct Snapshot {
     /// Its members on every node: case-folded, and as spelled. `None` when the log is this
     /// server's alone: its own connections are all the members there are.
     pub members: Option<Vec<(String, String)>>,
+    /// Its state's fields (see [`state`]).
+    pub state: Vec<(String, String)>,
 }
 
 /// What the log remembers for a name logging in.
@@ -183,6 +286,8 @@ pub struct Remembered {
     pub posts: Vec<(String, Frame)>,
     /// Should it be an account: its conversations with the latest activity, latest first.
     pub conversations: Vec<Conversation>,
+    /// Should it be an account: the rooms it is invited to (room key, who invited).
+    pub invites: Vec<(String, String)>,
 }
 
 /// The log could not do what was asked.
@@ -204,14 +309,33 @@ pub trait EventLog: Send + Sync + 'static {
     /// The ends of a stream.
     fn head(&self, stream: &StreamId) -> Result<Head, LogError>;
 
-    /// A room's stream as a node starts to follow it: by default its ends, and no members
-    /// (a log no other node shares knows none this server does not).
+    /// A room's stream as a node starts to follow it: by default its ends and its state,
+    /// and no members (a log no other node shares knows none this server does not).
     fn snapshot(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
         Ok(Snapshot {
             head: self.head(stream)?,
+            state: self.room_state(stream)?,
             ..Snapshot::default()
         })
     }
+
+    /// A room's state's fields.
+    fn room_state(&self, stream: &StreamId) -> Result<Vec<(String, String)>, LogError>;
+
+    /// The rooms an account (case-folded) is invited to and has not joined: room key, and
+    /// who invited.
+    fn invites_of(&self, account: &str) -> Result<Vec<(String, String)>, LogError>;
+
+    /// Every server ban: its key (`name:<case-folded>` or `ip:<address>`) and what it
+    /// holds.
+    fn server_bans(&self) -> Result<Vec<(String, String)>, LogError>;
+
+    /// Sets (or, with `None`, lifts) a server ban.
+    fn set_server_ban(&self, key: &str, value: Option<&str>) -> Result<(), LogError>;
+
+    /// Housekeeping between batches, on the recorder's thread (the store erases deleted
+    /// texts from its file there).
+    fn tidy(&self) {}
 
     /// Appends events (of any streams) as one step: each gets the next seq of its stream.
     /// When this returns `Ok`, the events are as safe as the log makes them; on `Err`
@@ -254,6 +378,7 @@ pub trait EventLog: Send + Sync + 'static {
             Ok(Remembered {
                 posts: self.recent_posts(&poster)?,
                 conversations: self.conversations(&poster, limit)?,
+                invites: self.invites_of(&poster)?,
             })
         }))
     }
@@ -276,10 +401,15 @@ pub fn for_reader(frame: &Frame, reader: &str) -> Frame {
     match &mut message {
         ServerFrame::Message {
             with: Some(with),
-            from,
+            from: author,
             ..
-        } if chat_shared::fold(from) != reader => {
-            with.clone_from(from);
+        }
+        | ServerFrame::Deleted {
+            with: Some(with),
+            by: author,
+            ..
+        } if chat_shared::fold(author) != reader => {
+            with.clone_from(author);
             Frame::encode(&message)
         }
         _ => frame.clone(),
@@ -303,6 +433,7 @@ pub fn frame(seq: Seq, event: &NewEvent) -> Frame {
             text,
             id,
             me,
+            deleted: false,
         },
         Body::Joined { name } => ServerFrame::Joined {
             room,
@@ -310,12 +441,130 @@ pub fn frame(seq: Seq, event: &NewEvent) -> Frame {
             time,
             name,
         },
-        Body::Left { name, reason } => ServerFrame::Left {
+        Body::Left {
+            name,
+            reason,
+            by,
+            message,
+        } => ServerFrame::Left {
             room,
             seq,
             time,
             name,
             reason,
+            by,
+            message,
         },
+        Body::Ban {
+            by,
+            name,
+            message,
+            until,
+        } => ServerFrame::Ban {
+            room,
+            seq,
+            time,
+            by,
+            name,
+            message,
+            until,
+        },
+        Body::Unban { by, name } => ServerFrame::Unban {
+            room,
+            seq,
+            time,
+            by,
+            name,
+        },
+        Body::Deleted { by, target } => ServerFrame::Deleted {
+            room,
+            with,
+            seq,
+            time,
+            by,
+            target,
+        },
+        body => room_state_event(event.room.to_string(), seq, time, body),
     })
+}
+
+/// The frame of an event that changes a room's state (not a ban: that may be the
+/// server's).
+fn room_state_event(room: String, seq: Seq, time: u64, body: Body) -> ServerFrame {
+    match body {
+        Body::Topic { by, text } => ServerFrame::Topic {
+            room,
+            seq,
+            time,
+            by,
+            text,
+        },
+        Body::Role { by, name, role } => ServerFrame::Role {
+            room,
+            seq,
+            time,
+            by,
+            name,
+            role,
+        },
+        Body::Mute { by, name, until } => ServerFrame::Mute {
+            room,
+            seq,
+            time,
+            by,
+            name,
+            until,
+        },
+        Body::Unmute { by, name } => ServerFrame::Unmute {
+            room,
+            seq,
+            time,
+            by,
+            name,
+        },
+        Body::Settings { by, invite_only } => ServerFrame::Settings {
+            room,
+            seq,
+            time,
+            by,
+            invite_only,
+        },
+        Body::Invite { by, name } => ServerFrame::Invite {
+            room,
+            seq,
+            time,
+            by,
+            name,
+        },
+        _ => unreachable!("not an event of a room's state"),
+    }
+}
+
+/// A message's frame once it is deleted: its seq, time, sender, place and post id kept
+/// (the id still acknowledges a post sent again), its text gone, `deleted: true`. Any
+/// other frame is returned as it is.
+pub fn erased(frame: &Frame) -> Frame {
+    match chat_shared::decode_line::<ServerFrame>(frame.as_bytes().trim_ascii_end()) {
+        Ok(ServerFrame::Message {
+            room,
+            with,
+            seq,
+            time,
+            from,
+            id,
+            me,
+            ..
+        }) => Frame::encode(&ServerFrame::Message {
+            room,
+            with,
+            seq,
+            time,
+            from,
+            text: String::new(),
+            id,
+            me,
+            deleted: true,
+        }),
+        _ => frame.clone(),
+    }
 }

@@ -22,19 +22,33 @@ struct Submitted {
     done: Done,
 }
 
-/// The handle to the recording thread; the thread ends when the handle is dropped.
+/// The handle to the recording thread; the thread ends when the handle is dropped (and
+/// the drop waits for it: the log is closed once the recorder is gone).
 pub struct Recorder {
     requests: Sender<Submitted>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.requests.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Recorder {
     /// Starts the recording thread for `log`.
     pub fn spawn(log: Arc<dyn EventLog>) -> std::io::Result<Self> {
         let (requests, queue) = async_channel::unbounded::<Submitted>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("chat-recorder".into())
             .spawn(move || write_loop(&*log, &queue))?;
-        Ok(Self { requests })
+        Ok(Self {
+            requests,
+            thread: Some(thread),
+        })
     }
 
     /// Queues a batch; its result goes to `done`.
@@ -47,8 +61,26 @@ impl Recorder {
     }
 }
 
+/// How long the recorder waits for a batch before it tidies the log.
+const TIDY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>) {
-    while let Ok(first) = queue.recv_blocking() {
+    loop {
+        let next = smol::block_on(futures_lite::future::or(
+            async { Some(queue.recv().await) },
+            async {
+                smol::Timer::after(TIDY_AFTER).await;
+                None
+            },
+        ));
+        let first = match next {
+            Some(Ok(first)) => first,
+            Some(Err(_)) => return,
+            None => {
+                log.tidy();
+                continue;
+            }
+        };
         let mut requests = vec![first];
         while let Ok(more) = queue.try_recv() {
             requests.push(more);

@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 use futures_lite::future;
 
+use super::scrub::Scrub;
+use super::state::{FieldOp, changes};
 use super::{
     Body, Event, EventLog, Head, LogError, NewEvent, Note, Remembered, Seq, Snapshot, Span,
     StreamId, frame, latest_first,
@@ -45,6 +47,8 @@ pub struct RedisLog {
     script: Script,
     epoch: String,
     url: String,
+    /// Texts erased and perhaps still in Redis's append-only file.
+    scrub: Scrub,
 }
 
 impl std::fmt::Debug for RedisLog {
@@ -75,6 +79,7 @@ impl RedisLog {
             script: Script::new(include_str!("cluster.lua")),
             epoch: String::new(),
             url: url.to_string(),
+            scrub: Scrub::default(),
         };
         let epoch: String = log.run_blocking(log.op("epoch").arg(new_epoch()))?;
         log.epoch = epoch;
@@ -126,14 +131,21 @@ impl RedisLog {
 
     /// A room as of its newest event, for a node that starts following it.
     async fn snapshot_of(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
+        type Reply = (
+            u64,
+            u64,
+            String,
+            Vec<(String, String)>,
+            Vec<(String, String)>,
+        );
         let mut invocation = self.op("snapshot");
         invocation.arg(stream.as_str());
-        let (newest, oldest, name, members): (u64, u64, String, Vec<(String, String)>) =
-            self.run(&invocation).await?;
+        let (newest, oldest, name, members, state): Reply = self.run(&invocation).await?;
         Ok(Snapshot {
             head: Head { oldest, newest },
             name,
             members: Some(members),
+            state,
         })
     }
 
@@ -206,20 +218,61 @@ fn halves(event: &NewEvent) -> (Vec<u8>, Vec<u8>) {
     (bytes[..cut].to_vec(), bytes[at + marker.len()..].to_vec())
 }
 
-/// Reads a stream's entries (`XRANGE`/`XREVRANGE` reply) as events.
-pub fn events_of(reply: &Value) -> Vec<Event> {
+/// What a recorded event changes in its room's state (see [`super::state`]), from the two
+/// halves of its frame, as the script takes it: a JSON list of `["s", field, value]`,
+/// `["r", field]` and `["p", prefix]`; empty when it changes nothing.
+fn state_ops(prefix: &[u8], suffix: &[u8]) -> String {
+    let mut whole = prefix.to_vec();
+    whole.extend_from_slice(b"1");
+    whole.extend_from_slice(suffix);
+    let changes = changes(&whole);
+    let ops: Vec<Vec<&str>> = changes
+        .iter()
+        .map(|op| match op {
+            FieldOp::Set(field, value) => vec!["s", field.as_str(), value.as_str()],
+            FieldOp::Remove(field) => vec!["r", field.as_str()],
+            FieldOp::RemovePrefix(prefix) => vec!["p", prefix.as_str()],
+        })
+        .collect();
+    if ops.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&ops).unwrap_or_default()
+    }
+}
+
+/// The poster (case-folded) and post id of a message's frame, empty when it has no id.
+fn poster_and_id(frame: &Frame) -> (String, String) {
+    match chat_shared::decode_line::<chat_shared::ServerFrame>(frame.as_bytes().trim_ascii_end()) {
+        Ok(chat_shared::ServerFrame::Message {
+            from, id: Some(id), ..
+        }) => (chat_shared::fold(&from), id),
+        _ => (String::new(), String::new()),
+    }
+}
+
+/// A stream entry as read: its seq, its frame if the entry holds it (streams written
+/// before frames moved to `fr:<stream>` do), and what else it says.
+#[derive(Debug)]
+pub struct Entry {
+    /// Its seq.
+    pub seq: Seq,
+    /// Its frame, if the entry holds it.
+    pub frame: Option<Frame>,
+    /// What it changes in the room's member list, or the post it is.
+    pub note: Option<Note>,
+}
+
+/// Reads a stream's entries (`XRANGE`/`XREVRANGE` reply).
+pub fn entries_of(reply: &Value) -> Vec<Entry> {
     let Value::Array(entries) = reply else {
         return Vec::new();
     };
-    entries
-        .iter()
-        .filter_map(entry_event)
-        .map(|(e, _)| e)
-        .collect()
+    entries.iter().filter_map(entry_of).collect()
 }
 
-/// One stream entry (`[id, [field, value, ...]]`): its event, and what else it says.
-pub fn entry_event(entry: &Value) -> Option<(Event, Option<Note>)> {
+/// One stream entry (`[id, [field, value, ...]]`).
+pub fn entry_of(entry: &Value) -> Option<Entry> {
     let Value::Array(parts) = entry else {
         return None;
     };
@@ -247,7 +300,78 @@ pub fn entry_event(entry: &Value) -> Option<(Event, Option<Note>)> {
         (.., Some(poster), Some(id)) => Some(Note::Posted(poster, id)),
         _ => None,
     };
-    Some((Event { seq, frame: frame? }, note))
+    Some(Entry { seq, frame, note })
+}
+
+/// The frames of events by stream and seq, from `fr:<stream>` (one `HMGET` per stream, all
+/// in one round trip): for each stream, its frames in the order asked (`None`: none there).
+pub async fn frames_of(
+    conn: &mut impl redis::aio::ConnectionLike,
+    wanted: &[(&str, Vec<Seq>)],
+) -> Result<Vec<Vec<Option<Frame>>>, LogError> {
+    let wanted_any = wanted.iter().any(|(_, seqs)| !seqs.is_empty());
+    if !wanted_any {
+        return Ok(wanted.iter().map(|_| Vec::new()).collect());
+    }
+    // A stream with no seq asked is left out of the pipeline.
+    let mut pipe = redis::pipe();
+    for (stream, seqs) in wanted.iter().filter(|(_, seqs)| !seqs.is_empty()) {
+        let get = pipe.cmd("HMGET").arg(key(&format!("fr:{stream}")));
+        for seq in seqs {
+            get.arg(seq);
+        }
+    }
+    let replies: Vec<Vec<Option<Vec<u8>>>> = pipe.query_async(conn).await?;
+    let mut replies = replies.into_iter();
+    Ok(wanted
+        .iter()
+        .map(|(_, seqs)| {
+            if seqs.is_empty() {
+                return Vec::new();
+            }
+            replies
+                .next()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|frame| frame.map(|bytes| Frame::from_encoded(&bytes)))
+                .collect()
+        })
+        .collect())
+}
+
+/// A stream's entries with their frames: those the entries do not hold come from
+/// `fr:<stream>`; an entry with no frame anywhere is left out.
+pub async fn with_frames(
+    conn: &mut impl redis::aio::ConnectionLike,
+    stream: &str,
+    entries: Vec<Entry>,
+) -> Result<super::Tailed, LogError> {
+    let missing: Vec<Seq> = entries
+        .iter()
+        .filter(|entry| entry.frame.is_none())
+        .map(|entry| entry.seq)
+        .collect();
+    let mut found = frames_of(conn, &[(stream, missing)])
+        .await?
+        .pop()
+        .unwrap_or_default()
+        .into_iter();
+    Ok(entries
+        .into_iter()
+        .filter_map(|entry| {
+            let frame = match entry.frame {
+                Some(frame) => Some(frame),
+                None => found.next().flatten(),
+            };
+            Some((
+                Event {
+                    seq: entry.seq,
+                    frame: frame?,
+                },
+                entry.note,
+            ))
+        })
+        .collect())
 }
 
 /// The bytes of a bulk string.
@@ -308,7 +432,21 @@ impl EventLog for RedisLog {
                     event.holder.as_deref().unwrap_or(""),
                 ),
                 Body::Message { .. } if event.direct.is_some() => ("d", String::new(), "", ""),
-                Body::Message { .. } => ("m", String::new(), "", ""),
+                _ if event.direct.is_some() => ("e", String::new(), "", ""),
+                _ => ("m", String::new(), "", ""),
+            };
+            let ops = state_ops(&prefix, &suffix);
+            let (rw_seq, rw_poster, rw_id, rw_frame) = match &event.rewrite {
+                Some(rewrite) => {
+                    let (poster, id) = poster_and_id(&rewrite.frame);
+                    (
+                        rewrite.seq.to_string(),
+                        poster,
+                        id,
+                        rewrite.frame.as_bytes().to_vec(),
+                    )
+                }
+                None => (String::new(), String::new(), String::new(), Vec::new()),
             };
             let (id, poster) = match (&event.body, &event.poster) {
                 (Body::Message { id: Some(id), .. }, Some(poster)) => {
@@ -316,12 +454,17 @@ impl EventLog for RedisLog {
                 }
                 _ => ("", ""),
             };
+            // Every direct event names its parties, for its delivery; a message also
+            // updates the conversation (with the sender's name).
             let (from, to, to_name, from_name) = match (&event.direct, &event.body) {
-                (Some(direct), Body::Message { from, .. }) => (
+                (Some(direct), body) => (
                     direct.from_key.as_str(),
                     direct.to_key.as_str(),
                     direct.to.as_str(),
-                    from.as_str(),
+                    match body {
+                        Body::Message { from, .. } => from.as_str(),
+                        _ => "",
+                    },
                 ),
                 _ => ("", "", "", ""),
             };
@@ -340,10 +483,19 @@ impl EventLog for RedisLog {
                 .arg(to)
                 .arg(to_name)
                 .arg(from_name)
-                .arg(event.time);
+                .arg(event.time)
+                .arg(ops)
+                .arg(rw_seq)
+                .arg(rw_poster)
+                .arg(rw_id)
+                .arg(rw_frame);
             halves_of.push((prefix, suffix));
         }
         let seqs: Vec<u64> = self.run_blocking(&invocation)?;
+        if events.iter().any(|event| event.rewrite.is_some()) {
+            self.scrub.erased();
+            self.tidy();
+        }
         Ok(seqs
             .into_iter()
             .zip(halves_of)
@@ -369,19 +521,51 @@ impl EventLog for RedisLog {
             Span::Before(before) => ("XREVRANGE", format!("({before}-0"), "-"),
             Span::After(after) => ("XRANGE", format!("({after}-1"), "+"),
         };
-        let reply: Value = self.query_blocking(
-            redis::cmd(command)
+        let mut conn = self.conn.clone();
+        smol::block_on(async {
+            let reply: Value = redis::cmd(command)
                 .arg(stream_key(stream.as_str()))
                 .arg(from)
                 .arg(to)
                 .arg("COUNT")
-                .arg(limit),
-        )?;
-        let mut events = events_of(&reply);
-        if matches!(span, Span::Before(_)) {
-            events.reverse();
-        }
-        Ok(events)
+                .arg(limit)
+                .query_async(&mut conn)
+                .await?;
+            let mut entries = entries_of(&reply);
+            entries.sort_unstable_by_key(|entry| entry.seq);
+            let events = with_frames(&mut conn, stream.as_str(), entries).await?;
+            Ok(events.into_iter().map(|(event, _)| event).collect())
+        })
+    }
+
+    /// Has Redis rewrite its append-only file (in the background) once texts were erased:
+    /// the old file still holds them (see [`Scrub`]).
+    fn tidy(&self) {
+        self.scrub.run(false, "Redis's append-only file", || {
+            match self.query_blocking::<String>(&redis::cmd("BGREWRITEAOF")) {
+                Ok(_) => Ok(()),
+                // One under way may have started before the erasure: try again later.
+                Err(err) => Err(err.to_string()),
+            }
+        });
+    }
+
+    fn room_state(&self, stream: &StreamId) -> Result<Vec<(String, String)>, LogError> {
+        self.query_blocking(redis::cmd("HGETALL").arg(key(&format!("st:{}", stream.as_str()))))
+    }
+
+    fn server_bans(&self) -> Result<Vec<(String, String)>, LogError> {
+        self.query_blocking(redis::cmd("HGETALL").arg(key("sbans")))
+    }
+
+    fn invites_of(&self, account: &str) -> Result<Vec<(String, String)>, LogError> {
+        smol::block_on(self.invites_of_async(account))
+    }
+
+    fn set_server_ban(&self, ban: &str, value: Option<&str>) -> Result<(), LogError> {
+        let mut invocation = self.op("server_ban");
+        invocation.arg(ban).arg(value.unwrap_or(""));
+        self.run_blocking::<i64>(&invocation).map(|_| ())
     }
 
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
@@ -432,6 +616,7 @@ impl EventLog for RedisLog {
             Ok(Remembered {
                 posts: self.posts_of(&poster).await?,
                 conversations: self.conversations_of(&poster, limit).await?,
+                invites: self.invites_of_async(&poster).await?,
             })
         })
     }
@@ -457,6 +642,36 @@ impl RedisLog {
                 Some((id.to_string(), Frame::from_encoded(&entry[at + 1..])))
             })
             .collect())
+    }
+
+    /// Every server ban ([`EventLog::server_bans`]), without a thread of the blocking
+    /// pool.
+    pub async fn server_bans_async(&self) -> Result<Vec<(String, String)>, LogError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("HGETALL")
+            .arg(key("sbans"))
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// One server ban, by its key (`None`: lifted).
+    pub async fn server_ban(&self, ban: &str) -> Result<Option<String>, LogError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("HGET")
+            .arg(key("sbans"))
+            .arg(ban)
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// The rooms an account is invited to ([`EventLog::invites_of`]), without a thread of
+    /// the blocking pool.
+    async fn invites_of_async(&self, account: &str) -> Result<Vec<(String, String)>, LogError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("HGETALL")
+            .arg(key(&format!("invof:{account}")))
+            .query_async(&mut conn)
+            .await?)
     }
 
     /// An account's conversations, latest first ([`EventLog::conversations`]), without a
@@ -506,6 +721,7 @@ mod tests {
             },
             poster: None,
             holder: None,
+            rewrite: None,
         };
         let (prefix, suffix) = halves(&event);
         let mut joined = prefix;

@@ -8,22 +8,32 @@
 //! `post_order` and `posters` keeping only each poster's last 256 ids, `rooms` (stream →
 //! the room's name as first spelled), `accounts` (case-folded name → (name as registered,
 //! Argon2id hash in PHC form)), `conversations` ((account, other account) → (the other's
-//! name, newest seq, its time)), and `meta` (the format and the epoch, created with the
+//! name, newest seq, its time)), `room_state` ((stream, field) → value: a room's topic,
+//! roles, settings, bans, mutes and invitations, see [`super::state`]), `server_bans`
+//! (key → what the ban holds), and `meta` (the format and the epoch, created with the
 //! store and never changed). A direct conversation is a stream like a room's.
+//!
+//! A deleted message is stored anew without its text in the same transaction as its
+//! `deleted` event. redb copies pages on write, so the old text would live on in freed
+//! pages of the file; after a commit that erased a text the store is compacted, which
+//! moves live pages over the freed ones and truncates the rest: at once when the last
+//! compaction was over [`super::scrub::SCRUB_EVERY`] ago, else once that much time has passed (see
+//! [`EventLog::tidy`]), and always when the store is closed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
-use chat_shared::Frame;
 use chat_shared::limits::REMEMBERED_IDS;
+use chat_shared::{Conversation, Frame};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::scrub::Scrub;
+use super::state::{FieldOp, changes, invitee, inviter};
 use super::{
     Body, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame, latest_first,
 };
-use chat_shared::Conversation;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const STREAMS: TableDefinition<&str, u64> = TableDefinition::new("streams");
@@ -35,6 +45,88 @@ const ROOMS: TableDefinition<&str, &str> = TableDefinition::new("rooms");
 const ACCOUNTS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("accounts");
 const CONVERSATIONS: TableDefinition<(&str, &str), (&str, u64, u64)> =
     TableDefinition::new("conversations");
+const ROOM_STATE: TableDefinition<(&str, &str), &str> = TableDefinition::new("room_state");
+const SERVER_BANS: TableDefinition<&str, &str> = TableDefinition::new("server_bans");
+const INVITES_OF: TableDefinition<(&str, &str), &str> = TableDefinition::new("invites_of");
+
+/// The tables that remember each poster's last post ids.
+struct PostTables<'a, 'txn> {
+    posts: &'a mut redb::Table<'txn, (&'static str, &'static str), (&'static str, u64)>,
+    order: &'a mut redb::Table<'txn, (&'static str, u64), &'static str>,
+    posters: &'a mut redb::Table<'txn, &'static str, u64>,
+}
+
+impl PostTables<'_, '_> {
+    /// Remembers a post's id with where its message is; only a poster's last
+    /// [`REMEMBERED_IDS`] are kept.
+    fn remember(&mut self, poster: &str, id: &str, at: (&str, Seq)) -> Result<(), LogError> {
+        let n = self
+            .posters
+            .get(poster)
+            .map_err(store_error)?
+            .map_or(0, |v| v.value());
+        self.posts.insert((poster, id), at).map_err(store_error)?;
+        self.order.insert((poster, n), id).map_err(store_error)?;
+        self.posters.insert(poster, n + 1).map_err(store_error)?;
+        if let Some(old) = n.checked_sub(REMEMBERED_IDS as u64)
+            && let Some(old_id) = self
+                .order
+                .remove((poster, old))
+                .map_err(store_error)?
+                .map(|v| v.value().to_string())
+        {
+            self.posts
+                .remove((poster, old_id.as_str()))
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// A field table of the store: (stream or account, field) to value.
+type FieldTable<'txn> = redb::Table<'txn, (&'static str, &'static str), &'static str>;
+
+/// Applies a change to a room's fields in the store, and to the index of invitations by
+/// account.
+fn apply(
+    table: &mut FieldTable<'_>,
+    invites: &mut FieldTable<'_>,
+    stream: &str,
+    op: &FieldOp,
+) -> Result<(), LogError> {
+    let fields: Vec<String> = match op {
+        FieldOp::Set(field, value) => {
+            table
+                .insert((stream, field.as_str()), value.as_str())
+                .map_err(store_error)?;
+            if let Some(who) = invitee(field) {
+                invites
+                    .insert((who, stream), inviter(value))
+                    .map_err(store_error)?;
+            }
+            return Ok(());
+        }
+        FieldOp::Remove(field) => vec![field.clone()],
+        FieldOp::RemovePrefix(prefix) => table
+            .range((stream, prefix.as_str())..)
+            .map_err(store_error)?
+            .map_while(|entry| {
+                let (key, _) = entry.ok()?;
+                let (owner, field) = key.value();
+                (owner == stream && field.starts_with(prefix.as_str())).then(|| field.to_string())
+            })
+            .collect(),
+    };
+    for field in fields {
+        table
+            .remove((stream, field.as_str()))
+            .map_err(store_error)?;
+        if let Some(who) = invitee(&field) {
+            invites.remove((who, stream)).map_err(store_error)?;
+        }
+    }
+    Ok(())
+}
 
 /// A key of `events`, as redb hands it out.
 type EventKey<'a> = redb::AccessGuard<'a, (&'static str, u64)>;
@@ -56,7 +148,10 @@ pub struct OpenError {
 
 /// The durable log.
 pub struct Store {
-    db: Database,
+    /// Shared by every read and the recorder's writes; taken whole only to compact.
+    db: RwLock<Database>,
+    /// Texts erased by commits and not yet from the file.
+    scrub: Scrub,
     path: PathBuf,
     epoch: String,
     /// The newest committed seq of each stream: only [`Store::append`] changes it.
@@ -149,7 +244,8 @@ impl Store {
             newest
         };
         Ok(Self {
-            db,
+            db: RwLock::new(db),
+            scrub: Scrub::default(),
             path,
             epoch,
             newest: Mutex::new(newest),
@@ -196,6 +292,21 @@ impl Store {
         self.newest.lock().map_or(0, |newest| newest.values().sum())
     }
 
+    /// The database, for a read or a write transaction.
+    fn db(&self) -> Result<RwLockReadGuard<'_, Database>, LogError> {
+        self.db.read().map_err(store_error)
+    }
+
+    /// Compacts the file if a commit erased a text (see [`Scrub`]).
+    fn scrub(&self, force: bool) {
+        self.scrub.run(force, "the store's file", || {
+            let mut db = self.db.write().map_err(|err| err.to_string())?;
+            // Each pass moves what it can; the last finds nothing more to move.
+            while db.compact().map_err(|err| err.to_string())? {}
+            Ok(())
+        });
+    }
+
     /// Since it was opened: commits, events recorded, and the time the commits took.
     pub fn activity(&self) -> (u64, u64, std::time::Duration) {
         (
@@ -216,7 +327,8 @@ impl EventLog for Store {
     }
 
     fn head(&self, stream: &StreamId) -> Result<Head, LogError> {
-        let read = self.db.begin_read().map_err(store_error)?;
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
         let events = read.open_table(EVENTS).map_err(store_error)?;
         let first = events
             .range((stream.as_str(), 0)..=(stream.as_str(), u64::MAX))
@@ -244,7 +356,9 @@ impl EventLog for Store {
         // Seqs are taken from a copy: if the commit fails, nothing was used.
         let mut next: HashMap<StreamId, Seq> = HashMap::new();
         let mut events = Vec::with_capacity(batch.len());
-        let write = self.db.begin_write().map_err(store_error)?;
+        let mut erased = false;
+        let db = self.db()?;
+        let write = db.begin_write().map_err(store_error)?;
         {
             let mut table = write.open_table(EVENTS).map_err(store_error)?;
             let mut posts = write.open_table(POSTS).map_err(store_error)?;
@@ -252,6 +366,8 @@ impl EventLog for Store {
             let mut posters = write.open_table(POSTERS).map_err(store_error)?;
             let mut rooms = write.open_table(ROOMS).map_err(store_error)?;
             let mut conversations = write.open_table(CONVERSATIONS).map_err(store_error)?;
+            let mut state = write.open_table(ROOM_STATE).map_err(store_error)?;
+            let mut invites = write.open_table(INVITES_OF).map_err(store_error)?;
             for new in batch {
                 let seq = next
                     .entry(new.stream.clone())
@@ -268,6 +384,15 @@ impl EventLog for Store {
                 table
                     .insert((new.stream.as_str(), seq), frame.as_bytes())
                     .map_err(store_error)?;
+                if let Some(rewrite) = &new.rewrite {
+                    table
+                        .insert((new.stream.as_str(), rewrite.seq), rewrite.frame.as_bytes())
+                        .map_err(store_error)?;
+                    erased = true;
+                }
+                for op in changes(frame.as_bytes()) {
+                    apply(&mut state, &mut invites, new.stream.as_str(), &op)?;
+                }
                 if let (Some(direct), Body::Message { from, .. }) = (&new.direct, &new.body) {
                     conversations
                         .insert(
@@ -284,30 +409,12 @@ impl EventLog for Store {
                 }
                 if let (Some(poster), Body::Message { id: Some(id), .. }) = (&new.poster, &new.body)
                 {
-                    let n = posters
-                        .get(poster.as_str())
-                        .map_err(store_error)?
-                        .map_or(0, |v| v.value());
-                    posts
-                        .insert((poster.as_str(), id.as_str()), (new.stream.as_str(), seq))
-                        .map_err(store_error)?;
-                    order
-                        .insert((poster.as_str(), n), id.as_str())
-                        .map_err(store_error)?;
-                    posters
-                        .insert(poster.as_str(), n + 1)
-                        .map_err(store_error)?;
-                    // Only the last ids are remembered.
-                    if let Some(old) = n.checked_sub(REMEMBERED_IDS as u64)
-                        && let Some(old_id) = order
-                            .remove((poster.as_str(), old))
-                            .map_err(store_error)?
-                            .map(|v| v.value().to_string())
-                    {
-                        posts
-                            .remove((poster.as_str(), old_id.as_str()))
-                            .map_err(store_error)?;
-                    }
+                    let mut ids = PostTables {
+                        posts: &mut posts,
+                        order: &mut order,
+                        posters: &mut posters,
+                    };
+                    ids.remember(poster, id, (new.stream.as_str(), seq))?;
                 }
                 events.push(Event { seq, frame });
             }
@@ -317,17 +424,104 @@ impl EventLog for Store {
             }
         }
         write.commit().map_err(store_error)?;
+        // A compaction (below) takes the database whole.
+        drop(db);
         newest.extend(next);
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.commit_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.appended
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if erased {
+            self.scrub.erased();
+            self.scrub(false);
+        }
         Ok(events)
     }
 
+    fn tidy(&self) {
+        self.scrub(false);
+    }
+
+    fn room_state(&self, stream: &StreamId) -> Result<Vec<(String, String)>, LogError> {
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
+        let table = match read.open_table(ROOM_STATE) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(store_error(err)),
+        };
+        let mut fields = Vec::new();
+        for entry in table.range((stream.as_str(), "")..).map_err(store_error)? {
+            let (key, value) = entry.map_err(store_error)?;
+            let (owner, field) = key.value();
+            if owner != stream.as_str() {
+                break;
+            }
+            fields.push((field.to_string(), value.value().to_string()));
+        }
+        Ok(fields)
+    }
+
+    fn invites_of(&self, account: &str) -> Result<Vec<(String, String)>, LogError> {
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
+        let table = match read.open_table(INVITES_OF) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(store_error(err)),
+        };
+        let mut rooms = Vec::new();
+        for entry in table.range((account, "")..).map_err(store_error)? {
+            let (key, by) = entry.map_err(store_error)?;
+            let (who, room) = key.value();
+            if who != account {
+                break;
+            }
+            rooms.push((room.to_string(), by.value().to_string()));
+        }
+        Ok(rooms)
+    }
+
+    fn server_bans(&self) -> Result<Vec<(String, String)>, LogError> {
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
+        let table = match read.open_table(SERVER_BANS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(store_error(err)),
+        };
+        table
+            .iter()
+            .map_err(store_error)?
+            .map(|entry| {
+                entry
+                    .map_err(store_error)
+                    .map(|(k, v)| (k.value().to_string(), v.value().to_string()))
+            })
+            .collect()
+    }
+
+    fn set_server_ban(&self, key: &str, value: Option<&str>) -> Result<(), LogError> {
+        let db = self.db()?;
+        let write = db.begin_write().map_err(store_error)?;
+        {
+            let mut table = write.open_table(SERVER_BANS).map_err(store_error)?;
+            match value {
+                Some(value) => {
+                    table.insert(key, value).map_err(store_error)?;
+                }
+                None => {
+                    table.remove(key).map_err(store_error)?;
+                }
+            }
+        }
+        write.commit().map_err(store_error)
+    }
+
     fn read(&self, stream: &StreamId, span: Span, limit: usize) -> Result<Vec<Event>, LogError> {
-        let read = self.db.begin_read().map_err(store_error)?;
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
         let table = read.open_table(EVENTS).map_err(store_error)?;
         let key = stream.as_str();
         let to_event = |entry: Result<(EventKey<'_>, EventValue<'_>), redb::StorageError>| {
@@ -358,7 +552,8 @@ impl EventLog for Store {
     }
 
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
-        let read = self.db.begin_read().map_err(store_error)?;
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
         let rooms = match read.open_table(ROOMS) {
             Ok(rooms) => rooms,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -376,7 +571,8 @@ impl EventLog for Store {
     }
 
     fn accounts(&self) -> Result<Vec<(String, String)>, LogError> {
-        let read = self.db.begin_read().map_err(store_error)?;
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
         let accounts = match read.open_table(ACCOUNTS) {
             Ok(accounts) => accounts,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -395,7 +591,8 @@ impl EventLog for Store {
     }
 
     fn create_account(&self, folded: &str, name: &str, hash: &str) -> Result<bool, LogError> {
-        let write = self.db.begin_write().map_err(store_error)?;
+        let db = self.db()?;
+        let write = db.begin_write().map_err(store_error)?;
         let created = {
             let mut accounts = write.open_table(ACCOUNTS).map_err(store_error)?;
             if accounts.get(folded).map_err(store_error)?.is_some() {
@@ -410,7 +607,8 @@ impl EventLog for Store {
     }
 
     fn set_password(&self, folded: &str, hash: &str) -> Result<(), LogError> {
-        let write = self.db.begin_write().map_err(store_error)?;
+        let db = self.db()?;
+        let write = db.begin_write().map_err(store_error)?;
         {
             let mut accounts = write.open_table(ACCOUNTS).map_err(store_error)?;
             let name = accounts
@@ -426,7 +624,8 @@ impl EventLog for Store {
     }
 
     fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError> {
-        let read = self.db.begin_read().map_err(store_error)?;
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
         let table = match read.open_table(CONVERSATIONS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -451,7 +650,8 @@ impl EventLog for Store {
     }
 
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
-        let read = self.db.begin_read().map_err(store_error)?;
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
         let order = read.open_table(POST_ORDER).map_err(store_error)?;
         let posts = read.open_table(POSTS).map_err(store_error)?;
         let events = read.open_table(EVENTS).map_err(store_error)?;
@@ -471,6 +671,13 @@ impl EventLog for Store {
             }
         }
         Ok(recent)
+    }
+}
+
+impl Drop for Store {
+    /// Erases from the file the texts deleted since the last compaction.
+    fn drop(&mut self) {
+        self.scrub(true);
     }
 }
 
@@ -499,7 +706,42 @@ mod tests {
             },
             poster: id.map(|_| from.to_string()),
             holder: None,
+            rewrite: None,
         }
+    }
+
+    #[test]
+    fn an_erased_text_leaves_the_file() {
+        let dir = dir("erase");
+        let general = StreamId::new("general");
+        let secret = "a secret text 98121";
+        {
+            let store = Store::open(&dir, || "e".into()).expect("new store");
+            let mut batch: Vec<NewEvent> = (0..300)
+                .map(|i| message(&general, "alice", &format!("message number {i}"), None))
+                .collect();
+            batch.insert(150, message(&general, "alice", secret, Some("s1")));
+            let events = store.append(&batch).expect("append");
+            let kept = &events[150];
+            let mut deletion = message(&general, "alice", "x", None);
+            deletion.body = Body::Deleted {
+                by: "alice".into(),
+                target: kept.seq,
+            };
+            deletion.rewrite = Some(super::super::Rewrite {
+                seq: kept.seq,
+                frame: super::super::erased(&kept.frame),
+            });
+            store.append(&[deletion]).expect("append");
+            let file = std::fs::read(dir.join("chat.redb")).expect("file");
+            let holds = file.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!holds, "erased at once, the store still open");
+        }
+        let file = std::fs::read(dir.join("chat.redb")).expect("file");
+        let holds = |text: &str| file.windows(text.len()).any(|w| w == text.as_bytes());
+        assert!(holds("message number 299"));
+        assert!(!holds(secret), "{} bytes", file.len());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -520,9 +762,12 @@ mod tests {
                         body: Body::Left {
                             name: "bob".into(),
                             reason: LeaveReason::Quit,
+                            by: None,
+                            message: None,
                         },
                         poster: None,
                         holder: None,
+                        rewrite: None,
                     },
                 ])
                 .expect("append");

@@ -13,9 +13,12 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_shared::Frame;
+use chat_shared::{Frame, LeaveReason, ServerFrame, decode_line, fold};
 
-use crate::log::{Body, Event, Head, NewEvent, Note, Seq, Snapshot, Span, StreamId, Tailed};
+use crate::log::state::{RoomState, changes_of};
+use crate::log::{
+    Body, Event, Head, NewEvent, Note, Rewrite, Seq, Snapshot, Span, StreamId, Tailed, erased,
+};
 use crate::pressure::Window;
 use crate::queue::SendQueue;
 use crate::registry::{ConnId, ConnSet, Registry};
@@ -66,6 +69,11 @@ pub enum Effect {
         /// Who parted.
         conn: ConnId,
     },
+    /// A moderation step: if it cannot be recorded, its author hears so.
+    Step {
+        /// Who took it.
+        conn: ConnId,
+    },
     /// A post: if it cannot be recorded, its sender hears so.
     Post {
         /// The sender.
@@ -90,6 +98,8 @@ pub struct Welcome {
     pub reply: async_channel::Sender<bool>,
     /// For an account: its conversations, for the welcome.
     pub conversations: Option<Vec<chat_shared::Conversation>>,
+    /// For an account: the rooms it is invited to (room key, who invited).
+    pub invites: Vec<(String, String)>,
 }
 
 /// A room's state.
@@ -99,6 +109,8 @@ pub struct Room {
     stream: StreamId,
     /// Its name as first spelled.
     name: Arc<str>,
+    /// Its topic, roles, settings, bans, mutes and invitations, as of its newest event.
+    state: RoomState,
     /// The newest recorded events, oldest first, seqs contiguous.
     window: VecDeque<Event>,
     capacity: usize,
@@ -133,6 +145,21 @@ pub struct Room {
 /// How long a room counts arrivals before it updates its rate.
 const RATE_PERIOD: Duration = Duration::from_millis(100);
 
+/// What a recorded event means for members beyond its fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consequence {
+    /// A moderator put this member (case-folded) out of the room: its connection is out
+    /// once the `left` is pushed to it.
+    PutOut(String),
+    /// This account (case-folded) was invited by `by`: its connections are told.
+    Invited {
+        /// The account.
+        folded: String,
+        /// Who invited it.
+        by: String,
+    },
+}
+
 /// An event recorded in a room, as it arrives there in seq order.
 #[derive(Debug)]
 pub struct Arrival {
@@ -159,9 +186,16 @@ impl Room {
         while window.len() > capacity {
             window.pop_front();
         }
+        let state = RoomState::from_fields(
+            snapshot
+                .state
+                .iter()
+                .map(|(field, value)| (field.as_str(), value.as_str())),
+        );
         Self {
             stream,
             name,
+            state,
             window,
             capacity: capacity.max(1),
             head: snapshot.head,
@@ -184,6 +218,47 @@ impl Room {
     /// Its name as first spelled.
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// Its topic, roles, settings, bans, mutes and invitations, as of its newest event.
+    pub fn state(&self) -> &RoomState {
+        &self.state
+    }
+
+    /// Whether a name (case-folded) is in the room: on any node in a cluster (as the
+    /// roster knows), else among its members here.
+    pub fn has_member(&self, folded: &str, registry: &Registry) -> bool {
+        match &self.roster {
+            Some(roster) => roster.contains_key(folded),
+            None => registry
+                .online_conn(folded)
+                .is_some_and(|conn| self.fanout.contains(conn)),
+        }
+    }
+
+    /// The name of a member (case-folded) as it is spelled in the room, if it is in it.
+    pub fn member_name(&self, folded: &str, registry: &Registry) -> Option<String> {
+        match &self.roster {
+            Some(roster) => roster.get(folded).cloned(),
+            None => registry
+                .online_conn(folded)
+                .filter(|conn| self.fanout.contains(*conn))
+                .and_then(|conn| registry.get(conn))
+                .map(|member| member.name.to_string()),
+        }
+    }
+
+    /// The recorded event at `seq`, if the window holds it.
+    pub fn event_at(&self, seq: Seq) -> Option<&Event> {
+        let first = self.window.front()?.seq;
+        let at = usize::try_from(seq.checked_sub(first)?).ok()?;
+        self.window.get(at).filter(|e| e.seq == seq)
+    }
+
+    /// Whether nothing was ever recorded in it, nor is on its way to the log: the next
+    /// event makes it.
+    pub fn is_new(&self) -> bool {
+        self.head.newest == 0 && self.pending.is_empty() && self.in_flight.is_none()
     }
 
     /// Its newest seq (0 when it has none).
@@ -283,7 +358,26 @@ impl Room {
             body,
             poster,
             holder,
+            rewrite: None,
         }
+    }
+
+    /// The `deleted` event of a message of this room, which stores it anew erased.
+    pub fn deletion(&self, time: u64, by: String, message: &Event) -> NewEvent {
+        let mut event = self.event(
+            time,
+            Body::Deleted {
+                by,
+                target: message.seq,
+            },
+            None,
+            None,
+        );
+        event.rewrite = Some(Rewrite {
+            seq: message.seq,
+            frame: erased(&message.frame),
+        });
+        event
     }
 
     /// Queues an event for the next batch.
@@ -466,8 +560,11 @@ impl Room {
         }
     }
 
-    /// Keeps a recorded event in the window and gathers it for the members.
-    pub fn record(&mut self, event: Event) {
+    /// Keeps a recorded event in the window and gathers it for the members; what it
+    /// changes in the room's state takes effect (a deleted message is erased in the
+    /// window too). Returns what it means for members beyond its fan-out.
+    pub fn record(&mut self, event: Event) -> Option<Consequence> {
+        let consequence = self.take_in(&event);
         self.head.newest = event.seq;
         if self.head.oldest == 0 {
             self.head.oldest = event.seq;
@@ -477,6 +574,43 @@ impl Room {
         }
         self.fanout.gather(event.frame.clone());
         self.window.push_back(event);
+        consequence
+    }
+
+    /// What an event changes in the room's state and window. Messages change nothing
+    /// (and are not decoded: most events are messages).
+    fn take_in(&mut self, event: &Event) -> Option<Consequence> {
+        const MESSAGE: &[u8] = b"{\"type\":\"message\"";
+        let bytes = event.frame.as_bytes();
+        if bytes.starts_with(MESSAGE) {
+            return None;
+        }
+        let frame = decode_line::<ServerFrame>(bytes.trim_ascii_end()).ok()?;
+        for op in changes_of(&frame) {
+            self.state.apply(&op);
+        }
+        match frame {
+            ServerFrame::Deleted { target, .. } => {
+                let first = self.window.front().map_or(0, |e| e.seq);
+                if let Some(kept) = target
+                    .checked_sub(first)
+                    .and_then(|at| self.window.get_mut(usize::try_from(at).ok()?))
+                {
+                    kept.frame = erased(&kept.frame);
+                }
+                None
+            }
+            ServerFrame::Left {
+                name,
+                reason: LeaveReason::Removed | LeaveReason::Banned,
+                ..
+            } => Some(Consequence::PutOut(fold(&name))),
+            ServerFrame::Invite { name, by, .. } => Some(Consequence::Invited {
+                folded: fold(&name),
+                by,
+            }),
+            _ => None,
+        }
     }
 
     /// What a login or join replays: after `since` when it counts in this epoch

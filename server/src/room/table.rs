@@ -54,6 +54,10 @@ pub enum Deferred {
     Adopt(ConnId),
     /// A join of a room the member is in already: the answer again.
     Resume(ConnId, Option<Seq>),
+    /// A moderation step.
+    Step(ConnId, Box<crate::step::Step>),
+    /// A deletion of one of its messages: the room as named, and the message's seq.
+    Delete(ConnId, RoomName, Seq),
 }
 
 impl Deferred {
@@ -64,7 +68,9 @@ impl Deferred {
             | Deferred::Post { conn, .. }
             | Deferred::Part(conn, _)
             | Deferred::Adopt(conn)
-            | Deferred::Resume(conn, _) => conn,
+            | Deferred::Resume(conn, _)
+            | Deferred::Step(conn, _)
+            | Deferred::Delete(conn, ..) => conn,
         }
     }
 }
@@ -281,13 +287,14 @@ impl Rooms {
             .count()
     }
 
-    /// The rooms with someone in them, fullest first, as a `room_list` names them.
-    pub fn listing(&self) -> Vec<RoomUsers> {
+    /// The rooms with someone in them that `shown` lets through (given each room's key),
+    /// fullest first, as a `room_list` names them.
+    pub fn listing(&self, shown: impl Fn(&str, &Room) -> bool) -> Vec<RoomUsers> {
         let mut rooms: Vec<RoomUsers> = self
             .entries
-            .values()
-            .filter_map(|entry| match entry {
-                Entry::Ready(room, _) if room.len() > 0 => Some(RoomUsers {
+            .iter()
+            .filter_map(|(key, entry)| match entry {
+                Entry::Ready(room, _) if room.len() > 0 && shown(key, room) => Some(RoomUsers {
                     room: room.name().to_string(),
                     users: room.len() as u32,
                 }),

@@ -65,6 +65,7 @@ async fn answer(client: &mut Client, since: Option<u64>) -> Answer {
         users,
         seq,
         oldest,
+        ..
     }) = frames.last().cloned()
     else {
         panic!("{}: join answered {:?}", client.name, frames.last());

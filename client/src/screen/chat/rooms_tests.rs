@@ -17,6 +17,12 @@ fn answer(room: &str, seq: u64) -> ServerFrame {
         users: vec!["me".into(), "bob".into(), "carol".into()],
         seq,
         oldest: u64::from(seq > 0),
+        topic: None,
+        roles: std::collections::BTreeMap::new(),
+        invite_only: false,
+        bans: Vec::new(),
+        mutes: Vec::new(),
+        invites: Vec::new(),
     }
 }
 
@@ -296,6 +302,7 @@ fn a_refused_join_takes_the_room_away_with_the_reason() {
             id: None,
             room: Some("full".into()),
             retry_after: None,
+            until: None,
         }],
     );
     assert!(chat(&window).rooms().get("full").is_none());
@@ -454,6 +461,7 @@ fn an_account_changes_its_password_from_the_sidebar() {
             id: None,
             room: None,
             retry_after: None,
+            until: None,
         }],
     );
     assert!(window.shows("The current password is wrong."));

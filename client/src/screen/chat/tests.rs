@@ -38,6 +38,7 @@ fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
         from: from.into(),
         text: text.into(),
         id: None,
+        deleted: false,
     }
 }
 
@@ -245,6 +246,8 @@ fn joins_and_leaves_fold_and_unfold() {
                 time: NOON + i * 1000,
                 name: format!("u{}", i - 12),
                 reason: LeaveReason::Quit,
+                by: None,
+                message: None,
             })),
     );
     assert!(window.shows("12 joined, u1, u2 and u3 left"));
@@ -266,6 +269,8 @@ fn own_reconnect_shows_nothing_and_shutdown_reads_as_a_restart() {
                 time: NOON,
                 name: "me".into(),
                 reason: LeaveReason::Lost,
+                by: None,
+                message: None,
             },
             joined(6, "me"),
         ],
@@ -438,6 +443,7 @@ fn day_separators_and_pending_posts() {
                 from: "bob".into(),
                 text: "long ago".into(),
                 id: None,
+                deleted: false,
             },
             message(2, "bob", "recent"),
         ],

@@ -1,0 +1,199 @@
+//! Moderation (protocol version 3) against one server: the suite in
+//! `suites/moderation.rs`, then what only a server with a store of its own shows: that
+//! everything moderation keeps survives a restart, and that a deleted message's text is
+//! gone from the store's file.
+
+use chat_tests::{Config, Deployment};
+
+/// Where the suite's servers run: one server, as configured.
+fn start(config: Config) -> Deployment {
+    chat_tests::start(config)
+}
+
+#[path = "suites/moderation.rs"]
+mod moderation;
+
+use std::time::Duration;
+
+use chat_shared::{ClientFrame, ErrorCode, Name, RejectCode, Role, ServerFrame};
+use chat_tests::{Client, Storage, TempDir, assert_rejected, run_for, test_config};
+use moderation::{
+    account, again, ban, code, enter, guest, hello, next_recorded, post, recorded, refused, role,
+    topic,
+};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// `test_config()` with a store in `dir` (`--data DIR`) and `--admins root`.
+fn durable(dir: &TempDir) -> Config {
+    Config {
+        storage: Storage::Dir(dir.path().to_path_buf()),
+        admins: vec![Name::parse("root").expect("a name")],
+        ..test_config()
+    }
+}
+
+/// Alice makes rust and sets everything moderation keeps there: a topic, Bob as op, a
+/// timed ban of troll, a mute of carol, invite-only, an invitation of dave; root bans
+/// spammer from the server. Returns when the ban of troll ends.
+async fn moderate_everything(addr: std::net::SocketAddr) -> u64 {
+    let (mut alice, _) = account(addr, "alice").await;
+    let (bob, _) = account(addr, "bob").await;
+    let (dave, _) = account(addr, "dave").await;
+    let (mut root, _) = account(addr, "root").await;
+    drop((bob, dave));
+    enter(&mut alice, "rust").await;
+    next_recorded(&mut alice, "rust").await; // owner
+    recorded(&mut alice, &topic("rust", "Rust talk"), "rust").await;
+    recorded(&mut alice, &role("rust", "bob", Role::Op), "rust").await;
+    let banned = recorded(
+        &mut alice,
+        &ban(Some("rust"), "troll", Some("spam"), Some(600)),
+        "rust",
+    )
+    .await;
+    let mute = ClientFrame::Mute {
+        room: "rust".into(),
+        name: "carol".into(),
+        minutes: None,
+    };
+    recorded(&mut alice, &mute, "rust").await;
+    let settings = ClientFrame::Settings {
+        room: "rust".into(),
+        invite_only: true,
+    };
+    recorded(&mut alice, &settings, "rust").await;
+    let invite = ClientFrame::Invite {
+        room: "rust".into(),
+        name: "dave".into(),
+    };
+    recorded(&mut alice, &invite, "rust").await;
+    root.send(&ban(None, "spammer", Some("no ads"), None)).await;
+    root.recv_until(|f| matches!(f, ServerFrame::Ban { room: None, .. }))
+        .await;
+    match banned {
+        ServerFrame::Ban {
+            until: Some(until), ..
+        } => until,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Flags: `test_config()` with a store (`--data DIR`), `--admins root`; the server is
+/// stopped and started again on the same store. A room's topic, roles, settings, bans
+/// (with when they end), mutes and invitations, and the server's bans, survive the
+/// restart: the `room` answer shows them, and they refuse as before.
+#[test]
+fn what_moderation_keeps_survives_a_restart() {
+    let dir = TempDir::new("moderation-restart");
+    let mut server = start(durable(&dir));
+    let until = run_for(LIMIT, moderate_everything(server.addr()));
+    server.stop();
+    drop(server);
+
+    let server = start(durable(&dir));
+    run_for(LIMIT, async {
+        let (mut alice, _) = again(server.addr(), "alice").await;
+        alice
+            .send(&ClientFrame::Join {
+                room: "rust".into(),
+                since: None,
+            })
+            .await;
+        let answer = alice
+            .recv_until(|f| matches!(f, ServerFrame::Room { .. }))
+            .await
+            .pop();
+        let Some(ServerFrame::Room {
+            topic,
+            roles,
+            invite_only,
+            bans,
+            mutes,
+            invites,
+            ..
+        }) = answer
+        else {
+            unreachable!()
+        };
+        assert_eq!(topic.as_deref(), Some("Rust talk"));
+        assert_eq!(roles.get("alice"), Some(&Role::Owner));
+        assert_eq!(roles.get("bob"), Some(&Role::Op));
+        assert!(invite_only);
+        assert_eq!(bans.len(), 1);
+        assert_eq!(
+            (bans[0].name.as_str(), bans[0].until),
+            ("troll", Some(until))
+        );
+        assert_eq!(mutes.len(), 1);
+        assert_eq!(mutes[0].name, "carol");
+        assert_eq!(invites, ["dave"]);
+
+        let mut troll = guest(server.addr(), "troll").await;
+        let refusal = refused(&mut troll, &moderation::join("rust")).await;
+        assert!(
+            matches!(&refusal, ServerFrame::Error { code: ErrorCode::Banned, until: Some(u), .. } if *u == until),
+            "{refusal:?}"
+        );
+        let mut carol = guest(server.addr(), "carol").await;
+        assert_eq!(
+            code(&refused(&mut carol, &moderation::join("rust")).await),
+            ErrorCode::InviteOnly
+        );
+        let (_, welcome) = again(server.addr(), "dave").await;
+        assert!(
+            matches!(&welcome, ServerFrame::Welcome { invites, .. } if invites.len() == 1 && invites[0].room == "rust"),
+            "{welcome:?}"
+        );
+        let mut spammer = Client::connect(server.addr()).await;
+        spammer.send(&hello("spammer", None, false)).await;
+        let frames = spammer.recv_to_end().await;
+        assert_eq!(assert_rejected(&frames, RejectCode::Banned), "no ads");
+    });
+}
+
+/// Flags: `test_config()` with a store (`--data DIR`). A deleted message's text is gone
+/// from the store's file, not only hidden: read raw once the server has stopped, the file
+/// holds a message that was kept and not the one that was deleted.
+#[test]
+fn a_deleted_text_is_gone_from_the_store_file() {
+    let dir = TempDir::new("moderation-erase");
+    let mut server = start(durable(&dir));
+    run_for(LIMIT, async {
+        let (mut alice, _) = account(server.addr(), "alice").await;
+        enter(&mut alice, "rust").await;
+        post(&mut alice, "rust", "kept for the record 7781").await;
+        // (The helper's ids hold the text; a post's id outlives its deletion.)
+        alice
+            .send(&moderation::say_in(
+                "rust",
+                "my passport is X99 41 1234",
+                "p-77",
+            ))
+            .await;
+        let echo = alice
+            .recv_until(|f| matches!(f, ServerFrame::Message { id: Some(id), .. } if id == "p-77"))
+            .await
+            .pop();
+        let Some(ServerFrame::Message { seq: secret, .. }) = echo else {
+            unreachable!()
+        };
+        let delete = ClientFrame::Delete {
+            room: Some("rust".into()),
+            with: None,
+            seq: secret,
+        };
+        recorded(&mut alice, &delete, "rust").await;
+        post(&mut alice, "rust", "after the deletion 5527").await;
+    });
+    server.stop();
+    drop(server);
+    let file = std::fs::read(dir.path().join("chat.redb")).expect("the store's file");
+    let holds = |text: &str| file.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(holds("kept for the record 7781"), "the file is read raw");
+    assert!(holds("after the deletion 5527"));
+    assert!(
+        !holds("X99 41 1234"),
+        "the deleted text is still in the file"
+    );
+}
