@@ -37,6 +37,8 @@ fn chat_with(events: u64) -> Chat {
         new_epoch: false,
         default_room: "general".into(),
         rooms: rooms.clone(),
+        admin: false,
+        invites: Vec::new(),
     };
     let (handle, _) = Handle::detached();
     let mut chat = Chat::new("127.0.0.1:60000", &session, handle, None);

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender};
 use chat_shared::limits::{CLIENT_PING_AFTER_SECS, MAX_SERVER_FRAME};
 use chat_shared::{
-    ClientFrame, CloseCode, ErrorCode, FrameReader, FrameWriter, Limits, PROTOCOL_VERSION,
-    Password, ReadError, Reader, RejectCode, ServerFrame, Writer,
+    ClientFrame, CloseCode, ErrorCode, FrameReader, FrameWriter, LeaveReason, Limits,
+    PROTOCOL_VERSION, Password, ReadError, Reader, RejectCode, ServerFrame, Writer,
 };
 use futures_lite::future;
 use smol::Timer;
@@ -462,6 +462,7 @@ pub async fn run(target: Target, resume: Resume, events: Sender<Event>) {
         limits: None,
         asked: Vec::new(),
         at: 0,
+        me: None,
     };
     worker.emit(Event::Ready(Handle(commands_tx))).await;
     worker.run().await;
@@ -484,6 +485,8 @@ struct Worker {
     asked: Vec<Asked>,
     /// Which of the target's servers to try next (they are tried in turn).
     at: usize,
+    /// The name the server accepted (case-folded), once logged in.
+    me: Option<String>,
 }
 
 /// Events fetched with one `history` request per page while resuming.
@@ -731,19 +734,28 @@ impl Worker {
                 limits,
                 account,
                 conversations,
+                invites,
+                admin,
                 ..
             } => {
                 // Registered: from now on it logs in.
                 self.target.register = false;
+                self.me = Some(chat_shared::fold(&name));
                 let (mut session, mut catch_up) =
                     self.welcomed(name, users, seq, oldest, epoch, token, &rooms, limits);
                 session.account = account;
+                session.admin = admin;
+                session.invites = invites
+                    .into_iter()
+                    .map(|invitation| (invitation.room, invitation.by))
+                    .collect();
                 let conversations: Vec<(String, u64)> = conversations
                     .unwrap_or_default()
                     .into_iter()
                     .map(|c| (format!("{DIRECT}{}", c.with), c.seq))
                     .collect();
                 catch_up.extend(self.catch_up_directs(&conversations, session.new_epoch));
+                catch_up.splice(0..0, default_room_answer(&session));
                 session.conversations = conversations;
                 self.emit(Event::LoggedIn(session)).await;
                 (limits, catch_up)
@@ -910,6 +922,8 @@ impl Worker {
             rooms: names,
             account: false,
             conversations: Vec::new(),
+            admin: false,
+            invites: Vec::new(),
         };
         (session, catch_up)
     }
@@ -1100,24 +1114,32 @@ impl Worker {
                 Some(key),
             ) => {
                 // A join that failed: the room is not the app's any more.
-                let failed_join = matches!(
-                    code,
-                    ErrorCode::TooManyRooms
-                        | ErrorCode::InvalidRoom
-                        | ErrorCode::Unavailable
-                        | ErrorCode::NotMember
-                ) && self.room(&key).is_some_and(|room| !room.answered);
+                let failed_join =
+                    code.refuses_a_join() && self.room(&key).is_some_and(|room| !room.answered);
                 if failed_join && let Some(rooms) = &mut self.rooms {
                     rooms.retain(|room| room.key != key);
                 }
             }
             (frame, Some(key)) if frame.seq().is_some() => {
-                return self.room_event(&key, frame.clone()).await;
+                let put_out = self.puts_me_out(frame);
+                let next = self.room_event(&key, frame.clone()).await;
+                if put_out && let Some(rooms) = &mut self.rooms {
+                    // Not to be joined again by itself at the next login.
+                    rooms.retain(|room| room.key != key);
+                    self.asked.retain(|asked| asked.key() != key);
+                }
+                return next;
             }
             _ => {}
         }
         self.pass(frame).await;
         None
+    }
+
+    /// Whether an event is a moderator putting this user out of its room.
+    fn puts_me_out(&self, frame: &ServerFrame) -> bool {
+        matches!(frame, ServerFrame::Left { name, reason: LeaveReason::Removed | LeaveReason::Banned, .. }
+            if self.me.as_deref() == Some(chat_shared::fold(name).as_str()))
     }
 
     /// An event of a room: an answer to a history request, held while a gap is filled,
@@ -1275,6 +1297,21 @@ impl Asked {
             Asked::Before { key, .. } | Asked::After { key, .. } => key,
         }
     }
+}
+
+/// The welcome does not say the default room's topic and roles: its `room` answer does,
+/// asked for as a resume (nothing is recorded, and nothing the welcome replayed comes
+/// again).
+fn default_room_answer(session: &Session) -> Option<ClientFrame> {
+    let default = room_key(&session.default_room);
+    session
+        .rooms
+        .iter()
+        .any(|room| room_key(room) == default)
+        .then(|| ClientFrame::Join {
+            room: session.default_room.clone(),
+            since: Some(session.seq),
+        })
 }
 
 /// Sends `bye` and waits, bounded, for the server to close: the end of the stream is the

@@ -341,6 +341,8 @@ pub fn session_in(rooms: &[&str]) -> Session {
         new_epoch: false,
         default_room: "general".into(),
         rooms: rooms.iter().map(ToString::to_string).collect(),
+        admin: false,
+        invites: Vec::new(),
     }
 }
 

@@ -850,6 +850,23 @@ impl RejectCode {
     }
 }
 
+impl ErrorCode {
+    /// Whether this answer to a `join` means the connection is not in the room: it was
+    /// refused (a ban, an invite-only room, too many rooms, a bad name) or could not be
+    /// recorded.
+    pub fn refuses_a_join(self) -> bool {
+        matches!(
+            self,
+            Self::TooManyRooms
+                | Self::InvalidRoom
+                | Self::Unavailable
+                | Self::NotMember
+                | Self::Banned
+                | Self::InviteOnly
+        )
+    }
+}
+
 /// Why someone left the room (`left.reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

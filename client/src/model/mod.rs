@@ -6,6 +6,7 @@
 pub mod command;
 pub mod key;
 pub mod members;
+pub mod moderation;
 pub mod room;
 pub mod rooms;
 pub mod session;
@@ -15,10 +16,11 @@ pub mod timeline;
 pub use command::Input;
 pub use key::{DIRECT, direct_with, room_key};
 pub use members::Members;
+pub use moderation::{Moderation, Power};
 pub use room::{Pending, Room, Seen};
 pub use rooms::{Joined, Notify, Rooms};
 pub use session::Session;
 pub use timeline::{
-    ChangeKind, ChatMessage, Entry, EventEntry, Notice, Older, Pos, Presence, PresenceChange,
+    ChangeKind, ChatMessage, Entry, EventEntry, Notice, Older, Pos, Presence, PresenceChange, Step,
     Timeline, Tone,
 };

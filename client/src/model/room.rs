@@ -1,9 +1,10 @@
 //! One room: its timeline, who is in it, and the posts the user sent there that the
 //! server has not acknowledged yet.
 
-use chat_shared::ServerFrame;
+use chat_shared::{LeaveReason, ServerFrame, fold};
 
 use super::members::Members;
+use super::moderation::{Moderation, put_out_words};
 use super::timeline::{ChangeKind, EventEntry, Pos, Timeline};
 
 /// Entries a room keeps in memory; older ones are dropped (and can be fetched again from
@@ -34,6 +35,11 @@ pub struct Room {
     pub members: Members,
     /// The user's posts not yet echoed, oldest first.
     pub pending: Vec<Pending>,
+    /// Its topic, roles, settings, bans, mutes and invitations.
+    pub moderation: Moderation,
+    /// Why the user is no longer in it ("You were removed from #rust by alice"): the room
+    /// stays, greyed, until the user joins it again or closes it.
+    pub out: Option<String>,
     /// Events up to this seq are replay: they do not change who is in, and never notify.
     replay_until: u64,
     /// The replay resumes after this seq (what the client had seen): replayed events
@@ -69,6 +75,8 @@ impl Room {
             timeline: Timeline::new(me, SCROLLBACK),
             members: Members::default(),
             pending: Vec::new(),
+            moderation: Moderation::default(),
+            out: None,
             replay_until: 0,
             resumed_after: None,
             last_seq,
@@ -92,11 +100,17 @@ impl Room {
     /// Returns whether events were lost between the last one seen and the oldest held.
     pub fn answered(&mut self, users: &[String], seq: u64, oldest: u64) -> bool {
         self.answered = true;
+        self.out = None;
         self.timeline.logged_in(oldest, false);
         self.members = Members::from_names(users.iter().map(String::as_str));
         self.replay_until = seq;
         self.resumed_after = (self.last_seq > 0).then_some(self.last_seq);
         self.last_seq > 0 && oldest > 0 && self.last_seq + 1 < oldest
+    }
+
+    /// The answer for the room stated its moderation too (a `room` frame).
+    pub fn moderation_answered(&mut self, moderation: Moderation) {
+        self.moderation = moderation;
     }
 
     /// Whether the server answered for the room since the last login.
@@ -124,6 +138,24 @@ impl Room {
         if let ServerFrame::Message { id: Some(id), .. } = &frame {
             self.pending.retain(|p| &p.id != id);
         }
+        self.moderation.apply(&frame);
+        match &frame {
+            // A deleted message is changed in place; the event itself shows nothing more.
+            ServerFrame::Deleted { target, .. } => {
+                self.timeline.erase(*target);
+            }
+            ServerFrame::Left {
+                name,
+                reason: LeaveReason::Removed | LeaveReason::Banned,
+                ..
+            } if live => {
+                self.members.remove(name);
+                if fold(name) == fold(self.timeline.me()) {
+                    self.out = put_out_words(&self.name, &frame);
+                }
+            }
+            _ => {}
+        }
         let Some(event) = self.timeline.entry_of(frame) else {
             return Seen {
                 pos: None,
@@ -143,6 +175,7 @@ impl Room {
                 }
                 (false, false)
             }
+            EventEntry::Step(_) => (false, false),
         };
         Seen {
             pos: self.timeline.push_event(event),

@@ -5,8 +5,10 @@
 use chat_shared::{ErrorCode, RoomUsers, ServerFrame};
 
 use super::key::{DIRECT, direct_with, room_key};
+use super::moderation::Moderation;
 use super::room::Room;
 use super::session::Session;
+use super::text::until_words;
 use super::timeline::Tone;
 
 /// A room, or a direct conversation (named `@name`), in the sidebar.
@@ -47,6 +49,8 @@ pub struct Rooms {
     default_room: String,
     /// The last `room_list` the server sent.
     directory: Option<Vec<RoomUsers>>,
+    /// Invitations to rooms the user is not in: the room and who invited.
+    invitations: Vec<(String, String)>,
 }
 
 /// The key of the room or conversation a frame belongs to.
@@ -82,6 +86,7 @@ impl Rooms {
             previous: None,
             default_room: session.default_room.clone(),
             directory: None,
+            invitations: Vec::new(),
         };
         for name in &session.rooms {
             rooms.add(name, seen(&room_key(name)));
@@ -205,11 +210,26 @@ impl Rooms {
         true
     }
 
+    /// The invitations to rooms the user is not in: the room and who invited.
+    pub fn invitations(&self) -> &[(String, String)] {
+        &self.invitations
+    }
+
+    /// Forgets the invitation to a room.
+    pub fn dismiss_invitation(&mut self, room: &str) {
+        let key = room_key(room);
+        self.invitations.retain(|(name, _)| room_key(name) != key);
+    }
+
     /// The user joins `name`: a room of theirs is shown; a new one is added (shown, and
-    /// waiting for the server) and `true` returned: the join must be sent.
+    /// waiting for the server) and `true` returned: the join must be sent. So it is for a
+    /// room the user was put out of.
     pub fn join(&mut self, name: &str) -> bool {
+        self.dismiss_invitation(name);
         if self.activate(name) {
-            return false;
+            return self
+                .active()
+                .is_some_and(|joined| joined.room.out.is_some());
         }
         let index = self.add(name, 0);
         self.previous = self.active().map(|joined| joined.key.clone());
@@ -246,11 +266,12 @@ impl Rooms {
         let mut list = Vec::with_capacity(session.rooms.len());
         // Conversations stay, whatever the server says of rooms.
         let mut directs: Vec<Joined> = Vec::new();
+        // So do rooms the user was put out of: greyed, until joined again or closed.
         self.list.retain(|joined| {
-            if joined.is_direct() {
+            if joined.is_direct() || joined.room.out.is_some() {
                 directs.push(joined.clone());
             }
-            !joined.is_direct()
+            !joined.is_direct() && joined.room.out.is_none()
         });
         for name in &session.rooms {
             let key = room_key(name);
@@ -286,6 +307,9 @@ impl Rooms {
             if session.new_epoch {
                 joined.read_seq = 0;
             }
+            if joined.room.out.is_some() {
+                continue;
+            }
             let people = [
                 session.name.clone(),
                 joined.with().unwrap_or_default().to_string(),
@@ -299,6 +323,7 @@ impl Rooms {
                 self.add(name, 0);
             }
         }
+        self.invitations.clone_from(&session.invites);
         self.active = active
             .and_then(|key| self.index(&key))
             .or((!self.list.is_empty()).then_some(0));
@@ -329,15 +354,19 @@ impl Rooms {
     pub fn received(&mut self, frame: ServerFrame, focused: bool) -> Option<Notify> {
         match frame {
             ServerFrame::Room {
-                room,
-                users,
+                ref room,
+                ref users,
                 seq,
                 oldest,
                 ..
             } => {
-                let joined = self.get_mut(&room)?;
-                joined.room.name.clone_from(&room);
-                if joined.room.answered(&users, seq, oldest) {
+                let moderation = Moderation::answered(&frame);
+                let joined = self.get_mut(room)?;
+                joined.room.name.clone_from(room);
+                if let Some(moderation) = moderation {
+                    joined.room.moderation_answered(moderation);
+                }
+                if joined.room.answered(users, seq, oldest) {
                     joined.room.timeline.notice(
                         None,
                         "Some messages were missed while you were away.",
@@ -350,14 +379,38 @@ impl Rooms {
                 self.directory = Some(rooms);
                 None
             }
+            ServerFrame::Invited { room, by } => {
+                if self
+                    .get(&room)
+                    .is_some_and(|joined| joined.room.out.is_none())
+                {
+                    return None;
+                }
+                self.dismiss_invitation(&room);
+                let text = format!("{by} invited you to #{room}");
+                self.invitations.push((room.clone(), by.clone()));
+                self.notice(&format!("{text}: join it from the sidebar."), Tone::Info);
+                (!focused).then_some(Notify {
+                    room,
+                    from: by,
+                    text,
+                })
+            }
             ServerFrame::Error {
                 code,
                 message,
                 id,
                 room,
+                until,
                 ..
             } => {
-                self.error(code, &message, id.as_deref(), room.as_deref());
+                self.error(&Refusal {
+                    code,
+                    message: &message,
+                    id: id.as_deref(),
+                    room: room.as_deref(),
+                    until,
+                });
                 None
             }
             frame if frame.seq().is_some() => self.event(frame, focused),
@@ -409,10 +462,31 @@ impl Rooms {
     }
 
     /// An `error`: a refused post is marked in its room; a join that failed takes the
-    /// room away again; anything else is a notice where it belongs.
-    fn error(&mut self, code: ErrorCode, message: &str, id: Option<&str>, room: Option<&str>) {
-        let words = match code {
-            ErrorCode::Unknown => format!("The server had a problem: {message}"),
+    /// room away again (or, for a room the user was put out of, leaves it greyed); anything
+    /// else is a notice where it belongs.
+    fn error(&mut self, refusal: &Refusal<'_>) {
+        let Refusal {
+            code,
+            message,
+            id,
+            room,
+            until,
+        } = *refusal;
+        let words = match (code, room) {
+            (ErrorCode::Unknown, _) => format!("The server had a problem: {message}"),
+            (ErrorCode::Banned, Some(room)) => {
+                let mut words = format!(
+                    "You are banned from #{room} {}",
+                    until_words(until, crate::model::text::now_millis())
+                );
+                if !message.starts_with("you are banned from") {
+                    words = format!("{words}: {message}");
+                }
+                words
+            }
+            (ErrorCode::InviteOnly, Some(room)) => {
+                format!("#{room} is invite-only: ask one of its owners or ops for an invitation")
+            }
             _ => capitalized(message),
         };
         if let Some(id) = id
@@ -424,18 +498,23 @@ impl Rooms {
             return;
         }
         if let Some(room) = room
-            && let Some(joined) = self.get(room)
+            && let Some(joined) = self.get_mut(room)
             && !joined.room.is_answered()
-            && matches!(
-                code,
-                ErrorCode::TooManyRooms
-                    | ErrorCode::InvalidRoom
-                    | ErrorCode::Unavailable
-                    | ErrorCode::NotMember
-            )
+            && code.refuses_a_join()
         {
+            if joined.room.out.is_some() {
+                // Put out, and not let in again: the room stays greyed, saying why.
+                joined.room.out = Some(words.clone());
+                joined.room.timeline.notice(None, words, Tone::Problem);
+                return;
+            }
             self.part(room);
-            self.notice(&format!("Cannot join #{room}: {words}"), Tone::Problem);
+            let words = if matches!(code, ErrorCode::Banned | ErrorCode::InviteOnly) {
+                words
+            } else {
+                format!("Cannot join #{room}: {words}")
+            };
+            self.notice(&words, Tone::Problem);
             return;
         }
         match room.and_then(|room| self.get_mut(room)) {
@@ -475,6 +554,15 @@ impl Rooms {
             })
             .collect()
     }
+}
+
+/// An `error` from the server, as [`Rooms::error`] reads it.
+struct Refusal<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    id: Option<&'a str>,
+    room: Option<&'a str>,
+    until: Option<u64>,
 }
 
 fn capitalized(text: &str) -> String {

@@ -37,4 +37,8 @@ pub struct Session {
     /// For an account: its direct conversations with the latest activity (`@name`, newest
     /// seq), latest first.
     pub conversations: Vec<(String, u64)>,
+    /// Whether the account is one of the server's administrators.
+    pub admin: bool,
+    /// For an account: the rooms it is invited to and has not joined (room, who invited).
+    pub invites: Vec<(String, String)>,
 }

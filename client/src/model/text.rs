@@ -42,6 +42,41 @@ pub fn mentions(text: &str, folded_name: &str) -> bool {
     })
 }
 
+/// A server time as local time, if it is one.
+pub fn local(ms: u64) -> Option<chrono::DateTime<chrono::Local>> {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_millis_opt(i64::try_from(ms).unwrap_or(i64::MAX))
+        .single()
+}
+
+/// Now, in ms since the Unix epoch (as the server counts time).
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Local HH:MM of a server time.
+pub fn clock(ms: u64) -> String {
+    local(ms).map_or_else(|| "--:--".into(), |t| t.format("%H:%M").to_string())
+}
+
+/// When a ban or a mute ends, in words for a sentence: "until 14:00" (today, local
+/// time), "until 7 Dec 14:00" (another day), "for good" (it does not end by itself).
+pub fn until_words(until: Option<u64>, now: u64) -> String {
+    let Some(until) = until else {
+        return "for good".into();
+    };
+    match (local(until), local(now)) {
+        (Some(end), Some(today)) if end.date_naive() == today.date_naive() => {
+            format!("until {}", end.format("%H:%M"))
+        }
+        (Some(end), _) => format!("until {}", end.format("%-d %b %H:%M")),
+        (None, _) => "for good".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +103,18 @@ mod tests {
         let mary = chat_shared::fold("Mary Ann");
         assert!(mentions("thanks mary ann.", &mary));
         assert!(mentions("STRASSE", &chat_shared::fold("Straße")));
+    }
+
+    #[test]
+    fn when_a_ban_ends_in_words() {
+        let now = local(1_764_000_000_000).expect("a time").timestamp_millis() as u64;
+        assert_eq!(until_words(None, now), "for good");
+        let soon = until_words(Some(now + 60_000), now);
+        assert!(
+            soon.starts_with("until ") && soon.len() == "until 14:00".len(),
+            "{soon}"
+        );
+        let later = until_words(Some(now + 3 * 86_400_000), now);
+        assert!(later.len() > "until 14:00".len(), "{later}");
     }
 }

@@ -29,6 +29,19 @@ pub enum Entry {
     Presence(Presence),
     /// Something the client itself has to say (reconnected, a problem, a restart).
     Notice(Notice),
+    /// A moderator's step (a topic, a role, a ban...), in words.
+    Step(Step),
+}
+
+/// A moderation event as the log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Room seq.
+    pub seq: u64,
+    /// Server time, ms since the Unix epoch.
+    pub time: u64,
+    /// What happened, in words.
+    pub text: String,
 }
 
 impl Entry {
@@ -38,6 +51,7 @@ impl Entry {
             Entry::Message(message) => Some(message.time),
             Entry::Presence(presence) => presence.changes.last().map(|c| c.time),
             Entry::Notice(notice) => notice.time,
+            Entry::Step(step) => Some(step.time),
         }
     }
 
@@ -46,6 +60,7 @@ impl Entry {
         match self {
             Entry::Message(message) => Some(message.seq),
             Entry::Presence(presence) => presence.changes.last().map(|c| c.seq),
+            Entry::Step(step) => Some(step.seq),
             Entry::Notice(_) => None,
         }
     }
@@ -55,6 +70,7 @@ impl Entry {
         match self {
             Entry::Message(message) => Some(message.seq),
             Entry::Presence(presence) => presence.changes.first().map(|c| c.seq),
+            Entry::Step(step) => Some(step.seq),
             Entry::Notice(_) => None,
         }
     }
@@ -62,6 +78,10 @@ impl Entry {
 
 /// A chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "what a message is to its reader"
+)]
 pub struct ChatMessage {
     /// Room seq.
     pub seq: u64,
@@ -79,6 +99,8 @@ pub struct ChatMessage {
     pub mention: bool,
     /// An action (`/me waves`): shown as "* from text".
     pub action: bool,
+    /// Deleted: its text is gone, it reads "message deleted".
+    pub deleted: bool,
 }
 
 /// A run of joins and leaves with nothing said in between.
@@ -332,10 +354,11 @@ impl Timeline {
                 from,
                 text,
                 me: action,
+                deleted,
                 ..
             } => {
                 let mine = from == self.me;
-                let mention = !mine && text::mentions(&text, &self.me_folded);
+                let mention = !mine && !deleted && text::mentions(&text, &self.me_folded);
                 EventEntry::Message(ChatMessage {
                     seq,
                     time,
@@ -345,8 +368,27 @@ impl Timeline {
                     mine,
                     mention,
                     action,
+                    deleted,
                 })
             }
+            ServerFrame::Left {
+                seq,
+                time,
+                reason: LeaveReason::Removed | LeaveReason::Banned,
+                ..
+            }
+            | ServerFrame::Topic { seq, time, .. }
+            | ServerFrame::Role { seq, time, .. }
+            | ServerFrame::Ban { seq, time, .. }
+            | ServerFrame::Unban { seq, time, .. }
+            | ServerFrame::Mute { seq, time, .. }
+            | ServerFrame::Unmute { seq, time, .. }
+            | ServerFrame::Settings { seq, time, .. }
+            | ServerFrame::Invite { seq, time, .. } => EventEntry::Step(Step {
+                seq,
+                time,
+                text: super::moderation::describe(&frame, time)?,
+            }),
             ServerFrame::Joined {
                 seq, time, name, ..
             } => EventEntry::Change(PresenceChange {
@@ -380,6 +422,7 @@ impl Timeline {
         }
         match event {
             EventEntry::Message(message) => Some(self.push(Entry::Message(message))),
+            EventEntry::Step(step) => Some(self.push(Entry::Step(step))),
             EventEntry::Change(change) if chat_shared::fold(&change.name) == self.me_folded => None,
             EventEntry::Change(change) => {
                 if let Some(Entry::Presence(run)) = self.entries.back_mut() {
@@ -438,6 +481,10 @@ impl Timeline {
                     self.push_front(Entry::Message(message));
                     added += 1;
                 }
+                EventEntry::Step(step) => {
+                    self.push_front(Entry::Step(step));
+                    added += 1;
+                }
                 EventEntry::Change(change) if chat_shared::fold(&change.name) == self.me_folded => {
                 }
                 EventEntry::Change(change) => {
@@ -461,6 +508,23 @@ impl Timeline {
         self.entries.truncate(self.capacity);
         self.epoch_start = self.epoch_start.min(self.first);
         added
+    }
+
+    /// A message was deleted: it stays in its place, without its text. Returns whether
+    /// the timeline holds it.
+    pub fn erase(&mut self, seq: u64) -> bool {
+        let found = self.entries.iter_mut().rev().find_map(|entry| match entry {
+            Entry::Message(message) if message.seq == seq => Some(message),
+            _ => None,
+        });
+        let Some(message) = found else {
+            return false;
+        };
+        message.deleted = true;
+        message.mention = false;
+        message.text.clear();
+        message.links.clear();
+        true
     }
 
     /// A `history` request could not be answered (the connection dropped).
@@ -493,6 +557,8 @@ pub enum EventEntry {
     Message(ChatMessage),
     /// A join or a leave.
     Change(PresenceChange),
+    /// A moderator's step.
+    Step(Step),
 }
 
 impl EventEntry {
@@ -501,6 +567,7 @@ impl EventEntry {
         match self {
             EventEntry::Message(message) => message.seq,
             EventEntry::Change(change) => change.seq,
+            EventEntry::Step(step) => step.seq,
         }
     }
 }
@@ -629,6 +696,7 @@ mod tests {
                 Entry::Message(m) => m.text.clone(),
                 Entry::Presence(p) => p.summary(),
                 Entry::Notice(n) => n.text.clone(),
+                Entry::Step(s) => s.text.clone(),
             })
             .collect();
         assert_eq!(

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Datelike, Local, TimeZone};
+use chrono::Datelike;
 use iced::widget::text;
 use iced::{Color, Font, Theme, font};
 
@@ -136,17 +136,7 @@ fn hsl(hue: f32, saturation: f32, lightness: f32) -> Color {
     Color::from_rgb(red + lift, green + lift, blue + lift)
 }
 
-/// A server time as local time, if it is one.
-pub fn local(ms: u64) -> Option<DateTime<Local>> {
-    Local
-        .timestamp_millis_opt(i64::try_from(ms).unwrap_or(i64::MAX))
-        .single()
-}
-
-/// Local HH:MM of a server time.
-pub fn clock(ms: u64) -> String {
-    local(ms).map_or_else(|| "--:--".into(), |t| t.format("%H:%M").to_string())
-}
+pub use crate::model::text::{clock, local};
 
 /// The full local date and time of a server time, for a tooltip.
 pub fn full_time(ms: u64) -> String {

@@ -382,6 +382,14 @@ impl Hub {
             })
             .collect();
         keys.sort_by_key(|key| *key != default);
+        // A room that has taken in the member's leaving (a moderator put it out while the
+        // claim was on its way) is not its any more.
+        let folded = name.keys().folded;
+        keys.retain(|key| {
+            self.rooms
+                .get(key)
+                .is_none_or(|room| room.has_member(&folded, &self.registry))
+        });
         let conn = login.conn;
         let mut member = Self::member(&login, name, token, account);
         member.rooms.clone_from(&keys);

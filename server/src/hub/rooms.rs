@@ -325,8 +325,20 @@ impl Hub {
                     }
                 }
                 Deferred::Adopt(conn) => {
-                    if let Some(queue) = self.queue_in(conn, &key) {
+                    let Some(queue) = self.queue_in(conn, &key) else {
+                        continue;
+                    };
+                    // Read back after the member left it (put out meanwhile): not its.
+                    let folded = self.registry.get(conn).map(|m| m.keys.folded.clone());
+                    let still_in = folded.is_some_and(|folded| {
+                        self.rooms
+                            .get(&key)
+                            .is_some_and(|room| room.has_member(&folded, &self.registry))
+                    });
+                    if still_in {
                         self.rooms.update(&key, |room| room.add(conn, queue));
+                    } else if let Some(member) = self.registry.get_mut(conn) {
+                        member.rooms.retain(|k| *k != key);
                     }
                 }
                 Deferred::Resume(conn, since) => {

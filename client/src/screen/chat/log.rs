@@ -230,6 +230,7 @@ impl Log {
                 Entry::Message(message) => message_row(message, looks.theme),
                 Entry::Presence(run) => presence_row(pos, run, self.expanded.contains(&pos)),
                 Entry::Notice(notice) => notice_row(notice.time, &notice.text, notice.tone),
+                Entry::Step(step) => notice_row(Some(step.time), &step.text, Tone::Info),
             };
             rows.push(((pos, 0), row));
         }
@@ -342,6 +343,21 @@ fn message_row<'a>(message: &'a crate::model::ChatMessage, theme: &Theme) -> Ele
             piece
         }
     };
+    if message.deleted {
+        let gone = "message deleted";
+        let line = row![
+            time_cell(Some(message.time)),
+            name,
+            text(gone)
+                .size(14)
+                .font(italic())
+                .style(unique_style(muted, gone))
+                .width(Fill)
+        ]
+        .spacing(8)
+        .width(Fill);
+        return container(line).padding([2, 4]).into();
+    }
     let link_color = style::link_color(theme);
     let mut pieces = Vec::new();
     let mut at = 0;

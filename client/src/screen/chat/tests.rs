@@ -25,6 +25,8 @@ fn session(seq: u64, users: &[&str]) -> Session {
         new_epoch: false,
         default_room: "general".into(),
         rooms: vec!["general".into()],
+        admin: false,
+        invites: Vec::new(),
     }
 }
 
