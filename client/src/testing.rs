@@ -87,6 +87,22 @@ impl Window {
         window
     }
 
+    /// Frames from the server, handed to the app without drawing in between; then a
+    /// frame.
+    pub fn receive(&mut self, frames: impl IntoIterator<Item = ServerFrame>) {
+        for frame in frames {
+            let _ = self
+                .app
+                .update(Message::Connection(ConnectionEvent::Frame(frame)));
+        }
+        self.frame();
+    }
+
+    /// Everything the app asked of its connection since the last look.
+    pub fn commands_sent(&self) -> Vec<Command> {
+        std::iter::from_fn(|| self.commands.try_recv().ok()).collect()
+    }
+
     /// Something from the connection.
     pub fn connection(&mut self, event: ConnectionEvent) {
         self.message(Message::Connection(event));

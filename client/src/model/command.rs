@@ -1,9 +1,9 @@
 //! What a line typed in the input means: a message, or a slash command.
 
-use chat_shared::{Name, RoomName};
+use chat_shared::{Name, Role, RoomName};
 
 /// The slash commands, as `/help` lists them: how to write each, and what it does.
-pub const COMMANDS: [(&str, &str); 7] = [
+pub const COMMANDS: [(&str, &str); 17] = [
     ("/join #room", "enter a room (it is made if nobody has)"),
     (
         "/msg name text",
@@ -14,6 +14,28 @@ pub const COMMANDS: [(&str, &str); 7] = [
     ("/rooms", "list the rooms people are in"),
     ("/help", "show the commands and the keys"),
     ("//text", "send a line that starts with /"),
+    (
+        "/topic text",
+        "set the room's topic (owners and ops; none clears it)",
+    ),
+    (
+        "/kick name [reason]",
+        "put someone out of the room (they may come back)",
+    ),
+    (
+        "/ban name [minutes] [reason]",
+        "ban a name (and look-alikes) from the room",
+    ),
+    ("/unban name", "lift a ban"),
+    ("/mute name [minutes]", "let someone read but not post here"),
+    ("/unmute name", "lift a mute"),
+    ("/op name", "make an account an op here (owners)"),
+    ("/deop name", "take an op's role back (owners)"),
+    ("/invite name", "let an account into an invite-only room"),
+    (
+        "/private on|off",
+        "make the room invite-only, or open it (owners)",
+    ),
 ];
 
 /// A line the user typed, understood.
@@ -34,6 +56,31 @@ pub enum Input {
     Rooms,
     /// Show the help.
     Help,
+    /// A moderator's step in the room shown.
+    Moderate(Step),
+}
+
+/// A moderator's step, as a slash command asks it of the room shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Set the topic (empty: clear it).
+    Topic(String),
+    /// Put someone out, with why.
+    Kick(Name, Option<String>),
+    /// Ban a name, for minutes (none: until lifted), with why.
+    Ban(Name, Option<u64>, Option<String>),
+    /// Lift a ban.
+    Unban(Name),
+    /// Mute a name, for minutes.
+    Mute(Name, Option<u64>),
+    /// Lift a mute.
+    Unmute(Name),
+    /// Give a role.
+    Role(Name, Role),
+    /// Invite an account.
+    Invite(Name),
+    /// Invite-only, or open.
+    Private(bool),
 }
 
 /// Reads a line typed in the input. A line that starts with `/` is a command; `//`
@@ -65,12 +112,80 @@ pub fn parse(line: &str) -> Result<Input, String> {
         }
         "rooms" | "list" => Ok(Input::Rooms),
         "help" | "?" => Ok(Input::Help),
+        "topic" => Ok(Input::Moderate(Step::Topic(
+            command[word.len()..].trim().to_string(),
+        ))),
+        "kick" | "remove" => {
+            let (name, rest) = named(rest, "/kick name [reason]")?;
+            Ok(Input::Moderate(Step::Kick(name, reason(rest))))
+        }
+        "ban" => {
+            let (name, rest) = named(rest, "/ban name [minutes] [reason]")?;
+            let (minutes, rest) = minutes(rest)?;
+            Ok(Input::Moderate(Step::Ban(name, minutes, reason(rest))))
+        }
+        "mute" => {
+            let (name, rest) = named(rest, "/mute name [minutes]")?;
+            let (minutes, rest) = minutes(rest)?;
+            if !rest.is_empty() {
+                return Err("/mute name [minutes]: the minutes are a number.".into());
+            }
+            Ok(Input::Moderate(Step::Mute(name, minutes)))
+        }
+        "unban" => only_name(rest, "/unban name").map(|n| Input::Moderate(Step::Unban(n))),
+        "unmute" => only_name(rest, "/unmute name").map(|n| Input::Moderate(Step::Unmute(n))),
+        "op" => only_name(rest, "/op name").map(|n| Input::Moderate(Step::Role(n, Role::Op))),
+        "deop" => {
+            only_name(rest, "/deop name").map(|n| Input::Moderate(Step::Role(n, Role::Member)))
+        }
+        "invite" => only_name(rest, "/invite name").map(|n| Input::Moderate(Step::Invite(n))),
+        "private" => match rest.to_lowercase().as_str() {
+            "on" | "yes" => Ok(Input::Moderate(Step::Private(true))),
+            "off" | "no" => Ok(Input::Moderate(Step::Private(false))),
+            _ => Err("/private on, or /private off".into()),
+        },
         "" => Err("Type a command after the /, or // to send a line that starts with /.".into()),
         other => Err(format!(
             "There is no /{other} command: /help lists them. To send a line that starts \
              with /, begin it with //."
         )),
     }
+}
+
+/// The name that starts `rest`, and what follows it; `usage` when there is none.
+fn named<'a>(rest: &'a str, usage: &str) -> Result<(Name, &'a str), String> {
+    if rest.is_empty() {
+        return Err(format!("Who? {usage}"));
+    }
+    let (raw, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let name = Name::parse(raw).map_err(|err| format!("\"{raw}\" cannot be a name: {err}."))?;
+    Ok((name, rest.trim_start()))
+}
+
+/// A name and nothing more.
+fn only_name(rest: &str, usage: &str) -> Result<Name, String> {
+    let (name, more) = named(rest, usage)?;
+    if more.is_empty() {
+        Ok(name)
+    } else {
+        Err(format!("Just one name: {usage}"))
+    }
+}
+
+/// A number of minutes that starts `rest`, if one does, and what follows.
+fn minutes(rest: &str) -> Result<(Option<u64>, &str), String> {
+    let (word, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    match word.parse::<u64>() {
+        Ok(0) => Err("At least 1 minute (leave the number out for no end).".into()),
+        Ok(minutes) => Ok((Some(minutes), after.trim_start())),
+        Err(_) => Ok((None, rest)),
+    }
+}
+
+/// A reason, if one was given.
+fn reason(rest: &str) -> Option<String> {
+    let rest = rest.trim();
+    (!rest.is_empty()).then(|| rest.to_string())
 }
 
 fn room(raw: &str) -> Result<RoomName, String> {
@@ -106,6 +221,49 @@ mod tests {
         );
         assert_eq!(parse("/query Judy"), Ok(Input::Msg(judy, String::new())));
         assert_eq!(parse("/help"), Ok(Input::Help));
+    }
+
+    #[test]
+    fn moderators_commands() {
+        let name = |n: &str| Name::parse(n).expect("a name");
+        let step = |line: &str| match parse(line) {
+            Ok(Input::Moderate(step)) => step,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(step("/topic Rust talk "), Step::Topic("Rust talk".into()));
+        assert_eq!(step("/topic"), Step::Topic(String::new()), "clears it");
+        assert_eq!(
+            step("/kick troll calm down"),
+            Step::Kick(name("troll"), Some("calm down".into()))
+        );
+        assert_eq!(step("/kick troll"), Step::Kick(name("troll"), None));
+        assert_eq!(
+            step("/ban troll 60 spam, again"),
+            Step::Ban(name("troll"), Some(60), Some("spam, again".into()))
+        );
+        assert_eq!(
+            step("/ban troll spam"),
+            Step::Ban(name("troll"), None, Some("spam".into()))
+        );
+        assert_eq!(step("/mute loud 5"), Step::Mute(name("loud"), Some(5)));
+        assert_eq!(step("/unban troll"), Step::Unban(name("troll")));
+        assert_eq!(step("/unmute loud"), Step::Unmute(name("loud")));
+        assert_eq!(step("/op bob"), Step::Role(name("bob"), Role::Op));
+        assert_eq!(step("/deop bob"), Step::Role(name("bob"), Role::Member));
+        assert_eq!(step("/invite dave"), Step::Invite(name("dave")));
+        assert_eq!(step("/private on"), Step::Private(true));
+        assert_eq!(step("/PRIVATE off"), Step::Private(false));
+        for (line, hint) in [
+            ("/kick", "Who?"),
+            ("/ban troll 0", "At least 1 minute"),
+            ("/mute loud soon", "a number"),
+            ("/op bob alice", "Just one name"),
+            ("/private maybe", "/private on"),
+            ("/invite a\u{7}b", "cannot be a name"),
+        ] {
+            let got = parse(line).expect_err(line);
+            assert!(got.contains(hint), "{line}: {got}");
+        }
     }
 
     #[test]

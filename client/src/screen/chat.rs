@@ -9,6 +9,9 @@ pub mod account;
 pub mod composer;
 pub mod log;
 pub mod members;
+pub mod moderation;
+#[cfg(test)]
+mod moderation_tests;
 #[cfg(test)]
 mod rooms_tests;
 pub mod sidebar;
@@ -127,6 +130,8 @@ pub enum Message {
     Account(bool),
     /// In that form.
     Password(account::Message),
+    /// Moderation: the topic, a member's menu, a message's actions, the room's settings.
+    Moderation(moderation::Message),
 }
 
 /// What the app must do for the Chat screen.
@@ -179,6 +184,10 @@ pub struct Chat {
     server: String,
     /// Whether the user is logged in to an account (which may have direct messages).
     account: bool,
+    /// Whether the account is one of the server's administrators.
+    admin: bool,
+    /// What is open of moderation: the topic's field, menus, dialogs.
+    moderation_state: moderation::State,
     /// The form that changes the account's password.
     password: account::PasswordForm,
     handle: Handle,
@@ -215,6 +224,8 @@ impl Chat {
             status: Status::Online,
             limits: session.limits,
             account: session.account,
+            admin: session.admin,
+            moderation_state: moderation::State::default(),
             password: account::PasswordForm::default(),
             rooms: Rooms::new(session, seen, active),
             views: HashMap::new(),
@@ -289,6 +300,7 @@ impl Chat {
         self.status = Status::Online;
         self.limits = session.limits;
         self.account = session.account;
+        self.admin = session.admin;
         let before = self.shown_key();
         self.rooms.logged_in(session);
         if session.new_epoch {
@@ -340,6 +352,7 @@ impl Chat {
         }
         self.hint = None;
         self.member_filter.clear();
+        self.moderation_state.shown_changed();
         self.catch_up();
     }
 
@@ -416,12 +429,62 @@ impl Chat {
             } if self.password.refused(*code, message) => return None,
             _ => {}
         }
+        if let ServerFrame::Error {
+            code: chat_shared::ErrorCode::Muted,
+            id: Some(id),
+            room: Some(room),
+            until,
+            ..
+        } = &frame
+        {
+            self.muted(room, id, *until);
+            return None;
+        }
         let before = self.shown_key();
         let notify = self.rooms.received(frame, focused);
         // A join the server refused takes its room away.
         self.shown_changed(before);
         self.catch_up();
         notify
+    }
+
+    /// A post was refused because the user is muted in `room`: the room knows it now,
+    /// and the post's text goes back to that room's input (nothing typed is lost).
+    fn muted(&mut self, room: &str, id: &str, until: Option<u64>) {
+        let shown = self.shown_key();
+        let Some(joined) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let me = joined.room.timeline.me().to_string();
+        joined.room.moderation.mutes.insert(
+            chat_shared::fold(&me),
+            chat_shared::Restriction {
+                name: me,
+                by: String::new(),
+                message: None,
+                until,
+            },
+        );
+        let Some(at) = joined.room.pending.iter().position(|p| p.id == id) else {
+            return;
+        };
+        let post = joined.room.pending.remove(at);
+        let text = if post.me {
+            format!("/me {}", post.text)
+        } else {
+            post.text
+        };
+        if shown.as_deref() == Some(joined.key.as_str()) {
+            if self.composer.text().is_empty() {
+                self.composer.insert(&text);
+            }
+            self.hint = None;
+        } else {
+            let draft = self.drafts.entry(joined.key.clone()).or_default();
+            if draft.text().trim().is_empty() {
+                *draft = Content::with_text(&text);
+            }
+        }
     }
 
     /// A word for the user in the room shown.
@@ -536,7 +599,8 @@ impl Chat {
             Message::Help(open) => self.dialog(open.then_some(Dialog::Help)),
             Message::Account(true) => self.password_form(None),
             Message::Password(message) => self.password_form(Some(message)),
-            Message::Escape | Message::Account(false) => self.dialog(None),
+            Message::Escape | Message::Account(false) => self.escape(),
+            Message::Moderation(message) => self.moderation(message),
             Message::Rooms(_)
             | Message::FindRoom(_)
             | Message::JoinRoom(_)
@@ -624,6 +688,14 @@ impl Chat {
         Task::none()
     }
 
+    /// Escape: closes what moderation has open, or else the dialog.
+    fn escape(&mut self) -> Task<Message> {
+        if self.moderation_state.escape() {
+            return operation::focus(INPUT);
+        }
+        self.dialog(None)
+    }
+
     fn dialog(&mut self, dialog: Option<Dialog>) -> Task<Message> {
         self.dialog = dialog;
         match dialog {
@@ -683,11 +755,14 @@ impl Chat {
     /// Leaves a room.
     fn part(&mut self, name: &str) {
         let before = self.shown_key();
+        let out = self.rooms.get(name).is_some_and(|j| j.room.out.is_some());
         if let Some(name) = self.rooms.part(name) {
             let key = room_key(&name);
             self.views.remove(&key);
             self.drafts.remove(&key);
-            self.handle.part(&name);
+            if !out {
+                self.handle.part(&name);
+            }
         }
         self.shown_changed(before);
     }
@@ -760,6 +835,10 @@ impl Chat {
                 self.composer.take();
                 (self.dialog(Some(Dialog::Help)), Action::None)
             }
+            Input::Moderate(step) => {
+                self.moderate(step);
+                (Task::none(), Action::None)
+            }
         }
     }
 
@@ -776,6 +855,11 @@ impl Chat {
                 self.hint = Some(err.to_string());
                 return (Task::none(), Action::None);
             }
+        }
+        // What was typed stays in the input; why shows under it (see `cannot_post`).
+        if self.cannot_post().is_some() {
+            self.hint = None;
+            return (Task::none(), Action::None);
         }
         let Some(joined) = self.rooms.active_mut() else {
             self.hint = Some("You are in no room: /join #room to enter one.".into());
@@ -800,10 +884,15 @@ impl Chat {
 
     /// The screen, in `theme`, as `settings` want it.
     pub fn view<'a>(&'a self, theme: &'a Theme, settings: &Settings) -> Element<'a, Message> {
+        let deletable = |message: &crate::model::ChatMessage| self.may_delete(message);
+        let (hovered, menu) = self.moderation_state.message_shown();
         let looks = log::Looks {
             theme,
             online: self.status == Status::Online,
             hide_presence_above: settings.hide_presence_above,
+            deletable: &deletable,
+            hovered,
+            menu,
         };
         let (main, placeholder) = match self.rooms.active() {
             Some(joined) => {
@@ -821,9 +910,15 @@ impl Chat {
             }
             None => (no_room(), "/join #room to enter a room".to_string()),
         };
-        let main = column![main, self.composer.view(placeholder, self.hint.as_deref())];
+        let hint = self.hint.clone().or_else(|| self.cannot_post());
+        let main = column![main, self.composer.view(placeholder, hint)];
         let mut body = row![
-            sidebar::view(&self.rooms, &self.server, self.account),
+            sidebar::view(
+                &self.rooms,
+                &self.server,
+                self.account,
+                self.invitations_view()
+            ),
             rule::vertical(1),
             container(main).width(Fill).height(Fill)
         ];
@@ -833,11 +928,17 @@ impl Chat {
             && let Some(joined) = self.rooms.active()
             && !joined.is_direct()
         {
+            let actions = |name: &str| self.member_actions(name);
             body = body.push(rule::vertical(1)).push(members::view(
                 &joined.room.members,
-                self.rooms.me(),
-                &self.member_filter,
-                self.status == Status::Online,
+                &members::Look {
+                    me: self.rooms.me(),
+                    filter: &self.member_filter,
+                    online: self.status == Status::Online,
+                    moderation: &joined.room.moderation,
+                    menu: self.moderation_state.member_menu(),
+                    actions: &actions,
+                },
             ));
         }
         let screen = column![self.header(settings), rule::horizontal(1), body];
@@ -857,6 +958,9 @@ impl Chat {
                 layers = layers.push(modal(self.password.view(), Message::Account(false)));
             }
             None => {}
+        }
+        if let Some(card) = self.moderation_dialog() {
+            layers = layers.push(modal(card, Message::Moderation(moderation::Message::Close)));
         }
         layers.into()
     }
@@ -896,22 +1000,42 @@ impl Chat {
                 1 => "1 member".to_string(),
                 n => format!("{n} members"),
             };
-            bar = bar
-                .push(
+            let mut heading = column![
+                row![
                     text(title.clone())
                         .size(16)
                         .font(bold())
                         .style(unique_style(text::default, &title)),
-                )
-                .push(
                     text(people.clone())
                         .size(13)
                         .style(unique_style(muted, &people)),
-                )
-                .push(small(
-                    if joined.is_direct() { "Close" } else { "Leave" },
-                    Message::Part,
+                ]
+                .spacing(8)
+                .align_y(Center)
+            ]
+            .spacing(2)
+            .width(iced::Shrink);
+            if let Some(topic) = self.topic_line(joined) {
+                heading = heading.push(topic);
+            }
+            bar = bar.push(heading);
+            if joined.room.out.is_some() {
+                bar = bar.push(small(
+                    "Join",
+                    Message::Moderation(moderation::Message::Join(joined.room.name.clone())),
                 ));
+            }
+            bar = bar.push(small(
+                if joined.is_direct() || joined.room.out.is_some() {
+                    "Close"
+                } else {
+                    "Leave"
+                },
+                Message::Part,
+            ));
+            if let Some(settings) = self.settings_button(joined) {
+                bar = bar.push(settings);
+            }
         }
         bar = bar.push(space::horizontal()).push(
             text(status.clone())
@@ -1004,6 +1128,10 @@ fn help<'a>() -> Element<'a, Message> {
         (
             "Ctrl+C",
             "copy the selected text (drag over messages to select)",
+        ),
+        (
+            "Right click",
+            "a message's or a member's actions (also \"…\" beside them)",
         ),
         ("Escape", "close this"),
     ];

@@ -185,7 +185,7 @@ impl Composer {
     }
 
     /// The input bar, with a hint under it when there is one.
-    pub fn view<'a>(&'a self, placeholder: String, hint: Option<&'a str>) -> Element<'a, Message> {
+    pub fn view(&self, placeholder: String, hint: Option<String>) -> Element<'_, Message> {
         let cursor = self.content.cursor().position;
         let first_line = cursor.line == 0;
         let last_line = cursor.line + 1 >= self.content.line_count();

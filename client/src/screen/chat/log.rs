@@ -12,12 +12,15 @@ use std::ops::Range;
 
 use chrono::Local;
 use iced::widget::{
-    Column, button, column, container, row, rule, scrollable, space, text, tooltip,
+    Column, button, column, container, mouse_area, row, rule, scrollable, space, text, tooltip,
 };
 use iced::{Center, Element, Fill, Shrink, Theme};
 
 use super::Message;
-use crate::model::{Entry, Older, Pending, Pos, Presence, Room, Timeline, Tone, timeline};
+use super::moderation::Message as MenuMessage;
+use crate::model::{
+    ChatMessage, Entry, Older, Pending, Pos, Presence, Room, Timeline, Tone, timeline,
+};
 use crate::screen::style::{self, bold, italic, muted, unique_style};
 use crate::widget::selectable::{Piece, Selectable, selectable};
 use crate::widget::viewport::{self, Mode, RowKey, keep_in_view};
@@ -73,6 +76,12 @@ pub struct Looks<'a> {
     pub online: bool,
     /// Joins and leaves are hidden in rooms with more members than this.
     pub hide_presence_above: usize,
+    /// Whether the user may delete a message (its actions show for those).
+    pub deletable: &'a dyn Fn(&ChatMessage) -> bool,
+    /// The message under the pointer.
+    pub hovered: Option<u64>,
+    /// The message whose actions are open.
+    pub menu: Option<u64>,
 }
 
 impl Log {
@@ -227,7 +236,9 @@ impl Log {
                 rows.push(((pos, 1), day_separator(&style::day_label(day, today))));
             }
             let row = match entry {
-                Entry::Message(message) => message_row(message, looks.theme),
+                Entry::Message(message) => {
+                    with_actions(message, message_row(message, looks.theme), looks)
+                }
                 Entry::Presence(run) => presence_row(pos, run, self.expanded.contains(&pos)),
                 Entry::Notice(notice) => notice_row(notice.time, &notice.text, notice.tone),
                 Entry::Step(step) => notice_row(Some(step.time), &step.text, Tone::Info),
@@ -325,7 +336,55 @@ fn time_cell<'a>(time: Option<u64>) -> Element<'a, Message> {
     .into()
 }
 
-fn message_row<'a>(message: &'a crate::model::ChatMessage, theme: &Theme) -> Element<'a, Message> {
+/// A message's row with its actions, for a message the user may delete: "…" while the
+/// pointer is over it, a right click, and the actions under it once opened.
+fn with_actions<'a>(
+    message: &'a ChatMessage,
+    line: Element<'a, Message>,
+    looks: &Looks<'_>,
+) -> Element<'a, Message> {
+    if !(looks.deletable)(message) {
+        return line;
+    }
+    let seq = message.seq;
+    let act = Message::Moderation;
+    let open = looks.menu == Some(seq);
+    let mut head = row![container(line).width(Fill)].align_y(Center);
+    if open || looks.hovered == Some(seq) {
+        head = head.push(
+            button(text("…").size(13))
+                .on_press(act(MenuMessage::MessageMenu((!open).then_some(seq))))
+                .style(button::text)
+                .padding([0, 6]),
+        );
+    }
+    let head = mouse_area(head)
+        .on_enter(act(MenuMessage::Hover(seq)))
+        .on_exit(act(MenuMessage::Unhover(seq)))
+        .on_right_press(act(MenuMessage::MessageMenu(Some(seq))));
+    if !open {
+        return head.into();
+    }
+    column![
+        head,
+        row![
+            button(text("Delete").size(12))
+                .on_press(act(MenuMessage::AskDelete(seq)))
+                .style(button::danger)
+                .padding([2, 8]),
+            button(text("Cancel").size(12))
+                .on_press(act(MenuMessage::MessageMenu(None)))
+                .style(button::text)
+                .padding([2, 8]),
+        ]
+        .spacing(6)
+        .padding(iced::Padding::ZERO.left(44)),
+    ]
+    .spacing(2)
+    .into()
+}
+
+fn message_row<'a>(message: &'a ChatMessage, theme: &Theme) -> Element<'a, Message> {
     // An action reads as a sentence: "* alice waves", in italics.
     let mut name = vec![
         Piece::new(message.from.as_str())

@@ -1,11 +1,16 @@
-//! The member list beside the log: natural order, long names shortened with "…" (the
-//! whole name on hover), a filter for big rooms, and greyed while disconnected.
+//! The member list beside the log: owners, ops, then the rest, each in natural order,
+//! long names shortened with "…" (the whole name on hover), a menu of what the user may
+//! do to each, a filter for big rooms, and greyed while disconnected.
 
-use iced::widget::{Column, container, scrollable, text, text_input, tooltip};
-use iced::{Element, Fill, Theme};
+use chat_shared::Role;
+use iced::widget::{
+    Column, button, column, container, mouse_area, row, scrollable, text, text_input, tooltip,
+};
+use iced::{Center, Element, Fill, Theme};
 
 use super::Message;
-use crate::model::Members;
+use super::moderation::Message as MenuMessage;
+use crate::model::{Members, Moderation};
 use crate::screen::style::{bold, muted, muted_color, unique_style};
 use crate::widget::ellipsis::ellipsis;
 
@@ -18,14 +23,26 @@ pub const MOST_SHOWN: usize = 300;
 /// The width of the list.
 pub const WIDTH: f32 = 200.0;
 
-/// The member list. `online`: whether the list is current (else it is what was last
-/// seen).
-pub fn view<'a>(
-    members: &'a Members,
-    me: &'a str,
-    filter: &'a str,
-    online: bool,
-) -> Element<'a, Message> {
+/// What the member list shows beyond the names.
+pub struct Look<'a, 'b> {
+    /// The user.
+    pub me: &'a str,
+    /// What is typed in the filter.
+    pub filter: &'a str,
+    /// Whether the list is current (else it is what was last seen).
+    pub online: bool,
+    /// The room's roles (for the badges and the order).
+    pub moderation: &'a Moderation,
+    /// The member whose menu is open.
+    pub menu: Option<&'a str>,
+    /// What the user may do to a member: the menu's entries (none: no menu).
+    pub actions: &'b dyn Fn(&str) -> Vec<(String, Message)>,
+}
+
+/// The member list: owners, then ops, then everyone else, each in natural order, with a
+/// badge for a role; a member the user may act on has a menu ("…", or a right click).
+pub fn view<'a>(members: &'a Members, look: &Look<'a, '_>) -> Element<'a, Message> {
+    let online = look.online;
     let title = if online {
         format!("Online — {}", members.len())
     } else {
@@ -44,43 +61,34 @@ pub fn view<'a>(
         );
     if members.len() > FILTER_ABOVE {
         list = list.push(
-            text_input("Filter names", filter)
+            text_input("Filter names", look.filter)
                 .id(FILTER)
                 .on_input(Message::MemberFilter)
                 .size(13)
                 .padding(4),
         );
     }
-    let wanted = chat_shared::fold(filter.trim());
-    let me_folded = chat_shared::fold(me);
-    let mut matching = members
+    let wanted = chat_shared::fold(look.filter.trim());
+    let me_folded = chat_shared::fold(look.me);
+    let rank = |name: &str| match look.moderation.role(name) {
+        Role::Owner => 0,
+        Role::Op => 1,
+        Role::Member | Role::Unknown => 2,
+    };
+    let matching = members
         .iter()
         .filter(|name| wanted.is_empty() || chat_shared::fold(name).contains(&wanted));
+    // Roles are few: those with one go first, the rest keep their natural order.
+    let mut ranked: Vec<&str> = matching.clone().filter(|name| rank(name) < 2).collect();
+    ranked.sort_by_key(|name| rank(name));
+    let mut ordered = ranked
+        .into_iter()
+        .chain(matching.filter(|name| rank(name) == 2));
     let mut names = Column::new().spacing(4);
-    for name in matching.by_ref().take(MOST_SHOWN) {
-        let mut line = ellipsis(name).size(13);
-        if chat_shared::fold(name) == me_folded {
-            line = line.font(bold());
-        }
-        let line: Element<'a, Message> = if online {
-            line.into()
-        } else {
-            container(line)
-                .style(|theme: &Theme| container::Style {
-                    text_color: Some(muted_color(theme)),
-                    ..container::Style::default()
-                })
-                .into()
-        };
-        names = names.push(tooltip(
-            line,
-            container(text(name).size(12))
-                .padding(6)
-                .style(container::bordered_box),
-            tooltip::Position::Left,
-        ));
+    for name in ordered.by_ref().take(MOST_SHOWN) {
+        names = names.push(member_row(name, chat_shared::fold(name) == me_folded, look));
     }
-    let more = matching.count();
+    let more = ordered.count();
     if more > 0 {
         let words = format!("{more} more; filter to find them");
         names = names.push(
@@ -93,5 +101,77 @@ pub fn view<'a>(
     container(list.padding(12).height(Fill))
         .width(WIDTH)
         .height(Fill)
+        .into()
+}
+
+/// One member: the name (bold for the user), its role's badge, its menu.
+fn member_row<'a>(name: &'a str, me: bool, look: &Look<'a, '_>) -> Element<'a, Message> {
+    let mut line = ellipsis(name).size(13);
+    if me {
+        line = line.font(bold());
+    }
+    let line: Element<'a, Message> = if look.online {
+        line.into()
+    } else {
+        container(line)
+            .style(|theme: &Theme| container::Style {
+                text_color: Some(muted_color(theme)),
+                ..container::Style::default()
+            })
+            .into()
+    };
+    let line = tooltip(
+        line,
+        container(text(name).size(12))
+            .padding(6)
+            .style(container::bordered_box),
+        tooltip::Position::Left,
+    );
+    let badge = match look.moderation.role(name) {
+        Role::Owner => Some("owner"),
+        Role::Op => Some("op"),
+        Role::Member | Role::Unknown => None,
+    };
+    let mut head = row![container(line).width(Fill)].spacing(4).align_y(Center);
+    if let Some(badge) = badge {
+        head = head.push(text(badge).size(11).style(muted));
+    }
+    let actions = if look.online {
+        (look.actions)(name)
+    } else {
+        Vec::new()
+    };
+    if actions.is_empty() {
+        return head.into();
+    }
+    let open = look.menu == Some(name);
+    head = head.push(
+        button(text("…").size(12))
+            .on_press(Message::Moderation(MenuMessage::MemberMenu(
+                (!open).then(|| name.to_string()),
+            )))
+            .style(button::text)
+            .padding([0, 4]),
+    );
+    let head = mouse_area(head).on_right_press(Message::Moderation(MenuMessage::MemberMenu(Some(
+        name.to_string(),
+    ))));
+    if !open {
+        return head.into();
+    }
+    let mut menu = Column::new()
+        .spacing(2)
+        .padding(iced::Padding::ZERO.left(8));
+    for (label, message) in actions {
+        menu = menu.push(
+            button(text(label).size(12))
+                .on_press(message)
+                .style(button::text)
+                .padding([1, 4]),
+        );
+    }
+    container(column![head, menu].spacing(2))
+        .style(container::bordered_box)
+        .padding(2)
         .into()
 }

@@ -27,12 +27,7 @@ fn answer(room: &str, seq: u64) -> ServerFrame {
 }
 
 fn receive(window: &mut Window, frames: impl IntoIterator<Item = ServerFrame>) {
-    for frame in frames {
-        let _ = window
-            .app
-            .update(AppMessage::Connection(Event::Frame(frame)));
-    }
-    window.frame();
+    window.receive(frames);
 }
 
 /// Logged in, in `general` (40 live messages) and `rust` (40 replayed on joining).
@@ -75,13 +70,6 @@ fn enter(window: &mut Window, line: &str) {
     window.click_on(iced_test::selector::id(super::INPUT));
     window.type_text(line);
     window.press(key::Named::Enter);
-}
-
-impl Window {
-    /// Everything the app asked of its connection since the last look.
-    fn commands_sent(&self) -> Vec<Command> {
-        std::iter::from_fn(|| self.commands.try_recv().ok()).collect()
-    }
 }
 
 #[test]

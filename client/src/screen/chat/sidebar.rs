@@ -15,9 +15,14 @@ pub const WIDTH: f32 = 190.0;
 /// The id of the dialog's name field.
 pub const FIND: &str = "rooms-find";
 
-/// The sidebar: who you are (with the account's menu), the rooms, then the direct
-/// conversations.
-pub fn view<'a>(rooms: &'a Rooms, server: &'a str, account: bool) -> Element<'a, Message> {
+/// The sidebar: who you are (with the account's menu), the invitations, the rooms (those
+/// the user was put out of greyed, with a Join button), then the direct conversations.
+pub fn view<'a>(
+    rooms: &'a Rooms,
+    server: &'a str,
+    account: bool,
+    invitations: Option<Element<'a, Message>>,
+) -> Element<'a, Message> {
     let active = rooms.active().map(|joined| joined.key.as_str());
     let mut list = Column::new().spacing(2);
     let mut directs = Column::new().spacing(2);
@@ -28,13 +33,33 @@ pub fn view<'a>(rooms: &'a Rooms, server: &'a str, account: bool) -> Element<'a,
             Some(with) => ("@", with),
             None => ("#", joined.room.name.as_str()),
         };
+        let out = joined.room.out.is_some();
         let mut name = ellipsis(label).size(14);
-        if unread || shown {
+        if (unread || shown) && !out {
             name = name.font(bold());
         }
+        let name: Element<'a, Message> = if out {
+            container(name)
+                .style(|theme: &Theme| container::Style {
+                    text_color: Some(crate::screen::style::muted_color(theme)),
+                    ..container::Style::default()
+                })
+                .into()
+        } else {
+            name.into()
+        };
         let mut line = row![text(sign).size(14).style(muted), name]
             .spacing(1)
             .align_y(Center);
+        if out {
+            line = line.push(
+                button(text("Join").size(11))
+                    .on_press(Message::Moderation(super::moderation::Message::Join(
+                        joined.room.name.clone(),
+                    )))
+                    .padding([0, 6]),
+            );
+        }
         if joined.mentions > 0 {
             line = line.push(badge(&format!("@{}", joined.mentions), true));
         }
@@ -85,15 +110,14 @@ pub fn view<'a>(rooms: &'a Rooms, server: &'a str, account: bool) -> Element<'a,
                 .padding(0),
         );
     }
+    let mut side = column![title].spacing(8).padding([12, 8]);
+    if let Some(invitations) = invitations {
+        side = side.push(invitations);
+    }
     container(
-        column![
-            title,
-            text("Rooms").size(12).font(bold()).style(muted),
-            scrollable(list).height(Fill),
-            browse,
-        ]
-        .spacing(8)
-        .padding([12, 8]),
+        side.push(text("Rooms").size(12).font(bold()).style(muted))
+            .push(scrollable(list).height(Fill))
+            .push(browse),
     )
     .width(WIDTH)
     .height(Fill)
