@@ -2,7 +2,8 @@
 //! user would with xdotool and a window manager, watched by a headless client.
 //!
 //! Server: in-process on port 0 with the flag defaults except `--rate 0` (flood control
-//! off, so the watcher can fill the room with 300 messages at once) and `--memory`. Needs Xvfb, openbox,
+//! off, so the watcher can fill the room with 300 messages at once), `--memory` and
+//! `--admins boss` (an administrator who deletes a bot's message and puts it out). Needs Xvfb, openbox,
 //! xdotool, wmctrl, xwd and `ImageMagick` (`.ci/deps` installs them). Screenshots land in
 //! `target/artifacts/chat-window*.png`.
 
@@ -99,10 +100,15 @@ struct Watcher {
 
 impl Watcher {
     async fn login(addr: SocketAddr, name: &str) -> Self {
+        Self::login_with(addr, name, None).await
+    }
+
+    /// Logs in, registering the account `name` with `password` first if given.
+    async fn login_with(addr: SocketAddr, name: &str, password: Option<&str>) -> Self {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         let hello = ClientFrame::Hello {
-            password: None,
-            register: false,
+            password: password.map(chat_shared::Password::new),
+            register: password.is_some(),
             protocol: PROTOCOL_VERSION,
             name: name.into(),
             since: None,
@@ -279,6 +285,7 @@ fn the_window_joins_sends_and_quits() {
         threads: 2,
         rate: 0,
         storage: Storage::Memory,
+        admins: vec![chat_shared::Name::parse("boss").expect("a name")],
         ..Config::default()
     })
     .expect("server");
@@ -365,6 +372,7 @@ fn the_window_joins_sends_and_quits() {
             "after a send the newest messages are on screen, not the oldest"
         );
         another_room(&display, &window, &mut watcher, &mut roomie).await;
+        a_bot_put_out(&display, addr, log, &mut watcher).await;
         screenshot(&display, "final");
         close_as_a_user(&display, &mut watcher, &mut client).await;
     });
@@ -452,6 +460,61 @@ async fn another_room(display: &str, window: &str, watcher: &mut Watcher, roomie
             break;
         }
     }
+}
+
+/// A moderation step seen in the window: a bot says something to the window's user (the
+/// log highlights a mention), then an administrator deletes it and puts the bot out; the
+/// highlight goes (the message reads "message deleted") and the log says who removed it.
+async fn a_bot_put_out(
+    display: &str,
+    addr: SocketAddr,
+    log: (usize, usize, usize, usize),
+    watcher: &mut Watcher,
+) {
+    let mut boss = Watcher::login_with(addr, "boss", Some("the boss's password")).await;
+    let mut bot = Watcher::login(addr, "spambot").await;
+    bot.say("gui, cheap pills here, ask me").await;
+    let spam = boss
+        .until(|f| matches!(f, ServerFrame::Message { from, .. } if from == "spambot"))
+        .await;
+    let shown = wait_until(|| mention_pixels(&screenshot(display, "spam"), log) > 200);
+    assert!(shown, "the bot's mention is highlighted in the log");
+    boss.send(&ClientFrame::Delete {
+        room: Some("general".into()),
+        with: None,
+        seq: spam.seq().expect("a seq"),
+    })
+    .await;
+    boss.send(&ClientFrame::Remove {
+        room: "general".into(),
+        name: "spambot".into(),
+        message: Some("spam".into()),
+    })
+    .await;
+    watcher
+        .until(|f| matches!(f, ServerFrame::Left { name, reason: LeaveReason::Removed, .. } if name == "spambot"))
+        .await;
+    let gone = wait_until(|| mention_pixels(&screenshot(display, "moderated"), log) == 0);
+    assert!(gone, "the deleted message is no longer there to read");
+}
+
+/// How many pixels of `area` have the colour of a highlighted mention's frame in the light
+/// theme, about (210, 180, 141): nothing else on the screen has it.
+fn mention_pixels((pixels, width): &(Vec<u8>, usize), area: (usize, usize, usize, usize)) -> usize {
+    let (x0, y0, w, h) = area;
+    let mut count = 0;
+    for y in y0..(y0 + h) {
+        for x in x0..(x0 + w).min(*width) {
+            let at = (y * width + x) * 3;
+            let Some(&[red, green, blue]) = pixels.get(at..at + 3) else {
+                continue;
+            };
+            if red.abs_diff(210) <= 2 && green.abs_diff(180) <= 2 && blue.abs_diff(141) <= 2 {
+                count += 1;
+            }
+        }
+    }
+    count
 }
 
 /// A busy room: 300 messages, the newest a link (the only blue on the screen).
