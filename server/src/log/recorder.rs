@@ -64,22 +64,32 @@ impl Recorder {
 /// How long the recorder waits for a batch before it tidies the log.
 const TIDY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The next batch: at once if one waits (a busy recorder sets no timer), else the first
+/// to come, or `None` after [`TIDY_AFTER`] without one. `Err`: the hub is gone.
+fn next_batch(queue: &Receiver<Submitted>) -> Result<Option<Submitted>, ()> {
+    match queue.try_recv() {
+        Ok(first) => return Ok(Some(first)),
+        Err(async_channel::TryRecvError::Closed) => return Err(()),
+        Err(async_channel::TryRecvError::Empty) => {}
+    }
+    smol::block_on(futures_lite::future::or(
+        async { queue.recv().await.map(Some).map_err(|_| ()) },
+        async {
+            smol::Timer::after(TIDY_AFTER).await;
+            Ok(None)
+        },
+    ))
+}
+
 fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>) {
     loop {
-        let next = smol::block_on(futures_lite::future::or(
-            async { Some(queue.recv().await) },
-            async {
-                smol::Timer::after(TIDY_AFTER).await;
-                None
-            },
-        ));
-        let first = match next {
-            Some(Ok(first)) => first,
-            Some(Err(_)) => return,
-            None => {
-                log.tidy();
-                continue;
-            }
+        // Tidied between batches (a busy log, too, erases deleted texts from its files
+        // in time) and after a quiet second.
+        log.tidy();
+        let first = match next_batch(queue) {
+            Ok(Some(first)) => first,
+            Ok(None) => continue,
+            Err(()) => return,
         };
         let mut requests = vec![first];
         while let Ok(more) = queue.try_recv() {
