@@ -119,6 +119,12 @@ impl Log {
         self.window = timeline.start()..(timeline.start() + FOLLOW_WINDOW).min(timeline.end());
     }
 
+    /// Holds what is rendered where it is (the log stops following the newest line):
+    /// a menu opened on a message must not scroll away under the pointer in a busy room.
+    pub fn hold(&mut self, timeline: &Timeline) {
+        self.read(timeline);
+    }
+
     /// Starts reading back from what is rendered now.
     fn read(&mut self, timeline: &Timeline) {
         if self.mode == Mode::Follow {

@@ -363,7 +363,14 @@ impl Chat {
                     self.moderation_state.hovered = None;
                 }
             }
-            Message::MessageMenu(seq) => self.moderation_state.message_menu = seq,
+            Message::MessageMenu(seq) => {
+                self.moderation_state.message_menu = seq;
+                if seq.is_some()
+                    && let Some((joined, view)) = self.active_mut()
+                {
+                    view.log.hold(&joined.room.timeline);
+                }
+            }
             Message::Join(room) => {
                 self.join(&room);
                 return iced::widget::operation::focus(super::INPUT);

@@ -362,6 +362,12 @@ fn deleting_asks_first_and_the_message_reads_deleted_in_place() {
     window.receive([room_message("general", 2, "me", "oops, my phone number")]);
     // Actions show on a right click (or "…" under the pointer).
     act(&mut window, moderation::Message::MessageMenu(Some(2)));
+    // In a busy room the log holds still while the menu is open.
+    window.receive((3..40).map(|i| room_message("general", i, "bob", &format!("busy {i}"))));
+    assert!(
+        chat(&window).away_from_latest(),
+        "not following while a menu is open"
+    );
     window.click_on("Delete");
     assert!(window.shows("Delete this message?"));
     assert!(sent(&window).is_empty(), "nothing before the confirmation");
@@ -377,8 +383,8 @@ fn deleting_asks_first_and_the_message_reads_deleted_in_place() {
     window.receive([ServerFrame::Deleted {
         room: Some("general".into()),
         with: None,
-        seq: 3,
-        time: NOON + 3000,
+        seq: 40,
+        time: NOON + 40_000,
         by: "me".into(),
         target: 2,
     }]);
@@ -468,4 +474,43 @@ fn what_the_moderated_see() {
         Command::Join { room } if room == "secret"
     )));
     assert!(!window.shows("#secret from alice"), "used");
+}
+
+/// Put out, joined again, then banned: the room says so again.
+#[test]
+fn put_out_again_after_joining_again() {
+    let mut window = moderated(&[("alice", Role::Owner)], false);
+    let left = |seq: u64, reason| ServerFrame::Left {
+        room: Some("general".into()),
+        seq,
+        time: NOON + seq * 1000,
+        name: "me".into(),
+        reason,
+        by: Some("alice".into()),
+        message: Some("spam".into()),
+    };
+    window.receive([left(2, LeaveReason::Removed)]);
+    act(&mut window, moderation::Message::Join("general".into()));
+    let mut again = answer(&[("alice", Role::Owner)], "", Vec::new());
+    if let ServerFrame::Room { seq, .. } = &mut again {
+        *seq = 2;
+    }
+    window.receive([
+        again,
+        ServerFrame::Joined {
+            room: Some("general".into()),
+            seq: 3,
+            time: NOON + 3000,
+            name: "me".into(),
+        },
+    ]);
+    assert!(chat(&window).cannot_post().is_none());
+    window.receive([left(4, LeaveReason::Banned)]);
+    assert!(
+        chat(&window)
+            .cannot_post()
+            .is_some_and(|why| why.starts_with("You were banned from #general by alice: spam")),
+        "{:?}",
+        chat(&window).room().map(|r| &r.out)
+    );
 }

@@ -16,6 +16,7 @@ use smol::Timer;
 use crate::accounts::register_accounts;
 use crate::clients::{QUIET_ROOMS, ramp_up, room_of, use_tls};
 use crate::measure::{Percentiles, cpu_seconds, progress, report, spent, status_bytes};
+use crate::moderation::moderate_rooms;
 use crate::reading::{Latencies, Received, read_messages};
 use crate::storm::{StormSummary, storm};
 use crate::{default_addr, now_ns, spawn, worker_threads};
@@ -88,6 +89,10 @@ pub(crate) struct FanoutArgs {
     /// the cluster's Redis process id, to report its CPU time
     #[argh(option)]
     redis_pid: Option<u32>,
+    /// give the rooms 20 ops, 50 bans and 50 mutes first, as an administrator (run the
+    /// server with --admins lg-admin)
+    #[argh(switch)]
+    moderated: bool,
     /// print the summary as one JSON object
     #[argh(switch)]
     json: bool,
@@ -118,6 +123,8 @@ struct FanoutSummary {
     rooms: usize,
     senders: usize,
     stalled: usize,
+    /// The rooms had ops, bans and mutes (`--moderated`).
+    moderated: bool,
     target_rate: f64,
     duration_s: f64,
     text_size: usize,
@@ -245,6 +252,9 @@ async fn prepare(args: &FanoutArgs) -> Result<(), String> {
     }
     if args.storm > 0 {
         register_accounts(args.addr, args.storm_accounts).await?;
+    }
+    if args.moderated {
+        moderate_rooms(args.addr, args.rooms).await?;
     }
     Ok(())
 }
@@ -418,6 +428,7 @@ fn summarize(
     FanoutSummary {
         clients: args.clients,
         rooms: args.rooms,
+        moderated: args.moderated,
         senders: args.senders,
         stalled: args.stalled,
         target_rate: args.rate,

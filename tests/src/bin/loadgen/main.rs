@@ -3,7 +3,8 @@
 //! - `fanout`: N clients, S of them posting at a total rate for a duration; reports
 //!   deliveries per second, lost and duplicated deliveries (must be 0), delivery latency
 //!   percentiles (each post carries its send time), and with `--server-pid` the server's CPU
-//!   time per delivery and its peak memory.
+//!   time per delivery and its peak memory; `--moderated` gives the rooms ops, bans and
+//!   mutes first.
 //! - `idle`: opens and logs in N connections, holds them, and reports the server's memory
 //!   per connection.
 //! - `history`: optionally fills the history with N posts, then times `history` pages of
@@ -23,6 +24,7 @@ mod fanout;
 mod history;
 mod idle;
 mod measure;
+mod moderation;
 mod reading;
 mod storm;
 mod takeover;
