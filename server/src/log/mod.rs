@@ -334,8 +334,11 @@ pub trait EventLog: Send + Sync + 'static {
     fn set_server_ban(&self, key: &str, value: Option<&str>) -> Result<(), LogError>;
 
     /// Housekeeping between batches, on the recorder's thread (the store erases deleted
-    /// texts from its file there).
-    fn tidy(&self) {}
+    /// texts from its file there). Says whether some is still to do (the recorder then
+    /// comes back to it even when no batch comes).
+    fn tidy(&self) -> bool {
+        false
+    }
 
     /// Appends events (of any streams) as one step: each gets the next seq of its stream.
     /// When this returns `Ok`, the events are as safe as the log makes them; on `Err`

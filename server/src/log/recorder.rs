@@ -64,13 +64,18 @@ impl Recorder {
 /// How long the recorder waits for a batch before it tidies the log.
 const TIDY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The next batch: at once if one waits (a busy recorder sets no timer), else the first
-/// to come, or `None` after [`TIDY_AFTER`] without one. `Err`: the hub is gone.
-fn next_batch(queue: &Receiver<Submitted>) -> Result<Option<Submitted>, ()> {
+/// The next batch: at once if one waits, else the first to come; when the log has tidying
+/// left to do, `None` after [`TIDY_AFTER`] without one. Only then is a timer set: a timer
+/// costs wake-ups of the reactor's thread, on every batch of a busy server. `Err`: the hub
+/// is gone.
+fn next_batch(queue: &Receiver<Submitted>, untidy: bool) -> Result<Option<Submitted>, ()> {
     match queue.try_recv() {
         Ok(first) => return Ok(Some(first)),
         Err(async_channel::TryRecvError::Closed) => return Err(()),
         Err(async_channel::TryRecvError::Empty) => {}
+    }
+    if !untidy {
+        return queue.recv_blocking().map(Some).map_err(|_| ());
     }
     smol::block_on(futures_lite::future::or(
         async { queue.recv().await.map(Some).map_err(|_| ()) },
@@ -85,8 +90,8 @@ fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>) {
     loop {
         // Tidied between batches (a busy log, too, erases deleted texts from its files
         // in time) and after a quiet second.
-        log.tidy();
-        let first = match next_batch(queue) {
+        let untidy = log.tidy();
+        let first = match next_batch(queue, untidy) {
             Ok(Some(first)) => first,
             Ok(None) => continue,
             Err(()) => return,

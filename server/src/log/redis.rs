@@ -494,7 +494,7 @@ impl EventLog for RedisLog {
         let seqs: Vec<u64> = self.run_blocking(&invocation)?;
         if events.iter().any(|event| event.rewrite.is_some()) {
             self.scrub.erased();
-            self.tidy();
+            let _ = self.tidy();
         }
         Ok(seqs
             .into_iter()
@@ -540,14 +540,14 @@ impl EventLog for RedisLog {
 
     /// Has Redis rewrite its append-only file (in the background) once texts were erased:
     /// the old file still holds them (see [`Scrub`]).
-    fn tidy(&self) {
+    fn tidy(&self) -> bool {
         self.scrub.run(false, "Redis's append-only file", || {
             match self.query_blocking::<String>(&redis::cmd("BGREWRITEAOF")) {
                 Ok(_) => Ok(()),
                 // One under way may have started before the erasure: try again later.
                 Err(err) => Err(err.to_string()),
             }
-        });
+        })
     }
 
     fn room_state(&self, stream: &StreamId) -> Result<Vec<(String, String)>, LogError> {

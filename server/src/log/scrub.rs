@@ -31,17 +31,17 @@ impl Scrub {
 
     /// Runs `scrub` if a text was erased since the last one and the last one was at least
     /// [`SCRUB_EVERY`] ago (`force`: whenever one is pending); `what` names it in the
-    /// server's log.
-    pub fn run(&self, force: bool, what: &str, scrub: impl FnOnce() -> Result<(), String>) {
+    /// server's log. Says whether a scrub is still to come.
+    pub fn run(&self, force: bool, what: &str, scrub: impl FnOnce() -> Result<(), String>) -> bool {
         let now = Instant::now();
         let Ok(mut state) = self.0.lock() else {
-            return;
+            return false;
         };
         let recent = state
             .last
             .is_some_and(|last| now.duration_since(last) < SCRUB_EVERY);
         if !state.pending || (recent && !force) {
-            return;
+            return state.pending;
         }
         match scrub() {
             Ok(()) => {
@@ -52,6 +52,7 @@ impl Scrub {
             Err(err) => tracing::warn!(%err, "cannot erase deleted texts from {what}"),
         }
         state.last = Some(now);
+        state.pending
     }
 }
 
@@ -67,19 +68,19 @@ mod tests {
             scrub.run(force, "a test", || {
                 count.set(count.get() + 1);
                 Ok(())
-            });
+            })
         };
-        run(false);
+        assert!(!run(false));
         assert_eq!(count.get(), 0, "nothing erased yet");
         scrub.erased();
-        run(false);
+        assert!(!run(false), "done");
         assert_eq!(count.get(), 1, "at once");
         scrub.erased();
-        run(false);
+        assert!(run(false), "still to do");
         assert_eq!(count.get(), 1, "not again so soon");
-        run(true);
+        assert!(!run(true));
         assert_eq!(count.get(), 2, "forced");
-        run(true);
+        assert!(!run(true));
         assert_eq!(count.get(), 2, "nothing pending");
     }
 }

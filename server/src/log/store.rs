@@ -298,13 +298,13 @@ impl Store {
     }
 
     /// Compacts the file if a commit erased a text (see [`Scrub`]).
-    fn scrub(&self, force: bool) {
+    fn scrub(&self, force: bool) -> bool {
         self.scrub.run(force, "the store's file", || {
             let mut db = self.db.write().map_err(|err| err.to_string())?;
             // Each pass moves what it can; the last finds nothing more to move.
             while db.compact().map_err(|err| err.to_string())? {}
             Ok(())
-        });
+        })
     }
 
     /// Since it was opened: commits, events recorded, and the time the commits took.
@@ -439,8 +439,8 @@ impl EventLog for Store {
         Ok(events)
     }
 
-    fn tidy(&self) {
-        self.scrub(false);
+    fn tidy(&self) -> bool {
+        self.scrub(false)
     }
 
     fn room_state(&self, stream: &StreamId) -> Result<Vec<(String, String)>, LogError> {
