@@ -164,13 +164,24 @@ impl Room {
                 live,
             };
         };
-        let (new_message, mention) = match &event {
+        let mut event = event;
+        let (new_message, mention) = match &mut event {
             EventEntry::Message(message) => (new && !message.mine, message.mention),
             EventEntry::Change(change) => {
+                // A join of someone the room still has (no `left` came between, or the
+                // member list has them live) is their connection coming back.
+                let still_in = match self.timeline.was_in(&change.name) {
+                    Some(was_in) => was_in,
+                    None => live && self.members.contains(&change.name),
+                };
+                if change.kind == ChangeKind::Joined && still_in {
+                    change.kind = ChangeKind::Returned;
+                }
                 if live {
-                    match change.kind {
-                        ChangeKind::Joined => self.members.insert(&change.name),
-                        ChangeKind::Left(_) => self.members.remove(&change.name),
+                    if change.kind.is_in() {
+                        self.members.insert(&change.name);
+                    } else {
+                        self.members.remove(&change.name);
                     }
                 }
                 (false, false)
@@ -271,6 +282,54 @@ mod tests {
         assert_eq!(
             room.members.iter().collect::<Vec<_>>(),
             ["alice", "carol", "me"]
+        );
+    }
+
+    fn joined(seq: u64, name: &str) -> ServerFrame {
+        ServerFrame::Joined {
+            room: None,
+            seq,
+            time: 0,
+            name: name.into(),
+        }
+    }
+
+    fn summary(room: &Room) -> String {
+        match room.timeline.last() {
+            Some((_, crate::model::Entry::Presence(run))) => run.summary(),
+            other => panic!("a presence run last, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_join_without_a_leave_before_it_is_a_reconnection() {
+        let mut room = Room::new("me", "general", 0);
+        room.answered(&["me".into(), "dave".into()], 10, 1);
+        // Seen joining, then joining again with no `left` between (the server restarted).
+        room.event(joined(11, "bob"));
+        room.event(message(12, "bob", "hi"));
+        room.event(joined(13, "bob"));
+        assert_eq!(summary(&room), "bob reconnected");
+        // Never seen joining, but in the room when it was entered.
+        room.event(joined(14, "dave"));
+        assert_eq!(summary(&room), "bob and dave reconnected");
+        // A real return stays one.
+        room.event(message(15, "bob", "back"));
+        room.event(ServerFrame::Left {
+            room: None,
+            seq: 16,
+            time: 0,
+            name: "bob".into(),
+            reason: LeaveReason::Quit,
+            by: None,
+            message: None,
+        });
+        room.event(joined(17, "bob"));
+        room.event(joined(18, "erin"));
+        assert_eq!(summary(&room), "bob left and came back, erin joined");
+        assert_eq!(
+            room.members.iter().collect::<Vec<_>>(),
+            ["bob", "dave", "erin", "me"]
         );
     }
 

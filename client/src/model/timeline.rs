@@ -5,7 +5,7 @@
 //! Every entry keeps its [`Pos`] for as long as it is held, so a view can remember what it
 //! was showing while entries are added at either end or the oldest are dropped.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 
 use chat_shared::{LeaveReason, ServerFrame};
@@ -128,16 +128,28 @@ pub struct PresenceChange {
 pub enum ChangeKind {
     /// Came in.
     Joined,
+    /// Came in again while the room still had them (a `joined` with no `left` before
+    /// it: their connection came back after the server restarted, say).
+    Returned,
     /// Went away, for this reason.
     Left(LeaveReason),
 }
 
+impl ChangeKind {
+    /// Whether the person is in the room after it.
+    pub fn is_in(self) -> bool {
+        !matches!(self, Self::Left(_))
+    }
+}
+
 impl PresenceChange {
-    /// The change in words: "alice joined", "bob left (timed out)".
+    /// The change in words: "alice joined", "bob left (timed out)", "carol reconnected".
     pub fn describe(&self) -> String {
         match self.kind {
             ChangeKind::Joined => format!("{} joined", self.name),
-            ChangeKind::Left(LeaveReason::Quit | LeaveReason::Unknown) => {
+            ChangeKind::Returned => format!("{} reconnected", self.name),
+            // "left (left the room)" would say it twice.
+            ChangeKind::Left(LeaveReason::Quit | LeaveReason::Unknown | LeaveReason::Part) => {
                 format!("{} left", self.name)
             }
             ChangeKind::Left(reason) => format!("{} left ({})", self.name, reason.describe()),
@@ -145,38 +157,90 @@ impl PresenceChange {
     }
 }
 
+/// What a run of changes came to for one person, from whether they were in before it
+/// and are in after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Outcome {
+    Joined,
+    Left,
+    CameBack,
+    Reconnected,
+    JoinedAndLeft,
+}
+
+impl Outcome {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Joined => "joined",
+            Self::Left => "left",
+            Self::CameBack => "left and came back",
+            Self::Reconnected => "reconnected",
+            Self::JoinedAndLeft => "joined and left",
+        }
+    }
+}
+
 impl Presence {
-    /// The run in one line: "alice joined", "alice and bob joined, carol left",
-    /// "12 joined, 3 left".
+    /// The run in one line, each person by the net outcome of their changes, in the
+    /// order the outcomes first came: "alice joined", "alice and bob joined, carol left",
+    /// "alice left and came back", "12 joined, 3 left".
     pub fn summary(&self) -> String {
         if let [only] = self.changes.as_slice() {
             return only.describe();
         }
-        let joined: Vec<&str> = self.names(|kind| kind == ChangeKind::Joined);
-        let left: Vec<&str> = self.names(|kind| kind != ChangeKind::Joined);
-        let part = |names: &[&str], verb: &str| match names {
-            [] => None,
-            [one] => Some(format!("{one} {verb}")),
-            [a, b] => Some(format!("{a} and {b} {verb}")),
-            [a, b, c] => Some(format!("{a}, {b} and {c} {verb}")),
-            many => Some(format!("{} {verb}", many.len())),
-        };
-        [part(&joined, "joined"), part(&left, "left")]
-            .into_iter()
-            .flatten()
+        let mut outcomes: Vec<(Outcome, Vec<&str>)> = Vec::new();
+        for (name, outcome) in self.outcomes() {
+            match outcomes.iter_mut().find(|(o, _)| *o == outcome) {
+                Some((_, names)) => names.push(name),
+                None => outcomes.push((outcome, vec![name])),
+            }
+        }
+        outcomes
+            .iter()
+            .map(|(outcome, names)| {
+                let verb = outcome.verb();
+                match names.as_slice() {
+                    [one] => format!("{one} {verb}"),
+                    [a, b] => format!("{a} and {b} {verb}"),
+                    [a, b, c] => format!("{a}, {b} and {c} {verb}"),
+                    many => format!("{} {verb}", many.len()),
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
 
-    /// Who made a change of that kind, each once (someone whose connection comes and goes
-    /// joined, not "x, x and x joined"), in the order of their first.
-    fn names(&self, want: impl Fn(ChangeKind) -> bool) -> Vec<&str> {
-        let mut seen = HashSet::new();
-        self.changes
-            .iter()
-            .filter(|change| want(change.kind))
-            .map(|change| change.name.as_str())
-            .filter(|name| seen.insert(*name))
+    /// Each person once (by the name of their first change), in the order of their first
+    /// change, with the net outcome of the run for them.
+    fn outcomes(&self) -> Vec<(&str, Outcome)> {
+        let mut order: Vec<&str> = Vec::new();
+        let mut spans: HashMap<String, (ChangeKind, ChangeKind, bool)> = HashMap::new();
+        for change in &self.changes {
+            let key = chat_shared::fold(&change.name);
+            let returned = change.kind == ChangeKind::Returned;
+            if let Some((_, last, all_returned)) = spans.get_mut(&key) {
+                *last = change.kind;
+                *all_returned &= returned;
+            } else {
+                order.push(&change.name);
+                spans.insert(key, (change.kind, change.kind, returned));
+            }
+        }
+        order
+            .into_iter()
+            .filter_map(|name| {
+                let (first, last, all_returned) = spans.get(&chat_shared::fold(name))?;
+                // In before the run: their first change was to leave or to come back.
+                let before = *first != ChangeKind::Joined;
+                let outcome = match (before, last.is_in()) {
+                    (true, true) if *all_returned => Outcome::Reconnected,
+                    (true, true) => Outcome::CameBack,
+                    (true, false) => Outcome::Left,
+                    (false, true) => Outcome::Joined,
+                    (false, false) => Outcome::JoinedAndLeft,
+                };
+                Some((name, outcome))
+            })
             .collect()
     }
 }
@@ -229,6 +293,8 @@ pub struct Timeline {
     /// Scrolling back stops here: entries before it belong to an earlier epoch.
     epoch_start: Pos,
     loading: Option<u64>,
+    /// Whether each person (case-folded) was in after their last change pushed here.
+    presence: HashMap<String, bool>,
     me: String,
     me_folded: String,
 }
@@ -244,6 +310,7 @@ impl Timeline {
             oldest_seq: None,
             epoch_start: 0,
             loading: None,
+            presence: HashMap::new(),
             me: me.to_string(),
             me_folded: chat_shared::fold(me),
         }
@@ -413,6 +480,12 @@ impl Timeline {
         })
     }
 
+    /// Whether the last change of this person pushed here left them in the room (`None`:
+    /// none was).
+    pub fn was_in(&self, name: &str) -> Option<bool> {
+        self.presence.get(&chat_shared::fold(name)).copied()
+    }
+
     /// Appends a live event (or one replayed at login). The user's own joins and leaves
     /// are not shown: a reconnect shows nothing. Returns the position of the entry it
     /// went into.
@@ -425,6 +498,8 @@ impl Timeline {
             EventEntry::Step(step) => Some(self.push(Entry::Step(step))),
             EventEntry::Change(change) if chat_shared::fold(&change.name) == self.me_folded => None,
             EventEntry::Change(change) => {
+                self.presence
+                    .insert(chat_shared::fold(&change.name), change.kind.is_in());
                 if let Some(Entry::Presence(run)) = self.entries.back_mut() {
                     run.changes.push(change);
                     return Some(self.end() - 1);
@@ -631,7 +706,7 @@ mod tests {
         let Some(Entry::Presence(run)) = timeline.get(1) else {
             panic!("a presence run")
         };
-        assert_eq!(run.summary(), "12 joined, u2, u3 and u4 left");
+        assert_eq!(run.summary(), "u2, u3 and u4 joined and left, 9 joined");
         assert_eq!(run.changes.len(), 15);
     }
 
@@ -646,8 +721,49 @@ mod tests {
         let Some(Entry::Presence(run)) = timeline.get(1) else {
             panic!("a presence run")
         };
-        assert_eq!(run.summary(), "x and carol joined, x left");
+        // x came, went and came again: x is in, as carol is.
+        assert_eq!(run.summary(), "x and carol joined");
         assert_eq!(run.changes.len(), 4, "each change is still listed");
+    }
+
+    #[test]
+    fn a_run_tells_the_net_outcome_in_order() {
+        let mut timeline = Timeline::new("me", 100);
+        push(&mut timeline, joined(1, "alice"));
+        push(&mut timeline, joined(2, "bob"));
+        push(&mut timeline, message(3, "bob", "hi"));
+        push(&mut timeline, left(4, "alice"));
+        push(&mut timeline, joined(5, "alice"));
+        let Some(Entry::Presence(run)) = timeline.get(2) else {
+            panic!("a presence run")
+        };
+        assert_eq!(run.summary(), "alice left and came back");
+        let expanded: Vec<String> = run.changes.iter().map(PresenceChange::describe).collect();
+        assert_eq!(
+            expanded,
+            ["alice left (lost the connection)", "alice joined"]
+        );
+        push(&mut timeline, left(6, "bob"));
+        push(&mut timeline, joined(7, "carol"));
+        push(&mut timeline, left(8, "carol"));
+        let Some(Entry::Presence(run)) = timeline.get(2) else {
+            panic!("a presence run")
+        };
+        assert_eq!(
+            run.summary(),
+            "alice left and came back, bob left, carol joined and left"
+        );
+    }
+
+    #[test]
+    fn leaving_a_room_is_said_once() {
+        let change = PresenceChange {
+            seq: 1,
+            time: 0,
+            name: "bob".into(),
+            kind: ChangeKind::Left(LeaveReason::Part),
+        };
+        assert_eq!(change.describe(), "bob left");
     }
 
     #[test]

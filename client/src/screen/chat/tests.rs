@@ -252,9 +252,9 @@ fn joins_and_leaves_fold_and_unfold() {
                 message: None,
             })),
     );
-    assert!(window.shows("12 joined, u1, u2 and u3 left"));
+    assert!(window.shows("u1, u2 and u3 joined and left, 9 joined"));
     assert!(!window.shows("u5 joined"));
-    window.click_on("12 joined, u1, u2 and u3 left");
+    window.click_on("u1, u2 and u3 joined and left, 9 joined");
     assert!(window.shows("u5 joined"));
 }
 
