@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chat_shared::{Name, Password, RejectCode, check_password};
-use iced::widget::{button, checkbox, column, container, row, text, text_input};
+use iced::widget::{button, checkbox, column, container, row, space, text, text_input};
 use iced::{Element, Fill, Font, Task};
 
 use crate::connection::Target;
@@ -356,13 +356,17 @@ impl Login {
                     .on_input_maybe(editing.then_some(on_input))
                     .on_submit_maybe(editing.then_some(Message::Submit))
             };
+        // A problem has a line of its own whether there is one or not, so that a
+        // one-line problem moves nothing; a longer one takes the lines it needs and
+        // pushes the form down rather than drawing over the next field.
         let problem = |p: &Option<String>| {
-            container(
+            row![
+                space().height(18),
                 text(p.clone().unwrap_or_default())
                     .size(13)
+                    .width(Fill)
                     .style(text::danger),
-            )
-            .height(18)
+            ]
         };
         let (status, action): (String, Element<'_, Message>) = match &self.phase {
             Phase::Connecting { attempt } => (
@@ -864,6 +868,32 @@ mod tests {
             !shows(&login, "passwords are accepted only over TLS"),
             "cleared on edit"
         );
+    }
+
+    #[test]
+    fn a_long_rejection_takes_the_lines_it_needs_and_covers_nothing() {
+        let message = "bob is an account: log in with its password, or choose another name";
+        let mut login = Login::new("bob", "127.0.0.1:60000");
+        assert!(matches!(login.submit(), Action::Connect(_)));
+        login.rejected(RejectCode::NameRegistered, message.into());
+        // The narrowest window the app allows, a small one, a wide one.
+        for width in [520.0, 700.0, 1200.0] {
+            let mut ui = iced_test::Simulator::with_size(
+                iced_test::core::Settings::default(),
+                iced::Size::new(width, 700.0),
+                login.view(),
+            );
+            let said = ui.find(message).expect("the rejection").bounds();
+            let label = ui.find("Password").expect("the label").bounds();
+            assert!(
+                said.height >= 30.0,
+                "at {width} px the two lines have room: {said:?}"
+            );
+            assert!(
+                said.y + said.height <= label.y,
+                "at {width} px the rejection {said:?} covers the label {label:?}"
+            );
+        }
     }
 
     #[test]
