@@ -21,6 +21,9 @@ pub struct App {
     /// key the subscription.
     target: Option<(Target, Resume)>,
     handle: Option<Handle>,
+    /// Who was logged in where (name, server) when the session ended for good (taken
+    /// over, say): the title still says so, and "Log in again" starts from it.
+    ended: Option<(String, String)>,
     quitting: bool,
     settings: Settings,
     /// Where the user was on each server, under each name.
@@ -97,6 +100,7 @@ impl App {
             screen: Screen::Login(Box::new(login)),
             target: None,
             handle: None,
+            ended: None,
             quitting: false,
             settings: Settings::load(),
             visits: Visits::load(),
@@ -145,7 +149,10 @@ impl App {
                     format!("{shown} — {} on {}", target.name, target.server)
                 }
                 (Some((target, _)), None) => format!("Chat — {} on {}", target.name, target.server),
-                _ => "Chat".into(),
+                (None, _) => match &self.ended {
+                    Some((name, server)) => format!("Chat — {name} on {server}, disconnected"),
+                    None => "Chat".into(),
+                },
             },
         }
     }
@@ -222,6 +229,7 @@ impl App {
             chat::Action::None => {}
             chat::Action::OpenLink(url) => self.open_link(&url),
             chat::Action::Remember => self.remember(),
+            chat::Action::LogInAgain => self.back_to_login(|_| {}),
             chat::Action::Change(change) => {
                 match change {
                     chat::SettingChange::ToggleMembers => {
@@ -490,6 +498,10 @@ impl App {
             ) => chat.offline(attempt, retry_in),
             (Screen::Chat(chat), Event::Ended { reason }) => {
                 chat.ended(reason);
+                self.ended = self
+                    .target
+                    .as_ref()
+                    .map(|(t, _)| (t.name.clone(), t.address()));
                 self.disconnect();
             }
             (Screen::Chat(_), Event::Rejected { code, message }) => {
@@ -506,6 +518,7 @@ impl App {
             .target
             .as_ref()
             .map(|(t, _)| (t.name.clone(), t.address()))
+            .or_else(|| self.ended.take())
             .unwrap_or_default();
         let mut login = login::Login::new(&name, &server);
         then(&mut login);

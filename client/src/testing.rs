@@ -87,6 +87,11 @@ impl Window {
         window
     }
 
+    /// The window's title.
+    pub fn title(&self) -> String {
+        self.app.title()
+    }
+
     /// Frames from the server, handed to the app without drawing in between; then a
     /// frame.
     pub fn receive(&mut self, frames: impl IntoIterator<Item = ServerFrame>) {

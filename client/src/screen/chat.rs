@@ -132,6 +132,10 @@ pub enum Message {
     Password(account::Message),
     /// Moderation: the topic, a member's menu, a message's actions, the room's settings.
     Moderation(moderation::Message),
+    /// Closed the banner.
+    CloseBanner,
+    /// "Log in again", once the session ended for good.
+    LogInAgain,
 }
 
 /// What the app must do for the Chat screen.
@@ -145,6 +149,8 @@ pub enum Action {
     Change(SettingChange),
     /// The rooms, or the one shown, changed: remember them.
     Remember,
+    /// "Log in again" after the session ended for good: back to the Login screen.
+    LogInAgain,
 }
 
 /// A change of the remembered settings.
@@ -200,6 +206,10 @@ pub struct Chat {
     /// What was typed in the rooms not shown, by room key.
     drafts: HashMap<String, Content>,
     hint: Option<String>,
+    /// A word of the client's own about the session, not about a room (no keyring, say):
+    /// shown above the input until closed, where the person looks, not among messages
+    /// that may arrive before or after it.
+    banner: Option<String>,
     member_filter: String,
     dialog: Option<Dialog>,
     find_room: String,
@@ -232,6 +242,7 @@ impl Chat {
             composer: composer::Composer::default(),
             drafts: HashMap::new(),
             hint: None,
+            banner: None,
             member_filter: String::new(),
             dialog: None,
             find_room: String::new(),
@@ -489,7 +500,7 @@ impl Chat {
 
     /// A word for the user in the room shown.
     pub fn notice(&mut self, text: &str) {
-        self.rooms.notice(text, Tone::Info);
+        self.banner = Some(text.to_string());
     }
 
     /// The answer to a history request.
@@ -564,25 +575,16 @@ impl Chat {
                 }
                 Task::none()
             }
-            Message::Focus => operation::focus(INPUT),
-            Message::TypeAhead(text) => {
-                self.composer.insert(&text);
-                operation::focus(INPUT)
-            }
-            Message::Copy => selectable::copy_selection().map(Message::Copied),
-            Message::Copied(Some(text)) => iced::clipboard::write(text),
-            Message::Copied(None) => Task::none(),
-            Message::Paste => iced::clipboard::read().map(Message::Pasted),
-            Message::Pasted(text) => {
-                if let Some(text) = text {
-                    self.composer.insert(&text);
-                }
-                operation::focus(INPUT)
-            }
+            Message::Focus
+            | Message::TypeAhead(_)
+            | Message::Copy
+            | Message::Copied(_)
+            | Message::Paste
+            | Message::Pasted(_) => self.clipboard(message),
+            Message::Settings(open) => self.dialog(open.then_some(Dialog::Settings)),
             Message::ToggleMembers => {
                 return (Task::none(), Action::Change(SettingChange::ToggleMembers));
             }
-            Message::Settings(open) => self.dialog(open.then_some(Dialog::Settings)),
             Message::ThemeChosen(choice) => {
                 return (Task::none(), Action::Change(SettingChange::Theme(choice)));
             }
@@ -597,10 +599,15 @@ impl Chat {
                 Task::none()
             }
             Message::Help(open) => self.dialog(open.then_some(Dialog::Help)),
+            Message::CloseBanner => {
+                self.banner = None;
+                Task::none()
+            }
             Message::Account(true) => self.password_form(None),
             Message::Password(message) => self.password_form(Some(message)),
             Message::Escape | Message::Account(false) => self.escape(),
             Message::Moderation(message) => self.moderation(message),
+            Message::LogInAgain => return (Task::none(), Action::LogInAgain),
             Message::Rooms(_)
             | Message::FindRoom(_)
             | Message::JoinRoom(_)
@@ -609,6 +616,27 @@ impl Chat {
             | Message::Part => return self.rooms_message(message),
         };
         (task, Action::None)
+    }
+
+    /// The focus, typing ahead, and the clipboard.
+    fn clipboard(&mut self, message: Message) -> Task<Message> {
+        match message {
+            Message::TypeAhead(text) => {
+                self.composer.insert(&text);
+                operation::focus(INPUT)
+            }
+            Message::Copy => selectable::copy_selection().map(Message::Copied),
+            Message::Copied(Some(text)) => iced::clipboard::write(text),
+            Message::Paste => iced::clipboard::read().map(Message::Pasted),
+            Message::Pasted(text) => {
+                if let Some(text) = text {
+                    self.composer.insert(&text);
+                }
+                operation::focus(INPUT)
+            }
+            Message::Focus => operation::focus(INPUT),
+            _ => Task::none(),
+        }
     }
 
     /// What the user did with the rooms: the sidebar, the list of rooms, leaving.
@@ -773,6 +801,11 @@ impl Chat {
 
     /// Enter: a message to the room shown, or a command.
     fn send(&mut self) -> (Task<Message>, Action) {
+        // Nothing is queued that could never be sent: the text stays in the input.
+        if let Status::Ended(_) = &self.status {
+            self.hint = Some("Not sent: this session has ended. Log in again to send it.".into());
+            return (Task::none(), Action::None);
+        }
         match command::parse(&self.composer.text()) {
             Err(hint) => {
                 self.hint = Some(hint);
@@ -911,7 +944,16 @@ impl Chat {
             None => (no_room(), "/join #room to enter a room".to_string()),
         };
         let hint = self.hint.clone().or_else(|| self.cannot_post());
-        let main = column![main, self.composer.view(placeholder, hint)];
+        let mut main = column![main];
+        if let Status::Ended(reason) = &self.status {
+            main = main.push(banner(
+                format!("Disconnected: {reason}"),
+                ("Log in again", Message::LogInAgain),
+            ));
+        } else if let Some(words) = &self.banner {
+            main = main.push(banner(words.clone(), ("Close", Message::CloseBanner)));
+        }
+        let main = main.push(self.composer.view(placeholder, hint));
         let mut body = row![
             sidebar::view(
                 &self.rooms,
@@ -1228,4 +1270,23 @@ fn too_long_hint(err: &TextError) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// A word of the client's own above the input, with a button (that closes it, or acts).
+fn banner(words: String, (label, press): (&str, Message)) -> Element<'_, Message> {
+    container(
+        row![
+            text(words).size(14).width(Fill),
+            button(text(label).size(13))
+                .on_press(press)
+                .style(button::text)
+                .padding([2, 6]),
+        ]
+        .spacing(8)
+        .align_y(Center),
+    )
+    .padding([6, 12])
+    .width(Fill)
+    .style(container::secondary)
+    .into()
 }

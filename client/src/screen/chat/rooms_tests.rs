@@ -481,7 +481,50 @@ fn remember_me_without_a_keyring_says_so() {
     let mut session = session_in(&["general"]);
     session.account = true;
     window.connection(Event::LoggedIn(session));
-    assert!(
-        window.shows("There is no keyring on this computer, so your password was not remembered.")
+    let notice = "There is no keyring on this computer, so your password was not remembered.";
+    assert!(window.shows(notice));
+    // What arrives afterwards (the replay, the catch-up) goes above it: the word stays
+    // where the person looks, never among the messages.
+    receive(
+        &mut window,
+        [room_message("general", 288, "bob", "newer than the notice")],
     );
+    let message = window
+        .bounds_of("newer than the notice")
+        .expect("the message");
+    let banner = window.bounds_of(notice).expect("the notice");
+    assert!(
+        banner.y > message.y,
+        "the notice ({banner:?}) is below the newest message ({message:?})"
+    );
+    window.click_on("Close");
+    assert!(!window.shows(notice), "closed");
+}
+
+#[test]
+fn a_session_taken_over_says_so_and_offers_to_log_in_again() {
+    let mut window = Window::chat(&session_in(&["general"]));
+    window.connection(Event::Ended {
+        reason: "your session was taken over by another log-in".into(),
+    });
+    assert!(window.shows("Disconnected: your session was taken over by another log-in"));
+    assert_eq!(
+        window.title(),
+        "Chat — me on 127.0.0.1:60000, disconnected",
+        "the title still says who and where"
+    );
+    // What is typed is not queued for a connection that will never come: it stays.
+    let sent = window.commands_sent().len();
+    window.type_text("still here");
+    window.press(key::Named::Enter);
+    assert_eq!(window.commands_sent().len(), sent, "nothing sent or queued");
+    assert!(window.shows("Not sent: this session has ended. Log in again to send it."));
+    assert_eq!(
+        window.app.chat_screen().expect("the Chat screen").input(),
+        "still here",
+        "the text stays in the input"
+    );
+    window.click_on("Log in again");
+    assert_eq!(window.title(), "Chat — log in");
+    assert!(window.shows("me"), "the form is filled in with the name");
 }
