@@ -24,8 +24,8 @@ use std::hash::{Hash, Hasher};
 use chat_shared::{CloseCode, Limits, ServerFrame, TextError, check_text};
 use iced::widget::text_editor::Content;
 use iced::widget::{
-    button, center, column, container, mouse_area, opaque, operation, pick_list, row, rule,
-    scrollable, space, stack, text,
+    button, center, column, container, mouse_area, opaque, operation, pick_list, responsive, row,
+    rule, scrollable, space, stack, text,
 };
 use iced::{Center, Element, Fill, Task, Theme};
 
@@ -136,6 +136,41 @@ pub enum Message {
     CloseBanner,
     /// "Log in again", once the session ended for good.
     LogInAgain,
+    /// Opened or closed a side panel over the log, in a window too narrow for it to stay.
+    Drawer(Option<Drawer>),
+}
+
+/// A side panel that a narrow window shows over the log, on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drawer {
+    /// The rooms (and conversations), on the left.
+    Rooms,
+    /// The room's members, on the right.
+    Members,
+}
+
+/// Below this width the member list no longer stays beside the log: "Members" opens it
+/// over the log. The sidebar, the list and a log of about 450 px fit above it.
+const MEMBERS_STAY_FROM: f32 = 860.0;
+
+/// Below this width the rooms sidebar no longer stays either: "Rooms" opens it over the
+/// log, which then has the window's whole width.
+const ROOMS_STAY_FROM: f32 = 660.0;
+
+/// Which side panels stay beside the log at a window width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    rooms_stay: bool,
+    members_stay: bool,
+}
+
+impl Layout {
+    fn at(width: f32) -> Self {
+        Self {
+            rooms_stay: width >= ROOMS_STAY_FROM,
+            members_stay: width >= MEMBERS_STAY_FROM,
+        }
+    }
 }
 
 /// What the app must do for the Chat screen.
@@ -212,6 +247,8 @@ pub struct Chat {
     banner: Option<String>,
     member_filter: String,
     dialog: Option<Dialog>,
+    /// The side panel open over the log (in a narrow window).
+    drawer: Option<Drawer>,
     find_room: String,
     /// How a room is shown before anything happened to its view.
     fresh_view: RoomView,
@@ -245,6 +282,7 @@ impl Chat {
             banner: None,
             member_filter: String::new(),
             dialog: None,
+            drawer: None,
             find_room: String::new(),
             fresh_view: RoomView::default(),
         };
@@ -608,6 +646,10 @@ impl Chat {
             Message::Escape | Message::Account(false) => self.escape(),
             Message::Moderation(message) => self.moderation(message),
             Message::LogInAgain => return (Task::none(), Action::LogInAgain),
+            Message::Drawer(drawer) => {
+                self.drawer = drawer;
+                Task::none()
+            }
             Message::Rooms(_)
             | Message::FindRoom(_)
             | Message::JoinRoom(_)
@@ -663,6 +705,7 @@ impl Chat {
             }
             Message::Switch(name) => {
                 self.switch(&name);
+                self.drawer = None;
                 return (operation::focus(INPUT), Action::Remember);
             }
             Message::Step(by) => {
@@ -719,6 +762,9 @@ impl Chat {
     /// Escape: closes what moderation has open, or else the dialog.
     fn escape(&mut self) -> Task<Message> {
         if self.moderation_state.escape() {
+            return operation::focus(INPUT);
+        }
+        if self.drawer.take().is_some() {
             return operation::focus(INPUT);
         }
         self.dialog(None)
@@ -916,7 +962,39 @@ impl Chat {
     }
 
     /// The screen, in `theme`, as `settings` want it.
-    pub fn view<'a>(&'a self, theme: &'a Theme, settings: &Settings) -> Element<'a, Message> {
+    pub fn view<'a>(&'a self, theme: &'a Theme, settings: &'a Settings) -> Element<'a, Message> {
+        // The panels that fit depend on the width the screen gets.
+        let screen = responsive(move |size| self.screen(Layout::at(size.width), theme, settings));
+        let mut layers = stack![screen];
+        match self.dialog {
+            Some(Dialog::Help) => layers = layers.push(modal(help(), Message::Help(false))),
+            Some(Dialog::Settings) => {
+                layers = layers.push(modal(settings_card(settings), Message::Settings(false)));
+            }
+            Some(Dialog::Rooms) => {
+                layers = layers.push(modal(
+                    sidebar::dialog(&self.rooms, &self.find_room),
+                    Message::Rooms(false),
+                ));
+            }
+            Some(Dialog::Password) => {
+                layers = layers.push(modal(self.password.view(), Message::Account(false)));
+            }
+            None => {}
+        }
+        if let Some(card) = self.moderation_dialog() {
+            layers = layers.push(modal(card, Message::Moderation(moderation::Message::Close)));
+        }
+        layers.into()
+    }
+
+    /// The header, the side panels that fit and the log with its input.
+    fn screen<'a>(
+        &'a self,
+        layout: Layout,
+        theme: &'a Theme,
+        settings: &'a Settings,
+    ) -> Element<'a, Message> {
         let deletable = |message: &crate::model::ChatMessage| self.may_delete(message);
         let (hovered, menu) = self.moderation_state.message_shown();
         let looks = log::Looks {
@@ -954,72 +1032,103 @@ impl Chat {
             main = main.push(banner(words.clone(), ("Close", Message::CloseBanner)));
         }
         let main = main.push(self.composer.view(placeholder, hint));
-        let mut body = row![
-            sidebar::view(
-                &self.rooms,
-                &self.server,
-                self.account,
-                self.invitations_view()
-            ),
-            rule::vertical(1),
-            container(main).width(Fill).height(Fill)
-        ];
-        // A conversation has no member list: it is the two of you, and the list would
-        // claim the other is online.
+        let mut body = row![];
+        if layout.rooms_stay {
+            body = body.push(self.sidebar()).push(rule::vertical(1));
+        }
+        body = body.push(container(main).width(Fill).height(Fill));
         if settings.show_members
-            && let Some(joined) = self.rooms.active()
-            && !joined.is_direct()
+            && layout.members_stay
+            && let Some(members) = self.members()
         {
-            let actions = |name: &str| self.member_actions(name);
-            body = body.push(rule::vertical(1)).push(members::view(
-                &joined.room.members,
-                &members::Look {
-                    me: self.rooms.me(),
-                    filter: &self.member_filter,
-                    online: self.status == Status::Online,
-                    moderation: &joined.room.moderation,
-                    menu: self.moderation_state.member_menu(),
-                    actions: &actions,
-                },
-            ));
+            body = body.push(rule::vertical(1)).push(members);
         }
-        let screen = column![self.header(settings), rule::horizontal(1), body];
-        let mut layers = stack![screen];
-        match self.dialog {
-            Some(Dialog::Help) => layers = layers.push(modal(help(), Message::Help(false))),
-            Some(Dialog::Settings) => {
-                layers = layers.push(modal(settings_card(settings), Message::Settings(false)));
+        // What does not stay opens over the log, closed by a click beside it.
+        let beside =
+            || mouse_area(space().width(Fill).height(Fill)).on_press(Message::Drawer(None));
+        let drawer = match self.drawer {
+            Some(Drawer::Rooms) if !layout.rooms_stay => {
+                Some(row![drawer(self.sidebar()), rule::vertical(1), beside()])
             }
-            Some(Dialog::Rooms) => {
-                layers = layers.push(modal(
-                    sidebar::dialog(&self.rooms, &self.find_room),
-                    Message::Rooms(false),
-                ));
-            }
-            Some(Dialog::Password) => {
-                layers = layers.push(modal(self.password.view(), Message::Account(false)));
-            }
-            None => {}
-        }
-        if let Some(card) = self.moderation_dialog() {
-            layers = layers.push(modal(card, Message::Moderation(moderation::Message::Close)));
-        }
-        layers.into()
+            Some(Drawer::Members) if !layout.members_stay => self
+                .members()
+                .map(|members| row![beside(), rule::vertical(1), drawer(members)]),
+            _ => None,
+        };
+        let body: Element<'_, Message> = match drawer {
+            Some(drawer) => stack![body, drawer].into(),
+            None => body.into(),
+        };
+        column![self.header(settings, layout), rule::horizontal(1), body].into()
     }
 
-    fn header(&self, settings: &Settings) -> Element<'_, Message> {
-        let (status, tone): (String, fn(&Theme) -> iced::theme::palette::Pair) = match &self.status
-        {
+    /// The rooms sidebar.
+    fn sidebar(&self) -> Element<'_, Message> {
+        sidebar::view(
+            &self.rooms,
+            &self.server,
+            self.account,
+            self.invitations_view(),
+        )
+    }
+
+    /// The member list of the room shown; none for a conversation (it is the two of you,
+    /// and the list would claim the other is online).
+    fn members(&self) -> Option<Element<'_, Message>> {
+        let joined = self.rooms.active().filter(|joined| !joined.is_direct())?;
+        let actions = |name: &str| self.member_actions(name);
+        Some(members::view(
+            &joined.room.members,
+            &members::Look {
+                me: self.rooms.me(),
+                filter: &self.member_filter,
+                online: self.status == Status::Online,
+                moderation: &joined.room.moderation,
+                menu: self.moderation_state.member_menu(),
+                actions: &actions,
+            },
+        ))
+    }
+
+    /// The sidebar's toggle in a narrow window, with what is unread behind it.
+    fn rooms_toggle(&self) -> Element<'_, Message> {
+        let unread: usize = self.rooms.iter().map(|joined| joined.unread).sum();
+        let label = if unread > 0 {
+            format!("☰ Rooms ({unread})")
+        } else {
+            "☰ Rooms".to_string()
+        };
+        let open = self.drawer != Some(Drawer::Rooms);
+        button(text(label).size(13))
+            .on_press(Message::Drawer(open.then_some(Drawer::Rooms)))
+            .style(button::text)
+            .padding([2, 6])
+            .into()
+    }
+
+    /// The connection's state in words, and its colour.
+    fn status_words(&self, layout: Layout) -> (String, fn(&Theme) -> iced::theme::palette::Pair) {
+        match &self.status {
             Status::Online => ("● online".into(), |t| t.extended_palette().success.strong),
             Status::Reconnecting => ("● reconnecting…".into(), |t| {
                 t.extended_palette().warning.strong
             }),
+            // A narrow header keeps the essential.
+            Status::Offline { retry_in, .. } if !layout.rooms_stay => {
+                (format!("● offline, retry in {retry_in}s"), |t| {
+                    t.extended_palette().danger.strong
+                })
+            }
             Status::Offline { attempt, retry_in } => (
                 format!("● offline, retrying in {retry_in}s (attempt {attempt})"),
                 |t| t.extended_palette().danger.strong,
             ),
             Status::Ended(_) => ("● offline".into(), |t| t.extended_palette().danger.strong),
-        };
+        }
+    }
+
+    fn header(&self, settings: &Settings, layout: Layout) -> Element<'_, Message> {
+        let (status, tone) = self.status_words(layout);
         // The strong shade of each tone reads on both light and dark backgrounds.
         let style = move |theme: &Theme| text::Style {
             color: Some(tone(theme).color),
@@ -1031,6 +1140,9 @@ impl Chat {
                 .padding([2, 6])
         };
         let mut bar = row![].spacing(8).align_y(Center);
+        if !layout.rooms_stay {
+            bar = bar.push(self.rooms_toggle());
+        }
         if let Some(joined) = self.rooms.active() {
             let title = if joined.is_direct() {
                 joined.room.name.clone()
@@ -1079,31 +1191,46 @@ impl Chat {
                 bar = bar.push(settings);
             }
         }
-        bar = bar.push(space::horizontal()).push(
+        // Wide, the state and the buttons keep to the right; narrow, everything flows
+        // onto a second line rather than being cut off.
+        if layout.members_stay {
+            bar = bar.push(space::horizontal());
+        }
+        bar = bar.push(
             text(status.clone())
                 .size(14)
                 .style(unique_style(style, &status)),
         );
         // A conversation has no member list to show or hide.
         if !self.rooms.active().is_some_and(Joined::is_direct) {
-            bar = bar.push(small(
-                if settings.show_members {
-                    "Hide members"
-                } else {
-                    "Members"
-                },
-                Message::ToggleMembers,
-            ));
+            bar = bar.push(if layout.members_stay {
+                small(
+                    if settings.show_members {
+                        "Hide members"
+                    } else {
+                        "Members"
+                    },
+                    Message::ToggleMembers,
+                )
+            } else {
+                let open = self.drawer != Some(Drawer::Members);
+                small("Members", Message::Drawer(open.then_some(Drawer::Members)))
+            });
         }
-        bar.push(small("Settings", Message::Settings(true)))
+        let bar = bar
+            .push(small("Settings", Message::Settings(true)))
             .push(
                 button(text("?").size(13).font(bold()))
                     .on_press(Message::Help(true))
                     .style(button::text)
                     .padding([2, 8]),
             )
-            .padding([8, 12])
-            .into()
+            .padding([8, 12]);
+        if layout.members_stay {
+            bar.into()
+        } else {
+            bar.wrap().vertical_spacing(4).into()
+        }
     }
 }
 
@@ -1289,4 +1416,9 @@ fn banner(words: String, (label, press): (&str, Message)) -> Element<'_, Message
     .width(Fill)
     .style(container::secondary)
     .into()
+}
+
+/// A side panel over the log: opaque, so that what is under it takes no click.
+fn drawer(panel: Element<'_, Message>) -> Element<'_, Message> {
+    opaque(container(panel).height(Fill).style(container::bordered_box))
 }

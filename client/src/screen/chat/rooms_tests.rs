@@ -528,3 +528,46 @@ fn a_session_taken_over_says_so_and_offers_to_log_in_again() {
     assert_eq!(window.title(), "Chat — log in");
     assert!(window.shows("me"), "the form is filled in with the name");
 }
+
+#[test]
+fn a_narrow_window_keeps_the_log_wide_and_opens_the_panels_over_it() {
+    let mut window = two_rooms();
+    let long = "a line long enough to show how much of a narrow window the log really gets";
+    receive(&mut window, [room_message("general", 41, "bob", long)]);
+    let members = |window: &mut Window| {
+        let count = chat(window).room().map_or(0, |room| room.members.len());
+        window.shows(&format!("Online — {count}"))
+    };
+    assert!(members(&mut window), "a wide window shows the member list");
+    assert!(window.shows("rust"), "and the rooms");
+
+    window.resize(iced::Size::new(520.0, 600.0));
+    assert!(!members(&mut window), "no room for the member list");
+    assert!(!window.shows("rust"), "nor for the rooms");
+    for label in ["☰ Rooms", "● online", "Members", "Settings", "?"] {
+        let bounds = window.bounds_of(label).expect(label);
+        assert!(
+            bounds.x + bounds.width <= 520.0,
+            "{label} is cut off: {bounds:?}"
+        );
+    }
+    let line = window.bounds_of(long).expect("the message");
+    // Fira Sans at 15 px is about 7 px a character: 30 of them need 210.
+    assert!(line.width >= 300.0, "the log has the width: {line:?}");
+
+    // The rooms open over the log; picking one closes them.
+    window.click_on("☰ Rooms");
+    assert!(window.shows("rust"));
+    window.click_on("rust");
+    assert_eq!(shown_room(&window), "rust");
+    assert!(!window.shows("general"), "closed once a room is picked");
+    // The members too; Escape closes them.
+    window.click_on("Members");
+    assert!(members(&mut window));
+    window.press(key::Named::Escape);
+    assert!(!members(&mut window));
+
+    // Wide again: both stay.
+    window.resize(iced::Size::new(1000.0, 600.0));
+    assert!(members(&mut window) && window.shows("general"));
+}
