@@ -6,6 +6,12 @@
 //! while reading back it is frozen, grows by [`PAGE`] entries when the reader nears one
 //! of its ends, and asks the server for older history when the reader reaches the oldest
 //! entry held.
+//!
+//! What is not rendered still takes its room: a space above and below the window, each
+//! as tall as its entries are estimated to be (from the rows rendered), so the scrollbar's
+//! thumb is as long as the window is a part of everything held, and stands where the
+//! window stands in it: it moves up as the reader goes up, and keeps its size from page
+//! to page. A jump of the thumb into one of the spaces renders the entries found there.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -37,6 +43,9 @@ pub const MAX_WINDOW: Pos = 400;
 pub const HISTORY_PAGE: u32 = 100;
 /// Messages the log wants to hold before it stops fetching older history by itself.
 pub const ENOUGH_CONVERSATION: usize = 30;
+/// The height an entry is taken to have before any is measured: one line and the space
+/// between rows.
+const FIRST_ROW_HEIGHT: f32 = 26.0;
 
 /// What the log needs the connection to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +64,23 @@ pub struct Log {
     unseen_from: Option<Pos>,
     /// Runs of joins and leaves shown line by line.
     expanded: HashSet<Pos>,
+    /// The mean height of a rendered entry (with what comes between entries), for the
+    /// spaces that stand for the entries not rendered.
+    row_height: f32,
+    /// The last place of the list: how far its top is above the viewport's, the height
+    /// of everything, and of the viewport.
+    place: Option<Place>,
+}
+
+/// Where the list stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Place {
+    /// How far the viewport's top is below the top of the list.
+    pub from_top: f32,
+    /// The height of the whole list, the spaces included.
+    pub height: f32,
+    /// The height of the viewport.
+    pub page: f32,
 }
 
 impl Default for Log {
@@ -64,6 +90,8 @@ impl Default for Log {
             window: 0..0,
             unseen_from: None,
             expanded: HashSet::new(),
+            row_height: FIRST_ROW_HEIGHT,
+            place: None,
         }
     }
 }
@@ -99,6 +127,20 @@ impl Log {
                 start..self.window.end.clamp(start, timeline.end())
             }
         }
+    }
+
+    /// Where the list stood when it last moved.
+    pub fn place(&self) -> Option<Place> {
+        self.place
+    }
+
+    /// The heights of the spaces that stand for what is held above and below the window.
+    fn spaces(&self, timeline: &Timeline, window: &Range<Pos>) -> (f32, f32) {
+        let height = |entries: Pos| entries.max(0) as f32 * self.row_height;
+        (
+            height(window.start - timeline.start()),
+            height(timeline.end() - window.end),
+        )
     }
 
     /// Messages that arrived since the reader left the newest line.
@@ -142,22 +184,48 @@ impl Log {
     ) -> Option<Request> {
         let offset = viewport.absolute_offset().y;
         let page = viewport.bounds().height;
-        let max = (viewport.content_bounds().height - page).max(0.0);
+        let height = viewport.content_bounds().height;
+        let max = (height - page).max(0.0);
+        let window = self.window(timeline);
+        let (above, below) = self.spaces(timeline, &window);
+        let from_top = match self.mode {
+            Mode::Follow => max - offset,
+            Mode::Read => offset,
+        };
+        self.place = Some(Place {
+            from_top,
+            height,
+            page,
+        });
+        // What the rendered rows measure teaches the spaces their height (slowly, so that
+        // the thumb does not jump with one tall message), while following: there the
+        // list is held at the bottom and a space above that changes moves nothing read.
+        let rendered = window.end - window.start;
+        if self.mode == Mode::Follow && rendered >= 20 {
+            let mean = ((height - above - below) / rendered as f32).clamp(16.0, 400.0);
+            self.row_height += (mean - self.row_height) * 0.25;
+        }
         match self.mode {
             // Anchored at the bottom: the offset is the distance from the newest line.
             Mode::Follow => {
                 if offset > 4.0 {
                     self.read(timeline);
                 }
-                if max - offset < page {
+                if above == 0.0 && max - offset < page {
                     return fetch_older(timeline);
                 }
                 None
             }
             Mode::Read => {
-                let window = self.window(timeline);
-                let (top, bottom) = (offset, max - offset);
-                if top < page {
+                // Measured from the rendered rows, not from the spaces.
+                let (top, bottom) = (offset - above, max - offset - below);
+                let shown = height - above - below;
+                if top + page < 0.0 || top > shown {
+                    // The thumb jumped into a space: render what is held there.
+                    let at = timeline.start() + (offset / self.row_height) as Pos;
+                    self.window.start = (at - PAGE / 2).clamp(timeline.start(), timeline.end());
+                    self.window.end = (self.window.start + 2 * PAGE).min(timeline.end());
+                } else if top < page {
                     if window.start > timeline.start() {
                         self.window.start = (window.start - PAGE).max(timeline.start());
                         self.window.end = window.end.min(self.window.start + MAX_WINDOW);
@@ -227,7 +295,11 @@ impl Log {
         let window = self.window(timeline);
         let hide_presence = room.members.len() > looks.hide_presence_above;
         let today = Local::now().date_naive();
+        let (above, below) = self.spaces(timeline, &window);
         let mut rows: Vec<(RowKey, Element<'a, Message>)> = Vec::new();
+        if above > 0.0 {
+            rows.push(((Pos::MIN, 2), space().height(above).into()));
+        }
         rows.push(((Pos::MIN, 0), top_of_window(timeline, &window)));
         let mut last_day = None;
         for (pos, entry) in timeline.range(window.clone()) {
@@ -255,6 +327,8 @@ impl Log {
             for (i, post) in room.pending.iter().enumerate() {
                 rows.push(((Pos::MAX, i as u8), pending_row(post, looks.online)));
             }
+        } else if below > 0.0 {
+            rows.push(((Pos::MAX - 1, 1), space().height(below).into()));
         }
         // Entries are what is read and held in place; the control at the top and the day
         // separators (which come and go as older days are fetched) are not.

@@ -505,3 +505,47 @@ fn page_keys_and_ctrl_end_scroll_the_log() {
     assert!(window.shows("m1"), "the oldest held");
     assert!(window.shows("Beginning of the history"));
 }
+
+#[test]
+fn the_scrollbar_moves_up_with_the_reader_and_keeps_its_size() {
+    // 900 messages held, at most 400 rendered: the spaces stand for the rest.
+    let mut window = busy_chat(900);
+    let place = |window: &Window| {
+        chat(window)
+            .view_of_active()
+            .and_then(|view| view.log.place())
+            .expect("the list has moved")
+    };
+    scroll_up(&mut window, 3.0);
+    let first = place(&window);
+    let fraction = |p: super::log::Place| p.from_top / (p.height - p.page);
+    assert!(fraction(first) > 0.9, "near the bottom: {first:?}");
+    let mut last = fraction(first);
+    let mut steps = 0;
+    while last > 0.02 && steps < 400 {
+        scroll_up(&mut window, 20.0);
+        let now = place(&window);
+        let f = fraction(now);
+        // Going up never moves the thumb down, and its size holds from page to page.
+        assert!(
+            f <= last + 0.005,
+            "the thumb went down: {last} then {f} ({now:?})"
+        );
+        assert!(
+            (0.75..=1.33).contains(&(now.height / first.height)),
+            "the list's height jumped from {} to {}",
+            first.height,
+            now.height
+        );
+        last = f;
+        steps += 1;
+    }
+    assert!(
+        last <= 0.02,
+        "the top is reached: {last} after {steps} steps"
+    );
+    for _ in 0..5 {
+        scroll_up(&mut window, 20.0);
+    }
+    assert!(window.shows("m1") || window.shows("Beginning of the history"));
+}
