@@ -272,6 +272,11 @@ impl App {
                     }
                     Task::none()
                 }
+                // Enter submits the form wherever the focus is on it (a field submits
+                // by itself; after a click on a checkbox nothing has the focus).
+                Named(key::Named::Enter) if !captured => {
+                    Task::done(Message::Login(login::Message::Submit))
+                }
                 _ => Task::none(),
             },
             Screen::Chat(_) => {
@@ -410,6 +415,32 @@ impl App {
         }
     }
 
+    /// Logged in from the Login screen: on to the Chat screen.
+    fn logged_in(&mut self, session: crate::model::Session) -> Task<Message> {
+        let (Some(handle), Some((target, _))) = (&self.handle, &self.target) else {
+            return Task::none();
+        };
+        let visit = self.visits.get(&target.server, &target.name);
+        self.screen = Screen::Chat(Box::new(chat::Chat::new(
+            &target.server,
+            &session,
+            handle.clone(),
+            visit,
+        )));
+        let last = crate::settings::LastLogin {
+            name: session.name.clone(),
+            server: target.address(),
+        };
+        self.epoch = Some(session.epoch);
+        if self.settings.last_login.as_ref() != Some(&last) {
+            self.settings.last_login = Some(last);
+            self.settings.save();
+        }
+        self.remember();
+        self.keep_password();
+        chat::Chat::focus().map(Message::Chat)
+    }
+
     fn connection(&mut self, event: Event) -> Task<Message> {
         match (&mut self.screen, event) {
             (_, Event::Ready(handle)) => self.handle = Some(handle),
@@ -448,22 +479,7 @@ impl App {
                 login.refused(reason);
                 self.disconnect();
             }
-            (Screen::Login(_), Event::LoggedIn(session)) => {
-                let (Some(handle), Some((target, _))) = (&self.handle, &self.target) else {
-                    return Task::none();
-                };
-                let visit = self.visits.get(&target.server, &target.name);
-                self.screen = Screen::Chat(Box::new(chat::Chat::new(
-                    &target.server,
-                    &session,
-                    handle.clone(),
-                    visit,
-                )));
-                self.epoch = Some(session.epoch);
-                self.remember();
-                self.keep_password();
-                return chat::Chat::focus().map(Message::Chat);
-            }
+            (Screen::Login(_), Event::LoggedIn(session)) => return self.logged_in(session),
             (
                 Screen::Login(_),
                 Event::Frame(_) | Event::History { .. } | Event::Disconnected { .. },

@@ -9,12 +9,12 @@ use tracing_subscriber::EnvFilter;
 struct Args {
     /// server address as host:port, or the nodes of one cluster comma-separated
     /// (a:1,b:2: the client moves to the next when one cannot be reached); tls://
-    /// in front for TLS (default: 127.0.0.1:60000)
-    #[argh(option, default = "String::from(\"127.0.0.1:60000\")")]
-    server: String,
-    /// name to log in with
-    #[argh(option, default = "String::new()")]
-    name: String,
+    /// in front for TLS (default: the server of the last login, else 127.0.0.1:60000)
+    #[argh(option)]
+    server: Option<String>,
+    /// name to log in with (default: the name of the last login to that server)
+    #[argh(option)]
+    name: Option<String>,
     /// log in at once instead of waiting on the Login screen
     #[argh(switch)]
     connect: bool,
@@ -22,6 +22,8 @@ struct Args {
 
 fn main() -> iced::Result {
     let args: Args = argh::from_env();
+    let (name, server) = chat_client::settings::Settings::load()
+        .login_defaults(args.name.as_deref(), args.server.as_deref());
     tracing_subscriber::fmt()
         .with_env_filter(
             // winit warns about things only a headless X server lacks (XSETTINGS, screen size).
@@ -32,7 +34,7 @@ fn main() -> iced::Result {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut app = iced::application(
-        move || App::new(&args.name, &args.server, args.connect),
+        move || App::new(&name, &server, args.connect),
         App::update,
         App::view,
     )

@@ -49,7 +49,21 @@ pub struct Settings {
     pub hide_presence_above: usize,
     /// Whether the member list is shown.
     pub show_members: bool,
+    /// Who last logged in where: the Login screen starts from it.
+    pub last_login: Option<LastLogin>,
 }
+
+/// A name and the server it logged in to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastLogin {
+    /// The name, as the server spelled it.
+    pub name: String,
+    /// The server's address as typed (`tls://` in front for TLS).
+    pub server: String,
+}
+
+/// The server the Login screen offers when nothing else is known.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:60000";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -57,11 +71,32 @@ impl Default for Settings {
             theme: ThemeChoice::System,
             hide_presence_above: 100,
             show_members: true,
+            last_login: None,
         }
     }
 }
 
 impl Settings {
+    /// The name and server the Login screen starts with: those given on the command
+    /// line, else those of the last login, else none and [`DEFAULT_SERVER`]. A name
+    /// remembered for another server than the one given is not offered.
+    pub fn login_defaults(&self, name: Option<&str>, server: Option<&str>) -> (String, String) {
+        let last = self.last_login.as_ref();
+        let server = server
+            .map(str::to_string)
+            .or_else(|| last.map(|l| l.server.clone()))
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+        let name = name.map_or_else(
+            || {
+                last.filter(|l| l.server == server)
+                    .map(|l| l.name.clone())
+                    .unwrap_or_default()
+            },
+            str::to_string,
+        );
+        (name, server)
+    }
+
     /// Where the settings live, if the system has a configuration directory.
     pub fn path() -> Option<PathBuf> {
         config_file("settings.json")
@@ -210,6 +245,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_login_screen_starts_from_the_last_login() {
+        let mut settings = Settings::default();
+        assert_eq!(
+            settings.login_defaults(None, None),
+            (String::new(), DEFAULT_SERVER.to_string())
+        );
+        settings.last_login = Some(LastLogin {
+            name: "Alice".into(),
+            server: "tls://chat.example:60000".into(),
+        });
+        assert_eq!(
+            settings.login_defaults(None, None),
+            ("Alice".to_string(), "tls://chat.example:60000".to_string())
+        );
+        // What the command line says wins; a name of another server is not offered.
+        assert_eq!(
+            settings.login_defaults(None, Some("10.0.0.5:60000")),
+            (String::new(), "10.0.0.5:60000".to_string())
+        );
+        assert_eq!(
+            settings.login_defaults(Some("bob"), None),
+            ("bob".to_string(), "tls://chat.example:60000".to_string())
+        );
+    }
+
+    #[test]
     fn saved_settings_come_back_and_a_broken_file_gives_the_defaults() {
         let dir = std::env::temp_dir().join(format!("chat-settings-{}", std::process::id()));
         let path = dir.join("chat").join("settings.json");
@@ -217,6 +278,10 @@ mod tests {
             theme: ThemeChoice::Dark,
             hide_presence_above: 25,
             show_members: false,
+            last_login: Some(LastLogin {
+                name: "Alice".into(),
+                server: "tls://chat.example:60000".into(),
+            }),
         };
         save_to(&path, &chosen);
         assert_eq!(load_from::<Settings>(&path), chosen);

@@ -571,3 +571,14 @@ fn a_narrow_window_keeps_the_log_wide_and_opens_the_panels_over_it() {
     window.resize(iced::Size::new(1000.0, 600.0));
     assert!(members(&mut window) && window.shows("general"));
 }
+
+#[test]
+fn enter_submits_the_login_form_wherever_the_focus_is() {
+    let mut window = Window::new(false);
+    // A click on a checkbox leaves no field with the focus.
+    window.click_on("Secure (TLS)");
+    window.click_on("Secure (TLS)");
+    assert!(!window.shows("Connecting to 127.0.0.1:60000…"));
+    window.press(key::Named::Enter);
+    assert!(window.shows("Connecting to 127.0.0.1:60000…"), "submitted");
+}
