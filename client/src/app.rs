@@ -230,6 +230,7 @@ impl App {
             chat::Action::OpenLink(url) => self.open_link(&url),
             chat::Action::Remember => self.remember(),
             chat::Action::LogInAgain => self.back_to_login(|_| {}),
+            chat::Action::LogOut { switch } => self.log_out(switch),
             chat::Action::Change(change) => {
                 match change {
                     chat::SettingChange::ToggleMembers => {
@@ -526,6 +527,32 @@ impl App {
             }
         }
         Task::none()
+    }
+
+    /// Log out: the rooms are remembered, the server hears `bye` (the connection ends
+    /// by itself once it is said: its [`Event::Closed`] drops it), and the Login screen
+    /// shows the server and, unless switching accounts, the name (and its remembered
+    /// password).
+    fn log_out(&mut self, switch: bool) {
+        self.remember();
+        let Some((target, _)) = &self.target else {
+            return self.back_to_login(|_| {});
+        };
+        let (name, server) = if switch {
+            (String::new(), target.address())
+        } else {
+            (target.name.clone(), target.address())
+        };
+        if let Some(handle) = &self.handle {
+            handle.bye();
+        }
+        let mut login = login::Login::new(&name, &server);
+        if let Some(password) =
+            crate::remember::load(server.trim_start_matches("tls://"), &name).filter(|_| !switch)
+        {
+            login.remembered(&password);
+        }
+        self.screen = Screen::Login(Box::new(login));
     }
 
     /// Back to the Login screen, filled in as before, with what `then` says there.

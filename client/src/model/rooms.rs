@@ -24,6 +24,9 @@ pub struct Joined {
     pub mentions: usize,
     /// The newest seq the user has seen shown (what is unread comes after it).
     read_seq: u64,
+    /// Where the user left off, when the room was shown with unread messages: a "New
+    /// messages" line stands before the first message after this seq.
+    pub left_off: Option<u64>,
 }
 
 /// What the user should be told outside the window.
@@ -112,6 +115,7 @@ impl Rooms {
             unread: 0,
             mentions: 0,
             read_seq: last_seq,
+            left_off: None,
         }
     }
 
@@ -204,6 +208,7 @@ impl Rooms {
         }
         self.active = Some(index);
         let joined = &mut self.list[index];
+        joined.left_off = (joined.unread > 0).then_some(joined.read_seq);
         joined.unread = 0;
         joined.mentions = 0;
         joined.read_seq = joined.room.last_seq();
@@ -289,6 +294,7 @@ impl Rooms {
                     unread: 0,
                     mentions: 0,
                     read_seq: 0,
+                    left_off: None,
                 },
             };
             list.push(joined);

@@ -138,6 +138,13 @@ pub enum Message {
     LogInAgain,
     /// Opened or closed a side panel over the log, in a window too narrow for it to stay.
     Drawer(Option<Drawer>),
+    /// Opened or closed the menu under the user's name.
+    AccountMenu(bool),
+    /// "Log out" (`switch`: "Switch account…", the form without the name).
+    LogOut {
+        /// To log in under another name.
+        switch: bool,
+    },
 }
 
 /// A side panel that a narrow window shows over the log, on demand.
@@ -186,6 +193,11 @@ pub enum Action {
     Remember,
     /// "Log in again" after the session ended for good: back to the Login screen.
     LogInAgain,
+    /// Log out: say bye and go back to the Login screen (`switch`: without the name).
+    LogOut {
+        /// To log in under another name.
+        switch: bool,
+    },
 }
 
 /// A change of the remembered settings.
@@ -249,6 +261,8 @@ pub struct Chat {
     dialog: Option<Dialog>,
     /// The side panel open over the log (in a narrow window).
     drawer: Option<Drawer>,
+    /// The menu under the user's name is open.
+    account_menu: bool,
     find_room: String,
     /// How a room is shown before anything happened to its view.
     fresh_view: RoomView,
@@ -283,6 +297,7 @@ impl Chat {
             member_filter: String::new(),
             dialog: None,
             drawer: None,
+            account_menu: false,
             find_room: String::new(),
             fresh_view: RoomView::default(),
         };
@@ -637,19 +652,19 @@ impl Chat {
                 Task::none()
             }
             Message::Help(open) => self.dialog(open.then_some(Dialog::Help)),
-            Message::CloseBanner => {
-                self.banner = None;
-                Task::none()
+            Message::CloseBanner
+            | Message::Drawer(_)
+            | Message::AccountMenu(_)
+            | Message::LogOut { .. }
+            | Message::LogInAgain => return self.chrome(&message),
+            Message::Account(true) => {
+                self.account_menu = false;
+                self.password_form(None)
             }
-            Message::Account(true) => self.password_form(None),
             Message::Password(message) => self.password_form(Some(message)),
             Message::Escape | Message::Account(false) => self.escape(),
             Message::Moderation(message) => self.moderation(message),
-            Message::LogInAgain => return (Task::none(), Action::LogInAgain),
-            Message::Drawer(drawer) => {
-                self.drawer = drawer;
-                Task::none()
-            }
+
             Message::Rooms(_)
             | Message::FindRoom(_)
             | Message::JoinRoom(_)
@@ -658,6 +673,22 @@ impl Chat {
             | Message::Part => return self.rooms_message(message),
         };
         (task, Action::None)
+    }
+
+    /// What is around the log: the banner, the side panels over it, the menu under the
+    /// name, logging out and in again.
+    fn chrome(&mut self, message: &Message) -> (Task<Message>, Action) {
+        match message {
+            Message::CloseBanner => self.banner = None,
+            Message::Drawer(drawer) => self.drawer = *drawer,
+            Message::AccountMenu(open) => self.account_menu = *open,
+            Message::LogOut { switch } => {
+                return (Task::none(), Action::LogOut { switch: *switch });
+            }
+            Message::LogInAgain => return (Task::none(), Action::LogInAgain),
+            _ => {}
+        }
+        (Task::none(), Action::None)
     }
 
     /// The focus, typing ahead, and the clipboard.
@@ -764,7 +795,7 @@ impl Chat {
         if self.moderation_state.escape() {
             return operation::focus(INPUT);
         }
-        if self.drawer.take().is_some() {
+        if self.drawer.take().is_some() || std::mem::take(&mut self.account_menu) {
             return operation::focus(INPUT);
         }
         self.dialog(None)
@@ -1004,6 +1035,7 @@ impl Chat {
             deletable: &deletable,
             hovered,
             menu,
+            left_off: self.rooms.active().and_then(|joined| joined.left_off),
         };
         let (main, placeholder) = match self.rooms.active() {
             Some(joined) => {
@@ -1066,8 +1098,11 @@ impl Chat {
     fn sidebar(&self) -> Element<'_, Message> {
         sidebar::view(
             &self.rooms,
-            &self.server,
-            self.account,
+            &sidebar::Me {
+                server: &self.server,
+                account: self.account,
+                menu: self.account_menu,
+            },
             self.invitations_view(),
         )
     }

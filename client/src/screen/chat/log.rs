@@ -110,6 +110,8 @@ pub struct Looks<'a> {
     pub hovered: Option<u64>,
     /// The message whose actions are open.
     pub menu: Option<u64>,
+    /// A "New messages" line before the first message after this seq.
+    pub left_off: Option<u64>,
 }
 
 impl Log {
@@ -302,6 +304,12 @@ impl Log {
         }
         rows.push(((Pos::MIN, 0), top_of_window(timeline, &window)));
         let mut last_day = None;
+        // Messages before the window may be the first new ones: the line then stays out.
+        let mut new_line = looks.left_off.is_none_or(|left_off| {
+            timeline
+                .range(timeline.start()..window.start)
+                .any(|(_, entry)| matches!(entry, Entry::Message(m) if m.seq > left_off))
+        });
         for (pos, entry) in timeline.range(window.clone()) {
             if hide_presence && matches!(entry, Entry::Presence(_)) {
                 continue;
@@ -312,6 +320,13 @@ impl Log {
             {
                 last_day = Some(day);
                 rows.push(((pos, 1), day_separator(&style::day_label(day, today))));
+            }
+            if let (Some(left_off), Entry::Message(message)) = (looks.left_off, entry)
+                && message.seq > left_off
+                && !new_line
+            {
+                new_line = true;
+                rows.push(((pos, 2), new_messages_line()));
             }
             let row = match entry {
                 Entry::Message(message) => {
@@ -330,13 +345,14 @@ impl Log {
         } else if below > 0.0 {
             rows.push(((Pos::MAX - 1, 1), space().height(below).into()));
         }
-        // Entries are what is read and held in place; the control at the top and the day
-        // separators (which come and go as older days are fetched) are not.
+        // Entries (and pending posts) are what is read and held in place; the control at
+        // the top, the spaces, the day separators (which come and go as older days are
+        // fetched) and the "New messages" line are not.
         let list_key = list;
         let list = rows
             .into_iter()
             .fold(viewport::rows(), |list, (key, row)| {
-                if key.0 == Pos::MIN || key.1 == 1 {
+                if key.0 == Pos::MIN || (key.0 != Pos::MAX && key.1 >= 1) {
                     list.push_control(key, row)
                 } else {
                     list.push(key, row)
@@ -661,5 +677,26 @@ fn day_separator<'a>(label: &str) -> Element<'a, Message> {
     .spacing(8)
     .align_y(Center)
     .padding([6, 0])
+    .into()
+}
+
+/// The line before the first message that arrived while the room was not shown.
+fn new_messages_line<'a>() -> Element<'a, Message> {
+    let red = |theme: &Theme| theme.extended_palette().danger.strong.color;
+    row![
+        container(rule::horizontal(1).style(move |theme: &Theme| rule::Style {
+            color: red(theme),
+            ..rule::default(theme)
+        }))
+        .width(Fill),
+        text("New messages")
+            .size(12)
+            .font(bold())
+            .style(move |theme: &Theme| text::Style {
+                color: Some(red(theme)),
+            }),
+    ]
+    .spacing(8)
+    .align_y(Center)
     .into()
 }

@@ -413,6 +413,8 @@ fn an_account_changes_its_password_from_the_sidebar() {
     let mut session = session_in(&["general"]);
     session.account = true;
     let mut window = Window::chat(&session);
+    // In the menu under the name.
+    window.click_on("me ▾");
     window.click_on("Change password…");
     assert!(window.shows("Change your password"));
     window.type_text("old secret");
@@ -581,4 +583,57 @@ fn enter_submits_the_login_form_wherever_the_focus_is() {
     assert!(!window.shows("Connecting to 127.0.0.1:60000…"));
     window.press(key::Named::Enter);
     assert!(window.shows("Connecting to 127.0.0.1:60000…"), "submitted");
+}
+
+#[test]
+fn the_menu_under_the_name_logs_out_or_switches_accounts() {
+    for switch in [false, true] {
+        let mut window = Window::chat(&session_in(&["general"]));
+        window.commands_sent();
+        assert!(!window.shows("Log out"), "the menu is closed");
+        window.click_on("me ▾");
+        assert!(window.shows("Switch account…"));
+        window.click_on(if switch {
+            "Switch account…"
+        } else {
+            "Log out"
+        });
+        assert!(
+            window.commands_sent().contains(&Command::Bye),
+            "the server hears bye"
+        );
+        assert_eq!(window.title(), "Chat — log in");
+        assert_eq!(
+            window.shows("me"),
+            !switch,
+            "the name is offered again unless switching"
+        );
+        assert!(window.shows("127.0.0.1:60000"), "the server is");
+        // The connection ends by itself once bye is said.
+        window.connection(Event::Closed);
+        assert_eq!(window.title(), "Chat — log in");
+    }
+}
+
+#[test]
+fn a_room_opened_with_unread_messages_marks_where_one_left_off() {
+    let mut window = two_rooms();
+    receive(
+        &mut window,
+        (41..=45).map(|i| room_message("rust", i, "carol", &format!("r{i}"))),
+    );
+    assert_eq!(counts(&window, "rust").0, 5);
+    window.click_on("rust");
+    let line = window.bounds_of("New messages").expect("the line");
+    let before = window.bounds_of("r40").expect("the last one seen");
+    let after = window.bounds_of("r41").expect("the first new one");
+    assert!(
+        before.y < line.y && line.y < after.y,
+        "between r40 {before:?} and r41 {after:?}: {line:?}"
+    );
+    // Nothing new the next time.
+    window.click_on("general");
+    assert!(!window.shows("New messages"));
+    window.click_on("rust");
+    assert!(!window.shows("New messages"));
 }

@@ -17,10 +17,21 @@ pub const FIND: &str = "rooms-find";
 
 /// The sidebar: who you are (with the account's menu), the invitations, the rooms (those
 /// the user was put out of greyed, with a Join button), then the direct conversations.
+/// Who the user is, for the top of the sidebar.
+pub struct Me<'a> {
+    /// The server's address.
+    pub server: &'a str,
+    /// Logged in to an account (which has a password to change).
+    pub account: bool,
+    /// The menu under the name is open.
+    pub menu: bool,
+}
+
+/// The sidebar: the user (a menu under the name), invitations, the rooms and
+/// conversations.
 pub fn view<'a>(
     rooms: &'a Rooms,
-    server: &'a str,
-    account: bool,
+    me: &Me<'a>,
     invitations: Option<Element<'a, Message>>,
 ) -> Element<'a, Message> {
     let active = rooms.active().map(|joined| joined.key.as_str());
@@ -97,19 +108,7 @@ pub fn view<'a>(
         .on_press(Message::Rooms(true))
         .style(button::text)
         .padding([4, 8]);
-    let mut title = column![
-        text(rooms.me()).size(14).font(bold()),
-        text(server).size(12).style(muted),
-    ]
-    .spacing(2);
-    if account {
-        title = title.push(
-            button(text("Change password…").size(12))
-                .on_press(Message::Account(true))
-                .style(button::text)
-                .padding(0),
-        );
-    }
+    let title = me_block(rooms.me(), me);
     let mut side = column![title].spacing(8).padding([12, 8]);
     if let Some(invitations) = invitations {
         side = side.push(invitations);
@@ -122,6 +121,37 @@ pub fn view<'a>(
     .width(WIDTH)
     .height(Fill)
     .into()
+}
+
+/// The user's name (a button that opens its menu: change password, switch account, log
+/// out) and the server.
+fn me_block<'a>(name: &str, me: &Me<'a>) -> Element<'a, Message> {
+    let mut title = column![
+        button(text(format!("{name} ▾")).size(14).font(bold()))
+            .on_press(Message::AccountMenu(!me.menu))
+            .style(button::text)
+            .padding(0),
+        text(me.server).size(12).style(muted),
+    ]
+    .spacing(2);
+    if me.menu {
+        let item = |label: &'static str, message: Message| {
+            button(text(label).size(13))
+                .on_press(message)
+                .style(button::text)
+                .padding([2, 4])
+                .width(Fill)
+        };
+        let mut menu = column![].spacing(2);
+        if me.account {
+            menu = menu.push(item("Change password…", Message::Account(true)));
+        }
+        menu = menu
+            .push(item("Switch account…", Message::LogOut { switch: true }))
+            .push(item("Log out", Message::LogOut { switch: false }));
+        title = title.push(container(menu).padding(4).style(container::bordered_box));
+    }
+    title.into()
 }
 
 /// A count in a pill: red for mentions.
