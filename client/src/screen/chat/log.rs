@@ -70,6 +70,10 @@ pub struct Log {
     /// The last place of the list: how far its top is above the viewport's, the height
     /// of everything, and of the viewport.
     place: Option<Place>,
+    /// Whether the list on screen was built for reading (held at the top). Events of a
+    /// list still held at the bottom count their offset from there: the reader's first
+    /// turns of the wheel come in one batch before the list is built anew.
+    built_reading: std::cell::Cell<bool>,
 }
 
 /// Where the list stands.
@@ -92,6 +96,7 @@ impl Default for Log {
             expanded: HashSet::new(),
             row_height: FIRST_ROW_HEIGHT,
             place: None,
+            built_reading: std::cell::Cell::new(false),
         }
     }
 }
@@ -190,9 +195,10 @@ impl Log {
         let max = (height - page).max(0.0);
         let window = self.window(timeline);
         let (above, below) = self.spaces(timeline, &window);
-        let from_top = match self.mode {
-            Mode::Follow => max - offset,
-            Mode::Read => offset,
+        let from_top = if self.built_reading.get() {
+            offset
+        } else {
+            max - offset
         };
         self.place = Some(Place {
             from_top,
@@ -203,7 +209,7 @@ impl Log {
         // the thumb does not jump with one tall message), while following: there the
         // list is held at the bottom and a space above that changes moves nothing read.
         let rendered = window.end - window.start;
-        if self.mode == Mode::Follow && rendered >= 20 {
+        if !self.built_reading.get() && rendered >= 20 {
             let mean = ((height - above - below) / rendered as f32).clamp(16.0, 400.0);
             self.row_height += (mean - self.row_height) * 0.25;
         }
@@ -218,6 +224,8 @@ impl Log {
                 }
                 None
             }
+            // Offsets from the bottom still: wait for the list held at the top.
+            Mode::Read if !self.built_reading.get() => None,
             Mode::Read => {
                 // Measured from the rendered rows, not from the spaces.
                 let (top, bottom) = (offset - above, max - offset - below);
@@ -295,6 +303,7 @@ impl Log {
     ) -> Element<'a, Message> {
         let timeline = &room.timeline;
         let window = self.window(timeline);
+        self.built_reading.set(self.mode == Mode::Read);
         let hide_presence = room.members.len() > looks.hide_presence_above;
         let today = Local::now().date_naive();
         let (above, below) = self.spaces(timeline, &window);
