@@ -241,7 +241,9 @@ fn link_pixels((pixels, width): &(Vec<u8>, usize), area: (usize, usize, usize, u
         .flat_map(|row| (left..left + area_width).map(move |column| (row * width + column) * 3))
         .filter(|&at| {
             let (red, green, blue) = (pixels[at], pixels[at + 1], pixels[at + 2]);
-            red < 60 && (60..150).contains(&green) && blue > 150
+            // The link colour of the light theme, (15, 96, 189), give or take the edges
+            // of letters: no name is drawn in a hue near it.
+            red < 60 && (66..127).contains(&green) && blue > 160
         })
         .count()
 }

@@ -61,11 +61,9 @@ pub fn muted_color(theme: &Theme) -> Color {
 
 /// The hues names are drawn in. Evenly spaced hues are not evenly apart to the eye once
 /// each is darkened or lightened to read on the background (30° apart, two reds or two
-/// greens were hard to tell apart): these ten were chosen so that every two of them differ
-/// by a CIELAB ΔE of at least 34 on both themes.
-const NAME_HUES: [f32; 10] = [
-    5.0, 30.0, 60.0, 110.0, 160.0, 190.0, 210.0, 260.0, 300.0, 330.0,
-];
+/// greens were hard to tell apart): these nine were chosen so that every two of them
+/// differ by a CIELAB ΔE of at least 36 on both themes, and none looks like a link.
+const NAME_HUES: [f32; 9] = [5.0, 30.0, 60.0, 110.0, 160.0, 190.0, 260.0, 300.0, 330.0];
 
 /// A colour for `name` that stays the same across sessions and reads well on the theme's
 /// background: one of [`NAME_HUES`], made dark (light themes) or light (dark themes)
@@ -226,6 +224,14 @@ mod tests {
         ]
     }
 
+    fn delta(a: [f32; 3], b: [f32; 3]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    }
+
     #[test]
     fn every_two_name_colours_are_told_apart_at_a_glance() {
         for theme in [Theme::Light, Theme::Dark] {
@@ -234,14 +240,16 @@ mod tests {
                 .iter()
                 .map(|hue| lab(readable(*hue, background)))
                 .collect();
+            let link = lab(link_color(&theme));
             for (i, a) in colors.iter().enumerate() {
+                let from_link = delta(*a, link);
+                assert!(
+                    from_link >= 20.0,
+                    "hue {} looks like a link on {theme:?}: ΔE {from_link:.1}",
+                    NAME_HUES[i]
+                );
                 for (j, b) in colors.iter().enumerate().skip(i + 1) {
-                    let delta = a
-                        .iter()
-                        .zip(b)
-                        .map(|(p, q)| (p - q).powi(2))
-                        .sum::<f32>()
-                        .sqrt();
+                    let delta = delta(*a, *b);
                     assert!(
                         delta >= 30.0,
                         "hues {} and {} on {theme:?}: ΔE {delta:.1}",
