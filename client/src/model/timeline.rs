@@ -293,8 +293,9 @@ pub struct Timeline {
     /// Scrolling back stops here: entries before it belong to an earlier epoch.
     epoch_start: Pos,
     loading: Option<u64>,
-    /// Whether each person (case-folded) was in after their last change pushed here.
-    presence: HashMap<String, bool>,
+    /// Whether each person (case-folded) was in after their last change pushed here, and
+    /// when that change was.
+    presence: HashMap<String, (bool, u64)>,
     me: String,
     me_folded: String,
 }
@@ -483,7 +484,17 @@ impl Timeline {
     /// Whether the last change of this person pushed here left them in the room (`None`:
     /// none was).
     pub fn was_in(&self, name: &str) -> Option<bool> {
-        self.presence.get(&chat_shared::fold(name)).copied()
+        self.presence
+            .get(&chat_shared::fold(name))
+            .map(|(was_in, _)| *was_in)
+    }
+
+    /// When this person last came in, as far as this timeline saw (server time, ms).
+    pub fn online_since(&self, name: &str) -> Option<u64> {
+        match self.presence.get(&chat_shared::fold(name)) {
+            Some((true, time)) => Some(*time),
+            _ => None,
+        }
     }
 
     /// Appends a live event (or one replayed at login). The user's own joins and leaves
@@ -498,8 +509,10 @@ impl Timeline {
             EventEntry::Step(step) => Some(self.push(Entry::Step(step))),
             EventEntry::Change(change) if chat_shared::fold(&change.name) == self.me_folded => None,
             EventEntry::Change(change) => {
-                self.presence
-                    .insert(chat_shared::fold(&change.name), change.kind.is_in());
+                self.presence.insert(
+                    chat_shared::fold(&change.name),
+                    (change.kind.is_in(), change.time),
+                );
                 if let Some(Entry::Presence(run)) = self.entries.back_mut() {
                     run.changes.push(change);
                     return Some(self.end() - 1);

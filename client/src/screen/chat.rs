@@ -140,6 +140,8 @@ pub enum Message {
     Drawer(Option<Drawer>),
     /// Opened or closed the menu under the user's name.
     AccountMenu(bool),
+    /// "Message" on a member's card: the conversation with them.
+    OpenDirect(String),
     /// "Log out" (`switch`: "Switch account…", the form without the name).
     LogOut {
         /// To log in under another name.
@@ -670,6 +672,7 @@ impl Chat {
             | Message::JoinRoom(_)
             | Message::Switch(_)
             | Message::Step(_)
+            | Message::OpenDirect(_)
             | Message::Part => return self.rooms_message(message),
         };
         (task, Action::None)
@@ -742,6 +745,12 @@ impl Chat {
             Message::Step(by) => {
                 self.step(by);
                 return (Task::none(), Action::Remember);
+            }
+            Message::OpenDirect(name) => {
+                let before = self.shown_key();
+                self.rooms.open_direct(&name);
+                self.shown_changed(before);
+                return (operation::focus(INPUT), Action::Remember);
             }
             Message::Part => {
                 if let Some(name) = self.rooms.active().map(|j| j.room.name.clone()) {
@@ -1112,6 +1121,7 @@ impl Chat {
     fn members(&self) -> Option<Element<'_, Message>> {
         let joined = self.rooms.active().filter(|joined| !joined.is_direct())?;
         let actions = |name: &str| self.member_actions(name);
+        let card = |name: &str| self.member_card(name);
         Some(members::view(
             &joined.room.members,
             &members::Look {
@@ -1121,8 +1131,46 @@ impl Chat {
                 moderation: &joined.room.moderation,
                 menu: self.moderation_state.member_menu(),
                 actions: &actions,
+                card: &card,
             },
         ))
+    }
+
+    /// Whether someone is in one of the user's rooms now.
+    fn seen_online(&self, name: &str) -> bool {
+        self.status == Status::Online
+            && self
+                .rooms
+                .iter()
+                .any(|joined| !joined.is_direct() && joined.room.members.contains(name))
+    }
+
+    /// What the card of a member of the room shown says.
+    fn member_card(&self, name: &str) -> members::Card {
+        let me = chat_shared::fold(name) == chat_shared::fold(self.rooms.me());
+        let Some(joined) = self.rooms.active() else {
+            return members::Card::default();
+        };
+        // Only accounts hold roles and conversations.
+        let account = if me {
+            Some(self.account)
+        } else if joined.room.moderation.role(name) != chat_shared::Role::Member
+            || self.rooms.iter().any(|other| {
+                other
+                    .with()
+                    .is_some_and(|with| chat_shared::fold(with) == chat_shared::fold(name))
+            })
+        {
+            Some(true)
+        } else {
+            None
+        };
+        members::Card {
+            since: joined.room.timeline.online_since(name),
+            account,
+            message: (self.account && !me && account != Some(false))
+                .then(|| Message::OpenDirect(name.to_string())),
+        }
     }
 
     /// The sidebar's toggle in a narrow window, with what is unread behind it.
@@ -1184,10 +1232,13 @@ impl Chat {
             } else {
                 format!("#{}", joined.room.name)
             };
-            let people = match joined.room.members.len() {
-                _ if joined.is_direct() => "direct messages".to_string(),
-                1 => "1 member".to_string(),
-                n => format!("{n} members"),
+            // A conversation says whether the other is online, as far as the rooms the
+            // two share tell (the protocol has no presence beyond rooms).
+            let people = match (joined.with(), joined.room.members.len()) {
+                (Some(with), _) if self.seen_online(with) => format!("● {with} is online"),
+                (Some(with), _) => format!("{with} is in no room you share"),
+                (None, 1) => "1 member".to_string(),
+                (None, n) => format!("{n} members"),
             };
             let mut heading = column![
                 row![

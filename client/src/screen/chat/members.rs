@@ -4,14 +4,14 @@
 
 use chat_shared::Role;
 use iced::widget::{
-    Column, button, column, container, mouse_area, row, scrollable, text, text_input, tooltip,
+    Column, button, column, container, mouse_area, row, scrollable, text, text_input,
 };
 use iced::{Center, Element, Fill, Theme};
 
 use super::Message;
 use super::moderation::Message as MenuMessage;
 use crate::model::{Members, Moderation};
-use crate::screen::style::{bold, muted, muted_color, unique_style};
+use crate::screen::style::{bold, clock, muted, muted_color, unique_style};
 use crate::widget::ellipsis::ellipsis;
 
 /// The id of the filter box.
@@ -37,6 +37,21 @@ pub struct Look<'a, 'b> {
     pub menu: Option<&'a str>,
     /// What the user may do to a member: the menu's entries (none: no menu).
     pub actions: &'b dyn Fn(&str) -> Vec<(String, Message)>,
+    /// What the card of a member says beyond the name.
+    pub card: &'b dyn Fn(&str) -> Card,
+}
+
+/// What is known of a member, for the card a click on the name opens.
+#[derive(Debug, Clone, Default)]
+pub struct Card {
+    /// When they came in, if this client saw it (server time, ms).
+    pub since: Option<u64>,
+    /// Whether the name is an account (`None`: not known; the protocol says so only of
+    /// those with a role and those one has a conversation with).
+    pub account: Option<bool>,
+    /// "Message": open a conversation with them (the user is an account, they are not
+    /// the user).
+    pub message: Option<Message>,
 }
 
 /// The member list: owners, then ops, then everyone else, each in natural order, with a
@@ -120,13 +135,14 @@ fn member_row<'a>(name: &'a str, me: bool, look: &Look<'a, '_>) -> Element<'a, M
             })
             .into()
     };
-    let line = tooltip(
-        line,
-        container(text(name).size(12))
-            .padding(6)
-            .style(container::bordered_box),
-        tooltip::Position::Left,
-    );
+    // A click on the name opens the member's card (and, for a moderator, the actions).
+    let open = look.menu == Some(name);
+    let line = button(line)
+        .on_press(Message::Moderation(MenuMessage::MemberMenu(
+            (!open).then(|| name.to_string()),
+        )))
+        .style(button::text)
+        .padding(0);
     let badge = match look.moderation.role(name) {
         Role::Owner => Some("owner"),
         Role::Op => Some("op"),
@@ -141,27 +157,54 @@ fn member_row<'a>(name: &'a str, me: bool, look: &Look<'a, '_>) -> Element<'a, M
     } else {
         Vec::new()
     };
-    if actions.is_empty() {
+    if actions.is_empty() && !open {
         return head.into();
     }
-    let open = look.menu == Some(name);
-    head = head.push(
-        button(text("…").size(12))
-            .on_press(Message::Moderation(MenuMessage::MemberMenu(
-                (!open).then(|| name.to_string()),
-            )))
-            .style(button::text)
-            .padding([0, 4]),
-    );
+    if !actions.is_empty() {
+        head = head.push(
+            button(text("…").size(12))
+                .on_press(Message::Moderation(MenuMessage::MemberMenu(
+                    (!open).then(|| name.to_string()),
+                )))
+                .style(button::text)
+                .padding([0, 4]),
+        );
+    }
     let head = mouse_area(head).on_right_press(Message::Moderation(MenuMessage::MemberMenu(Some(
         name.to_string(),
     ))));
     if !open {
         return head.into();
     }
+    let card = (look.card)(name);
+    let mut facts = vec![match (card.since, look.online) {
+        (Some(since), true) => format!("Online since {}", clock(since)),
+        (None, true) => "Online".to_string(),
+        (_, false) => "Last seen online".to_string(),
+    }];
+    match card.account {
+        Some(true) => facts.push("Account".into()),
+        Some(false) => facts.push("Guest".into()),
+        None => {}
+    }
     let mut menu = Column::new()
         .spacing(2)
         .padding(iced::Padding::ZERO.left(8));
+    for fact in facts {
+        menu = menu.push(
+            text(fact.clone())
+                .size(12)
+                .style(unique_style(muted, &fact)),
+        );
+    }
+    if let Some(message) = card.message {
+        menu = menu.push(
+            button(text("Message").size(12))
+                .on_press(message)
+                .style(button::text)
+                .padding([1, 4]),
+        );
+    }
     for (label, message) in actions {
         menu = menu.push(
             button(text(label).size(12))

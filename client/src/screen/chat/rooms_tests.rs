@@ -365,7 +365,7 @@ fn direct_messages_have_their_place_in_the_sidebar() {
     window.click_on("Karl");
     assert_eq!(shown_room(&window), "@Karl");
     assert_eq!(counts(&window, "@Karl"), (0, 0));
-    assert!(window.shows("direct messages"));
+    assert!(window.shows("Karl is in no room you share"));
     assert!(
         !window.shows("Hide members"),
         "a conversation has no member list"
@@ -636,4 +636,46 @@ fn a_room_opened_with_unread_messages_marks_where_one_left_off() {
     assert!(!window.shows("New messages"));
     window.click_on("rust");
     assert!(!window.shows("New messages"));
+}
+
+#[test]
+fn a_click_on_a_member_opens_a_card_with_a_way_to_write_to_them() {
+    let mut session = session_in(&["general"]);
+    session.account = true;
+    let mut window = Window::chat(&session);
+    let came = 1_764_000_000_000;
+    receive(
+        &mut window,
+        [ServerFrame::Joined {
+            room: Some("general".into()),
+            seq: 1,
+            time: came,
+            name: "carol".into(),
+        }],
+    );
+    window.click_on("carol");
+    let since = format!("Online since {}", crate::screen::style::clock(came));
+    assert!(window.shows(&since), "{since}");
+    window.click_on("Message");
+    assert_eq!(
+        chat(&window).room().map(|room| room.name.clone()),
+        Some("@carol".to_string()),
+        "the conversation with carol is shown"
+    );
+    // A guest writes to nobody: no "Message" on the cards it opens.
+    let mut window = Window::chat(&session_in(&["general"]));
+    window.click_on("bob");
+    assert!(window.shows("Online"));
+    assert!(!window.shows("Message"));
+}
+
+#[test]
+fn a_conversation_says_whether_the_other_is_online() {
+    let mut session = session_in(&["general"]);
+    session.account = true;
+    let mut window = Window::chat(&session);
+    enter(&mut window, "/msg bob");
+    assert!(window.shows("● bob is online"), "bob is in general");
+    enter(&mut window, "/msg zed");
+    assert!(window.shows("zed is in no room you share"));
 }
