@@ -469,8 +469,7 @@ impl Chat {
 
     /// The connection ended for good.
     pub fn ended(&mut self, reason: String) {
-        self.rooms
-            .notice_all(&format!("Disconnected: {reason}"), Tone::Problem);
+        // Said once, in the banner above the input with its way out ("Log in again").
         self.status = Status::Ended(reason);
     }
 
