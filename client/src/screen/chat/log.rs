@@ -143,7 +143,8 @@ impl Log {
 
     /// The heights of the spaces that stand for what is held above and below the window.
     fn spaces(&self, timeline: &Timeline, window: &Range<Pos>) -> (f32, f32) {
-        let height = |entries: Pos| entries.max(0) as f32 * self.row_height;
+        // Whole pixels: what is below a space is not drawn between two.
+        let height = |entries: Pos| (entries.max(0) as f32 * self.row_height).round();
         (
             height(window.start - timeline.start()),
             height(timeline.end() - window.end),
