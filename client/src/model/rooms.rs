@@ -9,7 +9,7 @@ use super::moderation::Moderation;
 use super::room::Room;
 use super::session::Session;
 use super::text::until_words;
-use super::timeline::Tone;
+use super::timeline::{Pos, Tone};
 
 /// A room, or a direct conversation (named `@name`), in the sidebar.
 #[derive(Debug, Clone)]
@@ -24,9 +24,9 @@ pub struct Joined {
     pub mentions: usize,
     /// The newest seq the user has seen shown (what is unread comes after it).
     read_seq: u64,
-    /// Where the user left off, when the room was shown with unread messages: a "New
-    /// messages" line stands before the first message after this seq.
-    pub left_off: Option<u64>,
+    /// Where the user left off, when the room was shown with unread messages: the first
+    /// message that was new then, with a "New messages" line before it.
+    pub left_off: Option<Pos>,
 }
 
 /// What the user should be told outside the window.
@@ -208,7 +208,11 @@ impl Rooms {
         }
         self.active = Some(index);
         let joined = &mut self.list[index];
-        joined.left_off = (joined.unread > 0).then_some(joined.read_seq);
+        joined.left_off = if joined.unread > 0 {
+            joined.room.timeline.first_message_after(joined.read_seq)
+        } else {
+            None
+        };
         joined.unread = 0;
         joined.mentions = 0;
         joined.read_seq = joined.room.last_seq();

@@ -481,6 +481,21 @@ impl Timeline {
         })
     }
 
+    /// The oldest message after `seq`, looking back from the newest only as far as that
+    /// (what is new is at the end).
+    pub fn first_message_after(&self, seq: u64) -> Option<Pos> {
+        let mut first = None;
+        for (pos, entry) in self.range(self.start()..self.end()).rev() {
+            if let Entry::Message(message) = entry {
+                if message.seq <= seq {
+                    break;
+                }
+                first = Some(pos);
+            }
+        }
+        first
+    }
+
     /// Whether the last change of this person pushed here left them in the room (`None`:
     /// none was).
     pub fn was_in(&self, name: &str) -> Option<bool> {

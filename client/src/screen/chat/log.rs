@@ -115,8 +115,8 @@ pub struct Looks<'a> {
     pub hovered: Option<u64>,
     /// The message whose actions are open.
     pub menu: Option<u64>,
-    /// A "New messages" line before the first message after this seq.
-    pub left_off: Option<u64>,
+    /// A "New messages" line before this entry.
+    pub left_off: Option<Pos>,
 }
 
 impl Log {
@@ -314,12 +314,6 @@ impl Log {
         }
         rows.push(((Pos::MIN, 0), top_of_window(timeline, &window)));
         let mut last_day = None;
-        // Messages before the window may be the first new ones: the line then stays out.
-        let mut new_line = looks.left_off.is_none_or(|left_off| {
-            timeline
-                .range(timeline.start()..window.start)
-                .any(|(_, entry)| matches!(entry, Entry::Message(m) if m.seq > left_off))
-        });
         for (pos, entry) in timeline.range(window.clone()) {
             if hide_presence && matches!(entry, Entry::Presence(_)) {
                 continue;
@@ -331,11 +325,7 @@ impl Log {
                 last_day = Some(day);
                 rows.push(((pos, 1), day_separator(&style::day_label(day, today))));
             }
-            if let (Some(left_off), Entry::Message(message)) = (looks.left_off, entry)
-                && message.seq > left_off
-                && !new_line
-            {
-                new_line = true;
+            if looks.left_off == Some(pos) {
                 rows.push(((pos, 2), new_messages_line()));
             }
             let row = match entry {
