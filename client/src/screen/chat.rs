@@ -76,8 +76,9 @@ pub enum Message {
     },
     /// `PageUp`, `PageDown`, Ctrl+Home, Ctrl+End.
     ScrollLog(Scroll),
-    /// The log moved.
-    Scrolled(scrollable::Viewport),
+    /// The log moved; the mode it was built in (held at the bottom, offsets count from
+    /// there; or at the top).
+    Scrolled(scrollable::Viewport, viewport::Mode),
     /// "Jump to latest" or "N new messages".
     JumpToLatest,
     /// "Show older messages".
@@ -608,8 +609,8 @@ impl Chat {
                     .map_or(viewport::Mode::Follow, |view| view.log.mode());
                 viewport::scroll(LIST.into(), to, mode)
             }
-            Message::Scrolled(viewport) => {
-                self.with_log(|log, timeline| log.scrolled(&viewport, timeline));
+            Message::Scrolled(viewport, built) => {
+                self.with_log(|log, timeline| log.scrolled(&viewport, built, timeline));
                 Task::none()
             }
             Message::ShowOlder => {

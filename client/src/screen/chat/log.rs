@@ -70,10 +70,6 @@ pub struct Log {
     /// The last place of the list: how far its top is above the viewport's, the height
     /// of everything, and of the viewport.
     place: Option<Place>,
-    /// Whether the list on screen was built for reading (held at the top). Events of a
-    /// list still held at the bottom count their offset from there: the reader's first
-    /// turns of the wheel come in one batch before the list is built anew.
-    built_reading: std::cell::Cell<bool>,
 }
 
 /// Where the list stands.
@@ -96,7 +92,6 @@ impl Default for Log {
             expanded: HashSet::new(),
             row_height: FIRST_ROW_HEIGHT,
             place: None,
-            built_reading: std::cell::Cell::new(false),
         }
     }
 }
@@ -184,23 +179,24 @@ impl Log {
         }
     }
 
-    /// The list moved (by the reader or by the log itself).
+    /// The list moved (by the reader or by the log itself); `built` is the mode the list
+    /// was built in. The reader's first turns of the wheel come in one batch, all from a
+    /// list still held at the bottom, whose offsets count from there, before the list is
+    /// built anew for reading.
     pub fn scrolled(
         &mut self,
         viewport: &scrollable::Viewport,
+        built: Mode,
         timeline: &mut Timeline,
     ) -> Option<Request> {
+        let built_reading = built == Mode::Read;
         let offset = viewport.absolute_offset().y;
         let page = viewport.bounds().height;
         let height = viewport.content_bounds().height;
         let max = (height - page).max(0.0);
         let window = self.window(timeline);
         let (above, below) = self.spaces(timeline, &window);
-        let from_top = if self.built_reading.get() {
-            offset
-        } else {
-            max - offset
-        };
+        let from_top = if built_reading { offset } else { max - offset };
         self.place = Some(Place {
             from_top,
             height,
@@ -210,7 +206,7 @@ impl Log {
         // the thumb does not jump with one tall message), while following: there the
         // list is held at the bottom and a space above that changes moves nothing read.
         let rendered = window.end - window.start;
-        if !self.built_reading.get() && rendered >= 20 {
+        if !built_reading && rendered >= 20 {
             let mean = ((height - above - below) / rendered as f32).clamp(16.0, 400.0);
             self.row_height += (mean - self.row_height) * 0.25;
         }
@@ -226,7 +222,7 @@ impl Log {
                 None
             }
             // Offsets from the bottom still: wait for the list held at the top.
-            Mode::Read if !self.built_reading.get() => None,
+            Mode::Read if !built_reading => None,
             Mode::Read => {
                 // Measured from the rendered rows, not from the spaces.
                 let (top, bottom) = (offset - above, max - offset - below);
@@ -304,7 +300,6 @@ impl Log {
     ) -> Element<'a, Message> {
         let timeline = &room.timeline;
         let window = self.window(timeline);
-        self.built_reading.set(self.mode == Mode::Read);
         let hide_presence = room.members.len() > looks.hide_presence_above;
         let today = Local::now().date_naive();
         let (above, below) = self.spaces(timeline, &window);
@@ -368,7 +363,10 @@ impl Log {
                 Mode::Follow => scrollable::Anchor::End,
                 Mode::Read => scrollable::Anchor::Start,
             })
-            .on_scroll(Message::Scrolled)
+            .on_scroll({
+                let mode = self.mode;
+                move |viewport| Message::Scrolled(viewport, mode)
+            })
             .height(Shrink)
             .width(Fill);
         container(keep_in_view(list, LIST.into(), self.mode, list_key))
