@@ -403,6 +403,11 @@ fn frames_refused_before_the_room_is_asked() {
 }
 
 /// `remove` of a name from a room.
+/// The `left` a member put out of a room sees, for this reason.
+fn put_out(frame: &ServerFrame, why: LeaveReason) -> bool {
+    matches!(frame, ServerFrame::Left { reason, .. } if *reason == why)
+}
+
 fn remove(name: &str, message: Option<&str>) -> ClientFrame {
     ClientFrame::Remove {
         room: "rust".into(),
@@ -457,15 +462,7 @@ fn remove_and_who_may() {
             "{left:?}"
         );
         let seen = troll
-            .recv_until(|f| {
-                matches!(
-                    f,
-                    ServerFrame::Left {
-                        reason: LeaveReason::Removed,
-                        ..
-                    }
-                )
-            })
+            .recv_until(|f| put_out(f, LeaveReason::Removed))
             .await
             .pop();
         assert_eq!(seen, Some(left), "the removed sees its own left");
@@ -507,17 +504,7 @@ fn ban_and_unban() {
             matches!(&out, ServerFrame::Left { name, reason: LeaveReason::Banned, by: Some(by), .. } if name == "troll" && by == "bob"),
             "{out:?}"
         );
-        troll
-            .recv_until(|f| {
-                matches!(
-                    f,
-                    ServerFrame::Left {
-                        reason: LeaveReason::Banned,
-                        ..
-                    }
-                )
-            })
-            .await;
+        troll.recv_until(|f| put_out(f, LeaveReason::Banned)).await;
         let refusal = refused(&mut troll, &join("rust")).await;
         assert!(
             matches!(&refusal, ServerFrame::Error { code: ErrorCode::Banned, message, until: Some(u), room: Some(r), .. }
@@ -644,17 +631,7 @@ fn timed_bans_and_mutes_end_by_themselves() {
         else {
             panic!("{banned:?}");
         };
-        troll
-            .recv_until(|f| {
-                matches!(
-                    f,
-                    ServerFrame::Left {
-                        reason: LeaveReason::Banned,
-                        ..
-                    }
-                )
-            })
-            .await;
+        troll.recv_until(|f| put_out(f, LeaveReason::Banned)).await;
         let refusal = refused(&mut troll, &join("rust")).await;
         assert!(
             matches!(&refusal, ServerFrame::Error { code: ErrorCode::Banned, until: Some(u), .. } if *u == until),
@@ -1055,17 +1032,7 @@ fn a_removal_racing_a_takeover() {
             "{welcome:?}"
         );
         taken.name = "troll".into();
-        alice
-            .recv_until(|f| {
-                matches!(
-                    f,
-                    ServerFrame::Left {
-                        reason: LeaveReason::Removed,
-                        ..
-                    }
-                )
-            })
-            .await;
+        alice.recv_until(|f| put_out(f, LeaveReason::Removed)).await;
         // Out of the room on the new connection: posting there is not_member.
         taken.send(&say_in("rust", "am I in?", "t-1")).await;
         let answer = taken
