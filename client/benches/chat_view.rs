@@ -49,12 +49,7 @@ fn chat_with(events: u64) -> Chat {
                 users: users[..20].to_vec(),
                 seq: 0,
                 oldest: 0,
-                topic: None,
-                roles: std::collections::BTreeMap::new(),
-                invite_only: false,
-                bans: Vec::new(),
-                mutes: Vec::new(),
-                invites: Vec::new(),
+                state: chat_shared::RoomState::default(),
             },
             true,
         );

@@ -319,6 +319,29 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// A room's moderation state as the `room` answer gives it to one member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomState {
+    /// Its topic, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The accounts with a role other than member, online or not: name to role.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub roles: std::collections::BTreeMap<String, Role>,
+    /// Whether only the invited (and those with a role) may join.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub invite_only: bool,
+    /// For those who may lift them: the bans in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bans: Vec<Restriction>,
+    /// For those who may lift them: the mutes in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mutes: Vec<Restriction>,
+    /// For those who may invite: the accounts invited who have not joined yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invites: Vec<String>,
+}
+
 /// A direct conversation in `welcome.conversations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
@@ -545,24 +568,10 @@ pub enum ServerFrame {
         seq: u64,
         /// The oldest seq held, 0 if none.
         oldest: u64,
-        /// Its topic, if it has one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        topic: Option<String>,
-        /// The accounts with a role other than member, online or not: name to role.
-        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-        roles: std::collections::BTreeMap<String, Role>,
-        /// Whether only the invited (and those with a role) may join.
-        #[serde(default, skip_serializing_if = "is_false")]
-        invite_only: bool,
-        /// For those who may lift them: the bans in force.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        bans: Vec<Restriction>,
-        /// For those who may lift them: the mutes in force.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        mutes: Vec<Restriction>,
-        /// For those who may invite: the accounts invited who have not joined yet.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        invites: Vec<String>,
+        /// Its topic, roles, settings, and what the member may lift (version 3; its
+        /// fields stand beside the others on the wire).
+        #[serde(flatten)]
+        state: RoomState,
     },
     /// The answer to `rooms`.
     RoomList {

@@ -15,7 +15,7 @@ mod moderation;
 
 use std::time::Duration;
 
-use chat_shared::{ClientFrame, ErrorCode, Name, RejectCode, Role, ServerFrame};
+use chat_shared::{ClientFrame, ErrorCode, Name, RejectCode, Role, RoomState, ServerFrame};
 use chat_tests::{Client, Storage, TempDir, assert_rejected, run_for, test_config};
 use moderation::{
     account, again, ban, code, enter, guest, hello, next_recorded, post, recorded, refused, role,
@@ -105,12 +105,15 @@ fn what_moderation_keeps_survives_a_restart() {
             .await
             .pop();
         let Some(ServerFrame::Room {
-            topic,
-            roles,
-            invite_only,
-            bans,
-            mutes,
-            invites,
+            state:
+                RoomState {
+                    topic,
+                    roles,
+                    invite_only,
+                    bans,
+                    mutes,
+                    invites,
+                },
             ..
         }) = answer
         else {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chat_shared::{LeaveReason, Restriction, Role, ServerFrame, fold};
+use chat_shared::{LeaveReason, Restriction, Role, RoomState, ServerFrame, fold};
 
 use super::text::until_words;
 
@@ -41,25 +41,21 @@ pub struct Moderation {
 
 impl Moderation {
     /// As a `room` answer states it.
-    pub fn answered(frame: &ServerFrame) -> Option<Self> {
-        let ServerFrame::Room {
+    pub fn answered(state: &RoomState) -> Self {
+        let RoomState {
             topic,
             roles,
             invite_only,
             bans,
             mutes,
             invites,
-            ..
-        } = frame
-        else {
-            return None;
-        };
+        } = state;
         let by_name = |list: &[Restriction]| {
             list.iter()
                 .map(|r| (fold(&r.name), r.clone()))
                 .collect::<BTreeMap<_, _>>()
         };
-        Some(Self {
+        Self {
             topic: topic.clone().unwrap_or_default(),
             roles: roles
                 .iter()
@@ -69,7 +65,7 @@ impl Moderation {
             bans: by_name(bans),
             mutes: by_name(mutes),
             invites: invites.iter().map(|n| (fold(n), n.clone())).collect(),
-        })
+        }
     }
 
     /// The role of someone in the room.

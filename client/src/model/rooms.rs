@@ -368,14 +368,11 @@ impl Rooms {
                 ref users,
                 seq,
                 oldest,
-                ..
+                ref state,
             } => {
-                let moderation = Moderation::answered(&frame);
                 let joined = self.get_mut(room)?;
                 joined.room.name.clone_from(room);
-                if let Some(moderation) = moderation {
-                    joined.room.moderation_answered(moderation);
-                }
+                joined.room.moderation_answered(Moderation::answered(state));
                 if joined.room.answered(users, seq, oldest) {
                     joined.room.timeline.notice(
                         None,
@@ -594,12 +591,7 @@ mod tests {
             users: vec!["me".into()],
             seq,
             oldest: u64::from(seq > 0),
-            topic: None,
-            roles: std::collections::BTreeMap::new(),
-            invite_only: false,
-            bans: Vec::new(),
-            mutes: Vec::new(),
-            invites: Vec::new(),
+            state: chat_shared::RoomState::default(),
         }
     }
 

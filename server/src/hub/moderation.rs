@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use chat_shared::{
-    CloseCode, ErrorCode, Frame, LeaveReason, NameKeys, Restriction, Role, RoomName, ServerFrame,
-    decode_line, fold,
+    CloseCode, ErrorCode, Frame, LeaveReason, NameKeys, Restriction, Role, RoomName, RoomState,
+    ServerFrame, decode_line, fold,
 };
 
 use crate::bans::{Banned, ServerBan};
@@ -418,7 +418,7 @@ impl Hub {
 
     /// What the `room` answer tells a member of the room's state: its topic, roles and
     /// settings, and for those who may lift them, its bans, mutes and invitations.
-    pub(super) fn described(&self, member: &Member, room: &Room) -> Described {
+    pub(super) fn described(&self, member: &Member, room: &Room) -> RoomState {
         let state = room.state();
         let now = now_millis();
         let moderator = self.power(member, room) >= Power::Op;
@@ -431,7 +431,7 @@ impl Hub {
                 .map(|k| k.restriction.clone())
                 .collect()
         };
-        Described {
+        RoomState {
             topic: (!state.topic.is_empty()).then(|| state.topic.clone()),
             roles: state.roles.values().cloned().collect(),
             invite_only: state.invite_only,
@@ -886,14 +886,4 @@ fn place_room(place: &Place) -> Option<&str> {
         Place::Room(room) => Some(room.as_str()),
         Place::With(_) => None,
     }
-}
-
-/// What the `room` answer says of a room's state (see [`Hub::described`]).
-pub(super) struct Described {
-    pub(super) topic: Option<String>,
-    pub(super) roles: Vec<(String, Role)>,
-    pub(super) invite_only: bool,
-    pub(super) bans: Vec<Restriction>,
-    pub(super) mutes: Vec<Restriction>,
-    pub(super) invites: Vec<String>,
 }

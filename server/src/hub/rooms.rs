@@ -414,18 +414,12 @@ impl Hub {
         let (fresh, max) = (self.config.replay, self.config.replay_max);
         // A join's `since` counts in the epoch its client logged in with, this one.
         let replay = room.replay(since, true, fresh, max);
-        let state = self.described(member, room);
         let frame = Frame::encode(&ServerFrame::Room {
             room: room.name().to_string(),
             users: room.users(&self.registry),
             seq: seq.unwrap_or(room.newest()),
             oldest: room.oldest(self.log.durable()),
-            topic: state.topic,
-            roles: state.roles.into_iter().collect(),
-            invite_only: state.invite_only,
-            bans: state.bans,
-            mutes: state.mutes,
-            invites: state.invites,
+            state: self.described(member, room),
         });
         member
             .queue

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_shared::{
     ClientFrame, CloseCode, ErrorCode, LeaveReason, PROTOCOL_VERSION, Password, RejectCode, Role,
-    RoomUsers, ServerFrame,
+    RoomState, RoomUsers, ServerFrame,
 };
 use chat_tests::{Client, Config, assert_closing, assert_rejected, run_for, test_config};
 use smol::Timer;
@@ -282,10 +282,14 @@ fn the_account_that_makes_a_room_owns_it() {
         let (mut bob, _) = account(server.addr(), "bob").await;
         let answer = enter(&mut bob, "rust").await;
         let ServerFrame::Room {
-            roles,
-            topic: None,
-            invite_only: false,
-            bans,
+            state:
+                RoomState {
+                    roles,
+                    topic: None,
+                    invite_only: false,
+                    bans,
+                    ..
+                },
             ..
         } = &answer
         else {
@@ -295,13 +299,17 @@ fn the_account_that_makes_a_room_owns_it() {
         assert!(bans.is_empty(), "only those who may lift them see the bans");
         let mut gus = guest(server.addr(), "gus").await;
         let answer = enter(&mut gus, "guests").await;
-        assert!(matches!(&answer, ServerFrame::Room { roles, .. } if roles.is_empty()));
+        assert!(
+            matches!(&answer, ServerFrame::Room { state: RoomState { roles, .. }, .. } if roles.is_empty())
+        );
         bob.send(&join("general")).await;
         let answer = bob
             .recv_until(|f| matches!(f, ServerFrame::Room { .. }))
             .await
             .pop();
-        assert!(matches!(&answer, Some(ServerFrame::Room { roles, .. }) if roles.is_empty()));
+        assert!(
+            matches!(&answer, Some(ServerFrame::Room { state: RoomState { roles, .. }, .. }) if roles.is_empty())
+        );
     });
 }
 
@@ -369,7 +377,7 @@ fn topics_and_roles() {
             .await
             .pop();
         assert!(
-            matches!(&answer, Some(ServerFrame::Room { roles, topic: Some(t), .. })
+            matches!(&answer, Some(ServerFrame::Room { state: RoomState { roles, topic: Some(t), .. }, .. })
                 if roles.get("bob") == Some(&Role::Owner) && roles.get("alice") == Some(&Role::Op) && t == "ops may"),
             "{answer:?}"
         );
@@ -525,7 +533,7 @@ fn ban_and_unban() {
             .await
             .pop();
         assert!(
-            matches!(&answer, Some(ServerFrame::Room { bans, .. }) if bans.len() == 1 && bans[0].name == "troll"),
+            matches!(&answer, Some(ServerFrame::Room { state: RoomState { bans, .. }, .. }) if bans.len() == 1 && bans[0].name == "troll"),
             "{answer:?}"
         );
         let unban = ClientFrame::Unban {

@@ -34,15 +34,15 @@ fn answer(roles: &[(&str, Role)], topic: &str, bans: Vec<Restriction>) -> Server
         users: ["me", "alice", "bob", "troll"].map(String::from).to_vec(),
         seq: 0,
         oldest: 0,
-        topic: (!topic.is_empty()).then(|| topic.to_string()),
-        roles: roles
-            .iter()
-            .map(|(name, role)| ((*name).to_string(), *role))
-            .collect::<BTreeMap<_, _>>(),
-        invite_only: false,
-        bans,
-        mutes: Vec::new(),
-        invites: Vec::new(),
+        state: chat_shared::RoomState {
+            topic: (!topic.is_empty()).then(|| topic.to_string()),
+            roles: roles
+                .iter()
+                .map(|(name, role)| ((*name).to_string(), *role))
+                .collect::<BTreeMap<_, _>>(),
+            bans,
+            ..chat_shared::RoomState::default()
+        },
     }
 }
 

@@ -17,12 +17,7 @@ fn answer(room: &str, seq: u64) -> ServerFrame {
         users: vec!["me".into(), "bob".into(), "carol".into()],
         seq,
         oldest: u64::from(seq > 0),
-        topic: None,
-        roles: std::collections::BTreeMap::new(),
-        invite_only: false,
-        bans: Vec::new(),
-        mutes: Vec::new(),
-        invites: Vec::new(),
+        state: chat_shared::RoomState::default(),
     }
 }
 
