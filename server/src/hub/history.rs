@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chat_shared::{ErrorCode, Frame, ServerFrame};
 
-use crate::log::state::RoomState;
+use crate::log::state::KeptState;
 use crate::log::{EventLog, Span, StreamId, for_reader};
 use crate::queue::SendQueue;
 
@@ -44,7 +44,7 @@ impl Read {
             if members_only {
                 match log.room_state(&stream) {
                     Ok(fields)
-                        if RoomState::from_fields(
+                        if KeptState::from_fields(
                             fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                         )
                         .invite_only =>

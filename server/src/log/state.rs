@@ -2,7 +2,7 @@
 //! invitations. It changes only through recorded events, in the same step as the event:
 //! [`changes`] says what an event's frame changes, as operations on fields (string keys
 //! to string values) that every log keeps beside the room's events (a table of the store,
-//! a hash in Redis, a map in memory) and that [`RoomState`] reads.
+//! a hash in Redis, a map in memory) and that [`KeptState`] reads.
 //!
 //! One function derives the changes from the frame, so the log that records an event, the
 //! hub that takes it in, and every node that tails it all come to the same state.
@@ -56,9 +56,10 @@ impl Kept {
     }
 }
 
-/// A room's state, as its fields say.
+/// A room's state as the log keeps it, from its fields (what a member is told of it is
+/// [`chat_shared::RoomState`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoomState {
+pub struct KeptState {
     /// The topic (empty: none).
     pub topic: String,
     /// Whether only the invited (and those with a role) may join.
@@ -80,7 +81,7 @@ const BAN: &str = "ban:";
 const MUTE: &str = "mute:";
 const INVITE: &str = "invite:";
 
-impl RoomState {
+impl KeptState {
     /// The state its fields describe (fields it cannot read are skipped).
     pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut state = Self::default();
@@ -212,17 +213,19 @@ pub fn mute_field(folded: &str) -> String {
     format!("{MUTE}{folded}")
 }
 
-/// What a recorded event changes in its room's state, from its frame. Messages change
-/// nothing (and are not decoded: most events are messages).
+/// What a recorded event changes in its room's state, from its frame.
 pub fn changes(frame: &[u8]) -> Vec<FieldOp> {
+    unless_message(frame).map_or_else(Vec::new, |frame| changes_of(&frame))
+}
+
+/// An encoded event, decoded unless it is a message: messages change nothing in a room's
+/// state and are most events, so they are not decoded.
+pub fn unless_message(frame: &[u8]) -> Option<ServerFrame> {
     const MESSAGE: &[u8] = b"{\"type\":\"message\"";
     if frame.starts_with(MESSAGE) {
-        return Vec::new();
+        return None;
     }
-    let Ok(frame) = decode_line::<ServerFrame>(frame.trim_ascii_end()) else {
-        return Vec::new();
-    };
-    changes_of(&frame)
+    decode_line::<ServerFrame>(frame.trim_ascii_end()).ok()
 }
 
 /// What a decoded event changes in its room's state.
@@ -302,7 +305,7 @@ mod tests {
     use super::*;
     use chat_shared::Frame;
 
-    fn apply(state: &mut RoomState, frame: &ServerFrame) {
+    fn apply(state: &mut KeptState, frame: &ServerFrame) {
         for op in changes(Frame::encode(frame).as_bytes()) {
             state.apply(&op);
         }
@@ -310,20 +313,20 @@ mod tests {
 
     /// What the state holds, as its fields would: applying the changes to a map of fields
     /// and reading them back gives the state that applying them directly gives.
-    fn through_fields(frames: &[ServerFrame]) -> RoomState {
+    fn through_fields(frames: &[ServerFrame]) -> KeptState {
         let mut fields: BTreeMap<String, String> = BTreeMap::new();
         for frame in frames {
             for op in changes_of(frame) {
                 op.apply_to(&mut fields);
             }
         }
-        RoomState::from_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        KeptState::from_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
     /// Applies `frames` directly, checks that their fields give the same state, and
     /// returns it.
-    fn check_through_fields(frames: &[ServerFrame]) -> RoomState {
-        let mut direct = RoomState::default();
+    fn check_through_fields(frames: &[ServerFrame]) -> KeptState {
+        let mut direct = KeptState::default();
         for frame in frames {
             apply(&mut direct, frame);
         }

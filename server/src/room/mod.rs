@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_shared::{Frame, LeaveReason, ServerFrame, decode_line, fold};
+use chat_shared::{Frame, LeaveReason, ServerFrame, fold};
 
-use crate::log::state::{RoomState, changes_of};
+use crate::log::state::{KeptState, changes_of, unless_message};
 use crate::log::{
     Body, Event, Head, NewEvent, Note, Rewrite, Seq, Snapshot, Span, StreamId, Tailed, erased,
 };
@@ -110,7 +110,7 @@ pub struct Room {
     /// Its name as first spelled.
     name: Arc<str>,
     /// Its topic, roles, settings, bans, mutes and invitations, as of its newest event.
-    state: RoomState,
+    state: KeptState,
     /// The newest recorded events, oldest first, seqs contiguous.
     window: VecDeque<Event>,
     capacity: usize,
@@ -186,7 +186,7 @@ impl Room {
         while window.len() > capacity {
             window.pop_front();
         }
-        let state = RoomState::from_fields(
+        let state = KeptState::from_fields(
             snapshot
                 .state
                 .iter()
@@ -221,7 +221,7 @@ impl Room {
     }
 
     /// Its topic, roles, settings, bans, mutes and invitations, as of its newest event.
-    pub fn state(&self) -> &RoomState {
+    pub fn state(&self) -> &KeptState {
         &self.state
     }
 
@@ -580,12 +580,7 @@ impl Room {
     /// What an event changes in the room's state and window. Messages change nothing
     /// (and are not decoded: most events are messages).
     fn take_in(&mut self, event: &Event) -> Option<Consequence> {
-        const MESSAGE: &[u8] = b"{\"type\":\"message\"";
-        let bytes = event.frame.as_bytes();
-        if bytes.starts_with(MESSAGE) {
-            return None;
-        }
-        let frame = decode_line::<ServerFrame>(bytes.trim_ascii_end()).ok()?;
+        let frame = unless_message(event.frame.as_bytes())?;
         for op in changes_of(&frame) {
             self.state.apply(&op);
         }
