@@ -59,9 +59,10 @@ pub(crate) async fn login(
     room: Option<String>,
 ) -> Result<(Writer, FrameReader<Reader, ServerFrame>), String> {
     let (reader, mut stream) = connect(i, addr, total).await?;
+    let account = i < ACCOUNTS_BELOW.get().copied().unwrap_or(0);
     let hello = Frame::encode(&ClientFrame::Hello {
-        password: None,
-        register: false,
+        password: account.then(|| chat_shared::Password::new(format!("load generator {i}"))),
+        register: account,
         protocol: chat_shared::PROTOCOL_VERSION,
         name: format!("lg{i}"),
         since: None,
@@ -165,6 +166,10 @@ async fn first_line(
 
 /// With `--quiet-rooms K`: how many rooms besides its own each client is in.
 pub(crate) static QUIET_ROOMS: OnceLock<usize> = OnceLock::new();
+
+/// Clients numbered below this log in to accounts they register (`fanout --edits`: only an
+/// account edits its messages).
+pub(crate) static ACCOUNTS_BELOW: OnceLock<usize> = OnceLock::new();
 
 /// Quiet rooms there are, for `--quiet-rooms`.
 const QUIET_ROOM_COUNT: usize = 100;

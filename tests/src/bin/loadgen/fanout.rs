@@ -14,10 +14,10 @@ use serde::Serialize;
 use smol::Timer;
 
 use crate::accounts::register_accounts;
-use crate::clients::{QUIET_ROOMS, ramp_up, room_of, use_tls};
+use crate::clients::{ACCOUNTS_BELOW, QUIET_ROOMS, ramp_up, room_of, use_tls};
 use crate::measure::{Percentiles, cpu_seconds, progress, report, spent, status_bytes};
 use crate::moderation::moderate_rooms;
-use crate::reading::{Latencies, Received, read_messages};
+use crate::reading::{Latencies, NEWEST_OF, Received, read_messages};
 use crate::storm::{StormSummary, storm};
 use crate::{default_addr, now_ns, spawn, worker_threads};
 
@@ -93,6 +93,14 @@ pub(crate) struct FanoutArgs {
     /// server with --admins lg-admin)
     #[argh(switch)]
     moderated: bool,
+    /// every other turn of a sender edits its previous post instead of posting (the
+    /// senders log in to accounts they register: run against a fresh store)
+    #[argh(switch)]
+    edits: bool,
+    /// how many of the senders also send `typing` to their room, once a second before a
+    /// post (default: 0)
+    #[argh(option, default = "0")]
+    typists: usize,
     /// print the summary as one JSON object
     #[argh(switch)]
     json: bool,
@@ -125,6 +133,10 @@ struct FanoutSummary {
     stalled: usize,
     /// The rooms had ops, bans and mutes (`--moderated`).
     moderated: bool,
+    /// Every other turn of a sender was an edit (`--edits`).
+    edits: bool,
+    /// Senders that sent `typing` once a second (`--typists`).
+    typists: usize,
     target_rate: f64,
     duration_s: f64,
     text_size: usize,
@@ -177,7 +189,8 @@ async fn post(writers: Vec<Writer>, args: &FanoutArgs) -> (u64, f64) {
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
     let senders = args.senders as u64;
-    let (rate, rooms) = (args.rate, args.rooms);
+    let (rate, rooms, edits) = (args.rate, args.rooms, args.edits);
+    let typists = args.typists;
     let posting: Vec<_> = writers
         .into_iter()
         .take(args.senders)
@@ -185,18 +198,50 @@ async fn post(writers: Vec<Writer>, args: &FanoutArgs) -> (u64, f64) {
         .map(|(s, mut stream)| {
             let (sent, pad, bar) = (sent.clone(), pad.clone(), bar.clone());
             let room = room_of(s, rooms);
+            let typing = (s < typists).then(|| {
+                Frame::encode(&ClientFrame::Typing {
+                    room: room.clone(),
+                    to: None,
+                })
+            });
             spawn(async move {
+                let mut typed: Option<Instant> = None;
                 // Post n is due at n / rate, so the senders take turns instead of firing
                 // together.
                 let mut post = s as u64;
                 while post < total {
                     Timer::at(started + Duration::from_secs_f64(post as f64 / rate)).await;
-                    let frame = Frame::encode(&ClientFrame::Say {
-                        to: None,
-                        me: false,
-                        room: room.clone(),
-                        text: format!("p{post} {} {pad}", now_ns()),
-                        id: None,
+                    // A typist says it is typing once a second, before a post.
+                    if let Some(typing) = &typing
+                        && typed.is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+                    {
+                        typed = Some(Instant::now());
+                        if stream.write_all(typing.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                    let text = format!("p{post} {} {pad}", now_ns());
+                    let turn = post / senders;
+                    let newest = NEWEST_OF
+                        .get()
+                        .and_then(|all| all.get(s))
+                        .map_or(0, |seq| seq.load(Ordering::Relaxed));
+                    let frame = Frame::encode(&if edits && turn % 2 == 1 && newest > 0 {
+                        ClientFrame::Edit {
+                            room: room.clone(),
+                            with: None,
+                            seq: newest,
+                            text,
+                        }
+                    } else {
+                        ClientFrame::Say {
+                            to: None,
+                            me: false,
+                            reply_to: None,
+                            room: room.clone(),
+                            text,
+                            id: None,
+                        }
                     });
                     if stream.write_all(frame.as_bytes()).await.is_err()
                         || stream.flush().await.is_err()
@@ -247,6 +292,13 @@ async fn prepare(args: &FanoutArgs) -> Result<(), String> {
         return Err("--quiet-rooms is at most 10".into());
     }
     let _ = QUIET_ROOMS.set(args.quiet_rooms);
+    if args.edits {
+        let _ = ACCOUNTS_BELOW.set(args.senders);
+        let _ = NEWEST_OF.set((0..args.senders).map(|_| AtomicU64::new(0)).collect());
+    }
+    if args.typists > args.senders {
+        return Err("--typists is at most --senders".into());
+    }
     if let Some(cert) = &args.tls {
         use_tls(cert)?;
     }
@@ -429,6 +481,8 @@ fn summarize(
         clients: args.clients,
         rooms: args.rooms,
         moderated: args.moderated,
+        edits: args.edits,
+        typists: args.typists,
         senders: args.senders,
         stalled: args.stalled,
         target_rate: args.rate,

@@ -130,6 +130,7 @@ async fn fill(
                 &ClientFrame::Say {
                     to: None,
                     me: false,
+                    reply_to: None,
                     room: None,
                     text: text.clone(),
                     id: Some(format!("fill-{i}")),

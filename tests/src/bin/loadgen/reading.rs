@@ -2,7 +2,7 @@
 //! each post it gets (once, or twice) with its latency.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use chat_shared::{FrameReader, Reader, ServerFrame};
 use futures_lite::{AsyncReadExt, future};
@@ -30,6 +30,26 @@ impl Latencies {
             to_room: histogram(),
             from_room: histogram(),
         }
+    }
+}
+
+/// With `fanout --edits`: each sender's newest message seq, by sender (the post number
+/// modulo the senders), as any reader sees it; a sender edits that one.
+pub(crate) static NEWEST_OF: OnceLock<Vec<AtomicU64>> = OnceLock::new();
+
+/// Notes the seq of a sender's message (`fields`: a `message`'s fields before its text).
+fn note_newest(post: u64, fields: &[u8]) {
+    static SEQ: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new("\"seq\":"));
+    let Some(newest) = NEWEST_OF.get().filter(|all| !all.is_empty()) else {
+        return;
+    };
+    let Some(at) = SEQ.find(fields) else {
+        return;
+    };
+    if let Some((seq, _)) = leading_number(&fields[at + SEQ.needle().len()..]) {
+        let sender = (post % newest.len() as u64) as usize;
+        newest[sender].fetch_max(seq, Ordering::Relaxed);
     }
 }
 
@@ -141,6 +161,9 @@ pub(crate) async fn read_messages(
             while let Some(at) = memchr::memchr(b'\n', lines) {
                 match scan_line(&lines[..at]) {
                     Scanned::Message { post, sent, fields } => {
+                        if fields.starts_with(b"{\"type\":\"message\"") {
+                            note_newest(post, fields);
+                        }
                         got.message(&mut latencies, post, sent, fields, now);
                         messages += 1;
                     }
@@ -190,12 +213,14 @@ enum Scanned<'a> {
 
 fn scan_line(line: &[u8]) -> Scanned<'_> {
     const MESSAGE: &[u8] = b"{\"type\":\"message\"";
+    // An edit (`fanout --edits`) carries its text as a post does, and counts as one.
+    const EDITED: &[u8] = b"{\"type\":\"edited\"";
     const ERROR: &[u8] = b"{\"type\":\"error\"";
     static TEXT: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new("\"text\":\"p"));
     static RATE_LIMITED: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new("\"rate_limited\""));
-    if line.starts_with(MESSAGE) {
+    if line.starts_with(MESSAGE) || line.starts_with(EDITED) {
         // "p<post> <sent> ...": digits, a space, digits, a space; no escapes in there.
         let Some(at) = TEXT.find(line) else {
             return Scanned::Other;
