@@ -50,6 +50,7 @@ fn chat_with(events: u64) -> Chat {
                 seq: 0,
                 oldest: 0,
                 state: chat_shared::RoomState::default(),
+                read: 0,
             },
             true,
         );
@@ -65,6 +66,9 @@ fn chat_with(events: u64) -> Chat {
                     id: None,
                     me: false,
                     deleted: false,
+                    reply_to: None,
+                    edited: None,
+                    reactions: Vec::new(),
                 },
                 true,
             );
@@ -109,6 +113,9 @@ fn chat_with(events: u64) -> Chat {
                 },
                 id: None,
                 deleted: false,
+                reply_to: None,
+                edited: None,
+                reactions: Vec::new(),
             },
         };
         chat.received(frame, true);
@@ -163,6 +170,9 @@ fn frame_after_a_message(bencher: Bencher, events: u64) {
                 text: format!("message {seq}: one more line arrives while the room is busy"),
                 id: None,
                 deleted: false,
+                reply_to: None,
+                edited: None,
+                reactions: Vec::new(),
             },
             true,
         );

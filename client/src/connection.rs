@@ -371,6 +371,7 @@ impl Outbox {
                 text: post.text.clone(),
                 id: Some(post.id.clone()),
                 me: post.me,
+                reply_to: None,
             });
         }
         due

@@ -379,6 +379,9 @@ pub fn room_message(room: &str, seq: u64, from: &str, text: &str) -> ServerFrame
         id: None,
         me: false,
         deleted: false,
+        reply_to: None,
+        edited: None,
+        reactions: Vec::new(),
     }
 }
 
@@ -394,5 +397,8 @@ pub fn direct_message(from: &str, seq: u64, text: &str) -> ServerFrame {
         id: None,
         me: false,
         deleted: false,
+        reply_to: None,
+        edited: None,
+        reactions: Vec::new(),
     }
 }

@@ -149,6 +149,7 @@ impl Watcher {
         self.send(&ClientFrame::Say {
             to: None,
             me: false,
+            reply_to: None,
             room: None,
             text: text.into(),
             id: None,

@@ -42,6 +42,10 @@ pub struct Member {
     pub account: bool,
     /// The address it connected from (password attempts are counted per address).
     pub ip: std::net::IpAddr,
+    /// An account's read markers, by stream.
+    pub read: std::collections::HashMap<crate::log::StreamId, crate::log::Seq>,
+    /// Where it said it is typing lately, and when (relayed at most every 2 s).
+    pub typed: Vec<(crate::log::StreamId, std::time::Instant)>,
 }
 
 /// What a login finds.

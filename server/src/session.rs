@@ -12,13 +12,13 @@ use chat_shared::limits::{
 };
 use chat_shared::{
     ClientFrame, CloseCode, DecodeError, Decoder, ErrorCode, Frame, LeaveReason, Name,
-    PROTOCOL_VERSIONS, Password, RejectCode, RoomName, ServerFrame, check_text,
+    PROTOCOL_VERSIONS, Password, RejectCode, RoomName, ServerFrame, check_emoji, check_text,
 };
 use futures_lite::future;
 use smol::Timer;
 
 use crate::context::Context;
-use crate::hub::command::{Auth, Command, Login, Place, Step};
+use crate::hub::command::{Auth, Command, Life, Login, Place, Said, Step};
 use crate::limits::{FloodMeter, TokenBucket};
 use crate::log::{Remembered, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
@@ -350,7 +350,18 @@ impl<'a> Session<'a> {
                 text,
                 id,
                 me,
-            } => self.say(room, to, text, id, me, now),
+                reply_to,
+            } => self.say(
+                room,
+                to,
+                Said {
+                    text,
+                    id,
+                    me,
+                    reply_to,
+                },
+                now,
+            ),
             ClientFrame::History {
                 room,
                 with,
@@ -395,7 +406,11 @@ impl<'a> Session<'a> {
             ClientFrame::Ping { token } => self.reply(&ServerFrame::Pong { token }),
             ClientFrame::Pong { .. } | ClientFrame::Hello { .. } => Ok(()),
             ClientFrame::Bye => Err(End::Quit),
-            ClientFrame::Delete { room, with, seq } => self.delete(room, with, seq),
+            frame @ (ClientFrame::Delete { .. }
+            | ClientFrame::Edit { .. }
+            | ClientFrame::React { .. }
+            | ClientFrame::Typing { .. }
+            | ClientFrame::Read { .. }) => self.life(frame, now),
             frame => match Step::from_frame(frame) {
                 Ok(step) => {
                     self.to_hub(Command::Moderate {
@@ -416,24 +431,119 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn delete(&mut self, room: Option<String>, with: Option<String>, seq: u64) -> Result<(), End> {
-        let place = match (room, with) {
+    /// The frames of a message's life: deletions, edits and reactions (counted as posts),
+    /// typing and read markers.
+    fn life(&mut self, frame: ClientFrame, now: Instant) -> Result<(), End> {
+        match frame {
+            ClientFrame::Delete { room, with, seq } => {
+                let Some(place) = self.place("delete", room, with)? else {
+                    return Ok(());
+                };
+                self.to_hub(Command::Delete {
+                    conn: self.conn,
+                    place,
+                    seq,
+                });
+                Ok(())
+            }
+            ClientFrame::Edit {
+                room,
+                with,
+                seq,
+                text,
+            } => {
+                if let Err(problem) = check_text(&text, self.context.config.max_text) {
+                    return self.error(problem.code(), problem.to_string(), None);
+                }
+                self.amend(room, with, seq, Life::Edit(text), now)
+            }
+            ClientFrame::React {
+                room,
+                with,
+                seq,
+                emoji,
+                on,
+            } => {
+                if let Err(problem) = check_emoji(&emoji) {
+                    return self.error(problem.code(), problem.to_string(), None);
+                }
+                self.amend(room, with, seq, Life::React(emoji, on), now)
+            }
+            ClientFrame::Typing { room, to } => {
+                if let Some(place) = self.place("typing", room, to)? {
+                    self.to_hub(Command::Typing {
+                        conn: self.conn,
+                        place,
+                    });
+                }
+                Ok(())
+            }
+            ClientFrame::Read { room, with, seq } => {
+                if let Some(place) = self.place("read", room, with)? {
+                    self.to_hub(Command::Read {
+                        conn: self.conn,
+                        place,
+                        seq,
+                    });
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The room or conversation a frame names (`kind`: its type); `None` when a bad room
+    /// name was answered already.
+    fn place(
+        &mut self,
+        kind: &str,
+        room: Option<String>,
+        with: Option<String>,
+    ) -> Result<Option<Place>, End> {
+        Ok(Some(match (room, with) {
             (Some(_), Some(_)) => {
-                return self.bad_frame("delete names a room or a conversation, not both".into());
+                self.bad_frame(format!("{kind} names a room or a conversation, not both"))?;
+                return Ok(None);
             }
             (None, Some(with)) => Place::With(with),
             (room, None) => {
                 let Ok(room) = room.map(|r| self.room_name(&r, None)).transpose() else {
-                    return Ok(());
+                    return Ok(None);
                 };
                 Place::Room(room.unwrap_or_else(|| self.context.config.room.clone()))
             }
-        };
-        self.to_hub(Command::Delete {
-            conn: self.conn,
-            place,
-            seq,
-        });
+        }))
+    }
+
+    /// An edit or a reaction: counted as a post against the rate.
+    fn amend(
+        &mut self,
+        room: Option<String>,
+        with: Option<String>,
+        seq: u64,
+        change: Life,
+        now: Instant,
+    ) -> Result<(), End> {
+        if let Some(posts) = &mut self.posts
+            && let Err(wait) = posts.take(now)
+        {
+            return self.reply(&ServerFrame::Error {
+                room,
+                code: ErrorCode::RateLimited,
+                message: "too fast; wait a moment".into(),
+                id: None,
+                retry_after: Some(wait.as_millis() as u64 + 1),
+                until: None,
+            });
+        }
+        if let Some(place) = self.place("that", room, with)? {
+            self.to_hub(Command::Amend {
+                conn: self.conn,
+                place,
+                seq,
+                change,
+            });
+        }
         Ok(())
     }
 
@@ -583,6 +693,7 @@ impl<'a> Session<'a> {
             posts: recent,
             conversations,
             invites,
+            read,
         } = match remembered {
             Ok(remembered) => remembered,
             Err(err) => {
@@ -609,6 +720,7 @@ impl<'a> Session<'a> {
             conversations,
             session: None,
             invites,
+            read,
         }));
         if answer.recv().await == Ok(true) {
             self.logged_in = true;
@@ -624,20 +736,19 @@ impl<'a> Session<'a> {
         &mut self,
         room: Option<String>,
         to: Option<String>,
-        text: String,
-        id: Option<String>,
-        me: bool,
+        said: Said,
         now: Instant,
     ) -> Result<(), End> {
         let max_text = self.context.config.max_text;
+        let (text, id) = (&said.text, &said.id);
         if id.as_ref().is_some_and(|id| id.len() > MAX_ID) {
             return self.bad_frame(format!("id longer than {MAX_ID} bytes"));
         }
         if room.is_some() && to.is_some() {
             return self.bad_frame("say goes to a room or to an account, not both".into());
         }
-        if let Err(problem) = check_text(&text, max_text) {
-            return self.error(problem.code(), problem.to_string(), id);
+        if let Err(problem) = check_text(text, max_text) {
+            return self.error(problem.code(), problem.to_string(), id.clone());
         }
         if let Some(posts) = &mut self.posts
             && let Err(wait) = posts.take(now)
@@ -646,7 +757,7 @@ impl<'a> Session<'a> {
                 room: None,
                 code: ErrorCode::RateLimited,
                 message: "posting too fast; wait a moment".into(),
-                id,
+                id: said.id,
                 retry_after: Some(wait.as_millis() as u64 + 1),
                 until: None,
             });
@@ -655,21 +766,20 @@ impl<'a> Session<'a> {
             self.to_hub(Command::Direct {
                 conn: self.conn,
                 to,
-                text,
-                id,
-                me,
+                said,
             });
             return Ok(());
         }
-        let Ok(room) = room.map(|r| self.room_name(&r, id.clone())).transpose() else {
+        let Ok(room) = room
+            .map(|r| self.room_name(&r, said.id.clone()))
+            .transpose()
+        else {
             return Ok(());
         };
         self.to_hub(Command::Post {
             conn: self.conn,
             room,
-            text,
-            id,
-            me,
+            said,
         });
         Ok(())
     }

@@ -12,6 +12,7 @@ fn say() -> ClientFrame {
     ClientFrame::Say {
         to: None,
         me: false,
+        reply_to: None,
         room: None,
         text: "hello everyone, this is a fairly ordinary chat line".into(),
         id: Some("5b1e0c9a7d3f2e84".into()),
@@ -29,6 +30,9 @@ fn message() -> ServerFrame {
         text: "hello everyone, this is a fairly ordinary chat".into(),
         id: None,
         deleted: false,
+        reply_to: None,
+        edited: None,
+        reactions: Vec::new(),
     }
 }
 

@@ -74,9 +74,14 @@ impl Frame {
     }
 
     /// Length in bytes.
-    #[allow(clippy::len_without_is_empty)] // a frame is never empty
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// Whether it holds nothing: an encoded frame never does; an empty one stands for
+    /// nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// How many frames (lines) this holds.

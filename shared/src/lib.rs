@@ -27,7 +27,7 @@ pub use name::{Name, NameError, NameKeys, RoomName, fold};
 pub use password::{WeakPassword, check_password};
 pub use protocol::{
     ClientFrame, CloseCode, Conversation, ErrorCode, Invitation, LeaveReason, Limits,
-    PROTOCOL_VERSION, PROTOCOL_VERSIONS, Password, RejectCode, Restriction, Role, RoomState,
-    RoomUsers, ServerFrame,
+    PROTOCOL_VERSION, PROTOCOL_VERSIONS, Password, Reaction, RejectCode, Restriction, Role,
+    RoomState, RoomUsers, ServerFrame, apply_reaction,
 };
-pub use text::{TextError, check_line, check_text};
+pub use text::{TextError, check_emoji, check_line, check_text};

@@ -40,3 +40,11 @@ pub const ATTEMPT_WINDOW_SECS: u64 = 600;
 pub const WELCOME_CONVERSATIONS: usize = 100;
 /// Longest room topic, and longest reason given with a removal or a ban, in bytes of UTF-8.
 pub const MAX_TOPIC: usize = 512;
+/// Distinct emoji one message may hold.
+pub const MAX_REACTIONS: usize = 20;
+/// Names a message's reactions list per emoji (the count goes on).
+pub const MAX_REACTION_NAMES: usize = 50;
+/// Longest emoji of a reaction, in bytes of UTF-8.
+pub const MAX_EMOJI: usize = 32;
+/// Least time between two `typing` relayed for one sender and room, in milliseconds.
+pub const TYPING_EVERY_MS: u64 = 2000;

@@ -56,6 +56,9 @@ pub enum ClientFrame {
         /// An action ("/me waves"), shown as such.
         #[serde(default, skip_serializing_if = "is_false")]
         me: bool,
+        /// The seq of the message (of the same room or conversation) this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
     },
     /// Ask for events of the current epoch: the newest `limit` before `before`, or the
     /// oldest `limit` after `after` (at most one of the two; neither means before the
@@ -208,6 +211,54 @@ pub enum ClientFrame {
         /// The message's seq.
         seq: u64,
     },
+    /// Change the text of one's own message (accounts).
+    Edit {
+        /// The room (not with `with`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The direct conversation with this account instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The message's seq.
+        seq: u64,
+        /// Its text from now on (the rules of `say`).
+        text: String,
+    },
+    /// Add (`on`) or take back a reaction to a message.
+    React {
+        /// The room (not with `with`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The direct conversation with this account instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The message's seq.
+        seq: u64,
+        /// One emoji.
+        emoji: String,
+        /// Added (true) or taken back (false).
+        on: bool,
+    },
+    /// The sender is composing a message (relayed, never recorded).
+    Typing {
+        /// The room (not with `to`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The account written to instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// The newest seq the person has seen in a room or conversation (accounts).
+    Read {
+        /// The room (not with `with`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The direct conversation with this account instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The seq.
+        seq: u64,
+    },
 }
 
 impl ClientFrame {
@@ -233,6 +284,10 @@ impl ClientFrame {
         "settings",
         "invite",
         "delete",
+        "edit",
+        "react",
+        "typing",
+        "read",
     ];
 }
 
@@ -349,6 +404,56 @@ pub struct Conversation {
     pub with: String,
     /// Its newest seq.
     pub seq: u64,
+    /// The account's read marker there (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read: u64,
+}
+
+/// Adds (`on`) or takes back `from`'s reaction with `emoji` in a message's reactions, as a
+/// recorded `reaction` says: the count goes up or down, the name is listed (up to
+/// [`MAX_REACTION_NAMES`]) or taken off (by case-folded name), and an emoji nobody reacts
+/// with any more leaves the list. The server and clients apply it alike.
+///
+/// [`MAX_REACTION_NAMES`]: crate::limits::MAX_REACTION_NAMES
+pub fn apply_reaction(reactions: &mut Vec<Reaction>, from: &str, emoji: &str, on: bool) {
+    let at = reactions.iter().position(|r| r.emoji == emoji);
+    match (at, on) {
+        (Some(at), true) => {
+            let reaction = &mut reactions[at];
+            reaction.count = reaction.count.saturating_add(1);
+            if reaction.names.len() < crate::limits::MAX_REACTION_NAMES {
+                reaction.names.push(from.to_string());
+            }
+        }
+        (None, true) => reactions.push(Reaction {
+            emoji: emoji.to_string(),
+            count: 1,
+            names: vec![from.to_string()],
+        }),
+        (Some(at), false) => {
+            let key = crate::fold(from);
+            let reaction = &mut reactions[at];
+            reaction.count = reaction.count.saturating_sub(1);
+            reaction.names.retain(|n| crate::fold(n) != key);
+            if reaction.count == 0 {
+                reactions.remove(at);
+            }
+        }
+        (None, false) => {}
+    }
+}
+
+/// One emoji's reactions to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The emoji.
+    pub emoji: String,
+    /// How many reacted with it.
+    pub count: u32,
+    /// Who did, in the order they did (at most [`MAX_REACTION_NAMES`]).
+    ///
+    /// [`MAX_REACTION_NAMES`]: crate::limits::MAX_REACTION_NAMES
+    pub names: Vec<String>,
 }
 
 /// For `skip_serializing_if` on numbers that are absent when 0.
@@ -468,6 +573,15 @@ pub enum ServerFrame {
         /// The message was deleted: it keeps its seq, time and sender, and has no text.
         #[serde(default, skip_serializing_if = "is_false")]
         deleted: bool,
+        /// The seq of the message this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+        /// When it was last edited (ms since the Unix epoch), if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edited: Option<u64>,
+        /// Its reactions, in the order the emoji were first used.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reactions: Vec<Reaction>,
     },
     /// Someone entered the room.
     Joined {
@@ -572,6 +686,9 @@ pub enum ServerFrame {
         /// fields stand beside the others on the wire).
         #[serde(flatten)]
         state: RoomState,
+        /// For an account: its read marker in the room (0: none).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        read: u64,
     },
     /// The answer to `rooms`.
     RoomList {
@@ -717,6 +834,58 @@ pub enum ServerFrame {
         /// The deleted message's seq.
         target: u64,
     },
+    /// A message was edited by its author.
+    Edited {
+        /// Its room (not with `with`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Its direct conversation instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Sequence number of this event.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// The author.
+        from: String,
+        /// The edited message's seq.
+        target: u64,
+        /// Its text from now on (absent once the message is deleted).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        text: String,
+    },
+    /// A reaction was added (`on`) or taken back.
+    Reaction {
+        /// Its room (not with `with`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Its direct conversation instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Sequence number of this event.
+        seq: u64,
+        /// Server time, milliseconds since the Unix epoch.
+        time: u64,
+        /// Who reacted.
+        from: String,
+        /// The message's seq.
+        target: u64,
+        /// The emoji.
+        emoji: String,
+        /// Added (true) or taken back (false).
+        on: bool,
+    },
+    /// Someone is composing (to version-3 connections; not recorded).
+    Typing {
+        /// Its room (not with `with`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The direct conversation with this account instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Who.
+        name: String,
+    },
     /// This account was invited to a room (to the invitee's connections; not recorded).
     Invited {
         /// The room.
@@ -761,6 +930,9 @@ impl ServerFrame {
         "invite",
         "deleted",
         "invited",
+        "edited",
+        "reaction",
+        "typing",
     ];
 
     /// The sequence number, for the frames that are recorded events (of a room or a
@@ -776,7 +948,9 @@ impl ServerFrame {
             | Self::Unmute { seq, .. }
             | Self::Settings { seq, .. }
             | Self::Invite { seq, .. }
-            | Self::Deleted { seq, .. } => Some(*seq),
+            | Self::Deleted { seq, .. }
+            | Self::Edited { seq, .. }
+            | Self::Reaction { seq, .. } => Some(*seq),
             // A server ban is recorded in no room.
             Self::Ban { seq, .. } | Self::Unban { seq, .. } => Some(*seq).filter(|seq| *seq > 0),
             _ => None,
@@ -792,7 +966,10 @@ impl ServerFrame {
             | Self::HistoryEnd { room, .. }
             | Self::Ban { room, .. }
             | Self::Unban { room, .. }
-            | Self::Deleted { room, .. } => room.as_deref(),
+            | Self::Deleted { room, .. }
+            | Self::Edited { room, .. }
+            | Self::Reaction { room, .. }
+            | Self::Typing { room, .. } => room.as_deref(),
             Self::Room { room, .. }
             | Self::Topic { room, .. }
             | Self::Role { room, .. }
@@ -958,6 +1135,8 @@ pub enum ErrorCode {
     InviteOnly,
     /// The name is muted in the room: it may read, not post (see `until`).
     Muted,
+    /// The message holds as many distinct emoji as it may.
+    TooManyReactions,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,

@@ -20,6 +20,9 @@ pub enum TextError {
     /// A control character other than newline and tab.
     #[error("text contains a control character (U+{:04X})", u32::from(*.0))]
     BadText(char),
+    /// A reaction that is not one emoji.
+    #[error("a reaction is one emoji")]
+    NotEmoji,
 }
 
 impl TextError {
@@ -28,7 +31,7 @@ impl TextError {
         match self {
             Self::TooLong { .. } => ErrorCode::TooLong,
             Self::Empty => ErrorCode::Empty,
-            Self::BadText(_) => ErrorCode::BadText,
+            Self::BadText(_) | Self::NotEmoji => ErrorCode::BadText,
         }
     }
 }
@@ -68,9 +71,39 @@ pub fn check_line(text: &str, max: usize) -> Result<(), TextError> {
     }
 }
 
+/// Checks a reaction: one emoji of Unicode's list (a single grapheme cluster: skin tones,
+/// flags, keycaps and sequences joined with U+200D included), with or without its
+/// variation selector, in at most [`MAX_EMOJI`] bytes.
+///
+/// [`MAX_EMOJI`]: crate::limits::MAX_EMOJI
+pub fn check_emoji(emoji: &str) -> Result<(), TextError> {
+    if emoji.is_empty() || emoji.len() > crate::limits::MAX_EMOJI {
+        return Err(TextError::NotEmoji);
+    }
+    let known = emojis::get(emoji).is_some()
+        || (emoji.contains('\u{FE0F}') && emojis::get(&emoji.replace('\u{FE0F}', "")).is_some());
+    if known {
+        Ok(())
+    } else {
+        Err(TextError::NotEmoji)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reaction_is_one_emoji() {
+        for good in ["👍", "❤️", "❤", "👍🏽", "🇫🇷", "👩‍👩‍👧", "1️⃣", "🏳️‍🌈"]
+        {
+            assert_eq!(check_emoji(good), Ok(()), "{good}");
+        }
+        for bad in ["", "a", "👍👍", "👍 ", ":+1:", "\u{200D}", "🇫", "x\u{20E3}"] {
+            assert_eq!(check_emoji(bad), Err(TextError::NotEmoji), "{bad:?}");
+        }
+        assert_eq!(check_emoji(&"👍".repeat(9)), Err(TextError::NotEmoji));
+    }
 
     #[test]
     fn a_line_may_be_empty_and_holds_no_control_character() {

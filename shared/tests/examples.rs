@@ -64,7 +64,10 @@ fn protocol_session_example() {
             from: "bob".into(),
             text: "earlier".into(),
             id: None,
-            deleted: false
+            deleted: false,
+            reply_to: None,
+            edited: None,
+            reactions: Vec::new(),
         }
     );
     assert_eq!(
@@ -81,6 +84,7 @@ fn protocol_session_example() {
         ClientFrame::Say {
             to: None,
             me: false,
+            reply_to: None,
             room: None,
             text: "ciao a tutti".into(),
             id: Some("5b1e0c9a7d3f2e84".into())
@@ -99,7 +103,10 @@ fn protocol_session_example() {
             from: "alice".into(),
             text: "ciao a tutti".into(),
             id: Some("5b1e0c9a7d3f2e84".into()),
-            deleted: false
+            deleted: false,
+            reply_to: None,
+            edited: None,
+            reactions: Vec::new(),
         }
     );
     assert_eq!(decode::<ClientFrame>(r#"{"type":"bye"}"#), ClientFrame::Bye);

@@ -61,6 +61,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (text(), opt_text(), opt_text()).prop_map(|(text, id, to)| ClientFrame::Say {
             to,
             me: false,
+            reply_to: None,
             room: None,
             text,
             id
@@ -104,7 +105,11 @@ fn welcome() -> impl Strategy<Value = ServerFrame> {
         text(),
         limits,
         proptest::option::of(proptest::collection::vec(
-            (text(), any::<u64>()).prop_map(|(with, seq)| Conversation { with, seq }),
+            (text(), any::<u64>(), any::<u64>()).prop_map(|(with, seq, read)| Conversation {
+                with,
+                seq,
+                read,
+            }),
             0..3,
         )),
     )
@@ -124,6 +129,49 @@ fn welcome() -> impl Strategy<Value = ServerFrame> {
                     limits,
                     admin: false,
                     invites: Vec::new(),
+                }
+            },
+        )
+}
+
+/// A message with all it may carry: an answer to another, an edit, reactions.
+fn message() -> impl Strategy<Value = ServerFrame> {
+    (
+        any::<[u64; 2]>(),
+        (text(), text(), opt_text(), opt_text()),
+        proptest::option::of(any::<u64>()),
+        proptest::option::of(any::<u64>()),
+        proptest::collection::vec(
+            (
+                text(),
+                any::<u32>(),
+                proptest::collection::vec(text(), 0..3),
+            ),
+            0..3,
+        ),
+    )
+        .prop_map(
+            |([seq, time], (from, text, id, with), reply_to, edited, reactions)| {
+                ServerFrame::Message {
+                    with,
+                    me: false,
+                    room: None,
+                    seq,
+                    time,
+                    from,
+                    text,
+                    id,
+                    deleted: false,
+                    reply_to,
+                    edited,
+                    reactions: reactions
+                        .into_iter()
+                        .map(|(emoji, count, names)| chat_shared::Reaction {
+                            emoji,
+                            count,
+                            names,
+                        })
+                        .collect(),
                 }
             },
         )
@@ -150,21 +198,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                 message,
                 retry_after
             }),
-        (any::<[u64; 2]>(), text(), text(), opt_text(), opt_text()).prop_map(
-            |([seq, time], from, text, id, with)| {
-                ServerFrame::Message {
-                    with,
-                    me: false,
-                    room: None,
-                    seq,
-                    time,
-                    from,
-                    text,
-                    id,
-                    deleted: false,
-                }
-            }
-        ),
+        message(),
         (any::<[u64; 2]>(), text()).prop_map(|([seq, time], name)| ServerFrame::Joined {
             room: None,
             seq,

@@ -290,6 +290,7 @@ pub fn say(text: &str, id: &str) -> ClientFrame {
         room: None,
         text: text.into(),
         me: false,
+        reply_to: None,
         id: Some(id.into()),
     }
 }

@@ -19,6 +19,7 @@ fn say_in(room: &str, text: &str) -> ClientFrame {
         text: text.into(),
         id: Some(new_post_id()),
         me: false,
+        reply_to: None,
     }
 }
 

@@ -429,6 +429,7 @@ fn say_in(room: &str, text: &str, id: &str) -> ClientFrame {
         room: Some(room.into()),
         text: text.into(),
         me: false,
+        reply_to: None,
         id: Some(id.into()),
     }
 }

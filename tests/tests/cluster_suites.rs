@@ -1,4 +1,4 @@
-//! The protocol suites for rooms, accounts, direct messages and moderation (`suites/`), run again with
+//! The protocol suites for rooms, accounts, direct messages, moderation and a message's life (`suites/`), run again with
 //! their clients spread over two nodes that share a Redis of their own (`--redis`, AOF with
 //! `appendfsync always`): where a suite asks for a server, [`start`] here starts two nodes,
 //! and each client connects to the next node in turn. Tests that start server processes of
@@ -23,3 +23,6 @@ mod server_protocol;
 
 #[path = "suites/moderation.rs"]
 mod moderation;
+
+#[path = "suites/life.rs"]
+mod life;

@@ -548,6 +548,17 @@ impl EventLog for Failing {
         }
         self.inner.set_server_ban(key, value)
     }
+    fn read_markers(&self, account: &str) -> Result<Vec<(String, u64)>, LogError> {
+        self.inner.read_markers(account)
+    }
+    fn set_read(&self, marks: &[chat_server::log::ReadMark]) -> Result<(), LogError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(LogError::Store(
+                "No space left on device (os error 28)".into(),
+            ));
+        }
+        self.inner.set_read(marks)
+    }
 }
 
 /// Flags: `test_config()` with an event log that fails on demand. While it fails, a post
@@ -610,6 +621,7 @@ fn a_failing_store_refuses_without_losing_anything() {
                 text: "not in rust".into(),
                 id: None,
                 me: false,
+                reply_to: None,
             })
             .await;
         assert_eq!(alice.next_error().await, ErrorCode::NotMember);

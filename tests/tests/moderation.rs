@@ -1,6 +1,7 @@
-//! Moderation (protocol version 3) against one server: the suite in
-//! `suites/moderation.rs`, then what only a server with a store of its own shows: that
-//! everything moderation keeps survives a restart, and that a deleted message's text is
+//! Moderation and a message's life (protocol version 3) against one server: the suites in
+//! `suites/moderation.rs` and `suites/life.rs`, then what only a server with a store of its
+//! own shows: that everything moderation keeps, and what a message became (edits,
+//! reactions) and read markers, survive a restart, and that a deleted message's text is
 //! gone from the store's file.
 
 use chat_tests::{Config, Deployment};
@@ -13,13 +14,16 @@ fn start(config: Config) -> Deployment {
 #[path = "suites/moderation.rs"]
 mod moderation;
 
+#[path = "suites/life.rs"]
+mod life;
+
 use std::time::Duration;
 
 use chat_shared::{ClientFrame, ErrorCode, Name, RejectCode, Role, RoomState, ServerFrame};
 use chat_tests::{Client, Storage, TempDir, assert_rejected, run_for, test_config};
 use moderation::{
-    account, again, ban, code, enter, guest, hello, next_recorded, post, recorded, refused, role,
-    topic,
+    account, again, ban, code, enter, guest, hello, next_recorded, post, quit, recorded, refused,
+    role, topic,
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -199,4 +203,70 @@ fn a_deleted_text_is_gone_from_the_store_file() {
         !holds("X99 41 1234"),
         "the deleted text is still in the file"
     );
+}
+
+/// Flags: `test_config()` with a store (`--data DIR`); the server is stopped and started
+/// again on the same store. A message's edit and reactions, and an account's read marker,
+/// are what they were before the restart.
+#[test]
+fn what_a_message_became_survives_a_restart() {
+    let dir = TempDir::new("life-restart");
+    let config = || Config {
+        storage: Storage::Dir(dir.path().to_path_buf()),
+        ..test_config()
+    };
+    let mut server = start(config());
+    let (seq, before) = run_for(LIMIT, async {
+        let (mut alice, _) = account(server.addr(), "alice").await;
+        enter(&mut alice, "rust").await;
+        let seq = post(&mut alice, "rust", "helo").await;
+        for frame in [
+            ClientFrame::Edit {
+                room: Some("rust".into()),
+                with: None,
+                seq,
+                text: "hello".into(),
+            },
+            ClientFrame::React {
+                room: Some("rust".into()),
+                with: None,
+                seq,
+                emoji: "👋".into(),
+                on: true,
+            },
+        ] {
+            alice.send(&frame).await;
+        }
+        alice
+            .recv_until(|f| matches!(f, ServerFrame::Reaction { .. }))
+            .await;
+        alice
+            .send(&ClientFrame::Read {
+                room: Some("rust".into()),
+                with: None,
+                seq: seq + 2,
+            })
+            .await;
+        let before = life::message_at(&life::history(&mut alice, Some("rust"), None).await, seq);
+        quit(alice).await;
+        (seq, before)
+    });
+    server.stop();
+    drop(server);
+
+    let server = start(config());
+    run_for(LIMIT, async {
+        let (mut alice, _) = again(server.addr(), "alice").await;
+        let answer = enter(&mut alice, "rust").await;
+        assert!(
+            matches!(answer, ServerFrame::Room { read, .. } if read == seq + 2),
+            "{answer:?}"
+        );
+        let after = life::message_at(&life::history(&mut alice, Some("rust"), None).await, seq);
+        assert_eq!(after, before);
+        assert!(
+            matches!(&after, ServerFrame::Message { text, edited: Some(_), reactions, .. } if text == "hello" && reactions.len() == 1),
+            "{after:?}"
+        );
+    });
 }

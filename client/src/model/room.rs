@@ -248,6 +248,9 @@ mod tests {
             id: None,
             me: false,
             deleted: false,
+            reply_to: None,
+            edited: None,
+            reactions: Vec::new(),
         }
     }
 
@@ -367,6 +370,9 @@ mod tests {
             text: "hello".into(),
             id: Some("p1".into()),
             deleted: false,
+            reply_to: None,
+            edited: None,
+            reactions: Vec::new(),
         });
         assert_eq!(room.pending.len(), 1);
         assert_eq!(room.pending[0].failed.as_deref(), Some("too long"));

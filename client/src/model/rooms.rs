@@ -369,6 +369,7 @@ impl Rooms {
                 seq,
                 oldest,
                 ref state,
+                ..
             } => {
                 let joined = self.get_mut(room)?;
                 joined.room.name.clone_from(room);
@@ -592,6 +593,7 @@ mod tests {
             seq,
             oldest: u64::from(seq > 0),
             state: chat_shared::RoomState::default(),
+            read: 0,
         }
     }
 

@@ -101,6 +101,12 @@ pub struct ChatMessage {
     pub action: bool,
     /// Deleted: its text is gone, it reads "message deleted".
     pub deleted: bool,
+    /// The seq of the message it answers.
+    pub reply_to: Option<u64>,
+    /// When it was last edited (server time, ms), if it was.
+    pub edited: Option<u64>,
+    /// Its reactions, in the order the emoji were first used.
+    pub reactions: Vec<chat_shared::Reaction>,
 }
 
 /// A run of joins and leaves with nothing said in between.
@@ -423,6 +429,9 @@ impl Timeline {
                 text,
                 me: action,
                 deleted,
+                reply_to,
+                edited,
+                reactions,
                 ..
             } => {
                 let mine = from == self.me;
@@ -437,6 +446,9 @@ impl Timeline {
                     mention,
                     action,
                     deleted,
+                    reply_to,
+                    edited,
+                    reactions,
                 })
             }
             ServerFrame::Left {
@@ -690,6 +702,9 @@ mod tests {
             text: text.into(),
             id: None,
             deleted: false,
+            reply_to: None,
+            edited: None,
+            reactions: Vec::new(),
         }
     }
 

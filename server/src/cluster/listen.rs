@@ -7,7 +7,9 @@ use std::time::Instant;
 use async_channel::Sender;
 use futures_lite::StreamExt;
 
-use crate::hub::command::{Command, Counted, News};
+use chat_shared::ServerFrame;
+
+use crate::hub::command::{Command, Counted, News, Typing};
 use crate::log::LogError;
 use crate::log::redis::{RedisLog, key};
 
@@ -78,6 +80,7 @@ async fn listen_once(
                 room: room.into(),
                 by: by.into(),
             }),
+            (Some("typing"), Some(from), Some(kind)) if from != node => typing(kind, parts),
             (Some("room"), Some(key), Some(name)) => {
                 Some(News::Rooms(vec![(key.into(), name.into())]))
             }
@@ -95,6 +98,22 @@ async fn listen_once(
         }
     }
     Ok(())
+}
+
+/// A `typing` another node relayed to its members (`r`: to a room's, by key; `d`: to an
+/// account): the rest of the message is to whom, the sender (case-folded) and the frame.
+fn typing<'a>(kind: &str, mut parts: impl Iterator<Item = &'a str>) -> Option<News> {
+    let (to, sender, frame) = (parts.next()?, parts.next()?, parts.next()?);
+    let frame = chat_shared::decode_line::<ServerFrame>(frame.as_bytes()).ok()?;
+    let typing = match kind {
+        "r" => Typing::Room(to.into(), frame),
+        "d" => Typing::Direct(to.into(), frame),
+        _ => return None,
+    };
+    Some(News::Typing {
+        sender: sender.into(),
+        typing,
+    })
 }
 
 /// Every wrong password Redis counts (within the window: older ones expire there).

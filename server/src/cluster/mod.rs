@@ -33,7 +33,7 @@ use chat_shared::{Frame, LeaveReason, RoomUsers, ServerFrame};
 use futures_lite::future;
 use smol::{Executor, Timer};
 
-use crate::hub::command::{Claimed, Command, News};
+use crate::hub::command::{Claimed, Command, News, Typing};
 use crate::hub::peers::{NameClaim, Peers, Seer};
 use crate::log::redis::{RedisLog, key};
 use crate::log::{LogError, Seq};
@@ -53,6 +53,8 @@ const ROOM_LIST_MAX: usize = 500;
 enum Request {
     /// Claim a name for a login.
     Claim(NameClaim),
+    /// Tell every other node that someone is typing: the sender (case-folded), and to whom.
+    Typing(String, Typing),
     /// Take a member offline: its `left`s in all its rooms, its name free.
     Release {
         /// Case-folded name.
@@ -213,6 +215,10 @@ impl Peers for Cluster {
     fn verify(&self, members: Vec<(String, String)>) {
         self.ask(Request::Verify(members));
     }
+
+    fn typing(&self, sender: String, typing: Typing) {
+        self.ask(Request::Typing(sender, typing));
+    }
 }
 
 /// Serves the hub's requests in order (a release is done before a later claim of the same
@@ -294,6 +300,7 @@ async fn serve(
                     news.send_to(&hub).await;
                 }
             }
+            Request::Typing(sender, typing) => publish_typing(&log, &node, &sender, &typing).await,
             Request::Fail { account, ip } => {
                 let mut fail = log.op("fail");
                 fail.arg(&account)
@@ -306,6 +313,27 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Tells the other nodes that `sender` is typing (they relay it to their members); lost
+/// if Redis is away, as a typing indicator may be.
+async fn publish_typing(log: &RedisLog, node: &str, sender: &str, typing: &Typing) {
+    let (kind, to, frame) = match typing {
+        Typing::Room(key, frame) => ("r", key.to_string(), frame),
+        Typing::Direct(to, frame) => ("d", to.clone(), frame),
+    };
+    let frame = Frame::encode(frame);
+    let line = String::from_utf8_lossy(frame.as_bytes().trim_ascii_end());
+    let payload = format!("typing\n{node}\n{kind}\n{to}\n{sender}\n{line}");
+    let mut conn = log.connection();
+    let sent: Result<i64, _> = redis::cmd("PUBLISH")
+        .arg(key("events"))
+        .arg(payload)
+        .query_async(&mut conn)
+        .await;
+    if let Err(err) = sent {
+        tracing::debug!(%err, "a typing indicator stayed on this node");
     }
 }
 

@@ -80,6 +80,7 @@ impl Hub {
                 let key = self.rooms.known_key(&room).unwrap_or_else(|| room.into());
                 self.tell_invited(&account, &key, by);
             }
+            News::Typing { sender, typing } => self.relay_typing(&sender, &typing),
             News::CutOff => self.cut_off(),
         }
     }

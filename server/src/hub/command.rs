@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_channel::Sender;
-use chat_shared::{Conversation, Frame, LeaveReason, Name, Password, RoomName};
+use chat_shared::{Conversation, Frame, LeaveReason, Name, Password, RoomName, ServerFrame};
 
 pub use crate::step::{Place, Step};
 
@@ -14,6 +14,28 @@ use crate::log::recorder::Recorded;
 use crate::log::{LogError, NewEvent, Seq, Span, Tailed};
 use crate::queue::SendQueue;
 use crate::registry::ConnId;
+
+/// What a post says: its text and how it is meant.
+#[derive(Debug, Clone)]
+pub struct Said {
+    /// The text.
+    pub text: String,
+    /// The sender's id for the post.
+    pub id: Option<String>,
+    /// An action ("/me waves").
+    pub me: bool,
+    /// The seq of the message it answers.
+    pub reply_to: Option<Seq>,
+}
+
+/// A change to a message after it is posted.
+#[derive(Debug, Clone)]
+pub enum Life {
+    /// Its author's new text.
+    Edit(String),
+    /// A reaction added (`true`) or taken back.
+    React(String, bool),
+}
 
 /// What a session asks of the hub.
 #[derive(Debug)]
@@ -26,12 +48,8 @@ pub enum Command {
         conn: ConnId,
         /// The room; `None`: the default room.
         room: Option<RoomName>,
-        /// The text.
-        text: String,
-        /// The sender's id for the post.
-        id: Option<String>,
-        /// An action.
-        me: bool,
+        /// What it says.
+        said: Said,
     },
     /// Send events of a room's history to this member.
     History {
@@ -78,12 +96,8 @@ pub enum Command {
         conn: ConnId,
         /// The recipient, as the frame named it.
         to: String,
-        /// The text.
-        text: String,
-        /// The sender's id for the post.
-        id: Option<String>,
-        /// An action.
-        me: bool,
+        /// What it says.
+        said: Said,
     },
     /// Send events of a direct conversation to this member.
     DirectHistory {
@@ -157,6 +171,37 @@ pub enum Command {
         /// Its seq.
         seq: Seq,
     },
+    /// Edit a message, or react to it (already validated and rate-limited).
+    Amend {
+        /// Who asks.
+        conn: ConnId,
+        /// Where the message is.
+        place: Place,
+        /// Its seq.
+        seq: Seq,
+        /// What to do.
+        change: Life,
+    },
+    /// The member is composing (flood-counted by the session).
+    Typing {
+        /// Who.
+        conn: ConnId,
+        /// Where.
+        place: Place,
+    },
+    /// A read marker.
+    Read {
+        /// Whose.
+        conn: ConnId,
+        /// Where.
+        place: Place,
+        /// The newest seq seen there.
+        seq: Seq,
+    },
+    /// The read markers gathered meanwhile are due to be kept.
+    KeepReadMarkers,
+    /// The read markers in flight were kept (or could not be).
+    ReadMarkersKept,
     /// A message to delete, read back from the log off the hub's task (it was older than
     /// what the hub keeps in memory).
     Found {
@@ -243,6 +288,8 @@ pub struct Login {
     /// The rooms the log holds invitations to for this name, should it be an account:
     /// room key, and who invited (read before the login reached the hub).
     pub invites: Vec<(String, String)>,
+    /// Should it be an account: its read markers as the log keeps them (stream key, seq).
+    pub read: Vec<(String, Seq)>,
 }
 
 /// A direct message as the tail read it: sender, recipient (case-folded), frame.
@@ -311,6 +358,13 @@ pub enum News {
         /// Who invited it.
         by: String,
     },
+    /// Someone on another node is typing.
+    Typing {
+        /// The sender, case-folded.
+        sender: String,
+        /// To whom.
+        typing: Typing,
+    },
     /// Every server ban, as stored (read when the node subscribes).
     ServerBans(Vec<(String, String)>),
     /// A wrong password on another node.
@@ -374,4 +428,13 @@ pub enum Claim {
         /// Its rooms (keys).
         rooms: Vec<String>,
     },
+}
+
+/// A `typing` on its way: to a room's members (by key), or to an account (case-folded).
+#[derive(Debug, Clone)]
+pub enum Typing {
+    /// To a room's members.
+    Room(Arc<str>, ServerFrame),
+    /// To the other party of a conversation.
+    Direct(String, ServerFrame),
 }

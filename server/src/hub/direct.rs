@@ -13,7 +13,7 @@ use crate::registry::ConnId;
 use crate::wire::now_millis;
 
 use super::Hub;
-use super::command::Command;
+use super::command::{Command, Said};
 use super::history::{Read, Target};
 
 impl Hub {
@@ -51,14 +51,8 @@ impl Hub {
     }
 
     /// A direct message: recorded in the pair's conversation, then sent to both parties.
-    pub(super) fn direct(
-        &mut self,
-        conn: ConnId,
-        to: &str,
-        text: String,
-        id: Option<String>,
-        me: bool,
-    ) {
+    pub(super) fn direct(&mut self, conn: ConnId, to: &str, said: Said) {
+        let id = said.id;
         if self.registry.get(conn).is_none_or(|m| !m.online) {
             return;
         }
@@ -92,13 +86,14 @@ impl Hub {
             time: now_millis(),
             body: Body::Message {
                 from: sender.name.to_string(),
-                text,
+                text: said.text,
                 id: id.clone(),
-                me,
+                me: said.me,
+                reply_to: said.reply_to,
             },
             poster: id.is_some().then_some(folded),
             holder: None,
-            rewrite: None,
+            base: None,
         };
         self.record_direct(event, conn);
     }
@@ -140,6 +135,14 @@ impl Hub {
                 .remove(&(direct.from_key.clone(), id.clone()));
         }
         let recorded = match result {
+            // Refused (what it asked of a message could not be done): its author hears why.
+            Ok(mut events) if events.first().is_some_and(|e| e.seq == 0) => {
+                let answer = events.swap_remove(0).frame;
+                if !answer.is_empty() {
+                    self.tell_frame(conn, &answer);
+                }
+                return;
+            }
             Ok(mut events) if !events.is_empty() => events.swap_remove(0),
             Ok(_) => return,
             Err(err) => {

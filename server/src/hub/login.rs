@@ -2,13 +2,15 @@
 //! taken fresh (the default room's `joined`, then the welcome) or taken over (the same
 //! member on a new connection, nobody else sees anything); and a member going.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_shared::{
-    CloseCode, Frame, Invitation, LeaveReason, Name, NameKeys, RejectCode, ServerFrame, fold,
+    CloseCode, Conversation, Frame, Invitation, LeaveReason, Name, NameKeys, RejectCode,
+    ServerFrame, fold,
 };
 
-use crate::log::{Body, Seq};
+use crate::log::{Body, Seq, StreamId};
 use crate::registry::{Admission, ConnId, Member};
 use crate::room::table::Deferred;
 use crate::room::{Effect, Room, Welcome};
@@ -136,7 +138,7 @@ impl Hub {
         };
         login.session = Some(token.clone());
         if free_here {
-            let member = Self::member(&login, login.name.clone(), token.clone(), account);
+            let member = self.member(&login, login.name.clone(), token.clone(), account);
             self.registry.insert(login.conn, member);
         }
         self.claiming.insert(
@@ -284,7 +286,12 @@ impl Hub {
 
     /// A member as `login` makes it: not online until its welcome goes out, in no room
     /// yet.
-    pub(super) fn member(login: &Login, name: Name, token: String, account: bool) -> Member {
+    pub(super) fn member(&self, login: &Login, name: Name, token: String, account: bool) -> Member {
+        let read = if account {
+            self.read_markers_of(&name.keys().folded, &login.read)
+        } else {
+            HashMap::new()
+        };
         Member {
             keys: name.keys(),
             name,
@@ -295,6 +302,8 @@ impl Hub {
             protocol: login.protocol,
             account,
             ip: login.ip,
+            read,
+            typed: Vec::new(),
         }
     }
 
@@ -310,7 +319,7 @@ impl Hub {
             self.posts.remember(&folded, &id, frame);
         }
         let default = self.rooms.default_key().clone();
-        let mut member = Self::member(&login, login.name.clone(), token, account);
+        let mut member = self.member(&login, login.name.clone(), token, account);
         let name = member.name.to_string();
         // A member the default room does not admit (banned, or not invited) starts in no
         // room: its welcome goes at once, then why.
@@ -359,7 +368,7 @@ impl Hub {
         }
         // What it asked of a room on its way back from the log is the new one's.
         self.rooms.hand_over(&previous.rooms, old, login.conn);
-        let mut member = Self::member(&login, previous.name, token, previous.account);
+        let mut member = self.member(&login, previous.name, token, previous.account);
         member.rooms = previous.rooms;
         self.registry.insert(login.conn, member);
         self.welcome_back(login, previous.account);
@@ -391,7 +400,7 @@ impl Hub {
                 .is_none_or(|room| room.has_member(&folded, &self.registry))
         });
         let conn = login.conn;
-        let mut member = Self::member(&login, name, token, account);
+        let mut member = self.member(&login, name, token, account);
         member.rooms.clone_from(&keys);
         self.registry.insert(conn, member);
         for key in &keys {
@@ -466,7 +475,18 @@ impl Hub {
             token: member.token.clone(),
             rooms,
             account: member.account,
-            conversations: welcome.conversations.clone(),
+            conversations: welcome.conversations.as_ref().map(|all| {
+                all.iter()
+                    .map(|conversation| {
+                        let stream =
+                            StreamId::direct(&member.keys.folded, &fold(&conversation.with));
+                        Conversation {
+                            read: member.read.get(&stream).copied().unwrap_or(0),
+                            ..conversation.clone()
+                        }
+                    })
+                    .collect()
+            }),
             invites,
             admin,
             limits: self.limits(),

@@ -28,11 +28,13 @@ mod cluster;
 pub mod command;
 mod direct;
 mod history;
+mod life;
 mod load;
 mod login;
 mod moderation;
 pub mod peers;
 mod posts;
+mod read_markers;
 mod record;
 mod rooms;
 #[cfg(test)]
@@ -117,6 +119,8 @@ pub struct Hub {
     admins: Vec<NameKeys>,
     /// The names and addresses banned from the server.
     server_bans: ServerBans,
+    /// Read markers on their way to the log.
+    read_markers: read_markers::ReadMarkers,
 }
 
 impl Hub {
@@ -183,6 +187,7 @@ impl Hub {
             flushing: Vec::new(),
             admins,
             server_bans,
+            read_markers: read_markers::ReadMarkers::default(),
         })
     }
 
@@ -275,6 +280,13 @@ impl Hub {
     /// Records what was accepted and pushes everything owed (nobody is told anybody
     /// left), then returns.
     async fn finish(&mut self, recorded: &Receiver<RoomRecorded>) {
+        let marks = self.read_markers.take_all();
+        if !marks.is_empty() {
+            let log = self.log.clone();
+            if let Err(err) = smol::unblock(move || log.set_read(&marks)).await {
+                tracing::warn!(%err, "read markers could not be kept");
+            }
+        }
         loop {
             if self.rooms.recording() {
                 match recorded.recv().await {
@@ -293,13 +305,7 @@ impl Hub {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Login(login) => self.login(login),
-            Command::Post {
-                conn,
-                room,
-                text,
-                id,
-                me,
-            } => self.post(conn, room.as_ref(), text, id, me),
+            Command::Post { conn, room, said } => self.post(conn, room.as_ref(), said),
             Command::History {
                 conn,
                 room,
@@ -310,13 +316,7 @@ impl Hub {
             Command::Part { conn, room } => self.part(conn, &room),
             Command::Rooms { conn } => self.list_rooms(conn),
             Command::Leave { conn, reason } => self.leave(conn, reason),
-            Command::Direct {
-                conn,
-                to,
-                text,
-                id,
-                me,
-            } => self.direct(conn, &to, text, id, me),
+            Command::Direct { conn, to, said } => self.direct(conn, &to, said),
             Command::DirectHistory {
                 conn,
                 with,
@@ -344,6 +344,16 @@ impl Hub {
             Command::Cluster(news) => self.news(news),
             Command::Moderate { conn, step } => self.moderate(conn, step),
             Command::Delete { conn, place, seq } => self.delete(conn, place, seq),
+            Command::Amend {
+                conn,
+                place,
+                seq,
+                change,
+            } => self.amend(conn, place, seq, change),
+            Command::Typing { conn, place } => self.typing(conn, &place),
+            Command::Read { conn, place, seq } => self.read_up_to(conn, &place, seq),
+            Command::KeepReadMarkers => self.keep_read_markers(),
+            Command::ReadMarkersKept => self.read_markers_kept(),
             Command::Found {
                 conn,
                 place,
@@ -403,8 +413,13 @@ impl Hub {
 
     /// Queues a frame for one connection, outside its limit (an answer it asked for).
     fn tell(&self, conn: ConnId, frame: &ServerFrame) {
+        self.tell_frame(conn, &Frame::encode(frame));
+    }
+
+    /// An encoded frame for one connection, outside its queue's limit.
+    fn tell_frame(&self, conn: ConnId, frame: &Frame) {
         if let Some(member) = self.registry.get(conn) {
-            member.queue.push_unmetered(Frame::encode(frame));
+            member.queue.push_unmetered(frame.clone());
         }
     }
 

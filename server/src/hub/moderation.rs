@@ -16,8 +16,9 @@ use chat_shared::{
 };
 
 use crate::bans::{Banned, ServerBan};
+use crate::log::amend::erased;
 use crate::log::state::Kept;
-use crate::log::{Body, Direct, Event, LogError, NewEvent, Rewrite, Seq, Span, StreamId, erased};
+use crate::log::{Body, Direct, Event, LogError, NewEvent, Seq, Span, StreamId};
 use crate::registry::{ConnId, Member};
 use crate::room::table::{Deferred, Lookup};
 use crate::room::{Effect, Pending, Room};
@@ -155,7 +156,7 @@ impl Hub {
 
     /// The key of a room a frame names that the connection is in; else it is answered
     /// (`not_member`, `invalid_room`).
-    fn room_of_member(&self, conn: ConnId, named: &RoomName) -> Option<Arc<str>> {
+    pub(super) fn room_of_member(&self, conn: ConnId, named: &RoomName) -> Option<Arc<str>> {
         let member = self.registry.get(conn)?;
         match self.resolve(conn, Some(named), None)? {
             Lookup::Existing(key) if member.rooms.contains(&key) => Some(key),
@@ -559,7 +560,7 @@ impl Hub {
         let erased_frame = erased(&event.frame);
         let deleted = match place {
             Place::Room(named) => self.delete_in_room(conn, named, event, &author),
-            Place::With(with) => self.delete_direct(conn, with, event, &author, &erased_frame),
+            Place::With(with) => self.delete_direct(conn, with, event, &author),
         };
         // A post sent again with its id gets the message as it is now.
         if deleted && let Some(id) = id {
@@ -607,7 +608,8 @@ impl Hub {
         }
         let by = member.name.to_string();
         self.rooms.update(&key, |room| {
-            let event = room.deletion(now_millis(), by, message);
+            let target = message.seq;
+            let event = room.event(now_millis(), Body::Deleted { by, target }, None, None);
             room.push(Pending {
                 event,
                 effect: Effect::Step { conn },
@@ -623,7 +625,6 @@ impl Hub {
         with: &str,
         message: &Event,
         author: &NameKeys,
-        erased_frame: &Frame,
     ) -> bool {
         let (me, other) = match self.account_named(conn, with) {
             Ok(pair) => pair,
@@ -657,10 +658,7 @@ impl Hub {
             },
             poster: None,
             holder: None,
-            rewrite: Some(Rewrite {
-                seq: message.seq,
-                frame: erased_frame.clone(),
-            }),
+            base: None,
         };
         self.record_direct(deletion, conn);
         true
@@ -881,7 +879,7 @@ impl Hub {
 }
 
 /// The room a place names, for an `error`.
-fn place_room(place: &Place) -> Option<&str> {
+pub(super) fn place_room(place: &Place) -> Option<&str> {
     match place {
         Place::Room(room) => Some(room.as_str()),
         Place::With(_) => None,

@@ -17,7 +17,7 @@ use smol::Executor;
 use crate::log::Seq;
 use crate::queue::SendQueue;
 
-use super::command::{AfterClaim, Claim, Claimed, Command, Login};
+use super::command::{AfterClaim, Claim, Claimed, Command, Login, Typing};
 
 /// A login's claim of its name.
 #[derive(Debug)]
@@ -79,6 +79,10 @@ pub trait Peers: Send {
     /// Follows a room's events after `seq` (the newest the hub has of it).
     fn follow(&self, key: &Arc<str>, seq: Seq);
 
+    /// Tells every other node that `sender` (case-folded) is typing; this node relayed it
+    /// to its own members already.
+    fn typing(&self, sender: String, typing: Typing);
+
     /// Stops following a room's events.
     fn unfollow(&self, key: &str);
 
@@ -131,6 +135,8 @@ impl Peers for Alone {
     }
 
     fn follow(&self, _: &Arc<str>, _: Seq) {}
+
+    fn typing(&self, _: String, _: Typing) {}
 
     fn unfollow(&self, _: &str) {}
 

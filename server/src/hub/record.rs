@@ -70,7 +70,7 @@ impl Hub {
         let (mut own, mut arriving, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
         for (pending, event) in batch.into_iter().zip(events) {
             if event.seq == 0 {
-                skipped.push(pending);
+                skipped.push((pending, event.frame));
                 continue;
             }
             if let (Some(poster), Body::Message { id: Some(id), .. }) =
@@ -90,8 +90,8 @@ impl Hub {
             }
             room.arriving(arriving);
         });
-        for pending in skipped {
-            self.skipped(key, pending);
+        for (pending, answer) in skipped {
+            self.skipped(key, pending, &answer);
         }
         self.take_arrivals(key);
     }
@@ -259,10 +259,14 @@ impl Hub {
         }
     }
 
-    /// An event the log did not record because its author no longer holds its session (it
-    /// went, or was taken over on another node: only a log that nodes share does this).
-    fn skipped(&mut self, key: &Arc<str>, pending: Pending) {
+    /// An event the log did not record: its author no longer holds its session (it went,
+    /// or was taken over on another node: only a log that nodes share does this), or what
+    /// it asked of a message could not be done (`answer`: what its author is told).
+    fn skipped(&mut self, key: &Arc<str>, pending: Pending, answer: &Frame) {
         match pending.effect {
+            Effect::Post { conn, .. } | Effect::Step { conn } if !answer.is_empty() => {
+                self.tell_frame(conn, answer);
+            }
             Effect::Welcome(welcome) => {
                 let _ = welcome.reply.try_send(false);
                 self.drop_placeholder(welcome.conn);

@@ -14,7 +14,7 @@ use crate::room::table::{Deferred, Lookup};
 use crate::wire::now_millis;
 
 use super::Hub;
-use super::command::Place;
+use super::command::{Place, Said};
 use super::history::{Read, Target, history_answer};
 use super::load::{Loaded, build_room, read_room};
 use super::peers::Seer;
@@ -45,14 +45,8 @@ impl Hub {
             .map(|m| m.queue.clone())
     }
 
-    pub(super) fn post(
-        &mut self,
-        conn: ConnId,
-        room: Option<&RoomName>,
-        text: String,
-        id: Option<String>,
-        me: bool,
-    ) {
+    pub(super) fn post(&mut self, conn: ConnId, room: Option<&RoomName>, said: Said) {
+        let id = said.id.clone();
         let Some(member) = self.registry.get(conn).filter(|m| m.online) else {
             return;
         };
@@ -87,13 +81,7 @@ impl Hub {
             && self.rooms.is_loading(&key)
         {
             let room = room.clone();
-            let post = Deferred::Post {
-                conn,
-                room,
-                text,
-                id,
-                me,
-            };
+            let post = Deferred::Post { conn, room, said };
             let _ = self.rooms.defer(&key, post);
             return;
         }
@@ -123,9 +111,10 @@ impl Hub {
             &key,
             Body::Message {
                 from,
-                text,
-                id: id.clone(),
-                me,
+                text: said.text,
+                id: said.id,
+                me: said.me,
+                reply_to: said.reply_to,
             },
             poster,
             Effect::Post { conn, id },
@@ -346,16 +335,13 @@ impl Hub {
                         self.answer_join(conn, &key, since, None);
                     }
                 }
-                Deferred::Post {
-                    conn,
-                    room,
-                    text,
-                    id,
-                    me,
-                } => self.post(conn, Some(&room), text, id, me),
+                Deferred::Post { conn, room, said } => self.post(conn, Some(&room), said),
                 Deferred::Part(conn, room) => self.part(conn, &room),
                 Deferred::Step(conn, step) => self.moderate(conn, *step),
                 Deferred::Delete(conn, room, seq) => self.delete(conn, Place::Room(room), seq),
+                Deferred::Amend(conn, room, seq, change) => {
+                    self.amend(conn, Place::Room(room), seq, change);
+                }
             }
         }
         self.drop_if_idle(&key);
@@ -379,20 +365,28 @@ impl Hub {
                         Some(&name),
                     );
                 }
-                Deferred::Post { conn, id, .. } => self.error(
+                Deferred::Post {
+                    conn,
+                    said: Said { id, .. },
+                    ..
+                } => self.error(
                     conn,
                     ErrorCode::Unavailable,
                     "your post could not be recorded; send it again".into(),
                     id,
                     Some(&name),
                 ),
-                Deferred::Step(conn, _) | Deferred::Delete(conn, ..) => self.error(
-                    conn,
-                    ErrorCode::Unavailable,
-                    "the room cannot be read now; try again later".into(),
-                    None,
-                    Some(&name),
-                ),
+                Deferred::Step(conn, _)
+                | Deferred::Delete(conn, ..)
+                | Deferred::Amend(conn, ..) => {
+                    self.error(
+                        conn,
+                        ErrorCode::Unavailable,
+                        "the room cannot be read now; try again later".into(),
+                        None,
+                        Some(&name),
+                    );
+                }
                 // Its join failed: it is not in the room.
                 Deferred::Part(..) => {}
             }
@@ -420,6 +414,7 @@ impl Hub {
             seq: seq.unwrap_or(room.newest()),
             oldest: room.oldest(self.log.durable()),
             state: self.described(member, room),
+            read: member.read.get(&StreamId::new(key)).copied().unwrap_or(0),
         });
         member
             .queue

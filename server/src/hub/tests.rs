@@ -23,7 +23,7 @@ use crate::queue::{QueueLimits, QueueReceiver, SendQueue, send_queue};
 use crate::registry::ConnId;
 
 use super::Hub;
-use super::command::{Auth, Command, Login};
+use super::command::{Auth, Command, Login, Said};
 use super::peers::Alone;
 
 /// How long a test waits for what the hub does off its task.
@@ -117,6 +117,7 @@ impl Harness {
             conversations: Vec::new(),
             session: None,
             invites: Vec::new(),
+            read: Vec::new(),
         }));
         if hashed && accepted.is_empty() {
             self.hashed();
@@ -188,9 +189,12 @@ impl Harness {
         self.command(Command::Post {
             conn: conn.id,
             room,
-            text: text.into(),
-            id: Some(format!("{}-{text}", conn.id)),
-            me: false,
+            said: Said {
+                text: text.into(),
+                id: Some(format!("{}-{text}", conn.id)),
+                me: false,
+                reply_to: None,
+            },
         });
     }
 
@@ -443,6 +447,7 @@ fn a_login_whose_connection_went_while_its_password_was_checked_leaves_nobody_on
         conversations: Vec::new(),
         session: None,
         invites: Vec::new(),
+        read: Vec::new(),
     }));
     hub.gone(&late, LeaveReason::Lost);
     hub.hashed();

@@ -17,6 +17,10 @@
 --                     stream's memory (and in Redis's files) until its whole node goes
 --   st:<stream>       hash: the room's state (topic, roles, settings, bans, mutes,
 --                     invitations), field -> value
+--   rx:<stream>       hash: seq -> what is kept beside that message (JSON: who reacted
+--                     beyond the names it lists)
+--   ed:<stream>       hash: seq -> the seqs of that message's edits, "7,9"
+--   rd:<account>      hash: stream -> the account's read marker there
 --   sbans             hash: server ban key -> what the ban holds
 --   invof:<account>   hash: room -> who invited the account there
 --   rooms             hash: room key -> its name as first spelled
@@ -129,8 +133,17 @@ local function change_state(stream, ops)
   end
 end
 
--- Stores an event of a stream anew (a deleted message, without its text): its frame, and
--- the copy in the poster's remembered posts.
+-- An `edited` event without its text (its message was deleted). `"text":` with its quote
+-- unescaped can only be the key (a quote inside a string is always escaped), and it is the
+-- frame's last field: what the server's own erasure writes, to the byte.
+local function without_text(frame)
+  local at = string.find(frame, ',"text":', 1, true)
+  if not at then return frame end
+  return string.sub(frame, 1, at - 1) .. '}\n'
+end
+
+-- Stores a message anew as an event about it changed it: its frame, and the copy in the
+-- poster's remembered posts.
 local function rewrite(stream, seq, poster, id, frame)
   redis.call('HSET', P .. 'fr:' .. stream, seq, frame)
   if id ~= '' then
@@ -150,17 +163,30 @@ if op == 'epoch' then
 elseif op == 'append' then
   -- ARGV: count, then per event: stream, room, prefix, suffix, kind (m, j, l, d: a direct
   -- message, e: another direct event), member, name, token, poster, id, dm from, dm to,
-  -- dm to-name, dm from-name, time, state changes (JSON, '' none), and an event stored
-  -- anew with it ('' none): its seq, poster, id and frame.
+  -- dm to-name, dm from-name, time, state changes (JSON, '' none), and the message the
+  -- event is about ('' none): its seq, poster, id, its frame from now on ('' unchanged),
+  -- the frame it was decided against ('' not compared), what is kept beside it ('' as it
+  -- is, '-' nothing) and what the event does to it ('edit', 'erase' or '').
   -- A joined or left with a token is recorded only while the member holds that token.
+  -- Returns the seqs (0: not recorded), or {-1} and nothing written when a message is no
+  -- longer the one its event was decided against.
   local count = tonumber(ARGV[2])
+  local N = 23
+  for i = 0, count - 1 do
+    local b = 3 + i * N
+    local expect = ARGV[b + 20]
+    if expect ~= '' and redis.call('HGET', P .. 'fr:' .. ARGV[b], ARGV[b + 16]) ~= expect then
+      return {-1}
+    end
+  end
   local seqs = {}
   for i = 0, count - 1 do
-    local b = 3 + i * 20
+    local b = 3 + i * N
     local stream, room, prefix, suffix, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
     local member, name, token, poster, id = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
     local from, to, to_name, from_name, time = ARGV[b + 10], ARGV[b + 11], ARGV[b + 12], ARGV[b + 13], ARGV[b + 14]
     local ops, rw_seq, rw_poster, rw_id, rw_frame = ARGV[b + 15], ARGV[b + 16], ARGV[b + 17], ARGV[b + 18], ARGV[b + 19]
+    local aside, life = ARGV[b + 21], ARGV[b + 22]
     local wanted = true
     if token ~= '' then
       wanted = redis.call('HGET', P .. 'm:' .. member, 'token') == token
@@ -205,13 +231,43 @@ elseif op == 'append' then
           'k', stream, 's', seq)
       end
       if ops ~= '' then change_state(stream, ops) end
-      if rw_seq ~= '' then
+      if rw_frame ~= '' then
         rewrite(stream, rw_seq, rw_poster, rw_id, rw_frame)
+      end
+      if aside == '-' then
+        redis.call('HDEL', P .. 'rx:' .. stream, rw_seq)
+      elseif aside ~= '' then
+        redis.call('HSET', P .. 'rx:' .. stream, rw_seq, aside)
+      end
+      -- A message's edits, so that their texts go when it is deleted.
+      local edits = P .. 'ed:' .. stream
+      if life == 'edit' then
+        local earlier = redis.call('HGET', edits, rw_seq)
+        redis.call('HSET', edits, rw_seq, earlier and (earlier .. ',' .. seq) or tostring(seq))
+      elseif life == 'erase' then
+        local listed = redis.call('HGET', edits, rw_seq)
+        if listed then
+          for edit in string.gmatch(listed, '[^,]+') do
+            local old = redis.call('HGET', P .. 'fr:' .. stream, edit)
+            if old then redis.call('HSET', P .. 'fr:' .. stream, edit, without_text(old)) end
+          end
+          redis.call('HDEL', edits, rw_seq)
+        end
       end
       seqs[#seqs + 1] = seq
     end
   end
   return seqs
+
+elseif op == 'read' then
+  -- ARGV: count, then per marker: account, stream, seq. Each is kept if it is higher.
+  for i = 0, tonumber(ARGV[2]) - 1 do
+    local b = 3 + i * 3
+    local key, stream, seq = P .. 'rd:' .. ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2])
+    local kept = tonumber(redis.call('HGET', key, stream) or '0')
+    if seq > kept then redis.call('HSET', key, stream, seq) end
+  end
+  return 1
 
 elseif op == 'head' then
   -- A stream's newest and oldest seq (0 when empty).

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chat_shared::{Conversation, Frame};
 use futures_lite::future;
 
+use super::amend::{Aside, Refusal, change_of, decide, erased};
 use super::state::{changes, invitee, inviter};
 use super::{
-    Body, Event, EventLog, Head, LogError, NewEvent, Remembered, Seq, Span, StreamId, frame,
-    latest_first,
+    Body, Event, EventLog, Head, LogError, NewEvent, ReadMark, Remembered, Seq, Span, StreamId,
+    frame, latest_first,
 };
 
 /// Messages kept per direct conversation.
@@ -40,6 +41,65 @@ struct Contents {
     server_bans: BTreeMap<String, String>,
     /// Invitations by account: room key to who invited.
     invites_of: HashMap<String, BTreeMap<String, String>>,
+    /// What is kept beside messages (see [`Aside`]), where there is any.
+    asides: HashMap<(StreamId, Seq), Aside>,
+    /// Read markers: account to stream to seq.
+    read: HashMap<String, HashMap<StreamId, Seq>>,
+}
+
+impl Contents {
+    /// Decides an event about a message (see [`super::amend`]) at `seq` against the
+    /// message as this log holds it (a direct one), as the room's window held it when the
+    /// batch went (`base`), or as an earlier event of the same batch left it (`amended`),
+    /// and stores the message anew.
+    fn amend(
+        &mut self,
+        new: &NewEvent,
+        seq: Seq,
+        amended: &mut HashMap<(StreamId, Seq), Frame>,
+    ) -> Result<(), Refusal> {
+        let Some((target, change)) = change_of(&new.body) else {
+            return Ok(());
+        };
+        let at = (new.stream.clone(), target);
+        let kept = self.direct.get_mut(&new.stream);
+        let held = kept
+            .as_ref()
+            .and_then(|kept| kept.binary_search_by_key(&target, |e| e.seq).ok());
+        let current = match (held, &kept) {
+            (Some(index), Some(kept)) => Some(kept[index].frame.clone()),
+            _ => amended.get(&at).or(new.base.as_ref()).cloned(),
+        }
+        .ok_or(Refusal::NoSuchMessage)?;
+        let mut aside = self.asides.remove(&at).unwrap_or_default();
+        let decided = decide(&current, &mut aside, &change, seq, new.time);
+        if matches!(new.body, Body::Deleted { .. })
+            && decided.is_ok()
+            && let Some(kept) = self.direct.get_mut(&new.stream)
+        {
+            for edit in std::mem::take(&mut aside.edits) {
+                if let Ok(index) = kept.binary_search_by_key(&edit, |e| e.seq) {
+                    kept[index].frame = erased(&kept[index].frame);
+                }
+            }
+        }
+        if new.direct.is_none() {
+            // A room's window erases the edits itself.
+            aside.edits.clear();
+        }
+        if aside.encode().is_some() {
+            self.asides.insert(at.clone(), aside);
+        }
+        if let Some(frame) = decided? {
+            match (held, self.direct.get_mut(&new.stream)) {
+                (Some(index), Some(kept)) => kept[index].frame = frame,
+                _ => {
+                    amended.insert(at, frame);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl MemoryLog {
@@ -81,9 +141,14 @@ impl EventLog for MemoryLog {
 
     fn append(&self, events: &[NewEvent]) -> Result<Vec<Event>, LogError> {
         let mut state = self.state()?;
+        let mut amended = HashMap::new();
         Ok(events
             .iter()
             .map(|new| {
+                let next = state.newest.get(&new.stream).copied().unwrap_or(0) + 1;
+                if let Err(refusal) = state.amend(new, next, &mut amended) {
+                    return Event::unrecorded(refusal.answer_to(new));
+                }
                 let seq = state.newest.entry(new.stream.clone()).or_insert(0);
                 *seq += 1;
                 let event = Event {
@@ -122,11 +187,6 @@ impl EventLog for MemoryLog {
                 }
                 if new.direct.is_some() {
                     let kept = state.direct.entry(new.stream.clone()).or_default();
-                    if let Some(rewrite) = &new.rewrite
-                        && let Ok(at) = kept.binary_search_by_key(&rewrite.seq, |e| e.seq)
-                    {
-                        kept[at].frame = rewrite.frame.clone();
-                    }
                     kept.push_back(event.clone());
                     if kept.len() > DIRECT_KEPT {
                         kept.pop_front();
@@ -223,9 +283,38 @@ impl EventLog for MemoryLog {
                     posts: Vec::new(),
                     conversations,
                     invites: self.invites_of(&poster)?,
+                    read: self.read_markers(&poster)?,
                 })
             });
         Box::pin(future::ready(remembered))
+    }
+
+    fn read_markers(&self, account: &str) -> Result<Vec<(String, Seq)>, LogError> {
+        Ok(self
+            .state()?
+            .read
+            .get(account)
+            .map(|marks| {
+                marks
+                    .iter()
+                    .map(|(stream, seq)| (stream.as_str().to_string(), *seq))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn set_read(&self, marks: &[ReadMark]) -> Result<(), LogError> {
+        let mut state = self.state()?;
+        for mark in marks {
+            let seq = state
+                .read
+                .entry(mark.account.clone())
+                .or_default()
+                .entry(mark.stream.clone())
+                .or_insert(0);
+            *seq = (*seq).max(mark.seq);
+        }
+        Ok(())
     }
 
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
@@ -271,6 +360,7 @@ impl EventLog for MemoryLog {
                     Conversation {
                         with: with.clone(),
                         seq: *seq,
+                        read: 0,
                     },
                 )
             })

@@ -11,6 +11,7 @@
 //! Every method may block (disk); the hub calls them from its recorder thread or a blocking
 //! pool, never from the task that fans out.
 
+pub mod amend;
 pub mod memory;
 pub mod recorder;
 pub mod redis;
@@ -70,6 +71,8 @@ pub enum Body {
         id: Option<String>,
         /// An action ("/me waves").
         me: bool,
+        /// The seq of the message it answers.
+        reply_to: Option<Seq>,
     },
     /// Someone came in.
     Joined {
@@ -151,12 +154,32 @@ pub enum Body {
         /// The account.
         name: String,
     },
-    /// A message was deleted (see [`NewEvent::rewrite`]).
+    /// A message was deleted (see [`amend`]).
     Deleted {
         /// Who deleted it.
         by: String,
         /// Its seq.
         target: Seq,
+    },
+    /// A message was edited by its author.
+    Edited {
+        /// The author.
+        from: String,
+        /// Its seq.
+        target: Seq,
+        /// Its text from now on.
+        text: String,
+    },
+    /// A reaction was added or taken back.
+    Reaction {
+        /// Who reacted.
+        from: String,
+        /// The message's seq.
+        target: Seq,
+        /// The emoji.
+        emoji: String,
+        /// Added or taken back.
+        on: bool,
     },
 }
 
@@ -193,9 +216,10 @@ pub struct NewEvent {
     /// event is recorded only while the member still holds it (not after it went, or was
     /// taken over on another node).
     pub holder: Option<String>,
-    /// An earlier event of the same stream to store anew with this one, in the same step:
-    /// a deleted message, erased (its text gone from the log, not only hidden).
-    pub rewrite: Option<Rewrite>,
+    /// For an event about a message of a room (see [`amend`]) with a log that keeps no
+    /// room's events (`--memory`): the message as the room's window holds it when the
+    /// batch goes, for the log to decide against.
+    pub base: Option<Frame>,
 }
 
 impl Body {
@@ -210,22 +234,25 @@ impl Body {
     }
 }
 
-/// An event of a stream stored anew: its seq, and its frame as it is now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rewrite {
-    /// The event's seq.
-    pub seq: Seq,
-    /// Its frame from now on.
-    pub frame: Frame,
-}
-
 /// An event with its seq: the frame every member gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Its seq in its stream.
+    /// Its seq in its stream; 0 for an event the log did not record (see
+    /// [`Event::unrecorded`]).
     pub seq: Seq,
-    /// The encoded `message`, `joined` or `left`.
+    /// The encoded event; for one not recorded, what its author is told (empty: nothing).
     pub frame: Frame,
+}
+
+impl Event {
+    /// An event the log did not record: its author no longer holds its session, or a
+    /// message's life refused it (`answer`: the `error` for its author, if any).
+    pub fn unrecorded(answer: Option<Frame>) -> Self {
+        Self {
+            seq: 0,
+            frame: answer.unwrap_or_else(|| Frame::from_encoded(b"")),
+        }
+    }
 }
 
 /// The ends of a stream: the oldest and newest seq held (both 0 when it is empty).
@@ -288,6 +315,19 @@ pub struct Remembered {
     pub conversations: Vec<Conversation>,
     /// Should it be an account: the rooms it is invited to (room key, who invited).
     pub invites: Vec<(String, String)>,
+    /// Should it be an account: its read markers (stream key, seq).
+    pub read: Vec<(String, Seq)>,
+}
+
+/// An account's read marker in a stream: the newest seq it has seen there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadMark {
+    /// The account (case-folded).
+    pub account: String,
+    /// The room or conversation.
+    pub stream: StreamId,
+    /// The seq.
+    pub seq: Seq,
 }
 
 /// The log could not do what was asked.
@@ -354,6 +394,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// [`REMEMBERED_IDS`]: chat_shared::limits::REMEMBERED_IDS
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError>;
 
+    /// An account's read markers: stream key and seq.
+    fn read_markers(&self, account: &str) -> Result<Vec<(String, Seq)>, LogError>;
+
+    /// Keeps read markers, each only if it is higher than the one kept.
+    fn set_read(&self, marks: &[ReadMark]) -> Result<(), LogError>;
+
     /// Every room it holds events of: its stream and its name as first spelled.
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError>;
 
@@ -382,6 +428,7 @@ pub trait EventLog: Send + Sync + 'static {
                 posts: self.recent_posts(&poster)?,
                 conversations: self.conversations(&poster, limit)?,
                 invites: self.invites_of(&poster)?,
+                read: self.read_markers(&poster)?,
             })
         }))
     }
@@ -411,6 +458,16 @@ pub fn for_reader(frame: &Frame, reader: &str) -> Frame {
             with: Some(with),
             by: author,
             ..
+        }
+        | ServerFrame::Edited {
+            with: Some(with),
+            from: author,
+            ..
+        }
+        | ServerFrame::Reaction {
+            with: Some(with),
+            from: author,
+            ..
         } if chat_shared::fold(author) != reader => {
             with.clone_from(author);
             Frame::encode(&message)
@@ -427,7 +484,13 @@ pub fn frame(seq: Seq, event: &NewEvent) -> Frame {
     };
     let time = event.time;
     Frame::encode(&match event.body.clone() {
-        Body::Message { from, text, id, me } => ServerFrame::Message {
+        Body::Message {
+            from,
+            text,
+            id,
+            me,
+            reply_to,
+        } => ServerFrame::Message {
             room,
             with,
             seq,
@@ -437,6 +500,9 @@ pub fn frame(seq: Seq, event: &NewEvent) -> Frame {
             id,
             me,
             deleted: false,
+            reply_to,
+            edited: None,
+            reactions: Vec::new(),
         },
         Body::Joined { name } => ServerFrame::Joined {
             room,
@@ -479,6 +545,22 @@ pub fn frame(seq: Seq, event: &NewEvent) -> Frame {
             by,
             name,
         },
+        body @ (Body::Deleted { .. } | Body::Edited { .. } | Body::Reaction { .. }) => {
+            life_event(room, with, seq, time, body)
+        }
+        body => room_state_event(event.room.to_string(), seq, time, body),
+    })
+}
+
+/// The frame of an event about a message (see [`amend`]), of a room or a conversation.
+fn life_event(
+    room: Option<String>,
+    with: Option<String>,
+    seq: Seq,
+    time: u64,
+    body: Body,
+) -> ServerFrame {
+    match body {
         Body::Deleted { by, target } => ServerFrame::Deleted {
             room,
             with,
@@ -487,8 +569,32 @@ pub fn frame(seq: Seq, event: &NewEvent) -> Frame {
             by,
             target,
         },
-        body => room_state_event(event.room.to_string(), seq, time, body),
-    })
+        Body::Edited { from, target, text } => ServerFrame::Edited {
+            room,
+            with,
+            seq,
+            time,
+            from,
+            target,
+            text,
+        },
+        Body::Reaction {
+            from,
+            target,
+            emoji,
+            on,
+        } => ServerFrame::Reaction {
+            room,
+            with,
+            seq,
+            time,
+            from,
+            target,
+            emoji,
+            on,
+        },
+        _ => unreachable!("not an event about a message"),
+    }
 }
 
 /// The frame of an event that changes a room's state (not a ban: that may be the
@@ -540,34 +646,5 @@ fn room_state_event(room: String, seq: Seq, time: u64, body: Body) -> ServerFram
             name,
         },
         _ => unreachable!("not an event of a room's state"),
-    }
-}
-
-/// A message's frame once it is deleted: its seq, time, sender, place and post id kept
-/// (the id still acknowledges a post sent again), its text gone, `deleted: true`. Any
-/// other frame is returned as it is.
-pub fn erased(frame: &Frame) -> Frame {
-    match chat_shared::decode_line::<ServerFrame>(frame.as_bytes().trim_ascii_end()) {
-        Ok(ServerFrame::Message {
-            room,
-            with,
-            seq,
-            time,
-            from,
-            id,
-            me,
-            ..
-        }) => Frame::encode(&ServerFrame::Message {
-            room,
-            with,
-            seq,
-            time,
-            from,
-            text: String::new(),
-            id,
-            me,
-            deleted: true,
-        }),
-        _ => frame.clone(),
     }
 }

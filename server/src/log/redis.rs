@@ -22,11 +22,12 @@ use std::sync::Arc;
 
 use futures_lite::future;
 
+use super::amend::{Aside, Refusal, change_of, decide};
 use super::scrub::Scrub;
 use super::state::{FieldOp, changes};
 use super::{
-    Body, Event, EventLog, Head, LogError, NewEvent, Note, Remembered, Seq, Snapshot, Span,
-    StreamId, frame, latest_first,
+    Body, Event, EventLog, Head, LogError, NewEvent, Note, ReadMark, Remembered, Seq, Snapshot,
+    Span, StreamId, frame, latest_first,
 };
 
 /// The key prefix of everything the chat keeps in Redis.
@@ -413,105 +414,18 @@ impl EventLog for RedisLog {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.op("append");
-        invocation.arg(events.len());
-        let mut halves_of = Vec::with_capacity(events.len());
-        for event in events {
-            let (prefix, suffix) = halves(event);
-            let (kind, member, name, token) = match &event.body {
-                Body::Joined { name } => (
-                    "j",
-                    chat_shared::fold(name),
-                    name.as_str(),
-                    event.holder.as_deref().unwrap_or(""),
-                ),
-                Body::Left { name, .. } => (
-                    "l",
-                    chat_shared::fold(name),
-                    "",
-                    event.holder.as_deref().unwrap_or(""),
-                ),
-                Body::Message { .. } if event.direct.is_some() => ("d", String::new(), "", ""),
-                _ if event.direct.is_some() => ("e", String::new(), "", ""),
-                _ => ("m", String::new(), "", ""),
-            };
-            let ops = state_ops(&prefix, &suffix);
-            let (rw_seq, rw_poster, rw_id, rw_frame) = match &event.rewrite {
-                Some(rewrite) => {
-                    let (poster, id) = poster_and_id(&rewrite.frame);
-                    (
-                        rewrite.seq.to_string(),
-                        poster,
-                        id,
-                        rewrite.frame.as_bytes().to_vec(),
-                    )
-                }
-                None => (String::new(), String::new(), String::new(), Vec::new()),
-            };
-            let (id, poster) = match (&event.body, &event.poster) {
-                (Body::Message { id: Some(id), .. }, Some(poster)) => {
-                    (id.as_str(), poster.as_str())
-                }
-                _ => ("", ""),
-            };
-            // Every direct event names its parties, for its delivery; a message also
-            // updates the conversation (with the sender's name).
-            let (from, to, to_name, from_name) = match (&event.direct, &event.body) {
-                (Some(direct), body) => (
-                    direct.from_key.as_str(),
-                    direct.to_key.as_str(),
-                    direct.to.as_str(),
-                    match body {
-                        Body::Message { from, .. } => from.as_str(),
-                        _ => "",
-                    },
-                ),
-                _ => ("", "", "", ""),
-            };
-            invocation
-                .arg(event.stream.as_str())
-                .arg(&*event.room)
-                .arg(prefix.as_slice())
-                .arg(suffix.as_slice())
-                .arg(kind)
-                .arg(member)
-                .arg(name)
-                .arg(token)
-                .arg(poster)
-                .arg(id)
-                .arg(from)
-                .arg(to)
-                .arg(to_name)
-                .arg(from_name)
-                .arg(event.time)
-                .arg(ops)
-                .arg(rw_seq)
-                .arg(rw_poster)
-                .arg(rw_id)
-                .arg(rw_frame);
-            halves_of.push((prefix, suffix));
+        // The messages the events are about are decided on here, then written with the
+        // frame they were decided against, which the script compares: if another node
+        // changed one meanwhile, nothing is written and all is decided again.
+        for _ in 0..AMEND_TRIES {
+            let amended = smol::block_on(self.amendments(events))?;
+            if let Some(recorded) = self.append_decided(events, &amended)? {
+                return Ok(recorded);
+            }
         }
-        let seqs: Vec<u64> = self.run_blocking(&invocation)?;
-        if events.iter().any(|event| event.rewrite.is_some()) {
-            self.scrub.erased();
-            let _ = self.tidy();
-        }
-        Ok(seqs
-            .into_iter()
-            .zip(halves_of)
-            .map(|(seq, (prefix, suffix))| {
-                // A skipped event (its member gone meanwhile) has seq 0 and no frame.
-                let mut bytes = prefix;
-                if seq > 0 {
-                    bytes.extend_from_slice(seq.to_string().as_bytes());
-                    bytes.extend_from_slice(&suffix);
-                }
-                Event {
-                    seq,
-                    frame: Frame::from_encoded(&bytes),
-                }
-            })
-            .collect())
+        Err(LogError::Store(
+            "a message changed on other nodes too often to change it here".into(),
+        ))
     }
 
     fn read(&self, stream: &StreamId, span: Span, limit: usize) -> Result<Vec<Event>, LogError> {
@@ -617,12 +531,274 @@ impl EventLog for RedisLog {
                 posts: self.posts_of(&poster).await?,
                 conversations: self.conversations_of(&poster, limit).await?,
                 invites: self.invites_of_async(&poster).await?,
+                read: self.read_markers_async(&poster).await?,
             })
         })
     }
+
+    fn read_markers(&self, account: &str) -> Result<Vec<(String, Seq)>, LogError> {
+        smol::block_on(self.read_markers_async(account))
+    }
+
+    fn set_read(&self, marks: &[ReadMark]) -> Result<(), LogError> {
+        let mut invocation = self.op("read");
+        invocation.arg(marks.len());
+        for mark in marks {
+            invocation
+                .arg(&mark.account)
+                .arg(mark.stream.as_str())
+                .arg(mark.seq);
+        }
+        self.run_blocking::<i64>(&invocation).map(|_| ())
+    }
+}
+
+/// The script's arguments for one event of an append (see `cluster.lua`).
+fn event_args(
+    invocation: &mut ScriptInvocation<'_>,
+    event: &NewEvent,
+    amended: &Amended,
+    prefix: &[u8],
+    suffix: &[u8],
+) {
+    let (kind, member, name, token) = match &event.body {
+        Body::Joined { name } => (
+            "j",
+            chat_shared::fold(name),
+            name.as_str(),
+            event.holder.as_deref().unwrap_or(""),
+        ),
+        Body::Left { name, .. } => (
+            "l",
+            chat_shared::fold(name),
+            "",
+            event.holder.as_deref().unwrap_or(""),
+        ),
+        Body::Message { .. } if event.direct.is_some() => ("d", String::new(), "", ""),
+        _ if event.direct.is_some() => ("e", String::new(), "", ""),
+        _ => ("m", String::new(), "", ""),
+    };
+    let ops = state_ops(prefix, suffix);
+    let (rw_seq, expect, rw_frame) = amended.target.clone().unwrap_or_default();
+    let (rw_poster, rw_id) = if rw_frame.is_empty() {
+        (String::new(), String::new())
+    } else {
+        poster_and_id(&Frame::from_encoded(&rw_frame))
+    };
+    let life = match &event.body {
+        Body::Edited { .. } => "edit",
+        Body::Deleted { .. } => "erase",
+        _ => "",
+    };
+    let (id, poster) = match (&event.body, &event.poster) {
+        (Body::Message { id: Some(id), .. }, Some(poster)) => (id.as_str(), poster.as_str()),
+        _ => ("", ""),
+    };
+    // Every direct event names its parties, for its delivery; a message also
+    // updates the conversation (with the sender's name).
+    let (from, to, to_name, from_name) = match (&event.direct, &event.body) {
+        (Some(direct), body) => (
+            direct.from_key.as_str(),
+            direct.to_key.as_str(),
+            direct.to.as_str(),
+            match body {
+                Body::Message { from, .. } => from.as_str(),
+                _ => "",
+            },
+        ),
+        _ => ("", "", "", ""),
+    };
+    invocation
+        .arg(event.stream.as_str())
+        .arg(&*event.room)
+        .arg(prefix)
+        .arg(suffix)
+        .arg(kind)
+        .arg(member)
+        .arg(name)
+        .arg(token)
+        .arg(poster)
+        .arg(id)
+        .arg(from)
+        .arg(to)
+        .arg(to_name)
+        .arg(from_name)
+        .arg(event.time)
+        .arg(ops)
+        .arg(if amended.target.is_some() {
+            rw_seq.to_string()
+        } else {
+            String::new()
+        })
+        .arg(rw_poster)
+        .arg(rw_id)
+        .arg(rw_frame)
+        .arg(expect)
+        .arg(amended.aside.as_str())
+        .arg(life);
+}
+
+/// How many times an append whose messages other nodes changed meanwhile is decided again.
+const AMEND_TRIES: usize = 16;
+
+/// What becomes of an event about a message (see [`super::amend`]) in an append.
+#[derive(Debug, Default)]
+struct Amended {
+    /// Not to be recorded, and why.
+    refused: Option<Refusal>,
+    /// The message's seq, the frame it was decided against (empty: not compared, an earlier
+    /// event of the batch changed it already, or it is a reply), and the one to store (empty:
+    /// unchanged).
+    target: Option<(Seq, Vec<u8>, Vec<u8>)>,
+    /// What is kept beside the message from now on (`-`: nothing; empty: unchanged).
+    aside: String,
 }
 
 impl RedisLog {
+    /// Decides each event about a message against the message as Redis holds it, or as an
+    /// earlier event of the batch left it.
+    async fn amendments(&self, events: &[NewEvent]) -> Result<Vec<Amended>, LogError> {
+        let targets: Vec<(&str, Seq)> = events
+            .iter()
+            .filter_map(|event| Some((event.stream.as_str(), change_of(&event.body)?.0)))
+            .collect();
+        if targets.is_empty() {
+            return Ok(events.iter().map(|_| Amended::default()).collect());
+        }
+        let mut pipe = redis::pipe();
+        for (stream, target) in &targets {
+            pipe.cmd("HGET")
+                .arg(key(&format!("fr:{stream}")))
+                .arg(*target)
+                .cmd("HGET")
+                .arg(key(&format!("rx:{stream}")))
+                .arg(*target);
+        }
+        let mut conn = self.conn.clone();
+        let read: Vec<Option<Vec<u8>>> = pipe.query_async(&mut conn).await?;
+        let mut held: std::collections::HashMap<(&str, Seq), (Frame, Aside, bool)> = targets
+            .iter()
+            .zip(read.chunks(2))
+            .filter_map(|(at, pair)| {
+                let frame = Frame::from_encoded(pair[0].as_deref()?);
+                let aside = pair[1].as_deref().map(Aside::decode).unwrap_or_default();
+                Some((*at, (frame, aside, false)))
+            })
+            .collect();
+        Ok(events
+            .iter()
+            .map(|event| {
+                let Some((target, change)) = change_of(&event.body) else {
+                    return Amended::default();
+                };
+                let refused = |refusal: Refusal| Amended {
+                    refused: Some(refusal),
+                    ..Amended::default()
+                };
+                let Some((frame, aside, changed)) = held.get_mut(&(event.stream.as_str(), target))
+                else {
+                    return refused(Refusal::NoSuchMessage);
+                };
+                let mut next = aside.clone();
+                match decide(frame, &mut next, &change, PLACEHOLDER, event.time) {
+                    Err(refusal) => refused(refusal),
+                    Ok(None) => Amended {
+                        target: Some((target, Vec::new(), Vec::new())),
+                        ..Amended::default()
+                    },
+                    Ok(Some(new)) => {
+                        // Edits are listed by the script, which knows their seqs.
+                        next.edits.clear();
+                        let expect = if *changed {
+                            Vec::new()
+                        } else {
+                            frame.as_bytes().to_vec()
+                        };
+                        let kept = if next == *aside {
+                            String::new()
+                        } else {
+                            next.encode().map_or_else(
+                                || "-".to_string(),
+                                |b| String::from_utf8_lossy(&b).into(),
+                            )
+                        };
+                        *frame = new.clone();
+                        *aside = next;
+                        *changed = true;
+                        Amended {
+                            refused: None,
+                            target: Some((target, expect, new.as_bytes().to_vec())),
+                            aside: kept,
+                        }
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// Appends the events decided on (see [`RedisLog::amendments`]); `None` when a message
+    /// changed meanwhile and nothing was written.
+    fn append_decided(
+        &self,
+        events: &[NewEvent],
+        amended: &[Amended],
+    ) -> Result<Option<Vec<Event>>, LogError> {
+        let mut invocation = self.op("append");
+        let sent = amended.iter().filter(|a| a.refused.is_none()).count();
+        invocation.arg(sent);
+        let mut halves_of = Vec::with_capacity(sent);
+        for (event, amended) in events.iter().zip(amended) {
+            if amended.refused.is_some() {
+                continue;
+            }
+            let (prefix, suffix) = halves(event);
+            event_args(&mut invocation, event, amended, &prefix, &suffix);
+            halves_of.push((prefix, suffix));
+        }
+        let seqs: Vec<i64> = if sent == 0 {
+            Vec::new()
+        } else {
+            self.run_blocking(&invocation)?
+        };
+        if seqs.first() == Some(&-1) {
+            return Ok(None);
+        }
+        if events
+            .iter()
+            .any(|event| matches!(event.body, Body::Deleted { .. }))
+        {
+            self.scrub.erased();
+            let _ = self.tidy();
+        }
+        let mut recorded = seqs
+            .into_iter()
+            .zip(halves_of)
+            .map(|(seq, (prefix, suffix))| {
+                let seq = seq.max(0).cast_unsigned();
+                // A skipped event (its member gone meanwhile) has seq 0 and no frame.
+                if seq == 0 {
+                    return Event::unrecorded(None);
+                }
+                let mut bytes = prefix;
+                bytes.extend_from_slice(seq.to_string().as_bytes());
+                bytes.extend_from_slice(&suffix);
+                Event {
+                    seq,
+                    frame: Frame::from_encoded(&bytes),
+                }
+            });
+        Ok(Some(
+            amended
+                .iter()
+                .zip(events)
+                .map(|(amended, event)| match amended.refused {
+                    Some(refusal) => Event::unrecorded(refusal.answer_to(event)),
+                    None => recorded.next().unwrap_or_else(|| Event::unrecorded(None)),
+                })
+                .collect(),
+        ))
+    }
+
     /// The posts remembered for a poster, oldest first ([`EventLog::recent_posts`]),
     /// without a thread of the blocking pool.
     async fn posts_of(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
@@ -664,6 +840,16 @@ impl RedisLog {
             .await?)
     }
 
+    /// An account's read markers ([`EventLog::read_markers`]), without a thread of the
+    /// blocking pool.
+    async fn read_markers_async(&self, account: &str) -> Result<Vec<(String, Seq)>, LogError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("HGETALL")
+            .arg(key(&format!("rd:{account}")))
+            .query_async(&mut conn)
+            .await?)
+    }
+
     /// The rooms an account is invited to ([`EventLog::invites_of`]), without a thread of
     /// the blocking pool.
     async fn invites_of_async(&self, account: &str) -> Result<Vec<(String, String)>, LogError> {
@@ -693,7 +879,7 @@ impl RedisLog {
                 let time = parts.next()?.parse().ok()?;
                 let seq = parts.next()?.parse().ok()?;
                 let with = parts.next()?.to_string();
-                Some((time, Conversation { with, seq }))
+                Some((time, Conversation { with, seq, read: 0 }))
             })
             .collect();
         Ok(latest_first(all, limit))
@@ -718,10 +904,11 @@ mod tests {
                 text: format!("\"seq\":{PLACEHOLDER} and \"seq\":1"),
                 id: None,
                 me: false,
+                reply_to: None,
             },
             poster: None,
             holder: None,
-            rewrite: None,
+            base: None,
         };
         let (prefix, suffix) = halves(&event);
         let mut joined = prefix;

@@ -29,10 +29,12 @@ use chat_shared::limits::REMEMBERED_IDS;
 use chat_shared::{Conversation, Frame};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::amend::{Aside, Refusal, change_of, decide, erased};
 use super::scrub::Scrub;
 use super::state::{FieldOp, changes, invitee, inviter};
 use super::{
-    Body, Event, EventLog, Head, LogError, NewEvent, Seq, Span, StreamId, frame, latest_first,
+    Body, Event, EventLog, Head, LogError, NewEvent, ReadMark, Seq, Span, StreamId, frame,
+    latest_first,
 };
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -48,6 +50,10 @@ const CONVERSATIONS: TableDefinition<(&str, &str), (&str, u64, u64)> =
 const ROOM_STATE: TableDefinition<(&str, &str), &str> = TableDefinition::new("room_state");
 const SERVER_BANS: TableDefinition<&str, &str> = TableDefinition::new("server_bans");
 const INVITES_OF: TableDefinition<(&str, &str), &str> = TableDefinition::new("invites_of");
+/// What is kept beside a message (see [`Aside`]): (stream, its seq) to the aside.
+const ASIDES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("asides");
+/// Read markers: (account, stream) to the newest seq the account has seen there.
+const READ: TableDefinition<(&str, &str), u64> = TableDefinition::new("read");
 
 /// The tables that remember each poster's last post ids.
 struct PostTables<'a, 'txn> {
@@ -169,6 +175,68 @@ impl std::fmt::Debug for Store {
             .field("epoch", &self.epoch)
             .finish_non_exhaustive()
     }
+}
+
+type Table<'t, K, V> = redb::Table<'t, K, V>;
+
+/// Decides an event about a message (see [`super::amend`]) against the message as the
+/// store holds it, in the commit that records the event (at `seq`): stores the message
+/// anew, and when it is deleted, the texts of its edits go too. `Ok(Err(_))`: not to be
+/// recorded.
+fn amend(
+    events: &mut Table<'_, (&'static str, u64), &'static [u8]>,
+    asides: &mut Table<'_, (&'static str, u64), &'static [u8]>,
+    new: &NewEvent,
+    seq: Seq,
+) -> Result<Result<(), Refusal>, LogError> {
+    let Some((target, change)) = change_of(&new.body) else {
+        return Ok(Ok(()));
+    };
+    let stream = new.stream.as_str();
+    let Some(current) = events
+        .get((stream, target))
+        .map_err(store_error)?
+        .map(|frame| Frame::from_encoded(frame.value()))
+    else {
+        return Ok(Err(Refusal::NoSuchMessage));
+    };
+    let mut aside = asides
+        .get((stream, target))
+        .map_err(store_error)?
+        .map(|kept| Aside::decode(kept.value()))
+        .unwrap_or_default();
+    let before = aside.clone();
+    let amended = match decide(&current, &mut aside, &change, seq, new.time) {
+        Ok(amended) => amended,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if let Some(frame) = amended {
+        events
+            .insert((stream, target), frame.as_bytes())
+            .map_err(store_error)?;
+    }
+    if matches!(new.body, Body::Deleted { .. }) {
+        for edit in std::mem::take(&mut aside.edits) {
+            let Some(kept) = events
+                .get((stream, edit))
+                .map_err(store_error)?
+                .map(|frame| Frame::from_encoded(frame.value()))
+            else {
+                continue;
+            };
+            events
+                .insert((stream, edit), erased(&kept).as_bytes())
+                .map_err(store_error)?;
+        }
+    }
+    if aside != before {
+        match aside.encode() {
+            Some(bytes) => asides.insert((stream, target), bytes.as_slice()),
+            None => asides.remove((stream, target)),
+        }
+        .map_err(store_error)?;
+    }
+    Ok(Ok(()))
 }
 
 fn store_error(err: impl std::fmt::Display) -> LogError {
@@ -368,6 +436,7 @@ impl EventLog for Store {
             let mut conversations = write.open_table(CONVERSATIONS).map_err(store_error)?;
             let mut state = write.open_table(ROOM_STATE).map_err(store_error)?;
             let mut invites = write.open_table(INVITES_OF).map_err(store_error)?;
+            let mut asides = write.open_table(ASIDES).map_err(store_error)?;
             for new in batch {
                 let seq = next
                     .entry(new.stream.clone())
@@ -378,18 +447,17 @@ impl EventLog for Store {
                         .insert(new.stream.as_str(), &*new.room)
                         .map_err(store_error)?;
                 }
+                if let Err(refusal) = amend(&mut table, &mut asides, new, *seq + 1)? {
+                    events.push(Event::unrecorded(refusal.answer_to(new)));
+                    continue;
+                }
+                erased |= matches!(new.body, Body::Deleted { .. });
                 *seq += 1;
                 let seq = *seq;
                 let frame = frame(seq, new);
                 table
                     .insert((new.stream.as_str(), seq), frame.as_bytes())
                     .map_err(store_error)?;
-                if let Some(rewrite) = &new.rewrite {
-                    table
-                        .insert((new.stream.as_str(), rewrite.seq), rewrite.frame.as_bytes())
-                        .map_err(store_error)?;
-                    erased = true;
-                }
                 for op in changes(frame.as_bytes()) {
                     apply(&mut state, &mut invites, new.stream.as_str(), &op)?;
                 }
@@ -551,6 +619,45 @@ impl EventLog for Store {
         }
     }
 
+    fn read_markers(&self, account: &str) -> Result<Vec<(String, Seq)>, LogError> {
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
+        let table = match read.open_table(READ) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(store_error(err)),
+        };
+        let mut marks = Vec::new();
+        for entry in table.range((account, "")..).map_err(store_error)? {
+            let (key, seq) = entry.map_err(store_error)?;
+            let (owner, stream) = key.value();
+            if owner != account {
+                break;
+            }
+            marks.push((stream.to_string(), seq.value()));
+        }
+        Ok(marks)
+    }
+
+    fn set_read(&self, marks: &[ReadMark]) -> Result<(), LogError> {
+        let db = self.db()?;
+        let write = db.begin_write().map_err(store_error)?;
+        {
+            let mut table = write.open_table(READ).map_err(store_error)?;
+            for mark in marks {
+                let key = (mark.account.as_str(), mark.stream.as_str());
+                let kept = table
+                    .get(key)
+                    .map_err(store_error)?
+                    .map_or(0, |s| s.value());
+                if mark.seq > kept {
+                    table.insert(key, mark.seq).map_err(store_error)?;
+                }
+            }
+        }
+        write.commit().map_err(store_error)
+    }
+
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
         let db = self.db()?;
         let read = db.begin_read().map_err(store_error)?;
@@ -643,6 +750,7 @@ impl EventLog for Store {
                 Conversation {
                     with: with.to_string(),
                     seq,
+                    read: 0,
                 },
             ));
         }
@@ -703,11 +811,83 @@ mod tests {
                 text: text.into(),
                 id: id.map(Into::into),
                 me: false,
+                reply_to: None,
             },
             poster: id.map(|_| from.to_string()),
             holder: None,
-            rewrite: None,
+            base: None,
         }
+    }
+
+    fn about(stream: &StreamId, body: Body) -> NewEvent {
+        NewEvent {
+            body,
+            ..message(stream, "x", "x", None)
+        }
+    }
+
+    #[test]
+    fn steps_on_one_message_in_one_batch_each_see_the_one_before() {
+        let dir = dir("amend");
+        let general = StreamId::new("general");
+        let store = Store::open(&dir, || "e".into()).expect("new store");
+        store
+            .append(&[message(&general, "alice", "hi", None)])
+            .expect("append");
+        let react = |from: &str, on| {
+            about(
+                &general,
+                Body::Reaction {
+                    from: from.into(),
+                    target: 1,
+                    emoji: "👍".into(),
+                    on,
+                },
+            )
+        };
+        let events = store
+            .append(&[
+                react("bob", true),
+                react("carol", true),
+                react("Bob", true),
+                react("dave", false),
+                about(
+                    &general,
+                    Body::Edited {
+                        from: "Alice".into(),
+                        target: 1,
+                        text: "hello".into(),
+                    },
+                ),
+                about(
+                    &general,
+                    Body::Edited {
+                        from: "bob".into(),
+                        target: 1,
+                        text: "mine".into(),
+                    },
+                ),
+            ])
+            .expect("append");
+        let seqs: Vec<Seq> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            seqs,
+            [2, 3, 0, 0, 4, 0],
+            "the same twice, or nothing, is not recorded"
+        );
+        assert!(events[2].frame.is_empty(), "nothing said");
+        assert!(String::from_utf8_lossy(events[5].frame.as_bytes()).contains("not_permitted"));
+        let [message] = &store.read(&general, Span::After(0), 1).expect("read")[..] else {
+            panic!("one message");
+        };
+        let text = String::from_utf8_lossy(message.frame.as_bytes()).to_string();
+        assert!(text.contains(r#""text":"hello""#), "{text}");
+        assert!(
+            text.contains(r#""reactions":[{"emoji":"👍","count":2,"names":["bob","carol"]}]"#),
+            "{text}"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -722,16 +902,23 @@ mod tests {
                 .collect();
             batch.insert(150, message(&general, "alice", secret, Some("s1")));
             let events = store.append(&batch).expect("append");
-            let kept = &events[150];
-            let mut deletion = message(&general, "alice", "x", None);
-            deletion.body = Body::Deleted {
-                by: "alice".into(),
-                target: kept.seq,
-            };
-            deletion.rewrite = Some(super::super::Rewrite {
-                seq: kept.seq,
-                frame: super::super::erased(&kept.frame),
-            });
+            let target = events[150].seq;
+            let edit = about(
+                &general,
+                Body::Edited {
+                    from: "alice".into(),
+                    target,
+                    text: format!("{secret} edited"),
+                },
+            );
+            let deletion = about(
+                &general,
+                Body::Deleted {
+                    by: "alice".into(),
+                    target,
+                },
+            );
+            store.append(&[edit]).expect("append");
             store.append(&[deletion]).expect("append");
             let file = std::fs::read(dir.join("chat.redb")).expect("file");
             let holds = file.windows(secret.len()).any(|w| w == secret.as_bytes());
@@ -767,7 +954,7 @@ mod tests {
                         },
                         poster: None,
                         holder: None,
-                        rewrite: None,
+                        base: None,
                     },
                 ])
                 .expect("append");

@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use chat_shared::{Frame, LeaveReason, ServerFrame, fold};
 
+use crate::log::amend::{Change, apply, change_of, erased, recorded_change};
 use crate::log::state::{KeptState, changes_of, unless_message};
-use crate::log::{
-    Body, Event, Head, NewEvent, Note, Rewrite, Seq, Snapshot, Span, StreamId, Tailed, erased,
-};
+use crate::log::{Body, Event, Head, NewEvent, Note, Seq, Snapshot, Span, StreamId, Tailed};
 use crate::pressure::Window;
 use crate::queue::SendQueue;
 use crate::registry::{ConnId, ConnSet, Registry};
@@ -271,6 +270,11 @@ impl Room {
         self.fanout.len()
     }
 
+    /// Its members' connections here (those joining too).
+    pub fn conns(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.fanout.conns()
+    }
+
     /// Whether a connection is a member.
     pub fn contains(&self, conn: ConnId) -> bool {
         self.fanout.contains(conn)
@@ -358,26 +362,15 @@ impl Room {
             body,
             poster,
             holder,
-            rewrite: None,
+            base: None,
         }
     }
 
-    /// The `deleted` event of a message of this room, which stores it anew erased.
-    pub fn deletion(&self, time: u64, by: String, message: &Event) -> NewEvent {
-        let mut event = self.event(
-            time,
-            Body::Deleted {
-                by,
-                target: message.seq,
-            },
-            None,
-            None,
-        );
-        event.rewrite = Some(Rewrite {
-            seq: message.seq,
-            frame: erased(&message.frame),
-        });
-        event
+    /// A message of the window, as it is now.
+    fn kept(&self, seq: Seq) -> Option<&Event> {
+        let first = self.window.front().map_or(0, |e| e.seq);
+        self.window
+            .get(usize::try_from(seq.checked_sub(first)?).ok()?)
     }
 
     /// Queues an event for the next batch.
@@ -460,7 +453,14 @@ impl Room {
         }
         self.last_submit = now;
         let take = self.pending.len().min(MAX_BATCH);
-        let batch: Vec<Pending> = self.pending.drain(..take).collect();
+        let mut batch: Vec<Pending> = self.pending.drain(..take).collect();
+        // An event about a message goes with the message as the window holds it now (what
+        // a log that keeps no room's events decides against).
+        for pending in &mut batch {
+            if let Some((target, _)) = change_of(&pending.event.body) {
+                pending.event.base = self.kept(target).map(|e| e.frame.clone());
+            }
+        }
         let events = batch.iter().map(|p| p.event.clone()).collect();
         self.in_flight = Some(batch);
         Some(events)
@@ -584,17 +584,31 @@ impl Room {
         for op in changes_of(&frame) {
             self.state.apply(&op);
         }
-        match frame {
-            ServerFrame::Deleted { target, .. } => {
-                let first = self.window.front().map_or(0, |e| e.seq);
-                if let Some(kept) = target
-                    .checked_sub(first)
-                    .and_then(|at| self.window.get_mut(usize::try_from(at).ok()?))
-                {
-                    kept.frame = erased(&kept.frame);
-                }
-                None
+        if let Some((target, change, time)) = recorded_change(&frame) {
+            let first = self.window.front().map_or(0, |e| e.seq);
+            if let Some(kept) = target
+                .checked_sub(first)
+                .and_then(|at| self.window.get_mut(usize::try_from(at).ok()?))
+                && let Some(changed) = apply(&kept.frame, &change, time)
+            {
+                kept.frame = changed;
             }
+            if change == Change::Erase {
+                // Its edits' texts go with it.
+                for kept in &mut self.window {
+                    if kept.frame.as_bytes().starts_with(br#"{"type":"edited""#)
+                        && matches!(
+                            chat_shared::decode_line::<ServerFrame>(kept.frame.as_bytes().trim_ascii_end()),
+                            Ok(ServerFrame::Edited { target: edited, .. }) if edited == target
+                        )
+                    {
+                        kept.frame = erased(&kept.frame);
+                    }
+                }
+            }
+            return None;
+        }
+        match frame {
             ServerFrame::Left {
                 name,
                 reason: LeaveReason::Removed | LeaveReason::Banned,

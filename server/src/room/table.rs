@@ -41,12 +41,8 @@ pub enum Deferred {
         conn: ConnId,
         /// The room as the post named it.
         room: RoomName,
-        /// The text.
-        text: String,
-        /// The poster's id for it.
-        id: Option<String>,
-        /// An action.
-        me: bool,
+        /// What it says.
+        said: crate::hub::command::Said,
     },
     /// A part.
     Part(ConnId, RoomName),
@@ -58,6 +54,8 @@ pub enum Deferred {
     Step(ConnId, Box<crate::step::Step>),
     /// A deletion of one of its messages: the room as named, and the message's seq.
     Delete(ConnId, RoomName, Seq),
+    /// An edit of, or a reaction to, one of its messages.
+    Amend(ConnId, RoomName, Seq, crate::hub::command::Life),
 }
 
 impl Deferred {
@@ -70,7 +68,8 @@ impl Deferred {
             | Deferred::Adopt(conn)
             | Deferred::Resume(conn, _)
             | Deferred::Step(conn, _)
-            | Deferred::Delete(conn, ..) => conn,
+            | Deferred::Delete(conn, ..)
+            | Deferred::Amend(conn, ..) => conn,
         }
     }
 }

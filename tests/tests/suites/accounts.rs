@@ -109,6 +109,7 @@ fn direct(to: &str, text: &str, id: &str) -> ClientFrame {
         text: text.into(),
         id: Some(id.into()),
         me: false,
+        reply_to: None,
     }
 }
 
@@ -292,6 +293,7 @@ fn a_takeover_by_password_keeps_the_rooms_silently() {
                 text: "still here".into(),
                 id: None,
                 me: false,
+                reply_to: None,
             })
             .await;
         phone
@@ -409,7 +411,8 @@ fn direct_messages_live_stored_and_private() {
             conversations,
             [Conversation {
                 with: "Judy".into(),
-                seq: 5
+                seq: 5,
+                read: 0
             }]
         );
         karl.send(&direct_history("judy", Some(2))).await;
@@ -489,6 +492,7 @@ fn direct_messages_need_accounts() {
             text: "?".into(),
             id: None,
             me: false,
+            reply_to: None,
         })
         .await;
         assert_eq!(judy.next_error().await, ErrorCode::BadFrame);
@@ -554,7 +558,7 @@ fn accounts_and_conversations_survive_a_restart() {
         let at = Endpoint::tls(server.addr, &cert);
         let (mut rupert, welcome) = account(&at, "rupert", "rupert's secret", false).await;
         assert!(
-            matches!(&welcome, ServerFrame::Welcome { conversations: Some(c), .. } if c == &[Conversation { with: "quinn".into(), seq: 1 }]),
+            matches!(&welcome, ServerFrame::Welcome { conversations: Some(c), .. } if c == &[Conversation { with: "quinn".into(), seq: 1, read: 0 }]),
             "{welcome:?}"
         );
         rupert.send(&direct_history("quinn", None)).await;

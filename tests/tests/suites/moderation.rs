@@ -182,6 +182,7 @@ pub(super) async fn post(client: &mut Client, room: &str, text: &str) -> u64 {
             text: text.into(),
             id: Some(id.clone()),
             me: false,
+            reply_to: None,
         })
         .await;
     let frames = client
@@ -200,6 +201,7 @@ pub(super) fn say_in(room: &str, text: &str, id: &str) -> ClientFrame {
         text: text.into(),
         id: Some(id.into()),
         me: false,
+        reply_to: None,
     }
 }
 
@@ -890,6 +892,7 @@ fn deleting_a_direct_message() {
                 text: "between us".into(),
                 id: Some("dm-1".into()),
                 me: false,
+                reply_to: None,
             })
             .await;
         let echo = alice

@@ -28,6 +28,7 @@ fn say_in(room: &str, text: &str, id: &str) -> ClientFrame {
         text: text.into(),
         id: Some(id.into()),
         me: false,
+        reply_to: None,
     }
 }
 

@@ -308,6 +308,7 @@ fn frame_too_long_closes() {
         a.send(&ClientFrame::Say {
             to: None,
             me: false,
+            reply_to: None,
             room: None,
             text,
             id: None,

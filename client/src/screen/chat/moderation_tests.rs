@@ -43,6 +43,7 @@ fn answer(roles: &[(&str, Role)], topic: &str, bans: Vec<Restriction>) -> Server
             bans,
             ..chat_shared::RoomState::default()
         },
+        read: 0,
     }
 }
 
@@ -402,6 +403,9 @@ fn deleting_asks_first_and_the_message_reads_deleted_in_place() {
         mention: false,
         action: false,
         deleted: false,
+        reply_to: None,
+        edited: None,
+        reactions: Vec::new(),
     };
     assert!(!chat(&window).may_delete(&message));
 }

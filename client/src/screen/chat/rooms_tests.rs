@@ -18,6 +18,7 @@ fn answer(room: &str, seq: u64) -> ServerFrame {
         seq,
         oldest: u64::from(seq > 0),
         state: chat_shared::RoomState::default(),
+        read: 0,
     }
 }
 

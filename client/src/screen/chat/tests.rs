@@ -41,6 +41,9 @@ fn message(seq: u64, from: &str, text: &str) -> ServerFrame {
         text: text.into(),
         id: None,
         deleted: false,
+        reply_to: None,
+        edited: None,
+        reactions: Vec::new(),
     }
 }
 
@@ -446,6 +449,9 @@ fn day_separators_and_pending_posts() {
                 text: "long ago".into(),
                 id: None,
                 deleted: false,
+                reply_to: None,
+                edited: None,
+                reactions: Vec::new(),
             },
             message(2, "bob", "recent"),
         ],
