@@ -130,6 +130,15 @@ impl App {
         }
     }
 
+    /// The Chat screen, to change, if it is shown (for tests).
+    #[cfg(test)]
+    pub fn chat_screen_mut(&mut self) -> Option<&mut chat::Chat> {
+        match &mut self.screen {
+            Screen::Chat(chat) => Some(chat),
+            Screen::Login(_) => None,
+        }
+    }
+
     /// The remembered settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -491,7 +500,9 @@ impl App {
                 self.remember();
             }
             (Screen::Chat(chat), Event::Frame(frame)) => {
-                if let Some(notify) = chat.received(frame, self.focused) {
+                let notify = chat.received(frame, self.focused);
+                chat.mark_read();
+                if let Some(notify) = notify {
                     return self.notify(&notify);
                 }
             }
@@ -502,7 +513,7 @@ impl App {
                     before,
                     frames,
                 },
-            ) => chat.history(&room, before, frames),
+            ) => return chat.history(&room, before, frames).map(Message::Chat),
             (Screen::Chat(chat), Event::Disconnected { closing, .. }) => {
                 chat.reconnecting(closing);
             }
@@ -586,8 +597,15 @@ impl App {
             }
             None => Subscription::none(),
         };
+        // A second's tick while chatting: "… is typing" ends, a read marker held back goes.
+        let tick = match &self.screen {
+            Screen::Chat(_) => iced::time::every(std::time::Duration::from_secs(1))
+                .map(|_| Message::Chat(chat::Message::Life(chat::life::Message::Tick))),
+            Screen::Login(_) => Subscription::none(),
+        };
         Subscription::batch([
             connection,
+            tick,
             event::listen_with(unclaimed_key),
             event::listen_with(focus),
             system::theme_changes().map(|mode| Message::SystemTheme(is_dark(mode))),

@@ -112,6 +112,8 @@ pub enum Command {
         text: String,
         /// An action (`/me`).
         me: bool,
+        /// The seq of the message it answers.
+        reply_to: Option<u64>,
     },
     /// Ask for older events of a room.
     History {
@@ -154,8 +156,26 @@ impl Handle {
     /// Posts `text` under `id` (see [`new_post_id`]) in `room` (`None`: the default
     /// room), as an action with `me`; it waits in the outbox until sent.
     pub fn say(&self, room: Option<&str>, id: String, text: String, me: bool) {
+        self.reply(room, id, text, me, None);
+    }
+
+    /// As [`Handle::say`], answering the message at `reply_to` (if any).
+    pub fn reply(
+        &self,
+        room: Option<&str>,
+        id: String,
+        text: String,
+        me: bool,
+        reply_to: Option<u64>,
+    ) {
         let room = room.map(str::to_string);
-        let _ = self.0.try_send(Command::Say { room, id, text, me });
+        let _ = self.0.try_send(Command::Say {
+            room,
+            id,
+            text,
+            me,
+            reply_to,
+        });
     }
 
     /// Asks for at most `limit` events of `room` before `before`; the answer comes as one
@@ -289,6 +309,7 @@ struct Post {
     room: Option<String>,
     text: String,
     me: bool,
+    reply_to: Option<u64>,
     /// Sent on the current connection (and not refused since).
     sent: bool,
 }
@@ -305,13 +326,15 @@ struct Outbox {
 }
 
 impl Outbox {
-    fn push(&mut self, room: Option<String>, id: String, text: String, me: bool) {
+    fn push(&mut self, room: Option<String>, id: String, said: (String, bool, Option<u64>)) {
+        let (text, me, reply_to) = said;
         if !self.posts.iter().any(|p| p.id == id) {
             self.posts.push_back(Post {
                 id,
                 room,
                 text,
                 me,
+                reply_to,
                 sent: false,
             });
         }
@@ -371,7 +394,7 @@ impl Outbox {
                 text: post.text.clone(),
                 id: Some(post.id.clone()),
                 me: post.me,
-                reply_to: None,
+                reply_to: post.reply_to,
             });
         }
         due
@@ -651,7 +674,13 @@ impl Worker {
     /// Returns the frame to send when there is a connection after all.
     fn command_offline(&mut self, command: Command) -> Option<ClientFrame> {
         match command {
-            Command::Say { room, id, text, me } => {
+            Command::Say {
+                room,
+                id,
+                text,
+                me,
+                reply_to,
+            } => {
                 if let Some(name) = room.as_deref().filter(|r| direct_with(r).is_some()) {
                     let key = room_key(name);
                     let rooms = self.rooms.get_or_insert_with(Vec::new);
@@ -661,7 +690,7 @@ impl Worker {
                         rooms.push(state);
                     }
                 }
-                self.outbox.push(room, id, text, me);
+                self.outbox.push(room, id, (text, me, reply_to));
             }
             Command::Join { room } => {
                 let key = RoomState::new(&room, 0).key;
@@ -1432,9 +1461,13 @@ mod tests {
         let l = limits(5, 2);
         let mut outbox = Outbox::default();
         for i in 0..4 {
-            outbox.push(Some("rust".into()), format!("{i}"), format!("m{i}"), i == 3);
+            outbox.push(
+                Some("rust".into()),
+                format!("{i}"),
+                (format!("m{i}"), i == 3, None),
+            );
         }
-        outbox.push(None, "0".into(), "again".into(), false); // same id: not twice
+        outbox.push(None, "0".into(), ("again".into(), false, None)); // same id: not twice
         outbox.resend_all(&l, t0);
         let ids = |due: Vec<ClientFrame>| {
             due.into_iter()
@@ -1472,8 +1505,16 @@ mod tests {
     fn a_conversation_goes_on_the_wire_with_to_and_with() {
         let l = limits(0, 1);
         let mut outbox = Outbox::default();
-        outbox.push(Some("@Judy".into()), "1".into(), "psst".into(), false);
-        outbox.push(Some("rust".into()), "2".into(), "hi".into(), false);
+        outbox.push(
+            Some("@Judy".into()),
+            "1".into(),
+            ("psst".into(), false, None),
+        );
+        outbox.push(
+            Some("rust".into()),
+            "2".into(),
+            ("hi".into(), false, Some(1)),
+        );
         let due = outbox.due(&l, Instant::now());
         assert!(
             matches!(&due[0], ClientFrame::Say { room: None, to: Some(to), .. } if to == "Judy")

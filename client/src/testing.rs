@@ -103,9 +103,29 @@ impl Window {
         self.frame();
     }
 
-    /// Everything the app asked of its connection since the last look.
+    /// Everything the app asked of its connection since the last look, but the `typing`
+    /// and `read` it sends along the way (see [`Window::signals_sent`]).
     pub fn commands_sent(&self) -> Vec<Command> {
+        self.all_commands_sent()
+            .into_iter()
+            .filter(|command| !is_signal(command))
+            .collect()
+    }
+
+    /// Everything the app asked of its connection since the last look.
+    pub fn all_commands_sent(&self) -> Vec<Command> {
         std::iter::from_fn(|| self.commands.try_recv().ok()).collect()
+    }
+
+    /// The `typing` and `read` frames sent since the last look (the rest is dropped).
+    pub fn signals_sent(&self) -> Vec<chat_shared::ClientFrame> {
+        self.all_commands_sent()
+            .into_iter()
+            .filter_map(|command| match command {
+                Command::Send(frame) if is_signal(&Command::Send(frame.clone())) => Some(frame),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Something from the connection.
@@ -401,4 +421,15 @@ pub fn direct_message(from: &str, seq: u64, text: &str) -> ServerFrame {
         edited: None,
         reactions: Vec::new(),
     }
+}
+
+/// Whether a command is a `typing` or a `read`: what the client sends by itself as the
+/// person types and reads.
+fn is_signal(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Send(
+            chat_shared::ClientFrame::Typing { .. } | chat_shared::ClientFrame::Read { .. }
+        )
+    )
 }

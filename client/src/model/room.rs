@@ -50,7 +50,12 @@ pub struct Room {
     /// The server answered for the room since the last login (its `room`, or the
     /// `welcome` for the default room).
     answered: bool,
+    /// Who said they are typing, and when (ms since the Unix epoch, the client's clock).
+    typing: Vec<(String, u64)>,
 }
+
+/// How long "… is typing" shows after the last `typing`, in ms.
+pub const TYPING_SHOWS_MS: u64 = 5000;
 
 /// What an event was to the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +86,40 @@ impl Room {
             resumed_after: None,
             last_seq,
             answered: false,
+            typing: Vec::new(),
         }
+    }
+
+    /// The account's read marker from the server: what comes after it in the replay is
+    /// new to the user, also on a device that never showed the room.
+    pub fn read_up_to(&mut self, read: u64) {
+        if read > self.resumed_after.unwrap_or(0) {
+            self.resumed_after = Some(read);
+        }
+    }
+
+    /// Someone said they are typing, at `now` (ms).
+    pub fn typing_from(&mut self, name: &str, now: u64) {
+        let key = fold(name);
+        self.typing.retain(|(who, _)| fold(who) != key);
+        self.typing.push((name.to_string(), now));
+    }
+
+    /// Who is typing at `now` (ms): those who said so within the last 5 s and have not
+    /// posted since, in the order they started.
+    pub fn typists(&self, now: u64) -> Vec<&str> {
+        self.typing
+            .iter()
+            .filter(|(_, at)| now.saturating_sub(*at) < TYPING_SHOWS_MS)
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
+    /// Forgets who stopped typing by `now` (ms); whether anyone still is.
+    pub fn forget_typing(&mut self, now: u64) -> bool {
+        self.typing
+            .retain(|(_, at)| now.saturating_sub(*at) < TYPING_SHOWS_MS);
+        !self.typing.is_empty()
     }
 
     /// Logged in (again), as `me`: the room waits for the server's answer. With
@@ -143,6 +181,25 @@ impl Room {
             // A deleted message is changed in place; the event itself shows nothing more.
             ServerFrame::Deleted { target, .. } => {
                 self.timeline.erase(*target);
+            }
+            ServerFrame::Edited {
+                target, text, time, ..
+            } => {
+                self.timeline.edit(*target, text, *time);
+            }
+            ServerFrame::Reaction {
+                target,
+                from,
+                emoji,
+                on,
+                ..
+            } => {
+                self.timeline.react(*target, from, emoji, *on);
+            }
+            // Their message: they are no longer typing.
+            ServerFrame::Message { from, .. } => {
+                let key = fold(from);
+                self.typing.retain(|(name, _)| fold(name) != key);
             }
             ServerFrame::Left {
                 name,

@@ -146,6 +146,13 @@ impl Rooms {
         self.list.iter()
     }
 
+    /// Forgets, in every room, who stopped typing by `now` (ms).
+    pub fn forget_typing(&mut self, now: u64) {
+        for joined in &mut self.list {
+            joined.room.forget_typing(now);
+        }
+    }
+
     /// How many rooms.
     pub fn len(&self) -> usize {
         self.list.len()
@@ -369,12 +376,14 @@ impl Rooms {
                 seq,
                 oldest,
                 ref state,
-                ..
+                read,
             } => {
                 let joined = self.get_mut(room)?;
                 joined.room.name.clone_from(room);
                 joined.room.moderation_answered(Moderation::answered(state));
-                if joined.room.answered(users, seq, oldest) {
+                let lost = joined.room.answered(users, seq, oldest);
+                joined.room.read_up_to(read);
+                if lost {
                     joined.room.timeline.notice(
                         None,
                         "Some messages were missed while you were away.",
@@ -419,6 +428,19 @@ impl Rooms {
                     room: room.as_deref(),
                     until,
                 });
+                None
+            }
+            ServerFrame::Typing { room, with, name } => {
+                let key = match (room, with) {
+                    (Some(room), _) => room_key(&room),
+                    (None, Some(with)) => room_key(&format!("{DIRECT}{with}")),
+                    (None, None) => room_key(&self.default_room),
+                };
+                if let Some(index) = self.index(&key) {
+                    self.list[index]
+                        .room
+                        .typing_from(&name, super::text::now_millis());
+                }
                 None
             }
             frame if frame.seq().is_some() => self.event(frame, focused),

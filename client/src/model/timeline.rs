@@ -639,7 +639,55 @@ impl Timeline {
         message.mention = false;
         message.text.clear();
         message.links.clear();
+        message.edited = None;
+        message.reactions.clear();
         true
+    }
+
+    /// A message was edited: its text (and what it links to and whether it mentions the
+    /// user) changes in place, with when. Returns whether the timeline holds it.
+    pub fn edit(&mut self, seq: u64, text: &str, time: u64) -> bool {
+        let me = self.me_folded.clone();
+        self.amend(seq, |message| {
+            message.text = text.to_string();
+            message.links = super::text::links(text);
+            message.mention = !message.mine && super::text::mentions(text, &me);
+            message.edited = Some(time);
+        })
+    }
+
+    /// A reaction was added or taken back. Returns whether the timeline holds the message.
+    pub fn react(&mut self, seq: u64, from: &str, emoji: &str, on: bool) -> bool {
+        self.amend(seq, |message| {
+            chat_shared::apply_reaction(&mut message.reactions, from, emoji, on);
+        })
+    }
+
+    /// The message at `seq`, if the timeline holds it.
+    pub fn message(&self, seq: u64) -> Option<(Pos, &ChatMessage)> {
+        self.range(self.start()..self.end())
+            .rev()
+            .find_map(|(pos, entry)| match entry {
+                Entry::Message(message) if message.seq == seq => Some((pos, message)),
+                _ => None,
+            })
+    }
+
+    /// The user's newest message that is not deleted, if any is held.
+    pub fn last_own(&self) -> Option<&ChatMessage> {
+        self.entries.iter().rev().find_map(|entry| match entry {
+            Entry::Message(message) if message.mine && !message.deleted => Some(message),
+            _ => None,
+        })
+    }
+
+    /// Changes a live message in place; whether it was held.
+    fn amend(&mut self, seq: u64, change: impl FnOnce(&mut ChatMessage)) -> bool {
+        let found = self.entries.iter_mut().rev().find_map(|entry| match entry {
+            Entry::Message(message) if message.seq == seq && !message.deleted => Some(message),
+            _ => None,
+        });
+        found.map(change).is_some()
     }
 
     /// A `history` request could not be answered (the connection dropped).

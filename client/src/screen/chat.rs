@@ -7,6 +7,9 @@
 
 pub mod account;
 pub mod composer;
+pub mod life;
+#[cfg(test)]
+mod life_tests;
 pub mod log;
 pub mod members;
 pub mod moderation;
@@ -133,6 +136,8 @@ pub enum Message {
     Password(account::Message),
     /// Moderation: the topic, a member's menu, a message's actions, the room's settings.
     Moderation(moderation::Message),
+    /// A message's life: replies, edits, reactions, jumps to what a reply answers.
+    Life(life::Message),
     /// Closed the banner.
     CloseBanner,
     /// "Log in again", once the session ended for good.
@@ -244,6 +249,8 @@ pub struct Chat {
     admin: bool,
     /// What is open of moderation: the topic's field, menus, dialogs.
     moderation_state: moderation::State,
+    /// A reply or an edit under way, the emoji picker, what was sent of typing and read.
+    life: life::State,
     /// The form that changes the account's password.
     password: account::PasswordForm,
     handle: Handle,
@@ -290,6 +297,7 @@ impl Chat {
             account: session.account,
             admin: session.admin,
             moderation_state: moderation::State::default(),
+            life: life::State::default(),
             password: account::PasswordForm::default(),
             rooms: Rooms::new(session, seen, active),
             views: HashMap::new(),
@@ -559,31 +567,26 @@ impl Chat {
     }
 
     /// The answer to a history request.
-    pub fn history(&mut self, room: &str, before: u64, frames: Vec<ServerFrame>) {
+    pub fn history(&mut self, room: &str, before: u64, frames: Vec<ServerFrame>) -> Task<Message> {
         let added = self.rooms.history(room, before, frames);
         let Some(joined) = self.rooms.get_mut(room) else {
-            return;
+            return Task::none();
         };
-        let view = self.views.entry(joined.key.clone()).or_default();
+        let key = joined.key.clone();
+        let view = self.views.entry(key.clone()).or_default();
         view.log.history_arrived(&joined.room.timeline, added);
         if let Some(request) = view.log.wants_more(&mut joined.room.timeline) {
             let name = joined.room.name.clone();
             self.request(&name, request);
         }
+        self.wanted_arrived(&key)
     }
 
     /// Handles a message; may return a task (scrolling, focus, clipboard) and an action
     /// for the app.
     pub fn update(&mut self, message: Message) -> (Task<Message>, Action) {
         let task = match message {
-            Message::Edit(action) => {
-                self.composer.perform(action);
-                self.hint = match check_text(&self.composer.text(), self.max_text()) {
-                    Err(err @ TextError::TooLong { .. }) => Some(too_long_hint(&err)),
-                    _ => None,
-                };
-                Task::none()
-            }
+            Message::Edit(action) => self.input_changed(action),
             Message::Send => return self.send(),
             Message::Complete { backwards } => {
                 if let Some(joined) = self.rooms.active() {
@@ -593,6 +596,9 @@ impl Chat {
                 Task::none()
             }
             Message::Recall { older } => {
+                if older && let Some(task) = self.edit_last() {
+                    return (task, Action::None);
+                }
                 self.composer.recall(older);
                 Task::none()
             }
@@ -666,6 +672,7 @@ impl Chat {
             Message::Password(message) => self.password_form(Some(message)),
             Message::Escape | Message::Account(false) => self.escape(),
             Message::Moderation(message) => self.moderation(message),
+            Message::Life(message) => self.life(message),
 
             Message::Rooms(_)
             | Message::FindRoom(_)
@@ -801,7 +808,7 @@ impl Chat {
 
     /// Escape: closes what moderation has open, or else the dialog.
     fn escape(&mut self) -> Task<Message> {
-        if self.moderation_state.escape() {
+        if self.escape_life() || self.moderation_state.escape() {
             return operation::focus(INPUT);
         }
         if self.drawer.take().is_some() || std::mem::take(&mut self.account_menu) {
@@ -881,6 +888,20 @@ impl Chat {
         self.shown_changed(before);
     }
 
+    /// Typed or moved in the input: what is too long says so; typing says so to others.
+    fn input_changed(&mut self, action: iced::widget::text_editor::Action) -> Task<Message> {
+        let edit = action.is_edit();
+        self.composer.perform(action);
+        if edit {
+            self.typed();
+        }
+        self.hint = match check_text(&self.composer.text(), self.max_text()) {
+            Err(err @ TextError::TooLong { .. }) => Some(too_long_hint(&err)),
+            _ => None,
+        };
+        Task::none()
+    }
+
     fn max_text(&self) -> usize {
         self.limits.max_text as usize
     }
@@ -891,6 +912,9 @@ impl Chat {
         if let Status::Ended(_) = &self.status {
             self.hint = Some("Not sent: this session has ended. Log in again to send it.".into());
             return (Task::none(), Action::None);
+        }
+        if let Some(task) = self.send_edit() {
+            return (task, Action::None);
         }
         match command::parse(&self.composer.text()) {
             Err(hint) => {
@@ -984,11 +1008,15 @@ impl Chat {
             self.hint = Some("You are in no room: /join #room to enter one.".into());
             return (Task::none(), Action::None);
         };
+        let name = joined.room.name.clone();
+        let reply_to = self.reply_to();
         self.composer.take();
         let id = new_post_id();
         self.handle
-            .say(Some(&joined.room.name), id.clone(), text.clone(), me);
-        joined.room.post(id, text, me);
+            .reply(Some(&name), id.clone(), text.clone(), me, reply_to);
+        if let Some(joined) = self.rooms.active_mut() {
+            joined.room.post(id, text, me);
+        }
         self.hint = None;
         (self.jump_to_latest(), Action::None)
     }
@@ -1045,6 +1073,8 @@ impl Chat {
             hovered,
             menu,
             left_off: self.rooms.active().and_then(|joined| joined.left_off),
+            account: self.account,
+            picker: self.life.picker().map(|seq| (seq, self.life.offered())),
         };
         let (main, placeholder) = match self.rooms.active() {
             Some(joined) => {
@@ -1071,6 +1101,19 @@ impl Chat {
             ));
         } else if let Some(words) = &self.banner {
             main = main.push(banner(words.clone(), ("Close", Message::CloseBanner)));
+        }
+        if let Some(line) = self.typing_line() {
+            main = main.push(
+                container(
+                    text(line)
+                        .size(12)
+                        .style(crate::screen::style::unique_style(muted, "typing")),
+                )
+                .padding([0, 14]),
+            );
+        }
+        if let Some(bar) = self.life_bar() {
+            main = main.push(bar);
         }
         let main = main.push(self.composer.view(placeholder, hint));
         let mut body = row![];

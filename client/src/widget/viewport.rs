@@ -647,6 +647,7 @@ pub fn scroll<T: Send + 'static>(id: Id, to: Scroll, mode: Mode) -> Task<T> {
                 }
                 Scroll::Top => 0.0,
                 Scroll::Bottom => max,
+                Scroll::To(top) => top,
             }
             .clamp(0.0, max);
             let offset = match self.mode {
@@ -684,4 +685,6 @@ pub enum Scroll {
     Top,
     /// To the bottom of what is rendered.
     Bottom,
+    /// The top of the viewport this far down the content, in pixels.
+    To(f32),
 }

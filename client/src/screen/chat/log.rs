@@ -20,16 +20,17 @@ use chrono::Local;
 use iced::widget::{
     Column, button, column, container, mouse_area, row, rule, scrollable, space, text, tooltip,
 };
-use iced::{Center, Element, Fill, Shrink, Theme};
+use iced::{Center, Element, Fill, Shrink, Task, Theme};
 
 use super::Message;
+use super::life;
 use super::moderation::Message as MenuMessage;
 use crate::model::{
     ChatMessage, Entry, Older, Pending, Pos, Presence, Room, Timeline, Tone, timeline,
 };
 use crate::screen::style::{self, bold, italic, muted, unique_style};
 use crate::widget::selectable::{Piece, Selectable, selectable};
-use crate::widget::viewport::{self, Mode, RowKey, keep_in_view};
+use crate::widget::viewport::{self, Mode, RowKey, Scroll, keep_in_view};
 
 /// The id of the log's scrollable.
 pub const LIST: &str = "chat-list";
@@ -112,6 +113,10 @@ pub struct Looks<'a> {
     pub menu: Option<u64>,
     /// A "New messages" line before this entry.
     pub left_off: Option<Pos>,
+    /// Whether the user is an account (it may edit its messages).
+    pub account: bool,
+    /// The message whose emoji picker is open, and the emoji it offers.
+    pub picker: Option<(u64, Vec<String>)>,
 }
 
 impl Log {
@@ -284,6 +289,15 @@ impl Log {
         }
     }
 
+    /// Shows the entry at `pos` near the top of the log, reading from there.
+    pub fn show<T: Send + 'static>(&mut self, pos: Pos, timeline: &Timeline) -> Task<T> {
+        self.read(timeline);
+        self.window.start = (pos - 2).clamp(timeline.start(), timeline.end());
+        self.window.end = (self.window.start + 2 * PAGE).min(timeline.end());
+        let (above, _) = self.spaces(timeline, &self.window(timeline));
+        viewport::scroll(LIST.into(), Scroll::To(above), Mode::Read)
+    }
+
     /// Shows a run of joins and leaves line by line, or folds it again.
     pub fn toggle(&mut self, pos: Pos) {
         if !self.expanded.remove(&pos) {
@@ -324,9 +338,11 @@ impl Log {
                 rows.push(((pos, 2), new_messages_line()));
             }
             let row = match entry {
-                Entry::Message(message) => {
-                    with_actions(message, message_row(message, looks.theme), looks)
-                }
+                Entry::Message(message) => with_actions(
+                    message,
+                    message_block(message, timeline, looks.theme),
+                    looks,
+                ),
                 Entry::Presence(run) => presence_row(pos, run, self.expanded.contains(&pos)),
                 Entry::Notice(notice) => notice_row(notice.time, &notice.text, notice.tone),
                 Entry::Step(step) => notice_row(Some(step.time), &step.text, Tone::Info),
@@ -378,7 +394,7 @@ impl Log {
 
 /// Asks for the page before the oldest event held, unless one is on its way or there is
 /// none.
-fn fetch_older(timeline: &mut Timeline) -> Option<Request> {
+pub(super) fn fetch_older(timeline: &mut Timeline) -> Option<Request> {
     match timeline.older() {
         Older::Before(seq) => {
             timeline.loading(seq);
@@ -430,21 +446,19 @@ fn time_cell<'a>(time: Option<u64>) -> Element<'a, Message> {
     .into()
 }
 
-/// A message's row with its actions, for a message the user may delete: "…" while the
-/// pointer is over it, a right click, and the actions under it once opened.
+/// A message's row with its actions: "…" while the pointer is over it, a right click,
+/// and the actions under it once opened (Reply, React; Edit for one's own, from an
+/// account; Delete where the user may); the emoji picker under it when open.
 fn with_actions<'a>(
     message: &'a ChatMessage,
     line: Element<'a, Message>,
     looks: &Looks<'_>,
 ) -> Element<'a, Message> {
-    if !(looks.deletable)(message) {
-        return line;
-    }
     let seq = message.seq;
     let act = Message::Moderation;
     let open = looks.menu == Some(seq);
     let mut head = row![container(line).width(Fill)].align_y(Center);
-    if open || looks.hovered == Some(seq) {
+    if !message.deleted && (open || looks.hovered == Some(seq)) {
         head = head.push(
             button(text("…").size(13))
                 .on_press(act(MenuMessage::MessageMenu((!open).then_some(seq))))
@@ -455,27 +469,95 @@ fn with_actions<'a>(
     let head = mouse_area(head)
         .on_enter(act(MenuMessage::Hover(seq)))
         .on_exit(act(MenuMessage::Unhover(seq)))
-        .on_right_press(act(MenuMessage::MessageMenu(Some(seq))));
-    if !open {
+        .on_right_press(act(MenuMessage::MessageMenu(
+            (!message.deleted).then_some(seq),
+        )));
+    let picker = match &looks.picker {
+        Some((at, offered)) if *at == seq => Some(life::picker(seq, offered.clone())),
+        _ => None,
+    };
+    if !open && picker.is_none() {
         return head.into();
     }
-    column![
-        head,
-        row![
-            button(text("Delete").size(12))
-                .on_press(act(MenuMessage::AskDelete(seq)))
-                .style(button::danger)
-                .padding([2, 8]),
+    let mut block = column![head].spacing(2);
+    if open {
+        let life_action = |label: &'static str, message: life::Message| {
+            button(text(label).size(12))
+                .on_press(Message::Life(message))
+                .style(button::secondary)
+                .padding([2, 8])
+        };
+        let mut actions = row![
+            life_action("Reply", life::Message::Reply(seq)),
+            life_action("React", life::Message::Picker(Some(seq))),
+        ]
+        .spacing(6)
+        .padding(iced::Padding::ZERO.left(44));
+        if message.mine && looks.account {
+            actions = actions.push(life_action("Edit", life::Message::StartEdit(seq)));
+        }
+        if (looks.deletable)(message) {
+            actions = actions.push(
+                button(text("Delete").size(12))
+                    .on_press(act(MenuMessage::AskDelete(seq)))
+                    .style(button::danger)
+                    .padding([2, 8]),
+            );
+        }
+        actions = actions.push(
             button(text("Cancel").size(12))
                 .on_press(act(MenuMessage::MessageMenu(None)))
                 .style(button::text)
                 .padding([2, 8]),
-        ]
-        .spacing(6)
-        .padding(iced::Padding::ZERO.left(44)),
-    ]
-    .spacing(2)
-    .into()
+        );
+        block = block.push(actions);
+    }
+    if let Some(picker) = picker {
+        block = block.push(container(picker).padding(iced::Padding::ZERO.left(44)));
+    }
+    block.into()
+}
+
+/// A message with what it became: the quote of the message it answers above it,
+/// "(edited)" after it, its reactions under it.
+fn message_block<'a>(
+    message: &'a ChatMessage,
+    timeline: &'a Timeline,
+    theme: &Theme,
+) -> Element<'a, Message> {
+    let line = message_row(message, theme);
+    let quote = message.reply_to.map(|target| {
+        let words = match timeline.message(target) {
+            Some((_, answered)) if answered.deleted => {
+                format!("↪ {}: message deleted", answered.from)
+            }
+            Some((_, answered)) => {
+                format!("↪ {}: {}", answered.from, life::first_line(&answered.text))
+            }
+            None => "↪ an earlier message".to_string(),
+        };
+        button(
+            text(words.clone())
+                .size(12)
+                .style(unique_style(muted, "reply-quote")),
+        )
+        .on_press(Message::Life(life::Message::JumpTo(target)))
+        .style(button::text)
+        .padding(iced::Padding::ZERO.left(44))
+    });
+    let reactions = life::reactions_row(message.seq, &message.reactions, timeline.me());
+    if quote.is_none() && reactions.is_none() {
+        return line;
+    }
+    let mut block = column![].spacing(0);
+    if let Some(quote) = quote {
+        block = block.push(quote);
+    }
+    block = block.push(line);
+    if let Some(reactions) = reactions {
+        block = block.push(reactions);
+    }
+    block.into()
 }
 
 fn message_row<'a>(message: &'a ChatMessage, theme: &Theme) -> Element<'a, Message> {
@@ -532,9 +614,20 @@ fn message_row<'a>(message: &'a ChatMessage, theme: &Theme) -> Element<'a, Messa
         .size(14)
         .width(Fill)
         .on_link(Message::OpenLink);
-    let line = row![time_cell(Some(message.time)), name, body]
+    let mut line = row![time_cell(Some(message.time)), name, body]
         .spacing(8)
         .width(Fill);
+    if let Some(edited) = message.edited {
+        line = line.push(tooltip(
+            text("(edited)")
+                .size(12)
+                .style(unique_style(muted, "(edited)")),
+            container(text(format!("Edited {}", style::full_time(edited))).size(12))
+                .padding(6)
+                .style(container::bordered_box),
+            tooltip::Position::Top,
+        ));
+    }
     if message.mention {
         container(line)
             .width(Fill)

@@ -179,6 +179,11 @@ impl State {
         open
     }
 
+    /// Closes a message's actions (one of them was chosen).
+    pub fn close_message_menu(&mut self) {
+        self.message_menu = None;
+    }
+
     /// Another room is shown: nothing of the last one stays open.
     pub fn shown_changed(&mut self) {
         self.escape();
