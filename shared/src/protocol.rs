@@ -412,12 +412,17 @@ pub struct Conversation {
 /// Adds (`on`) or takes back `from`'s reaction with `emoji` in a message's reactions, as a
 /// recorded `reaction` says: the count goes up or down, the name is listed (up to
 /// [`MAX_REACTION_NAMES`]) or taken off (by case-folded name), and an emoji nobody reacts
-/// with any more leaves the list. The server and clients apply it alike.
+/// with any more leaves the list. The server and clients apply it alike. A reaction the
+/// list shows already (a replay brings a message as it is now, then the events that made
+/// it so) changes nothing, nor does taking back one it does not hold.
 ///
 /// [`MAX_REACTION_NAMES`]: crate::limits::MAX_REACTION_NAMES
 pub fn apply_reaction(reactions: &mut Vec<Reaction>, from: &str, emoji: &str, on: bool) {
+    let key = crate::fold(from);
     let at = reactions.iter().position(|r| r.emoji == emoji);
+    let listed = at.is_some_and(|at| reactions[at].names.iter().any(|n| crate::fold(n) == key));
     match (at, on) {
+        (Some(_), true) if listed => {}
         (Some(at), true) => {
             let reaction = &mut reactions[at];
             reaction.count = reaction.count.saturating_add(1);
@@ -431,8 +436,11 @@ pub fn apply_reaction(reactions: &mut Vec<Reaction>, from: &str, emoji: &str, on
             names: vec![from.to_string()],
         }),
         (Some(at), false) => {
-            let key = crate::fold(from);
             let reaction = &mut reactions[at];
+            // Not listed: one of those beyond the names, if there are any.
+            if !listed && reaction.names.len() >= reaction.count as usize {
+                return;
+            }
             reaction.count = reaction.count.saturating_sub(1);
             reaction.names.retain(|n| crate::fold(n) != key);
             if reaction.count == 0 {

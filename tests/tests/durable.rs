@@ -263,6 +263,8 @@ struct Seen {
     events: Vec<(u64, ServerFrame)>,
     /// The ids of its own posts the server echoed.
     echoed: HashSet<String>,
+    /// The newest message it saw, to react to.
+    newest_message: u64,
 }
 
 /// Flags: `--port <fixed for the test> --data <dir> --max-per-ip 0` (flood control on at
@@ -272,6 +274,8 @@ struct Seen {
 /// every event any client received is in the history with the same seq, time, sender,
 /// text and id; seqs run from 1 without a gap or a reuse; the epoch never changed; each
 /// client saw a gapless run of seqs, nothing twice; every post is in the history once.
+/// The clients also react to the newest message they saw (and take some back), guests
+/// as they are: each ends with every message as the history shows it, reactions and all.
 #[test]
 fn twenty_kill_nines_lose_nothing_anyone_saw() {
     const CLIENTS: usize = 4;
@@ -329,7 +333,17 @@ fn twenty_kill_nines_lose_nothing_anyone_saw() {
                     .iter()
                     .all(|id| ids.contains(id.as_str()) && seen.echoed.contains(id))
             });
-            if settled || Instant::now() > deadline {
+            // And every client has seen all of it (the reactions came with the posts).
+            let newest = history
+                .iter()
+                .filter_map(ServerFrame::seq)
+                .max()
+                .unwrap_or(0);
+            let caught_up = clients.iter().all(|client| {
+                let seen = client.seen.lock().expect("seen");
+                seen.events.last().is_some_and(|(seq, _)| *seq >= newest)
+            });
+            if (settled && caught_up) || Instant::now() > deadline {
                 break history;
             }
             smol::Timer::after(Duration::from_millis(500)).await;
@@ -378,6 +392,9 @@ impl CrashClient {
                         {
                             seen.echoed.insert(id.clone());
                         }
+                        if let ServerFrame::Message { seq, .. } = &frame {
+                            seen.newest_message = *seq;
+                        }
                         if let Some(seq) = frame.seq() {
                             seen.events.push((seq, frame));
                         }
@@ -386,7 +403,7 @@ impl CrashClient {
                 }
             }
         });
-        let (posting, count) = (posting.clone(), sent.clone());
+        let (posting, count, newest) = (posting.clone(), sent.clone(), seen.clone());
         let talking = smol::spawn(async move {
             while posting.load(Ordering::Relaxed) {
                 let k = count.load(Ordering::Relaxed);
@@ -396,6 +413,18 @@ impl CrashClient {
                     format!("crash{c} says {k}"),
                     false,
                 );
+                // A reaction to the newest message seen, every other turn: added, or taken
+                // back (not kept while offline: a reaction is not acknowledged).
+                let target = newest.lock().expect("seen").newest_message;
+                if k % 2 == 1 && target > 0 {
+                    handle.send(ClientFrame::React {
+                        room: None,
+                        with: None,
+                        seq: target,
+                        emoji: ["👍", "🎉", "🚀"][k % 3].into(),
+                        on: k % 4 != 3,
+                    });
+                }
                 count.store(k + 1, Ordering::Relaxed);
                 smol::Timer::after(Duration::from_millis(330)).await;
             }
@@ -456,7 +485,12 @@ fn check_after_the_crashes(history: &[ServerFrame], clients: &[CrashClient], epo
             "crash{c}: the epoch changed: {:?}",
             seen.epochs
         );
+        // A message changes after it is seen (reactions): its final state is checked
+        // below; every other event is as the history holds it.
         for (seq, frame) in &seen.events {
+            if matches!(frame, ServerFrame::Message { .. }) {
+                continue;
+            }
             assert_eq!(
                 by_seq.get(seq),
                 Some(&frame),
@@ -474,6 +508,47 @@ fn check_after_the_crashes(history: &[ServerFrame], clients: &[CrashClient], epo
             assert!(seen.echoed.contains(id), "crash{c}: {id} never came back");
         }
         assert!(posted.len() > 20, "crash{c} posted through the kills");
+        same_messages(c, &seen.events, &by_seq);
+    }
+    let reacted = history
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Reaction { .. }))
+        .count();
+    assert!(
+        reacted > 20,
+        "reactions recorded through the kills: {reacted}"
+    );
+}
+
+/// A client's view of every message (each as it came, live or replayed, changed by the
+/// reactions, edits and deletions it saw after it) is the history's.
+fn same_messages(c: usize, events: &[(u64, ServerFrame)], history: &BTreeMap<u64, &ServerFrame>) {
+    let mut view: BTreeMap<u64, ServerFrame> = BTreeMap::new();
+    for (seq, frame) in events {
+        match frame {
+            ServerFrame::Message { .. } => {
+                view.insert(*seq, frame.clone());
+            }
+            ServerFrame::Reaction {
+                target,
+                from,
+                emoji,
+                on,
+                ..
+            } => {
+                if let Some(ServerFrame::Message { reactions, .. }) = view.get_mut(target) {
+                    chat_shared::apply_reaction(reactions, from, emoji, *on);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (seq, message) in &view {
+        assert_eq!(
+            history.get(seq).copied(),
+            Some(message),
+            "crash{c} ends with message {seq} as the history does not hold it"
+        );
     }
 }
 
