@@ -211,6 +211,9 @@ impl App {
             }
             Message::Focused(focused) => {
                 self.focused = focused;
+                if let Screen::Chat(chat) = &mut self.screen {
+                    chat.focused(focused);
+                }
                 Task::none()
             }
             Message::CloseRequested => {

@@ -62,6 +62,8 @@ pub struct State {
     typed: HashMap<String, Instant>,
     /// The read marker last sent per room key, and when.
     read: HashMap<String, (u64, Instant)>,
+    /// The window is in the background: what arrives is not seen, nor read.
+    away: bool,
     /// A message to show once the history that holds it has come (a reply's quote was
     /// clicked before it was loaded): room key and seq.
     wanted: Option<(String, u64)>,
@@ -148,6 +150,13 @@ impl Chat {
         self.composer.take();
         self.composer.insert(&text);
         iced::widget::operation::focus(super::INPUT)
+    }
+
+    /// The window got (or lost) the focus: only what is on screen in a focused window
+    /// counts as read.
+    pub fn focused(&mut self, focused: bool) {
+        self.life.away = !focused;
+        self.mark_read();
     }
 
     /// Up in an empty input: edits the user's newest message in the room shown (an
@@ -251,10 +260,10 @@ impl Chat {
     }
 
     /// Says how far the user has read in the room shown, when its newest message is on
-    /// screen (the log follows the newest line): at most once a second per room, and
-    /// only for an account (a guest's markers are not kept).
+    /// screen (the log follows the newest line) in a focused window: at most once a
+    /// second per room, and only for an account (a guest's markers are not kept).
     pub fn mark_read(&mut self) {
-        if !self.account || self.status != Status::Online {
+        if !self.account || self.status != Status::Online || self.life.away {
             return;
         }
         let Some(joined) = self.rooms.active() else {

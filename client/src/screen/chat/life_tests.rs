@@ -295,6 +295,13 @@ fn read_markers_go_when_the_newest_is_on_screen() {
     window.receive([room_message("general", 2, "bob", "more")]);
     chat_mut(&mut window).mark_read();
     assert!(window.signals_sent().is_empty());
+    // In a window in the background nothing is read; once it is looked at, it is.
+    let mut window = Window::chat(&session);
+    window.message(AppMessage::Focused(false));
+    window.receive([room_message("general", 1, "bob", "hi")]);
+    assert!(window.signals_sent().is_empty());
+    window.message(AppMessage::Focused(true));
+    assert_eq!(window.signals_sent(), [read(1)]);
     // A marker from another device: what came after it is new here too.
     let mut fresh = session_in(&["general", "rust"]);
     fresh.account = true;
