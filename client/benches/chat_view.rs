@@ -26,6 +26,7 @@ fn chat_with(events: u64) -> Chat {
     let session = Session {
         account: false,
         conversations: Vec::new(),
+        conversations_read: Vec::new(),
         name: "me".into(),
         users: users.clone(),
         seq: 0,

@@ -779,8 +779,12 @@ impl Worker {
                     .into_iter()
                     .map(|invitation| (invitation.room, invitation.by))
                     .collect();
+                let conversations = conversations.unwrap_or_default();
+                session.conversations_read = conversations
+                    .iter()
+                    .map(|c| (format!("{DIRECT}{}", c.with), c.read))
+                    .collect();
                 let conversations: Vec<(String, u64)> = conversations
-                    .unwrap_or_default()
                     .into_iter()
                     .map(|c| (format!("{DIRECT}{}", c.with), c.seq))
                     .collect();
@@ -952,6 +956,7 @@ impl Worker {
             rooms: names,
             account: false,
             conversations: Vec::new(),
+            conversations_read: Vec::new(),
             admin: false,
             invites: Vec::new(),
         };

@@ -371,6 +371,7 @@ pub fn session_in(rooms: &[&str]) -> Session {
     Session {
         account: false,
         conversations: Vec::new(),
+        conversations_read: Vec::new(),
         name: "me".into(),
         users: vec!["me".into(), "bob".into()],
         seq: 0,

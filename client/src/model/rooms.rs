@@ -279,6 +279,13 @@ impl Rooms {
         self.me.clone_from(&session.name);
         self.default_room.clone_from(&session.default_room);
         let active = self.active().map(|joined| joined.key.clone());
+        let read_of = |name: &str| {
+            session
+                .conversations_read
+                .iter()
+                .find(|(conversation, _)| room_key(conversation) == room_key(name))
+                .map_or(0, |(_, read)| *read)
+        };
         let mut list = Vec::with_capacity(session.rooms.len());
         // Conversations stay, whatever the server says of rooms.
         let mut directs: Vec<Joined> = Vec::new();
@@ -331,13 +338,20 @@ impl Rooms {
                 session.name.clone(),
                 joined.with().unwrap_or_default().to_string(),
             ];
-            let seen = joined.room.last_seq();
+            // What the account read, here or on another device, is not new.
+            let seen = joined.room.last_seq().max(read_of(&joined.room.name));
             joined.room.answered(&people, seen, 1);
         }
         self.list.extend(directs);
         for (name, _) in &session.conversations {
             if self.index(&room_key(name)).is_none() {
-                self.add(name, 0);
+                let index = self.add(name, 0);
+                let joined = &mut self.list[index];
+                let people = [
+                    session.name.clone(),
+                    joined.with().unwrap_or_default().to_string(),
+                ];
+                joined.room.answered(&people, read_of(name), 1);
             }
         }
         self.invitations.clone_from(&session.invites);

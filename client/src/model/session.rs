@@ -37,6 +37,9 @@ pub struct Session {
     /// For an account: its direct conversations with the latest activity (`@name`, newest
     /// seq), latest first.
     pub conversations: Vec<(String, u64)>,
+    /// For an account: its read marker in each of those conversations (`@name`, seq; 0:
+    /// none), as the server keeps it for every device.
+    pub conversations_read: Vec<(String, u64)>,
     /// Whether the account is one of the server's administrators.
     pub admin: bool,
     /// For an account: the rooms it is invited to and has not joined (room, who invited).

@@ -330,3 +330,19 @@ fn read_markers_go_when_the_newest_is_on_screen() {
 fn chat_mut(window: &mut Window) -> &mut super::Chat {
     window.app.chat_screen_mut().expect("on the Chat screen")
 }
+
+#[test]
+fn a_conversations_marker_from_another_device_counts_only_what_follows() {
+    let mut session = session_in(&["general"]);
+    session.account = true;
+    session.conversations = vec![("@bob".into(), 3)];
+    session.conversations_read = vec![("@bob".into(), 2)];
+    let mut window = Window::chat(&session);
+    window.receive((1..=3).map(|seq| crate::testing::direct_message("bob", seq, "psst")));
+    let bob = chat(&window)
+        .rooms
+        .iter()
+        .find(|joined| joined.room.name == "@bob")
+        .map(|joined| joined.unread);
+    assert_eq!(bob, Some(1), "read up to 2 elsewhere");
+}

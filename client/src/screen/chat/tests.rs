@@ -14,6 +14,7 @@ fn session(seq: u64, users: &[&str]) -> Session {
     Session {
         account: false,
         conversations: Vec::new(),
+        conversations_read: Vec::new(),
         name: "me".into(),
         users: users.iter().map(ToString::to_string).collect(),
         seq,
