@@ -18,17 +18,14 @@ fn main() {
 /// Rooms joined.
 const ROOMS: usize = 50;
 
-fn chat_with(events: u64) -> Chat {
-    let users: Vec<String> = (0..200).map(|i| format!("user{i}")).collect();
-    let rooms: Vec<String> = std::iter::once("general".to_string())
-        .chain((1..ROOMS).map(|i| format!("room-{i}")))
-        .collect();
-    let session = Session {
+/// The session of "me", a guest, in `rooms` with `users` in the default room.
+fn session_of(users: &[String], rooms: &[String]) -> Session {
+    Session {
         account: false,
         conversations: Vec::new(),
         conversations_read: Vec::new(),
         name: "me".into(),
-        users: users.clone(),
+        users: users.to_vec(),
         seq: 0,
         oldest: 0,
         epoch: "e".into(),
@@ -37,10 +34,21 @@ fn chat_with(events: u64) -> Chat {
         missed: false,
         new_epoch: false,
         default_room: "general".into(),
-        rooms: rooms.clone(),
+        rooms: rooms.to_vec(),
         admin: false,
         invites: Vec::new(),
-    };
+    }
+}
+
+fn chat_with(events: u64) -> Chat {
+    let users: Vec<String> = (0..200).map(|i| format!("user{i}")).collect();
+    let rooms: Vec<String> = (0..ROOMS)
+        .map(|i| match i {
+            0 => "general".to_string(),
+            i => format!("room-{i}"),
+        })
+        .collect();
+    let session = session_of(&users, &rooms);
     let (handle, _) = Handle::detached();
     let mut chat = Chat::new("127.0.0.1:60000", &session, handle, None);
     for room in &rooms[1..] {

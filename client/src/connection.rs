@@ -225,6 +225,19 @@ impl Handle {
     }
 }
 
+/// `welcome.conversations` as the app takes them: each conversation (`@name`) with its
+/// newest seq, and with the account's read marker there.
+type Marks = Vec<(String, u64)>;
+fn conversations_of(conversations: Vec<chat_shared::Conversation>) -> (Marks, Marks) {
+    conversations
+        .into_iter()
+        .map(|c| {
+            let name = format!("{DIRECT}{}", c.with);
+            ((name.clone(), c.seq), (name, c.read))
+        })
+        .unzip()
+}
+
 /// A fresh post id: 64 random bits in hex.
 pub fn new_post_id() -> String {
     format!("{:016x}", fastrand::u64(..))
@@ -779,15 +792,8 @@ impl Worker {
                     .into_iter()
                     .map(|invitation| (invitation.room, invitation.by))
                     .collect();
-                let conversations = conversations.unwrap_or_default();
-                session.conversations_read = conversations
-                    .iter()
-                    .map(|c| (format!("{DIRECT}{}", c.with), c.read))
-                    .collect();
-                let conversations: Vec<(String, u64)> = conversations
-                    .into_iter()
-                    .map(|c| (format!("{DIRECT}{}", c.with), c.seq))
-                    .collect();
+                let (conversations, read) = conversations_of(conversations.unwrap_or_default());
+                session.conversations_read = read;
                 catch_up.extend(self.catch_up_directs(&conversations, session.new_epoch));
                 catch_up.splice(0..0, default_room_answer(&session));
                 session.conversations = conversations;
