@@ -135,7 +135,8 @@ fn resume(name: &str, token: &str, since: u64, epoch: &str) -> ClientFrame {
 /// is killed (SIGKILL): ann, on A, comes back on B with its token and `since` and misses nothing
 /// and sees nothing twice; abe, on A, does not come back and everyone else sees it `lost`
 /// once, when A's lease has run out; nobody sees ann leave. Everything anyone received is
-/// in the history.
+/// in the history. Meanwhile rex, on C, reacts to the load (and takes some back): ann
+/// ends with every message as the history has it, reactions and all.
 #[test]
 fn a_killed_node_s_clients_resume_on_another() {
     run_for(LIMIT, async {
@@ -149,6 +150,7 @@ fn a_killed_node_s_clients_resume_on_another() {
             unreachable!("login_v2 returns the welcome");
         };
         let (abe, _) = Client::login_v2(a.addr, "abe").await;
+        let (mut rex, _) = Client::login_v3(c.addr, "rex").await;
         let (mut bea, _) = Client::login_v2(b.addr, "bea").await;
         // ann's view so far: up to its own joined at least.
         let mut ann_seen = ann
@@ -161,6 +163,40 @@ fn a_killed_node_s_clients_resume_on_another() {
             }
             read_messages(&mut bea, "load ", 150).await;
             bea
+        });
+        // rex, on C, reacts to every fifth message of the load as it comes (and takes
+        // every other reaction back): the messages change while A dies.
+        let reactor = smol::spawn(async move {
+            let (mut sent, mut recorded, mut last, mut done) = (0, 0, 0, false);
+            while !done || recorded < sent {
+                match rex.recv().await {
+                    ServerFrame::Message { seq, text, .. } if text.starts_with("load ") => {
+                        let k: u64 = text["load ".len()..].parse().unwrap_or(0);
+                        let react = |on| ClientFrame::React {
+                            room: None,
+                            with: None,
+                            seq,
+                            emoji: "👍".into(),
+                            on,
+                        };
+                        if k % 5 == 0 {
+                            rex.send(&react(true)).await;
+                            sent += 1;
+                        }
+                        if k % 10 == 0 {
+                            rex.send(&react(false)).await;
+                            sent += 1;
+                        }
+                        done |= k == 149;
+                    }
+                    ServerFrame::Reaction { seq, from, .. } if from == "rex" => {
+                        recorded += 1;
+                        last = last.max(seq);
+                    }
+                    _ => {}
+                }
+            }
+            (rex, last)
         });
         // Some of the load reaches ann on A, then A dies.
         ann_seen.extend(read_messages(&mut ann, "load ", 20).await);
@@ -191,6 +227,7 @@ fn a_killed_node_s_clients_resume_on_another() {
             }
         }
         let bea = poster.await;
+        let (rex, last_reaction) = reactor.await;
         let all_posted = |frames: &[ServerFrame]| {
             frames
                 .iter()
@@ -198,6 +235,9 @@ fn a_killed_node_s_clients_resume_on_another() {
         };
         if !all_posted(&ann_after) {
             ann_after.extend(read_messages(&mut back, "load 149", 1).await);
+        }
+        if ann_after.iter().filter_map(ServerFrame::seq).max() < Some(last_reaction) {
+            ann_after.extend(back.recv_until(|f| f.seq() == Some(last_reaction)).await);
         }
         let seqs: Vec<u64> = ann_seen
             .iter()
@@ -234,14 +274,50 @@ fn a_killed_node_s_clients_resume_on_another() {
             .collect();
         assert_eq!(lefts, [("abe", LeaveReason::Lost)]);
 
-        // Everything anyone received is in the history, as received.
+        // Everything anyone received is in the history, as received; a message as ann
+        // ends with it (the reactions it saw applied) is as the history has it.
         let history = whole_history(&mut cid).await;
+        let mut ann_view: BTreeMap<u64, ServerFrame> = BTreeMap::new();
+        for frame in ann_seen.iter().chain(&ann_after) {
+            match frame {
+                ServerFrame::Message { seq, .. } => {
+                    ann_view.insert(*seq, frame.clone());
+                }
+                ServerFrame::Reaction {
+                    target,
+                    from,
+                    emoji,
+                    on,
+                    ..
+                } => {
+                    if let Some(ServerFrame::Message { reactions, .. }) = ann_view.get_mut(target) {
+                        chat_shared::apply_reaction(reactions, from, emoji, *on);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (seq, message) in &ann_view {
+            assert_eq!(
+                history.get(seq),
+                Some(message),
+                "ann's message {seq} at the end"
+            );
+        }
+        assert!(
+            history.values().any(
+                |f| matches!(f, ServerFrame::Message { reactions, .. } if !reactions.is_empty())
+            ),
+            "some reactions stayed"
+        );
         for frame in ann_seen.iter().chain(&ann_after).chain(&cid_seen) {
-            if let Some(seq) = frame.seq() {
+            if let Some(seq) = frame.seq()
+                && !matches!(frame, ServerFrame::Message { .. })
+            {
                 assert_eq!(history.get(&seq), Some(frame), "seq {seq} as received");
             }
         }
-        drop(bea);
+        drop((bea, rex));
     });
 }
 
