@@ -150,7 +150,7 @@ fn a_killed_node_s_clients_resume_on_another() {
             unreachable!("login_v2 returns the welcome");
         };
         let (abe, _) = Client::login_v2(a.addr, "abe").await;
-        let (mut rex, _) = Client::login_v3(c.addr, "rex").await;
+        let (rex, _) = Client::login_v3(c.addr, "rex").await;
         let (mut bea, _) = Client::login_v2(b.addr, "bea").await;
         // ann's view so far: up to its own joined at least.
         let mut ann_seen = ann
@@ -164,40 +164,7 @@ fn a_killed_node_s_clients_resume_on_another() {
             read_messages(&mut bea, "load ", 150).await;
             bea
         });
-        // rex, on C, reacts to every fifth message of the load as it comes (and takes
-        // every other reaction back): the messages change while A dies.
-        let reactor = smol::spawn(async move {
-            let (mut sent, mut recorded, mut last, mut done) = (0, 0, 0, false);
-            while !done || recorded < sent {
-                match rex.recv().await {
-                    ServerFrame::Message { seq, text, .. } if text.starts_with("load ") => {
-                        let k: u64 = text["load ".len()..].parse().unwrap_or(0);
-                        let react = |on| ClientFrame::React {
-                            room: None,
-                            with: None,
-                            seq,
-                            emoji: "👍".into(),
-                            on,
-                        };
-                        if k % 5 == 0 {
-                            rex.send(&react(true)).await;
-                            sent += 1;
-                        }
-                        if k % 10 == 0 {
-                            rex.send(&react(false)).await;
-                            sent += 1;
-                        }
-                        done |= k == 149;
-                    }
-                    ServerFrame::Reaction { seq, from, .. } if from == "rex" => {
-                        recorded += 1;
-                        last = last.max(seq);
-                    }
-                    _ => {}
-                }
-            }
-            (rex, last)
-        });
+        let reactor = smol::spawn(react_to_the_load(rex));
         // Some of the load reaches ann on A, then A dies.
         ann_seen.extend(read_messages(&mut ann, "load ", 20).await);
         a.kill().await;
@@ -255,70 +222,112 @@ fn a_killed_node_s_clients_resume_on_another() {
         );
 
         // cid, on C, saw abe lost once and ann never leave.
-        let mut cid_seen = read_messages(&mut cid, "load 149", 1).await;
-        if !cid_seen
-            .iter()
-            .any(|f| matches!(f, ServerFrame::Left { name, .. } if name == "abe"))
-        {
-            cid_seen.extend(
-                cid.recv_until(|f| matches!(f, ServerFrame::Left { name, .. } if name == "abe"))
-                    .await,
-            );
-        }
-        let lefts: Vec<(&str, LeaveReason)> = cid_seen
-            .iter()
-            .filter_map(|f| match f {
-                ServerFrame::Left { name, reason, .. } => Some((name.as_str(), *reason)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(lefts, [("abe", LeaveReason::Lost)]);
+        let cid_seen = abe_lost_once(&mut cid).await;
 
         // Everything anyone received is in the history, as received; a message as ann
         // ends with it (the reactions it saw applied) is as the history has it.
         let history = whole_history(&mut cid).await;
-        let mut ann_view: BTreeMap<u64, ServerFrame> = BTreeMap::new();
-        for frame in ann_seen.iter().chain(&ann_after) {
-            match frame {
-                ServerFrame::Message { seq, .. } => {
-                    ann_view.insert(*seq, frame.clone());
-                }
-                ServerFrame::Reaction {
-                    target,
-                    from,
-                    emoji,
-                    on,
-                    ..
-                } => {
-                    if let Some(ServerFrame::Message { reactions, .. }) = ann_view.get_mut(target) {
-                        chat_shared::apply_reaction(reactions, from, emoji, *on);
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (seq, message) in &ann_view {
-            assert_eq!(
-                history.get(seq),
-                Some(message),
-                "ann's message {seq} at the end"
-            );
-        }
-        assert!(
-            history.values().any(
-                |f| matches!(f, ServerFrame::Message { reactions, .. } if !reactions.is_empty())
-            ),
-            "some reactions stayed"
-        );
-        for frame in ann_seen.iter().chain(&ann_after).chain(&cid_seen) {
-            if let Some(seq) = frame.seq()
-                && !matches!(frame, ServerFrame::Message { .. })
-            {
+        ends_as_history(ann_seen.iter().chain(&ann_after), &history);
+        let others = ann_seen.iter().chain(&ann_after).chain(&cid_seen);
+        for frame in others.filter(|f| !matches!(f, ServerFrame::Message { .. })) {
+            if let Some(seq) = frame.seq() {
                 assert_eq!(history.get(&seq), Some(frame), "seq {seq} as received");
             }
         }
         drop((bea, rex));
     });
+}
+
+/// What cid saw up to the end of the load and abe's `left`: abe lost once, nobody else
+/// leaving.
+async fn abe_lost_once(cid: &mut Client) -> Vec<ServerFrame> {
+    let abe_left = |f: &ServerFrame| matches!(f, ServerFrame::Left { name, .. } if name == "abe");
+    let mut cid_seen = read_messages(cid, "load 149", 1).await;
+    if !cid_seen.iter().any(abe_left) {
+        cid_seen.extend(cid.recv_until(abe_left).await);
+    }
+    let lefts: Vec<(&str, LeaveReason)> = cid_seen
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Left { name, reason, .. } => Some((name.as_str(), *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lefts, [("abe", LeaveReason::Lost)]);
+    cid_seen
+}
+
+/// rex reacts to every fifth message of the load as it comes (and takes every other
+/// reaction back) until "load 149", then waits for its reactions to be recorded; returns
+/// itself (still online) and the seq of its last reaction.
+async fn react_to_the_load(mut rex: Client) -> (Client, u64) {
+    let (mut sent, mut recorded, mut last, mut done) = (0, 0, 0, false);
+    while !done || recorded < sent {
+        match rex.recv().await {
+            ServerFrame::Message { seq, text, .. } if text.starts_with("load ") => {
+                let k: u64 = text["load ".len()..].parse().unwrap_or(0);
+                let react = |on| ClientFrame::React {
+                    room: None,
+                    with: None,
+                    seq,
+                    emoji: "👍".into(),
+                    on,
+                };
+                if k.is_multiple_of(5) {
+                    rex.send(&react(true)).await;
+                    sent += 1;
+                }
+                if k.is_multiple_of(10) {
+                    rex.send(&react(false)).await;
+                    sent += 1;
+                }
+                done |= k == 149;
+            }
+            ServerFrame::Reaction { seq, from, .. } if from == "rex" => {
+                recorded += 1;
+                last = last.max(seq);
+            }
+            _ => {}
+        }
+    }
+    (rex, last)
+}
+
+/// Every message a client received, with the reactions it received after it applied, is
+/// as the history has it now.
+fn ends_as_history<'a>(
+    received: impl Iterator<Item = &'a ServerFrame>,
+    history: &BTreeMap<u64, ServerFrame>,
+) {
+    let mut view: BTreeMap<u64, ServerFrame> = BTreeMap::new();
+    for frame in received {
+        match frame {
+            ServerFrame::Message { seq, .. } => {
+                view.insert(*seq, frame.clone());
+            }
+            ServerFrame::Reaction {
+                target,
+                from,
+                emoji,
+                on,
+                ..
+            } => {
+                if let Some(ServerFrame::Message { reactions, .. }) = view.get_mut(target) {
+                    chat_shared::apply_reaction(reactions, from, emoji, *on);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (seq, message) in &view {
+        assert_eq!(history.get(seq), Some(message), "message {seq} at the end");
+    }
+    assert!(
+        history
+            .values()
+            .any(|f| matches!(f, ServerFrame::Message { reactions, .. } if !reactions.is_empty())),
+        "some reactions stayed"
+    );
 }
 
 /// What a post came to: its echo (id, seq), or `unavailable` (with its id).
