@@ -135,8 +135,9 @@ fn resume(name: &str, token: &str, since: u64, epoch: &str) -> ClientFrame {
 /// is killed (SIGKILL): ann, on A, comes back on B with its token and `since` and misses nothing
 /// and sees nothing twice; abe, on A, does not come back and everyone else sees it `lost`
 /// once, when A's lease has run out; nobody sees ann leave. Everything anyone received is
-/// in the history. Meanwhile rex, on C, reacts to the load (and takes some back): ann
-/// ends with every message as the history has it, reactions and all.
+/// in the history. Meanwhile rex, on C, reacts to the load (and takes some back) and edits a
+/// note of its own: ann ends with every message as the history has it, edits and
+/// reactions and all.
 #[test]
 fn a_killed_node_s_clients_resume_on_another() {
     run_for(LIMIT, async {
@@ -150,7 +151,16 @@ fn a_killed_node_s_clients_resume_on_another() {
             unreachable!("login_v2 returns the welcome");
         };
         let (abe, _) = Client::login_v2(a.addr, "abe").await;
-        let (rex, _) = Client::login_v3(c.addr, "rex").await;
+        let rex_hello = ClientFrame::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: "rex".into(),
+            since: None,
+            epoch: None,
+            token: None,
+            password: Some(chat_shared::Password::new("rex's password")),
+            register: true,
+        };
+        let (rex, _) = Client::login_with(c.addr, &rex_hello).await;
         let (mut bea, _) = Client::login_v2(b.addr, "bea").await;
         // ann's view so far: up to its own joined at least.
         let mut ann_seen = ann
@@ -257,10 +267,18 @@ async fn abe_lost_once(cid: &mut Client) -> Vec<ServerFrame> {
     cid_seen
 }
 
-/// rex reacts to every fifth message of the load as it comes (and takes every other
-/// reaction back) until "load 149", then waits for its reactions to be recorded; returns
-/// itself (still online) and the seq of its last reaction.
+/// rex (an account) reacts to every fifth message of the load as it comes (and takes
+/// every other reaction back), and at every tenth edits the note it posted first, until
+/// "load 149"; then waits for all of it to be recorded. Returns itself (still online) and
+/// the seq of its last reaction or edit.
 async fn react_to_the_load(mut rex: Client) -> (Client, u64) {
+    rex.send(&say("rex's note", "note")).await;
+    let note = rex
+        .recv_until(|f| matches!(f, ServerFrame::Message { id: Some(id), .. } if id == "note"))
+        .await
+        .pop()
+        .and_then(|f| f.seq())
+        .expect("the note");
     let (mut sent, mut recorded, mut last, mut done) = (0, 0, 0, false);
     while !done || recorded < sent {
         match rex.recv().await {
@@ -279,11 +297,20 @@ async fn react_to_the_load(mut rex: Client) -> (Client, u64) {
                 }
                 if k.is_multiple_of(10) {
                     rex.send(&react(false)).await;
-                    sent += 1;
+                    rex.send(&ClientFrame::Edit {
+                        room: None,
+                        with: None,
+                        seq: note,
+                        text: format!("rex's note, as of load {k}"),
+                    })
+                    .await;
+                    sent += 2;
                 }
                 done |= k == 149;
             }
-            ServerFrame::Reaction { seq, from, .. } if from == "rex" => {
+            ServerFrame::Reaction { seq, from, .. } | ServerFrame::Edited { seq, from, .. }
+                if from == "rex" =>
+            {
                 recorded += 1;
                 last = last.max(seq);
             }
@@ -293,8 +320,8 @@ async fn react_to_the_load(mut rex: Client) -> (Client, u64) {
     (rex, last)
 }
 
-/// Every message a client received, with the reactions it received after it applied, is
-/// as the history has it now.
+/// Every message a client received, with the reactions and edits it received after it
+/// applied, is as the history has it now.
 fn ends_as_history<'a>(
     received: impl Iterator<Item = &'a ServerFrame>,
     history: &BTreeMap<u64, ServerFrame>,
@@ -314,6 +341,17 @@ fn ends_as_history<'a>(
             } => {
                 if let Some(ServerFrame::Message { reactions, .. }) = view.get_mut(target) {
                     chat_shared::apply_reaction(reactions, from, emoji, *on);
+                }
+            }
+            ServerFrame::Edited {
+                target, text, time, ..
+            } => {
+                if let Some(ServerFrame::Message {
+                    text: now, edited, ..
+                }) = view.get_mut(target)
+                {
+                    now.clone_from(text);
+                    *edited = Some(*time);
                 }
             }
             _ => {}

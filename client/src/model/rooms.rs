@@ -396,7 +396,10 @@ impl Rooms {
                 joined.room.name.clone_from(room);
                 joined.room.moderation_answered(Moderation::answered(state));
                 let lost = joined.room.answered(users, seq, oldest);
+                // What the account read elsewhere is read here too: the "New messages"
+                // line goes after it.
                 joined.room.read_up_to(read);
+                joined.read_seq = joined.read_seq.max(read);
                 if lost {
                     joined.room.timeline.notice(
                         None,

@@ -325,6 +325,12 @@ fn read_markers_go_when_the_newest_is_on_screen() {
         .find(|joined| joined.room.name == "rust")
         .map(|joined| joined.unread);
     assert_eq!(rust, Some(2));
+    // Shown, "New messages" stands before the first one not read elsewhere.
+    window.click_on("rust");
+    let joined = chat(&window).rooms.active().expect("rust");
+    let left_off = joined.left_off.expect("a New messages line");
+    let first_new = joined.room.timeline.message(2).map(|(pos, _)| pos);
+    assert_eq!(Some(left_off), first_new);
 }
 
 fn chat_mut(window: &mut Window) -> &mut super::Chat {
