@@ -248,6 +248,10 @@ fn a_reply_to_a_message_not_loaded_fetches_the_history_it_is_in() {
     });
     assert!(chat(&window).away_from_latest(), "reading where it is");
     assert!(window.shows("line 5"), "the message answered is on screen");
+    let joined = chat(&window).rooms.active().expect("general");
+    let five = joined.room.timeline.message(5).map(|(pos, _)| pos);
+    let log = &chat(&window).views[&joined.key].log;
+    assert_eq!(log.flashing(), five, "it stands out for a moment");
     // "Jump to latest" goes back to the reply, which quotes it now.
     window.click_on("Jump to latest ↓");
     assert!(window.shows("↪ bob: line 5"));

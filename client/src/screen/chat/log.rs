@@ -71,7 +71,13 @@ pub struct Log {
     /// The last place of the list: how far its top is above the viewport's, the height
     /// of everything, and of the viewport.
     place: Option<Place>,
+    /// The entry just shown on request (a reply's quote was clicked), and when: it stands
+    /// out for a moment.
+    flash: Option<(Pos, std::time::Instant)>,
 }
+
+/// How long an entry shown on request stands out.
+const FLASH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where the list stands.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,6 +99,7 @@ impl Default for Log {
             expanded: HashSet::new(),
             row_height: FIRST_ROW_HEIGHT,
             place: None,
+            flash: None,
         }
     }
 }
@@ -295,7 +302,15 @@ impl Log {
         self.window.start = (pos - 2).clamp(timeline.start(), timeline.end());
         self.window.end = (self.window.start + 2 * PAGE).min(timeline.end());
         let (above, _) = self.spaces(timeline, &self.window(timeline));
+        self.flash = Some((pos, std::time::Instant::now()));
         viewport::scroll(LIST.into(), Scroll::To(above), Mode::Read)
+    }
+
+    /// The entry standing out now, if one was just shown on request.
+    pub fn flashing(&self) -> Option<Pos> {
+        self.flash
+            .filter(|(_, at)| at.elapsed() < FLASH)
+            .map(|(pos, _)| pos)
     }
 
     /// Shows a run of joins and leaves line by line, or folds it again.
@@ -346,6 +361,26 @@ impl Log {
                 Entry::Presence(run) => presence_row(pos, run, self.expanded.contains(&pos)),
                 Entry::Notice(notice) => notice_row(notice.time, &notice.text, notice.tone),
                 Entry::Step(step) => notice_row(Some(step.time), &step.text, Tone::Info),
+            };
+            let row = if self.flashing() == Some(pos) {
+                container(row)
+                    .width(Fill)
+                    .style(|theme: &Theme| container::Style {
+                        background: Some(
+                            theme
+                                .extended_palette()
+                                .primary
+                                .weak
+                                .color
+                                .scale_alpha(0.35)
+                                .into(),
+                        ),
+                        border: iced::Border::default().rounded(4),
+                        ..container::Style::default()
+                    })
+                    .into()
+            } else {
+                row
             };
             rows.push(((pos, 0), row));
         }
