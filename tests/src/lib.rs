@@ -913,3 +913,43 @@ pub fn free_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+/// Each message among `received` (a client's frames, in the order it got them) as that
+/// client ends with it: as it came, live or replayed, changed by the reactions and edits
+/// that came after it. What a client holds of each message, to compare with `history`.
+pub fn messages_as_seen<'a>(
+    received: impl IntoIterator<Item = &'a ServerFrame>,
+) -> std::collections::BTreeMap<u64, ServerFrame> {
+    let mut view = std::collections::BTreeMap::new();
+    for frame in received {
+        match frame {
+            ServerFrame::Message { seq, .. } => {
+                view.insert(*seq, frame.clone());
+            }
+            ServerFrame::Reaction {
+                target,
+                from,
+                emoji,
+                on,
+                ..
+            } => {
+                if let Some(ServerFrame::Message { reactions, .. }) = view.get_mut(target) {
+                    chat_shared::apply_reaction(reactions, from, emoji, *on);
+                }
+            }
+            ServerFrame::Edited {
+                target, text, time, ..
+            } => {
+                if let Some(ServerFrame::Message {
+                    text: now, edited, ..
+                }) = view.get_mut(target)
+                {
+                    now.clone_from(text);
+                    *edited = Some(*time);
+                }
+            }
+            _ => {}
+        }
+    }
+    view
+}

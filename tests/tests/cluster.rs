@@ -326,37 +326,7 @@ fn ends_as_history<'a>(
     received: impl Iterator<Item = &'a ServerFrame>,
     history: &BTreeMap<u64, ServerFrame>,
 ) {
-    let mut view: BTreeMap<u64, ServerFrame> = BTreeMap::new();
-    for frame in received {
-        match frame {
-            ServerFrame::Message { seq, .. } => {
-                view.insert(*seq, frame.clone());
-            }
-            ServerFrame::Reaction {
-                target,
-                from,
-                emoji,
-                on,
-                ..
-            } => {
-                if let Some(ServerFrame::Message { reactions, .. }) = view.get_mut(target) {
-                    chat_shared::apply_reaction(reactions, from, emoji, *on);
-                }
-            }
-            ServerFrame::Edited {
-                target, text, time, ..
-            } => {
-                if let Some(ServerFrame::Message {
-                    text: now, edited, ..
-                }) = view.get_mut(target)
-                {
-                    now.clone_from(text);
-                    *edited = Some(*time);
-                }
-            }
-            _ => {}
-        }
-    }
+    let view = chat_tests::messages_as_seen(received);
     for (seq, message) in &view {
         assert_eq!(history.get(seq), Some(message), "message {seq} at the end");
     }

@@ -521,28 +521,9 @@ fn check_after_the_crashes(history: &[ServerFrame], clients: &[CrashClient], epo
 }
 
 /// A client's view of every message (each as it came, live or replayed, changed by the
-/// reactions, edits and deletions it saw after it) is the history's.
+/// reactions and edits it saw after it) is the history's.
 fn same_messages(c: usize, events: &[(u64, ServerFrame)], history: &BTreeMap<u64, &ServerFrame>) {
-    let mut view: BTreeMap<u64, ServerFrame> = BTreeMap::new();
-    for (seq, frame) in events {
-        match frame {
-            ServerFrame::Message { .. } => {
-                view.insert(*seq, frame.clone());
-            }
-            ServerFrame::Reaction {
-                target,
-                from,
-                emoji,
-                on,
-                ..
-            } => {
-                if let Some(ServerFrame::Message { reactions, .. }) = view.get_mut(target) {
-                    chat_shared::apply_reaction(reactions, from, emoji, *on);
-                }
-            }
-            _ => {}
-        }
-    }
+    let view = chat_tests::messages_as_seen(events.iter().map(|(_, frame)| frame));
     for (seq, message) in &view {
         assert_eq!(
             history.get(seq).copied(),

@@ -16,6 +16,24 @@ use super::Hub;
 use super::command::{Command, Said};
 use super::history::{Read, Target};
 
+/// An event of the conversation of `from` and `to`, from `from`, now.
+pub(super) fn direct_event(from: &Account, to: &Account, body: Body) -> NewEvent {
+    NewEvent {
+        stream: StreamId::direct(&from.keys.folded, &to.keys.folded),
+        room: Arc::from(""),
+        direct: Some(Box::new(Direct {
+            from_key: from.keys.folded.clone(),
+            to_key: to.keys.folded.clone(),
+            to: to.name.to_string(),
+        })),
+        time: now_millis(),
+        body,
+        poster: None,
+        holder: None,
+        base: None,
+    }
+}
+
 impl Hub {
     /// The account a direct message or a conversation names, or the error to answer.
     pub(super) fn account_named(
@@ -75,26 +93,15 @@ impl Hub {
             }
             self.posts.posted(&folded, Instant::now());
         }
-        let event = NewEvent {
-            stream: StreamId::direct(&folded, &recipient.keys.folded),
-            room: Arc::from(""),
-            direct: Some(Box::new(Direct {
-                from_key: folded.clone(),
-                to_key: recipient.keys.folded.clone(),
-                to: recipient.name.to_string(),
-            })),
-            time: now_millis(),
-            body: Body::Message {
-                from: sender.name.to_string(),
-                text: said.text,
-                id: id.clone(),
-                me: said.me,
-                reply_to: said.reply_to,
-            },
-            poster: id.is_some().then_some(folded),
-            holder: None,
-            base: None,
+        let body = Body::Message {
+            from: sender.name.to_string(),
+            text: said.text,
+            id: id.clone(),
+            me: said.me,
+            reply_to: said.reply_to,
         };
+        let mut event = direct_event(&sender, &recipient, body);
+        event.poster = id.is_some().then_some(folded);
         self.record_direct(event, conn);
     }
 

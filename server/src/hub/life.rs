@@ -3,21 +3,20 @@
 //! relayed) and read markers (kept per account and stream).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_shared::limits::TYPING_EVERY_MS;
 use chat_shared::{ErrorCode, Frame, ServerFrame};
 
-use crate::log::{Body, Direct, NewEvent, ReadMark, Seq, StreamId};
+use crate::log::{Body, ReadMark, Seq, StreamId};
 use crate::queue::Batch;
 use crate::registry::ConnId;
 use crate::room::Effect;
 use crate::room::table::{Deferred, Lookup};
-use crate::wire::now_millis;
 
 use super::Hub;
 use super::command::{Command, Life, Place, Typing};
+use super::direct::direct_event;
 use super::moderation::place_room;
 use super::read_markers::READ_MARKERS_EVERY;
 
@@ -91,20 +90,7 @@ impl Hub {
             Ok(pair) => pair,
             Err(code) => return self.account_error(conn, code, with, None),
         };
-        let event = NewEvent {
-            stream: StreamId::direct(&me.keys.folded, &other.keys.folded),
-            room: Arc::from(""),
-            direct: Some(Box::new(Direct {
-                from_key: me.keys.folded.clone(),
-                to_key: other.keys.folded.clone(),
-                to: other.name.to_string(),
-            })),
-            time: now_millis(),
-            body,
-            poster: None,
-            holder: None,
-            base: None,
-        };
+        let event = direct_event(&me, &other, body);
         self.record_direct(event, conn);
     }
 

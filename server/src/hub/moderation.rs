@@ -18,7 +18,7 @@ use chat_shared::{
 use crate::bans::{Banned, ServerBan};
 use crate::log::amend::erased;
 use crate::log::state::Kept;
-use crate::log::{Body, Direct, Event, LogError, NewEvent, Seq, Span, StreamId};
+use crate::log::{Body, Event, LogError, Seq, Span, StreamId};
 use crate::registry::{ConnId, Member};
 use crate::room::table::{Deferred, Lookup};
 use crate::room::{Effect, Pending, Room};
@@ -26,6 +26,7 @@ use crate::wire::now_millis;
 
 use super::Hub;
 use super::command::{Command, Place, Step};
+use super::direct::direct_event;
 
 /// What someone may do in a room, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -643,23 +644,11 @@ impl Hub {
             );
             return false;
         }
-        let deletion = NewEvent {
-            stream: StreamId::direct(&me.keys.folded, &other.keys.folded),
-            room: Arc::from(""),
-            direct: Some(Box::new(Direct {
-                from_key: me.keys.folded.clone(),
-                to_key: other.keys.folded.clone(),
-                to: other.name.to_string(),
-            })),
-            time: now_millis(),
-            body: Body::Deleted {
-                by: me.name.to_string(),
-                target: message.seq,
-            },
-            poster: None,
-            holder: None,
-            base: None,
+        let body = Body::Deleted {
+            by: me.name.to_string(),
+            target: message.seq,
         };
+        let deletion = direct_event(&me, &other, body);
         self.record_direct(deletion, conn);
         true
     }
