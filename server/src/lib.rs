@@ -27,6 +27,7 @@ mod pressure;
 mod queue;
 mod registry;
 mod room;
+pub mod search;
 mod server;
 mod session;
 mod signal;

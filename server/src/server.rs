@@ -17,13 +17,14 @@ use crate::accounts::Hasher;
 use crate::cluster::Cluster;
 use crate::config::Storage;
 use crate::context::Context;
-use crate::hub::Hub;
 use crate::hub::command::Command;
 use crate::hub::peers::{Alone, Peers};
+use crate::hub::{Hub, Searching};
 use crate::log::memory::MemoryLog;
 use crate::log::redis::RedisLog;
 use crate::log::store::{OpenError, Store};
 use crate::log::{EventLog, LogError};
+use crate::search::{self, Search, SearchError};
 use crate::session;
 use crate::tls::Tls;
 use crate::transport::Transport;
@@ -38,6 +39,9 @@ pub struct Server {
     tls: Option<Tls>,
     /// In a cluster: this node's id and the Redis it shares.
     node: Option<(String, String)>,
+    /// The search index and its thread (stopped when the server is dropped, after the
+    /// hub).
+    search: Option<Search>,
 }
 
 /// Why a server could not start.
@@ -64,6 +68,9 @@ pub enum StartError {
     /// The TLS certificate or key cannot be used.
     #[error("{0}")]
     Tls(String),
+    /// The search index cannot be opened or created.
+    #[error("{0}")]
+    Search(#[from] SearchError),
 }
 
 /// How long a refused connection gets to read why.
@@ -95,10 +102,14 @@ impl Server {
                 });
                 let (cluster, redis) =
                     joined.map_err(|err| StartError::Cluster(url.clone(), err))?;
-                return Self::bind_with(config, redis, Some(cluster));
+                return Self::bind_with(config, redis, Some(cluster), &search::Place::Memory);
             }
         };
-        let mut server = Self::bind_with_log(config, log)?;
+        let place = match &config.storage {
+            Storage::Dir(dir) => search::Place::Dir(dir.clone()),
+            _ => search::Place::Memory,
+        };
+        let mut server = Self::bind_with(config, log, None, &place)?;
         server.store = store;
         Ok(server)
     }
@@ -106,14 +117,19 @@ impl Server {
     /// Binds with an event log of the caller's (for tests and embedding; `config.storage`
     /// is not looked at).
     pub fn bind_with_log(config: Config, log: Arc<dyn EventLog>) -> Result<Self, StartError> {
-        Self::bind_with(config, log, None)
+        Self::bind_with(config, log, None, &search::Place::Memory)
     }
 
+    /// Binds with `log`, as a node of `cluster` if given, with the search index in
+    /// `place`.
     fn bind_with(
         config: Config,
         log: Arc<dyn EventLog>,
         cluster: Option<Cluster>,
+        place: &search::Place,
     ) -> Result<Self, StartError> {
+        // A cluster's nodes feed their indexes from Redis, where every node's events are.
+        let cluster_feed = cluster.is_some();
         let node = cluster
             .as_ref()
             .map(|cluster| (cluster.node().to_string(), cluster.url().to_string()));
@@ -131,7 +147,19 @@ impl Server {
             }
             None => None,
         };
-        let hub = Hub::new(config.clone(), log.clone(), hasher, hub_tx.clone(), peers)?;
+        let search = Search::start(place, log.clone())?;
+        let searching = Searching {
+            index: search.index(),
+            feed: (!cluster_feed).then(|| search.feed()),
+        };
+        let hub = Hub::new(
+            config.clone(),
+            log.clone(),
+            hasher,
+            hub_tx.clone(),
+            peers,
+            Some(searching),
+        )?;
         let address_bans = hub.address_bans();
         let context = Arc::new(Context::new(config, hub_tx, log, address_bans));
         Ok(Self {
@@ -141,6 +169,7 @@ impl Server {
             store: None,
             tls,
             node,
+            search: Some(search),
         })
     }
 
@@ -251,6 +280,8 @@ impl Server {
             })
             .await;
         }
+        // The index commits what it took in; its thread holds the log until it ends.
+        drop(self.search.take());
         if let Some(store) = &self.store {
             let (commits, events, took) = store.activity();
             let mean = took.as_secs_f64() * 1000.0 / commits.max(1) as f64;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_shared::limits::{
-    DEFAULT_HISTORY_LIMIT, MAX_BAD_FRAMES, MAX_HISTORY_LIMIT, MAX_ID, WELCOME_CONVERSATIONS,
+    self, DEFAULT_HISTORY_LIMIT, MAX_BAD_FRAMES, MAX_HISTORY_LIMIT, MAX_ID, WELCOME_CONVERSATIONS,
 };
+use chat_shared::search::Query;
 use chat_shared::{
     ClientFrame, CloseCode, DecodeError, Decoder, ErrorCode, Frame, LeaveReason, Name,
     PROTOCOL_VERSIONS, Password, RejectCode, RoomName, ServerFrame, check_emoji, check_text,
@@ -18,7 +19,7 @@ use futures_lite::future;
 use smol::Timer;
 
 use crate::context::Context;
-use crate::hub::command::{Auth, Command, Life, Login, Place, Said, Step};
+use crate::hub::command::{Asked, Auth, Command, Life, Login, Place, Said, Step};
 use crate::limits::{FloodMeter, TokenBucket};
 use crate::log::{Remembered, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
@@ -403,6 +404,13 @@ impl<'a> Session<'a> {
                 });
                 Ok(())
             }
+            ClientFrame::Search {
+                query,
+                room,
+                with,
+                limit,
+                cursor,
+            } => self.search(query, room.as_deref(), with, limit, cursor, now),
             ClientFrame::Ping { token } => self.reply(&ServerFrame::Pong { token }),
             ClientFrame::Pong { .. } | ClientFrame::Hello { .. } => Ok(()),
             ClientFrame::Bye => Err(End::Quit),
@@ -513,6 +521,67 @@ impl<'a> Session<'a> {
                 Place::Room(room.unwrap_or_else(|| self.context.config.room.clone()))
             }
         }))
+    }
+
+    /// A search: counted as a post against the rate (it costs the server more than one).
+    fn search(
+        &mut self,
+        text: String,
+        room: Option<&str>,
+        with: Option<String>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+        now: Instant,
+    ) -> Result<(), End> {
+        if room.is_some() && with.is_some() {
+            return self.bad_frame("search names a room or a conversation, not both".into());
+        }
+        if let Some(posts) = &mut self.posts
+            && let Err(wait) = posts.take(now)
+        {
+            return self.reply(&ServerFrame::Error {
+                room: None,
+                code: ErrorCode::RateLimited,
+                message: "too fast; wait a moment".into(),
+                id: None,
+                retry_after: Some(wait.as_millis() as u64 + 1),
+                until: None,
+            });
+        }
+        let query = match Query::parse(&text) {
+            Ok(query) => query,
+            Err(err) => return self.error(ErrorCode::BadQuery, err.to_string(), None),
+        };
+        let mut rooms = Vec::new();
+        if let Some(room) = room {
+            let Ok(room) = self.room_name(room, None) else {
+                return Ok(());
+            };
+            rooms.push(room.keys().folded);
+        }
+        if let Some(named) = &query.room {
+            match RoomName::parse(named) {
+                Ok(room) => rooms.push(room.keys().folded),
+                Err(err) => {
+                    return self.error(ErrorCode::BadQuery, format!("in:{named}: {err}"), None);
+                }
+            }
+        }
+        let limit = limit
+            .unwrap_or(limits::SEARCH_RESULTS)
+            .clamp(1, limits::MAX_SEARCH_RESULTS);
+        self.to_hub(Command::Search {
+            conn: self.conn,
+            asked: Box::new(Asked {
+                text,
+                query,
+                rooms,
+                with,
+                limit: limit as usize,
+                cursor,
+            }),
+        });
+        Ok(())
     }
 
     /// An edit or a reaction: counted as a post against the rate.

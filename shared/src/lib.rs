@@ -7,6 +7,7 @@ pub mod limits;
 pub mod name;
 pub mod password;
 pub mod protocol;
+pub mod search;
 pub mod text;
 
 /// A certificate fingerprint as people compare it: the digest's bytes as uppercase hex

@@ -48,3 +48,9 @@ pub const MAX_REACTION_NAMES: usize = 50;
 pub const MAX_EMOJI: usize = 32;
 /// Least time between two `typing` relayed for one sender and room, in milliseconds.
 pub const TYPING_EVERY_MS: u64 = 2000;
+/// Most results in one `search_results`.
+pub const MAX_SEARCH_RESULTS: u32 = 50;
+/// Results in one `search_results` when `limit` is absent.
+pub const SEARCH_RESULTS: u32 = 20;
+/// Longest `search` query, in bytes.
+pub const MAX_QUERY: usize = 512;

@@ -259,6 +259,23 @@ pub enum ClientFrame {
         /// The seq.
         seq: u64,
     },
+    /// Find messages: words, `"quoted phrases"`, `from:NAME` and `in:ROOM`.
+    Search {
+        /// What to find.
+        query: String,
+        /// Only this room (not with `with`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Only the direct conversation with this account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The most results (at most 50; 20 when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        /// Where the previous page ended (from `search_results`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+    },
 }
 
 impl ClientFrame {
@@ -288,6 +305,7 @@ impl ClientFrame {
         "react",
         "typing",
         "read",
+        "search",
     ];
 }
 
@@ -901,6 +919,16 @@ pub enum ServerFrame {
         /// Who invited.
         by: String,
     },
+    /// The answer to a `search`: `message` frames, best match first, each as it is now.
+    SearchResults {
+        /// The query, as asked.
+        query: String,
+        /// The messages found (with their `room` or `with`).
+        results: Vec<ServerFrame>,
+        /// Where to go on from, for the next page; absent when there is no more.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+    },
 }
 
 /// A room and how many are in it (`room_list`).
@@ -941,6 +969,7 @@ impl ServerFrame {
         "edited",
         "reaction",
         "typing",
+        "search_results",
     ];
 
     /// The sequence number, for the frames that are recorded events (of a room or a
@@ -1145,6 +1174,8 @@ pub enum ErrorCode {
     Muted,
     /// The message holds as many distinct emoji as it may.
     TooManyReactions,
+    /// A `search` query that is empty or cannot be parsed (or a cursor that is not one).
+    BadQuery,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,

@@ -571,6 +571,9 @@ impl EventLog for Failing {
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
         self.inner.rooms()
     }
+    fn streams(&self) -> Result<Vec<StreamId>, LogError> {
+        self.inner.streams()
+    }
     fn accounts(&self) -> Result<Vec<(String, String)>, LogError> {
         self.inner.accounts()
     }

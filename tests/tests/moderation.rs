@@ -17,6 +17,9 @@ mod moderation;
 #[path = "suites/life.rs"]
 mod life;
 
+#[path = "suites/search.rs"]
+mod search;
+
 use std::time::Duration;
 
 use chat_shared::{ClientFrame, ErrorCode, Name, RejectCode, Role, RoomState, ServerFrame};

@@ -15,6 +15,23 @@ use crate::log::{LogError, NewEvent, Seq, Span, Tailed};
 use crate::queue::SendQueue;
 use crate::registry::ConnId;
 
+/// A `search`, checked by the session.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    /// The query as the frame gave it (the answer repeats it).
+    pub text: String,
+    /// The query, taken apart.
+    pub query: chat_shared::search::Query,
+    /// Only this room (its key): the frame's `room`, or `in:` (both when both are given).
+    pub rooms: Vec<String>,
+    /// Only the conversation with this account.
+    pub with: Option<String>,
+    /// The most results.
+    pub limit: usize,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+}
+
 /// What a post says: its text and how it is meant.
 #[derive(Debug, Clone)]
 pub struct Said {
@@ -98,6 +115,13 @@ pub enum Command {
         to: String,
         /// What it says.
         said: Said,
+    },
+    /// Search messages for this member.
+    Search {
+        /// Who asks.
+        conn: ConnId,
+        /// What to find, and where.
+        asked: Box<Asked>,
     },
     /// Send events of a direct conversation to this member.
     DirectHistory {

@@ -122,7 +122,7 @@ impl Hub {
                 }),
             );
         } else {
-            let result = self.log.append(std::slice::from_ref(&event));
+            let result = self.append_here(std::slice::from_ref(&event));
             self.direct_recorded(&event, conn, result);
         }
     }

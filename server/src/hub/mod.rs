@@ -37,6 +37,7 @@ mod posts;
 mod read_markers;
 mod record;
 mod rooms;
+mod search;
 #[cfg(test)]
 mod tests;
 
@@ -60,6 +61,7 @@ use crate::queue::SendQueue;
 use crate::registry::{ConnId, ConnMap, Registry};
 use crate::room::table::Rooms;
 use crate::room::{Effect, Pending};
+use crate::search::{Feed, SearchIndex};
 use crate::wire::now_millis;
 
 use command::Command;
@@ -121,6 +123,17 @@ pub struct Hub {
     server_bans: ServerBans,
     /// Read markers on their way to the log.
     read_markers: read_markers::ReadMarkers,
+    /// The search index, and (unless a cluster's nodes feed it from Redis) where what
+    /// the log commits on this task goes to it.
+    search: Option<Searching>,
+}
+
+/// The search index as the hub uses it.
+pub struct Searching {
+    /// The index, to search.
+    pub index: Arc<SearchIndex>,
+    /// Where committed events go, when this server feeds the index itself.
+    pub feed: Option<Feed>,
 }
 
 impl Hub {
@@ -132,6 +145,7 @@ impl Hub {
         hasher: Hasher,
         inbox: Sender<Command>,
         peers: Box<dyn Peers>,
+        search: Option<Searching>,
     ) -> Result<Self, LogError> {
         let mut accounts = Directory::default();
         for (name, hash) in log.accounts()? {
@@ -159,7 +173,11 @@ impl Hub {
         let room = build_room(&key, name, read, config.history, &*peers);
         let keep_idle = if log.durable() { 0 } else { config.max_rooms };
         let recorder = if log.durable() {
-            Some(Recorder::spawn(log.clone()).map_err(|err| LogError::Store(err.to_string()))?)
+            let feed = search.as_ref().and_then(|s| s.feed.clone());
+            Some(
+                Recorder::spawn(log.clone(), feed)
+                    .map_err(|err| LogError::Store(err.to_string()))?,
+            )
         } else {
             None
         };
@@ -188,6 +206,7 @@ impl Hub {
             admins,
             server_bans,
             read_markers: read_markers::ReadMarkers::default(),
+            search,
         })
     }
 
@@ -352,6 +371,7 @@ impl Hub {
             } => self.amend(conn, place, seq, change),
             Command::Typing { conn, place } => self.typing(conn, &place),
             Command::Read { conn, place, seq } => self.read_up_to(conn, &place, seq),
+            Command::Search { conn, asked } => self.search(conn, *asked),
             Command::KeepReadMarkers => self.keep_read_markers(),
             Command::ReadMarkersKept => self.read_markers_kept(),
             Command::Found {

@@ -51,7 +51,7 @@ impl Hub {
                     }),
                 );
             } else {
-                let recorded = self.log.append(&events);
+                let recorded = self.append_here(&events);
                 self.recorded(&key, recorded);
             }
         }

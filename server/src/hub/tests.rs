@@ -76,7 +76,7 @@ impl Harness {
         let log = Arc::new(MemoryLog::new("epoch".into()));
         let hasher = Hasher::start(1).expect("a hashing thread");
         let (inbox_tx, inbox) = async_channel::unbounded();
-        let hub = Hub::new(config, log, hasher, inbox_tx, Box::new(Alone)).expect("a hub");
+        let hub = Hub::new(config, log, hasher, inbox_tx, Box::new(Alone), None).expect("a hub");
         Self {
             hub,
             inbox,

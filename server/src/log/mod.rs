@@ -403,6 +403,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// Every room it holds events of: its stream and its name as first spelled.
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError>;
 
+    /// Every stream that has events: rooms and direct conversations (for the search
+    /// index to catch up with).
+    fn streams(&self) -> Result<Vec<StreamId>, LogError>;
+
     /// Every account: its name as registered and its password hash (PHC).
     fn accounts(&self) -> Result<Vec<(String, String)>, LogError>;
 

@@ -12,6 +12,7 @@ use async_channel::{Receiver, Sender};
 pub type Done = Box<dyn FnOnce(Recorded) + Send>;
 
 use super::{Event, EventLog, LogError, NewEvent};
+use crate::search::Feed;
 
 /// What the recorder reports for a batch.
 pub type Recorded = Result<Vec<Event>, LogError>;
@@ -39,12 +40,13 @@ impl Drop for Recorder {
 }
 
 impl Recorder {
-    /// Starts the recording thread for `log`.
-    pub fn spawn(log: Arc<dyn EventLog>) -> std::io::Result<Self> {
+    /// Starts the recording thread for `log`; what it commits also goes to `feed` (the
+    /// search index), if given.
+    pub fn spawn(log: Arc<dyn EventLog>, feed: Option<Feed>) -> std::io::Result<Self> {
         let (requests, queue) = async_channel::unbounded::<Submitted>();
         let thread = std::thread::Builder::new()
             .name("chat-recorder".into())
-            .spawn(move || write_loop(&*log, &queue))?;
+            .spawn(move || write_loop(&*log, &queue, feed.as_ref()))?;
         Ok(Self {
             requests,
             thread: Some(thread),
@@ -86,7 +88,7 @@ fn next_batch(queue: &Receiver<Submitted>, untidy: bool) -> Result<Option<Submit
     ))
 }
 
-fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>) {
+fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>, feed: Option<&Feed>) {
     loop {
         // Tidied between batches (a busy log, too, erases deleted texts from its files
         // in time) and after a quiet second.
@@ -106,6 +108,9 @@ fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>) {
             .collect();
         match log.append(&all) {
             Ok(events) => {
+                if let Some(feed) = feed {
+                    feed.committed(&all, &events);
+                }
                 let mut events = events.into_iter();
                 for request in requests {
                     let mine = events.by_ref().take(request.events.len()).collect();

@@ -486,6 +486,13 @@ impl EventLog for RedisLog {
         smol::block_on(self.posts_of(poster))
     }
 
+    fn streams(&self) -> Result<Vec<StreamId>, LogError> {
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> =
+            smol::block_on(redis::cmd("HKEYS").arg(key("seq")).query_async(&mut conn))?;
+        Ok(keys.iter().map(|k| StreamId::new(k)).collect())
+    }
+
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
         Ok(smol::block_on(self.room_names())?
             .into_iter()

@@ -658,6 +658,18 @@ impl EventLog for Store {
         write.commit().map_err(store_error)
     }
 
+    fn streams(&self) -> Result<Vec<StreamId>, LogError> {
+        let mut streams: Vec<StreamId> = self
+            .newest
+            .lock()
+            .map_err(store_error)?
+            .keys()
+            .cloned()
+            .collect();
+        streams.sort_unstable();
+        Ok(streams)
+    }
+
     fn rooms(&self) -> Result<Vec<(StreamId, String)>, LogError> {
         let db = self.db()?;
         let read = db.begin_read().map_err(store_error)?;
