@@ -102,7 +102,8 @@ impl Server {
                 });
                 let (cluster, redis) =
                     joined.map_err(|err| StartError::Cluster(url.clone(), err))?;
-                return Self::bind_with(config, redis, Some(cluster), &search::Place::Memory);
+                let place = search::Place::Cluster(redis.clone());
+                return Self::bind_with(config, redis, Some(cluster), &place);
             }
         };
         let place = match &config.storage {
@@ -128,8 +129,6 @@ impl Server {
         cluster: Option<Cluster>,
         place: &search::Place,
     ) -> Result<Self, StartError> {
-        // A cluster's nodes feed their indexes from Redis, where every node's events are.
-        let cluster_feed = cluster.is_some();
         let node = cluster
             .as_ref()
             .map(|cluster| (cluster.node().to_string(), cluster.url().to_string()));
@@ -150,7 +149,8 @@ impl Server {
         let search = Search::start(place, log.clone())?;
         let searching = Searching {
             index: search.index(),
-            feed: (!cluster_feed).then(|| search.feed()),
+            // A cluster's nodes feed their indexes from Redis, where every node's events are.
+            feed: (!matches!(place, search::Place::Cluster(_))).then(|| search.feed()),
         };
         let hub = Hub::new(
             config.clone(),

@@ -1,5 +1,5 @@
-//! The protocol suites for rooms, accounts, direct messages, moderation and a message's life (`suites/`), run again with
-//! their clients spread over two nodes that share a Redis of their own (`--redis`, AOF with
+//! The protocol suites for rooms, accounts, direct messages, moderation, a message's life
+//! and search (`suites/`), run again with their clients spread over two nodes that share a Redis of their own (`--redis`, AOF with
 //! `appendfsync always`): where a suite asks for a server, [`start`] here starts two nodes,
 //! and each client connects to the next node in turn. Tests that start server processes of
 //! their own run as they do alone. The flags are the suites' own, with `--redis` in place
@@ -26,3 +26,6 @@ mod moderation;
 
 #[path = "suites/life.rs"]
 mod life;
+
+#[path = "suites/search.rs"]
+mod search;

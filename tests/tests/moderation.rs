@@ -1,8 +1,9 @@
-//! Moderation and a message's life (protocol version 3) against one server: the suites in
-//! `suites/moderation.rs` and `suites/life.rs`, then what only a server with a store of its
-//! own shows: that everything moderation keeps, and what a message became (edits,
-//! reactions) and read markers, survive a restart, and that a deleted message's text is
-//! gone from the store's file.
+//! Moderation, a message's life and search (protocol version 3) against one server: the
+//! suites in `suites/moderation.rs`, `suites/life.rs` and `suites/search.rs`, then what
+//! only a server with a store of its own shows: that everything moderation keeps, and what
+//! a message became (edits, reactions) and read markers, survive a restart, that a deleted
+//! message's text is gone from the store's file, and that the search index is kept, and
+//! rebuilt from the store when it is damaged or gone.
 
 use chat_tests::{Config, Deployment};
 
@@ -272,4 +273,96 @@ fn what_a_message_became_survives_a_restart() {
             "{after:?}"
         );
     });
+}
+
+/// Searches until the answer is results (while the index is rebuilt at start the answer
+/// is `unavailable` with `retry_after`, which is waited out): their texts, best first.
+async fn results_after_rebuild(client: &mut Client, query: &str) -> Vec<String> {
+    loop {
+        match search::ask(client, &search::search(query)).await {
+            ServerFrame::SearchResults { results, .. } => {
+                return results
+                    .iter()
+                    .map(|f| match f {
+                        ServerFrame::Message { text, .. } => text.clone(),
+                        other => panic!("not a message: {other:?}"),
+                    })
+                    .collect();
+            }
+            ServerFrame::Error {
+                code: ErrorCode::Unavailable,
+                retry_after: Some(wait),
+                ..
+            } => {
+                smol::Timer::after(Duration::from_millis(wait.min(200))).await;
+            }
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+}
+
+/// Flags: `test_config()` with a store (`--data DIR`) and `--rate 0`; the server is
+/// stopped and started again on the same store three times: with its search index as it
+/// left it, with the index damaged, and with the index gone. Each time the same messages
+/// are found, as they are now (edited, not deleted).
+#[test]
+fn the_search_index_is_kept_and_rebuilt_from_the_store() {
+    let dir = TempDir::new("search-rebuild");
+    let config = || Config {
+        storage: Storage::Dir(dir.path().to_path_buf()),
+        rate: 0,
+        ..test_config()
+    };
+    let want = vec![
+        "archive of the old wiki".to_string(),
+        "the archive moved to the new server".to_string(),
+    ];
+    let mut server = start(config());
+    run_for(LIMIT, async {
+        let (mut alice, _) = account(server.addr(), "alice").await;
+        enter(&mut alice, "rust").await;
+        post(&mut alice, "rust", "archive of the old wiki").await;
+        let edited = post(&mut alice, "rust", "the archive movd").await;
+        let deleted = post(&mut alice, "rust", "archive password is hunter2").await;
+        for frame in [
+            ClientFrame::Edit {
+                room: Some("rust".into()),
+                with: None,
+                seq: edited,
+                text: "the archive moved to the new server".into(),
+            },
+            ClientFrame::Delete {
+                room: Some("rust".into()),
+                with: None,
+                seq: deleted,
+            },
+        ] {
+            alice.send(&frame).await;
+        }
+        let texts: Vec<&str> = want.iter().map(String::as_str).collect();
+        search::until_found(&mut alice, &search::search("archive"), &texts).await;
+    });
+    let index = dir.path().join("search");
+    for damage in ["none", "damaged", "gone"] {
+        server.stop();
+        drop(server);
+        match damage {
+            "damaged" => std::fs::write(index.join("meta.json"), b"{ not json").expect("damaged"),
+            "gone" => std::fs::remove_dir_all(&index).expect("removed"),
+            _ => {}
+        }
+        server = start(config());
+        run_for(LIMIT, async {
+            let (mut alice, _) = again(server.addr(), "alice").await;
+            let mut found = results_after_rebuild(&mut alice, "archive").await;
+            found.sort();
+            assert_eq!(found, want, "the index {damage}");
+            assert!(
+                results_after_rebuild(&mut alice, "hunter2")
+                    .await
+                    .is_empty(),
+                "a deleted message is not found ({damage})"
+            );
+        });
+    }
 }

@@ -38,6 +38,9 @@
 --   direct            stream of every direct event (a = from, b = to, k = its
 --                     conversation's stream, s = its seq; the frame is in fr:<k>), for
 --                     delivery
+--   feed              stream of every recorded event but joins and parts (k = its
+--                     stream, s = its seq; the frame is in fr:<k>), for the search index
+--                     every node keeps
 --   acct              hash: account -> "name\nhash"
 --   askel             hash: skeleton -> account
 --   fails:a:<acct>, fails:ip:<ip>   sorted sets of wrong-password times
@@ -46,6 +49,7 @@ local P = 'chat:'
 local op = ARGV[1]
 local REMEMBERED = 256
 local DIRECT_KEPT = 10000
+local FEED_KEPT = 100000
 
 -- Keeps the room's member count for room_list.
 local function resize(stream)
@@ -229,6 +233,9 @@ elseif op == 'append' then
       if kind == 'd' or kind == 'e' then
         redis.call('XADD', P .. 'direct', 'MAXLEN', '~', DIRECT_KEPT, '*', 'a', from, 'b', to,
           'k', stream, 's', seq)
+      end
+      if kind ~= 'j' and kind ~= 'l' then
+        redis.call('XADD', P .. 'feed', 'MAXLEN', '~', FEED_KEPT, '*', 'k', stream, 's', seq)
       end
       if ops ~= '' then change_state(stream, ops) end
       if rw_frame ~= '' then

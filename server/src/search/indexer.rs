@@ -22,7 +22,7 @@ const CATCH_UP_COMMIT: usize = 100_000;
 /// The indexer's share of memory for what it has not committed yet.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 /// The least time between two merges that erase deleted messages' texts from the files.
-const ERASE_EVERY: Duration = Duration::from_secs(5);
+const ERASE_EVERY: Duration = Duration::from_secs(2);
 
 /// What the indexer's thread is sent.
 pub(super) enum Fed {

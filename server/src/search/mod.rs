@@ -11,6 +11,7 @@
 //! files when the segment holding it is merged). Queries run on the blocking pool, never on
 //! the hub's task; the hub hands them who is asking and which rooms they are in.
 
+mod follow;
 mod indexer;
 pub mod tokenizer;
 
@@ -33,6 +34,7 @@ use tantivy::schema::{
 };
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument, Term};
 
+use crate::log::redis::RedisLog;
 use crate::log::{Event, EventLog, Seq, StreamId, for_reader};
 
 pub use indexer::Feed;
@@ -181,13 +183,15 @@ pub struct SearchIndex {
     pinned: Mutex<VecDeque<Pinned>>,
 }
 
-/// Where the index lives.
+/// Where the index lives, and what feeds it.
 #[derive(Debug, Clone)]
 pub enum Place {
-    /// In memory: rebuilt at every start.
+    /// In memory, fed by this server: rebuilt at every start.
     Memory,
-    /// In this directory (`search/` in the data directory).
+    /// In this directory (`search/` in the data directory), fed by this server.
     Dir(PathBuf),
+    /// In memory, fed by the cluster's feed in this Redis (every node's events).
+    Cluster(Arc<RedisLog>),
 }
 
 /// The search index and its thread; dropping it stops the thread (after a last commit).
@@ -195,14 +199,15 @@ pub struct Search {
     shared: Arc<SearchIndex>,
     feed: Feed,
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The indexer's thread, and in a cluster the feed's.
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Search {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         self.feed.wake();
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -214,7 +219,7 @@ impl Search {
     pub fn start(place: &Place, log: Arc<dyn EventLog>) -> Result<Self, SearchError> {
         let (schema, fields) = schema();
         let index = match place {
-            Place::Memory => Index::create_in_ram(schema),
+            Place::Memory | Place::Cluster(_) => Index::create_in_ram(schema),
             Place::Dir(dir) => open_dir(dir, schema)?,
         };
         let manager = index.tokenizers();
@@ -236,18 +241,33 @@ impl Search {
         let feed = Feed::new(sender);
         let stop = Arc::new(AtomicBool::new(false));
         let indexer = indexer::Indexer::new(shared.clone())?;
-        let thread = {
-            let stop = stop.clone();
+        let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
-                .name("chat-search".into())
-                .spawn(move || indexer.run(&*log, &receiver, &stop))
-                .map_err(|err| SearchError::Index(err.to_string()))?
+                .name(name.into())
+                .spawn(run)
+                .map_err(|err| SearchError::Index(err.to_string()))
         };
+        let mut threads = Vec::new();
+        // In a cluster the feed is read from where Redis's stream ends now, before the
+        // indexer catches up: what comes meanwhile waits in the channel.
+        if let Place::Cluster(redis) = place {
+            let after = follow::end(redis).map_err(|err| SearchError::Index(err.to_string()))?;
+            let (redis, feed, stop) = (redis.clone(), feed.clone(), stop.clone());
+            threads.push(spawn(
+                "chat-search-feed",
+                Box::new(move || follow::run(&redis, after, &feed, &stop)),
+            )?);
+        }
+        let indexing = stop.clone();
+        threads.push(spawn(
+            "chat-search",
+            Box::new(move || indexer.run(&*log, &receiver, &indexing)),
+        )?);
         Ok(Self {
             shared,
             feed,
             stop,
-            thread: Some(thread),
+            threads,
         })
     }
 
@@ -566,3 +586,6 @@ fn now_ms() -> u64 {
 
 /// What the indexer is fed: committed events, each with its stream.
 pub type Committed = Vec<(StreamId, Event)>;
+
+#[cfg(test)]
+mod tests;
