@@ -44,7 +44,7 @@ const FORMAT: &str = "chat-search 1";
 /// The longest a committed message waits before the index commits it.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(300);
 /// How long a first page's view of the index is kept for the pages after it.
-const PINNED_FOR: Duration = Duration::from_secs(600);
+const PINNED_FOR: Duration = Duration::from_secs(120);
 /// The most views kept for later pages.
 const PINNED_MAX: usize = 32;
 /// The party of every room's message (a conversation's are its two accounts).
