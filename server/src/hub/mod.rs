@@ -61,7 +61,8 @@ use crate::queue::SendQueue;
 use crate::registry::{ConnId, ConnMap, Registry};
 use crate::room::table::Rooms;
 use crate::room::{Effect, Pending};
-use crate::search::{Feed, SearchIndex};
+use crate::search::SearchIndex;
+use crate::search::indexer::Feed;
 use crate::wire::now_millis;
 
 use command::Command;

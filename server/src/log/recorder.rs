@@ -12,7 +12,7 @@ use async_channel::{Receiver, Sender};
 pub type Done = Box<dyn FnOnce(Recorded) + Send>;
 
 use super::{Event, EventLog, LogError, NewEvent};
-use crate::search::Feed;
+use crate::search::indexer::Feed;
 
 /// What the recorder reports for a batch.
 pub type Recorded = Result<Vec<Event>, LogError>;

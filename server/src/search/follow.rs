@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::Feed;
+use super::indexer::Feed;
 use crate::log::redis::{self as store, RedisLog, frames_of, key};
 use crate::log::{Event, LogError, Seq, StreamId};
 

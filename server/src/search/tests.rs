@@ -7,7 +7,8 @@ use chat_shared::search::Query;
 use chat_shared::{Frame, ServerFrame};
 use tantivy::Term;
 
-use super::{Place, Request, Search, SearchError, SearchIndex, Viewer};
+use super::service::Search;
+use super::{Place, Request, SearchError, SearchIndex, Viewer};
 use crate::log::memory::MemoryLog;
 use crate::log::{Event, StreamId};
 
