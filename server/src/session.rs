@@ -523,6 +523,26 @@ impl<'a> Session<'a> {
         }))
     }
 
+    /// Takes a post from the rate (posts, edits, reactions and searches count): `None`
+    /// while within it, else the `rate_limited` refusal to answer with.
+    fn over_rate(
+        &mut self,
+        now: Instant,
+        room: Option<String>,
+        id: Option<String>,
+        message: &str,
+    ) -> Option<ServerFrame> {
+        let wait = self.posts.as_mut()?.take(now).err()?;
+        Some(ServerFrame::Error {
+            room,
+            code: ErrorCode::RateLimited,
+            message: message.into(),
+            id,
+            retry_after: Some(wait.as_millis() as u64 + 1),
+            until: None,
+        })
+    }
+
     /// A search: counted as a post against the rate (it costs the server more than one).
     fn search(
         &mut self,
@@ -536,17 +556,8 @@ impl<'a> Session<'a> {
         if room.is_some() && with.is_some() {
             return self.bad_frame("search names a room or a conversation, not both".into());
         }
-        if let Some(posts) = &mut self.posts
-            && let Err(wait) = posts.take(now)
-        {
-            return self.reply(&ServerFrame::Error {
-                room: None,
-                code: ErrorCode::RateLimited,
-                message: "too fast; wait a moment".into(),
-                id: None,
-                retry_after: Some(wait.as_millis() as u64 + 1),
-                until: None,
-            });
+        if let Some(refusal) = self.over_rate(now, None, None, "too fast; wait a moment") {
+            return self.reply(&refusal);
         }
         let query = match Query::parse(&text) {
             Ok(query) => query,
@@ -593,17 +604,8 @@ impl<'a> Session<'a> {
         change: Life,
         now: Instant,
     ) -> Result<(), End> {
-        if let Some(posts) = &mut self.posts
-            && let Err(wait) = posts.take(now)
-        {
-            return self.reply(&ServerFrame::Error {
-                room,
-                code: ErrorCode::RateLimited,
-                message: "too fast; wait a moment".into(),
-                id: None,
-                retry_after: Some(wait.as_millis() as u64 + 1),
-                until: None,
-            });
+        if let Some(refusal) = self.over_rate(now, room.clone(), None, "too fast; wait a moment") {
+            return self.reply(&refusal);
         }
         if let Some(place) = self.place("that", room, with)? {
             self.to_hub(Command::Amend {
@@ -819,17 +821,13 @@ impl<'a> Session<'a> {
         if let Err(problem) = check_text(text, max_text) {
             return self.error(problem.code(), problem.to_string(), id.clone());
         }
-        if let Some(posts) = &mut self.posts
-            && let Err(wait) = posts.take(now)
-        {
-            return self.reply(&ServerFrame::Error {
-                room: None,
-                code: ErrorCode::RateLimited,
-                message: "posting too fast; wait a moment".into(),
-                id: said.id,
-                retry_after: Some(wait.as_millis() as u64 + 1),
-                until: None,
-            });
+        if let Some(refusal) = self.over_rate(
+            now,
+            None,
+            said.id.clone(),
+            "posting too fast; wait a moment",
+        ) {
+            return self.reply(&refusal);
         }
         if let Some(to) = to {
             self.to_hub(Command::Direct {
