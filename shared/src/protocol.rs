@@ -994,6 +994,19 @@ impl ServerFrame {
         }
     }
 
+    /// The other account of the direct conversation a frame is about, if it is about one.
+    pub fn with(&self) -> Option<&str> {
+        match self {
+            Self::Message { with, .. }
+            | Self::HistoryEnd { with, .. }
+            | Self::Deleted { with, .. }
+            | Self::Edited { with, .. }
+            | Self::Reaction { with, .. }
+            | Self::Typing { with, .. } => with.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The room a frame is about, if it names one.
     pub fn room(&self) -> Option<&str> {
         match self {

@@ -2,6 +2,11 @@
 //! `in:ROOM`. The server parses it to search; the client, to highlight what was found
 //! and to complete the filters.
 
+use std::ops::Range;
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
 use crate::limits::MAX_QUERY;
 
 /// A query taken apart.
@@ -97,6 +102,75 @@ impl Query {
             .map(String::as_str)
             .chain(self.phrases.iter().flat_map(|p| p.split_whitespace()))
     }
+
+    /// Where the query's words stand in `text`, to highlight them: byte ranges, in order,
+    /// not overlapping. A word matches without case or Latin accents where a word of the
+    /// text starts (so `check` marks the start of `checker`, as the prefix search finds
+    /// it); in a script written without spaces it matches anywhere.
+    pub fn highlights(&self, text: &str) -> Vec<Range<usize>> {
+        let (hay, origin) = folded(text);
+        let mut marked = vec![false; hay.len()];
+        let pieces = self
+            .terms()
+            .flat_map(|term| term.split(|c: char| !c.is_alphanumeric()))
+            .filter(|piece| !piece.is_empty());
+        for piece in pieces {
+            let (needle, _) = folded(piece);
+            let anywhere = needle.iter().any(|&c| unspaced(c));
+            for start in 0..(hay.len() + 1).saturating_sub(needle.len()) {
+                let at_word = anywhere || start == 0 || !hay[start - 1].is_alphanumeric();
+                if at_word && hay[start..start + needle.len()] == needle[..] {
+                    marked[start..start + needle.len()].fill(true);
+                }
+            }
+        }
+        let mut ranges: Vec<Range<usize>> = Vec::new();
+        for (range, _) in origin.into_iter().zip(marked).filter(|(_, on)| *on) {
+            match ranges.last_mut() {
+                Some(last) if last.end >= range.start => last.end = last.end.max(range.end),
+                _ => ranges.push(range),
+            }
+        }
+        ranges
+    }
+}
+
+/// `text` without case or combining accents, one char at a time, each with the byte
+/// range of the char of `text` it comes from.
+fn folded(text: &str) -> (Vec<char>, Vec<Range<usize>>) {
+    let mut chars = Vec::with_capacity(text.len());
+    let mut origin = Vec::with_capacity(text.len());
+    for (at, c) in text.char_indices() {
+        let range = at..at + c.len_utf8();
+        for base in std::iter::once(c).nfd().filter(|&d| !is_combining_mark(d)) {
+            for lower in base.to_lowercase() {
+                chars.push(lower);
+                origin.push(range.clone());
+            }
+        }
+    }
+    (chars, origin)
+}
+
+/// Whether a character belongs to a script written without spaces between words (whose
+/// words are found by their characters).
+pub fn unspaced(c: char) -> bool {
+    matches!(u32::from(c),
+        0x0E00..=0x0EFF // Thai, Lao
+        | 0x1000..=0x109F // Myanmar
+        | 0x1780..=0x17FF // Khmer
+        | 0x1100..=0x11FF // Hangul Jamo
+        | 0x2E80..=0x2FDF // CJK radicals
+        | 0x3040..=0x30FF // Hiragana, Katakana
+        | 0x3130..=0x318F // Hangul compatibility Jamo
+        | 0x31F0..=0x31FF // Katakana extensions
+        | 0x3400..=0x4DBF // CJK extension A
+        | 0x4E00..=0x9FFF // CJK unified ideographs
+        | 0xAC00..=0xD7AF // Hangul syllables
+        | 0xF900..=0xFAFF // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F // half-width Katakana
+        | 0x20000..=0x3134F // CJK extensions B to G
+    )
 }
 
 /// The value of `item` if it is the filter `name` (any case).
@@ -119,6 +193,32 @@ fn set_once(slot: &mut Option<String>, value: &str, name: &'static str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::{Query, QueryError};
+
+    #[test]
+    fn highlights_words_without_case_or_accents_where_words_start() {
+        let query = Query::parse(r#"creme "the checker" from:bob"#).expect("parses");
+        let text = "Crème brûlée: The checker rechecks; thecheck";
+        let marked: Vec<&str> = query
+            .highlights(text)
+            .into_iter()
+            .map(|r| &text[r])
+            .collect();
+        assert_eq!(marked, ["Crème", "The", "checker", "the"]);
+        let query = Query::parse("东京 chec").expect("parses");
+        let text = "我爱东京 and checks";
+        let marked: Vec<&str> = query
+            .highlights(text)
+            .into_iter()
+            .map(|r| &text[r])
+            .collect();
+        assert_eq!(marked, ["东京", "chec"]);
+        assert!(
+            Query::parse("from:bob")
+                .expect("parses")
+                .highlights(text)
+                .is_empty()
+        );
+    }
 
     #[test]
     fn words_phrases_and_filters() {

@@ -8,6 +8,7 @@
 //! Lucene's CJK analyzer does: a query's pairs, as a phrase, find the run they are part of.
 //! Case and Latin accents are folded by the filters the analyzer adds after this.
 
+use chat_shared::search::unspaced;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, TextAnalyzer, Token, TokenStream, Tokenizer,
 };
@@ -41,26 +42,6 @@ pub fn tokens(text: &str, for_queries: bool) -> Vec<(usize, String)> {
 pub struct Words {
     /// Whether the text is a query's.
     pub for_queries: bool,
-}
-
-/// Whether a character belongs to a script written without spaces between words.
-fn unspaced(c: char) -> bool {
-    matches!(u32::from(c),
-        0x0E00..=0x0EFF // Thai, Lao
-        | 0x1000..=0x109F // Myanmar
-        | 0x1780..=0x17FF // Khmer
-        | 0x1100..=0x11FF // Hangul Jamo
-        | 0x2E80..=0x2FDF // CJK radicals
-        | 0x3040..=0x30FF // Hiragana, Katakana
-        | 0x3130..=0x318F // Hangul compatibility Jamo
-        | 0x31F0..=0x31FF // Katakana extensions
-        | 0x3400..=0x4DBF // CJK extension A
-        | 0x4E00..=0x9FFF // CJK unified ideographs
-        | 0xAC00..=0xD7AF // Hangul syllables
-        | 0xF900..=0xFAFF // CJK compatibility ideographs
-        | 0xFF66..=0xFF9F // half-width Katakana
-        | 0x20000..=0x3134F // CJK extensions B to G
-    )
 }
 
 impl Tokenizer for Words {
