@@ -273,9 +273,15 @@ impl App {
     ) -> Task<Message> {
         use keyboard::Key::Named;
         match &mut self.screen {
-            // Only Escape comes through captured, and only the Login screen wants it: the
-            // field that let go of the focus must not cost a second press to cancel.
-            Screen::Chat(_) if captured => Task::none(),
+            // Only Escape comes through captured, and only the Login screen and the search
+            // box want it: the field that let go of the focus must not cost a second press
+            // to cancel.
+            Screen::Chat(chat) if captured => {
+                if chat.searching() && key == Named(key::Named::Escape) {
+                    return self.chat(chat::Message::Search(chat::search::Message::Close));
+                }
+                Task::none()
+            }
             Screen::Login(login) => match key {
                 Named(key::Named::Tab) if modifiers.shift() => operation::focus_previous(),
                 Named(key::Named::Tab) => operation::focus_next(),
@@ -292,9 +298,12 @@ impl App {
                 }
                 _ => Task::none(),
             },
-            Screen::Chat(_) => {
+            Screen::Chat(chat) => {
                 let chat_message = match key.as_ref() {
                     Named(key::Named::Escape) => Some(chat::Message::Escape),
+                    Named(key::Named::Tab) if chat.searching() => {
+                        Some(chat::Message::Search(chat::search::Message::Complete))
+                    }
                     Named(key::Named::ArrowUp) if modifiers.alt() => Some(chat::Message::Step(-1)),
                     Named(key::Named::ArrowDown) if modifiers.alt() => Some(chat::Message::Step(1)),
                     Named(key::Named::F1) => Some(chat::Message::Help(true)),
@@ -315,6 +324,7 @@ impl App {
                         match c.to_lowercase().as_str() {
                             "c" => Some(chat::Message::Copy),
                             "v" => Some(chat::Message::Paste),
+                            "k" | "f" => Some(chat::Message::Search(chat::search::Message::Open)),
                             _ => None,
                         }
                     }
@@ -495,7 +505,10 @@ impl App {
             (Screen::Login(_), Event::LoggedIn(session)) => return self.logged_in(session),
             (
                 Screen::Login(_),
-                Event::Frame(_) | Event::History { .. } | Event::Disconnected { .. },
+                Event::Frame(_)
+                | Event::History { .. }
+                | Event::Context { .. }
+                | Event::Disconnected { .. },
             ) => {}
             (Screen::Chat(chat), Event::LoggedIn(session)) => {
                 chat.logged_in(&session);
@@ -505,9 +518,14 @@ impl App {
             (Screen::Chat(chat), Event::Frame(frame)) => {
                 let notify = chat.received(frame, self.focused);
                 chat.mark_read();
+                let next = chat.follow_up().map(Message::Chat);
                 if let Some(notify) = notify {
-                    return self.notify(&notify);
+                    return Task::batch([next, self.notify(&notify)]);
                 }
+                return next;
+            }
+            (Screen::Chat(chat), Event::Context { room, seq, frames }) => {
+                return chat.context(&room, seq, frames).map(Message::Chat);
             }
             (
                 Screen::Chat(chat),

@@ -124,6 +124,13 @@ pub enum Command {
         /// How many at most.
         limit: u32,
     },
+    /// Ask for the events around a message (one found by a search).
+    Context {
+        /// The room, or `@name` for a direct conversation.
+        room: String,
+        /// The message's seq.
+        seq: u64,
+    },
     /// Enter a room (and stay in it across reconnects).
     Join {
         /// The room.
@@ -187,6 +194,14 @@ impl Handle {
             before,
             limit,
         });
+    }
+
+    /// Asks for the events around the message `seq` of `room` (one found by a search):
+    /// [`CONTEXT`] before it and after it, as history has them now; the answer comes as
+    /// one [`Event::Context`].
+    pub fn context(&self, room: &str, seq: u64) {
+        let room = room.to_string();
+        let _ = self.0.try_send(Command::Context { room, seq });
     }
 
     /// Enters `room`; the connection re-joins it after every reconnect.
@@ -274,6 +289,15 @@ pub enum Event {
         room: String,
         /// The `before` of the request.
         before: u64,
+        /// The events.
+        frames: Vec<ServerFrame>,
+    },
+    /// The answer to a context request: the events around `seq`, oldest first.
+    Context {
+        /// The room.
+        room: String,
+        /// The message asked about.
+        seq: u64,
         /// The events.
         frames: Vec<ServerFrame>,
     },
@@ -528,6 +552,8 @@ struct Worker {
 
 /// Events fetched with one `history` request per page while resuming.
 const CATCH_UP_PAGE: u32 = 200;
+/// Events fetched before (and after) a message shown in its context.
+pub const CONTEXT: u64 = 20;
 
 /// A history request sent and not yet answered.
 #[derive(Debug)]
@@ -540,6 +566,15 @@ enum Asked {
     },
     /// By the connection, filling a gap: the events after this seq, passed on one by one.
     After { key: String, after: u64 },
+    /// By the app, around a message: the events after `after` that the connection had
+    /// passed on when it asked (up to `until`); newer ones are live and pass as usual.
+    Around {
+        key: String,
+        seq: u64,
+        after: u64,
+        until: u64,
+        frames: Vec<ServerFrame>,
+    },
 }
 
 /// A replay bounded by the server (`--replay-max`) starts later than where this client
@@ -727,7 +762,8 @@ impl Worker {
                     .then_some(ClientFrame::Part { room });
             }
             // Nothing to ask while offline; the app asks again once logged in.
-            Command::History { .. } | Command::Send(_) | Command::Bye => {}
+            Command::History { .. } | Command::Context { .. } | Command::Send(_) | Command::Bye => {
+            }
         }
         None
     }
@@ -1074,6 +1110,24 @@ impl Worker {
                 });
                 Some(history_request(&room, Some(before), None, limit))
             }
+            Command::Context { room, seq } => {
+                let key = RoomState::new(&room, 0).key;
+                let until = self.room(&key)?.last_seq;
+                let after = seq.saturating_sub(CONTEXT + 1);
+                self.asked.push(Asked::Around {
+                    key,
+                    seq,
+                    after,
+                    until,
+                    frames: Vec::new(),
+                });
+                Some(history_request(
+                    &room,
+                    None,
+                    Some(after),
+                    2 * CONTEXT as u32 + 1,
+                ))
+            }
             Command::Send(frame) => Some(frame),
             command => self.command_offline(command),
         }
@@ -1089,13 +1143,7 @@ impl Worker {
 
     /// The key of the room a frame is about (a frame with no room is the default room's).
     fn key_of(&self, frame: &ServerFrame) -> Option<String> {
-        if let ServerFrame::Message {
-            with: Some(with), ..
-        }
-        | ServerFrame::HistoryEnd {
-            with: Some(with), ..
-        } = frame
-        {
+        if let Some(with) = frame.with() {
             return Some(room_key(&format!("{DIRECT}{with}")));
         }
         let room = match frame {
@@ -1200,6 +1248,16 @@ impl Worker {
                     frames.push(frame);
                     return None;
                 }
+                Asked::Around {
+                    key: k,
+                    after,
+                    until,
+                    frames,
+                    ..
+                } if k == key && seq > *after && seq <= *until => {
+                    frames.push(frame);
+                    return None;
+                }
                 Asked::After { key: k, after }
                     if k == key
                         && seq > *after
@@ -1244,7 +1302,10 @@ impl Worker {
             Asked::Before {
                 key: k, before: b, ..
             } => k == key && Some(*b) == before,
-            Asked::After { key: k, after: a } => k == key && Some(*a) == after,
+            Asked::After { key: k, after: a }
+            | Asked::Around {
+                key: k, after: a, ..
+            } => k == key && Some(*a) == after,
         })?;
         match self.asked.remove(at) {
             Asked::Before { before, frames, .. } => {
@@ -1255,6 +1316,11 @@ impl Worker {
                     frames,
                 })
                 .await;
+                None
+            }
+            Asked::Around { seq, frames, .. } => {
+                let room = self.room(key)?.name.clone();
+                self.emit(Event::Context { room, seq, frames }).await;
                 None
             }
             Asked::After { .. } => self.gap_page_done(key, count).await,
@@ -1335,7 +1401,7 @@ impl Worker {
 impl Asked {
     fn key(&self) -> &str {
         match self {
-            Asked::Before { key, .. } | Asked::After { key, .. } => key,
+            Asked::Before { key, .. } | Asked::After { key, .. } | Asked::Around { key, .. } => key,
         }
     }
 }

@@ -287,3 +287,69 @@ fn a_refused_join_is_not_retried() {
         answered(&client, &["one"]).await;
     });
 }
+
+/// Flags: `--rate 0` (flood control off for the burst). The events around an old message
+/// come as one `Context` answer, while the room's live events go on arriving once each,
+/// in order: none is taken into the answer, none repeats.
+#[test]
+fn the_context_of_an_old_message_comes_apart_from_the_live_events() {
+    let server = start(Config {
+        rate: 0,
+        ..test_config()
+    });
+    run_for(LIMIT, async {
+        let client = Headless::start(server.addr(), "reader").await;
+        client.handle.join("rust");
+        answered(&client, &["rust"]).await;
+        let (mut other, _) = Client::login_v2(server.addr(), "writer").await;
+        enter(&mut other, "rust").await;
+        for i in 0..60 {
+            other.send(&say_in("rust", &format!("old {i}"))).await;
+        }
+        let events = client
+            .until(|e| matches!(e, Event::Frame(ServerFrame::Message { text, .. }) if text == "old 59"))
+            .await;
+        let rust = by_room(&events);
+        let first = rust["rust"]
+            .iter()
+            .find(|(_, t)| t == "old 0")
+            .map(|(s, _)| *s);
+        let first = first.expect("old 0 arrived");
+        let wanted = first + 30;
+        client.handle.context("rust", wanted);
+        for i in 0..5 {
+            other.send(&say_in("rust", &format!("live {i}"))).await;
+        }
+        let mut events = client.until(|e| matches!(e, Event::Context { .. })).await;
+        let live_4 = |e: &Event| matches!(e, Event::Frame(ServerFrame::Message { text, .. }) if text == "live 4");
+        if !events.iter().any(live_4) {
+            events.extend(client.until(live_4).await);
+        }
+        let mut context = None;
+        let mut live = Vec::new();
+        for event in &events {
+            match event {
+                Event::Context { room, seq, frames } => {
+                    assert_eq!((room.as_str(), *seq), ("rust", wanted));
+                    context = Some(
+                        frames
+                            .iter()
+                            .filter_map(ServerFrame::seq)
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                Event::Frame(frame) if frame.room() == Some("rust") => {
+                    if let Some(seq) = frame.seq() {
+                        live.push(seq);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let context = context.expect("the context came");
+        let around: Vec<u64> = (wanted - 20..=wanted + 20).collect();
+        assert_eq!(context, around, "twenty before and twenty after, in order");
+        assert_eq!(live.len(), 5, "each live event once: {live:?}");
+        assert!(live.windows(2).all(|w| w[1] == w[0] + 1), "{live:?}");
+    });
+}

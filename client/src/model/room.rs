@@ -177,25 +177,8 @@ impl Room {
             self.pending.retain(|p| &p.id != id);
         }
         self.moderation.apply(&frame);
+        self.timeline.change(&frame);
         match &frame {
-            // A deleted message is changed in place; the event itself shows nothing more.
-            ServerFrame::Deleted { target, .. } => {
-                self.timeline.erase(*target);
-            }
-            ServerFrame::Edited {
-                target, text, time, ..
-            } => {
-                self.timeline.edit(*target, text, *time);
-            }
-            ServerFrame::Reaction {
-                target,
-                from,
-                emoji,
-                on,
-                ..
-            } => {
-                self.timeline.react(*target, from, emoji, *on);
-            }
             // Their message: they are no longer typing.
             ServerFrame::Message { from, .. } => {
                 let key = fold(from);

@@ -58,11 +58,9 @@ pub struct Rooms {
 
 /// The key of the room or conversation a frame belongs to.
 fn frame_key(frame: &ServerFrame, default_room: &str) -> String {
-    match frame {
-        ServerFrame::Message {
-            with: Some(with), ..
-        } => room_key(&format!("{DIRECT}{with}")),
-        frame => room_key(frame.room().unwrap_or(default_room)),
+    match frame.with() {
+        Some(with) => room_key(&format!("{DIRECT}{with}")),
+        None => room_key(frame.room().unwrap_or(default_room)),
     }
 }
 
@@ -182,6 +180,11 @@ impl Rooms {
     /// The room shown, to change.
     pub fn active_mut(&mut self) -> Option<&mut Joined> {
         self.active.map(|i| &mut self.list[i])
+    }
+
+    /// The key of the room (or conversation) a frame is about.
+    pub fn key_of(&self, frame: &ServerFrame) -> String {
+        frame_key(frame, &self.default_room)
     }
 
     /// The user's name.

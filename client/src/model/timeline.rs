@@ -625,6 +625,26 @@ impl Timeline {
         added
     }
 
+    /// Applies an event that changes a message in place (a deletion, an edit, a
+    /// reaction); other events change nothing. Returns whether it changed a message held.
+    pub fn change(&mut self, frame: &ServerFrame) -> bool {
+        match frame {
+            // A deleted message is changed in place; the event itself shows nothing more.
+            ServerFrame::Deleted { target, .. } => self.erase(*target),
+            ServerFrame::Edited {
+                target, text, time, ..
+            } => self.edit(*target, text, *time),
+            ServerFrame::Reaction {
+                target,
+                from,
+                emoji,
+                on,
+                ..
+            } => self.react(*target, from, emoji, *on),
+            _ => false,
+        }
+    }
+
     /// A message was deleted: it stays in its place, without its text. Returns whether
     /// the timeline holds it.
     pub fn erase(&mut self, seq: u64) -> bool {

@@ -17,6 +17,9 @@ pub mod moderation;
 mod moderation_tests;
 #[cfg(test)]
 mod rooms_tests;
+pub mod search;
+#[cfg(test)]
+mod search_tests;
 pub mod sidebar;
 #[cfg(test)]
 mod tests;
@@ -148,6 +151,8 @@ pub enum Message {
     AccountMenu(bool),
     /// "Message" on a member's card: the conversation with them.
     OpenDirect(String),
+    /// Search: the box, its results, opening one.
+    Search(search::Message),
     /// "Log out" (`switch`: "Switch account…", the form without the name).
     LogOut {
         /// To log in under another name.
@@ -238,6 +243,8 @@ struct RoomView {
     /// The replay of the last answer for the room has arrived (and older history was
     /// asked for if the room held too little).
     caught_up: bool,
+    /// A message found by a search, shown in its context instead of the live log.
+    context: Option<search::Context>,
 }
 
 /// The Chat screen's state.
@@ -251,6 +258,8 @@ pub struct Chat {
     moderation_state: moderation::State,
     /// A reply or an edit under way, the emoji picker, what was sent of typing and read.
     life: life::State,
+    /// The search box, its results, a result being opened.
+    search: search::State,
     /// The form that changes the account's password.
     password: account::PasswordForm,
     handle: Handle,
@@ -298,6 +307,7 @@ impl Chat {
             admin: session.admin,
             moderation_state: moderation::State::default(),
             life: life::State::default(),
+            search: search::State::default(),
             password: account::PasswordForm::default(),
             rooms: Rooms::new(session, seen, active),
             views: HashMap::new(),
@@ -337,6 +347,11 @@ impl Chat {
         self.composer.text()
     }
 
+    /// Whether the search box is open.
+    pub fn searching(&self) -> bool {
+        self.search.is_open()
+    }
+
     /// The hint under the input, if any.
     pub fn hint(&self) -> Option<&str> {
         self.hint.as_deref()
@@ -345,7 +360,7 @@ impl Chat {
     /// Whether the log is away from the newest line.
     pub fn away_from_latest(&self) -> bool {
         self.view_of_active()
-            .is_some_and(|view| view.log.mode() == viewport::Mode::Read)
+            .is_some_and(|view| view.context.is_some() || view.log.mode() == viewport::Mode::Read)
     }
 
     /// Where the user is, to remember for the next run.
@@ -485,6 +500,16 @@ impl Chat {
     /// A frame from the server; `focused`: whether the window has the focus. Returns what
     /// to notify outside the window.
     pub fn received(&mut self, frame: ServerFrame, focused: bool) -> Option<Notify> {
+        if self.search_answered(&frame) {
+            return None;
+        }
+        if let Some(context) = self
+            .views
+            .get_mut(&self.rooms.key_of(&frame))
+            .and_then(|view| view.context.as_mut())
+        {
+            context.room.timeline.change(&frame);
+        }
         match &frame {
             ServerFrame::PasswordChanged => {
                 if self.dialog == Some(Dialog::Password) {
@@ -602,33 +627,11 @@ impl Chat {
                 self.composer.recall(older);
                 Task::none()
             }
-            Message::ScrollLog(Scroll::Bottom) | Message::JumpToLatest => self.jump_to_latest(),
-            Message::ScrollLog(Scroll::Top) => {
-                if let Some((joined, view)) = self.active_mut() {
-                    view.log.jump_to_oldest(&joined.room.timeline);
-                }
-                viewport::scroll(LIST.into(), Scroll::Top, viewport::Mode::Read)
-            }
-            Message::ScrollLog(to) => {
-                let mode = self
-                    .view_of_active()
-                    .map_or(viewport::Mode::Follow, |view| view.log.mode());
-                viewport::scroll(LIST.into(), to, mode)
-            }
-            Message::Scrolled(viewport, built) => {
-                self.with_log(|log, timeline| log.scrolled(&viewport, built, timeline));
-                Task::none()
-            }
-            Message::ShowOlder => {
-                self.with_log(log::Log::show_older);
-                Task::none()
-            }
-            Message::TogglePresence(pos) => {
-                if let Some((_, view)) = self.active_mut() {
-                    view.log.toggle(pos);
-                }
-                Task::none()
-            }
+            Message::ScrollLog(_)
+            | Message::JumpToLatest
+            | Message::Scrolled(..)
+            | Message::ShowOlder
+            | Message::TogglePresence(_) => self.log_message(&message),
             Message::OpenLink(url) => return (Task::none(), Action::OpenLink(url)),
             Message::Dismiss(id) => {
                 if let Some((joined, _)) = self.active_mut() {
@@ -672,6 +675,7 @@ impl Chat {
             Message::Password(message) => self.password_form(Some(message)),
             Message::Escape | Message::Account(false) => self.escape(),
             Message::Moderation(message) => self.moderation(message),
+            Message::Search(message) => self.search(message),
             Message::Life(message) => self.life(message),
 
             Message::Rooms(_)
@@ -683,6 +687,44 @@ impl Chat {
             | Message::Part => return self.rooms_message(message),
         };
         (task, Action::None)
+    }
+
+    /// Scrolling and reading the log.
+    fn log_message(&mut self, message: &Message) -> Task<Message> {
+        match *message {
+            Message::ScrollLog(Scroll::Bottom) | Message::JumpToLatest => self.jump_to_latest(),
+            Message::ScrollLog(Scroll::Top) => {
+                self.with_log(|log, timeline| {
+                    log.jump_to_oldest(timeline);
+                    None
+                });
+                viewport::scroll(LIST.into(), Scroll::Top, viewport::Mode::Read)
+            }
+            Message::ScrollLog(to) => {
+                let mode = self
+                    .view_of_active()
+                    .map_or(viewport::Mode::Follow, |view| {
+                        view.context.as_ref().map_or(&view.log, |c| &c.log).mode()
+                    });
+                viewport::scroll(LIST.into(), to, mode)
+            }
+            Message::Scrolled(ref viewport, built) => {
+                self.with_log(|log, timeline| log.scrolled(viewport, built, timeline));
+                Task::none()
+            }
+            Message::ShowOlder => {
+                self.with_log(log::Log::show_older);
+                Task::none()
+            }
+            Message::TogglePresence(pos) => {
+                self.with_log(|log, _| {
+                    log.toggle(pos);
+                    None
+                });
+                Task::none()
+            }
+            _ => Task::none(),
+        }
     }
 
     /// What is around the log: the banner, the side panels over it, the menu under the
@@ -704,6 +746,9 @@ impl Chat {
     /// The focus, typing ahead, and the clipboard.
     fn clipboard(&mut self, message: Message) -> Task<Message> {
         match message {
+            Message::TypeAhead(text) if self.search.is_open() => {
+                self.search(search::Message::TypeAhead(text))
+            }
             Message::TypeAhead(text) => {
                 self.composer.insert(&text);
                 operation::focus(INPUT)
@@ -717,6 +762,7 @@ impl Chat {
                 }
                 operation::focus(INPUT)
             }
+            Message::Focus if self.search.is_open() => operation::focus(search::FIELD),
             Message::Focus => operation::focus(INPUT),
             _ => Task::none(),
         }
@@ -770,7 +816,8 @@ impl Chat {
         (task, Action::None)
     }
 
-    /// Runs `f` on the log and timeline of the room shown, and asks for what it needs.
+    /// Runs `f` on the log and timeline of the room shown (of the message found that it
+    /// shows in its context, if it does), and asks for what it needs.
     fn with_log(
         &mut self,
         f: impl FnOnce(&mut log::Log, &mut crate::model::Timeline) -> Option<log::Request>,
@@ -778,6 +825,11 @@ impl Chat {
         let Some((joined, view)) = self.active_mut() else {
             return;
         };
+        if let Some(context) = &mut view.context {
+            // Only the events around the message are there: nothing more is fetched.
+            f(&mut context.log, &mut context.room.timeline);
+            return;
+        }
         if let Some(request) = f(&mut view.log, &mut joined.room.timeline) {
             let name = joined.room.name.clone();
             self.request(&name, request);
@@ -808,6 +860,9 @@ impl Chat {
 
     /// Escape: closes what moderation has open, or else the dialog.
     fn escape(&mut self) -> Task<Message> {
+        if self.search.is_open() {
+            return self.search(search::Message::Close);
+        }
         if self.escape_life() || self.moderation_state.escape() {
             return operation::focus(INPUT);
         }
@@ -1024,6 +1079,7 @@ impl Chat {
     fn jump_to_latest(&mut self) -> Task<Message> {
         // The log's keeper puts a following list at its newest line by itself.
         if let Some((_, view)) = self.active_mut() {
+            view.context = None;
             view.log.jump_to_latest();
         }
         Task::none()
@@ -1053,6 +1109,12 @@ impl Chat {
         if let Some(card) = self.moderation_dialog() {
             layers = layers.push(modal(card, Message::Moderation(moderation::Message::Close)));
         }
+        if self.search.is_open() {
+            layers = layers.push(modal(
+                self.search_dialog(theme).map(Message::Search),
+                Message::Search(search::Message::Close),
+            ));
+        }
         layers.into()
     }
 
@@ -1075,14 +1137,31 @@ impl Chat {
             left_off: self.rooms.active().and_then(|joined| joined.left_off),
             account: self.account,
             picker: self.life.picker().map(|seq| (seq, self.life.offered())),
+            excerpt: false,
         };
         let (main, placeholder) = match self.rooms.active() {
             Some(joined) => {
                 let view = self.views.get(&joined.key).unwrap_or(&self.fresh_view);
-                let mut log = stack![view.log.view(&joined.room, &looks, list_id(&joined.key))];
-                if view.log.mode() == viewport::Mode::Read {
-                    log = log.push(jump_button(view.log.unseen(&joined.room.timeline)));
-                }
+                let log: Element<'_, Message> = if let Some(context) = &view.context {
+                    // Its own list, so that the live log keeps its place underneath.
+                    let list = list_id(&joined.key) ^ 1;
+                    let excerpt = log::Looks {
+                        excerpt: true,
+                        left_off: None,
+                        ..looks
+                    };
+                    column![
+                        Self::context_bar(context),
+                        context.log.view(&context.room, &excerpt, list)
+                    ]
+                    .into()
+                } else {
+                    let mut log = stack![view.log.view(&joined.room, &looks, list_id(&joined.key))];
+                    if view.log.mode() == viewport::Mode::Read {
+                        log = log.push(jump_button(view.log.unseen(&joined.room.timeline)));
+                    }
+                    log.into()
+                };
                 let placeholder = if joined.is_direct() {
                     format!("Message {}", joined.room.name)
                 } else {
@@ -1347,13 +1426,9 @@ impl Chat {
             });
         }
         let bar = bar
+            .push(small("Search", Message::Search(search::Message::Open)))
             .push(small("Settings", Message::Settings(true)))
-            .push(
-                button(text("?").size(13).font(bold()))
-                    .on_press(Message::Help(true))
-                    .style(button::text)
-                    .padding([2, 8]),
-            )
+            .push(small("?", Message::Help(true)))
             .padding([8, 12]);
         if layout.members_stay {
             bar.into()

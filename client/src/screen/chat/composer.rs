@@ -233,6 +233,9 @@ fn binding(press: KeyPress, may_go_back: bool, may_go_forward: bool) -> Option<B
         keyboard::Key::Named(key::Named::ArrowDown) if may_go_forward && !modifiers.shift() => {
             custom(Message::Recall { older: false })
         }
+        keyboard::Key::Character(c) if modifiers.command() && (c == "k" || c == "f") => {
+            custom(Message::Search(super::search::Message::Open))
+        }
         keyboard::Key::Named(key::Named::PageUp) => custom(Message::ScrollLog(Scroll::Pages(-1.0))),
         keyboard::Key::Named(key::Named::PageDown) => {
             custom(Message::ScrollLog(Scroll::Pages(1.0)))

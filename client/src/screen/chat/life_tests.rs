@@ -356,3 +356,29 @@ fn a_conversations_marker_from_another_device_counts_only_what_follows() {
         .map(|joined| joined.unread);
     assert_eq!(bob, Some(1), "read up to 2 elsewhere");
 }
+
+/// An edit, a reaction or a deletion in a direct conversation comes with `with`: it
+/// changes the conversation's message, not the default room's message of the same seq.
+#[test]
+fn changes_in_a_conversation_go_to_the_conversation() {
+    let mut window = chatting();
+    window.receive([crate::testing::direct_message("dave", 1, "hi there")]);
+    window.receive([ServerFrame::Edited {
+        room: None,
+        with: Some("dave".into()),
+        seq: 2,
+        time: NOON + 2000,
+        from: "dave".into(),
+        target: 1,
+        text: "hi again".into(),
+    }]);
+    let chat = chat(&window);
+    let text_of = |room: &str| {
+        chat.rooms()
+            .get(room)
+            .and_then(|joined| joined.room.timeline.message(1))
+            .map(|(_, message)| message.text.clone())
+    };
+    assert_eq!(text_of("@dave").as_deref(), Some("hi again"));
+    assert_eq!(text_of("general").as_deref(), Some("anyone up for lunch?"));
+}

@@ -124,6 +124,9 @@ pub struct Looks<'a> {
     pub account: bool,
     /// The message whose emoji picker is open, and the emoji it offers.
     pub picker: Option<(u64, Vec<String>)>,
+    /// The timeline is the events around a message found, not the room's history: it
+    /// has no more to fetch.
+    pub excerpt: bool,
 }
 
 impl Log {
@@ -336,7 +339,10 @@ impl Log {
         if above > 0.0 {
             rows.push(((Pos::MIN, 2), space().height(above).into()));
         }
-        rows.push(((Pos::MIN, 0), top_of_window(timeline, &window)));
+        rows.push((
+            (Pos::MIN, 0),
+            top_of_window(timeline, &window, looks.excerpt),
+        ));
         let mut last_day = None;
         for (pos, entry) in timeline.range(window.clone()) {
             if hide_presence && matches!(entry, Entry::Presence(_)) {
@@ -441,9 +447,19 @@ pub(super) fn fetch_older(timeline: &mut Timeline) -> Option<Request> {
 
 /// What stands above the oldest rendered entry: a way to older messages, or the beginning
 /// of the history.
-fn top_of_window<'a>(timeline: &Timeline, window: &Range<Pos>) -> Element<'a, Message> {
+fn top_of_window<'a>(
+    timeline: &Timeline,
+    window: &Range<Pos>,
+    excerpt: bool,
+) -> Element<'a, Message> {
     let more_here = window.start > timeline.start();
-    let label = match (more_here, timeline.older()) {
+    let older = if excerpt {
+        Older::Unknown
+    } else {
+        timeline.older()
+    };
+    let label = match (more_here, older) {
+        (false, _) if excerpt => "The messages around the one found",
         (true, _) | (false, Older::Before(_)) => "Show older messages",
         (false, Older::Loading(_)) => "Loading older messages…",
         (false, Older::None) => "Beginning of the history",
@@ -452,8 +468,7 @@ fn top_of_window<'a>(timeline: &Timeline, window: &Range<Pos>) -> Element<'a, Me
     let line = text(label)
         .size(13)
         .style(unique_style(text::default, label));
-    let content: Element<'a, Message> = if more_here || matches!(timeline.older(), Older::Before(_))
-    {
+    let content: Element<'a, Message> = if more_here || matches!(older, Older::Before(_)) {
         button(line)
             .on_press(Message::ShowOlder)
             .style(button::text)
