@@ -417,6 +417,7 @@ impl Chat {
         }
         self.shown_changed(before);
         self.catch_up();
+        self.search_again();
     }
 
     /// The key of the room shown.
@@ -1498,6 +1499,7 @@ fn help<'a>() -> Element<'a, Message> {
         ("Alt+Up / Alt+Down", "the room above / below"),
         ("PageUp / PageDown", "scroll the messages"),
         ("Ctrl+Home / Ctrl+End", "oldest / newest messages"),
+        ("Ctrl+K / Ctrl+F", "search every room (from:name, in:room)"),
         (
             "Ctrl+C",
             "copy the selected text (drag over messages to select)",

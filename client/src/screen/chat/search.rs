@@ -17,13 +17,17 @@ use iced::widget::{
 use iced::{Center, Element, Fill, Font, Task, Theme};
 
 use super::{Chat, Message as ChatMessage, Status, log};
-use crate::model::{DIRECT, Room, direct_with, room_key};
+use crate::model::{DIRECT, Entry, Room, direct_with, room_key};
 use crate::screen::style::{self, bold, muted, name_color, unique_style};
 
 /// The id of the search field.
 pub const FIELD: &str = "search-field";
 /// Names or rooms offered at most to complete a filter.
 const SUGGESTIONS: usize = 6;
+/// The entries of each room whose senders are offered to complete `from:`.
+const SPEAKERS_FROM: crate::model::Pos = 500;
+/// The most height the results take in the box.
+const RESULTS_HEIGHT: f32 = 380.0;
 /// How long to wait before asking again when the server did not say.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -188,7 +192,17 @@ impl Chat {
                 self.search.open = false;
                 return operation::focus(super::INPUT);
             }
-            Message::Query(query) => self.search.query = query,
+            Message::Query(query) => {
+                let last = |query: &str| {
+                    let word = query.rsplit(char::is_whitespace).next().unwrap_or("");
+                    filter_typed(word).is_some_and(|f| f.eq_ignore_ascii_case("in:"))
+                };
+                if last(&query) && !last(&self.search.query) && self.status == Status::Online {
+                    // `in:` begun: the rooms to offer, fresh (who is where changes).
+                    self.handle.rooms();
+                }
+                self.search.query = query;
+            }
             Message::TypeAhead(typed) => {
                 self.search.query.push_str(&typed);
                 return Task::batch([
@@ -249,6 +263,13 @@ impl Chat {
             cursor: cursor.clone(),
         });
         self.search.asked = Some(Asked { text, cursor });
+    }
+
+    /// Logged in again: a search the last connection left unanswered is asked again.
+    pub(super) fn search_again(&mut self) {
+        if let Some(asked) = self.search.asked.take() {
+            self.ask(asked.text, asked.cursor);
+        }
     }
 
     /// A frame that answers a search: its results, or why there are none. Returns whether
@@ -457,15 +478,29 @@ impl Chat {
         };
         let typed = chat_shared::fold(last[filter.len()..].trim_start_matches('#'));
         let mut offered: Vec<String> = if filter.eq_ignore_ascii_case("from:") {
+            // Who is in the user's rooms, whom the user talks with, and who spoke lately
+            // in what the rooms hold (people who have left are searched for too).
             self.rooms
                 .iter()
                 .flat_map(|joined| {
+                    let timeline = &joined.room.timeline;
+                    let lately = timeline
+                        .end()
+                        .saturating_sub(SPEAKERS_FROM)
+                        .max(timeline.start());
+                    let speakers = timeline.range(lately..timeline.end()).filter_map(
+                        |(_, entry)| match entry {
+                            Entry::Message(message) => Some(message.from.clone()),
+                            _ => None,
+                        },
+                    );
                     joined
                         .room
                         .members
                         .iter()
                         .map(str::to_string)
                         .chain(joined.with().map(str::to_string))
+                        .chain(speakers)
                 })
                 .collect()
         } else {
@@ -479,6 +514,13 @@ impl Chat {
                         .unwrap_or_default()
                         .iter()
                         .map(|entry| entry.room.clone()),
+                )
+                .chain(
+                    self.search
+                        .results()
+                        .iter()
+                        .filter(|found| direct_with(&found.place).is_none())
+                        .map(|found| found.place.clone()),
                 )
                 .collect()
         };
@@ -562,7 +604,10 @@ impl Chat {
             };
             list = list.push(container(more).center_x(Fill).padding(4));
         }
-        scrollable(list).height(iced::Length::Shrink.fluid()).into()
+        // As tall as the results, up to what leaves the field and the buttons in view.
+        container(scrollable(list).spacing(4))
+            .max_height(RESULTS_HEIGHT)
+            .into()
     }
 
     /// The bar over a message shown in its context.
@@ -571,15 +616,15 @@ impl Chat {
             .room
             .timeline
             .message(context.seq)
-            .map(|(_, message)| style::full_time(message.time))
+            .map(|(_, message)| when(message.time))
             .unwrap_or_default();
-        let words = format!("A message found, from {time}, in its context");
+        let words = format!("Found, from {time}: the messages around it");
         container(
             row![
                 text(words.clone())
                     .size(13)
+                    .width(Fill)
                     .style(unique_style(muted, &words)),
-                space::horizontal(),
                 button(text("Jump to latest").size(13))
                     .on_press(ChatMessage::JumpToLatest)
                     .padding([2, 10])
@@ -589,7 +634,10 @@ impl Chat {
             .align_y(Center),
         )
         .padding([4, 12])
-        .style(container::secondary)
+        .width(Fill)
+        .style(|theme: &Theme| {
+            container::Style::default().background(theme.extended_palette().background.weak.color)
+        })
         .into()
     }
 }
@@ -636,14 +684,7 @@ fn result_row<'a>(
         Some(with) => format!("{DIRECT}{with}"),
         None => format!("#{}", found.place),
     };
-    let when = style::local(found.time).map_or_else(String::new, |t| {
-        let today = chrono::Local::now().date_naive();
-        format!(
-            "{} {}",
-            style::day_label(t.date_naive(), today),
-            style::clock(found.time)
-        )
-    });
+    let when = when(found.time);
     let head = row![
         text(place.clone())
             .size(12)
@@ -669,6 +710,18 @@ fn result_row<'a>(
         .into()
 }
 
+/// When a message was posted, in words: its day and time.
+fn when(time: u64) -> String {
+    style::local(time).map_or_else(String::new, |t| {
+        let today = chrono::Local::now().date_naive();
+        format!(
+            "{} {}",
+            style::day_label(t.date_naive(), today),
+            style::clock(time)
+        )
+    })
+}
+
 /// A result's text in spans, the words found on a highlight.
 fn highlighted<'a>(found: &'a Found, query: &Query, theme: &Theme) -> Vec<Span<'a, (), Font>> {
     let text = found.text.as_str();
@@ -682,7 +735,7 @@ fn highlighted<'a>(found: &'a Found, query: &Query, theme: &Theme) -> Vec<Span<'
         if range.start > at {
             spans.push(span(&text[at..range.start]));
         }
-        spans.push(span(&text[range.clone()]).background(mark).font(bold()));
+        spans.push(span(&text[range.clone()]).background(mark));
         at = range.end;
     }
     if at < text.len() {

@@ -309,3 +309,20 @@ fn a_result_in_a_room_the_user_is_not_in_joins_it_first() {
         "{asked:?}"
     );
 }
+
+/// A search the connection lost before its answer is asked again once logged in.
+#[test]
+fn a_search_lost_with_the_connection_is_asked_again() {
+    let mut window = chatting();
+    search_for(&mut window, "lunch");
+    searches(&window);
+    window.connection(ConnectionEvent::Disconnected {
+        reason: "gone".into(),
+        closing: None,
+    });
+    let mut session = session_in(&["general", "rust"]);
+    session.account = true;
+    session.resumed = true;
+    window.connection(ConnectionEvent::LoggedIn(session));
+    assert_eq!(searches(&window), [("lunch".to_string(), None)]);
+}
