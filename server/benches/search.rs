@@ -147,9 +147,15 @@ fn main() {
     }
     // The last message's words, searched until found: everything before it is in.
     let last_room = (messages - 1) % 50;
-    let last = ask(&format!("in:room{last_room}"));
+    let mut last = ask(&format!("in:room{last_room}"));
+    // As the session does with `in:`: the room's stream.
+    last.only = vec![StreamId::new(&format!("room{last_room}"))];
     loop {
         let found = index.find(&last).ok();
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the last message was not found in 30 minutes"
+        );
         if found
             .and_then(|f| f.results.first().and_then(ServerFrame::seq))
             .is_some_and(|seq| seq == seqs[last_room])

@@ -90,6 +90,8 @@ pub struct Config {
     pub lease: Duration,
     /// The server's administrators (accounts; names that look like them count too).
     pub admins: Vec<Name>,
+    /// Whether messages are indexed for `search` (else searches are `unavailable`).
+    pub search: bool,
     /// How long a `minutes` of a timed ban or mute lasts: a minute, shorter in tests.
     pub minute: Duration,
 }
@@ -143,6 +145,7 @@ impl Default for Config {
             hashers: 0,
             lease: Duration::from_secs(5),
             admins: Vec::new(),
+            search: true,
             minute: Duration::from_secs(60),
         }
     }
@@ -250,6 +253,10 @@ pub struct Args {
     /// ban from the whole server: NAME,NAME,... (default: none)
     #[argh(option, default = "String::new()")]
     pub admins: String,
+    /// keep no full-text index: `search` is answered `unavailable`, and no time or disk
+    /// goes to indexing
+    #[argh(switch)]
+    pub no_search: bool,
 }
 
 /// `--registration`: whether new accounts may register.
@@ -416,6 +423,7 @@ impl Args {
             hashers: self.hashers,
             lease: self.lease.duration(),
             admins,
+            search: !self.no_search,
             ..Config::default()
         })
     }

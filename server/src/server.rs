@@ -147,19 +147,23 @@ impl Server {
             }
             None => None,
         };
-        let search = Search::start(place, log.clone())?;
-        let searching = Searching {
+        let search = if config.search {
+            Some(Search::start(place, log.clone())?)
+        } else {
+            None
+        };
+        let searching = search.as_ref().map(|search| Searching {
             index: search.index(),
             // A cluster's nodes feed their indexes from Redis, where every node's events are.
             feed: (!matches!(place, search::Place::Cluster(_))).then(|| search.feed()),
-        };
+        });
         let hub = Hub::new(
             config.clone(),
             log.clone(),
             hasher,
             hub_tx.clone(),
             peers,
-            Some(searching),
+            searching,
         )?;
         let address_bans = hub.address_bans();
         let context = Arc::new(Context::new(config, hub_tx, log, address_bans));
@@ -170,7 +174,7 @@ impl Server {
             store: None,
             tls,
             node,
-            search: Some(search),
+            search,
         })
     }
 

@@ -302,8 +302,10 @@ async fn results_after_rebuild(client: &mut Client, query: &str) -> Vec<String> 
 }
 
 /// Flags: `test_config()` with a store (`--data DIR`) and `--rate 0`; the server is
-/// stopped and started again on the same store three times: with its search index as it
-/// left it, with the index damaged, and with the index gone. Each time the same messages
+/// stopped and started again on the same store four times: with its search index as it
+/// left it, with the index damaged, with the index gone, and as a machine that died would
+/// leave it (no mark of a clean stop, and a file of the index's torn: its files are not
+/// synced, so the start checks them). Each time the same messages
 /// are found, as they are now (edited, not deleted).
 #[test]
 fn the_search_index_is_kept_and_rebuilt_from_the_store() {
@@ -343,12 +345,13 @@ fn the_search_index_is_kept_and_rebuilt_from_the_store() {
         search::until_found(&mut alice, &search::search("archive"), &texts).await;
     });
     let index = dir.path().join("search");
-    for damage in ["none", "damaged", "gone"] {
+    for damage in ["none", "damaged", "gone", "unclean"] {
         server.stop();
         drop(server);
         match damage {
             "damaged" => std::fs::write(index.join("meta.json"), b"{ not json").expect("damaged"),
             "gone" => std::fs::remove_dir_all(&index).expect("removed"),
+            "unclean" => unclean_stop(&index),
             _ => {}
         }
         server = start(config());
@@ -365,4 +368,51 @@ fn the_search_index_is_kept_and_rebuilt_from_the_store() {
             );
         });
     }
+}
+
+/// Flags: `test_config()` with `--no-search`. Without an index, a search is `unavailable`
+/// without `retry_after` (nothing to wait for), and chatting goes on.
+#[test]
+fn without_an_index_a_search_is_unavailable() {
+    let server = start(Config {
+        search: false,
+        ..test_config()
+    });
+    run_for(LIMIT, async {
+        let (mut alice, _) = account(server.addr(), "alice").await;
+        alice.send(&search::search("anything")).await;
+        let frames = alice
+            .recv_until(|f| matches!(f, ServerFrame::Error { .. }))
+            .await;
+        assert!(
+            matches!(
+                frames.last(),
+                Some(ServerFrame::Error {
+                    code: ErrorCode::Unavailable,
+                    retry_after: None,
+                    ..
+                })
+            ),
+            "{frames:?}"
+        );
+        post(&mut alice, "general", "still here").await;
+    });
+}
+
+/// Leaves the index at `index` as a machine that died might: not marked as stopped
+/// cleanly, and the middle of its biggest file zeroed.
+fn unclean_stop(index: &std::path::Path) {
+    std::fs::remove_file(index.join("clean")).expect("a clean stop was marked");
+    let biggest = std::fs::read_dir(index)
+        .expect("the index")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x != "json" && x != "lock"))
+        .max_by_key(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .expect("a segment file");
+    let mut bytes = std::fs::read(&biggest).expect("read");
+    let middle = bytes.len() / 2;
+    let end = (middle + 64).min(bytes.len());
+    bytes[middle..end].fill(0);
+    std::fs::write(&biggest, bytes).expect("torn");
 }

@@ -32,7 +32,14 @@ impl Hub {
             }
         }
         let Some(search) = &self.search else {
-            return queue.push_unmetered(unavailable(None));
+            return queue.push_unmetered(Frame::encode(&ServerFrame::Error {
+                room: None,
+                code: ErrorCode::Unavailable,
+                message: "this server keeps no search index".into(),
+                id: None,
+                retry_after: None,
+                until: None,
+            }));
         };
         let index = search.index.clone();
         let request = Request {

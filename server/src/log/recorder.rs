@@ -108,13 +108,15 @@ fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>, feed: Option<&Fee
             .collect();
         match log.append(&all) {
             Ok(events) => {
-                if let Some(feed) = feed {
-                    feed.committed(&all, &events);
-                }
+                let indexed = feed.map(|_| Feed::wanted(&all, &events));
                 let mut events = events.into_iter();
                 for request in requests {
                     let mine = events.by_ref().take(request.events.len()).collect();
                     (request.done)(Ok(mine));
+                }
+                // After the hub has them: indexing never delays a delivery.
+                if let (Some(feed), Some(indexed)) = (feed, indexed) {
+                    feed.send(indexed);
                 }
             }
             Err(err) => {

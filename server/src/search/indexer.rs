@@ -20,7 +20,7 @@ const PAGE: usize = 1000;
 /// Messages indexed while catching up before a commit (bounds the writer's memory).
 const CATCH_UP_COMMIT: usize = 100_000;
 /// The indexer's share of memory for what it has not committed yet.
-const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+const WRITER_MEMORY: usize = 16 * 1024 * 1024;
 /// The least time between two merges that erase deleted messages' texts from the files.
 const ERASE_EVERY: Duration = Duration::from_secs(2);
 
@@ -44,20 +44,23 @@ impl Feed {
     /// Hands the index what the log committed (events it does not index are skipped
     /// here, without being decoded).
     pub fn committed(&self, new: &[NewEvent], events: &[crate::log::Event]) {
-        let wanted: Committed = new
-            .iter()
+        self.send(Self::wanted(new, events));
+    }
+
+    /// What the index takes of a committed batch: messages and what changes them.
+    pub fn wanted(new: &[NewEvent], events: &[crate::log::Event]) -> Committed {
+        new.iter()
             .zip(events)
             .filter(|(new, event)| event.seq > 0 && indexed(&new.body))
             .map(|(new, event)| (new.stream.clone(), event.clone()))
-            .collect();
-        if !wanted.is_empty() {
-            let _ = self.0.send(Fed::Committed(wanted));
-        }
+            .collect()
     }
 
-    /// Hands the index events read from a shared log (a cluster's).
+    /// Hands the index committed events (those of a shared log: a cluster's).
     pub fn send(&self, events: Committed) {
-        let _ = self.0.send(Fed::Committed(events));
+        if !events.is_empty() {
+            let _ = self.0.send(Fed::Committed(events));
+        }
     }
 
     pub(super) fn wake(&self) {

@@ -15,6 +15,7 @@ mod follow;
 pub mod indexer;
 pub mod service;
 pub mod tokenizer;
+pub mod unsynced;
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
@@ -41,7 +42,7 @@ use crate::log::{Event, Seq, StreamId, for_reader};
 /// Names the index's layout; an index of another is rebuilt.
 const FORMAT: &str = "chat-search 1";
 /// The longest a committed message waits before the index commits it.
-pub const COMMIT_EVERY: Duration = Duration::from_millis(300);
+pub const COMMIT_EVERY: Duration = Duration::from_millis(750);
 /// How long a first page's view of the index is kept for the pages after it.
 const PINNED_FOR: Duration = Duration::from_secs(120);
 /// The most views kept for later pages.

@@ -1,7 +1,7 @@
 //! The search index's owner: opens or creates the index, starts its thread (and in a
 //! cluster the feed's), and stops them when dropped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
@@ -9,6 +9,7 @@ use tantivy::schema::Schema;
 use tantivy::{Index, ReloadPolicy};
 
 use super::indexer::{Feed, Indexer};
+use super::unsynced::Unsynced;
 use super::{FORMAT, Place, SearchError, SearchIndex, follow, schema, tokenizer};
 use crate::log::EventLog;
 
@@ -19,17 +20,27 @@ pub struct Search {
     stop: Arc<AtomicBool>,
     /// The indexer's thread, and in a cluster the feed's.
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The index's directory, when it is on disk.
+    dir: Option<PathBuf>,
 }
 
 impl Drop for Search {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         self.feed.wake();
+        let mut stopped = true;
         for thread in self.threads.drain(..) {
-            let _ = thread.join();
+            stopped &= thread.join().is_ok();
+        }
+        if stopped && let Some(dir) = &self.dir {
+            // Everything is committed and written: no check needed at the next start.
+            let _ = std::fs::write(dir.join(CLEAN), b"");
         }
     }
 }
+
+/// The file that says the index was stopped cleanly (its files are whole).
+const CLEAN: &str = "clean";
 
 impl Search {
     /// Opens (or creates) the index and starts its thread, which catches up with `log`
@@ -58,7 +69,6 @@ impl Search {
         let (sender, receiver) = mpsc::channel();
         let feed = Feed::new(sender);
         let stop = Arc::new(AtomicBool::new(false));
-        let indexer = Indexer::new(shared.clone())?;
         let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -77,15 +87,35 @@ impl Search {
             )?);
         }
         let indexing = stop.clone();
+        let (opened, opening) = mpsc::sync_channel(1);
+        let writing = shared.clone();
         threads.push(spawn(
             "chat-search",
-            Box::new(move || indexer.run(&*log, &receiver, &indexing)),
+            Box::new(move || {
+                // Indexing yields to the chat: this thread, and the writer's threads that it
+                // starts (they inherit it), run only on what the chat leaves of the cores.
+                idle_priority();
+                match Indexer::new(writing) {
+                    Ok(indexer) => {
+                        let _ = opened.send(Ok(()));
+                        indexer.run(&*log, &receiver, &indexing);
+                    }
+                    Err(err) => drop(opened.send(Err(err))),
+                }
+            }),
         )?);
+        opening
+            .recv()
+            .map_err(|_| SearchError::Index("the indexer did not start".into()))??;
         Ok(Self {
             shared,
             feed,
             stop,
             threads,
+            dir: match place {
+                Place::Dir(dir) => Some(dir.join("search")),
+                _ => None,
+            },
         })
     }
 
@@ -108,11 +138,29 @@ fn open_dir(dir: &Path, schema: Schema) -> Result<Index, SearchError> {
     let format = path.join("format");
     let same_format = std::fs::read_to_string(&format).is_ok_and(|f| f.trim() == FORMAT);
     if same_format {
-        match tantivy::directory::MmapDirectory::open(&path)
+        match Unsynced::open(&path)
             .map_err(|err| err.to_string())
             .and_then(|d| Index::open(d).map_err(|err| err.to_string()))
         {
-            Ok(index) if index.schema() == schema => return Ok(index),
+            Ok(index) if index.schema() == schema => {
+                // Stopped cleanly, or else checked: the files are not synced (see
+                // `unsynced`), and a machine that died may have left them damaged.
+                let clean = std::fs::remove_file(path.join(CLEAN)).is_ok();
+                match index.validate_checksum() {
+                    _ if clean => return Ok(index),
+                    Ok(damaged) if damaged.is_empty() => return Ok(index),
+                    Ok(damaged) => tracing::warn!(
+                        path = %path.display(),
+                        files = damaged.len(),
+                        "the search index's files are damaged; rebuilding it"
+                    ),
+                    Err(err) => tracing::warn!(
+                        path = %path.display(),
+                        %err,
+                        "the search index cannot be checked; rebuilding it"
+                    ),
+                }
+            }
             Ok(_) => {
                 tracing::warn!(path = %path.display(), "the search index has another layout; rebuilding it");
             }
@@ -128,9 +176,27 @@ fn open_dir(dir: &Path, schema: Schema) -> Result<Index, SearchError> {
         std::fs::remove_dir_all(&path).map_err(io)?;
     }
     std::fs::create_dir_all(&path).map_err(io)?;
-    let directory = tantivy::directory::MmapDirectory::open(&path)
-        .map_err(|err| SearchError::Index(err.to_string()))?;
+    let directory = Unsynced::open(&path).map_err(|err| SearchError::Index(err.to_string()))?;
     let index = Index::create(directory, schema, tantivy::IndexSettings::default())?;
     std::fs::write(&format, format!("{FORMAT}\n")).map_err(io)?;
     Ok(index)
+}
+
+/// Puts the calling thread (and the threads it starts from now on) at idle priority: it
+/// runs when no other thread of the machine wants the core. Where that is not available,
+/// nothing changes.
+fn idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+            set_thread_priority_and_policy, thread_native_id,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(err) =
+            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+        {
+            tracing::debug!(?err, "indexing keeps its priority");
+        }
+    }
 }

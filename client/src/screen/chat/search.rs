@@ -312,7 +312,7 @@ impl Chat {
             } if self.search.asked.is_some() && refuses_a_search(*code) => {
                 self.search.asked = None;
                 self.search.problem = Some(match code {
-                    ErrorCode::Unavailable => {
+                    ErrorCode::Unavailable if retry_after.is_some() => {
                         "The server is still building its search index; searching again shortly…"
                             .into()
                     }
@@ -321,9 +321,16 @@ impl Chat {
                     }
                     _ => sentence(message),
                 });
-                if matches!(code, ErrorCode::Unavailable | ErrorCode::RateLimited) {
-                    self.search.retry = Some(retry_after.map_or(RETRY, Duration::from_millis));
-                }
+                // Asked again by itself only when the server says it is worth it (without
+                // `retry_after`, `unavailable` means no search here).
+                let wait = match code {
+                    ErrorCode::RateLimited => {
+                        Some(retry_after.map_or(RETRY, Duration::from_millis))
+                    }
+                    ErrorCode::Unavailable => retry_after.map(Duration::from_millis),
+                    _ => None,
+                };
+                self.search.retry = wait;
                 true
             }
             _ => false,
