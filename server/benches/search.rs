@@ -2,8 +2,9 @@
 //! 1,000,000): an index in a temporary directory (as beside a store) is fed that many
 //! messages (50 rooms, 200 senders, 8 to 20 words each from a vocabulary of 20,000 with
 //! Zipf-like frequencies) as fast as the indexer takes them, then searched 1,000 times with
-//! a two-word query and 1,000 times with a `from:` query and a word. Prints the indexing
-//! rate, the index's bytes per message, and each kind of query's latency percentiles.
+//! a two-word query, a `from:` query and a word, and a prefix; then 40 more messages are
+//! handed to it one at a time. Prints the indexing rate, the index's bytes per message,
+//! each kind of query's latency percentiles, and how long a new message takes to be found.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,6 +99,54 @@ fn measure(index: &SearchIndex, words: &[String], rng: &mut fastrand::Rng) {
     }
 }
 
+/// How long a message takes to be findable: 40 messages, one at a time, each with a word of
+/// its own, searched every 5 ms from when the index is handed it until it is found (while
+/// the index holds the million before them).
+fn freshness(
+    index: &SearchIndex,
+    feed: &chat_server::search::indexer::Feed,
+    seqs: &mut [u64],
+    time: u64,
+) {
+    let mut waits = Vec::with_capacity(40);
+    for n in 0..40 {
+        seqs[0] += 1;
+        let seq = seqs[0];
+        let word = format!("fresh{n}word");
+        let frame = Frame::encode(&ServerFrame::Message {
+            room: Some("room0".into()),
+            with: None,
+            seq,
+            time: time + n,
+            from: "user0".into(),
+            text: format!("just now {word}"),
+            id: None,
+            me: false,
+            deleted: false,
+            reply_to: None,
+            edited: None,
+            reactions: Vec::new(),
+        });
+        let at = Instant::now();
+        feed.send(vec![(StreamId::new("room0"), Event { seq, frame })]);
+        let request = ask(&word);
+        while index
+            .find(&request)
+            .map_or(true, |found| found.results.is_empty())
+        {
+            assert!(at.elapsed() < Duration::from_secs(60), "{word} never found");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        waits.push(at.elapsed());
+    }
+    waits.sort();
+    println!(
+        "findable after: p50 {:.0} ms, max {:.0} ms (40 messages, one at a time)",
+        percentile(&waits, 0.5),
+        percentile(&waits, 1.0)
+    );
+}
+
 fn main() {
     let messages: usize = std::env::args()
         .skip(1)
@@ -178,6 +227,7 @@ fn main() {
         bytes as f64 / messages as f64
     );
     measure(&index, &words, &mut rng);
+    freshness(&index, &feed, &mut seqs, base_time + messages as u64 * 100);
     drop(search);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -50,12 +50,8 @@ async fn tail_once(
     hub: &Sender<Command>,
     direct_after: &mut Option<String>,
 ) -> Result<(), LogError> {
-    // No response timeout: the read blocks until something comes (or TAIL_BLOCK_MS).
-    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    let mut conn = log
-        .client()
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
+    // The read blocks until something comes (or TAIL_BLOCK_MS).
+    let mut conn = log.blocking_connection().await?;
     let id: i64 = redis::cmd("CLIENT")
         .arg("ID")
         .query_async(&mut conn)
@@ -63,24 +59,7 @@ async fn tail_once(
     let direct_key = key("direct");
     if direct_after.is_none() {
         // From now on: direct messages already recorded reach their readers by `history`.
-        let last: Value = redis::cmd("XREVRANGE")
-            .arg(&direct_key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
-            .await?;
-        *direct_after = Some(match &last {
-            Value::Array(entries) => entries
-                .first()
-                .and_then(|entry| match entry {
-                    Value::Array(parts) => parts.first().and_then(store::text),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "0-0".into()),
-            _ => "0-0".into(),
-        });
+        *direct_after = Some(store::stream_end(&mut conn, &direct_key).await?);
     }
     loop {
         let listener = following.changed.listen();

@@ -102,6 +102,16 @@ impl RedisLog {
         self.conn.clone()
     }
 
+    /// A connection of its own for blocking reads (`XREAD BLOCK`): no response timeout,
+    /// the read waits until something comes or its own block time ends.
+    pub async fn blocking_connection(&self) -> Result<redis::aio::MultiplexedConnection, LogError> {
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
+    }
+
     /// The script, ready for an operation's arguments.
     pub fn op(&self, name: &str) -> ScriptInvocation<'_> {
         let mut invocation = self.script.prepare_invoke();
@@ -387,6 +397,32 @@ pub fn bytes(value: &Value) -> Option<&[u8]> {
 /// A bulk string as text.
 pub fn text(value: &Value) -> Option<String> {
     bytes(value).and_then(|b| std::str::from_utf8(b).ok().map(str::to_string))
+}
+
+/// The id of the newest entry of the stream at `key` ("0-0" when it has none): where a
+/// reader that wants only what comes from now on starts.
+pub async fn stream_end(
+    conn: &mut impl redis::aio::ConnectionLike,
+    key: &str,
+) -> Result<String, LogError> {
+    let last: Value = redis::cmd("XREVRANGE")
+        .arg(key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(match &last {
+        Value::Array(entries) => entries
+            .first()
+            .and_then(|entry| match entry {
+                Value::Array(parts) => parts.first().and_then(text),
+                _ => None,
+            })
+            .unwrap_or_else(|| "0-0".into()),
+        _ => "0-0".into(),
+    })
 }
 
 impl EventLog for RedisLog {

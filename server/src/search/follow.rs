@@ -23,19 +23,7 @@ const BLOCK_MS: u64 = 500;
 /// Where the feed ends now: its newest entry's id. Taken before the indexer catches up,
 /// so that an event is either in a stream when the indexer reads it, or after this.
 pub(super) fn end(log: &RedisLog) -> Result<String, LogError> {
-    let mut conn = log.connection();
-    let last: Value = smol::block_on(
-        redis::cmd("XREVRANGE")
-            .arg(key("feed"))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn),
-    )?;
-    Ok(entries(&last)
-        .last()
-        .map_or_else(|| "0-0".into(), |e| e.0.clone()))
+    smol::block_on(store::stream_end(&mut log.connection(), &key("feed")))
 }
 
 /// Reads the feed after `after` into `feed` until `stop`; a failed read is tried again
@@ -56,11 +44,7 @@ async fn follow(
     stop: &AtomicBool,
     after: &mut String,
 ) -> Result<(), LogError> {
-    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    let mut conn = log
-        .client()
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
+    let mut conn = log.blocking_connection().await?;
     let stream = key("feed");
     while !stop.load(Ordering::Acquire) {
         let reply: Value = redis::cmd("XREAD")

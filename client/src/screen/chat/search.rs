@@ -265,10 +265,14 @@ impl Chat {
         self.search.asked = Some(Asked { text, cursor });
     }
 
-    /// Logged in again: a search the last connection left unanswered is asked again.
+    /// Logged in again: a search, or the context of a result being opened, that the last
+    /// connection left unanswered is asked for again.
     pub(super) fn search_again(&mut self) {
         if let Some(asked) = self.search.asked.take() {
             self.ask(asked.text, asked.cursor);
+        }
+        if let Some(jump) = &mut self.search.jump {
+            jump.asked = false;
         }
     }
 
