@@ -73,6 +73,8 @@ pub struct State {
     jump: Option<Jump>,
     /// Ask again after this (the index was being built, or searches came too fast).
     retry: Option<Duration>,
+    /// The search to ask again then (the page it was), unless another is asked first.
+    again: Option<Asked>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,9 +212,14 @@ impl Chat {
                     operation::move_cursor_to_end(FIELD),
                 ]);
             }
-            Message::Submit | Message::Retry => {
+            Message::Submit => {
                 let text = self.search.query.trim().to_string();
                 self.ask(text, None);
+            }
+            Message::Retry => {
+                if let Some(again) = self.search.again.take() {
+                    self.ask(again.text, again.cursor);
+                }
             }
             Message::Complete => {
                 if let Some(first) = self.suggestions().into_iter().next() {
@@ -243,6 +250,7 @@ impl Chat {
     /// Sends a search (the next page with `cursor`), if the query is one.
     fn ask(&mut self, text: String, cursor: Option<String>) {
         self.search.retry = None;
+        self.search.again = None;
         if text.is_empty() {
             return;
         }
@@ -314,7 +322,7 @@ impl Chat {
                 retry_after,
                 ..
             } if self.search.asked.is_some() && refuses_a_search(*code) => {
-                self.search.asked = None;
+                let refused = self.search.asked.take();
                 self.search.problem = Some(match code {
                     ErrorCode::Unavailable if retry_after.is_some() => {
                         "The server is still building its search index; searching again shortly…"
@@ -335,6 +343,7 @@ impl Chat {
                     _ => None,
                 };
                 self.search.retry = wait;
+                self.search.again = refused.filter(|_| wait.is_some());
                 true
             }
             _ => false,

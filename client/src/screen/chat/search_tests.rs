@@ -326,3 +326,31 @@ fn a_search_lost_with_the_connection_is_asked_again() {
     window.connection(ConnectionEvent::LoggedIn(session));
     assert_eq!(searches(&window), [("lunch".to_string(), None)]);
 }
+
+/// A page refused for coming too fast is asked again as it was: the same query, the same
+/// cursor, appended under the first page.
+#[test]
+fn a_page_refused_for_coming_too_fast_is_asked_again_as_it_was() {
+    let mut window = chatting();
+    search_for(&mut window, "lunch");
+    searches(&window);
+    window.receive([results(
+        "lunch",
+        vec![room_message("rust", 40, "carol", "lunch at noon?")],
+        Some("c1"),
+    )]);
+    window.click_on("Load more");
+    searches(&window);
+    window.connection(ConnectionEvent::Frame(ServerFrame::Error {
+        code: ErrorCode::RateLimited,
+        message: "too fast; wait a moment".into(),
+        id: None,
+        room: None,
+        retry_after: Some(5),
+        until: None,
+    }));
+    assert_eq!(
+        searches(&window),
+        [("lunch".to_string(), Some("c1".to_string()))]
+    );
+}
