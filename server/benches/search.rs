@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chat_server::log::memory::MemoryLog;
 use chat_server::log::{Event, StreamId};
 use chat_server::search::service::Search;
-use chat_server::search::{Place, Request, SearchIndex, Viewer};
+use chat_server::search::{Place, Request, SearchIndex};
 use chat_shared::search::Query;
 use chat_shared::{Frame, ServerFrame};
 
@@ -49,17 +49,27 @@ type MakeQuery<'a> = Box<dyn Fn(&mut fastrand::Rng) -> String + 'a>;
 
 /// A search for `query` by a guest in no room.
 fn ask(query: &str) -> Request {
-    Request {
-        query: Query::parse(query).expect("a query"),
-        only: Vec::new(),
-        limit: 20,
-        cursor: None,
-        viewer: Viewer {
-            account: None,
-            rooms: Vec::new(),
-            admin: false,
-        },
-    }
+    Request::by_guest(Query::parse(query).expect("a query"))
+}
+
+/// A message of `room{room}`, as the log hands it to the index.
+fn posted(room: usize, seq: u64, time: u64, from: String, text: String) -> (StreamId, Event) {
+    let name = format!("room{room}");
+    let frame = Frame::encode(&ServerFrame::Message {
+        room: Some(name.clone()),
+        with: None,
+        seq,
+        time,
+        from,
+        text,
+        id: None,
+        me: false,
+        deleted: false,
+        reply_to: None,
+        edited: None,
+        reactions: Vec::new(),
+    });
+    (StreamId::new(&name), Event { seq, frame })
 }
 
 /// Runs 1,000 searches of each kind and prints their latency percentiles.
@@ -113,22 +123,14 @@ fn freshness(
         seqs[0] += 1;
         let seq = seqs[0];
         let word = format!("fresh{n}word");
-        let frame = Frame::encode(&ServerFrame::Message {
-            room: Some("room0".into()),
-            with: None,
-            seq,
-            time: time + n,
-            from: "user0".into(),
-            text: format!("just now {word}"),
-            id: None,
-            me: false,
-            deleted: false,
-            reply_to: None,
-            edited: None,
-            reactions: Vec::new(),
-        });
         let at = Instant::now();
-        feed.send(vec![(StreamId::new("room0"), Event { seq, frame })]);
+        feed.send(vec![posted(
+            0,
+            seq,
+            time + n,
+            "user0".into(),
+            format!("just now {word}"),
+        )]);
         let request = ask(&word);
         while index
             .find(&request)
@@ -175,21 +177,13 @@ fn main() {
                     .map(|_| words[zipf(&mut rng)].as_str())
                     .collect();
                 let seq = seqs[room];
-                let frame = Frame::encode(&ServerFrame::Message {
-                    room: Some(format!("room{room}")),
-                    with: None,
+                posted(
+                    room,
                     seq,
-                    time: base_time + n as u64 * 100,
-                    from: format!("user{}", rng.usize(0..200)),
-                    text: text.join(" "),
-                    id: None,
-                    me: false,
-                    deleted: false,
-                    reply_to: None,
-                    edited: None,
-                    reactions: Vec::new(),
-                });
-                (StreamId::new(&format!("room{room}")), Event { seq, frame })
+                    base_time + n as u64 * 100,
+                    format!("user{}", rng.usize(0..200)),
+                    text.join(" "),
+                )
             })
             .collect();
         feed.send(batch);

@@ -153,6 +153,23 @@ pub struct Request {
     pub viewer: Viewer,
 }
 
+impl Request {
+    /// The first page of `query` for a guest in no room: what anyone may find.
+    pub fn by_guest(query: Asked) -> Self {
+        Self {
+            query,
+            only: Vec::new(),
+            limit: chat_shared::limits::SEARCH_RESULTS as usize,
+            cursor: None,
+            viewer: Viewer {
+                account: None,
+                rooms: Vec::new(),
+                admin: false,
+            },
+        }
+    }
+}
+
 /// What a search found.
 #[derive(Debug)]
 pub struct Found {

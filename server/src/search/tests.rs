@@ -8,7 +8,7 @@ use chat_shared::{Frame, ServerFrame};
 use tantivy::Term;
 
 use super::service::Search;
-use super::{Place, Request, SearchError, SearchIndex, Viewer};
+use super::{Place, Request, SearchError, SearchIndex};
 use crate::log::memory::MemoryLog;
 use crate::log::{Event, StreamId};
 
@@ -51,17 +51,7 @@ fn deleted(seq: u64, target: u64) -> Event {
 }
 
 fn request(query: &str) -> Request {
-    Request {
-        query: Query::parse(query).expect("a query"),
-        only: Vec::new(),
-        limit: 20,
-        cursor: None,
-        viewer: Viewer {
-            account: None,
-            rooms: Vec::new(),
-            admin: false,
-        },
-    }
+    Request::by_guest(Query::parse(query).expect("a query"))
 }
 
 /// The seqs found, once the index shows `count` of them (or after five seconds).
