@@ -8,7 +8,7 @@ use super::key::{DIRECT, direct_with, room_key};
 use super::moderation::Moderation;
 use super::room::Room;
 use super::session::Session;
-use super::text::until_words;
+use super::text::{capitalized, until_words};
 use super::timeline::{Pos, Tone};
 
 /// A room, or a direct conversation (named `@name`), in the sidebar.
@@ -613,14 +613,6 @@ struct Refusal<'a> {
     id: Option<&'a str>,
     room: Option<&'a str>,
     until: Option<u64>,
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

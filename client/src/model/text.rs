@@ -2,6 +2,15 @@
 
 use std::ops::Range;
 
+/// `text` with its first letter a capital (a server's reason, shown as a sentence).
+pub fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// The web links in `text`, as byte ranges, with the address each one opens (`www.` links
 /// get `https://`). Only `http`, `https` and `www.` links count: a chat must not hand
 /// `file:` or other schemes to the system's opener.

@@ -504,10 +504,17 @@ impl Chat {
         if self.search_answered(&frame) {
             return None;
         }
-        if let Some(context) = self
-            .views
-            .get_mut(&self.rooms.key_of(&frame))
-            .and_then(|view| view.context.as_mut())
+        // A message shown in its context changes with the room's (only these frames
+        // change a message: nothing more is looked up for the others).
+        let changes_a_message = matches!(
+            frame,
+            ServerFrame::Edited { .. } | ServerFrame::Reaction { .. } | ServerFrame::Deleted { .. }
+        );
+        if changes_a_message
+            && let Some(context) = self
+                .views
+                .get_mut(&self.rooms.key_of(&frame))
+                .and_then(|view| view.context.as_mut())
         {
             context.room.timeline.change(&frame);
         }

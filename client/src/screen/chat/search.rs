@@ -17,6 +17,7 @@ use iced::widget::{
 use iced::{Center, Element, Fill, Font, Task, Theme};
 
 use super::{Chat, Message as ChatMessage, Status, log};
+use crate::model::text::capitalized;
 use crate::model::{DIRECT, Entry, Room, direct_with, room_key};
 use crate::screen::style::{self, bold, muted, name_color, unique_style};
 
@@ -664,11 +665,7 @@ impl Chat {
 
 /// Words as a sentence: a capital first, a full stop last.
 fn sentence(words: &str) -> String {
-    let words = words.trim().trim_end_matches('.');
-    let mut chars = words.chars();
-    chars.next().map_or_else(String::new, |first| {
-        format!("{}{}.", first.to_uppercase(), chars.as_str())
-    })
+    format!("{}.", capitalized(words.trim().trim_end_matches('.')))
 }
 
 /// Whether an error without a room or post is an answer to a search.

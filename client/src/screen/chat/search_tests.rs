@@ -10,11 +10,16 @@ use crate::app::Message as AppMessage;
 use crate::connection::{Command, Event as ConnectionEvent};
 use crate::testing::{Window, direct_message, room_message, session_in};
 
-/// "me", an account, in general (bob's messages at seqs 1 to 3) and in rust.
-fn chatting() -> Window {
+/// "me", an account, in general and rust, which hold nothing yet.
+fn logged_in() -> Window {
     let mut session = session_in(&["general", "rust"]);
     session.account = true;
-    let mut window = Window::chat(&session);
+    Window::chat(&session)
+}
+
+/// "me", an account, in general (bob's messages at seqs 1 to 3) and in rust.
+fn chatting() -> Window {
+    let mut window = logged_in();
     window.receive([
         room_message("general", 1, "bob", "anyone up for lunch?"),
         room_message("general", 2, "bob", "the borrow checker again"),
@@ -49,6 +54,15 @@ fn searches(window: &Window) -> Vec<(String, Option<String>)> {
             _ => None,
         })
         .collect()
+}
+
+/// Searches for `query`, is answered with `found` alone, and opens it with a click on
+/// its sender's name (`from`).
+fn open_found(window: &mut Window, query: &str, found: ServerFrame, from: &str) {
+    search_for(window, query);
+    searches(window);
+    window.receive([results(query, vec![found], None)]);
+    window.click_on(from);
 }
 
 fn results(query: &str, found: Vec<ServerFrame>, cursor: Option<&str>) -> ServerFrame {
@@ -168,14 +182,12 @@ fn a_result_the_log_holds_is_shown_where_it_is() {
     let mut window = chatting();
     window.receive([room_message("general", 4, "dana", "borrow it")]);
     window.message(AppMessage::Chat(super::Message::Switch("rust".into())));
-    search_for(&mut window, "borrow");
-    searches(&window);
-    window.receive([results(
+    open_found(
+        &mut window,
         "borrow",
-        vec![room_message("general", 4, "dana", "borrow it")],
-        None,
-    )]);
-    window.click_on("dana");
+        room_message("general", 4, "dana", "borrow it"),
+        "dana",
+    );
     let chat = chat(&window);
     assert!(!chat.searching(), "the box closes");
     assert_eq!(chat.room().map(|room| room.name.as_str()), Some("general"));
@@ -194,19 +206,15 @@ fn a_result_the_log_holds_is_shown_where_it_is() {
 #[test]
 fn an_old_result_is_shown_in_its_context_until_jump_to_latest() {
     // general holds seqs 100 to 102.
-    let mut session = session_in(&["general", "rust"]);
-    session.account = true;
-    let mut window = Window::chat(&session);
+    let mut window = logged_in();
     window.receive((100..=102).map(|seq| room_message("general", seq, "bob", "lately")));
     window.all_commands_sent();
-    search_for(&mut window, "deploy");
-    searches(&window);
-    window.receive([results(
+    open_found(
+        &mut window,
         "deploy",
-        vec![room_message("general", 30, "carol", "deploy on friday")],
-        None,
-    )]);
-    window.click_on("carol");
+        room_message("general", 30, "carol", "deploy on friday"),
+        "carol",
+    );
     let asked = window.commands_sent();
     assert!(
         asked.contains(&Command::Context {
@@ -270,14 +278,12 @@ fn an_old_result_is_shown_in_its_context_until_jump_to_latest() {
 #[test]
 fn a_result_in_a_room_the_user_is_not_in_joins_it_first() {
     let mut window = chatting();
-    search_for(&mut window, "gc");
-    searches(&window);
-    window.receive([results(
+    open_found(
+        &mut window,
         "gc",
-        vec![room_message("golang", 5, "erin", "gc pauses are short")],
-        None,
-    )]);
-    window.click_on("erin");
+        room_message("golang", 5, "erin", "gc pauses are short"),
+        "erin",
+    );
     let asked = window.commands_sent();
     assert!(
         asked.contains(&Command::Join {
