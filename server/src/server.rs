@@ -288,11 +288,7 @@ impl Server {
         // The index commits what it took in; its thread holds the log until it ends.
         drop(self.search.take());
         if let Some(store) = &self.store {
-            let (commits, events, took) = store.activity();
-            let mean = took.as_secs_f64() * 1000.0 / commits.max(1) as f64;
-            tracing::info!(
-                "stopped; recorded {events} events in {commits} commits of {mean:.2} ms on average"
-            );
+            tracing::info!("stopped; {}", store.activity());
         }
     }
 

@@ -27,6 +27,7 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use chat_shared::limits::REMEMBERED_IDS;
 use chat_shared::{Conversation, Frame};
+use hdrhistogram::Histogram;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::amend::{Aside, Refusal, change_of, decide, erased};
@@ -152,6 +153,33 @@ pub struct OpenError {
     cause: String,
 }
 
+/// What a store did since it was opened.
+pub struct Activity {
+    /// Events recorded.
+    pub events: u64,
+    /// How long each commit took, in microseconds.
+    pub commit_times: Histogram<u64>,
+}
+
+impl std::fmt::Display for Activity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let times = &self.commit_times;
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        write!(
+            f,
+            "recorded {} events in {} commits; a commit took {:.2} ms on average, \
+             p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            self.events,
+            times.len(),
+            times.mean() / 1000.0,
+            ms(times.value_at_quantile(0.5)),
+            ms(times.value_at_quantile(0.99)),
+            ms(times.value_at_quantile(0.999)),
+            ms(times.max()),
+        )
+    }
+}
+
 /// The durable log.
 pub struct Store {
     /// Shared by every read and the recorder's writes; taken whole only to compact.
@@ -163,9 +191,9 @@ pub struct Store {
     /// The newest committed seq of each stream: only [`Store::append`] changes it.
     newest: Mutex<HashMap<StreamId, Seq>>,
     created: bool,
-    commits: AtomicU64,
     appended: AtomicU64,
-    commit_micros: AtomicU64,
+    /// How long each commit took, in microseconds (the fsync included).
+    commit_times: Mutex<Histogram<u64>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -318,9 +346,10 @@ impl Store {
             epoch,
             newest: Mutex::new(newest),
             created,
-            commits: AtomicU64::new(0),
             appended: AtomicU64::new(0),
-            commit_micros: AtomicU64::new(0),
+            commit_times: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 2).expect("constant, valid bounds"),
+            ),
         })
     }
 
@@ -375,13 +404,16 @@ impl Store {
         })
     }
 
-    /// Since it was opened: commits, events recorded, and the time the commits took.
-    pub fn activity(&self) -> (u64, u64, std::time::Duration) {
-        (
-            self.commits.load(Ordering::Relaxed),
-            self.appended.load(Ordering::Relaxed),
-            std::time::Duration::from_micros(self.commit_micros.load(Ordering::Relaxed)),
-        )
+    /// Since it was opened: the events recorded and how long their commits took.
+    pub fn activity(&self) -> Activity {
+        let times = self.commit_times.lock().map_or_else(
+            |poisoned| poisoned.into_inner().clone(),
+            |times| times.clone(),
+        );
+        Activity {
+            events: self.appended.load(Ordering::Relaxed),
+            commit_times: times,
+        }
     }
 }
 
@@ -495,9 +527,9 @@ impl EventLog for Store {
         // A compaction (below) takes the database whole.
         drop(db);
         newest.extend(next);
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.commit_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if let Ok(mut times) = self.commit_times.lock() {
+            times.saturating_record(started.elapsed().as_micros() as u64);
+        }
         self.appended
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         if erased {
