@@ -413,7 +413,7 @@ impl Hub {
         // session is still its own (see `NewEvent::holder`).
         let holder = match &effect {
             Effect::Welcome(welcome) => Some(welcome.conn),
-            Effect::Joined { conn, .. } | Effect::Parted { conn } => Some(*conn),
+            Effect::Joined { conn, .. } | Effect::Parted { conn, .. } => Some(*conn),
             Effect::Post { .. } | Effect::Step { .. } | Effect::None => None,
         }
         .and_then(|conn| self.registry.get(conn))

@@ -181,7 +181,12 @@ impl Hub {
                     self.left_while_joining(key, &pending.event.body);
                 }
             }
-            Effect::Parted { conn } => return Some(conn),
+            Effect::Parted { conn, joining } => {
+                if joining && let Some(member) = self.registry.get_mut(conn) {
+                    member.rooms.retain(|k| k != key);
+                }
+                return Some(conn);
+            }
             Effect::Post { .. } | Effect::Step { .. } | Effect::None => {}
         }
         None
@@ -326,9 +331,11 @@ impl Hub {
                     None,
                     Some(&name),
                 ),
-                Effect::Parted { conn } => {
+                Effect::Parted { conn, .. } => {
                     // Still a member, as far as anyone can tell.
-                    if let Some(member) = self.registry.get_mut(conn) {
+                    if let Some(member) = self.registry.get_mut(conn)
+                        && !member.rooms.contains(key)
+                    {
                         member.rooms.push(key.clone());
                     }
                     self.error(

@@ -443,14 +443,20 @@ impl Hub {
             return;
         }
         let name = member.name.to_string();
-        if let Some(member) = self.registry.get_mut(conn) {
+        // A `part` right after the `join`, before its `joined` is recorded: the join is
+        // answered first, then the part (see `Hub::settle`).
+        let joining = self
+            .rooms
+            .get(&key)
+            .is_some_and(|room| !room.contains(conn));
+        if !joining && let Some(member) = self.registry.get_mut(conn) {
             member.rooms.retain(|k| *k != key);
         }
         self.push(
             &key,
             Body::left(name, LeaveReason::Part),
             None,
-            Effect::Parted { conn },
+            Effect::Parted { conn, joining },
         );
     }
 

@@ -353,6 +353,61 @@ fn join_and_part_are_recorded_in_the_room_and_answered() {
 }
 
 #[test]
+fn a_part_right_after_a_join_answers_both_and_records_one_left() {
+    let mut hub = Harness::new(config());
+    let alice = hub.guest("alice");
+    let bob = hub.guest("bob");
+    hub.join(&alice, "rust");
+    let _ = (alice.frames(), bob.frames());
+    // In a room in memory, and in one read back from the log meanwhile: the `part`
+    // comes before the join's `joined` is recorded.
+    for room in ["rust", "fresh"] {
+        let name = RoomName::parse(room).expect("a valid room name");
+        hub.hub.handle(Command::Join {
+            conn: bob.id,
+            room: name.clone(),
+            since: None,
+        });
+        hub.hub.handle(Command::Part {
+            conn: bob.id,
+            room: name,
+        });
+        hub.settle();
+        let frames = bob.frames();
+        assert!(
+            matches!(frames.first(), Some(ServerFrame::Room { room: answered, .. }) if answered == room),
+            "the join is answered: {frames:?}"
+        );
+        let expected: &[&str] = if room == "rust" {
+            &["1 +alice", "2 +bob", "3 -bob Part"]
+        } else {
+            &["1 +bob", "2 -bob Part"]
+        };
+        assert_eq!(
+            presence(&frames, room),
+            expected,
+            "the replay with its `joined`, then the part's answer"
+        );
+        hub.say(&bob, room, "still here?");
+        assert!(
+            matches!(
+                bob.frames().as_slice(),
+                [ServerFrame::Error {
+                    code: ErrorCode::NotMember,
+                    ..
+                }]
+            ),
+            "out of {room}"
+        );
+    }
+    assert_eq!(
+        presence(&alice.frames(), "rust"),
+        ["2 +bob", "3 -bob Part"],
+        "one `left`, and no other"
+    );
+}
+
+#[test]
 fn a_member_that_goes_leaves_each_of_its_rooms_and_its_name() {
     let mut hub = Harness::new(config());
     let alice = hub.guest("alice");

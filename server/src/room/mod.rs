@@ -67,6 +67,9 @@ pub enum Effect {
     Parted {
         /// Who parted.
         conn: ConnId,
+        /// Its `joined` was on its way when it parted: it is in the room once that is
+        /// recorded (and gets the `room` answer), and out once this `left` is.
+        joining: bool,
     },
     /// A moderation step: if it cannot be recorded, its author hears so.
     Step {
