@@ -1,13 +1,14 @@
 //! Direct messages between accounts.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use chat_shared::{ErrorCode, Frame, Name};
+use chat_shared::{Conversation, ErrorCode, Frame, Name, ServerFrame, fold};
 
 use crate::accounts::Account;
 use crate::log::recorder::Recorded;
-use crate::log::{Body, Direct, NewEvent, Span, StreamId, for_reader};
+use crate::log::{Body, Direct, NewEvent, Seq, Span, StreamId, for_reader};
 use crate::queue::Batch;
 use crate::registry::ConnId;
 use crate::wire::now_millis;
@@ -176,6 +177,13 @@ impl Hub {
     /// A recorded direct event to its sender (the echo) and its recipient (over protocol
     /// 2), if they are online here.
     pub(super) fn deliver_direct(&mut self, from_key: &str, to_key: &str, frame: &Frame) {
+        if let Some((seq, author, with)) = parties(frame) {
+            let now = Instant::now();
+            self.recent_direct.note(from_key, to_key, &with, seq, now);
+            if to_key != from_key {
+                self.recent_direct.note(to_key, from_key, &author, seq, now);
+            }
+        }
         let mut slow = Vec::new();
         if let Some(sender) = self.registry.online_conn(from_key)
             && let Some(member) = self.registry.get(sender)
@@ -225,5 +233,92 @@ impl Hub {
             members_only: false,
         };
         read.answer_from(self.log.clone(), queue);
+    }
+}
+
+/// A recorded direct event's seq, its author and the other party (`with` as stored).
+fn parties(frame: &Frame) -> Option<(Seq, String, String)> {
+    let event = chat_shared::decode_line::<ServerFrame>(frame.as_bytes().trim_ascii_end()).ok()?;
+    let seq = event.seq()?;
+    let with = event.with()?.to_owned();
+    let author = match &event {
+        ServerFrame::Message { from, .. }
+        | ServerFrame::Edited { from, .. }
+        | ServerFrame::Reaction { from, .. } => from,
+        ServerFrame::Deleted { by, .. } => by,
+        _ => return None,
+    };
+    Some((seq, author.clone(), with))
+}
+
+/// How long a moved conversation is remembered for the welcomes: far longer than a
+/// login takes from the session's reading of its conversations to its welcome.
+const RECENT_DIRECT: Duration = Duration::from_secs(600);
+
+/// The newest seq of each direct conversation that moved in the last [`RECENT_DIRECT`],
+/// by account. A session reads its account's conversations from the log before the hub
+/// lets it in (after the password is checked); an event recorded meanwhile reached no
+/// connection of that account, so its welcome takes the conversation's seq from here,
+/// and the client catches up with `history` as from any welcome.
+#[derive(Debug, Default)]
+pub(super) struct RecentDirect {
+    /// Account key → the other account's key → (its name, newest seq, when).
+    heads: HashMap<String, HashMap<String, (String, Seq, Instant)>>,
+    /// What was noted, oldest first: forgotten in this order.
+    order: VecDeque<(Instant, String, String)>,
+}
+
+impl RecentDirect {
+    /// An event at `seq` in the conversation of `account` with `other` (named `with`).
+    fn note(&mut self, account: &str, other: &str, with: &str, seq: Seq, now: Instant) {
+        while let Some((at, ..)) = self.order.front()
+            && now.duration_since(*at) > RECENT_DIRECT
+        {
+            let Some((at, account, other)) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(others) = self.heads.get_mut(&account) {
+                if others.get(&other).is_some_and(|(_, _, noted)| *noted == at) {
+                    others.remove(&other);
+                }
+                if others.is_empty() {
+                    self.heads.remove(&account);
+                }
+            }
+        }
+        let head = self
+            .heads
+            .entry(account.to_owned())
+            .or_default()
+            .entry(other.to_owned())
+            .or_insert_with(|| (with.to_owned(), seq, now));
+        if seq >= head.1 {
+            *head = (with.to_owned(), seq, now);
+        }
+        self.order
+            .push_back((now, account.to_owned(), other.to_owned()));
+    }
+
+    /// `listed` (as the log had them when the session read them) with what moved since:
+    /// a newer seq, or a conversation that was not there yet (first).
+    pub(super) fn merged(&self, account: &str, listed: &[Conversation]) -> Vec<Conversation> {
+        let mut merged = listed.to_vec();
+        let Some(others) = self.heads.get(account) else {
+            return merged;
+        };
+        for (other, (with, seq, _)) in others {
+            match merged.iter_mut().find(|c| fold(&c.with) == *other) {
+                Some(listed) => listed.seq = listed.seq.max(*seq),
+                None => merged.insert(
+                    0,
+                    Conversation {
+                        with: with.clone(),
+                        seq: *seq,
+                        read: 0,
+                    },
+                ),
+            }
+        }
+        merged
     }
 }

@@ -475,14 +475,16 @@ impl Hub {
             token: member.token.clone(),
             rooms,
             account: member.account,
-            conversations: welcome.conversations.as_ref().map(|all| {
-                all.iter()
+            conversations: welcome.conversations.as_ref().map(|listed| {
+                self.recent_direct
+                    .merged(&member.keys.folded, listed)
+                    .into_iter()
                     .map(|conversation| {
                         let stream =
                             StreamId::direct(&member.keys.folded, &fold(&conversation.with));
                         Conversation {
                             read: member.read.get(&stream).copied().unwrap_or(0),
-                            ..conversation.clone()
+                            ..conversation
                         }
                     })
                     .collect()

@@ -111,6 +111,9 @@ pub struct Hub {
     /// Direct messages on their way to the log, by poster and id: a re-sent copy is
     /// dropped.
     direct_pending: HashSet<(String, String)>,
+    /// The direct conversations that moved lately, for the welcomes of logins that were
+    /// on their way meanwhile.
+    recent_direct: direct::RecentDirect,
     /// The other nodes of a cluster, or nobody.
     peers: Box<dyn Peers>,
     /// Logins whose name the other nodes are asked for: whether they still want it (false
@@ -201,6 +204,7 @@ impl Hub {
             hasher,
             inbox,
             direct_pending: HashSet::new(),
+            recent_direct: direct::RecentDirect::default(),
             peers,
             claiming: ConnMap::default(),
             flushing: Vec::new(),

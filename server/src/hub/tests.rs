@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use async_channel::Receiver;
 use chat_shared::{
-    CloseCode, ErrorCode, LeaveReason, Name, Password, RejectCode, RoomName, ServerFrame,
-    decode_line,
+    CloseCode, Conversation, ErrorCode, LeaveReason, Name, Password, RejectCode, RoomName,
+    ServerFrame, decode_line,
 };
 use futures_lite::future;
 
@@ -405,6 +405,45 @@ fn a_part_right_after_a_join_answers_both_and_records_one_left() {
         ["2 +bob", "3 -bob Part"],
         "one `left`, and no other"
     );
+}
+
+#[test]
+fn a_welcome_lists_the_conversations_that_moved_while_its_login_was_on_its_way() {
+    let mut hub = Harness::new(config());
+    let password = Password::new("correct horse");
+    let dana = hub.connect();
+    assert!(hub.hello(&dana, "Dana", Auth::Register(password.clone()), None));
+    hub.gone(&dana, LeaveReason::Quit);
+    let erin = hub.connect();
+    assert!(hub.hello(&erin, "Erin", Auth::Register(password.clone()), None));
+    hub.command(Command::Direct {
+        conn: erin.id,
+        to: "dana".into(),
+        said: Said {
+            text: "are you there?".into(),
+            id: Some("e1".into()),
+            me: false,
+            reply_to: None,
+        },
+    });
+    // Dana's session read its conversations before that (the harness hands the hub none):
+    // the welcome has it anyway, so the client catches up.
+    let back = hub.connect();
+    assert!(hub.hello(&back, "dana", Auth::Password(password), None));
+    match &back.frames()[0] {
+        ServerFrame::Welcome {
+            conversations: Some(conversations),
+            ..
+        } => assert_eq!(
+            conversations,
+            &[Conversation {
+                with: "Erin".into(),
+                seq: 1,
+                read: 0
+            }]
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
