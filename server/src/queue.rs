@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use chat_shared::Frame;
+use chat_shared::{CloseCode, Frame};
 use futures_lite::{AsyncWrite, AsyncWriteExt, future};
 use smol::Timer;
 
 use crate::signal::Signal;
+use crate::wire::closing;
 
 /// Limits of one send queue.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +33,10 @@ pub struct QueueLimits {
 struct State {
     frames: AtomicUsize,
     bytes: AtomicUsize,
+    /// Bytes of replies queued (they are outside the limit, see [`SendQueue::push_unmetered`]).
+    replies: AtomicUsize,
+    /// Closed for asking for replies faster than it read them.
+    replies_overflowed: AtomicBool,
     closed: Signal,
     /// Closed for being too slow: what is queued is dropped, only the last word is written.
     aborted: AtomicBool,
@@ -58,6 +63,8 @@ pub struct Batch(Arc<Queued>);
 struct Queued {
     frame: Frame,
     count: u32,
+    /// The last word before a close: written even when the backlog is dropped.
+    last: bool,
 }
 
 impl Batch {
@@ -66,7 +73,22 @@ impl Batch {
         Self(Arc::new(Queued {
             frame,
             count: u32::try_from(count).unwrap_or(u32::MAX),
+            last: false,
         }))
+    }
+
+    /// `frame` as the last word before a close.
+    fn last_word(frame: Frame) -> Self {
+        Self(Arc::new(Queued {
+            frame,
+            count: 0,
+            last: true,
+        }))
+    }
+
+    /// A reply the connection asked for: outside the limit, but counted.
+    fn is_reply(&self) -> bool {
+        self.0.count == 0 && !self.0.last
     }
 
     fn bytes(&self) -> &[u8] {
@@ -119,10 +141,25 @@ impl SendQueue {
         Ok(())
     }
 
-    /// Queues `frame` outside the limit: replies the connection asked for (its welcome and
-    /// replay, history) and the last word before a close.
+    /// Queues `frame` outside the limit: a reply the connection asked for (its welcome and
+    /// replay, history, search). One reply of any size goes; but a connection that keeps
+    /// asking while the replies it has not read already exceed the byte limit is a slow
+    /// reader like any other: it is closed with `send_queue_full` (see
+    /// [`SendQueue::replies_overflowed`]), its backlog dropped.
     pub fn push_unmetered(&self, frame: Frame) {
+        let len = frame.as_bytes().len();
+        let unread = self.state.replies.fetch_add(len, Ordering::Relaxed);
+        if unread > self.limits.bytes {
+            self.state.replies_overflowed.store(true, Ordering::Release);
+            self.abort_with(closing(CloseCode::SendQueueFull));
+            return;
+        }
         self.send(Batch::new(frame, 0));
+    }
+
+    /// Whether the queue closed itself: replies asked for faster than they were read.
+    pub fn replies_overflowed(&self) -> bool {
+        self.state.replies_overflowed.load(Ordering::Acquire)
     }
 
     /// Puts `item` in the slot, or after what overflowed it. A closed queue belongs to a
@@ -145,7 +182,7 @@ impl SendQueue {
     /// Queues a last frame, then closes: the writer flushes what is queued and stops.
     pub fn close_with(&self, last: Option<Frame>) {
         if let Some(frame) = last {
-            self.push_unmetered(frame);
+            self.send(Batch::last_word(frame));
         }
         self.tx.close();
         self.state.closed.raise();
@@ -193,7 +230,7 @@ impl QueueReceiver {
                 }
             }
             if self.state.aborted.load(Ordering::Acquire) {
-                batch.retain(|item| item.count() == 0);
+                batch.retain(|item| item.0.last);
             }
             // Boxed: only a connection being written to needs room for the write.
             Box::pin(self.write_batch(&mut out, &batch, linger)).await?;
@@ -203,8 +240,14 @@ impl QueueReceiver {
                 .fold((0, 0), |(f, b), item| {
                     (f + item.count(), b + item.bytes().len())
                 });
+            let replies = batch
+                .iter()
+                .filter(|item| item.is_reply())
+                .map(|item| item.bytes().len())
+                .sum();
             self.state.frames.fetch_sub(frames, Ordering::Relaxed);
             self.state.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.state.replies.fetch_sub(replies, Ordering::Relaxed);
         }
         out.flush().await
     }
@@ -350,5 +393,34 @@ mod tests {
         smol::block_on(receiver.write_to(&mut out, Duration::from_secs(1))).expect("written");
         pusher.join().expect("pushed");
         assert_eq!(written(&out), (0..20_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_reader_that_asks_for_more_than_it_reads_is_closed_as_too_slow() {
+        // A byte limit of 160. One reply of any size goes, and replies read are forgotten.
+        let (queue, receiver) = queue_of(10);
+        let reply = Frame::from_encoded(format!("{}\n", "7".repeat(299)).as_bytes());
+        queue.push_unmetered(reply.clone());
+        queue.close_with(None);
+        let mut out = Vec::new();
+        smol::block_on(receiver.write_to(&mut out, Duration::from_secs(1))).expect("written");
+        assert_eq!(out.len(), 300);
+        assert_eq!(receiver.state.replies.load(Ordering::Relaxed), 0);
+        // Asking again while the unread replies exceed the limit: closed, the backlog
+        // dropped, the last word written.
+        let (queue, receiver) = queue_of(10);
+        queue.push_unmetered(reply.clone());
+        queue.push(&numbered(1)).expect("under the limit");
+        assert!(!queue.replies_overflowed());
+        queue.push_unmetered(reply);
+        assert!(queue.replies_overflowed() && queue.is_closed());
+        let mut out = Vec::new();
+        smol::block_on(receiver.write_to(&mut out, Duration::from_secs(1))).expect("written");
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            out.starts_with("{\"type\":\"closing\",\"code\":\"send_queue_full\""),
+            "only the last word: {out}"
+        );
+        assert_eq!(out.lines().count(), 1, "{out}");
     }
 }

@@ -265,6 +265,10 @@ impl<'a> Session<'a> {
                     }
                 }
             }
+            if self.queue.replies_overflowed() {
+                // It asked for more than it read.
+                return End::Close(CloseCode::SendQueueFull);
+            }
             if self.queue.is_closed() {
                 // The room closed us (replaced, or too slow to read).
                 return End::Lost;
