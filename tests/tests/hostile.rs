@@ -293,6 +293,37 @@ fn a_client_that_never_reads() {
     });
 }
 
+/// Flags: `--rate 0` (flood control off, so that it can ask as fast as it likes).
+#[test]
+fn a_client_that_asks_for_history_and_never_reads() {
+    let config = Config {
+        rate: 0,
+        ..test_config()
+    };
+    survives(config, async |addr| {
+        // A history of some 800 KB, then 200 requests for its newest 200 events, none read.
+        let (mut bulk, _) = Client::login(addr, "bulk").await;
+        let text = "h".repeat(4000);
+        for i in 0..200 {
+            bulk.send(&say(&text, &i.to_string())).await;
+        }
+        bulk.recv_until(|f| matches!(f, ServerFrame::Message { id: Some(id), .. } if id == "199"))
+            .await;
+        let (mut asker, _) = Client::login(addr, "asker").await;
+        let ask = chat_shared::Frame::encode(&ClientFrame::History {
+            room: None,
+            with: None,
+            before: None,
+            after: None,
+            limit: Some(200),
+        });
+        let _ = asker
+            .try_send_raw(ask.as_bytes().repeat(200).as_slice())
+            .await;
+        assert_closing(&asker.recv_to_end().await, CloseCode::SendQueueFull);
+    });
+}
+
 /// Flags: `--login-timeout 0.5`.
 #[test]
 fn a_client_that_connects_and_says_nothing() {
