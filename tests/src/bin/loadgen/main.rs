@@ -12,6 +12,9 @@
 //!   events for all but the newest).
 //! - `takeover`: logs N accounts in with their passwords, then again all at once with
 //!   their tokens.
+//! - `chaos`: starts the server itself and kills it again and again while hundreds of
+//!   clients do everything at once (and a few misbehave); then checks that nothing was
+//!   lost, repeated or changed.
 //!
 //! Connections ramp at `--ramp` per second. Past ~25,000 connections it spreads them over
 //! source addresses 127.0.0.2, 127.0.0.3, ... (one address has only ~28,000 ephemeral
@@ -19,6 +22,7 @@
 //! and with `--rate 0` unless flood control is part of the test.
 
 mod accounts;
+mod chaos;
 mod clients;
 mod fanout;
 mod history;
@@ -36,6 +40,7 @@ use std::time::Instant;
 use argh::FromArgs;
 use smol::Executor;
 
+use crate::chaos::{ChaosArgs, chaos};
 use crate::fanout::{FanoutArgs, fanout};
 use crate::history::{HistoryArgs, history};
 use crate::idle::{IdleArgs, idle};
@@ -55,6 +60,7 @@ enum Mode {
     Idle(IdleArgs),
     History(HistoryArgs),
     Takeover(TakeoverArgs),
+    Chaos(ChaosArgs),
 }
 
 pub(crate) fn default_addr() -> SocketAddr {
@@ -94,6 +100,7 @@ fn main() {
         Mode::Idle(a) => run(a.threads, idle(a)),
         Mode::History(a) => run(0, history(a)),
         Mode::Takeover(a) => run(0, takeover(a)),
+        Mode::Chaos(a) => run(0, chaos(a)),
     };
     if let Err(err) = result {
         eprintln!("loadgen: {err}");

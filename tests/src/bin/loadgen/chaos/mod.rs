@@ -1,0 +1,433 @@
+//! `loadgen chaos`: many clients doing everything at once while the server is killed
+//! and started again on its store, then a check that nothing was lost, repeated or
+//! changed (see tests/BENCHMARKS.md, "Chaos").
+//!
+//! It starts the server itself (`chat-server` beside this binary, or `--server`) on a free
+//! port with `--max-per-ip 0 --data DIR --admins chaos-admin --replay-max 100000`, flood
+//! control on (the defaults), and kills it every `--kill-every` seconds. The clients:
+//! - ordinary ones ([`user`]), a quarter of them accounts (password log-ins, direct
+//!   messages within a circle of friends, edits and deletions), one the administrator
+//!   (topics, mutes, removals), spread over `--rooms` rooms and the default one;
+//! - misbehaving ones ([`hostile`]): garbage, oversize lines, floods, slow readers.
+//!
+//! At the end every client settles (its posts acknowledged, every stream caught up) and
+//! leaves; then every stream's history is read back and compared ([`check`]), the server's
+//! memory and sockets are read, and it is stopped with SIGTERM. The invariants and what
+//! breaks them are in [`ledger::Breach`]; any breach makes the run fail.
+
+mod check;
+mod hostile;
+mod ledger;
+mod server;
+mod tally;
+mod user;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use argh::FromArgs;
+use serde::Serialize;
+use smol::Timer;
+
+use self::hostile::{Misdeed, misbehave};
+use self::ledger::{Breach, Ledger};
+use self::server::{ADMIN, Supervised};
+use self::tally::Tally;
+use self::user::{Identity, User, World};
+use crate::spawn;
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "chaos")]
+/// Many clients doing everything at once while the server is killed and restarted on its
+/// store; then checks that nothing was lost, repeated or changed.
+pub(crate) struct ChaosArgs {
+    /// the server binary (default: chat-server beside this one)
+    #[argh(option)]
+    server: Option<PathBuf>,
+    /// ordinary clients (default: 500)
+    #[argh(option, default = "500")]
+    clients: usize,
+    /// rooms besides the default one (default: 50)
+    #[argh(option, default = "50")]
+    rooms: usize,
+    /// misbehaving clients (default: 8)
+    #[argh(option, default = "8")]
+    hostile: usize,
+    /// seconds of chaos, fractions allowed (default: 60)
+    #[argh(option, default = "60.0")]
+    duration: f64,
+    /// seconds between SIGKILLs of the server, 0 for none (default: 20)
+    #[argh(option, default = "20.0")]
+    kill_every: f64,
+    /// seconds between one client's actions, on average (default: 2)
+    #[argh(option, default = "2.0")]
+    pace: f64,
+    /// clients connected per second at the start (default: 200)
+    #[argh(option, default = "200.0")]
+    ramp: f64,
+    /// the seed of the clients' choices (default: from the clock)
+    #[argh(option)]
+    seed: Option<u64>,
+    /// write every frame this client (a name, or `all`) sends and receives to stderr
+    #[argh(option)]
+    trace: Option<String>,
+    /// print the report as one JSON object
+    #[argh(switch)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    seed: u64,
+    clients: usize,
+    hostile: usize,
+    rooms: usize,
+    duration_s: f64,
+    server_starts: u32,
+    server_exit_code: Option<i32>,
+    server_panics: usize,
+    /// The server's resident memory in each of its lives, after warm-up and at its end.
+    rss_by_life: Vec<Life>,
+    sockets_at_start: usize,
+    sockets_at_the_end: usize,
+    descriptors_at_start: usize,
+    descriptors_at_the_end: usize,
+    checked: check::Checked,
+    counts: BTreeMap<String, u64>,
+    breaches: BTreeMap<Breach, u64>,
+    examples: Vec<String>,
+}
+
+/// The server's memory after the run may be at most this many times what it was after
+/// warm-up (its caches fill as the history grows; a leak grows without bound).
+const RSS_BOUND: f64 = 1.5;
+
+/// Everyone in and busy (and, after a restart, back): then memory is measured.
+const WARM_UP: Duration = Duration::from_secs(5);
+
+/// The server's resident memory in one of its lives (between two SIGKILLs).
+#[derive(Serialize)]
+struct Life {
+    after_warm_up_mib: f64,
+    at_its_end_mib: f64,
+}
+
+impl Life {
+    fn warm(server: &Supervised) -> Self {
+        Self {
+            after_warm_up_mib: mib(server.rss().unwrap_or(0)),
+            at_its_end_mib: 0.0,
+        }
+    }
+
+    fn end(&mut self, server: &Supervised) {
+        self.at_its_end_mib = mib(server.rss().unwrap_or(0));
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
+    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
+    let bin = match &args.server {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()
+            .map_err(|err| err.to_string())?
+            .with_file_name("chat-server"),
+    };
+    if !bin.is_file() {
+        return Err(format!(
+            "no server at {} (build it: cargo build --release -p chat-tests --bin chat-server; or pass --server)",
+            bin.display()
+        ));
+    }
+    let data = chat_tests::TempDir::new("chaos");
+    let mut server = Supervised::start(&bin, data.path()).await?;
+    let (descriptors_at_start, sockets_at_start) = server.descriptors().unwrap_or_default();
+    let world = Arc::new(World {
+        addr: server.addr,
+        ledger: Ledger::default(),
+        tally: Tally::default(),
+        rooms: (0..args.rooms.max(1))
+            .map(|i| format!("chaos-{i}"))
+            .collect(),
+        general: "general".into(),
+        names: (1..args.clients).map(name_of).collect(),
+        pace: Duration::from_secs_f64(args.pace),
+        acting: AtomicBool::new(true),
+        trace: args.trace.clone(),
+    });
+    let passwords: HashMap<String, String> = (0..args.clients)
+        .filter(|i| is_account(*i))
+        .map(|i| (name_of(i), format!("chaos password {i}")))
+        .collect();
+    let started = Instant::now();
+    let (users, hostile) = start_clients(&args, &world, &passwords, seed).await;
+    let mut lives = faults(&mut server, &world, &args, started).await?;
+    world.acting.store(false, Ordering::Relaxed);
+    for user in users {
+        user.await;
+    }
+    for task in hostile {
+        task.await;
+    }
+    if let Some(life) = lives.last_mut() {
+        life.end(&server);
+    }
+    let (descriptors_at_the_end, sockets_at_the_end) =
+        settled_sockets(&server, sockets_at_start).await;
+    let checked = match check::check(server.addr, &world.ledger, &passwords, &world.general).await {
+        Ok(checked) => checked,
+        Err(err) => {
+            world.ledger.breach(Breach::Unchecked, || err);
+            check::Checked::default()
+        }
+    };
+    let panics = server.panics();
+    let exit = server.stop().await;
+    let ledger = &world.ledger;
+    judge(
+        ledger,
+        &panics,
+        exit,
+        &lives,
+        (sockets_at_start, sockets_at_the_end),
+    );
+    let (breaches, examples) = ledger.breaches();
+    let report = Report {
+        seed,
+        clients: args.clients,
+        hostile: args.hostile,
+        rooms: args.rooms,
+        duration_s: args.duration,
+        server_starts: server.starts,
+        server_exit_code: exit,
+        server_panics: panics.len(),
+        rss_by_life: lives,
+        sockets_at_start,
+        sockets_at_the_end,
+        descriptors_at_start,
+        descriptors_at_the_end,
+        checked,
+        counts: world.tally.counts(),
+        breaches,
+        examples,
+    };
+    print_report(&report, args.json)?;
+    if report.breaches.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} broken promises (see the report)",
+            report.breaches.values().sum::<u64>()
+        ))
+    }
+}
+
+/// Connects the ordinary clients at `--ramp` a second, then the misbehaving ones.
+async fn start_clients(
+    args: &ChaosArgs,
+    world: &Arc<World>,
+    passwords: &HashMap<String, String>,
+    seed: u64,
+) -> (Vec<smol::Task<()>>, Vec<smol::Task<()>>) {
+    let mut users = Vec::new();
+    for i in 0..args.clients {
+        let identity = Identity {
+            name: name_of(i),
+            password: passwords.get(&name_of(i)).cloned(),
+            friends: if is_account(i) {
+                friends_of(i, args.clients)
+            } else {
+                Vec::new()
+            },
+            admin: i == 0,
+        };
+        users.push(spawn(
+            User::new(identity, seed ^ (i as u64) << 20)
+                .run(world.clone(), Duration::from_secs(60)),
+        ));
+        Timer::after(Duration::from_secs_f64(1.0 / args.ramp)).await;
+    }
+    let hostile = (0..args.hostile)
+        .map(|i| {
+            spawn(misbehave(
+                i,
+                Misdeed::ALL[i % Misdeed::ALL.len()],
+                world.clone(),
+            ))
+        })
+        .collect();
+    (users, hostile)
+}
+
+/// The run's faults until its end: a SIGKILL and a restart every `--kill-every` seconds.
+/// The server's memory in each life, the last one's end still to be measured.
+async fn faults(
+    server: &mut Supervised,
+    world: &World,
+    args: &ChaosArgs,
+    started: Instant,
+) -> Result<Vec<Life>, String> {
+    // Warm-up: everyone in and chatting for a few seconds.
+    Timer::after(WARM_UP).await;
+    let mut lives = vec![Life::warm(server)];
+    let end = started + Duration::from_secs_f64(args.duration);
+    let kill_every = Duration::from_secs_f64(args.kill_every);
+    let mut next_kill = (args.kill_every > 0.0).then(|| Instant::now() + kill_every);
+    while Instant::now() < end {
+        match next_kill {
+            // Each life is warmed up before the run ends, so that its memory is measured.
+            Some(at) if at + WARM_UP < end => {
+                Timer::at(at).await;
+                if let Some(life) = lives.last_mut() {
+                    life.end(server);
+                }
+                server.crash_and_restart().await?;
+                world.tally.add("server killed and restarted");
+                Timer::after(WARM_UP).await;
+                lives.push(Life::warm(server));
+                next_kill = Some(at + kill_every);
+            }
+            _ => {
+                Timer::at(end).await;
+            }
+        }
+    }
+    Ok(lives)
+}
+
+/// The server's own promises: no panic, a clean exit at SIGTERM, memory within
+/// [`RSS_BOUND`] of each life's warm-up, its sockets back to where they were.
+fn judge(
+    ledger: &Ledger,
+    panics: &[String],
+    exit: Option<i32>,
+    lives: &[Life],
+    (sockets_at_start, sockets_at_the_end): (usize, usize),
+) {
+    for line in panics {
+        ledger.breach(Breach::ServerFailed, || line.clone());
+    }
+    if exit != Some(0) {
+        ledger.breach(Breach::ServerFailed, || {
+            format!("the server's exit at SIGTERM: {exit:?}")
+        });
+    }
+    for (i, life) in lives.iter().enumerate() {
+        if life.at_its_end_mib > RSS_BOUND * life.after_warm_up_mib {
+            ledger.breach(Breach::ServerFailed, || {
+                format!(
+                    "life {}: RSS {:.1} MiB at its end, {:.1} MiB after warm-up",
+                    i + 1,
+                    life.at_its_end_mib,
+                    life.after_warm_up_mib
+                )
+            });
+        }
+    }
+    if sockets_at_the_end > sockets_at_start {
+        ledger.breach(Breach::ServerFailed, || {
+            format!("{sockets_at_the_end} sockets open at the end, {sockets_at_start} at the start")
+        });
+    }
+}
+
+/// The server's descriptors once the clients are gone: waits (up to 10 s) for its sockets
+/// to come back down to `baseline`.
+async fn settled_sockets(server: &Supervised, baseline: usize) -> (usize, usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (all, sockets) = server.descriptors().unwrap_or_default();
+        if sockets <= baseline || Instant::now() > deadline {
+            return (all, sockets);
+        }
+        Timer::after(Duration::from_millis(100)).await;
+    }
+}
+
+fn print_report(report: &Report, json: bool) -> Result<(), String> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(report).map_err(|err| err.to_string())?
+        );
+        return Ok(());
+    }
+    println!(
+        "chaos: {} clients (+{} misbehaving) over {} rooms for {:.0} s, seed {}; the server started {} times",
+        report.clients,
+        report.hostile,
+        report.rooms,
+        report.duration_s,
+        report.seed,
+        report.server_starts
+    );
+    for (what, count) in &report.counts {
+        println!("  {count:>9}  {what}");
+    }
+    let checked = &report.checked;
+    println!(
+        "checked: {} streams, {} events in history, {} received events compared ({} messages' state), {} acknowledged posts",
+        checked.streams,
+        checked.events_in_history,
+        checked.events_received_compared,
+        checked.messages_state_compared,
+        checked.acknowledged_posts
+    );
+    let lives: Vec<String> = report
+        .rss_by_life
+        .iter()
+        .map(|life| format!("{:.1}→{:.1}", life.after_warm_up_mib, life.at_its_end_mib))
+        .collect();
+    println!(
+        "server: exit {:?}, {} panics, RSS in MiB after warm-up→at the end of each life {}, sockets {} at the start and {} at the end (descriptors {} and {})",
+        report.server_exit_code,
+        report.server_panics,
+        lives.join(", "),
+        report.sockets_at_start,
+        report.sockets_at_the_end,
+        report.descriptors_at_start,
+        report.descriptors_at_the_end
+    );
+    if report.breaches.is_empty() {
+        println!("every promise held");
+    }
+    for (kind, count) in &report.breaches {
+        println!("BROKEN {kind:?}: {count}");
+    }
+    for example in &report.examples {
+        println!("  {example}");
+    }
+    Ok(())
+}
+
+fn name_of(i: usize) -> String {
+    if i == 0 {
+        ADMIN.to_owned()
+    } else {
+        format!("chaos{i}")
+    }
+}
+
+/// Every fourth client is an account (the administrator too).
+fn is_account(i: usize) -> bool {
+    i.is_multiple_of(4)
+}
+
+/// The accounts an account writes to: its neighbours among the accounts.
+fn friends_of(i: usize, clients: usize) -> Vec<String> {
+    let accounts = clients.div_ceil(4);
+    let me = i / 4;
+    (1..=3)
+        .flat_map(|d| [me + d, me + accounts - d])
+        .map(|other| other % accounts)
+        .filter(|other| *other != me)
+        .map(|other| name_of(other * 4))
+        .collect()
+}
