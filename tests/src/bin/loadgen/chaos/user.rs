@@ -71,6 +71,9 @@ enum Track {
         last: Option<u64>,
         until: u64,
         held: Vec<ServerFrame>,
+        /// The replay began after `last + 1` (the server keeps a window of each room in
+        /// memory): the events up to `until` come page by page from `history` `after`.
+        fetching: bool,
     },
 }
 
@@ -137,6 +140,8 @@ pub(crate) struct User {
     posted: u64,
     /// Waiting for the `pong` that ends the run.
     pinged_end: bool,
+    /// Requests decided while taking an event, sent right after it.
+    asks: Vec<ClientFrame>,
 }
 
 const EMOJI: [&str; 5] = ["👍", "❤️", "😂", "🎉", "👀"];
@@ -158,6 +163,7 @@ impl User {
             browsing: HashMap::new(),
             posted: 0,
             pinged_end: false,
+            asks: Vec::new(),
         }
     }
 
@@ -249,7 +255,9 @@ impl User {
                     "{stream} asked since {since:?}, {} held",
                     held.len()
                 )),
-                Track::Replaying { last, until, held } => Some(format!(
+                Track::Replaying {
+                    last, until, held, ..
+                } => Some(format!(
                     "{stream} replayed to {last:?} of {until}, {} held",
                     held.len()
                 )),
@@ -394,6 +402,7 @@ impl User {
                 last: since,
                 until: seq,
                 held: Vec::new(),
+                fetching: false,
             },
         );
         self.finish_replay(&Stream::Room(world.general.clone()), world);
@@ -436,14 +445,16 @@ impl User {
             let last = self.tracks.get(&stream).and_then(Track::last);
             if conversation.seq > last.unwrap_or(0) {
                 self.tracks.insert(
-                    stream,
+                    stream.clone(),
                     Track::Replaying {
                         last,
                         until: conversation.seq,
                         held: Vec::new(),
+                        fetching: false,
                     },
                 );
-                send(conn, &history_after(&conversation.with, last.unwrap_or(0))).await;
+                let ask = history_of(&stream, &self.me.name, last.unwrap_or(0), conversation.seq);
+                send(conn, &ask).await;
             }
         }
         for post in &mut self.outbox {
@@ -523,6 +534,9 @@ impl User {
                 if let (Some(seq), Some(stream)) = (frame.seq(), Stream::of(&frame, &self.me.name))
                 {
                     self.on_event(&stream, seq, frame, world);
+                    for ask in std::mem::take(&mut self.asks) {
+                        send(conn, &ask).await;
+                    }
                 }
             }
         }
@@ -538,6 +552,7 @@ impl User {
                     last: since,
                     until: seq,
                     held,
+                    fetching: false,
                 },
             );
             self.finish_replay(stream, world);
@@ -552,13 +567,19 @@ impl User {
             }
             return;
         }
-        // A catch-up page of a conversation: ask for the next one while it is behind.
-        if let (Some(Track::Replaying { last, until, .. }), Stream::Direct(a, b)) =
-            (self.tracks.get(stream), stream)
+        // A catch-up page (of a conversation, or of a room whose replay began late): ask
+        // for the next one while it is behind.
+        if let Some(Track::Replaying {
+            last,
+            until,
+            fetching,
+            ..
+        }) = self.tracks.get(stream)
+            && (*fetching || matches!(stream, Stream::Direct(..)))
             && last.unwrap_or(0) < *until
         {
-            let with = if *a == self.me.name { b } else { a };
-            send(conn, &history_after(with, last.unwrap_or(0))).await;
+            let ask = history_of(stream, &self.me.name, last.unwrap_or(0), *until);
+            send(conn, &ask).await;
         }
     }
 
@@ -598,9 +619,27 @@ impl User {
                 }
             }
             Some(Track::Asked { held, .. }) => held.push(frame),
-            Some(Track::Replaying { last, until, held }) => {
+            Some(Track::Replaying {
+                last,
+                until,
+                held,
+                fetching,
+            }) => {
                 if seq > *until {
                     held.push(frame);
+                    return;
+                }
+                if let Some(previous) = *last
+                    && seq > previous + 1
+                {
+                    // Begun later than asked: the rest, and these again, come with
+                    // `history` `after`, page by page (see `history_ended`).
+                    if !*fetching {
+                        *fetching = true;
+                        let ask = history_of(stream, &self.me.name, previous, *until);
+                        self.asks.push(ask);
+                        world.tally.add("replays completed from history");
+                    }
                     return;
                 }
                 let previous = last.replace(seq);
@@ -985,23 +1024,33 @@ fn say(post: &Post) -> ClientFrame {
     }
 }
 
-fn history_after(with: &str, after: u64) -> ClientFrame {
+/// The next page of a catch-up of `stream` (as `me` asks for it) after `after`, up to
+/// `until` and no further: what comes after it comes live, and must not come twice.
+fn history_of(stream: &Stream, me: &str, after: u64, until: u64) -> ClientFrame {
+    let (room, with) = match stream {
+        Stream::Room(room) => (Some(room.clone()), None),
+        Stream::Direct(a, b) => (None, Some(if a == me { b } else { a }.clone())),
+    };
     ClientFrame::History {
-        room: None,
-        with: Some(with.to_owned()),
+        room,
+        with,
         before: None,
         after: Some(after),
-        limit: Some(200),
+        limit: Some(
+            u32::try_from(until.saturating_sub(after))
+                .unwrap_or(200)
+                .clamp(1, 200),
+        ),
     }
 }
 
-/// Writes one frame; false when the connection is gone.
 /// Time since the first call: how the trace stamps its lines.
 fn started() -> Duration {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     START.get_or_init(Instant::now).elapsed()
 }
 
+/// Writes one frame; false when the connection is gone.
 async fn send(conn: &mut Conn, frame: &ClientFrame) -> bool {
     if conn.traced {
         eprintln!("{:?} {} -> {frame:?}", started(), conn.me);
