@@ -63,8 +63,18 @@ pub struct Batch(Arc<Queued>);
 struct Queued {
     frame: Frame,
     count: u32,
+    kind: Kind,
+}
+
+/// What a queued item is to the queue's accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Counted against the limit by its frame count (events).
+    Counted,
+    /// A reply the connection asked for: outside the limit, but its bytes are counted.
+    Reply,
     /// The last word before a close: written even when the backlog is dropped.
-    last: bool,
+    LastWord,
 }
 
 impl Batch {
@@ -73,22 +83,17 @@ impl Batch {
         Self(Arc::new(Queued {
             frame,
             count: u32::try_from(count).unwrap_or(u32::MAX),
-            last: false,
+            kind: Kind::Counted,
         }))
     }
 
-    /// `frame` as the last word before a close.
-    fn last_word(frame: Frame) -> Self {
+    /// `frame` outside the frame limit, as `kind`.
+    fn outside(frame: Frame, kind: Kind) -> Self {
         Self(Arc::new(Queued {
             frame,
             count: 0,
-            last: true,
+            kind,
         }))
-    }
-
-    /// A reply the connection asked for: outside the limit, but counted.
-    fn is_reply(&self) -> bool {
-        self.0.count == 0 && !self.0.last
     }
 
     fn bytes(&self) -> &[u8] {
@@ -154,7 +159,7 @@ impl SendQueue {
             self.abort_with(closing(CloseCode::SendQueueFull));
             return;
         }
-        self.send(Batch::new(frame, 0));
+        self.send(Batch::outside(frame, Kind::Reply));
     }
 
     /// Whether the queue closed itself: replies asked for faster than they were read.
@@ -182,7 +187,7 @@ impl SendQueue {
     /// Queues a last frame, then closes: the writer flushes what is queued and stops.
     pub fn close_with(&self, last: Option<Frame>) {
         if let Some(frame) = last {
-            self.send(Batch::last_word(frame));
+            self.send(Batch::outside(frame, Kind::LastWord));
         }
         self.tx.close();
         self.state.closed.raise();
@@ -230,7 +235,7 @@ impl QueueReceiver {
                 }
             }
             if self.state.aborted.load(Ordering::Acquire) {
-                batch.retain(|item| item.0.last);
+                batch.retain(|item| item.0.kind == Kind::LastWord);
             }
             // Boxed: only a connection being written to needs room for the write.
             Box::pin(self.write_batch(&mut out, &batch, linger)).await?;
@@ -242,7 +247,7 @@ impl QueueReceiver {
                 });
             let replies = batch
                 .iter()
-                .filter(|item| item.is_reply())
+                .filter(|item| item.0.kind == Kind::Reply)
                 .map(|item| item.bytes().len())
                 .sum();
             self.state.frames.fetch_sub(frames, Ordering::Relaxed);
