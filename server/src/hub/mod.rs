@@ -35,6 +35,7 @@ mod moderation;
 pub mod peers;
 mod posts;
 mod read_markers;
+mod recent;
 mod record;
 mod rooms;
 mod search;
@@ -113,7 +114,7 @@ pub struct Hub {
     direct_pending: HashSet<(String, String)>,
     /// The direct conversations that moved lately, for the welcomes of logins that were
     /// on their way meanwhile.
-    recent_direct: direct::RecentDirect,
+    recent_direct: recent::RecentDirect,
     /// The other nodes of a cluster, or nobody.
     peers: Box<dyn Peers>,
     /// Logins whose name the other nodes are asked for: whether they still want it (false
@@ -204,7 +205,7 @@ impl Hub {
             hasher,
             inbox,
             direct_pending: HashSet::new(),
-            recent_direct: direct::RecentDirect::default(),
+            recent_direct: recent::RecentDirect::default(),
             peers,
             claiming: ConnMap::default(),
             flushing: Vec::new(),
