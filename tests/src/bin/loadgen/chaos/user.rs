@@ -429,16 +429,7 @@ impl User {
     /// conversation that moved on, and sends again what is not acknowledged yet.
     async fn resume(&mut self, conn: &mut Conn, conversations: Vec<chat_shared::Conversation>) {
         for room in self.wanted.clone() {
-            let stream = Stream::Room(room.clone());
-            let since = self.tracks.get(&stream).and_then(Track::last);
-            self.tracks.insert(
-                stream,
-                Track::Asked {
-                    since,
-                    held: Vec::new(),
-                },
-            );
-            send(conn, &ClientFrame::Join { room, since }).await;
+            self.ask_join(conn, room).await;
         }
         for conversation in conversations {
             let stream = Stream::direct(&self.me.name, &conversation.with);
@@ -846,6 +837,14 @@ impl User {
         if self.wanted.contains(&room) {
             return true;
         }
+        self.wanted.push(room.clone());
+        world.tally.add("joins");
+        self.ask_join(conn, room).await
+    }
+
+    /// Sends a `join` of `room` since the last seq seen there; what comes before its
+    /// answer waits.
+    async fn ask_join(&mut self, conn: &mut Conn, room: String) -> bool {
         let stream = Stream::Room(room.clone());
         let since = self.tracks.get(&stream).and_then(Track::last);
         self.tracks.insert(
@@ -855,8 +854,6 @@ impl User {
                 held: Vec::new(),
             },
         );
-        self.wanted.push(room.clone());
-        world.tally.add("joins");
         send(conn, &ClientFrame::Join { room, since }).await
     }
 
