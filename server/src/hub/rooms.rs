@@ -190,7 +190,18 @@ impl Hub {
             None => return,
         };
         if member.rooms.contains(&key) {
-            // Already in: the answer again, nothing recorded (how a client resumes).
+            // Already in: the answer again, nothing recorded (how a client resumes). A
+            // join on its way to the log is answered once, when it is recorded.
+            let underway = self.rooms.update(&key, |room| match room.join_underway(conn) {
+                Some(resume) => {
+                    *resume = since;
+                    true
+                }
+                None => false,
+            });
+            if underway == Some(true) {
+                return;
+            }
             if self.rooms.is_loading(&key) {
                 let _ = self.rooms.defer(&key, Deferred::Resume(conn, since));
             } else {

@@ -100,9 +100,26 @@ impl Harness {
     /// What a session sends when a `hello` passed its checks; returns whether the hub
     /// accepted it (once a password, if any, is checked).
     fn hello(&mut self, conn: &Conn, name: &str, auth: Auth, token: Option<String>) -> bool {
-        let (reply, accepted) = async_channel::bounded(1);
         let hashed = !matches!(auth, Auth::Guest);
-        self.command(Command::Login(Login {
+        let accepted = self.hello_unsettled(conn, name, auth, token);
+        self.settle();
+        if hashed && accepted.is_empty() {
+            self.hashed();
+        }
+        accepted.try_recv() == Ok(true)
+    }
+
+    /// The hub takes a `hello` in, and nothing more is done yet (no batch is recorded);
+    /// the answer comes on the channel returned.
+    fn hello_unsettled(
+        &mut self,
+        conn: &Conn,
+        name: &str,
+        auth: Auth,
+        token: Option<String>,
+    ) -> Receiver<bool> {
+        let (reply, accepted) = async_channel::bounded(1);
+        self.hub.handle(Command::Login(Login {
             conn: conn.id,
             protocol: 2,
             name: Name::parse(name).expect("a valid name"),
@@ -119,10 +136,7 @@ impl Harness {
             invites: Vec::new(),
             read: Vec::new(),
         }));
-        if hashed && accepted.is_empty() {
-            self.hashed();
-        }
-        accepted.try_recv() == Ok(true)
+        accepted
     }
 
     /// A guest login that must be accepted; its welcome and first events are read.
@@ -511,6 +525,53 @@ fn a_takeover_keeps_the_rooms_and_nobody_else_sees_it() {
     // The old connection's goodbye, arriving late, changes nothing.
     hub.gone(&bob, LeaveReason::Lost);
     assert!(alice.frames().is_empty());
+}
+
+#[test]
+fn a_takeover_while_a_join_is_on_its_way_hands_the_join_to_the_new_connection() {
+    let mut hub = Harness::new(config());
+    let alice = hub.guest("alice");
+    hub.join(&alice, "rust");
+    // With and without the new connection asking for the room again (a resume) before
+    // the join's `joined` is recorded.
+    for (name, resume) in [("bob", false), ("carol", true)] {
+        let old = hub.guest(name);
+        let token = welcome_token(&old.frames());
+        let _ = alice.frames();
+        let rust = RoomName::parse("rust").expect("a valid room name");
+        hub.hub.handle(Command::Join {
+            conn: old.id,
+            room: rust.clone(),
+            since: None,
+        });
+        let new = hub.connect();
+        let accepted = hub.hello_unsettled(&new, name, Auth::Guest, Some(token));
+        if resume {
+            hub.hub.handle(Command::Join {
+                conn: new.id,
+                room: rust,
+                since: None,
+            });
+        }
+        hub.settle();
+        assert_eq!(accepted.try_recv(), Ok(true), "{name} takes over");
+        let frames = new.frames();
+        let answers = frames
+            .iter()
+            .filter(|f| matches!(f, ServerFrame::Room { room, .. } if room == "rust"))
+            .count();
+        assert_eq!(answers, 1, "the join is answered once, on the new connection: {frames:?}");
+        let seen = presence(&alice.frames(), "rust");
+        assert_eq!(seen.len(), 1, "{name} joined, and did not leave: {seen:?}");
+        assert!(seen[0].ends_with(&format!("+{name}")), "{seen:?}");
+        hub.say(&alice, "rust", &format!("hello {name}"));
+        assert!(
+            new.frames().iter().any(
+                |f| matches!(f, ServerFrame::Message { text, .. } if *text == format!("hello {name}"))
+            ),
+            "{name} is a member on its new connection"
+        );
+    }
 }
 
 #[test]

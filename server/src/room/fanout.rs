@@ -661,6 +661,8 @@ mod tests {
         Replace(usize, bool),
         Gather,
         Wait(u64),
+        /// A push whether or not one is due (the hub pushes when a batch is recorded).
+        Push,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -671,6 +673,7 @@ mod tests {
             1 => (any::<usize>(), any::<bool>()).prop_map(|(k, c)| Op::Replace(k, c)),
             6 => Just(Op::Gather),
             3 => (0..15u64).prop_map(Op::Wait),
+            2 => Just(Op::Push),
         ]
     }
 
@@ -746,6 +749,7 @@ mod tests {
                         next_event += 1;
                     }
                     Op::Wait(ms) => now += Duration::from_millis(ms),
+                    Op::Push => prop_assert!(fanout.push_due(now, WINDOW).is_empty()),
                     _ => {}
                 }
                 while let Some(due) = fanout.next_due(now, WINDOW).filter(|due| *due <= now) {

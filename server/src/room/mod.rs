@@ -85,6 +85,20 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// The connection it answers, where it names one (a welcome is a login's own, and
+    /// no takeover happens before it).
+    fn conn_mut(&mut self) -> Option<&mut ConnId> {
+        match self {
+            Effect::Joined { conn, .. }
+            | Effect::Parted { conn, .. }
+            | Effect::Step { conn }
+            | Effect::Post { conn, .. } => Some(conn),
+            Effect::None | Effect::Welcome(_) => None,
+        }
+    }
+}
+
 /// A login waiting for its `joined` to be recorded.
 #[derive(Debug)]
 pub struct Welcome {
@@ -478,6 +492,35 @@ impl Room {
             }
         }
         batch
+    }
+
+    /// What this server's events waiting for the log, being recorded or waiting to arrive
+    /// mean for their authors.
+    fn underway(&mut self) -> impl Iterator<Item = &mut Effect> {
+        self.pending
+            .iter_mut()
+            .chain(self.in_flight.iter_mut().flatten())
+            .chain(self.awaiting.values_mut())
+            .map(|pending| &mut pending.effect)
+    }
+
+    /// A takeover: what `old` asked of the room and is still underway (a join, a part, a
+    /// post, a step) is answered on `new`.
+    pub fn hand_over(&mut self, old: ConnId, new: ConnId) {
+        for conn in self.underway().filter_map(Effect::conn_mut) {
+            if *conn == old {
+                *conn = new;
+            }
+        }
+    }
+
+    /// Where `conn`'s join is underway, the seq it resumes after, to be changed: a join
+    /// asked again before the first is recorded is answered once, when it is.
+    pub fn join_underway(&mut self, of: ConnId) -> Option<&mut Option<Seq>> {
+        self.underway().find_map(|effect| match effect {
+            Effect::Joined { conn, since } if *conn == of => Some(since),
+            _ => None,
+        })
     }
 
     /// Whether a batch is being recorded.

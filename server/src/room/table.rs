@@ -252,15 +252,20 @@ impl Rooms {
         }
     }
 
-    /// What was asked of rooms being read back by `old` is now asked by `new` (a takeover).
+    /// What `old` asked of its rooms and is underway (a room being read back, an event
+    /// being recorded) is now asked by `new` (a takeover).
     pub fn hand_over(&mut self, keys: &[Arc<str>], old: ConnId, new: ConnId) {
         for key in keys {
-            if let Some(Entry::Loading(waiting)) = self.entries.get_mut(key) {
-                for deferred in waiting {
-                    if *deferred.conn_mut() == old {
-                        *deferred.conn_mut() = new;
+            match self.entries.get_mut(key) {
+                Some(Entry::Loading(waiting)) => {
+                    for deferred in waiting {
+                        if *deferred.conn_mut() == old {
+                            *deferred.conn_mut() = new;
+                        }
                     }
                 }
+                Some(Entry::Ready(room, _)) => room.hand_over(old, new),
+                None => {}
             }
         }
     }

@@ -157,6 +157,26 @@ impl Ledger {
         }
     }
 
+    /// The events some client received at seqs `from..=to` of a stream, briefly.
+    pub(crate) fn seen_between(&self, stream: &Stream, from: u64, to: u64) -> String {
+        let inner = self.inner();
+        let Some(events) = inner.events.get(stream) else {
+            return "nobody saw them".into();
+        };
+        let seen: Vec<String> = events
+            .range(from..=to)
+            .map(|(seq, seen)| {
+                let field = |key: &str| seen.canon.get(key).and_then(Value::as_str).unwrap_or("");
+                format!("{seq} {} {}{}", field("type"), field("name"), field("from"))
+            })
+            .collect();
+        if seen.is_empty() {
+            "nobody saw them".into()
+        } else {
+            seen.join(", ")
+        }
+    }
+
     /// A post's echo: the server acknowledged it at `seq`.
     pub(crate) fn acked(&self, stream: &Stream, id: &str, seq: u64) {
         self.inner()

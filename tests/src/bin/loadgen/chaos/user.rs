@@ -604,7 +604,7 @@ impl User {
                 let last = *last;
                 if seq <= last && self.browsing.contains_key(stream) {
                     world.ledger.saw(stream, seq, &frame, false);
-                } else if self.check_next(stream, last, seq, world) {
+                } else if self.check_next(stream, last, seq, world, "live") {
                     self.tracks.insert(stream.clone(), Track::Live(seq));
                     self.take(stream, seq, &frame, true, world);
                 }
@@ -635,7 +635,7 @@ impl User {
                 }
                 let previous = last.replace(seq);
                 if let Some(previous) = previous
-                    && !self.check_next(stream, previous, seq, world)
+                    && !self.check_next(stream, previous, seq, world, "in a replay")
                 {
                     // A repeat: the newest stays the newest.
                     if let Some(Track::Replaying { last, .. }) = self.tracks.get_mut(stream) {
@@ -650,7 +650,7 @@ impl User {
     }
 
     /// Whether `seq` is new after `last`; a repeat or a gap is a breach.
-    fn check_next(&self, stream: &Stream, last: u64, seq: u64, world: &World) -> bool {
+    fn check_next(&self, stream: &Stream, last: u64, seq: u64, world: &World, when: &str) -> bool {
         let name = &self.me.name;
         if seq <= last {
             world.ledger.breach(Breach::Repeat, || {
@@ -659,8 +659,14 @@ impl User {
             false
         } else {
             if seq > last + 1 {
+                // What the others received there, to tell what kind of event went astray.
+                let missed = world.ledger.seen_between(stream, last + 1, seq - 1);
                 world.ledger.breach(Breach::Gap, || {
-                    format!("{name} missed {stream} seqs {}..={}", last + 1, seq - 1)
+                    format!(
+                        "{name} missed {stream} seqs {}..={} ({when}, then {seq}): {missed}",
+                        last + 1,
+                        seq - 1
+                    )
                 });
             }
             true
@@ -687,7 +693,7 @@ impl User {
                 world.tally.add("events seen live and in a replay");
                 continue;
             }
-            self.check_next(stream, newest, seq, world);
+            self.check_next(stream, newest, seq, world, "after a replay");
             newest = seq;
             self.take(stream, seq, &frame, true, world);
         }
