@@ -536,7 +536,19 @@ impl User {
 
     /// A `room` answer: the replay up to `seq` follows.
     fn answered(&mut self, stream: &Stream, seq: u64, world: &World) {
-        if let Some(Track::Asked { since, held }) = self.tracks.remove(stream) {
+        // An answer not asked for on this connection changes nothing of what it follows.
+        if let Some(Track::Asked { since, held }) = self
+            .tracks
+            .remove_entry(stream)
+            .and_then(|(stream, track)| match track {
+                Track::Asked { .. } => Some(track),
+                other => {
+                    world.tally.add("room answers not asked for");
+                    self.tracks.insert(stream, other);
+                    None
+                }
+            })
+        {
             self.tracks.insert(
                 stream.clone(),
                 Track::Replaying {
@@ -729,12 +741,25 @@ impl User {
                 }
             }
         }
-        if let ServerFrame::Left { name, .. } = frame
-            && *name == self.me.name
-            && let Stream::Room(room) = stream
-        {
-            // Parted, or put out by a moderator: joined again later, perhaps.
-            self.wanted.retain(|wanted| wanted != room);
+        // Its own `joined` and `left`, in seq order, say whether it is in the room: a
+        // replay may hold the `left` of a connection that was lost and then the `joined`
+        // of this one, and a room it is in is asked for again after a takeover.
+        match frame {
+            ServerFrame::Left { name, .. } if *name == self.me.name => {
+                if let Stream::Room(room) = stream {
+                    // Parted, or put out by a moderator: joined again later, perhaps.
+                    self.wanted.retain(|wanted| wanted != room);
+                }
+            }
+            ServerFrame::Joined { name, .. } if *name == self.me.name => {
+                if let Stream::Room(room) = stream
+                    && *room != world.general
+                    && !self.wanted.contains(room)
+                {
+                    self.wanted.push(room.clone());
+                }
+            }
+            _ => {}
         }
     }
 
