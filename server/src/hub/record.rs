@@ -166,7 +166,7 @@ impl Hub {
                     self.left_while_joining(key, &pending.event.body);
                 }
             }
-            Effect::Joined { conn, since } => {
+            Effect::Joined { conn, since, quiet } => {
                 // A ban or the room's closing recorded since the join was let in (on
                 // another node, a moment before) puts the newcomer out again at once.
                 if self.refused_after_all(conn, key) {
@@ -176,7 +176,9 @@ impl Hub {
                 if let Some(queue) = self.queue_in(conn, key) {
                     // A member from here on, so the `room` answer names it.
                     self.rooms.update(key, |room| room.add(conn, queue));
-                    self.answer_join(conn, key, since, Some(seq - 1));
+                    if !quiet {
+                        self.answer_join(conn, key, since, Some(seq - 1));
+                    }
                 } else {
                     self.left_while_joining(key, &pending.event.body);
                 }

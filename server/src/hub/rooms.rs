@@ -192,14 +192,7 @@ impl Hub {
         if member.rooms.contains(&key) {
             // Already in: the answer again, nothing recorded (how a client resumes). A
             // join on its way to the log is answered once, when it is recorded.
-            let underway = self.rooms.update(&key, |room| match room.join_underway(conn) {
-                Some(resume) => {
-                    *resume = since;
-                    true
-                }
-                None => false,
-            });
-            if underway == Some(true) {
+            if self.rooms.update(&key, |room| room.ask_again(conn, since)) == Some(true) {
                 return;
             }
             if self.rooms.is_loading(&key) {
@@ -279,7 +272,11 @@ impl Hub {
             key,
             Body::Joined { name },
             None,
-            Effect::Joined { conn, since },
+            Effect::Joined {
+                conn,
+                since,
+                quiet: false,
+            },
         );
         if let Some(owner) = owner {
             self.push(key, owner, None, Effect::Step { conn });

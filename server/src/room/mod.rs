@@ -62,6 +62,9 @@ pub enum Effect {
         conn: ConnId,
         /// Resume after this seq.
         since: Option<Seq>,
+        /// No `room` answer: the join was asked on a connection taken over since, and the
+        /// new one's welcome lists the room; it gets the answer if it asks again.
+        quiet: bool,
     },
     /// A `part`'s `left`: the member gets it as the answer, then is out.
     Parted {
@@ -507,20 +510,32 @@ impl Room {
     /// A takeover: what `old` asked of the room and is still underway (a join, a part, a
     /// post, a step) is answered on `new`.
     pub fn hand_over(&mut self, old: ConnId, new: ConnId) {
-        for conn in self.underway().filter_map(Effect::conn_mut) {
-            if *conn == old {
+        for effect in self.underway() {
+            if let Effect::Joined { conn, quiet, .. } = effect
+                && *conn == old
+            {
+                *quiet = true;
+            }
+            if let Some(conn) = effect.conn_mut()
+                && *conn == old
+            {
                 *conn = new;
             }
         }
     }
 
-    /// Where `conn`'s join is underway, the seq it resumes after, to be changed: a join
-    /// asked again before the first is recorded is answered once, when it is.
-    pub fn join_underway(&mut self, of: ConnId) -> Option<&mut Option<Seq>> {
-        self.underway().find_map(|effect| match effect {
-            Effect::Joined { conn, since } if *conn == of => Some(since),
-            _ => None,
-        })
+    /// A join of `conn`'s that is underway, asked again (a resume after `since`): it is
+    /// answered once, when it is recorded. Whether there was one.
+    pub fn ask_again(&mut self, of: ConnId, resume: Option<Seq>) -> bool {
+        self.underway()
+            .find_map(|effect| match effect {
+                Effect::Joined { conn, since, quiet } if *conn == of => {
+                    (*since, *quiet) = (resume, false);
+                    Some(())
+                }
+                _ => None,
+            })
+            .is_some()
     }
 
     /// Whether a batch is being recorded.
