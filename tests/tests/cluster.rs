@@ -722,3 +722,43 @@ fn a_deleted_text_is_gone_from_redis() {
         );
     });
 }
+
+/// Flags: none (two logs on one Redis, as two nodes hold them). A post that reaches a
+/// second node before that node knew of it (its client came back there while the first
+/// node was recording it) is answered with the post as recorded, not recorded again: the
+/// check is in the script that appends, which every node runs on the same Redis.
+#[test]
+fn a_post_sent_again_through_another_node_is_recorded_once() {
+    use chat_server::log::redis::RedisLog;
+    use chat_server::log::{Body, EventLog, NewEvent, StreamId};
+    let redis = Redis::start();
+    let first_node = RedisLog::connect(&redis.url(), || "epoch".into()).expect("a log");
+    let second_node = RedisLog::connect(&redis.url(), || "other".into()).expect("a log");
+    let post = |text: &str, id: &str| NewEvent {
+        stream: StreamId::new("general"),
+        room: "general".into(),
+        direct: None,
+        time: 1,
+        body: Body::Message {
+            from: "pat".into(),
+            text: text.into(),
+            id: Some(id.into()),
+            me: false,
+            reply_to: None,
+        },
+        poster: Some("pat".into()),
+        holder: None,
+        base: None,
+    };
+    let recorded = first_node.append(&[post("hello", "p1")]).expect("recorded");
+    assert_eq!(recorded[0].seq, 1);
+    let again = second_node
+        .append(&[post("hello", "p1"), post("and more", "p2")])
+        .expect("answered");
+    assert_eq!(again[0].seq, 0, "not recorded twice");
+    assert_eq!(
+        again[0].frame, recorded[0].frame,
+        "answered with the post as recorded"
+    );
+    assert_eq!(again[1].seq, 2, "a new id is a new post");
+}
