@@ -39,3 +39,13 @@ mod wire;
 pub use config::{Args, Config, ConfigError, Registration, Seconds, Storage};
 pub use server::{Running, Server, StartError, run_blocking};
 pub use tls::TlsSetup;
+
+/// The allocator every build of the server command uses (`main.rs`, and the copy the
+/// tests start as a process): mimalloc returns freed memory to the system where glibc's
+/// allocator keeps it in per-thread arenas. After a burst of logins or a restart's
+/// reconnect storm (big welcome frames, queues briefly backed up) glibc left the server
+/// at several times its steady-state memory.
+pub type Allocator = mimalloc::MiMalloc;
+
+/// The one [`Allocator`], for `#[global_allocator]`.
+pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
