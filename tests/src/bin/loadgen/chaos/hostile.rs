@@ -74,9 +74,9 @@ pub(crate) async fn misbehave(i: usize, misdeed: Misdeed, world: Arc<World>) {
 /// ended first; an error if the connection failed otherwise.
 async fn once(name: &str, misdeed: Misdeed, world: &World) -> Result<Option<CloseCode>, String> {
     let (reader, mut writer) = if matches!(misdeed, Misdeed::SlowReader) {
-        slow_connection(world.addr)?
+        slow_connection(world.addr())?
     } else {
-        let (_, reader, writer) = chat_tests::open(world.addr, None, None).await?;
+        let (_, reader, writer) = chat_tests::open(world.addr(), None, None).await?;
         (reader, writer)
     };
     let mut frames = FrameReader::new(reader, MAX_SERVER_FRAME);

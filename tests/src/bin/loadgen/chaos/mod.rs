@@ -4,7 +4,13 @@
 //!
 //! It starts the server itself (`chat-server` beside this binary, or `--server`) on a free
 //! port with `--max-per-ip 0 --data DIR --admins chaos-admin --replay-max 100000`, flood
-//! control on (the defaults), and kills it every `--kill-every` seconds. The clients:
+//! control on (the defaults), and kills it every `--kill-every` seconds. With `--cluster`
+//! it starts a Redis (`redis-server`, AOF with `appendfsync always`) and two nodes on it
+//! (`--redis URL --lease 2` instead of `--data`), each client connecting to either node
+//! each time it connects; every `--kill-every` seconds comes the next fault in turn: a
+//! node SIGKILLed and started again, Redis SIGKILLed and started again from its
+//! append-only file, a node paused with SIGSTOP for 4 s (twice its lease) and resumed. The
+//! clients:
 //! - ordinary ones ([`user`]), a quarter of them accounts (password log-ins, direct
 //!   messages within a circle of friends, edits and deletions), one the administrator
 //!   (topics, mutes, removals), spread over `--rooms` rooms and the default one;
@@ -77,7 +83,16 @@ pub(crate) struct ChaosArgs {
     /// print the report as one JSON object
     #[argh(switch)]
     json: bool,
+    /// two nodes sharing a Redis instead of one server with its own store; the faults
+    /// take turns: a node killed and started again, Redis killed and started again from its
+    /// append-only file, a node paused (SIGSTOP) for longer than its lease
+    #[argh(switch)]
+    cluster: bool,
 }
+
+/// A cluster's nodes: their lease (`--lease`), and how long a paused node stays paused.
+const LEASE: Duration = Duration::from_secs(2);
+const PAUSE: Duration = Duration::from_secs(4);
 
 #[derive(Serialize)]
 struct Report {
@@ -86,10 +101,12 @@ struct Report {
     hostile: usize,
     rooms: usize,
     duration_s: f64,
+    nodes: usize,
     server_starts: u32,
-    server_exit_code: Option<i32>,
+    /// Each node's exit code at SIGTERM.
+    server_exit_codes: Vec<Option<i32>>,
     server_panics: usize,
-    /// The server's resident memory in each of its lives, after warm-up and at its end.
+    /// Each node's resident memory in each of its lives, after warm-up and at its end.
     rss_by_life: Vec<Life>,
     sockets_at_start: usize,
     sockets_at_the_end: usize,
@@ -108,16 +125,18 @@ const RSS_BOUND: f64 = 1.5;
 /// Everyone in and busy (and, after a restart, back): then memory is measured.
 const WARM_UP: Duration = Duration::from_secs(5);
 
-/// The server's resident memory in one of its lives (between two SIGKILLs).
+/// A node's resident memory in one of its lives (between two SIGKILLs).
 #[derive(Serialize)]
 struct Life {
+    node: usize,
     after_warm_up_mib: f64,
     at_its_end_mib: f64,
 }
 
 impl Life {
-    fn warm(server: &Supervised) -> Self {
+    fn warm(node: usize, server: &Supervised) -> Self {
         Self {
+            node,
             after_warm_up_mib: mib(server.rss().unwrap_or(0)),
             at_its_end_mib: 0.0,
         }
@@ -147,10 +166,26 @@ pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
         ));
     }
     let data = chat_tests::TempDir::new("chaos");
-    let mut server = Supervised::start(&bin, data.path()).await?;
-    let (descriptors_at_start, sockets_at_start) = server.descriptors().unwrap_or_default();
+    let mut redis = args.cluster.then(chat_tests::Redis::start);
+    let store = match &redis {
+        Some(redis) => vec![
+            "--redis".into(),
+            redis.url(),
+            "--lease".into(),
+            LEASE.as_secs_f64().to_string(),
+        ],
+        None => vec!["--data".into(), data.path().display().to_string()],
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..if args.cluster { 2 } else { 1 } {
+        nodes.push(Supervised::start(&bin, &store).await?);
+    }
+    let baseline: Vec<(usize, usize)> = nodes
+        .iter()
+        .map(|node| node.descriptors().unwrap_or_default())
+        .collect();
     let world = Arc::new(World {
-        addr: server.addr,
+        addrs: nodes.iter().map(|node| node.addr).collect(),
         ledger: Ledger::default(),
         tally: Tally::default(),
         rooms: (0..args.rooms.max(1))
@@ -168,7 +203,7 @@ pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
         .collect();
     let started = Instant::now();
     let (users, hostile) = start_clients(&args, &world, &passwords, seed).await;
-    let mut lives = faults(&mut server, &world, &args, started).await?;
+    let mut lives = faults(&mut nodes, &mut redis, &world, &args, started).await?;
     world.acting.store(false, Ordering::Relaxed);
     for user in users {
         user.await;
@@ -176,25 +211,38 @@ pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
     for task in hostile {
         task.await;
     }
-    if let Some(life) = lives.last_mut() {
-        life.end(&server);
+    // The newest life of each node ends here.
+    for (node, server) in nodes.iter().enumerate() {
+        if let Some(life) = lives.iter_mut().rev().find(|life| life.node == node) {
+            life.end(server);
+        }
     }
-    let (descriptors_at_the_end, sockets_at_the_end) =
-        settled_sockets(&server, sockets_at_start).await;
-    let checked = match check::check(server.addr, &world.ledger, &passwords, &world.general).await {
+    let mut settled = Vec::new();
+    for (server, (_, sockets)) in nodes.iter().zip(&baseline) {
+        settled.push(settled_sockets(server, *sockets).await);
+    }
+    let checked = match check::check(nodes[0].addr, &world.ledger, &passwords, &world.general).await
+    {
         Ok(checked) => checked,
         Err(err) => {
             world.ledger.breach(Breach::Unchecked, || err);
             check::Checked::default()
         }
     };
-    let panics = server.panics();
-    let exit = server.stop().await;
+    let panics: Vec<String> = nodes.iter().flat_map(Supervised::panics).collect();
+    let mut exits = Vec::new();
+    for server in &mut nodes {
+        exits.push(server.stop().await);
+    }
     let ledger = &world.ledger;
+    let total =
+        |counts: &[(usize, usize)]| counts.iter().fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    let ((descriptors_at_start, sockets_at_start), (descriptors_at_the_end, sockets_at_the_end)) =
+        (total(&baseline), total(&settled));
     judge(
         ledger,
         &panics,
-        exit,
+        &exits,
         &lives,
         (sockets_at_start, sockets_at_the_end),
     );
@@ -205,8 +253,9 @@ pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
         hostile: args.hostile,
         rooms: args.rooms,
         duration_s: args.duration,
-        server_starts: server.starts,
-        server_exit_code: exit,
+        nodes: nodes.len(),
+        server_starts: nodes.iter().map(|node| node.starts).sum(),
+        server_exit_codes: exits,
         server_panics: panics.len(),
         rss_by_life: lives,
         sockets_at_start,
@@ -266,33 +315,62 @@ async fn start_clients(
     (users, hostile)
 }
 
-/// The run's faults until its end: a SIGKILL and a restart every `--kill-every` seconds.
-/// The server's memory in each life, the last one's end still to be measured.
+/// The run's faults until its end, one every `--kill-every` seconds: alone, the server
+/// SIGKILLed and started again; in a cluster, in turn, a node SIGKILLed and started again,
+/// Redis SIGKILLed and started again from its append-only file, a node paused past its
+/// lease. Each node's memory in each of its lives, the newest ones' ends still to be
+/// measured.
 async fn faults(
-    server: &mut Supervised,
+    nodes: &mut [Supervised],
+    redis: &mut Option<chat_tests::Redis>,
     world: &World,
     args: &ChaosArgs,
     started: Instant,
 ) -> Result<Vec<Life>, String> {
     // Warm-up: everyone in and chatting for a few seconds.
     Timer::after(WARM_UP).await;
-    let mut lives = vec![Life::warm(server)];
+    let mut lives: Vec<Life> = (0..nodes.len())
+        .map(|node| Life::warm(node, &nodes[node]))
+        .collect();
     let end = started + Duration::from_secs_f64(args.duration);
     let kill_every = Duration::from_secs_f64(args.kill_every);
-    let mut next_kill = (args.kill_every > 0.0).then(|| Instant::now() + kill_every);
+    let mut next = (args.kill_every > 0.0).then(|| Instant::now() + kill_every);
+    let mut turn = 0;
     while Instant::now() < end {
-        match next_kill {
+        match next {
             // Each life is warmed up before the run ends, so that its memory is measured.
             Some(at) if at + WARM_UP < end => {
                 Timer::at(at).await;
-                if let Some(life) = lives.last_mut() {
-                    life.end(server);
+                let node = (turn / 3) % nodes.len();
+                match (redis.take(), turn % 3) {
+                    (Some(mut redis_server), 1) => {
+                        redis_server = smol::unblock(move || {
+                            redis_server.restart();
+                            redis_server
+                        })
+                        .await;
+                        *redis = Some(redis_server);
+                        world.tally.add("Redis killed and restarted");
+                    }
+                    (Some(redis_server), 2) => {
+                        *redis = Some(redis_server);
+                        let node = (node + 1) % nodes.len();
+                        nodes[node].pause(PAUSE).await;
+                        world.tally.add("a node paused past its lease");
+                    }
+                    (redis_server, _) => {
+                        *redis = redis_server;
+                        if let Some(life) = lives.iter_mut().rev().find(|life| life.node == node) {
+                            life.end(&nodes[node]);
+                        }
+                        nodes[node].crash_and_restart().await?;
+                        world.tally.add("server killed and restarted");
+                        Timer::after(WARM_UP).await;
+                        lives.push(Life::warm(node, &nodes[node]));
+                    }
                 }
-                server.crash_and_restart().await?;
-                world.tally.add("server killed and restarted");
-                Timer::after(WARM_UP).await;
-                lives.push(Life::warm(server));
-                next_kill = Some(at + kill_every);
+                turn += 1;
+                next = Some(at + kill_every);
             }
             _ => {
                 Timer::at(end).await;
@@ -307,23 +385,26 @@ async fn faults(
 fn judge(
     ledger: &Ledger,
     panics: &[String],
-    exit: Option<i32>,
+    exits: &[Option<i32>],
     lives: &[Life],
     (sockets_at_start, sockets_at_the_end): (usize, usize),
 ) {
     for line in panics {
         ledger.breach(Breach::ServerFailed, || line.clone());
     }
-    if exit != Some(0) {
-        ledger.breach(Breach::ServerFailed, || {
-            format!("the server's exit at SIGTERM: {exit:?}")
-        });
+    for (node, exit) in exits.iter().enumerate() {
+        if *exit != Some(0) {
+            ledger.breach(Breach::ServerFailed, || {
+                format!("node {}'s exit at SIGTERM: {exit:?}", node + 1)
+            });
+        }
     }
     for (i, life) in lives.iter().enumerate() {
         if life.at_its_end_mib > RSS_BOUND * life.after_warm_up_mib {
             ledger.breach(Breach::ServerFailed, || {
                 format!(
-                    "life {}: RSS {:.1} MiB at its end, {:.1} MiB after warm-up",
+                    "node {}, life {}: RSS {:.1} MiB at its end, {:.1} MiB after warm-up",
+                    life.node + 1,
                     i + 1,
                     life.at_its_end_mib,
                     life.after_warm_up_mib
@@ -360,12 +441,17 @@ fn print_report(report: &Report, json: bool) -> Result<(), String> {
         return Ok(());
     }
     println!(
-        "chaos: {} clients (+{} misbehaving) over {} rooms for {:.0} s, seed {}; the server started {} times",
+        "chaos: {} clients (+{} misbehaving) over {} rooms for {:.0} s, seed {}; {} started {} times",
         report.clients,
         report.hostile,
         report.rooms,
         report.duration_s,
         report.seed,
+        if report.nodes > 1 {
+            format!("{} nodes sharing a Redis", report.nodes)
+        } else {
+            "the server".to_owned()
+        },
         report.server_starts
     );
     for (what, count) in &report.counts {
@@ -383,11 +469,21 @@ fn print_report(report: &Report, json: bool) -> Result<(), String> {
     let lives: Vec<String> = report
         .rss_by_life
         .iter()
-        .map(|life| format!("{:.1}→{:.1}", life.after_warm_up_mib, life.at_its_end_mib))
+        .map(|life| {
+            let node = if report.nodes > 1 {
+                format!("node {}: ", life.node + 1)
+            } else {
+                String::new()
+            };
+            format!(
+                "{node}{:.1}→{:.1}",
+                life.after_warm_up_mib, life.at_its_end_mib
+            )
+        })
         .collect();
     println!(
         "server: exit {:?}, {} panics, RSS in MiB after warm-up→at the end of each life {}, sockets {} at the start and {} at the end (descriptors {} and {})",
-        report.server_exit_code,
+        report.server_exit_codes,
         report.server_panics,
         lives.join(", "),
         report.sockets_at_start,

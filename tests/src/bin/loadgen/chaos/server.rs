@@ -1,6 +1,7 @@
-//! The server under chaos: a child process on a fixed port and a data directory of its
-//! own, killed (SIGKILL) and started again on the same store; its memory and descriptors read
-//! from /proc, its log kept across its lives and read for panics.
+//! The server under chaos: a child process on a fixed port with its store (a data
+//! directory of its own, or a Redis that nodes share), killed (SIGKILL) and started again
+//! on the same store, or paused (SIGSTOP) and resumed; its memory and descriptors read from
+//! /proc, its log kept across its lives and read for panics.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,21 +23,19 @@ pub(crate) struct Supervised {
 }
 
 impl Supervised {
-    /// Starts the server on a free port with its store in `data`, flood control on (the
-    /// defaults), `--max-per-ip 0` (every client is 127.0.0.1) and [`ADMIN`] as its
-    /// administrator.
-    pub(crate) async fn start(bin: &Path, data: &Path) -> Result<Self, String> {
+    /// Starts the server on a free port with its store as `store` says (`--data DIR`, or
+    /// `--redis URL …`), flood control on (the defaults), `--max-per-ip 0` (every client
+    /// is 127.0.0.1) and [`ADMIN`] as its administrator.
+    pub(crate) async fn start(bin: &Path, store: &[String]) -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map_err(|err| format!("no free port: {err}"))?
             .port();
-        let args = [
+        let mut args = [
             "--port",
             &port.to_string(),
             "--max-per-ip",
             "0",
-            "--data",
-            &data.display().to_string(),
             "--admins",
             ADMIN,
             // A client that was away through a restart catches up in one replay.
@@ -45,6 +44,7 @@ impl Supervised {
         ]
         .map(str::to_owned)
         .to_vec();
+        args.extend_from_slice(store);
         let mut server = Self {
             bin: bin.to_owned(),
             args,
@@ -78,6 +78,15 @@ impl Supervised {
             self.earlier_logs.extend(process.log());
         }
         self.launch().await
+    }
+
+    /// SIGSTOP for `pause`, then SIGCONT: a node that stops answering (a long GC pause, a
+    /// machine swapping) while the others go on.
+    pub(crate) async fn pause(&self, pause: Duration) {
+        let Some(process) = &self.process else { return };
+        process.signal("STOP");
+        smol::Timer::after(pause).await;
+        process.signal("CONT");
     }
 
     /// SIGTERM, and its exit code.

@@ -24,7 +24,8 @@ use crate::spawn;
 
 /// What every client of a run shares.
 pub(crate) struct World {
-    pub(crate) addr: SocketAddr,
+    /// The server's address; in a cluster, each node's.
+    pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) ledger: Ledger,
     pub(crate) tally: Tally,
     /// The rooms the clients spread over (the default room besides).
@@ -44,6 +45,12 @@ pub(crate) struct World {
 impl World {
     fn acting(&self) -> bool {
         self.acting.load(Ordering::Relaxed)
+    }
+
+    /// Where a connection goes: in a cluster, any node (a client that comes back may come
+    /// back to another one).
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addrs[fastrand::usize(..self.addrs.len())]
     }
 }
 
@@ -286,7 +293,7 @@ impl User {
     /// resumes every room and conversation. On failure, how long to wait.
     async fn connect(&mut self, world: &World, takeover: Option<&str>) -> Result<Conn, Duration> {
         let retry = Duration::from_millis(100 + self.rng.u64(0..500));
-        let Ok((_, reader, writer)) = chat_tests::open(world.addr, None, None).await else {
+        let Ok((_, reader, writer)) = chat_tests::open(world.addr(), None, None).await else {
             world.tally.add("connects refused");
             return Err(retry);
         };
@@ -537,17 +544,17 @@ impl User {
     /// A `room` answer: the replay up to `seq` follows.
     fn answered(&mut self, stream: &Stream, seq: u64, world: &World) {
         // An answer not asked for on this connection changes nothing of what it follows.
-        if let Some(Track::Asked { since, held }) = self
-            .tracks
-            .remove_entry(stream)
-            .and_then(|(stream, track)| match track {
-                Track::Asked { .. } => Some(track),
-                other => {
-                    world.tally.add("room answers not asked for");
-                    self.tracks.insert(stream, other);
-                    None
-                }
-            })
+        if let Some(Track::Asked { since, held }) =
+            self.tracks
+                .remove_entry(stream)
+                .and_then(|(stream, track)| match track {
+                    Track::Asked { .. } => Some(track),
+                    other => {
+                        world.tally.add("room answers not asked for");
+                        self.tracks.insert(stream, other);
+                        None
+                    }
+                })
         {
             self.tracks.insert(
                 stream.clone(),
