@@ -730,7 +730,7 @@ fn a_deleted_text_is_gone_from_redis() {
 #[test]
 fn a_post_sent_again_through_another_node_is_recorded_once() {
     use chat_server::log::redis::RedisLog;
-    use chat_server::log::{Body, EventLog, NewEvent, StreamId};
+    use chat_server::log::{Body, Direct, EventLog, NewEvent, StreamId};
     let redis = Redis::start();
     let first_node = RedisLog::connect(&redis.url(), || "epoch".into()).expect("a log");
     let second_node = RedisLog::connect(&redis.url(), || "other".into()).expect("a log");
@@ -761,4 +761,19 @@ fn a_post_sent_again_through_another_node_is_recorded_once() {
         "answered with the post as recorded"
     );
     assert_eq!(again[1].seq, 2, "a new id is a new post");
+    // A direct message likewise (its stream's key holds a newline).
+    let direct = NewEvent {
+        stream: StreamId::direct("pat", "sam"),
+        room: "".into(),
+        direct: Some(Box::new(Direct {
+            from_key: "pat".into(),
+            to_key: "sam".into(),
+            to: "sam".into(),
+        })),
+        ..post("psst", "d1")
+    };
+    let recorded = first_node.append(&[direct.clone()]).expect("recorded");
+    assert_eq!(recorded[0].seq, 1);
+    let again = second_node.append(&[direct]).expect("answered");
+    assert_eq!((again[0].seq, &again[0].frame), (0, &recorded[0].frame));
 }

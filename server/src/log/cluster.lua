@@ -166,8 +166,9 @@ end
 local function known_post(poster, id)
   local at = redis.call('HGET', P .. 'pi:' .. poster, id)
   if not at then return nil end
-  local nl = string.find(at, '\n', 1, true)
-  return redis.call('HGET', P .. 'fr:' .. string.sub(at, 1, nl - 1), string.sub(at, nl + 1))
+  -- A conversation's stream holds a newline itself: the seq is after the last one.
+  local stream, seq = string.match(at, '^(.*)\n(%d+)$')
+  return redis.call('HGET', P .. 'fr:' .. stream, seq)
 end
 
 if op == 'epoch' then

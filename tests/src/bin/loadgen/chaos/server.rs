@@ -110,14 +110,23 @@ impl Supervised {
         Some(kib * 1024)
     }
 
-    /// Open file descriptors now: all of them, and the sockets among them.
-    pub(crate) fn descriptors(&self) -> Option<(usize, usize)> {
+    /// Open file descriptors now: all of them, and the sockets among them but those
+    /// connected to port `besides` (a cluster's Redis: a node keeps as many connections
+    /// to it as it needs at the moment).
+    pub(crate) fn descriptors(&self, besides: Option<u16>) -> Option<(usize, usize)> {
         let dir = std::fs::read_dir(format!("/proc/{}/fd", self.pid()?)).ok()?;
+        let to_redis = besides.map(connected_to).unwrap_or_default();
         let (mut all, mut sockets) = (0, 0);
         for entry in dir.flatten() {
             all += 1;
-            if std::fs::read_link(entry.path())
-                .is_ok_and(|to| to.to_string_lossy().starts_with("socket:"))
+            let Ok(to) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let to = to.to_string_lossy();
+            if let Some(inode) = to
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                && !to_redis.iter().any(|other| other == inode)
             {
                 sockets += 1;
             }
@@ -139,4 +148,19 @@ impl Supervised {
             .cloned()
             .collect()
     }
+}
+
+/// The inodes of the loopback TCP sockets connected to `port` (from /proc/net/tcp: the
+/// remote address is the third column, `HEXIP:HEXPORT`; the inode the tenth).
+fn connected_to(port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let remote = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            (columns.get(2)?.ends_with(&remote)).then(|| columns.get(9).map(|c| (*c).to_owned()))?
+        })
+        .collect()
 }
