@@ -14,13 +14,18 @@ const LIMIT: Duration = Duration::from_secs(240);
 
 #[test]
 fn chaos_loses_nothing() {
+    chaos(
+        "--clients 60 --rooms 8 --hostile 4 --duration 40 --kill-every 10 --pace 1 --ramp 60 --seed 27",
+    );
+}
+
+/// Runs `loadgen chaos` with `args`; fails with its report if it found anything.
+fn chaos(args: &str) {
     let server = chat_tests::server_binary();
     let child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["chaos", "--server"])
         .arg(&server)
-        .args(["--clients", "60", "--rooms", "8", "--hostile", "4"])
-        .args(["--duration", "40", "--kill-every", "10", "--pace", "1"])
-        .args(["--ramp", "60", "--seed", "27"])
+        .args(args.split_whitespace())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
