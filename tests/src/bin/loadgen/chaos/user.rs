@@ -293,7 +293,8 @@ impl User {
     /// resumes every room and conversation. On failure, how long to wait.
     async fn connect(&mut self, world: &World, takeover: Option<&str>) -> Result<Conn, Duration> {
         let retry = Duration::from_millis(100 + self.rng.u64(0..500));
-        let Ok((_, reader, writer)) = chat_tests::open(world.addr(), None, None).await else {
+        let addr = world.addr();
+        let Ok((_, reader, writer)) = chat_tests::open(addr, None, None).await else {
             world.tally.add("connects refused");
             return Err(retry);
         };
@@ -321,13 +322,22 @@ impl User {
             world.tally.add("logins cut off");
             return Err(retry);
         };
+        let traced = world
+            .trace
+            .as_ref()
+            .is_some_and(|who| *who == self.me.name || who == "all");
+        if traced {
+            let how = takeover.unwrap_or("login");
+            eprintln!(
+                "{:?} {} <- {addr} ({how}): {answer:?}",
+                started(),
+                self.me.name
+            );
+        }
         let (tx, rx) = async_channel::bounded(4096);
         let mut conn = Conn {
             me: self.me.name.clone(),
-            traced: world
-                .trace
-                .as_ref()
-                .is_some_and(|who| *who == self.me.name || who == "all"),
+            traced,
             writer,
             frames: rx,
             _reader: spawn(async move {
@@ -595,6 +605,29 @@ impl User {
 
     /// A recorded event of `stream`.
     fn on_event(&mut self, stream: &Stream, seq: u64, frame: ServerFrame, world: &World) {
+        // A post sent again after leaving its room (its first copy was recorded while the
+        // connection was on its way out): the answer is the post as recorded, an
+        // acknowledgement, not an event of a room followed.
+        if let (
+            Stream::Room(room),
+            ServerFrame::Message {
+                from, id: Some(id), ..
+            },
+        ) = (stream, &frame)
+            && *from == self.me.name
+            && *room != world.general
+            && !self.wanted.contains(room)
+            && let Some(at) = self.outbox.iter().position(|post| post.id == *id)
+        {
+            self.outbox.remove(at);
+            self.acked_ids.insert(id.clone());
+            world.ledger.acked(stream, id, seq);
+            world.ledger.saw(stream, seq, &frame, false);
+            world
+                .tally
+                .add("posts acknowledged after leaving their room");
+            return;
+        }
         if let ServerFrame::Message {
             from, id: Some(id), ..
         } = &frame
