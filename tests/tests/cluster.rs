@@ -772,7 +772,9 @@ fn a_post_sent_again_through_another_node_is_recorded_once() {
         })),
         ..post("psst", "d1")
     };
-    let recorded = first_node.append(&[direct.clone()]).expect("recorded");
+    let recorded = first_node
+        .append(std::slice::from_ref(&direct))
+        .expect("recorded");
     assert_eq!(recorded[0].seq, 1);
     let again = second_node.append(&[direct]).expect("answered");
     assert_eq!((again[0].seq, &again[0].frame), (0, &recorded[0].frame));

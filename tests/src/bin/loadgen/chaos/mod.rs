@@ -8,7 +8,7 @@
 //! it starts a Redis (`redis-server`, AOF with `appendfsync always`) and two nodes on it
 //! (`--redis URL --lease 2` instead of `--data`), each client connecting to either node
 //! each time it connects; every `--kill-every` seconds comes the next fault in turn: a
-//! node SIGKILLed and started again, Redis SIGKILLed and started again from its
+//! node killed (SIGKILL) and started again, Redis killed (SIGKILL) and started again from its
 //! append-only file, a node paused with SIGSTOP for 4 s (twice its lease) and resumed. The
 //! clients:
 //! - ordinary ones ([`user`]), a quarter of them accounts (password log-ins, direct
@@ -154,33 +154,8 @@ fn mib(bytes: u64) -> f64 {
 
 pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
-    let bin = match &args.server {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe()
-            .map_err(|err| err.to_string())?
-            .with_file_name("chat-server"),
-    };
-    if !bin.is_file() {
-        return Err(format!(
-            "no server at {} (build it: cargo build --release -p chat-tests --bin chat-server; or pass --server)",
-            bin.display()
-        ));
-    }
     let data = chat_tests::TempDir::new("chaos");
-    let mut redis = args.cluster.then(chat_tests::Redis::start);
-    let store = match &redis {
-        Some(redis) => vec![
-            "--redis".into(),
-            redis.url(),
-            "--lease".into(),
-            LEASE.as_secs_f64().to_string(),
-        ],
-        None => vec!["--data".into(), data.path().display().to_string()],
-    };
-    let mut nodes = Vec::new();
-    for _ in 0..if args.cluster { 2 } else { 1 } {
-        nodes.push(Supervised::start(&bin, &store).await?);
-    }
+    let (mut redis, mut nodes) = start_servers(&args, &data).await?;
     let redis_port = redis.as_ref().map(|redis| redis.port);
     let baseline: Vec<(usize, usize)> = nodes
         .iter()
@@ -213,18 +188,7 @@ pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
     for task in hostile {
         task.await;
     }
-    let mut settled = Vec::new();
-    for (server, (_, sockets)) in nodes.iter().zip(&baseline) {
-        settled.push(settled_sockets(server, *sockets, redis_port).await);
-    }
-    // The newest life of each node ends once the clients are gone and what was queued
-    // for them is written and freed: memory after the run, not in its last burst.
-    Timer::after(WARM_UP).await;
-    for (node, server) in nodes.iter().enumerate() {
-        if let Some(life) = lives.iter_mut().rev().find(|life| life.node == node) {
-            life.end(server);
-        }
-    }
+    let settled = after_the_run(&nodes, &baseline, redis_port, &mut lives).await;
     let checked = match check::check(nodes[0].addr, &world.ledger, &passwords, &world.general).await
     {
         Ok(checked) => checked,
@@ -282,6 +246,63 @@ pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
     }
 }
 
+/// Each node once the clients are gone: its descriptors and sockets (back to
+/// `baseline`, see [`settled_sockets`]) and, once what was queued for them is written and
+/// freed, its memory as its newest life's end: memory after the run, not in its last burst.
+async fn after_the_run(
+    nodes: &[Supervised],
+    baseline: &[(usize, usize)],
+    redis_port: Option<u16>,
+    lives: &mut [Life],
+) -> Vec<(usize, usize)> {
+    let mut settled = Vec::new();
+    for (server, (_, sockets)) in nodes.iter().zip(baseline) {
+        settled.push(settled_sockets(server, *sockets, redis_port).await);
+    }
+    Timer::after(WARM_UP).await;
+    for (node, server) in nodes.iter().enumerate() {
+        if let Some(life) = lives.iter_mut().rev().find(|life| life.node == node) {
+            life.end(server);
+        }
+    }
+    settled
+}
+
+/// The server (`--server`, or `chat-server` beside this binary) on its store in `data`;
+/// with `--cluster`, a Redis and two nodes on it.
+async fn start_servers(
+    args: &ChaosArgs,
+    data: &chat_tests::TempDir,
+) -> Result<(Option<chat_tests::Redis>, Vec<Supervised>), String> {
+    let bin = match &args.server {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()
+            .map_err(|err| err.to_string())?
+            .with_file_name("chat-server"),
+    };
+    if !bin.is_file() {
+        return Err(format!(
+            "no server at {} (build it: cargo build --release -p chat-tests --bin chat-server; or pass --server)",
+            bin.display()
+        ));
+    }
+    let redis = args.cluster.then(chat_tests::Redis::start);
+    let store = match &redis {
+        Some(redis) => vec![
+            "--redis".into(),
+            redis.url(),
+            "--lease".into(),
+            LEASE.as_secs_f64().to_string(),
+        ],
+        None => vec!["--data".into(), data.path().display().to_string()],
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..if args.cluster { 2 } else { 1 } {
+        nodes.push(Supervised::start(&bin, &store).await?);
+    }
+    Ok((redis, nodes))
+}
+
 /// Connects the ordinary clients at `--ramp` a second, then the misbehaving ones.
 async fn start_clients(
     args: &ChaosArgs,
@@ -320,8 +341,8 @@ async fn start_clients(
 }
 
 /// The run's faults until its end, one every `--kill-every` seconds: alone, the server
-/// SIGKILLed and started again; in a cluster, in turn, a node SIGKILLed and started again,
-/// Redis SIGKILLed and started again from its append-only file, a node paused past its
+/// killed (SIGKILL) and started again; in a cluster, in turn, a node killed (SIGKILL) and started again,
+/// Redis killed (SIGKILL) and started again from its append-only file, a node paused past its
 /// lease. Each node's memory in each of its lives, the newest ones' ends still to be
 /// measured.
 async fn faults(
@@ -411,7 +432,7 @@ fn judge(
         let warm = of_node()
             .map(|life| life.after_warm_up_mib)
             .fold(0.0, f64::max);
-        let Some(last) = of_node().last() else {
+        let Some(last) = of_node().next_back() else {
             continue;
         };
         if last.at_its_end_mib > RSS_BOUND * warm {
