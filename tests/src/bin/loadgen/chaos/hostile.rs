@@ -73,10 +73,12 @@ pub(crate) async fn misbehave(i: usize, misdeed: Misdeed, world: Arc<World>) {
 /// One misdeed on a new connection: the closing code it ended with, `None` if the run
 /// ended first; an error if the connection failed otherwise.
 async fn once(name: &str, misdeed: Misdeed, world: &World) -> Result<Option<CloseCode>, String> {
+    // Misbehaving clients are not part of the seeded mix.
+    let addr = world.addr(&mut fastrand::Rng::new());
     let (reader, mut writer) = if matches!(misdeed, Misdeed::SlowReader) {
-        slow_connection(world.addr())?
+        slow_connection(addr)?
     } else {
-        let (_, reader, writer) = chat_tests::open(world.addr(), None, None).await?;
+        let (_, reader, writer) = chat_tests::open(addr, None, None).await?;
         (reader, writer)
     };
     let mut frames = FrameReader::new(reader, MAX_SERVER_FRAME);

@@ -366,25 +366,27 @@ async fn faults(
             // Each life is warmed up before the run ends, so that its memory is measured.
             Some(at) if at + WARM_UP < end => {
                 Timer::at(at).await;
+                // Alone, always a kill; in a cluster, a kill, Redis, a pause, in turn.
                 let node = (turn / 3) % nodes.len();
-                match (redis.take(), turn % 3) {
-                    (Some(mut redis_server), 1) => {
-                        redis_server = smol::unblock(move || {
+                let fault = if redis.is_some() { turn % 3 } else { 0 };
+                match (fault, redis.take()) {
+                    (1, Some(redis_server)) => {
+                        // Its restart waits until it is ready: off the clients' threads.
+                        let restarted = smol::unblock(move || {
+                            let mut redis_server = redis_server;
                             redis_server.restart();
                             redis_server
-                        })
-                        .await;
-                        *redis = Some(redis_server);
+                        });
+                        *redis = Some(restarted.await);
                         world.tally.add("Redis killed and restarted");
                     }
-                    (Some(redis_server), 2) => {
-                        *redis = Some(redis_server);
-                        let node = (node + 1) % nodes.len();
-                        nodes[node].pause(PAUSE).await;
+                    (2, taken) => {
+                        *redis = taken;
+                        nodes[(node + 1) % nodes.len()].pause(PAUSE).await;
                         world.tally.add("a node paused past its lease");
                     }
-                    (redis_server, _) => {
-                        *redis = redis_server;
+                    (_, taken) => {
+                        *redis = taken;
                         if let Some(life) = lives.iter_mut().rev().find(|life| life.node == node) {
                             life.end(&nodes[node]);
                         }

@@ -47,10 +47,10 @@ impl World {
         self.acting.load(Ordering::Relaxed)
     }
 
-    /// Where a connection goes: in a cluster, any node (a client that comes back may come
-    /// back to another one).
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addrs[fastrand::usize(..self.addrs.len())]
+    /// Where a connection goes: in a cluster, any node, as `rng` picks (a client that
+    /// comes back may come back to another one).
+    pub(crate) fn addr(&self, rng: &mut fastrand::Rng) -> SocketAddr {
+        self.addrs[rng.usize(..self.addrs.len())]
     }
 }
 
@@ -293,7 +293,7 @@ impl User {
     /// resumes every room and conversation. On failure, how long to wait.
     async fn connect(&mut self, world: &World, takeover: Option<&str>) -> Result<Conn, Duration> {
         let retry = Duration::from_millis(100 + self.rng.u64(0..500));
-        let addr = world.addr();
+        let addr = world.addr(&mut self.rng);
         let Ok((_, reader, writer)) = chat_tests::open(addr, None, None).await else {
             world.tally.add("connects refused");
             return Err(retry);
@@ -554,18 +554,15 @@ impl User {
     /// A `room` answer: the replay up to `seq` follows.
     fn answered(&mut self, stream: &Stream, seq: u64, world: &World) {
         // An answer not asked for on this connection changes nothing of what it follows.
-        if let Some(Track::Asked { since, held }) =
-            self.tracks
-                .remove_entry(stream)
-                .and_then(|(stream, track)| match track {
-                    Track::Asked { .. } => Some(track),
-                    other => {
-                        world.tally.add("room answers not asked for");
-                        self.tracks.insert(stream, other);
-                        None
-                    }
-                })
+        if self
+            .tracks
+            .get(stream)
+            .is_some_and(|track| !matches!(track, Track::Asked { .. }))
         {
+            world.tally.add("room answers not asked for");
+            return;
+        }
+        if let Some(Track::Asked { since, held }) = self.tracks.remove(stream) {
             self.tracks.insert(
                 stream.clone(),
                 Track::Replaying {
@@ -617,11 +614,8 @@ impl User {
             && *from == self.me.name
             && *room != world.general
             && !self.wanted.contains(room)
-            && let Some(at) = self.outbox.iter().position(|post| post.id == *id)
+            && self.acknowledge(stream, id, seq, world)
         {
-            self.outbox.remove(at);
-            self.acked_ids.insert(id.clone());
-            world.ledger.acked(stream, id, seq);
             world.ledger.saw(stream, seq, &frame, false);
             world
                 .tally
@@ -771,13 +765,8 @@ impl User {
                 if self.me.password.is_some() {
                     self.mine.push((stream.clone(), seq));
                 }
-                if let Some(id) = id
-                    && let Some(at) = self.outbox.iter().position(|post| post.id == *id)
-                {
-                    self.outbox.remove(at);
-                    self.acked_ids.insert(id.clone());
-                    world.ledger.acked(stream, id, seq);
-                    world.tally.add("posts acknowledged");
+                if let Some(id) = id {
+                    self.acknowledge(stream, id, seq, world);
                 }
             }
         }
@@ -801,6 +790,18 @@ impl User {
             }
             _ => {}
         }
+    }
+
+    /// The echo of a post of the outbox, at `seq`: it is acknowledged. Whether it was one.
+    fn acknowledge(&mut self, stream: &Stream, id: &str, seq: u64, world: &World) -> bool {
+        let Some(at) = self.outbox.iter().position(|post| post.id == id) else {
+            return false;
+        };
+        self.outbox.remove(at);
+        self.acked_ids.insert(id.to_owned());
+        world.ledger.acked(stream, id, seq);
+        world.tally.add("posts acknowledged");
+        true
     }
 
     /// One step of the mix.
