@@ -97,7 +97,13 @@ async fn tail_once(
             future::pending().await
         })
         .await?;
-        let (rooms, direct) = sort_reply(&reply, &direct_key, following, direct_after);
+        // The positions move past what was read only once the hub has it: if Redis goes
+        // away before the frames are read, the next connection reads the same again.
+        let (rooms, direct, direct_last) = sort_reply(&reply, &direct_key, following);
+        let newest: Vec<(Arc<str>, Seq)> = rooms
+            .iter()
+            .filter_map(|(key, entries)| Some((key.clone(), entries.last()?.seq)))
+            .collect();
         let (rooms, direct) = with_frames(&mut conn, rooms, direct).await?;
         if !direct.is_empty() {
             News::Direct(direct).send_to(hub).await;
@@ -105,6 +111,10 @@ async fn tail_once(
         for (key, events) in rooms {
             News::Tailed { key, events }.send_to(hub).await;
         }
+        if direct_last.is_some() {
+            *direct_after = direct_last;
+        }
+        following.read_up_to(newest);
     }
 }
 
@@ -170,21 +180,34 @@ async fn with_frames(
     Ok((rooms, direct))
 }
 
-/// The entries of each room and the direct events one read of the tail brought.
-type Sorted = (Vec<(Arc<str>, Vec<Entry>)>, Vec<DirectEntry>);
+impl Following {
+    /// The hub has these rooms' events up to these seqs: the next read starts after them
+    /// (for the rooms still followed; a room followed again since starts where its load
+    /// said, if that is later).
+    fn read_up_to(&self, newest: Vec<(Arc<str>, Seq)>) {
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, newest) in newest {
+            if let Some(seq) = streams.get_mut(&key) {
+                *seq = (*seq).max(newest);
+            }
+        }
+    }
+}
 
-/// What one read of the tail brought: the entries of each room still followed (whose
-/// position moves past them), and the direct events (whose position moves too).
-fn sort_reply(
-    reply: &Value,
-    direct_key: &str,
-    following: &Following,
-    direct_after: &mut Option<String>,
-) -> Sorted {
-    let mut rooms = Vec::new();
-    let mut direct = Vec::new();
+/// The entries of each room and the direct events one read of the tail brought, with the
+/// id of the last direct entry read.
+type Sorted = (
+    Vec<(Arc<str>, Vec<Entry>)>,
+    Vec<DirectEntry>,
+    Option<String>,
+);
+
+/// What one read of the tail brought: the entries of each room still followed, and the
+/// direct events. Positions do not move here (see [`Following::read_up_to`]).
+fn sort_reply(reply: &Value, direct_key: &str, following: &Following) -> Sorted {
+    let (mut rooms, mut direct, mut direct_last) = (Vec::new(), Vec::new(), None);
     let Value::Array(per_stream) = reply else {
-        return (rooms, direct);
+        return (rooms, direct, direct_last);
     };
     let prefix = format!("{}s:", store::PREFIX);
     for stream in per_stream {
@@ -200,7 +223,7 @@ fn sort_reply(
         if name == direct_key {
             for entry in entries {
                 if let Some((id, message)) = direct_entry(entry) {
-                    *direct_after = Some(id);
+                    direct_last = Some(id);
                     direct.extend(message);
                 }
             }
@@ -210,23 +233,21 @@ fn sort_reply(
             continue;
         };
         let events: Vec<Entry> = entries.iter().filter_map(entry_of).collect();
-        let Some(newest) = events.last().map(|entry| entry.seq) else {
+        if events.is_empty() {
             continue;
-        };
-        let mut streams = following
+        }
+        // Still followed: the hub wants these.
+        let key = following
             .streams
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Still followed: the hub wants these, and the next read starts after them.
-        if let Some((key, seq)) = streams.get_key_value(room).map(|(k, s)| (k.clone(), *s)) {
-            if newest > seq {
-                streams.insert(key.clone(), newest);
-            }
-            drop(streams);
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_key_value(room)
+            .map(|(key, _)| key.clone());
+        if let Some(key) = key {
             rooms.push((key, events));
         }
     }
-    (rooms, direct)
+    (rooms, direct, direct_last)
 }
 
 /// An entry of the direct events' stream: its id and the event.
