@@ -355,6 +355,22 @@ async fn answer(client: &mut Client) -> Result<(String, u64), Option<String>> {
     }
 }
 
+/// Receives until the client has seen messages with all these ids, noting each id's seq.
+async fn receive_all<'a>(
+    client: &mut Client,
+    seen: &mut HashMap<String, u64>,
+    ids: impl Iterator<Item = &'a String> + Clone,
+) {
+    while !ids.clone().all(|id| seen.contains_key(id)) {
+        if let ServerFrame::Message {
+            id: Some(id), seq, ..
+        } = client.recv().await
+        {
+            seen.insert(id, seq);
+        }
+    }
+}
+
 /// A login at `addr` is refused for now (`unavailable`, with `retry_after`).
 async fn refused_for_now(addr: std::net::SocketAddr) {
     let mut late = Client::connect(addr).await;
@@ -428,14 +444,7 @@ fn a_redis_restart_loses_nothing_acknowledged() {
         );
         // bob, on the other node, gets every acknowledged post.
         let mut seen: HashMap<String, u64> = HashMap::new();
-        while !acknowledged.keys().all(|id| seen.contains_key(id)) {
-            if let ServerFrame::Message {
-                id: Some(id), seq, ..
-            } = bob.recv().await
-            {
-                seen.insert(id, seq);
-            }
-        }
+        receive_all(&mut bob, &mut seen, acknowledged.keys()).await;
         for (id, seq) in &acknowledged {
             assert_eq!(
                 seen.get(id),
@@ -452,6 +461,8 @@ fn a_redis_restart_loses_nothing_acknowledged() {
                 .recv_until(|f| matches!(f, ServerFrame::Message { id: Some(i), .. } if i == id))
                 .await;
         }
+        // bob's node serves the history it has: wait until the posts sent again reached it.
+        receive_all(&mut bob, &mut seen, refused_ids.iter()).await;
         let history = whole_history(&mut bob).await;
         for (id, seq) in &acknowledged {
             assert!(
@@ -470,6 +481,14 @@ fn a_redis_restart_loses_nothing_acknowledged() {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), all, "no post is in the history twice");
+        let missing: Vec<String> = (0..k)
+            .map(|k| format!("p{k}"))
+            .filter(|id| !ids.contains(&id.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "every post is in the history: {missing:?} are not"
+        );
         assert_eq!(all, k, "every post is in the history once");
     });
 }
@@ -721,4 +740,61 @@ fn a_deleted_text_is_gone_from_redis() {
             "Redis's files still hold the deleted text"
         );
     });
+}
+
+/// Flags: none (two logs on one Redis, as two nodes hold them). A post that reaches a
+/// second node before that node knew of it (its client came back there while the first
+/// node was recording it) is answered with the post as recorded, not recorded again: the
+/// check is in the script that appends, which every node runs on the same Redis.
+#[test]
+fn a_post_sent_again_through_another_node_is_recorded_once() {
+    use chat_server::log::redis::RedisLog;
+    use chat_server::log::{Body, Direct, EventLog, NewEvent, StreamId};
+    let redis = Redis::start();
+    let first_node = RedisLog::connect(&redis.url(), || "epoch".into()).expect("a log");
+    let second_node = RedisLog::connect(&redis.url(), || "other".into()).expect("a log");
+    let post = |text: &str, id: &str| NewEvent {
+        stream: StreamId::new("general"),
+        room: "general".into(),
+        direct: None,
+        time: 1,
+        body: Body::Message {
+            from: "pat".into(),
+            text: text.into(),
+            id: Some(id.into()),
+            me: false,
+            reply_to: None,
+        },
+        poster: Some("pat".into()),
+        holder: None,
+        base: None,
+    };
+    let recorded = first_node.append(&[post("hello", "p1")]).expect("recorded");
+    assert_eq!(recorded[0].seq, 1);
+    let again = second_node
+        .append(&[post("hello", "p1"), post("and more", "p2")])
+        .expect("answered");
+    assert_eq!(again[0].seq, 0, "not recorded twice");
+    assert_eq!(
+        again[0].frame, recorded[0].frame,
+        "answered with the post as recorded"
+    );
+    assert_eq!(again[1].seq, 2, "a new id is a new post");
+    // A direct message likewise (its stream's key holds a newline).
+    let direct = NewEvent {
+        stream: StreamId::direct("pat", "sam"),
+        room: "".into(),
+        direct: Some(Box::new(Direct {
+            from_key: "pat".into(),
+            to_key: "sam".into(),
+            to: "sam".into(),
+        })),
+        ..post("psst", "d1")
+    };
+    let recorded = first_node
+        .append(std::slice::from_ref(&direct))
+        .expect("recorded");
+    assert_eq!(recorded[0].seq, 1);
+    let again = second_node.append(&[direct]).expect("answered");
+    assert_eq!((again[0].seq, &again[0].frame), (0, &recorded[0].frame));
 }

@@ -34,6 +34,8 @@
 --   nm:<id>           set: the members online on a node
 --   reap:<id>         who is reaping a dead node
 --   posts:<poster>    list: "id\nframe", newest first
+--   pi:<poster>       hash: id -> "<stream>\n<seq>" of each post in posts:<poster>, so
+--                     that a post sent again to another node is not recorded twice
 --   conv:<account>    hash: other account -> "time\nseq\nname" of the last message
 --   direct            stream of every direct event (a = from, b = to, k = its
 --                     conversation's stream, s = its seq; the frame is in fr:<k>), for
@@ -160,6 +162,15 @@ local function rewrite(stream, seq, poster, id, frame)
   end
 end
 
+-- The frame of a post its poster sent with this id already, if it is remembered.
+local function known_post(poster, id)
+  local at = redis.call('HGET', P .. 'pi:' .. poster, id)
+  if not at then return nil end
+  -- A conversation's stream holds a newline itself: the seq is after the last one.
+  local stream, seq = string.match(at, '^(.*)\n(%d+)$')
+  return redis.call('HGET', P .. 'fr:' .. stream, seq)
+end
+
 if op == 'epoch' then
   redis.call('SET', P .. 'epoch', ARGV[2], 'NX')
   return redis.call('GET', P .. 'epoch')
@@ -172,8 +183,10 @@ elseif op == 'append' then
   -- the frame it was decided against ('' not compared), what is kept beside it ('' as it
   -- is, '-' nothing) and what the event does to it ('edit', 'erase' or '').
   -- A joined or left with a token is recorded only while the member holds that token.
-  -- Returns the seqs (0: not recorded), or {-1} and nothing written when a message is no
-  -- longer the one its event was decided against.
+  -- A post whose poster sent one with the same id already (to any node) is not recorded
+  -- again: its place holds that post's frame instead of a seq. Returns the seqs (0: not
+  -- recorded), or {-1} and nothing written when a message is no longer the one its event
+  -- was decided against.
   local count = tonumber(ARGV[2])
   local N = 23
   for i = 0, count - 1 do
@@ -195,8 +208,12 @@ elseif op == 'append' then
     if token ~= '' then
       wanted = redis.call('HGET', P .. 'm:' .. member, 'token') == token
     end
+    local known = nil
+    if wanted and id ~= '' then known = known_post(poster, id) end
     if not wanted then
       seqs[#seqs + 1] = 0
+    elseif known then
+      seqs[#seqs + 1] = known
     else
       local seq = redis.call('HINCRBY', P .. 'seq', stream, 1)
       local frame = prefix .. seq .. suffix
@@ -224,7 +241,12 @@ elseif op == 'append' then
       if id ~= '' then
         local posts = P .. 'posts:' .. poster
         redis.call('LPUSH', posts, id .. '\n' .. frame)
+        local gone = redis.call('LINDEX', posts, REMEMBERED)
+        if gone then
+          redis.call('HDEL', P .. 'pi:' .. poster, string.sub(gone, 1, string.find(gone, '\n', 1, true) - 1))
+        end
         redis.call('LTRIM', posts, 0, REMEMBERED - 1)
+        redis.call('HSET', P .. 'pi:' .. poster, id, stream .. '\n' .. seq)
       end
       if kind == 'd' then
         redis.call('HSET', P .. 'conv:' .. from, to, time .. '\n' .. seq .. '\n' .. to_name)

@@ -798,12 +798,12 @@ impl RedisLog {
             event_args(&mut invocation, event, amended, &prefix, &suffix);
             halves_of.push((prefix, suffix));
         }
-        let seqs: Vec<i64> = if sent == 0 {
+        let seqs: Vec<Value> = if sent == 0 {
             Vec::new()
         } else {
             self.run_blocking(&invocation)?
         };
-        if seqs.first() == Some(&-1) {
+        if matches!(seqs.first(), Some(Value::Int(-1))) {
             return Ok(None);
         }
         if events
@@ -817,7 +817,15 @@ impl RedisLog {
             .into_iter()
             .zip(halves_of)
             .map(|(seq, (prefix, suffix))| {
-                let seq = seq.max(0).cast_unsigned();
+                let seq = match seq {
+                    Value::Int(seq) => seq.max(0).cast_unsigned(),
+                    // A post sent again (to this node or another): the frame recorded for
+                    // it answers it.
+                    Value::BulkString(frame) => {
+                        return Event::unrecorded(Some(Frame::from_encoded(&frame)));
+                    }
+                    _ => 0,
+                };
                 // A skipped event (its member gone meanwhile) has seq 0 and no frame.
                 if seq == 0 {
                     return Event::unrecorded(None);
