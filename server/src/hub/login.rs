@@ -446,11 +446,16 @@ impl Hub {
             .map(|key| self.rooms.name(key).to_string())
             .collect();
         let epoch = self.log.epoch();
+        let same_epoch = welcome.epoch.as_deref() == Some(epoch);
+        if let (true, true, Some(since)) = (replay, same_epoch, welcome.since) {
+            let (conn, default) = (welcome.conn, self.rooms.default_key().clone());
+            self.rooms
+                .update(&default, |room| room.resumed_at(conn, since));
+        }
         let Some(room) = self.rooms.get(self.rooms.default_key()) else {
             return;
         };
         let replay = if replay {
-            let same_epoch = welcome.epoch.as_deref() == Some(epoch);
             let (fresh, max) = (self.config.replay, self.config.replay_max);
             room.replay(welcome.since, same_epoch, fresh, max)
         } else {

@@ -410,6 +410,9 @@ impl Hub {
         since: Option<Seq>,
         seq: Option<Seq>,
     ) {
+        if let Some(since) = since {
+            self.rooms.update(key, |room| room.resumed_at(conn, since));
+        }
         let (Some(room), Some(member)) = (self.rooms.get(key), self.registry.get(conn)) else {
             return;
         };

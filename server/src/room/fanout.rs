@@ -80,6 +80,20 @@ impl FanOut {
         self.joining.push(Joining { conn, queue, from });
     }
 
+    /// A member has `ahead` events beyond the last one gathered (it resumed with a `since`
+    /// this cluster node has not caught up with yet): it is owed only what follows them,
+    /// and waits outside the groups until the room is there.
+    pub fn has_ahead(&mut self, conn: ConnId, ahead: u64) {
+        if ahead == 0 {
+            return;
+        }
+        if let Some((queue, _)) = self.take(conn) {
+            let from = self.end().saturating_add(ahead);
+            self.joining.push(Joining { conn, queue, from });
+            self.trim();
+        }
+    }
+
     /// Removes a member; what it was still owed is dropped with it.
     pub fn remove(&mut self, conn: ConnId) {
         self.take(conn);
@@ -285,6 +299,19 @@ impl FanOut {
         now: Instant,
         window: Duration,
     ) -> Overflowed {
+        // Those ahead of the room wait until it has caught up with them.
+        let end = self.end();
+        let (ahead, ready) = std::mem::take(&mut self.joining)
+            .into_iter()
+            .partition(|j| j.from > end);
+        self.joining = ready;
+        let overflowed = self.place_ready(pushed, now, window);
+        self.joining.extend(ahead);
+        overflowed
+    }
+
+    /// [`Self::place_newcomers`] for newcomers owed events from the room's end or before.
+    fn place_ready(&mut self, pushed: Option<usize>, now: Instant, window: Duration) -> Overflowed {
         let end = self.end();
         let target = pushed.or_else(|| {
             let current = (0..self.groups.len()).filter(|g| self.groups[*g].next == end);
@@ -484,6 +511,38 @@ mod tests {
             assert_eq!(pushes(rx), [vec![4]]);
         }
         assert!(!fanout.owes());
+    }
+
+    #[test]
+    fn a_member_ahead_of_the_room_gets_only_what_follows_what_it_has() {
+        let now = Instant::now();
+        let mut fanout = FanOut::default();
+        let (behind, behind_rx) = queue(100);
+        fanout.add(1, behind);
+        let (grouped, grouped_rx) = queue(100);
+        fanout.add(2, grouped);
+        fanout.gather(event(1));
+        assert!(fanout.push_due(now, WINDOW).is_empty());
+        // Both in a group now; one resumes with two events the room has not had yet, and
+        // a newcomer with one.
+        fanout.has_ahead(2, 2);
+        let (newcomer, newcomer_rx) = queue(100);
+        fanout.add(3, newcomer);
+        fanout.has_ahead(3, 1);
+        fanout.has_ahead(1, 0);
+        fanout.gather(event(2));
+        assert!(fanout.push_due(now + WINDOW, WINDOW).is_empty());
+        fanout.gather(event(3));
+        fanout.gather(event(4));
+        assert!(fanout.push_due(now + WINDOW * 2, WINDOW).is_empty());
+        fanout.gather(event(5));
+        assert!(fanout.push_due(now + WINDOW * 3, WINDOW).is_empty());
+        let got = |rx: &QueueReceiver| pushes(rx).concat();
+        assert_eq!(got(&behind_rx), [1, 2, 3, 4, 5]);
+        assert_eq!(got(&grouped_rx), [1, 4, 5], "it had 2 and 3");
+        assert_eq!(got(&newcomer_rx), [3, 4, 5], "it had 2");
+        assert!(!fanout.owes());
+        assert_eq!(fanout.len(), 3);
     }
 
     #[test]

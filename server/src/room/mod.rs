@@ -306,6 +306,13 @@ impl Room {
         self.fanout.add(conn, queue);
     }
 
+    /// A member resumed with `since`: if that is past this room's newest event (a cluster
+    /// node that has not read the newest from the log yet), it is owed only what follows.
+    pub fn resumed_at(&mut self, conn: ConnId, since: Seq) {
+        self.fanout
+            .has_ahead(conn, since.saturating_sub(self.head.newest));
+    }
+
     /// Removes a member; what it was still owed is dropped with it.
     pub fn remove(&mut self, conn: ConnId) {
         self.fanout.remove(conn);
