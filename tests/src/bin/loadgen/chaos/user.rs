@@ -604,7 +604,9 @@ impl User {
     fn on_event(&mut self, stream: &Stream, seq: u64, frame: ServerFrame, world: &World) {
         // A post sent again after leaving its room (its first copy was recorded while the
         // connection was on its way out): the answer is the post as recorded, an
-        // acknowledgement, not an event of a room followed.
+        // acknowledgement, not an event of a room followed. Not while a join of the room
+        // is answered: a replay can hold its own `left` before its `joined` again, and
+        // what comes then is taken in its turn.
         if let (
             Stream::Room(room),
             ServerFrame::Message {
@@ -614,6 +616,10 @@ impl User {
             && *from == self.me.name
             && *room != world.general
             && !self.wanted.contains(room)
+            && !matches!(
+                self.tracks.get(stream),
+                Some(Track::Asked { .. } | Track::Replaying { .. })
+            )
             && self.acknowledge(stream, id, seq, world)
         {
             world.ledger.saw(stream, seq, &frame, false);
@@ -735,8 +741,16 @@ impl User {
         for frame in held {
             let Some(seq) = frame.seq() else { continue };
             if seq <= newest {
-                // Live before the answer, and in the replay too.
+                // Live before the answer, and in the replay too; or a post sent again
+                // answered with the post as recorded, older than the replay.
                 world.tally.add("events seen live and in a replay");
+                if let ServerFrame::Message {
+                    from, id: Some(id), ..
+                } = &frame
+                    && *from == self.me.name
+                {
+                    self.acknowledge(stream, id, seq, world);
+                }
                 continue;
             }
             self.check_next(stream, newest, seq, world, "after a replay");
