@@ -136,6 +136,11 @@ impl Supervised {
 
     /// Every line of every life of the server that reports a panic.
     pub(crate) fn panics(&self) -> Vec<String> {
+        self.log_lines(|line| line.contains("panicked"))
+    }
+
+    /// The lines of every life of the server that `keep` keeps.
+    pub(crate) fn log_lines(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
         let current = self
             .process
             .as_ref()
@@ -144,7 +149,7 @@ impl Supervised {
         self.earlier_logs
             .iter()
             .chain(&current)
-            .filter(|line| line.contains("panicked"))
+            .filter(|line| keep(line))
             .cloned()
             .collect()
     }
