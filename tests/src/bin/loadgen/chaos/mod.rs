@@ -133,6 +133,23 @@ const INDEX_MIB: f64 = 32.0;
 /// The most of a server's warnings and errors printed after a run that broke a promise.
 const WARNINGS_SHOWN: usize = 300;
 
+/// Prints what the servers warned of in all their lives, to read beside a breach.
+fn show_warnings(nodes: &[Supervised]) {
+    for (node, server) in nodes.iter().enumerate() {
+        let lines = server.log_lines(|line| line.contains(" WARN ") || line.contains(" ERROR "));
+        let skipped = lines.len().saturating_sub(WARNINGS_SHOWN);
+        eprintln!(
+            "node {}: {} warnings and errors, the last {}:",
+            node + 1,
+            lines.len(),
+            lines.len() - skipped
+        );
+        for line in &lines[skipped..] {
+            eprintln!("  {line}");
+        }
+    }
+}
+
 /// Everyone in and busy (and, after a restart, back): then memory is measured.
 const WARM_UP: Duration = Duration::from_secs(5);
 
@@ -208,11 +225,6 @@ pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
         }
     };
     let panics: Vec<String> = nodes.iter().flat_map(Supervised::panics).collect();
-    // What the servers warned of, to read beside a breach.
-    let warnings: Vec<Vec<String>> = nodes
-        .iter()
-        .map(|node| node.log_lines(|line| line.contains(" WARN ") || line.contains(" ERROR ")))
-        .collect();
     let mut exits = Vec::new();
     for server in &mut nodes {
         exits.push(server.stop().await);
@@ -231,18 +243,7 @@ pub(crate) async fn chaos(args: ChaosArgs) -> Result<(), String> {
     );
     let (breaches, examples) = ledger.breaches();
     if !breaches.is_empty() {
-        for (node, lines) in warnings.iter().enumerate() {
-            let skipped = lines.len().saturating_sub(WARNINGS_SHOWN);
-            eprintln!(
-                "node {}: {} warnings and errors, the last {}:",
-                node + 1,
-                lines.len(),
-                lines.len() - skipped
-            );
-            for line in &lines[skipped..] {
-                eprintln!("  {line}");
-            }
-        }
+        show_warnings(&nodes);
     }
     let report = Report {
         seed,
