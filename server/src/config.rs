@@ -9,6 +9,10 @@ use chat_shared::{Name, RoomName, limits};
 
 use crate::tls::TlsSetup;
 
+/// MiB of the store's file kept in its own cache unless `--store-cache` says otherwise
+/// (the store's own default).
+pub const DEFAULT_STORE_CACHE_MIB: usize = 1024;
+
 /// Where the server keeps its history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Storage {
@@ -92,6 +96,8 @@ pub struct Config {
     pub admins: Vec<Name>,
     /// Whether messages are indexed for `search` (else searches are `unavailable`).
     pub search: bool,
+    /// Bytes of the store's file its own cache may hold (with `Storage::Dir`).
+    pub store_cache: usize,
     /// How long a `minutes` of a timed ban or mute lasts: a minute, shorter in tests.
     pub minute: Duration,
 }
@@ -146,6 +152,7 @@ impl Default for Config {
             lease: Duration::from_secs(5),
             admins: Vec::new(),
             search: true,
+            store_cache: DEFAULT_STORE_CACHE_MIB << 20,
             minute: Duration::from_secs(60),
         }
     }
@@ -253,6 +260,10 @@ pub struct Args {
     /// ban from the whole server: NAME,NAME,... (default: none)
     #[argh(option, default = "String::new()")]
     pub admins: String,
+    /// mebibytes of the store's file kept in its own cache, beside the kernel's page
+    /// cache; for a store of this server's own, not with memory or Redis (default: 1024)
+    #[argh(option)]
+    pub store_cache: Option<usize>,
     /// keep no full-text index: `search` is answered `unavailable`, and no time or disk
     /// goes to indexing
     #[argh(switch)]
@@ -326,6 +337,11 @@ pub enum ConfigError {
     /// `--redis` with a store of this node's own.
     #[error("--redis keeps everything in Redis: it excludes --data and --memory")]
     RedisAndStore,
+    /// `--store-cache` without a store of this node's own.
+    #[error(
+        "--store-cache sizes the store's cache: it needs a store (--data), not --memory or --redis"
+    )]
+    CacheWithoutStore,
     /// `--redis` is not a Redis URL.
     #[error("--redis {0:?}: say redis://HOST:PORT or redis://HOST:PORT/DB")]
     BadRedis(String),
@@ -363,6 +379,14 @@ impl Args {
             }
         };
         let data_dir = self.data.clone().unwrap_or_else(Storage::default_dir);
+        if self.store_cache.is_some() && (self.memory || self.redis.is_some()) {
+            return Err(ConfigError::CacheWithoutStore);
+        }
+        let store_cache = at_least(
+            "store-cache",
+            self.store_cache.unwrap_or(DEFAULT_STORE_CACHE_MIB),
+            1,
+        )?;
         let storage = match (self.data, self.memory, self.redis) {
             (Some(_), true, _) => return Err(ConfigError::DataAndMemory),
             (Some(_), _, Some(_)) | (_, true, Some(_)) => return Err(ConfigError::RedisAndStore),
@@ -424,6 +448,7 @@ impl Args {
             lease: self.lease.duration(),
             admins,
             search: !self.no_search,
+            store_cache: store_cache.saturating_mul(1 << 20),
             ..Config::default()
         })
     }

@@ -93,7 +93,7 @@ impl Server {
         let (log, store): (Arc<dyn EventLog>, _) = match &config.storage {
             Storage::Memory => (Arc::new(MemoryLog::new(epoch)), None),
             Storage::Dir(dir) => {
-                let store = Arc::new(Store::open(dir, || epoch)?);
+                let store = Arc::new(Store::open_with_cache(dir, config.store_cache, || epoch)?);
                 (store.clone(), Some(store))
             }
             Storage::Redis(url) => {

@@ -27,9 +27,10 @@ fn welcome_of(frame: &ServerFrame) -> (u64, u64, String) {
     }
 }
 
-/// Flags: `--data <dir> --history 100 --rate 0`, restarted once with SIGTERM. After 1,000
-/// posts and a restart, `history` reaches back to seq 1 both ways: `after` from 0 and
-/// `before` from the newest, 200 at a time, with the store behind a window of 100.
+/// Flags: `--data <dir> --history 100 --rate 0 --store-cache 1`, restarted once with
+/// SIGTERM. After 1,000 posts and a restart, `history` reaches back to seq 1 both ways:
+/// `after` from 0 and `before` from the newest, 200 at a time, with the store behind a
+/// window of 100 and its own cache held to 1 MiB.
 #[test]
 fn history_pages_before_and_after_through_the_whole_store() {
     let data = TempDir::new("paging");
@@ -42,6 +43,8 @@ fn history_pages_before_and_after_through_the_whole_store() {
         "100",
         "--rate",
         "0",
+        "--store-cache",
+        "1",
     ];
     run_for(LIMIT, async {
         let mut server = ServerProcess::start(&server_binary(), &args).await;

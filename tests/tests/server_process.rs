@@ -33,6 +33,7 @@ fn help_lists_every_flag_with_its_default() {
         ("--max-frame", "16384"),
         ("--max-text", "4096"),
         ("--lease", "5"),
+        ("--store-cache", "1024"),
     ] {
         // argh wraps long lines: read the help as one line of words.
         let options = &help[help.find("Options:").expect("an Options section")..];
@@ -59,6 +60,8 @@ fn bad_flags_exit_non_zero_with_one_clear_line() {
         &["--send-queue", "0"],
         &["--host", "not an address", "--port", "0", "--memory"],
         &["--data", "/tmp/x", "--memory"],
+        &["--memory", "--store-cache", "64", "--port", "0"],
+        &["--store-cache", "0", "--port", "0"],
         &["--redis", "nonsense", "--port", "0"],
         &[
             "--redis",

@@ -276,6 +276,17 @@ impl Store {
     /// epoch) when there is none. An existing file that is not a store of this format, or
     /// is damaged, is an error and is left as it is.
     pub fn open(dir: &Path, epoch: impl FnOnce() -> String) -> Result<Self, OpenError> {
+        let cache = crate::config::DEFAULT_STORE_CACHE_MIB << 20;
+        Self::open_with_cache(dir, cache, epoch)
+    }
+
+    /// [`Store::open`], with the store's own cache holding at most `cache` bytes of its
+    /// file.
+    pub fn open_with_cache(
+        dir: &Path,
+        cache: usize,
+        epoch: impl FnOnce() -> String,
+    ) -> Result<Self, OpenError> {
         let path = dir.join(FILE);
         let fail = |cause: String| OpenError {
             path: path.clone(),
@@ -290,10 +301,12 @@ impl Store {
         };
         // Never create on top of an existing file: `open` fails where `create` would
         // initialise.
+        let mut builder = Database::builder();
+        builder.set_cache_size(cache);
         let db = if exists {
-            Database::open(&path)
+            builder.open(&path)
         } else {
-            Database::create(&path)
+            builder.create(&path)
         }
         .map_err(|err| fail(err.to_string()))?;
         let read = db.begin_read().map_err(|err| fail(err.to_string()))?;
