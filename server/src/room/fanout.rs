@@ -299,8 +299,12 @@ impl FanOut {
         now: Instant,
         window: Duration,
     ) -> Overflowed {
-        // Those ahead of the room wait until it has caught up with them.
+        // Those ahead of the room (rare: a cluster node behind a resuming member) wait
+        // until it has caught up with them.
         let end = self.end();
+        if !self.joining.iter().any(|j| j.from > end) {
+            return self.place_ready(pushed, now, window);
+        }
         let (ahead, ready) = std::mem::take(&mut self.joining)
             .into_iter()
             .partition(|j| j.from > end);
