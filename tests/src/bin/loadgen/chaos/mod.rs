@@ -8,9 +8,9 @@
 //! it starts a Redis (`redis-server`, AOF with `appendfsync always`) and two nodes on it
 //! (`--redis URL --lease 2` instead of `--data`), each client connecting to either node
 //! each time it connects; every `--kill-every` seconds comes the next fault in turn: a
-//! node killed (SIGKILL) and started again, Redis killed (SIGKILL) and started again from its
-//! append-only file, a node paused with SIGSTOP for 4 s (twice its lease) and resumed. The
-//! clients:
+//! node killed (SIGKILL) and started again, Redis killed (SIGKILL) and started again
+//! from its append-only file, a node paused with SIGSTOP for 4 s (twice its lease) and
+//! resumed. The clients:
 //! - ordinary ones ([`user`]), a quarter of them accounts (password log-ins, direct
 //!   messages within a circle of friends, edits and deletions), one the administrator
 //!   (topics, mutes, removals), spread over `--rooms` rooms and the default one;
@@ -371,9 +371,9 @@ async fn start_clients(
 }
 
 /// The run's faults until its end, one every `--kill-every` seconds: alone, the server
-/// killed (SIGKILL) and started again; in a cluster, in turn, a node killed (SIGKILL) and started again,
-/// Redis killed (SIGKILL) and started again from its append-only file, a node paused past its
-/// lease. Each node's memory in each of its lives, the newest ones' ends still to be
+/// killed (SIGKILL) and started again; in a cluster, in turn, a node killed (SIGKILL) and
+/// started again, Redis killed (SIGKILL) and started again from its append-only file, a
+/// node paused past its lease. Each node's memory in each of its lives, the newest ones' ends still to be
 /// measured.
 async fn faults(
     nodes: &mut [Supervised],
@@ -438,7 +438,8 @@ async fn faults(
 }
 
 /// The server's own promises: no panic, a clean exit at SIGTERM, memory after the run
-/// within [`RSS_BOUND`] of its warm-ups (plus [`INDEX_MIB`]), its sockets back to where they were.
+/// within [`RSS_BOUND`] of its warm-ups (plus [`INDEX_MIB`]), its sockets back to where
+/// they were.
 fn judge(
     ledger: &Ledger,
     panics: &[String],
