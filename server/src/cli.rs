@@ -8,8 +8,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::{Args, Server, run_blocking};
 
-/// The `server` command: flags from the command line, logs on stderr, runs until SIGINT or
-/// SIGTERM. Exit codes: 0 after a clean shutdown, 1 when it cannot listen, 2 for bad flags.
+/// The `server` command: flags from the command line over a config file (`--config`),
+/// logs on stderr, runs until SIGINT or SIGTERM. Exit codes: 0 after a clean shutdown (or
+/// `--print-config`), 1 when it cannot listen, 2 for bad flags or a bad config file.
 pub fn main() -> ExitCode {
     let args: Args = argh::from_env();
     tracing_subscriber::fmt()
@@ -19,13 +20,26 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = match args.into_config() {
+    let print_config = args.print_config;
+    let config = match args.resolve() {
         Ok(config) => config,
         Err(err) => {
             eprintln!("server: {err}");
             return ExitCode::from(2);
         }
     };
+    if print_config {
+        return match Args::of(&config).to_toml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("server: cannot print the settings: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut signals = match Signals::new([Signal::Int, Signal::Term]) {
         Ok(signals) => signals,
         Err(err) => {

@@ -1,11 +1,12 @@
 //! The server's settings, and the command line that fills them.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use argh::FromArgs;
 use chat_shared::{Name, RoomName, limits};
+use serde::{Deserialize, Serialize};
 
 use crate::tls::TlsSetup;
 
@@ -160,21 +161,35 @@ impl Default for Config {
 
 /// A chat server: rooms, NDJSON over TCP. The history survives restarts in a store in
 /// the data directory; an event counts as saved once it is committed there (with an
-/// fsync), which happens before anyone receives it.
-#[derive(FromArgs, Debug)]
+/// fsync), which happens before anyone receives it. Every flag but --config and
+/// --print-config is also a key of the config file, by the same name.
+///
+/// Each field is unset unless given, so that the command line can be laid over a config
+/// file and the defaults filled in last (`Config::default()` holds them).
+#[derive(FromArgs, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Args {
+    /// read settings from this TOML file: one key per flag, by the flag's name
+    /// (max-clients = 500); the flags given on the command line win over it
+    #[argh(option)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// print the settings the server would run with, as a config file, and exit
+    #[argh(switch)]
+    #[serde(skip)]
+    pub print_config: bool,
     /// address to listen on (default: 127.0.0.1)
-    #[argh(option, default = "String::from(\"127.0.0.1\")")]
-    pub host: String,
+    #[argh(option)]
+    pub host: Option<String>,
     /// TCP port; 0 picks a free one (default: 60000)
-    #[argh(option, default = "limits::DEFAULT_PORT")]
-    pub port: u16,
+    #[argh(option)]
+    pub port: Option<u16>,
     /// most connections at once (default: 10000)
-    #[argh(option, default = "10_000")]
-    pub max_clients: usize,
+    #[argh(option)]
+    pub max_clients: Option<usize>,
     /// most connections at once from one IP address; 0 means no cap (default: 64)
-    #[argh(option, default = "64")]
-    pub max_per_ip: usize,
+    #[argh(option)]
+    pub max_per_ip: Option<usize>,
     /// directory of the store that keeps the history, the epoch and the post ids across
     /// restarts, created on first start; $XDG_DATA_HOME/chat-server when that is set
     /// (default: ~/.local/share/chat-server)
@@ -182,63 +197,63 @@ pub struct Args {
     pub data: Option<PathBuf>,
     /// keep nothing on disk: a restart forgets the history and starts a new epoch
     #[argh(switch)]
-    pub memory: bool,
+    pub memory: Option<bool>,
     /// join a cluster: keep everything in this Redis (redis://HOST:PORT[/DB]), shared by
     /// every node started with it, which together are one chat
     #[argh(option)]
     pub redis: Option<String>,
     /// in a cluster, seconds a node that stopped answering counts as alive before its
     /// members are taken offline (default: 5)
-    #[argh(option, default = "Seconds(5.0)")]
-    pub lease: Seconds,
+    #[argh(option)]
+    pub lease: Option<Seconds>,
     /// the room every connection is in after logging in (default: general)
-    #[argh(option, default = "String::from(\"general\")")]
-    pub room: String,
+    #[argh(option)]
+    pub room: Option<String>,
     /// the most rooms one connection may be in, the default room included (default: 100)
-    #[argh(option, default = "100")]
-    pub max_joined: usize,
+    #[argh(option)]
+    pub max_joined: Option<usize>,
     /// the most rooms that may have members at once (default: 10000)
-    #[argh(option, default = "10_000")]
-    pub max_rooms: usize,
+    #[argh(option)]
+    pub max_rooms: Option<usize>,
     /// newest events of the room kept in memory for replay and recent history (older ones
     /// are read from the store) (default: 1000)
-    #[argh(option, default = "1000")]
-    pub history: usize,
+    #[argh(option)]
+    pub history: Option<usize>,
     /// events replayed to a login without `since` (default: 50)
-    #[argh(option, default = "50")]
-    pub replay: usize,
+    #[argh(option)]
+    pub replay: Option<usize>,
     /// the most events replayed to a login with `since`; clients fetch the rest with
     /// history (default: 1000)
-    #[argh(option, default = "1000")]
-    pub replay_max: usize,
+    #[argh(option)]
+    pub replay_max: Option<usize>,
     /// seconds from connect to login before the connection is closed (default: 10)
-    #[argh(option, default = "Seconds(10.0)")]
-    pub login_timeout: Seconds,
+    #[argh(option)]
+    pub login_timeout: Option<Seconds>,
     /// seconds of silence before a ping; closed after as long again (default: 60)
-    #[argh(option, default = "Seconds(60.0)")]
-    pub idle_timeout: Seconds,
+    #[argh(option)]
+    pub idle_timeout: Option<Seconds>,
     /// posts per second per client; 0 turns flood control off (default: 5)
-    #[argh(option, default = "limits::RATE")]
-    pub rate: u32,
+    #[argh(option)]
+    pub rate: Option<u32>,
     /// posts allowed in a burst above the rate (default: 20)
-    #[argh(option, default = "limits::BURST")]
-    pub burst: u32,
+    #[argh(option)]
+    pub burst: Option<u32>,
     /// frames queued per client before it is closed as too slow (default: 1024)
-    #[argh(option, default = "1024")]
-    pub send_queue: usize,
+    #[argh(option)]
+    pub send_queue: Option<usize>,
     /// longest client frame in bytes, newline included (default: 16384)
-    #[argh(option, default = "limits::MAX_FRAME")]
-    pub max_frame: usize,
+    #[argh(option)]
+    pub max_frame: Option<usize>,
     /// longest message text in bytes (default: 4096)
-    #[argh(option, default = "limits::MAX_TEXT")]
-    pub max_text: usize,
+    #[argh(option)]
+    pub max_text: Option<usize>,
     /// worker threads; 0 means one per core (default: 0)
-    #[argh(option, default = "0")]
-    pub threads: usize,
+    #[argh(option)]
+    pub threads: Option<usize>,
     /// milliseconds a room may gather events into one write per client under load; the
     /// server stretches it, up to 50, while its cores are over 85% busy (default: 5)
-    #[argh(option, default = "Seconds(0.005)", from_str_fn(parse_millis))]
-    pub coalesce_ms: Seconds,
+    #[argh(option, from_str_fn(parse_millis))]
+    pub coalesce_ms: Option<Millis>,
     /// TLS on every connection: the certificate chain (PEM), with --tls-key
     #[argh(option)]
     pub tls_cert: Option<PathBuf>,
@@ -248,18 +263,18 @@ pub struct Args {
     /// TLS on every connection with a certificate the server makes once and keeps in its
     /// data directory; its SHA-256 fingerprint is logged at every start
     #[argh(switch)]
-    pub tls_self_signed: bool,
+    pub tls_self_signed: Option<bool>,
     /// whether new accounts may register: open or closed (default: open)
-    #[argh(option, default = "Registration::Open")]
-    pub registration: Registration,
+    #[argh(option)]
+    pub registration: Option<Registration>,
     /// threads that hash passwords, at a lower priority than chat; 0 means one per two
     /// cores (default: 0)
-    #[argh(option, default = "0")]
-    pub hashers: usize,
+    #[argh(option)]
+    pub hashers: Option<usize>,
     /// the server's administrators, accounts that may act as owners in every room and
     /// ban from the whole server: NAME,NAME,... (default: none)
-    #[argh(option, default = "String::new()")]
-    pub admins: String,
+    #[argh(option)]
+    pub admins: Option<String>,
     /// mebibytes of the store's file kept in its own cache, beside the kernel's page
     /// cache; for a store of this server's own, not with memory or Redis (default: 1024)
     #[argh(option)]
@@ -267,11 +282,12 @@ pub struct Args {
     /// keep no full-text index: `search` is answered `unavailable`, and no time or disk
     /// goes to indexing
     #[argh(switch)]
-    pub no_search: bool,
+    pub no_search: Option<bool>,
 }
 
 /// `--registration`: whether new accounts may register.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Registration {
     /// Anyone may register a free name.
     Open,
@@ -290,9 +306,26 @@ impl std::str::FromStr for Registration {
     }
 }
 
-/// A duration in seconds as typed on the command line; fractions allowed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A duration in seconds as typed on the command line or in the config file; fractions
+/// allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(try_from = "f64", into = "f64")]
 pub struct Seconds(pub f64);
+
+impl TryFrom<f64> for Seconds {
+    type Error = String;
+    fn try_from(secs: f64) -> Result<Self, String> {
+        Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{secs} is not a duration (0 or more seconds)"))?;
+        Ok(Self(secs))
+    }
+}
+
+impl From<Seconds> for f64 {
+    fn from(secs: Seconds) -> f64 {
+        secs.0
+    }
+}
 
 impl std::str::FromStr for Seconds {
     type Err = String;
@@ -300,25 +333,46 @@ impl std::str::FromStr for Seconds {
         let secs: f64 = s
             .parse()
             .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-        Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("{s:?} is not a duration (0 or more seconds)"))?;
-        Ok(Self(secs))
+        Self::try_from(secs).map_err(|_| format!("{s:?} is not a duration (0 or more seconds)"))
     }
-}
-
-fn parse_millis(s: &str) -> Result<Seconds, String> {
-    let ms: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of milliseconds"))?;
-    let secs = ms / 1000.0;
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("{s:?} is not a duration (0 or more milliseconds)"))?;
-    Ok(Seconds(secs))
 }
 
 impl Seconds {
     fn duration(self) -> Duration {
         Duration::from_secs_f64(self.0)
+    }
+}
+
+/// A duration in milliseconds (`--coalesce-ms`); fractions allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Millis(pub f64);
+
+impl TryFrom<f64> for Millis {
+    type Error = String;
+    fn try_from(ms: f64) -> Result<Self, String> {
+        Duration::try_from_secs_f64(ms / 1000.0)
+            .map_err(|_| format!("{ms} is not a duration (0 or more milliseconds)"))?;
+        Ok(Self(ms))
+    }
+}
+
+impl From<Millis> for f64 {
+    fn from(ms: Millis) -> f64 {
+        ms.0
+    }
+}
+
+fn parse_millis(s: &str) -> Result<Millis, String> {
+    let ms: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of milliseconds"))?;
+    Millis::try_from(ms).map_err(|_| format!("{s:?} is not a duration (0 or more milliseconds)"))
+}
+
+impl Millis {
+    fn duration(self) -> Duration {
+        Duration::from_secs_f64(self.0 / 1000.0)
     }
 }
 
@@ -360,34 +414,302 @@ pub enum ConfigError {
     /// Both ways of getting a certificate.
     #[error("--tls-self-signed excludes --tls-cert and --tls-key")]
     TlsTwice,
+    /// The config file cannot be read.
+    #[error("cannot read the config file {}: {err}", .path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        err: std::io::Error,
+    },
+    /// The config file is not TOML of the right keys and values.
+    #[error("{}:{line}: {message}", .path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// Its line (from 1) where the trouble is.
+        line: usize,
+        /// What is wrong there.
+        message: String,
+    },
 }
 
 impl Args {
-    /// The settings these flags ask for.
-    pub fn into_config(self) -> Result<Config, ConfigError> {
-        let target = format!("{}:{}", self.host, self.port);
-        let addr = (self.host.as_str(), self.port)
+    /// The settings these flags ask for, laid over those of the config file they name
+    /// (if any), with the defaults filled in.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let args = match self.config.clone() {
+            Some(path) => self.over(Self::read_file(&path)?),
+            None => self,
+        };
+        args.into_config()
+    }
+
+    /// The settings of a config file (TOML, one key per flag); an unknown key or a value
+    /// of the wrong kind names the file and its line.
+    pub fn read_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::ReadFile {
+            path: path.into(),
+            err,
+        })?;
+        toml::from_str(&text).map_err(|err| {
+            let at = err.span().map_or(0, |span| span.start);
+            let line =
+                1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..at.min(text.len())]).count();
+            // toml names what it expected at length; the first line says what is wrong.
+            let message = err.message().lines().next().unwrap_or("not TOML").trim();
+            let message = match message.split_once(", expected one of") {
+                Some((unknown, _)) => format!(
+                    "{}: the keys are the flags' names (server --help)",
+                    unknown.replace("unknown field", "unknown key")
+                ),
+                None => message.to_owned(),
+            };
+            // A value of the wrong kind: say whose.
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(key, _)| key.trim())
+                .filter(|key| !key.is_empty() && !message.contains(key));
+            let message = match key {
+                Some(key) => format!("{key}: {message}"),
+                None => message,
+            };
+            ConfigError::BadFile {
+                path: path.into(),
+                line,
+                message,
+            }
+        })
+    }
+
+    /// These settings laid over `file`'s: each one given here wins. Where to keep the
+    /// history (`data`, `memory`, `redis`) and where the certificate comes from
+    /// (`tls-cert`, `tls-key`, `tls-self-signed`) are each one choice: a choice made here
+    /// replaces the file's whole.
+    #[must_use]
+    pub fn over(self, mut file: Self) -> Self {
+        if self.data.is_some() || self.memory.is_some() || self.redis.is_some() {
+            (file.data, file.memory, file.redis) = (None, None, None);
+        }
+        if self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_self_signed.is_some() {
+            (file.tls_cert, file.tls_key, file.tls_self_signed) = (None, None, None);
+        }
+        macro_rules! over {
+            ($($field:ident),* $(,)?) => {
+                Self {
+                    config: self.config,
+                    print_config: self.print_config,
+                    $($field: self.$field.or(file.$field),)*
+                }
+            };
+        }
+        over!(
+            host,
+            port,
+            max_clients,
+            max_per_ip,
+            data,
+            memory,
+            redis,
+            lease,
+            room,
+            max_joined,
+            max_rooms,
+            history,
+            replay,
+            replay_max,
+            login_timeout,
+            idle_timeout,
+            rate,
+            burst,
+            send_queue,
+            max_frame,
+            max_text,
+            threads,
+            coalesce_ms,
+            tls_cert,
+            tls_key,
+            tls_self_signed,
+            registration,
+            hashers,
+            admins,
+            store_cache,
+            no_search,
+        )
+    }
+
+    /// Every setting of `config`, as the flags (and config file keys) that ask for it.
+    pub fn of(config: &Config) -> Self {
+        let (data, memory, redis, store_cache) = match &config.storage {
+            Storage::Memory => (None, Some(true), None, None),
+            Storage::Dir(dir) => (
+                Some(dir.clone()),
+                None,
+                None,
+                Some(config.store_cache >> 20),
+            ),
+            Storage::Redis(url) => (None, None, Some(url.clone()), None),
+        };
+        let (tls_cert, tls_key, tls_self_signed) = match &config.tls {
+            None => (None, None, None),
+            Some(TlsSetup::Files { cert, key }) => (Some(cert.clone()), Some(key.clone()), None),
+            Some(TlsSetup::SelfSigned(_)) => (None, None, Some(true)),
+        };
+        let admins: Vec<&str> = config.admins.iter().map(Name::as_str).collect();
+        Self {
+            config: None,
+            print_config: false,
+            host: Some(config.addr.ip().to_string()),
+            port: Some(config.addr.port()),
+            max_clients: Some(config.max_clients),
+            max_per_ip: Some(config.max_per_ip),
+            data,
+            memory,
+            redis,
+            lease: Some(Seconds(config.lease.as_secs_f64())),
+            room: Some(config.room.as_str().to_owned()),
+            max_joined: Some(config.max_joined),
+            max_rooms: Some(config.max_rooms),
+            history: Some(config.history),
+            replay: Some(config.replay),
+            replay_max: Some(config.replay_max),
+            login_timeout: Some(Seconds(config.login_timeout.as_secs_f64())),
+            idle_timeout: Some(Seconds(config.idle_timeout.as_secs_f64())),
+            rate: Some(config.rate),
+            burst: Some(config.burst),
+            send_queue: Some(config.send_queue),
+            max_frame: Some(config.max_frame),
+            max_text: Some(config.max_text),
+            threads: Some(config.threads),
+            coalesce_ms: Some(Millis(config.coalesce.as_secs_f64() * 1000.0)),
+            tls_cert,
+            tls_key,
+            tls_self_signed,
+            registration: Some(if config.registration {
+                Registration::Open
+            } else {
+                Registration::Closed
+            }),
+            hashers: Some(config.hashers),
+            admins: Some(admins.join(",")),
+            store_cache,
+            no_search: Some(!config.search),
+        }
+    }
+
+    /// These settings as a config file.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|err| err.to_string())
+    }
+
+    /// The settings these flags (already laid over the config file) ask for.
+    pub fn into_config(mut self) -> Result<Config, ConfigError> {
+        let defaults = Config::default();
+        let (storage, store_cache, tls) = self.take_storage(&defaults)?;
+        let host = self.host.unwrap_or_else(|| defaults.addr.ip().to_string());
+        let port = self.port.unwrap_or(defaults.addr.port());
+        let target = format!("{host}:{port}");
+        let addr = (host.as_str(), port)
             .to_socket_addrs()
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or(ConfigError::BadAddress(target))?;
-        let at_least = |flag, value: usize, min| {
-            if value < min {
-                Err(ConfigError::TooSmall(flag, min))
-            } else {
-                Ok(value)
-            }
+        let lease = self.lease.map_or(defaults.lease, Seconds::duration);
+        if lease < Duration::from_millis(500) {
+            return Err(ConfigError::ShortLease);
+        }
+        let room = match self.room {
+            Some(room) => RoomName::parse(&room).map_err(|err| ConfigError::BadRoom(room, err))?,
+            None => defaults.room,
         };
+        let admins = self
+            .admins
+            .unwrap_or_default()
+            .split(',')
+            .filter(|name| !name.trim().is_empty())
+            .map(|name| Name::parse(name).map_err(|err| ConfigError::BadAdmin(name.into(), err)))
+            .collect::<Result<Vec<Name>, ConfigError>>()?;
+        Ok(Config {
+            addr,
+            storage,
+            room,
+            max_joined: at_least(
+                "max-joined",
+                self.max_joined.unwrap_or(defaults.max_joined),
+                1,
+            )?,
+            max_rooms: at_least("max-rooms", self.max_rooms.unwrap_or(defaults.max_rooms), 1)?,
+            max_clients: at_least(
+                "max-clients",
+                self.max_clients.unwrap_or(defaults.max_clients),
+                1,
+            )?,
+            max_per_ip: self.max_per_ip.unwrap_or(defaults.max_per_ip),
+            history: at_least("history", self.history.unwrap_or(defaults.history), 1)?,
+            replay: self.replay.unwrap_or(defaults.replay),
+            replay_max: at_least(
+                "replay-max",
+                self.replay_max.unwrap_or(defaults.replay_max),
+                1,
+            )?,
+            login_timeout: self
+                .login_timeout
+                .map_or(defaults.login_timeout, Seconds::duration),
+            idle_timeout: self
+                .idle_timeout
+                .map_or(defaults.idle_timeout, Seconds::duration),
+            rate: self.rate.unwrap_or(defaults.rate),
+            burst: u32::try_from(at_least(
+                "burst",
+                self.burst.unwrap_or(defaults.burst) as usize,
+                1,
+            )?)
+            .unwrap_or(u32::MAX),
+            send_queue: at_least(
+                "send-queue",
+                self.send_queue.unwrap_or(defaults.send_queue),
+                1,
+            )?,
+            max_frame: at_least(
+                "max-frame",
+                self.max_frame.unwrap_or(defaults.max_frame),
+                64,
+            )?,
+            max_text: at_least("max-text", self.max_text.unwrap_or(defaults.max_text), 1)?,
+            threads: self.threads.unwrap_or(defaults.threads),
+            coalesce: self.coalesce_ms.map_or(defaults.coalesce, Millis::duration),
+            tls,
+            registration: self
+                .registration
+                .map_or(defaults.registration, |r| r == Registration::Open),
+            hashers: self.hashers.unwrap_or(defaults.hashers),
+            lease,
+            admins,
+            search: !self.no_search.unwrap_or(false),
+            store_cache,
+            ..defaults
+        })
+    }
+
+    /// Where the history is kept, the store's cache in bytes and the TLS setup: the
+    /// settings that only make sense together, taken out of `self`.
+    fn take_storage(
+        &mut self,
+        defaults: &Config,
+    ) -> Result<(Storage, usize, Option<TlsSetup>), ConfigError> {
+        let memory = self.memory.unwrap_or(false);
         let data_dir = self.data.clone().unwrap_or_else(Storage::default_dir);
-        if self.store_cache.is_some() && (self.memory || self.redis.is_some()) {
+        if self.store_cache.is_some() && (memory || self.redis.is_some()) {
             return Err(ConfigError::CacheWithoutStore);
         }
         let store_cache = at_least(
             "store-cache",
-            self.store_cache.unwrap_or(DEFAULT_STORE_CACHE_MIB),
+            self.store_cache.unwrap_or(defaults.store_cache >> 20),
             1,
         )?;
-        let storage = match (self.data, self.memory, self.redis) {
+        let storage = match (self.data.take(), memory, self.redis.take()) {
             (Some(_), true, _) => return Err(ConfigError::DataAndMemory),
             (Some(_), _, Some(_)) | (_, true, Some(_)) => return Err(ConfigError::RedisAndStore),
             (None, false, Some(url)) => {
@@ -402,54 +724,28 @@ impl Args {
             (None, true, None) => Storage::Memory,
             (None, false, None) => Storage::Dir(Storage::default_dir()),
         };
-        if self.lease.0 < 0.5 {
-            return Err(ConfigError::ShortLease);
-        }
         // With --memory, a self-signed certificate still lives in the data directory: a
         // certificate that changed at every start would make every client warn.
-        let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
+        let tls = match (
+            self.tls_cert.take(),
+            self.tls_key.take(),
+            self.tls_self_signed.unwrap_or(false),
+        ) {
             (None, None, false) => None,
             (Some(cert), Some(key), false) => Some(TlsSetup::Files { cert, key }),
             (None, None, true) => Some(TlsSetup::SelfSigned(data_dir)),
             (_, _, true) => return Err(ConfigError::TlsTwice),
             _ => return Err(ConfigError::TlsHalf),
         };
-        let room =
-            RoomName::parse(&self.room).map_err(|err| ConfigError::BadRoom(self.room, err))?;
-        let admins = self
-            .admins
-            .split(',')
-            .filter(|name| !name.trim().is_empty())
-            .map(|name| Name::parse(name).map_err(|err| ConfigError::BadAdmin(name.into(), err)))
-            .collect::<Result<Vec<Name>, ConfigError>>()?;
-        Ok(Config {
-            addr,
-            storage,
-            room,
-            max_joined: at_least("max-joined", self.max_joined, 1)?,
-            max_rooms: at_least("max-rooms", self.max_rooms, 1)?,
-            max_clients: at_least("max-clients", self.max_clients, 1)?,
-            max_per_ip: self.max_per_ip,
-            history: at_least("history", self.history, 1)?,
-            replay: self.replay,
-            replay_max: at_least("replay-max", self.replay_max, 1)?,
-            login_timeout: self.login_timeout.duration(),
-            idle_timeout: self.idle_timeout.duration(),
-            rate: self.rate,
-            burst: at_least("burst", self.burst as usize, 1)? as u32,
-            send_queue: at_least("send-queue", self.send_queue, 1)?,
-            max_frame: at_least("max-frame", self.max_frame, 64)?,
-            max_text: at_least("max-text", self.max_text, 1)?,
-            threads: self.threads,
-            coalesce: self.coalesce_ms.duration(),
-            tls,
-            registration: self.registration == Registration::Open,
-            hashers: self.hashers,
-            lease: self.lease.duration(),
-            admins,
-            search: !self.no_search,
-            store_cache: store_cache.saturating_mul(1 << 20),
-            ..Config::default()
-        })
+        Ok((storage, store_cache.saturating_mul(1 << 20), tls))
+    }
+}
+
+/// `value` of the setting `flag`, if it is at least `min`.
+fn at_least(flag: &'static str, value: usize, min: usize) -> Result<usize, ConfigError> {
+    if value < min {
+        Err(ConfigError::TooSmall(flag, min))
+    } else {
+        Ok(value)
     }
 }

@@ -260,3 +260,163 @@ fn a_shutdown_delivers_what_was_recorded_before_closing() {
         assert_eq!(server.wait_exit(Duration::from_secs(2)).await, Some(0));
     });
 }
+
+/// A config file of its own, written into `dir`.
+fn config_file(dir: &TempDir, text: &str) -> String {
+    let path = dir.path().join("chat.toml");
+    std::fs::write(&path, text).expect("config file written");
+    path.to_str().expect("a UTF-8 path").to_owned()
+}
+
+/// Runs `server` with `args` to its end; returns its exit code, stdout and stderr.
+fn run_with_output(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(server_binary())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("server command runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Flags: `--config <file: port 0, memory, room lobby, max-text 100>`: the server runs with
+/// the file's settings (a login is welcomed into `lobby`), and `--print-config` shows them,
+/// with a flag given beside the file (`--max-text 200`) winning over the file's key.
+#[test]
+fn a_config_file_sets_what_the_flags_set_and_flags_win() {
+    let dir = TempDir::new("config");
+    let file = config_file(
+        &dir,
+        "# a comment\nport = 0\nmemory = true\nroom = \"lobby\"\nmax-text = 100\nlogin-timeout = 2.5\n",
+    );
+    let (code, printed, stderr) =
+        run_with_output(&["--config", &file, "--max-text", "200", "--print-config"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for line in [
+        "port = 0",
+        "memory = true",
+        "room = \"lobby\"",
+        "max-text = 200",
+        "login-timeout = 2.5",
+        "max-clients = 10000",
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line}:\n{printed}");
+    }
+    run_for(LIMIT, async {
+        let server = ServerProcess::start(&server_binary(), &["--config", &file]).await;
+        let (_client, welcome) = Client::login(server.addr, "ann").await;
+        assert!(format!("{welcome:?}").contains("lobby"), "{welcome:?}");
+    });
+}
+
+/// Flags: `--print-config`, then `--config <what it printed> --print-config`: what
+/// `--print-config` prints is a config file that asks for the same settings. A storage
+/// choice on the command line (`--data DIR`) replaces the file's (`memory = true`).
+#[test]
+fn print_config_prints_a_config_file_of_the_same_settings() {
+    let dir = TempDir::new("config-round");
+    let data = dir.path().join("store");
+    let data = data.to_str().expect("a UTF-8 path");
+    let (code, first, stderr) = run_with_output(&[
+        "--print-config",
+        "--data",
+        data,
+        "--admins",
+        "root,ops",
+        "--coalesce-ms",
+        "2.5",
+        "--registration",
+        "closed",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let file = config_file(&dir, &first);
+    let (code, second, stderr) = run_with_output(&["--config", &file, "--print-config"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(first, second);
+    for line in [
+        "admins = \"root,ops\"",
+        "coalesce-ms = 2.5",
+        "registration = \"closed\"",
+        "store-cache = 1024",
+    ] {
+        assert!(first.lines().any(|l| l == line), "{line}:\n{first}");
+    }
+    let memory = config_file(&dir, "memory = true\n");
+    let (code, printed, stderr) =
+        run_with_output(&["--config", &memory, "--data", data, "--print-config"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!printed.contains("memory = true"), "{printed}");
+    assert!(printed.contains(data), "{printed}");
+}
+
+/// Flags: `--config <file>` with a file that is wrong in one place: an unknown key, a
+/// value of the wrong kind, a value out of range, a file that is not there. Each is one
+/// line on stderr naming the file (and the line, when there is one) and exit 2.
+#[test]
+fn a_bad_config_file_is_one_line_naming_the_file_and_line() {
+    let dir = TempDir::new("config-bad");
+    for (text, line, says) in [
+        (
+            "port = 0\nmemory = true\nmax_clients = 5\n",
+            Some(3),
+            "max_clients",
+        ),
+        ("port = \"sixty\"\n", Some(1), "port"),
+        ("memory = true\n\nport = 70000\n", Some(3), "70000"),
+        ("memory = true\nlease = -1\n", Some(2), "duration"),
+        (
+            "memory = true\nregistration = \"maybe\"\n",
+            Some(2),
+            "registration",
+        ),
+        ("[server]\nport = 0\n", Some(1), "server"),
+        ("memory = true\nsend-queue = 0\n", None, "send-queue"),
+    ] {
+        let file = config_file(&dir, text);
+        let (code, stdout, stderr) = run_with_output(&["--config", &file]);
+        assert_eq!(code, Some(2), "{text}: {stderr}");
+        assert!(stdout.is_empty(), "{text}: {stdout}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{text}: {stderr}");
+        if let Some(line) = line {
+            assert!(
+                stderr.contains(&format!("{file}:{line}: ")),
+                "{text}: {stderr}"
+            );
+        }
+        assert!(stderr.contains(says), "{text}: {stderr}");
+    }
+    let missing = dir.path().join("nowhere.toml");
+    let missing = missing.to_str().expect("a UTF-8 path");
+    let (code, _, stderr) = run_with_output(&["--config", missing]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(missing), "{stderr}");
+}
+
+/// Flags: `--config <the README's example> --print-config`: the example an operator copies
+/// is a config file the server takes, with its values.
+#[test]
+fn the_readme_config_example_is_taken() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+    let example: String = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("    # /etc/chat-server/chat.toml"))
+        .take_while(|line| line.starts_with("    "))
+        .map(|line| format!("{}\n", &line[4..]))
+        .collect();
+    assert!(example.contains("admins"), "no example in README.md");
+    let dir = TempDir::new("config-readme");
+    let file = config_file(&dir, &example);
+    let (code, printed, stderr) = run_with_output(&["--config", &file, "--print-config"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for line in [
+        "host = \"0.0.0.0\"",
+        "store-cache = 256",
+        "admins = \"alice,bob\"",
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line}:\n{printed}");
+    }
+}
