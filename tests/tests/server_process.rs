@@ -401,12 +401,13 @@ fn a_bad_config_file_is_one_line_naming_the_file_and_line() {
 #[test]
 fn the_readme_config_example_is_taken() {
     let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
-    let example: String = readme
+    let example = readme
         .lines()
         .skip_while(|line| !line.starts_with("    # /etc/chat-server/chat.toml"))
         .take_while(|line| line.starts_with("    "))
-        .map(|line| format!("{}\n", &line[4..]))
-        .collect();
+        .map(|line| &line[4..])
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(example.contains("admins"), "no example in README.md");
     let dir = TempDir::new("config-readme");
     let file = config_file(&dir, &example);
