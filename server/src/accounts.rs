@@ -16,6 +16,7 @@ use chat_shared::limits::{ATTEMPT_WINDOW_SECS, MAX_ACCOUNT_FAILURES, MAX_ADDRESS
 use chat_shared::{Name, NameKeys, Password};
 
 use crate::cpu;
+use crate::metrics::Metrics;
 
 /// A password hash in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$…`). Its `Debug` shows
 /// nothing of it.
@@ -257,9 +258,12 @@ impl Hasher {
                 .name(format!("chat-hasher-{i}"))
                 .spawn(move || {
                     lower_priority();
+                    let metrics = crate::metrics::get();
                     while let Ok(job) = inbox.recv_blocking() {
-                        let before = cpu::thread();
+                        Metrics::set(&metrics.hash_queue, inbox.len());
+                        let (before, started) = (cpu::thread(), Instant::now());
                         job();
+                        Metrics::time(&metrics.hash_seconds, started.elapsed());
                         cpu::count_hashing(cpu::thread().saturating_sub(before));
                     }
                 })?;
@@ -279,6 +283,7 @@ impl Hasher {
             return Err(payload);
         }
         let _ = self.jobs.try_send(Box::new(move || job(payload)));
+        Metrics::set(&crate::metrics::get().hash_queue, self.jobs.len());
         Ok(())
     }
 }

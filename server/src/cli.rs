@@ -58,6 +58,11 @@ pub fn main() -> ExitCode {
     if let Some(tls) = server.describe_tls() {
         tracing::info!("{tls}");
     }
+    match server.metrics_addr() {
+        Some(Ok(addr)) => tracing::info!("metrics on http://{addr}/metrics"),
+        Some(Err(err)) => tracing::info!("metrics served ({err})"),
+        None => {}
+    }
     match server.local_addr() {
         Ok(local) => tracing::info!("listening on {local}"),
         Err(err) => tracing::info!("listening ({err})"),

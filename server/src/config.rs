@@ -101,6 +101,8 @@ pub struct Config {
     pub store_cache: usize,
     /// How long a `minutes` of a timed ban or mute lasts: a minute, shorter in tests.
     pub minute: Duration,
+    /// Where to serve the metrics over HTTP (`GET /metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {
@@ -155,6 +157,7 @@ impl Default for Config {
             search: true,
             store_cache: DEFAULT_STORE_CACHE_MIB << 20,
             minute: Duration::from_secs(60),
+            metrics: None,
         }
     }
 }
@@ -283,6 +286,10 @@ pub struct Args {
     /// goes to indexing
     #[argh(switch)]
     pub no_search: Option<bool>,
+    /// serve the server's metrics in the Prometheus text format at
+    /// http://HOST:PORT/metrics (port 0 picks a free one, logged) (default: off)
+    #[argh(option)]
+    pub metrics: Option<String>,
 }
 
 /// `--registration`: whether new accounts may register.
@@ -414,6 +421,9 @@ pub enum ConfigError {
     /// Both ways of getting a certificate.
     #[error("--tls-self-signed excludes --tls-cert and --tls-key")]
     TlsTwice,
+    /// `--metrics` does not name an address.
+    #[error("--metrics {0:?}: say HOST:PORT, for instance 127.0.0.1:9100")]
+    BadMetrics(String),
     /// The config file cannot be read.
     #[error("cannot read the config file {}: {err}", .path.display())]
     ReadFile {
@@ -537,6 +547,7 @@ impl Args {
             admins,
             store_cache,
             no_search,
+            metrics,
         )
     }
 
@@ -596,6 +607,7 @@ impl Args {
             admins: Some(admins.join(",")),
             store_cache,
             no_search: Some(!config.search),
+            metrics: config.metrics.map(|addr| addr.to_string()),
         }
     }
 
@@ -623,6 +635,16 @@ impl Args {
         let room = match self.room {
             Some(room) => RoomName::parse(&room).map_err(|err| ConfigError::BadRoom(room, err))?,
             None => defaults.room,
+        };
+        let metrics = match self.metrics {
+            Some(target) => Some(
+                target
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .ok_or(ConfigError::BadMetrics(target))?,
+            ),
+            None => None,
         };
         let admins = self
             .admins
@@ -689,6 +711,7 @@ impl Args {
             admins,
             search: !self.no_search.unwrap_or(false),
             store_cache,
+            metrics,
             ..defaults
         })
     }

@@ -23,6 +23,7 @@ mod cpu;
 mod hub;
 mod limits;
 pub mod log;
+mod metrics;
 mod pressure;
 mod queue;
 mod registry;

@@ -250,7 +250,11 @@ impl QueueReceiver {
                 .filter(|item| item.0.kind == Kind::Reply)
                 .map(|item| item.bytes().len())
                 .sum();
-            self.state.frames.fetch_sub(frames, Ordering::Relaxed);
+            let metrics = crate::metrics::get();
+            metrics.deliveries.inc_by(frames as u64);
+            metrics.written_bytes.inc_by(bytes as u64);
+            let depth = self.state.frames.fetch_sub(frames, Ordering::Relaxed);
+            metrics.send_queue_depth.observe(depth as f64);
             self.state.bytes.fetch_sub(bytes, Ordering::Relaxed);
             self.state.replies.fetch_sub(replies, Ordering::Relaxed);
         }

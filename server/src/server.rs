@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_channel::Sender;
-use chat_shared::{Frame, RejectCode, ServerFrame};
+use chat_shared::RejectCode;
 use futures_lite::{AsyncWriteExt, future};
 use smol::{Async, Executor, Timer};
 
@@ -29,7 +29,7 @@ use crate::search::{self, SearchError};
 use crate::session;
 use crate::tls::Tls;
 use crate::transport::Transport;
-use crate::wire::random_hex;
+use crate::wire::{random_hex, rejected};
 
 /// A bound server, ready to run.
 pub struct Server {
@@ -43,6 +43,8 @@ pub struct Server {
     /// The search index and its thread (stopped when the server is dropped, after the
     /// hub).
     search: Option<Search>,
+    /// Where scrapers get the metrics (`--metrics`).
+    metrics: Option<Async<TcpListener>>,
 }
 
 /// Why a server could not start.
@@ -51,6 +53,9 @@ pub enum StartError {
     /// The address cannot be listened on.
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, io::Error),
+    /// The metrics' address cannot be listened on.
+    #[error("cannot serve the metrics on {0}: {1}")]
+    Metrics(SocketAddr, io::Error),
     /// The store cannot be opened.
     #[error("{0}")]
     Store(#[from] OpenError),
@@ -139,6 +144,12 @@ impl Server {
         };
         let listener = Async::<TcpListener>::bind(config.addr)
             .map_err(|err| StartError::Listen(config.addr, err))?;
+        let metrics = match config.metrics {
+            Some(addr) => Some(
+                Async::<TcpListener>::bind(addr).map_err(|err| StartError::Metrics(addr, err))?,
+            ),
+            None => None,
+        };
         let (hub_tx, hub_rx) = async_channel::unbounded();
         let hasher = Hasher::start(config.hasher_threads()).map_err(StartError::Threads)?;
         let tls = match &config.tls {
@@ -175,6 +186,7 @@ impl Server {
             tls,
             node,
             search,
+            metrics,
         })
     }
 
@@ -227,6 +239,13 @@ impl Server {
         self.listener.get_ref().local_addr()
     }
 
+    /// Where the metrics are served (the real port when asked for port 0), if they are.
+    pub fn metrics_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.metrics
+            .as_ref()
+            .map(|listener| listener.get_ref().local_addr())
+    }
+
     /// Serves on `ex` until `stop` resolves, then closes every connection with
     /// `closing`/`shutdown`, gives them a moment to flush, and returns.
     pub async fn serve(mut self, ex: Arc<Executor<'static>>, stop: impl Future<Output = ()>) {
@@ -234,6 +253,11 @@ impl Server {
             .hub
             .take()
             .map(|(hub, inbox)| ex.spawn(hub.run(inbox, ex.clone())));
+        // Dropped at shutdown, which stops the scrapes.
+        let _metrics = self
+            .metrics
+            .take()
+            .map(|listener| ex.spawn(crate::metrics::http::serve(listener, ex.clone())));
         let context = self.context.clone();
         let acceptor = self
             .tls
@@ -350,11 +374,11 @@ async fn refuse(stream: Async<std::net::TcpStream>, code: RejectCode) {
         RejectCode::Banned => "your address is banned from this server",
         _ => "the server is full",
     };
-    let frame = Frame::encode(&ServerFrame::Rejected {
+    let frame = rejected(
         code,
-        message: message.into(),
-        retry_after: code.is_transient().then_some(RETRY_AFTER_MS),
-    });
+        message.into(),
+        code.is_transient().then_some(RETRY_AFTER_MS),
+    );
     let mut stream = stream;
     future::or(
         async {

@@ -25,7 +25,7 @@ use crate::log::{Remembered, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
 use crate::registry::ConnId;
 use crate::transport::Transport;
-use crate::wire::closing;
+use crate::wire::{closing, rejected};
 
 /// A frame read, or why it could not be.
 type Decoded = Result<ClientFrame, DecodeError>;
@@ -71,6 +71,7 @@ enum Wake {
 /// Runs a connection to its end.
 pub(crate) async fn run(context: Arc<Context>, stream: Transport, conn: ConnId, peer: IpAddr) {
     let config = &context.config;
+    let _open = crate::metrics::OpenConnection::new(stream.is_tls());
     let (queue, receiver) = send_queue(QueueLimits {
         frames: config.send_queue,
         bytes: config.send_queue_bytes,
@@ -296,11 +297,7 @@ impl<'a> Session<'a> {
 
     fn reject(&self, code: RejectCode, message: String) -> End {
         self.queue
-            .push_unmetered(Frame::encode(&ServerFrame::Rejected {
-                code,
-                message,
-                retry_after: code.is_transient().then_some(2000),
-            }));
+            .push_unmetered(rejected(code, message, code.is_transient().then_some(2000)));
         End::Rejected
     }
 

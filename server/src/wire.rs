@@ -1,9 +1,9 @@
 //! Small pieces of what the server sends: the clock it stamps events with, random tokens
-//! and epochs, and its `closing` frames.
+//! and epochs, and its `closing` and `rejected` frames.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chat_shared::{CloseCode, Frame, ServerFrame};
+use chat_shared::{CloseCode, Frame, RejectCode, ServerFrame};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> u64 {
@@ -28,8 +28,28 @@ pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
         }))
 }
 
-/// The `closing` frame for a code, with its words for a person.
+/// The `rejected` frame for a refused login or connection (counted in the metrics).
+pub fn rejected(code: RejectCode, message: String, retry_after: Option<u64>) -> Frame {
+    let frame = Frame::encode(&ServerFrame::Rejected {
+        code,
+        message,
+        retry_after,
+    });
+    crate::metrics::get().rejected(&wire_name(&code));
+    frame
+}
+
+/// A code as the protocol spells it (`send_queue_full`).
+fn wire_name(code: &impl serde::Serialize) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The `closing` frame for a code, with its words for a person (counted in the metrics).
 pub fn closing(code: CloseCode) -> Frame {
+    crate::metrics::get().closed(&wire_name(&code));
     let message = match code {
         CloseCode::Shutdown => "the server is shutting down",
         CloseCode::IdleTimeout => "nothing heard from you for too long",

@@ -62,6 +62,7 @@ fn bad_flags_exit_non_zero_with_one_clear_line() {
         &["--data", "/tmp/x", "--memory"],
         &["--memory", "--store-cache", "64", "--port", "0"],
         &["--store-cache", "0", "--port", "0"],
+        &["--metrics", "nowhere", "--port", "0", "--memory"],
         &["--redis", "nonsense", "--port", "0"],
         &[
             "--redis",
@@ -420,4 +421,146 @@ fn the_readme_config_example_is_taken() {
     ] {
         assert!(printed.lines().any(|l| l == line), "{line}:\n{printed}");
     }
+}
+
+/// `GET /metrics` from `addr`, the body.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics port answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a timeout");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: chat\r\nConnection: close\r\n\r\n")
+        .expect("request written");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_, body) = answer.split_once("\r\n\r\n").expect("headers end");
+    body.to_owned()
+}
+
+/// The value (a count) of the sample `name` (with its labels, as printed) in `text`.
+fn sample(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+        .parse()
+        .expect("a whole number")
+}
+
+/// Scrapes until `done` holds of the metrics (what a client saw may be counted a moment
+/// later, after the write returned), for at most 10 s; returns the last scrape.
+async fn scrape_until(addr: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(addr);
+        if done(&text) || Instant::now() > deadline {
+            return text;
+        }
+        smol::Timer::after(Duration::from_millis(20)).await;
+    }
+}
+
+/// Flags: `--port 0 --memory --rate 0 --metrics 127.0.1:0` (flood control off). Three
+/// clients log in, one posts 20 messages, one asks for history, one leaves: the metrics
+/// count 3 logins, 20 posts, 60 deliveries of them, one history read, 2 connections left,
+/// and `promtool check metrics` finds nothing wrong with them.
+#[test]
+fn metrics_count_a_known_run_and_promtool_takes_them() {
+    run_for(LIMIT, async {
+        let server = ServerProcess::start(
+            &server_binary(),
+            &[
+                "--port",
+                "0",
+                "--memory",
+                "--rate",
+                "0",
+                "--metrics",
+                "127.0.1:0",
+            ],
+        )
+        .await;
+        let metrics = server
+            .log()
+            .iter()
+            .find_map(|line| {
+                let rest = line.split("metrics on http://").nth(1)?;
+                Some(rest.trim().trim_end_matches("/metrics").to_owned())
+            })
+            .expect("the metrics' address is logged");
+        let (mut ann, _) = Client::login_v3(server.addr, "ann").await;
+        let (mut bob, _) = Client::login_v3(server.addr, "bob").await;
+        let (mut cat, _) = Client::login_v3(server.addr, "cat").await;
+        let joined = |f: &ServerFrame, who: &str| matches!(f, ServerFrame::Joined { name, .. } if name == who);
+        ann.recv_until(|f| joined(f, "cat")).await;
+        bob.recv_until(|f| joined(f, "cat")).await;
+        let before = scrape(&metrics);
+        assert_eq!(sample(&before, "chat_logins_total"), 3, "{before}");
+        let connections = "chat_connections{protocol=\"ndjson\",transport=\"tcp\"}";
+        assert_eq!(sample(&before, connections), 3, "{before}");
+        let delivered = sample(&before, "chat_deliveries_total");
+        for i in 0..20 {
+            ann.send(&say(&format!("message {i}"), &format!("m{i}")))
+                .await;
+        }
+        for client in [&mut ann, &mut bob, &mut cat] {
+            client
+                .recv_until(
+                    |f| matches!(f, ServerFrame::Message { text, .. } if text == "message 19"),
+                )
+                .await;
+        }
+        let after = scrape_until(&metrics, |text| {
+            sample(text, "chat_deliveries_total") >= delivered + 60
+        })
+        .await;
+        assert_eq!(
+            sample(&after, "chat_deliveries_total"),
+            delivered + 60,
+            "{after}"
+        );
+        assert_eq!(
+            sample(&after, "chat_posts_total") - sample(&before, "chat_posts_total"),
+            20
+        );
+        assert!(
+            sample(&after, "chat_written_bytes_total")
+                > sample(&before, "chat_written_bytes_total")
+        );
+        assert!(sample(&after, "chat_commit_events_count") >= 1, "{after}");
+        bob.send(&chat_shared::ClientFrame::History {
+            room: None,
+            with: None,
+            before: None,
+            after: None,
+            limit: Some(5),
+        })
+        .await;
+        bob.recv_until(|f| matches!(f, ServerFrame::HistoryEnd { .. }))
+            .await;
+        cat.send(&chat_shared::ClientFrame::Bye).await;
+        cat.recv_to_end().await;
+        let last = scrape_until(&metrics, |text| sample(text, connections) == 2).await;
+        assert_eq!(sample(&last, connections), 2, "{last}");
+        assert_eq!(sample(&last, "chat_history_reads_total"), 1, "{last}");
+        assert_eq!(sample(&last, "chat_rooms"), 1, "{last}");
+        let mut check = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool runs (.ci/deps installs Debian's prometheus)");
+        std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), last.as_bytes())
+            .expect("metrics given to promtool");
+        let out = check.wait_with_output().expect("promtool ends");
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
 }

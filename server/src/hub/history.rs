@@ -113,6 +113,7 @@ fn unavailable() -> Frame {
 
 /// A history answer: the events, then `history_end`.
 pub(super) fn history_answer(target: &Target, span: Span, frames: &[Frame]) -> Frame {
+    crate::metrics::get().history_reads.inc();
     let (before, after) = match span {
         Span::Before(before) => (Some(before), None),
         Span::After(after) => (None, Some(after)),

@@ -14,7 +14,7 @@ use crate::log::{Body, Seq, StreamId};
 use crate::registry::{Admission, ConnId, Member};
 use crate::room::table::Deferred;
 use crate::room::{Effect, Room, Welcome};
-use crate::wire::{closing, now_millis, random_hex};
+use crate::wire::{closing, now_millis, random_hex, rejected};
 
 use super::command::{AfterClaim, Auth, Claim, Claimed, Login};
 use super::peers::NameClaim;
@@ -30,11 +30,7 @@ impl Hub {
     ) {
         login
             .queue
-            .push_unmetered(Frame::encode(&ServerFrame::Rejected {
-                code,
-                message,
-                retry_after,
-            }));
+            .push_unmetered(rejected(code, message, retry_after));
         let _ = login.reply.try_send(false);
     }
 
@@ -470,6 +466,7 @@ impl Hub {
             })
             .collect();
         let admin = self.is_admin(member);
+        crate::metrics::get().logins.inc();
         let frame = Frame::encode(&ServerFrame::Welcome {
             protocol: member.protocol,
             name: member.name.to_string(),

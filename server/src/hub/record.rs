@@ -10,13 +10,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chat_shared::{CloseCode, ErrorCode, Frame, LeaveReason, RejectCode, ServerFrame};
+use chat_shared::{CloseCode, ErrorCode, Frame, LeaveReason, RejectCode};
 
 use crate::log::recorder::Recorded;
 use crate::log::{Body, LogError, Seq};
 use crate::registry::ConnId;
 use crate::room::{Arrival, Consequence, Effect, Pending, Room};
-use crate::wire::{closing, now_millis};
+use crate::wire::{closing, now_millis, rejected};
 
 use super::Hub;
 
@@ -305,13 +305,11 @@ impl Hub {
                         let (folded, token) = (member.keys.folded, member.token);
                         self.peers.release(folded, token, LeaveReason::Lost);
                     }
-                    welcome
-                        .queue
-                        .push_unmetered(Frame::encode(&ServerFrame::Rejected {
-                            code: RejectCode::Unavailable,
-                            message: "the server cannot record your login now; try again".into(),
-                            retry_after: Some(2000),
-                        }));
+                    welcome.queue.push_unmetered(rejected(
+                        RejectCode::Unavailable,
+                        "the server cannot record your login now; try again".into(),
+                        Some(2000),
+                    ));
                     let _ = welcome.reply.try_send(false);
                 }
                 Effect::Joined { conn, .. } => {

@@ -5,7 +5,7 @@ use chat_shared::{ErrorCode, Frame, ServerFrame};
 
 use super::Hub;
 use super::command::Asked;
-use crate::log::recorder::Recorded;
+use crate::log::recorder::{Recorded, append_measured};
 use crate::log::{Event, NewEvent, StreamId};
 use crate::registry::ConnId;
 use crate::search::{Request, SearchError, Viewer};
@@ -81,7 +81,7 @@ impl Hub {
     /// Appends to a log that records on this task (`--memory`), and hands what it
     /// committed to the search index.
     pub(super) fn append_here(&self, events: &[NewEvent]) -> Recorded {
-        let recorded: Result<Vec<Event>, _> = self.log.append(events);
+        let recorded: Result<Vec<Event>, _> = append_measured(&*self.log, events);
         if let (Ok(committed), Some(feed)) = (
             &recorded,
             self.search.as_ref().and_then(|s| s.feed.as_ref()),

@@ -11,7 +11,8 @@ use async_channel::{Receiver, Sender};
 /// Called with a batch's result, on the recorder's thread: it only hands the result on.
 pub type Done = Box<dyn FnOnce(Recorded) + Send>;
 
-use super::{Event, EventLog, LogError, NewEvent};
+use super::{Body, Event, EventLog, LogError, NewEvent};
+use crate::metrics::Metrics;
 use crate::search::indexer::Feed;
 
 /// What the recorder reports for a batch.
@@ -88,6 +89,25 @@ fn next_batch(queue: &Receiver<Submitted>, untidy: bool) -> Result<Option<Submit
     ))
 }
 
+/// Appends `events` to `log`, with the commit's duration and size, and the messages it
+/// recorded, counted in the metrics (the recorder's thread and a log that records on the
+/// hub's task both append through here).
+pub fn append_measured(log: &dyn EventLog, events: &[NewEvent]) -> Result<Vec<Event>, LogError> {
+    let started = std::time::Instant::now();
+    let appended = log.append(events);
+    let metrics = crate::metrics::get();
+    Metrics::time(&metrics.commit_seconds, started.elapsed());
+    metrics.commit_events.observe(events.len() as f64);
+    if appended.is_ok() {
+        let posts = events
+            .iter()
+            .filter(|new| matches!(new.body, Body::Message { .. }))
+            .count();
+        metrics.posts.inc_by(posts as u64);
+    }
+    appended
+}
+
 fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>, feed: Option<&Feed>) {
     loop {
         // Tidied between batches (a busy log, too, erases deleted texts from its files
@@ -106,7 +126,7 @@ fn write_loop(log: &dyn EventLog, queue: &Receiver<Submitted>, feed: Option<&Fee
             .iter()
             .flat_map(|r| r.events.iter().cloned())
             .collect();
-        match log.append(&all) {
+        match append_measured(log, &all) {
             Ok(events) => {
                 let indexed = feed.map(|_| Feed::wanted(&all, &events));
                 let mut events = events.into_iter();

@@ -11,7 +11,7 @@
 //! The trait's methods block (the hub calls them from its recorder thread and the blocking
 //! pool); they drive the redis crate's smol connection with `smol::block_on`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_shared::limits::REMEMBERED_IDS;
 use chat_shared::{Conversation, Frame, Name};
@@ -29,6 +29,7 @@ use super::{
     Body, Event, EventLog, Head, LogError, NewEvent, Note, ReadMark, Remembered, Seq, Snapshot,
     Span, StreamId, frame, latest_first,
 };
+use crate::metrics::Metrics;
 
 /// The key prefix of everything the chat keeps in Redis.
 pub const PREFIX: &str = "chat:";
@@ -44,7 +45,7 @@ impl From<RedisError> for LogError {
 /// The shared Redis, as an event log and as the cluster's register of who is where.
 pub struct RedisLog {
     client: redis::Client,
-    conn: ConnectionManager,
+    conn: Timed<ConnectionManager>,
     script: Script,
     epoch: String,
     url: String,
@@ -57,6 +58,56 @@ impl std::fmt::Debug for RedisLog {
         f.debug_struct("RedisLog")
             .field("url", &self.url)
             .finish_non_exhaustive()
+    }
+}
+
+/// A connection whose requests are timed, and failures counted, in the metrics
+/// (`redis_seconds`, `redis_errors_total`). A script not loaded yet (`NOSCRIPT`, answered
+/// by loading it) is not a failure.
+#[derive(Clone)]
+pub struct Timed<C>(C);
+
+impl<C> Timed<C> {
+    fn observe<T>(started: Instant, result: &redis::RedisResult<T>) {
+        let metrics = crate::metrics::get();
+        Metrics::time(&metrics.redis_seconds, started.elapsed());
+        if let Err(err) = result
+            && err.code() != Some("NOSCRIPT")
+        {
+            metrics.redis_errors.inc();
+        }
+    }
+}
+
+impl<C: redis::aio::ConnectionLike + Send> redis::aio::ConnectionLike for Timed<C> {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.0.req_packed_command(cmd).await;
+            Self::observe(started, &result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.0.req_packed_commands(pipeline, offset, count).await;
+            Self::observe(started, &result);
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
     }
 }
 
@@ -73,7 +124,10 @@ impl RedisLog {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_secs(2));
-        let conn = smol::block_on(ConnectionManager::new_with_config(client.clone(), config))?;
+        let conn = Timed(smol::block_on(ConnectionManager::new_with_config(
+            client.clone(),
+            config,
+        ))?);
         let mut log = Self {
             client,
             conn,
@@ -98,7 +152,7 @@ impl RedisLog {
     }
 
     /// A connection for commands (cheap to clone; shared).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Timed<ConnectionManager> {
         self.conn.clone()
     }
 

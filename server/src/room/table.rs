@@ -127,6 +127,7 @@ impl Rooms {
         rooms
             .entries
             .insert(key, Entry::Ready(Box::new(default), false));
+        rooms.count();
         rooms
     }
 
@@ -207,6 +208,12 @@ impl Rooms {
         if busy {
             self.busy.insert(key);
         }
+        self.count();
+    }
+
+    /// Tells the metrics how many rooms are held (ready or being read back).
+    fn count(&self) {
+        crate::metrics::Metrics::set(&crate::metrics::get().rooms, self.entries.len());
     }
 
     /// Whether some room is being read back from the log.
@@ -237,13 +244,17 @@ impl Rooms {
     /// A room is being read back from the log; `waiting` is what was asked of it.
     pub fn start_loading(&mut self, key: Arc<str>, waiting: Vec<Deferred>) {
         self.entries.insert(key, Entry::Loading(waiting));
+        self.count();
     }
 
     /// The room read back is here (or could not be read): what was asked of it meanwhile.
     /// `None` if it was not being read back.
     pub fn finish_loading(&mut self, key: &str) -> Option<Vec<Deferred>> {
         match self.entries.remove(key) {
-            Some(Entry::Loading(waiting)) => Some(waiting),
+            Some(Entry::Loading(waiting)) => {
+                self.count();
+                Some(waiting)
+            }
             Some(ready) => {
                 self.entries.insert(key.into(), ready);
                 None
@@ -368,5 +379,6 @@ impl Rooms {
     fn remove(&mut self, key: &str) {
         self.entries.remove(key);
         self.busy.remove(key);
+        self.count();
     }
 }
