@@ -36,6 +36,7 @@ fn session_of(users: &[String], rooms: &[String]) -> Session {
         default_room: "general".into(),
         rooms: rooms.to_vec(),
         admin: false,
+        password_reset: false,
         invites: Vec::new(),
     }
 }

@@ -815,6 +815,7 @@ impl Worker {
                 conversations,
                 invites,
                 admin,
+                password_reset,
                 ..
             } => {
                 // Registered: from now on it logs in.
@@ -824,6 +825,7 @@ impl Worker {
                     self.welcomed(name, users, seq, oldest, epoch, token, &rooms, limits);
                 session.account = account;
                 session.admin = admin;
+                session.password_reset = password_reset;
                 session.invites = invites
                     .into_iter()
                     .map(|invitation| (invitation.room, invitation.by))
@@ -1000,6 +1002,7 @@ impl Worker {
             conversations: Vec::new(),
             conversations_read: Vec::new(),
             admin: false,
+            password_reset: false,
             invites: Vec::new(),
         };
         (session, catch_up)

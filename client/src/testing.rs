@@ -384,6 +384,7 @@ pub fn session_in(rooms: &[&str]) -> Session {
         default_room: "general".into(),
         rooms: rooms.iter().map(ToString::to_string).collect(),
         admin: false,
+        password_reset: false,
         invites: Vec::new(),
     }
 }

@@ -18,10 +18,18 @@ use chat_shared::{Name, NameKeys, Password};
 use crate::cpu;
 use crate::metrics::Metrics;
 
-/// A password hash in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$…`). Its `Debug` shows
-/// nothing of it.
+/// A password hash in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$…`), or the hash of a
+/// temporary password an operator gave (`server admin reset-password`), stored as
+/// `temporary:UNTIL:PHC`: it logs in until the time UNTIL (milliseconds since the Unix
+/// epoch), and its welcome asks for a new password. Its `Debug` shows nothing of it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PasswordHash(String);
+
+/// What begins the stored form of a temporary password's hash.
+const TEMPORARY: &str = "temporary:";
+
+/// How long a temporary password logs in.
+pub const TEMPORARY_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl PasswordHash {
     /// A hash as stored.
@@ -29,9 +37,28 @@ impl PasswordHash {
         Self(phc)
     }
 
-    /// The PHC string, to store.
+    /// The hash of a temporary password, good until `until` (ms since the Unix epoch).
+    pub fn temporary(hash: &Self, until: u64) -> Self {
+        Self(format!("{TEMPORARY}{until}:{}", hash.phc()))
+    }
+
+    /// The stored form.
     pub fn as_stored(&self) -> &str {
         &self.0
+    }
+
+    /// Until when a temporary password logs in; `None` for an account's own password.
+    pub fn temporary_until(&self) -> Option<u64> {
+        let rest = self.0.strip_prefix(TEMPORARY)?;
+        rest.split_once(':')?.0.parse().ok()
+    }
+
+    /// The PHC string.
+    fn phc(&self) -> &str {
+        match self.0.strip_prefix(TEMPORARY) {
+            Some(rest) => rest.split_once(':').map_or(rest, |(_, phc)| phc),
+            None => &self.0,
+        }
     }
 }
 
@@ -64,10 +91,16 @@ pub fn hash(password: &Password) -> Result<PasswordHash, String> {
         .map_err(|err| err.to_string())
 }
 
-/// Whether `password` is the one `hash` was made from. A hash that cannot be read matches
-/// nothing.
+/// Whether `password` is the one `hash` was made from (and, for a temporary password,
+/// still good). A hash that cannot be read matches nothing.
 pub fn verify(hash: &PasswordHash, password: &Password) -> bool {
-    let Ok(parsed) = argon2::password_hash::PasswordHash::new(&hash.0) else {
+    if hash
+        .temporary_until()
+        .is_some_and(|until| crate::wire::now_millis() > until)
+    {
+        return false;
+    }
+    let Ok(parsed) = argon2::password_hash::PasswordHash::new(hash.phc()) else {
         tracing::error!("a stored password hash cannot be read");
         return false;
     };
@@ -104,6 +137,11 @@ impl Directory {
         self.by_skeleton
             .insert(account.keys.skeleton.clone(), account.keys.folded.clone());
         self.by_folded.insert(account.keys.folded.clone(), account);
+    }
+
+    /// Every account, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &Account> {
+        self.by_folded.values()
     }
 
     /// The account with this case-folded name.
@@ -197,6 +235,11 @@ impl Throttle {
             Some(wait) => Err(wait.max(Duration::from_millis(1))),
             None => Ok(()),
         }
+    }
+
+    /// Forgets an account's wrong passwords: its operator gave it a new one.
+    pub fn forget(&mut self, folded: &str) {
+        self.accounts.remove(folded);
     }
 
     /// Counts a wrong password.
@@ -298,6 +341,21 @@ fn lower_priority() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_temporary_password_logs_in_until_its_time_and_is_stored_as_such() {
+        let password = Password::new("0123456789abcdef");
+        let own = hash(&password).expect("hashed");
+        assert_eq!(own.temporary_until(), None);
+        let later = crate::wire::now_millis() + 60_000;
+        let temporary = PasswordHash::temporary(&own, later);
+        assert_eq!(temporary.temporary_until(), Some(later));
+        let stored = PasswordHash::from_stored(temporary.as_stored().to_string());
+        assert!(verify(&stored, &password));
+        assert!(!verify(&stored, &Password::new("something else")));
+        let ended = PasswordHash::temporary(&own, crate::wire::now_millis() - 1);
+        assert!(!verify(&ended, &password), "no longer after its time");
+    }
 
     #[test]
     fn failures_read_back_out_of_order_count_once_each_in_the_window() {

@@ -185,13 +185,22 @@ impl ServerBans {
         lifted
     }
 
-    /// The keys of every ban held (some may have ended).
-    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+    /// Every ban held (some may have ended), with its key.
+    pub fn all(&self) -> impl Iterator<Item = (String, &ServerBan)> + '_ {
         let names = self
             .names
-            .keys()
-            .map(|folded| Banned::Name(folded.clone()).key());
-        names.chain(self.addresses.keys().map(|ip| Banned::Address(*ip).key()))
+            .iter()
+            .map(|(folded, ban)| (Banned::Name(folded.clone()).key(), ban));
+        names.chain(
+            self.addresses
+                .iter()
+                .map(|(ip, ban)| (Banned::Address(*ip).key(), ban)),
+        )
+    }
+
+    /// The keys of every ban held (some may have ended).
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.all().map(|(key, _)| key)
     }
 }
 

@@ -6,21 +6,35 @@ use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
 use crate::{Args, Server, run_blocking};
+
+/// Log lines on stderr, filtered by `RUST_LOG` (default: info), as text or as JSON
+/// objects (each with the fields of the connection it is about, under `span`).
+fn start_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let lines = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => lines
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => lines
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
 
 /// The `server` command: flags from the command line over a config file (`--config`),
 /// logs on stderr, runs until SIGINT or SIGTERM. Exit codes: 0 after a clean shutdown (or
 /// `--print-config`), 1 when it cannot listen, 2 for bad flags or a bad config file.
 pub fn main() -> ExitCode {
-    let args: Args = argh::from_env();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let mut args: Args = argh::from_env();
     let print_config = args.print_config;
+    let command = args.command.take();
     let config = match args.resolve() {
         Ok(config) => config,
         Err(err) => {
@@ -28,6 +42,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    start_logging(config.log_format);
+    if let Some(command) = command {
+        return crate::operate::run(command, &config);
+    }
     if print_config {
         return match Args::of(&config).to_toml() {
             Ok(text) => {
@@ -62,6 +80,9 @@ pub fn main() -> ExitCode {
         Some(Ok(addr)) => tracing::info!("metrics on http://{addr}/metrics"),
         Some(Err(err)) => tracing::info!("metrics served ({err})"),
         None => {}
+    }
+    if let Some(path) = server.control_path() {
+        tracing::info!("control socket {}", path.display());
     }
     match server.local_addr() {
         Ok(local) => tracing::info!("listening on {local}"),

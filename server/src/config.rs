@@ -26,11 +26,23 @@ pub enum Storage {
     Redis(String),
 }
 
+/// The control socket's file name in the data directory (see [`crate::control`]).
+pub const CONTROL_SOCKET: &str = "control.sock";
+
 impl Storage {
     /// The data directory used when none is given: `$XDG_DATA_HOME/chat-server`
     /// (`~/.local/share/chat-server` on Linux), else `./chat-data`.
     pub fn default_dir() -> PathBuf {
         dirs::data_dir().map_or_else(|| PathBuf::from("chat-data"), |d| d.join("chat-server"))
+    }
+
+    /// Where the control socket is unless `--control` says otherwise: in the data
+    /// directory; nowhere without one.
+    pub fn control_socket(&self) -> Option<PathBuf> {
+        match self {
+            Storage::Dir(dir) => Some(dir.join(CONTROL_SOCKET)),
+            Storage::Memory | Storage::Redis(_) => None,
+        }
     }
 }
 
@@ -103,6 +115,11 @@ pub struct Config {
     pub minute: Duration,
     /// Where to serve the metrics over HTTP (`GET /metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// How the `server` command writes its log lines.
+    pub log_format: LogFormat,
+    /// Where the control socket for `server backup` and `server admin` listens, if
+    /// anywhere (see [`crate::control`]).
+    pub control: Option<PathBuf>,
 }
 
 impl Config {
@@ -158,6 +175,8 @@ impl Default for Config {
             store_cache: DEFAULT_STORE_CACHE_MIB << 20,
             minute: Duration::from_secs(60),
             metrics: None,
+            log_format: LogFormat::Text,
+            control: None,
         }
     }
 }
@@ -181,6 +200,10 @@ pub struct Args {
     #[argh(switch)]
     #[serde(skip)]
     pub print_config: bool,
+    /// an operator's command, instead of serving
+    #[argh(subcommand)]
+    #[serde(skip)]
+    pub command: Option<crate::commands::Tool>,
     /// address to listen on (default: 127.0.0.1)
     #[argh(option)]
     pub host: Option<String>,
@@ -290,6 +313,36 @@ pub struct Args {
     /// http://HOST:PORT/metrics (port 0 picks a free one, logged) (default: off)
     #[argh(option)]
     pub metrics: Option<String>,
+    /// log lines as text, or as JSON objects one a line for log shippers: text or json
+    /// (default: text)
+    #[argh(option)]
+    pub log_format: Option<LogFormat>,
+    /// the control socket (a Unix socket, this user only) that `server backup` and
+    /// `server admin` talk to (default: control.sock in the data directory; none with
+    /// --memory or --redis)
+    #[argh(option)]
+    pub control: Option<PathBuf>,
+}
+
+/// `--log-format`: how log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text each, for people.
+    Text,
+    /// One JSON object each, for log shippers.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("{s:?}: say text or json")),
+        }
+    }
 }
 
 /// `--registration`: whether new accounts may register.
@@ -511,6 +564,7 @@ impl Args {
                 Self {
                     config: self.config,
                     print_config: self.print_config,
+                    command: self.command,
                     $($field: self.$field.or(file.$field),)*
                 }
             };
@@ -548,6 +602,8 @@ impl Args {
             store_cache,
             no_search,
             metrics,
+            log_format,
+            control,
         )
     }
 
@@ -572,6 +628,7 @@ impl Args {
         Self {
             config: None,
             print_config: false,
+            command: None,
             host: Some(config.addr.ip().to_string()),
             port: Some(config.addr.port()),
             max_clients: Some(config.max_clients),
@@ -608,6 +665,12 @@ impl Args {
             store_cache,
             no_search: Some(!config.search),
             metrics: config.metrics.map(|addr| addr.to_string()),
+            log_format: Some(config.log_format),
+            // The default place follows the data directory, so it is not written out.
+            control: config
+                .control
+                .clone()
+                .filter(|control| Some(control) != config.storage.control_socket().as_ref()),
         }
     }
 
@@ -636,16 +699,11 @@ impl Args {
             Some(room) => RoomName::parse(&room).map_err(|err| ConfigError::BadRoom(room, err))?,
             None => defaults.room,
         };
-        let metrics = match self.metrics {
-            Some(target) => Some(
-                target
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut addrs| addrs.next())
-                    .ok_or(ConfigError::BadMetrics(target))?,
-            ),
-            None => None,
-        };
+        let control = self.control.or_else(|| storage.control_socket());
+        let metrics = self
+            .metrics
+            .map(|target| first_address(&target).ok_or(ConfigError::BadMetrics(target)))
+            .transpose()?;
         let admins = self
             .admins
             .unwrap_or_default()
@@ -712,6 +770,8 @@ impl Args {
             search: !self.no_search.unwrap_or(false),
             store_cache,
             metrics,
+            log_format: self.log_format.unwrap_or(defaults.log_format),
+            control,
             ..defaults
         })
     }
@@ -762,6 +822,11 @@ impl Args {
         };
         Ok((storage, store_cache.saturating_mul(1 << 20), tls))
     }
+}
+
+/// The first address `target` (HOST:PORT) names.
+fn first_address(target: &str) -> Option<SocketAddr> {
+    target.to_socket_addrs().ok()?.next()
 }
 
 /// `value` of the setting `flag`, if it is at least `min`.

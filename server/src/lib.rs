@@ -17,13 +17,16 @@ pub mod accounts;
 mod bans;
 pub mod cli;
 mod cluster;
+pub mod commands;
 mod config;
 mod context;
+pub mod control;
 mod cpu;
 mod hub;
 mod limits;
 pub mod log;
 mod metrics;
+pub mod operate;
 mod pressure;
 mod queue;
 mod registry;
@@ -37,7 +40,7 @@ pub mod tls;
 mod transport;
 mod wire;
 
-pub use config::{Args, Config, ConfigError, Registration, Seconds, Storage};
+pub use config::{Args, Config, ConfigError, LogFormat, Registration, Seconds, Storage};
 pub use server::{Running, Server, StartError, run_blocking};
 pub use tls::TlsSetup;
 

@@ -17,6 +17,7 @@ use crate::accounts::Hasher;
 use crate::cluster::Cluster;
 use crate::config::Storage;
 use crate::context::Context;
+use crate::control::serve::{ControlSocket, Operator};
 use crate::hub::command::Command;
 use crate::hub::peers::{Alone, Peers};
 use crate::hub::{Hub, Searching};
@@ -45,6 +46,8 @@ pub struct Server {
     search: Option<Search>,
     /// Where scrapers get the metrics (`--metrics`).
     metrics: Option<Async<TcpListener>>,
+    /// Where `server backup` and `server admin` reach it (`--control`).
+    control: Option<ControlSocket>,
 }
 
 /// Why a server could not start.
@@ -53,6 +56,9 @@ pub enum StartError {
     /// The address cannot be listened on.
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, io::Error),
+    /// The control socket cannot be made.
+    #[error("cannot make the control socket {0}: {1}")]
+    Control(std::path::PathBuf, io::Error),
     /// The metrics' address cannot be listened on.
     #[error("cannot serve the metrics on {0}: {1}")]
     Metrics(SocketAddr, io::Error),
@@ -150,6 +156,12 @@ impl Server {
             ),
             None => None,
         };
+        let control = match &config.control {
+            Some(path) => Some(
+                ControlSocket::bind(path).map_err(|err| StartError::Control(path.clone(), err))?,
+            ),
+            None => None,
+        };
         let (hub_tx, hub_rx) = async_channel::unbounded();
         let hasher = Hasher::start(config.hasher_threads()).map_err(StartError::Threads)?;
         let tls = match &config.tls {
@@ -187,6 +199,7 @@ impl Server {
             node,
             search,
             metrics,
+            control,
         })
     }
 
@@ -246,6 +259,11 @@ impl Server {
             .map(|listener| listener.get_ref().local_addr())
     }
 
+    /// Where the control socket listens, if it does.
+    pub fn control_path(&self) -> Option<&std::path::Path> {
+        self.control.as_ref().map(ControlSocket::path)
+    }
+
     /// Serves on `ex` until `stop` resolves, then closes every connection with
     /// `closing`/`shutdown`, gives them a moment to flush, and returns.
     pub async fn serve(mut self, ex: Arc<Executor<'static>>, stop: impl Future<Output = ()>) {
@@ -259,6 +277,24 @@ impl Server {
             .take()
             .map(|listener| ex.spawn(crate::metrics::http::serve(listener, ex.clone())));
         let context = self.context.clone();
+        // The task ends at shutdown; the socket's file goes when this function returns.
+        let (_control, _control_file) = self
+            .control
+            .take()
+            .map(|socket| {
+                let operator = Operator {
+                    store: self.store.clone(),
+                    hub: context.hub.clone(),
+                };
+                let (listener, file) = socket.split();
+                let task = ex.spawn(crate::control::serve::serve(
+                    listener,
+                    Arc::new(operator),
+                    ex.clone(),
+                ));
+                (task, file)
+            })
+            .unzip();
         let acceptor = self
             .tls
             .as_ref()

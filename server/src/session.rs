@@ -68,9 +68,16 @@ enum Wake {
     Shutdown,
 }
 
-/// Runs a connection to its end.
+/// Runs a connection to its end. Every log line about it is in the span `conn`, with its
+/// id and, once it is logged in, its `user` name.
 pub(crate) async fn run(context: Arc<Context>, stream: Transport, conn: ConnId, peer: IpAddr) {
+    let span = tracing::info_span!("conn", id = conn, user = tracing::field::Empty);
+    tracing::Instrument::instrument(serve(context, stream, conn, peer), span).await;
+}
+
+async fn serve(context: Arc<Context>, stream: Transport, conn: ConnId, peer: IpAddr) {
     let config = &context.config;
+    tracing::info!(%peer, tls = stream.is_tls(), "connected");
     let _open = crate::metrics::OpenConnection::new(stream.is_tls());
     let (queue, receiver) = send_queue(QueueLimits {
         frames: config.send_queue,
@@ -296,6 +303,7 @@ impl<'a> Session<'a> {
     }
 
     fn reject(&self, code: RejectCode, message: String) -> End {
+        tracing::info!(?code, message, "login refused");
         self.queue
             .push_unmetered(rejected(code, message, code.is_transient().then_some(2000)));
         End::Rejected
@@ -777,6 +785,8 @@ impl<'a> Session<'a> {
             }
         };
         let (reply, answer) = async_channel::bounded(1);
+        let user = name.as_str().to_owned();
+        let account = !matches!(auth, Auth::Guest);
         self.to_hub(Command::Login(Login {
             conn: self.conn,
             protocol,
@@ -795,11 +805,14 @@ impl<'a> Session<'a> {
             read,
         }));
         if answer.recv().await == Ok(true) {
+            tracing::Span::current().record("user", user.as_str());
+            tracing::info!(protocol, account, "logged in");
             self.logged_in = true;
             self.welcomed = Some(Instant::now());
             self.bad_in_row = 0;
             Ok(())
         } else {
+            tracing::info!(name = user, "login refused");
             Err(End::Rejected)
         }
     }
@@ -870,7 +883,7 @@ impl<'a> Session<'a> {
             End::Rejected | End::Close(CloseCode::Shutdown) => {}
             End::Close(code) => leave(code.leave_reason()),
         }
-        tracing::debug!(conn = self.conn, ?end, "session ends");
+        tracing::info!(?end, "disconnected");
         match end {
             End::Close(CloseCode::SendQueueFull) => {
                 self.queue.abort_with(closing(CloseCode::SendQueueFull));

@@ -558,6 +558,11 @@ pub enum ServerFrame {
         /// Whether the account is one of the server's administrators.
         #[serde(default, skip_serializing_if = "is_false")]
         admin: bool,
+        /// Whether the account's password is a temporary one its server's operator set:
+        /// the client should ask for a new one (`set_password`, with the temporary one as
+        /// `password`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        password_reset: bool,
         /// The limits the server enforces.
         limits: Limits,
     },

@@ -48,6 +48,7 @@ fn protocol_session_example() {
                 burst: 20
             },
             admin: false,
+            password_reset: false,
             invites: Vec::new()
         }
     );

@@ -128,6 +128,7 @@ fn welcome() -> impl Strategy<Value = ServerFrame> {
                     token,
                     limits,
                     admin: false,
+                    password_reset: false,
                     invites: Vec::new(),
                 }
             },

@@ -651,8 +651,10 @@ impl ServerProcess {
                     .expect("server printed its address")
                     .expect("stderr readable");
                 log.lock().expect("log").push(line.clone());
+                // As text or inside a JSON log line (`--log-format json`).
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    break rest.trim().parse().expect("an address");
+                    let addr = rest.split(['"', ' ']).next().unwrap_or(rest);
+                    break addr.trim().parse().expect("an address");
                 }
             }
         })
@@ -709,6 +711,12 @@ impl ServerProcess {
 
 /// Runs a server command to its end with `args`; returns its exit code and stderr.
 pub fn run_server_command(args: &[&str]) -> (Option<i32>, String) {
+    let (code, _, stderr) = run_server_output(args);
+    (code, stderr)
+}
+
+/// Runs a server command to its end with `args`; returns its exit code, stdout and stderr.
+pub fn run_server_output(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(server_binary())
         .args(args)
         .stdin(Stdio::null())
@@ -716,6 +724,7 @@ pub fn run_server_command(args: &[&str]) -> (Option<i32>, String) {
         .expect("server command runs");
     (
         out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }

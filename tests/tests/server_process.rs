@@ -4,7 +4,10 @@
 use std::time::{Duration, Instant};
 
 use chat_shared::{CloseCode, ServerFrame};
-use chat_tests::{Client, ServerProcess, TempDir, run_for, run_server_command, say, server_binary};
+use chat_tests::{
+    Client, ServerProcess, TempDir, run_for, run_server_command, run_server_output, say,
+    server_binary,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -34,6 +37,7 @@ fn help_lists_every_flag_with_its_default() {
         ("--max-text", "4096"),
         ("--lease", "5"),
         ("--store-cache", "1024"),
+        ("--log-format", "text"),
     ] {
         // argh wraps long lines: read the help as one line of words.
         let options = &help[help.find("Options:").expect("an Options section")..];
@@ -63,6 +67,17 @@ fn bad_flags_exit_non_zero_with_one_clear_line() {
         &["--memory", "--store-cache", "64", "--port", "0"],
         &["--store-cache", "0", "--port", "0"],
         &["--metrics", "nowhere", "--port", "0", "--memory"],
+        &["--log-format", "xml", "--port", "0", "--memory"],
+        &[
+            "--control",
+            "/nonexistent/dir/c.sock",
+            "--port",
+            "0",
+            "--memory",
+        ],
+        &["backup"],
+        &["admin", "--control", "/nonexistent/c.sock", "accounts"],
+        &["admin", "--data", "/nonexistent", "frobnicate"],
         &["--redis", "nonsense", "--port", "0"],
         &[
             "--redis",
@@ -269,20 +284,6 @@ fn config_file(dir: &TempDir, text: &str) -> String {
     path.to_str().expect("a UTF-8 path").to_owned()
 }
 
-/// Runs `server` with `args` to its end; returns its exit code, stdout and stderr.
-fn run_with_output(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(server_binary())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("server command runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Flags: `--config <file: port 0, memory, room lobby, max-text 100>`: the server runs with
 /// the file's settings (a login is welcomed into `lobby`), and `--print-config` shows them,
 /// with a flag given beside the file (`--max-text 200`) winning over the file's key.
@@ -294,7 +295,7 @@ fn a_config_file_sets_what_the_flags_set_and_flags_win() {
         "# a comment\nport = 0\nmemory = true\nroom = \"lobby\"\nmax-text = 100\nlogin-timeout = 2.5\n",
     );
     let (code, printed, stderr) =
-        run_with_output(&["--config", &file, "--max-text", "200", "--print-config"]);
+        run_server_output(&["--config", &file, "--max-text", "200", "--print-config"]);
     assert_eq!(code, Some(0), "{stderr}");
     for line in [
         "port = 0",
@@ -321,7 +322,7 @@ fn print_config_prints_a_config_file_of_the_same_settings() {
     let dir = TempDir::new("config-round");
     let data = dir.path().join("store");
     let data = data.to_str().expect("a UTF-8 path");
-    let (code, first, stderr) = run_with_output(&[
+    let (code, first, stderr) = run_server_output(&[
         "--print-config",
         "--data",
         data,
@@ -334,7 +335,7 @@ fn print_config_prints_a_config_file_of_the_same_settings() {
     ]);
     assert_eq!(code, Some(0), "{stderr}");
     let file = config_file(&dir, &first);
-    let (code, second, stderr) = run_with_output(&["--config", &file, "--print-config"]);
+    let (code, second, stderr) = run_server_output(&["--config", &file, "--print-config"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(first, second);
     for line in [
@@ -347,7 +348,7 @@ fn print_config_prints_a_config_file_of_the_same_settings() {
     }
     let memory = config_file(&dir, "memory = true\n");
     let (code, printed, stderr) =
-        run_with_output(&["--config", &memory, "--data", data, "--print-config"]);
+        run_server_output(&["--config", &memory, "--data", data, "--print-config"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!printed.contains("memory = true"), "{printed}");
     assert!(printed.contains(data), "{printed}");
@@ -377,7 +378,7 @@ fn a_bad_config_file_is_one_line_naming_the_file_and_line() {
         ("memory = true\nsend-queue = 0\n", None, "send-queue"),
     ] {
         let file = config_file(&dir, text);
-        let (code, stdout, stderr) = run_with_output(&["--config", &file]);
+        let (code, stdout, stderr) = run_server_output(&["--config", &file]);
         assert_eq!(code, Some(2), "{text}: {stderr}");
         assert!(stdout.is_empty(), "{text}: {stdout}");
         assert_eq!(stderr.trim().lines().count(), 1, "{text}: {stderr}");
@@ -391,7 +392,7 @@ fn a_bad_config_file_is_one_line_naming_the_file_and_line() {
     }
     let missing = dir.path().join("nowhere.toml");
     let missing = missing.to_str().expect("a UTF-8 path");
-    let (code, _, stderr) = run_with_output(&["--config", missing]);
+    let (code, _, stderr) = run_server_output(&["--config", missing]);
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains(missing), "{stderr}");
@@ -412,7 +413,7 @@ fn the_readme_config_example_is_taken() {
     assert!(example.contains("admins"), "no example in README.md");
     let dir = TempDir::new("config-readme");
     let file = config_file(&dir, &example);
-    let (code, printed, stderr) = run_with_output(&["--config", &file, "--print-config"]);
+    let (code, printed, stderr) = run_server_output(&["--config", &file, "--print-config"]);
     assert_eq!(code, Some(0), "{stderr}");
     for line in [
         "host = \"0.0.0.0\"",

@@ -42,6 +42,9 @@ pub struct Session {
     pub conversations_read: Vec<(String, u64)>,
     /// Whether the account is one of the server's administrators.
     pub admin: bool,
+    /// The account's password is a temporary one its server's operator set: ask for a
+    /// new one.
+    pub password_reset: bool,
     /// For an account: the rooms it is invited to and has not joined (room, who invited).
     pub invites: Vec<(String, String)>,
 }

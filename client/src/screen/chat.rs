@@ -391,6 +391,7 @@ impl Chat {
         self.limits = session.limits;
         self.account = session.account;
         self.admin = session.admin;
+        self.ask_for_a_new_password(session);
         let before = self.shown_key();
         self.rooms.logged_in(session);
         if session.new_epoch {
@@ -841,6 +842,15 @@ impl Chat {
         if let Some(request) = f(&mut view.log, &mut joined.room.timeline) {
             let name = joined.room.name.clone();
             self.request(&name, request);
+        }
+    }
+
+    /// After a log-in with a temporary password (an operator's reset), the form that
+    /// changes it opens by itself.
+    fn ask_for_a_new_password(&mut self, session: &Session) {
+        if session.password_reset && self.dialog != Some(Dialog::Password) {
+            self.password = account::PasswordForm::after_reset();
+            self.dialog = Some(Dialog::Password);
         }
     }
 

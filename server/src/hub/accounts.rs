@@ -146,7 +146,7 @@ impl Hub {
         let keys = login.name.keys();
         match result {
             Ok(hash) => {
-                tracing::info!(account = %login.name, "account registered");
+                tracing::info!(conn = login.conn, account = %login.name, "account registered");
                 self.accounts.insert(Account {
                     name: login.name.clone(),
                     keys,
@@ -270,7 +270,7 @@ impl Hub {
                 );
             }
             PasswordOutcome::Changed(hash) => {
-                tracing::info!(account = folded, "password changed");
+                tracing::info!(conn, account = folded, "password changed");
                 self.accounts.set_hash(folded, hash);
                 self.tell(conn, &ServerFrame::PasswordChanged);
             }

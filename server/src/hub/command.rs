@@ -240,13 +240,29 @@ pub enum Command {
     },
     /// Server bans were stored (or could not be), off the hub's task.
     ServerBanStored {
-        /// The administrator who set or lifted them, and the answer it gets once they
-        /// are stored (`None`: bans this node set on its own).
-        answer: Option<Box<(ConnId, chat_shared::ServerFrame)>>,
+        /// Who set or lifted them and the answer it gets once they are stored (`None`:
+        /// bans this node set on its own).
+        answer: Option<Box<BanAnswer>>,
         /// Each ban's key and what it holds (`None`: lifted).
         changes: Vec<(String, Option<String>)>,
         /// Whether the log took them.
         result: Result<(), LogError>,
+    },
+    /// The operator asks, on the control socket.
+    Operator {
+        /// What.
+        request: crate::control::Request,
+        /// Where the answer goes.
+        reply: Sender<crate::control::Reply>,
+    },
+    /// A temporary password was hashed and stored (or could not be).
+    PasswordReset {
+        /// The account, case-folded.
+        folded: String,
+        /// The temporary password, to show the operator, and its stored hash.
+        result: Result<(String, PasswordHash), String>,
+        /// Where the answer goes.
+        reply: Sender<crate::control::Reply>,
     },
     /// The server is about to close every connection: record what was accepted and push
     /// everything owed now, so that it reaches everyone before their `closing`; then
@@ -254,6 +270,15 @@ pub enum Command {
     Flush(Sender<()>),
     /// The server is going down: record what was accepted, then stop.
     Shutdown,
+}
+
+/// Who is answered once server bans are stored.
+#[derive(Debug)]
+pub enum BanAnswer {
+    /// An administrator's connection, with the frame it gets.
+    Member(ConnId, chat_shared::ServerFrame),
+    /// The operator on the control socket, with the keys lifted.
+    Operator(Sender<crate::control::Reply>, Vec<String>),
 }
 
 /// What came of a `set_password`.

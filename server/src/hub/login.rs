@@ -466,6 +466,11 @@ impl Hub {
             })
             .collect();
         let admin = self.is_admin(member);
+        let password_reset = member.account
+            && self
+                .accounts
+                .get(&member.keys.folded)
+                .is_some_and(|account| account.hash.temporary_until().is_some());
         crate::metrics::get().logins.inc();
         let frame = Frame::encode(&ServerFrame::Welcome {
             protocol: member.protocol,
@@ -493,6 +498,7 @@ impl Hub {
             }),
             invites,
             admin,
+            password_reset,
             limits: self.limits(),
         });
         welcome

@@ -32,6 +32,7 @@ mod life;
 mod load;
 mod login;
 mod moderation;
+mod operator;
 pub mod peers;
 mod posts;
 mod read_markers;
@@ -391,6 +392,12 @@ impl Hub {
                 changes,
                 result,
             } => self.server_ban_stored(answer, changes, result),
+            Command::Operator { request, reply } => self.operator(request, reply),
+            Command::PasswordReset {
+                folded,
+                result,
+                reply,
+            } => self.password_reset(&folded, result, &reply),
             Command::Flush(done) => self.flushing.push(done),
             Command::Shutdown => {}
         }

@@ -25,8 +25,9 @@ use crate::room::{Effect, Pending, Room};
 use crate::wire::now_millis;
 
 use super::Hub;
-use super::command::{Command, Place, Step};
+use super::command::{BanAnswer, Command, Place, Step};
 use super::direct::direct_event;
+use crate::control::Reply;
 
 /// What someone may do in a room, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -714,14 +715,14 @@ impl Hub {
             }
             _ => return,
         };
-        self.store_server_bans(Some((conn, answer)), changes);
+        self.store_server_bans(Some(BanAnswer::Member(conn, answer)), changes);
     }
 
     /// Stores server bans off this task; the hub puts them in force once they are stored
     /// (and answers `answer`, if given).
-    fn store_server_bans(
+    pub(super) fn store_server_bans(
         &self,
-        answer: Option<(ConnId, ServerFrame)>,
+        answer: Option<BanAnswer>,
         changes: Vec<(String, Option<String>)>,
     ) {
         let (log, inbox) = (self.log.clone(), self.inbox.clone());
@@ -741,39 +742,49 @@ impl Hub {
     /// Server bans were stored (or could not be).
     pub(super) fn server_ban_stored(
         &mut self,
-        answer: Option<Box<(ConnId, ServerFrame)>>,
+        answer: Option<Box<BanAnswer>>,
         changes: Vec<(String, Option<String>)>,
         result: Result<(), LogError>,
     ) {
         if let Err(err) = result {
             tracing::error!(%err, "cannot store a server ban");
-            if let Some(answer) = answer {
-                self.error(
-                    answer.0,
+            match answer.map(|answer| *answer) {
+                Some(BanAnswer::Member(conn, _)) => self.error(
+                    conn,
                     ErrorCode::Unavailable,
                     "the ban cannot be stored now; try again later".into(),
                     None,
                     None,
-                );
+                ),
+                Some(BanAnswer::Operator(reply, _)) => {
+                    let _ = reply.try_send(Reply::failed(format!("cannot store it: {err}")));
+                }
+                None => {}
             }
             return;
         }
-        if let Some(answer) = answer {
-            let (conn, frame) = *answer;
-            match &frame {
-                ServerFrame::Ban {
-                    by,
-                    name,
-                    message,
-                    until,
-                    ..
-                } => tracing::info!(by, name, ?message, ?until, "server ban set"),
-                ServerFrame::Unban { by, name, .. } => {
-                    tracing::info!(by, name, "server ban lifted");
+        match answer.map(|answer| *answer) {
+            Some(BanAnswer::Member(conn, frame)) => {
+                match &frame {
+                    ServerFrame::Ban {
+                        by,
+                        name,
+                        message,
+                        until,
+                        ..
+                    } => tracing::info!(conn, by, name, ?message, ?until, "server ban set"),
+                    ServerFrame::Unban { by, name, .. } => {
+                        tracing::info!(conn, by, name, "server ban lifted");
+                    }
+                    _ => {}
                 }
-                _ => {}
+                self.tell(conn, &frame);
             }
-            self.tell(conn, &frame);
+            Some(BanAnswer::Operator(reply, keys)) => {
+                tracing::info!(?keys, "server ban lifted by the operator");
+                let _ = reply.try_send(Reply::Unbanned { keys });
+            }
+            None => {}
         }
         for (key, value) in changes {
             self.server_ban_changed(&key, value.as_deref());

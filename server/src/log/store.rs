@@ -38,23 +38,26 @@ use super::{
     latest_first,
 };
 
-const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
-const STREAMS: TableDefinition<&str, u64> = TableDefinition::new("streams");
-const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
-const POSTS: TableDefinition<(&str, &str), (&str, u64)> = TableDefinition::new("posts");
-const POST_ORDER: TableDefinition<(&str, u64), &str> = TableDefinition::new("post_order");
-const POSTERS: TableDefinition<&str, u64> = TableDefinition::new("posters");
-const ROOMS: TableDefinition<&str, &str> = TableDefinition::new("rooms");
-const ACCOUNTS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("accounts");
-const CONVERSATIONS: TableDefinition<(&str, &str), (&str, u64, u64)> =
+pub(super) const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+pub(super) const STREAMS: TableDefinition<&str, u64> = TableDefinition::new("streams");
+pub(super) const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+pub(super) const POSTS: TableDefinition<(&str, &str), (&str, u64)> = TableDefinition::new("posts");
+pub(super) const POST_ORDER: TableDefinition<(&str, u64), &str> =
+    TableDefinition::new("post_order");
+pub(super) const POSTERS: TableDefinition<&str, u64> = TableDefinition::new("posters");
+pub(super) const ROOMS: TableDefinition<&str, &str> = TableDefinition::new("rooms");
+pub(super) const ACCOUNTS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("accounts");
+pub(super) const CONVERSATIONS: TableDefinition<(&str, &str), (&str, u64, u64)> =
     TableDefinition::new("conversations");
-const ROOM_STATE: TableDefinition<(&str, &str), &str> = TableDefinition::new("room_state");
-const SERVER_BANS: TableDefinition<&str, &str> = TableDefinition::new("server_bans");
-const INVITES_OF: TableDefinition<(&str, &str), &str> = TableDefinition::new("invites_of");
+pub(super) const ROOM_STATE: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("room_state");
+pub(super) const SERVER_BANS: TableDefinition<&str, &str> = TableDefinition::new("server_bans");
+pub(super) const INVITES_OF: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("invites_of");
 /// What is kept beside a message (see [`Aside`]): (stream, its seq) to the aside.
-const ASIDES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("asides");
+pub(super) const ASIDES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("asides");
 /// Read markers: (account, stream) to the newest seq the account has seen there.
-const READ: TableDefinition<(&str, &str), u64> = TableDefinition::new("read");
+pub(super) const READ: TableDefinition<(&str, &str), u64> = TableDefinition::new("read");
 
 /// The tables that remember each poster's last post ids.
 struct PostTables<'a, 'txn> {
@@ -403,7 +406,7 @@ impl Store {
     }
 
     /// The database, for a read or a write transaction.
-    fn db(&self) -> Result<RwLockReadGuard<'_, Database>, LogError> {
+    pub(super) fn db(&self) -> Result<RwLockReadGuard<'_, Database>, LogError> {
         self.db.read().map_err(store_error)
     }
 

@@ -34,6 +34,8 @@ pub struct PasswordForm {
     problem: Option<String>,
     /// Sent; waiting for the server's answer.
     waiting: bool,
+    /// Opened because the password is a temporary one the server's operator set.
+    reset: bool,
 }
 
 impl std::fmt::Debug for PasswordForm {
@@ -46,6 +48,14 @@ impl std::fmt::Debug for PasswordForm {
 }
 
 impl PasswordForm {
+    /// The form as it opens by itself after a log-in with a temporary password.
+    pub fn after_reset() -> Self {
+        Self {
+            reset: true,
+            ..Self::default()
+        }
+    }
+
     /// Handles a message; returns the passwords to send (current, new) once the form is
     /// complete and the new one acceptable for the account `me`.
     pub fn update(&mut self, message: Message, me: &str) -> Option<(Password, Password)> {
@@ -121,8 +131,16 @@ impl PasswordForm {
             (None, true) => text("Changing…").size(13),
             (None, false) => text("").size(13),
         };
+        let why = self.reset.then(|| {
+            text(
+                "The server's operator gave you a temporary password. Choose your own now: \
+                 the temporary one stops working within a day.",
+            )
+            .size(13)
+        });
         column![
             text("Change your password").size(16).font(bold()),
+            why,
             field("current password", &self.current, Message::Current).id(CURRENT),
             field(
                 "new password, 8 characters or more",

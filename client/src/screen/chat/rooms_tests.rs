@@ -459,6 +459,23 @@ fn an_account_changes_its_password_from_the_sidebar() {
 }
 
 #[test]
+fn a_log_in_with_a_temporary_password_opens_the_form_to_change_it() {
+    let mut session = session_in(&["general"]);
+    session.account = true;
+    let mut plain = Window::chat(&session);
+    assert!(!plain.shows("Change your password"));
+    session.password_reset = true;
+    let mut window = Window::chat(&session);
+    assert!(window.shows("Change your password"));
+    assert!(window.shows(
+        "The server's operator gave you a temporary password. Choose your own now: the \
+         temporary one stops working within a day."
+    ));
+    window.click_on("Cancel");
+    assert!(!window.shows("Change your password"));
+}
+
+#[test]
 fn a_guest_has_no_password_to_change() {
     let mut window = Window::chat(&session_in(&["general"]));
     assert!(!window.shows("Change password…"));

@@ -27,6 +27,7 @@ fn session(seq: u64, users: &[&str]) -> Session {
         default_room: "general".into(),
         rooms: vec!["general".into()],
         admin: false,
+        password_reset: false,
         invites: Vec::new(),
     }
 }

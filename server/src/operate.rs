@@ -1,0 +1,166 @@
+//! `server backup` and `server admin`: the operator's commands. They ask the running
+//! server on its control socket (see [`crate::control`]); a backup of a stopped server's
+//! store is made directly.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::commands::{Admin, AdminTool, Backup, Tool};
+use crate::config::{Config, Storage};
+use crate::control::{self, AskError, Reply, Request};
+use crate::log::store::{FILE, Store};
+
+/// How long a backup through the server may take before the command stops waiting.
+const BACKUP_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long the server may take to answer anything else.
+const ADMIN_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs an operator's command with the server's settings `config` (for where its data
+/// directory and control socket are). Exit codes: 0 done, 1 it could not be done.
+pub fn run(tool: Tool, config: &Config) -> ExitCode {
+    let outcome = match tool {
+        Tool::Backup(backup) => run_backup(backup, config),
+        Tool::Admin(admin) => run_admin(admin, config),
+    };
+    match outcome {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The data directory and the control socket a command means.
+fn places(
+    data: Option<PathBuf>,
+    control: Option<PathBuf>,
+    config: &Config,
+) -> (Option<PathBuf>, Option<PathBuf>) {
+    let data = data.or_else(|| match &config.storage {
+        Storage::Dir(dir) => Some(dir.clone()),
+        Storage::Memory | Storage::Redis(_) => None,
+    });
+    let control = control
+        .or_else(|| {
+            data.clone()
+                .and_then(|dir| Storage::Dir(dir).control_socket())
+        })
+        .or_else(|| config.control.clone());
+    (data, control)
+}
+
+fn run_backup(backup: Backup, config: &Config) -> Result<Vec<String>, String> {
+    let (data, control) = places(backup.data, backup.control, config);
+    let dest = std::path::absolute(&backup.dest)
+        .map_err(|err| format!("{}: {err}", backup.dest.display()))?;
+    if let Some(control) = &control {
+        let request = Request::Backup { to: dest.clone() };
+        match control::ask(control, &request, BACKUP_WAIT) {
+            Ok(Reply::BackedUp(copied)) => {
+                return Ok(vec![describe(&copied, "the running server")]);
+            }
+            Ok(Reply::Failed { message }) => return Err(message),
+            Ok(other) => return Err(format!("unexpected answer {other:?}")),
+            // No server: the store is copied here.
+            Err(AskError::NotRunning(_)) => {}
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    let dir = data.ok_or("no data directory: give --data DIR (a server with --memory or --redis has no store to back up)")?;
+    if !dir.join(FILE).is_file() {
+        return Err(format!("{}: no store there", dir.join(FILE).display()));
+    }
+    let store = Store::open(&dir, String::new).map_err(|err| err.to_string())?;
+    let copied = store.backup(&dest).map_err(|err| err.to_string())?;
+    Ok(vec![describe(&copied, "the stopped server's store")])
+}
+
+fn describe(copied: &crate::log::backup::Copied, from: &str) -> String {
+    format!(
+        "backed up {from} to {}: {} rooms and conversations, {} events, {} accounts; opened and checked (its epoch, {}, is its own)",
+        copied.path.display(),
+        copied.streams,
+        copied.events,
+        copied.accounts,
+        copied.epoch
+    )
+}
+
+fn run_admin(admin: Admin, config: &Config) -> Result<Vec<String>, String> {
+    let (_, control) = places(admin.data, admin.control, config);
+    let control = control.ok_or("no control socket: give --data DIR or --control PATH")?;
+    let request = match admin.what {
+        AdminTool::Accounts(_) => Request::Accounts,
+        AdminTool::ResetPassword(reset) => Request::ResetPassword { name: reset.name },
+        AdminTool::Bans(_) => Request::Bans,
+        AdminTool::Unban(unban) => Request::Unban { name: unban.name },
+    };
+    let reply = control::ask(&control, &request, ADMIN_WAIT).map_err(|err| err.to_string())?;
+    show(reply, &control)
+}
+
+/// An answer, as lines for a person (tab-separated where it is a table).
+fn show(reply: Reply, control: &Path) -> Result<Vec<String>, String> {
+    let now = crate::wire::now_millis();
+    let ago = |until: u64| {
+        let minutes = until.saturating_sub(now) / 60_000;
+        format!("{}h{:02}m", minutes / 60, minutes % 60)
+    };
+    Ok(match reply {
+        Reply::Accounts { accounts } => {
+            let mut lines = vec!["name\tonline\ttemporary password".to_string()];
+            lines.extend(accounts.into_iter().map(|account| {
+                format!(
+                    "{}\t{}\t{}",
+                    account.name,
+                    if account.online { "yes" } else { "no" },
+                    account
+                        .reset_until
+                        .map_or_else(|| "-".to_string(), |until| format!("valid {}", ago(until)))
+                )
+            }));
+            lines
+        }
+        Reply::PasswordReset {
+            name,
+            password,
+            until,
+        } => vec![
+            format!("temporary password for {name}: {password}"),
+            format!(
+                "it logs in for the next {}; at that log-in the client asks for a new password",
+                ago(until)
+            ),
+        ],
+        Reply::Bans { bans } => {
+            let mut lines = vec!["banned\tname\tby\tuntil\twhy".to_string()];
+            lines.extend(bans.into_iter().map(|info| {
+                let until = match info.ban.until {
+                    None => "lifted by hand".to_string(),
+                    Some(until) if until <= now => "ended".to_string(),
+                    Some(until) => format!("{} from now", ago(until)),
+                };
+                format!(
+                    "{}\t{}\t{}\t{until}\t{}",
+                    info.key,
+                    info.ban.name,
+                    info.ban.by,
+                    info.ban.message.unwrap_or_default()
+                )
+            }));
+            lines
+        }
+        Reply::Unbanned { keys } => vec![format!("lifted: {}", keys.join(", "))],
+        Reply::Failed { message } => return Err(message),
+        Reply::BackedUp(_) => {
+            return Err(format!("{}: unexpected answer", control.display()));
+        }
+    })
+}

@@ -1,0 +1,353 @@
+//! What an operator does to a running server: backups through the control socket (and of a
+//! stopped server's store), `server admin`, and JSON logs. Each test states the flags it
+//! passes to `chat-server` (this crate's copy of `server`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chat_shared::{ClientFrame, Password, RejectCode, ServerFrame};
+use chat_tests::{Client, ServerProcess, TempDir, run_for, run_server_output, say, server_binary};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A version-3 `hello` with a password (registering the account if `register`).
+fn hello_with(name: &str, password: &str, register: bool) -> ClientFrame {
+    ClientFrame::Hello {
+        protocol: chat_shared::PROTOCOL_VERSION,
+        name: name.into(),
+        password: Some(Password::new(password)),
+        register,
+        since: None,
+        epoch: None,
+        token: None,
+    }
+}
+
+/// Runs `server` with `args` off the test's executor; returns exit code, stdout, stderr.
+async fn command(args: &[&str]) -> (Option<i32>, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    smol::unblock(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_server_output(&args)
+    })
+    .await
+}
+
+/// The default room's messages of a server's whole history, by seq, as `client` reads
+/// them with `history` pages of 200.
+async fn all_messages(client: &mut Client) -> BTreeMap<u64, ServerFrame> {
+    let mut messages = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        client
+            .send(&ClientFrame::History {
+                room: None,
+                with: None,
+                before: None,
+                after: Some(after),
+                limit: Some(200),
+            })
+            .await;
+        let page = client
+            .recv_until(|f| matches!(f, ServerFrame::HistoryEnd { .. }))
+            .await;
+        let Some(ServerFrame::HistoryEnd { count, .. }) = page.last() else {
+            unreachable!("recv_until ends with what it waited for");
+        };
+        if *count == 0 {
+            return messages;
+        }
+        for frame in page {
+            match &frame {
+                ServerFrame::Message { seq, .. } => {
+                    after = after.max(*seq);
+                    messages.insert(*seq, frame);
+                }
+                ServerFrame::Joined { seq, .. } | ServerFrame::Left { seq, .. } => {
+                    after = after.max(*seq);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Flags: `--port 0 --rate 0 --data <dir>` (flood control off), then `--port 0 --data
+/// <the backup>`. A backup taken with `server backup --data <dir> <dest>` while a client
+/// posts 600 messages holds a history equal to what the client received up to some seq:
+/// every message there as it was received, none missing below it, none above it. A
+/// second backup, of the stopped server's store, holds all 600. Each copy has an epoch of
+/// its own.
+#[test]
+fn a_backup_taken_under_load_holds_what_clients_received() {
+    let data = TempDir::new("backup-data");
+    let dest = TempDir::new("backup-dest");
+    let running = dest.path().join("running");
+    let stopped = dest.path().join("stopped");
+    let (running, stopped) = (
+        running.to_str().expect("UTF-8").to_owned(),
+        stopped.to_str().expect("UTF-8").to_owned(),
+    );
+    run_for(LIMIT, async {
+        let mut server = ServerProcess::start(
+            &server_binary(),
+            &["--port", "0", "--rate", "0", "--data", data.arg()],
+        )
+        .await;
+        let (mut ann, welcome) = Client::login_v3(server.addr, "ann").await;
+        let epoch_of = |welcome: &ServerFrame| match welcome {
+            ServerFrame::Welcome { epoch, .. } => epoch.clone(),
+            other => panic!("not a welcome: {other:?}"),
+        };
+        let original = epoch_of(&welcome);
+        let mut received = BTreeMap::new();
+        let mut backup = None;
+        for i in 0..600 {
+            ann.send(&say(&format!("message {i}"), &format!("m{i}")))
+                .await;
+            if i % 20 == 19 {
+                // Read as a client does, while posting.
+                let echoes = ann
+                    .recv_until(|f| {
+                        matches!(f, ServerFrame::Message { id: Some(id), .. } if *id == format!("m{i}"))
+                    })
+                    .await;
+                for frame in echoes {
+                    if let ServerFrame::Message { seq, .. } = &frame {
+                        received.insert(*seq, frame);
+                    }
+                }
+            }
+            if i == 100 {
+                let args = vec!["backup", "--data", data.arg(), running.as_str()];
+                let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+                backup = Some(smol::spawn(async move {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    command(&args).await
+                }));
+            }
+        }
+        let (code, out, err) = backup.expect("started").await;
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert!(out.contains("the running server"), "{out}");
+        server.signal("TERM");
+        assert_eq!(server.wait_exit(Duration::from_secs(5)).await, Some(0));
+        assert_eq!(received.len(), 600);
+
+        let (code, out, err) = command(&["backup", "--data", data.arg(), &stopped]).await;
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert!(out.contains("stopped server"), "{out}");
+
+        let mut first_seen = None;
+        for (copy, whole) in [(&running, false), (&stopped, true)] {
+            let server =
+                ServerProcess::start(&server_binary(), &["--port", "0", "--data", copy]).await;
+            let (mut bob, welcome) = Client::login_v3(server.addr, "bob").await;
+            assert_ne!(
+                epoch_of(&welcome),
+                original,
+                "a copy is a history of its own"
+            );
+            let held = all_messages(&mut bob).await;
+            let newest = *held.keys().next_back().expect("messages in the copy");
+            let expected: BTreeMap<u64, ServerFrame> = received
+                .iter()
+                .filter(|(seq, _)| **seq <= newest)
+                .map(|(seq, frame)| (*seq, frame.clone()))
+                .collect();
+            assert_eq!(
+                held, expected,
+                "{copy}: the history as received, up to {newest}"
+            );
+            if whole {
+                assert_eq!(held.len(), 600);
+            } else {
+                first_seen = Some(held.len());
+            }
+        }
+        let running_held = first_seen.expect("the running copy was read");
+        assert!(
+            running_held >= 100,
+            "posted before the backup began: {running_held}"
+        );
+    });
+}
+
+/// Flags: `--port 0 --rate 0 --data <dir> --admins root`. `server admin` lists the
+/// accounts, and lists and lifts a server ban an administrator set; lifting one that is not
+/// there is one line and exit 1.
+#[test]
+fn admin_lists_accounts_and_lifts_bans() {
+    let data = TempDir::new("admin-data");
+    let dir = data.arg();
+    run_for(LIMIT, async {
+        let server = ServerProcess::start(
+            &server_binary(),
+            &[
+                "--port", "0", "--rate", "0", "--data", dir, "--admins", "root",
+            ],
+        )
+        .await;
+        let addr = server.addr;
+        let (mut root, _) =
+            Client::login_with(addr, &hello_with("root", "root password", true)).await;
+        let (_ann, _) = Client::login_with(addr, &hello_with("Ann", "ann password", true)).await;
+        root.send(&ClientFrame::Ban {
+            room: None,
+            name: "troll".into(),
+            message: Some("spam".into()),
+            minutes: None,
+            address: false,
+        })
+        .await;
+        root.recv_until(|f| matches!(f, ServerFrame::Ban { room: None, .. }))
+            .await;
+
+        let (code, out, err) = command(&["admin", "--data", dir, "accounts"]).await;
+        assert_eq!(code, Some(0), "{err}");
+        let rows: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(rows, ["Ann\tyes\t-", "root\tyes\t-"], "{out}");
+
+        let (code, out, err) = command(&["admin", "--data", dir, "bans"]).await;
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("name:troll\ttroll\troot\tlifted by hand\tspam")),
+            "{out}"
+        );
+        let (code, out, err) = command(&["admin", "--data", dir, "unban", "TROLL"]).await;
+        assert_eq!((code, out.trim()), (Some(0), "lifted: name:troll"), "{err}");
+        let (_, out, _) = command(&["admin", "--data", dir, "bans"]).await;
+        assert_eq!(out.lines().count(), 1, "only the header: {out}");
+        let (code, _, err) = command(&["admin", "--data", dir, "unban", "troll"]).await;
+        assert_eq!(code, Some(1));
+        assert_eq!(err.trim(), "server: troll is not banned from the server");
+    });
+}
+
+/// Flags: `--port 0 --data <dir>`. `server admin reset-password` gives an account a
+/// temporary password: the old one stops working, the temporary one logs in with
+/// `password_reset`, and once the account changes it the new one logs in without. An
+/// unknown account, and any command once the server stopped, are one line and exit 1.
+#[test]
+fn admin_resets_a_password_to_a_temporary_one() {
+    let data = TempDir::new("reset-data");
+    let dir = data.arg();
+    run_for(LIMIT, async {
+        let mut server =
+            ServerProcess::start(&server_binary(), &["--port", "0", "--data", dir]).await;
+        let addr = server.addr;
+        let (mut ann, _) = Client::login_with(addr, &hello_with("Ann", "ann password", true)).await;
+        ann.send(&ClientFrame::Bye).await;
+        ann.recv_to_end().await;
+        let (code, out, err) = command(&["admin", "--data", dir, "reset-password", "ann"]).await;
+        assert_eq!(code, Some(0), "{err}");
+        let temporary = out
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("temporary password for Ann: "))
+            .expect("the temporary password, printed once")
+            .to_owned();
+        let (code, _, err) = command(&["admin", "--data", dir, "reset-password", "nobody"]).await;
+        assert_eq!(
+            (code, err.trim()),
+            (Some(1), "server: there is no account nobody")
+        );
+
+        let mut old = Client::connect(addr).await;
+        old.send(&hello_with("ann", "ann password", false)).await;
+        assert!(
+            matches!(
+                old.recv().await,
+                ServerFrame::Rejected {
+                    code: RejectCode::BadPassword,
+                    ..
+                }
+            ),
+            "the old password no longer logs in"
+        );
+        let (mut ann, welcome) =
+            Client::login_with(addr, &hello_with("ann", &temporary, false)).await;
+        assert!(
+            matches!(
+                welcome,
+                ServerFrame::Welcome {
+                    password_reset: true,
+                    ..
+                }
+            ),
+            "{welcome:?}"
+        );
+        let (_, out, _) = command(&["admin", "--data", dir, "accounts"]).await;
+        assert!(out.contains("Ann\tyes\tvalid 23h59m"), "{out}");
+        ann.send(&ClientFrame::SetPassword {
+            password: Password::new(temporary.as_str()),
+            new_password: Password::new("ann's new password"),
+        })
+        .await;
+        ann.recv_until(|f| matches!(f, ServerFrame::PasswordChanged))
+            .await;
+        ann.send(&ClientFrame::Bye).await;
+        ann.recv_to_end().await;
+        let (_ann, welcome) =
+            Client::login_with(addr, &hello_with("ann", "ann's new password", false)).await;
+        assert!(
+            matches!(
+                welcome,
+                ServerFrame::Welcome {
+                    password_reset: false,
+                    ..
+                }
+            ),
+            "{welcome:?}"
+        );
+
+        server.signal("TERM");
+        assert_eq!(server.wait_exit(Duration::from_secs(5)).await, Some(0));
+        assert!(
+            !data.path().join("control.sock").exists(),
+            "the socket's file goes with the server"
+        );
+        let (code, _, err) = command(&["admin", "--data", dir, "accounts"]).await;
+        assert_eq!(code, Some(1));
+        assert!(err.starts_with("server: no server answers on "), "{err}");
+    });
+}
+
+/// Flags: `--port 0 --memory --log-format json`. Every log line is a JSON object; the
+/// lines about a connection carry its id, and after its login its name, in `span`.
+#[test]
+fn json_logs_name_the_connection_and_its_user() {
+    run_for(LIMIT, async {
+        let mut server = ServerProcess::start(
+            &server_binary(),
+            &["--port", "0", "--memory", "--log-format", "json"],
+        )
+        .await;
+        let (mut ann, _) = Client::login_v3(server.addr, "ann").await;
+        ann.send(&ClientFrame::Bye).await;
+        ann.recv_to_end().await;
+        server.signal("TERM");
+        assert_eq!(server.wait_exit(Duration::from_secs(5)).await, Some(0));
+        let lines: Vec<serde_json::Value> = server
+            .log()
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
+            .collect();
+        let find = |message: &str| {
+            lines
+                .iter()
+                .find(|line| line["fields"]["message"] == message)
+                .unwrap_or_else(|| panic!("{message}: {lines:?}"))
+        };
+        let connected = find("connected");
+        let (logged_in, gone) = (find("logged in"), find("disconnected"));
+        let id = &connected["span"]["id"];
+        assert!(id.is_u64(), "{connected}");
+        assert!(connected["span"]["user"].is_null(), "not logged in yet");
+        for line in [logged_in, gone] {
+            assert_eq!(&line["span"]["id"], id, "{line}");
+            assert_eq!(line["span"]["user"], "ann", "{line}");
+        }
+    });
+}
