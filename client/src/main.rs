@@ -18,10 +18,17 @@ struct Args {
     /// log in at once instead of waiting on the Login screen
     #[argh(switch)]
     connect: bool,
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
 }
 
 fn main() -> iced::Result {
     let args: Args = argh::from_env();
+    if args.version {
+        println!("chat-client {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
     let (name, server) = chat_client::settings::Settings::load()
         .login_defaults(args.name.as_deref(), args.server.as_deref());
     tracing_subscriber::fmt()
@@ -47,6 +54,12 @@ fn main() -> iced::Result {
         // Below this the log, the input and the member list no longer all fit.
         min_size: Some(iced::Size::new(520.0, 360.0)),
         exit_on_close_request: false,
+        // The WM_CLASS (X11) and app id (Wayland) that the desktop entry names
+        // (`StartupWMClass=chat-client`), so the window gets the menu entry's icon.
+        platform_specific: iced::window::settings::PlatformSpecific {
+            application_id: "chat-client".into(),
+            ..iced::window::settings::PlatformSpecific::default()
+        },
         ..iced::window::Settings::default()
     });
     for font in chat_client::fonts::ALL {

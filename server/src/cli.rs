@@ -33,6 +33,10 @@ fn start_logging(format: LogFormat) {
 /// `--print-config`), 1 when it cannot listen, 2 for bad flags or a bad config file.
 pub fn main() -> ExitCode {
     let mut args: Args = argh::from_env();
+    if args.version {
+        println!("chat-server {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     let print_config = args.print_config;
     let command = args.command.take();
     let config = match args.resolve() {

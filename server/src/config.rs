@@ -200,6 +200,10 @@ pub struct Args {
     #[argh(switch)]
     #[serde(skip)]
     pub print_config: bool,
+    /// print the version and exit
+    #[argh(switch)]
+    #[serde(skip)]
+    pub version: bool,
     /// an operator's command, instead of serving
     #[argh(subcommand)]
     #[serde(skip)]
@@ -564,6 +568,7 @@ impl Args {
                 Self {
                     config: self.config,
                     print_config: self.print_config,
+                    version: self.version,
                     command: self.command,
                     $($field: self.$field.or(file.$field),)*
                 }
@@ -628,6 +633,7 @@ impl Args {
         Self {
             config: None,
             print_config: false,
+            version: false,
             command: None,
             host: Some(config.addr.ip().to_string()),
             port: Some(config.addr.port()),
