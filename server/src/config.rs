@@ -117,6 +117,9 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// How the `server` command writes its log lines.
     pub log_format: LogFormat,
+    /// Messages older than this are deleted (from the log and the search index) by a
+    /// sweep in the background; `None`: kept forever.
+    pub retain: Option<Duration>,
     /// Where the control socket for `server backup` and `server admin` listens, if
     /// anywhere (see [`crate::control`]).
     pub control: Option<PathBuf>,
@@ -176,6 +179,7 @@ impl Default for Config {
             minute: Duration::from_secs(60),
             metrics: None,
             log_format: LogFormat::Text,
+            retain: None,
             control: None,
         }
     }
@@ -317,6 +321,11 @@ pub struct Args {
     /// http://HOST:PORT/metrics (port 0 picks a free one, logged) (default: off)
     #[argh(option)]
     pub metrics: Option<String>,
+    /// delete messages older than this many days (fractions allowed) from the history
+    /// and the search index, in the background, a room at a time; not in a cluster
+    /// (default: keep forever)
+    #[argh(option)]
+    pub retain_days: Option<f64>,
     /// log lines as text, or as JSON objects one a line for log shippers: text or json
     /// (default: text)
     #[argh(option)]
@@ -463,6 +472,12 @@ pub enum ConfigError {
     /// `--redis` is not a Redis URL.
     #[error("--redis {0:?}: say redis://HOST:PORT or redis://HOST:PORT/DB")]
     BadRedis(String),
+    /// `--retain-days` is not a time to keep messages for.
+    #[error("--retain-days {0}: say a number of days above 0 (fractions allowed)")]
+    BadRetain(f64),
+    /// `--retain-days` in a cluster.
+    #[error("--retain-days: a cluster keeps its history in Redis, where retention is not done yet")]
+    RetainInCluster,
     /// `--lease` too short to be refreshed in time.
     #[error("--lease must be at least 0.5 seconds")]
     ShortLease,
@@ -608,6 +623,7 @@ impl Args {
             no_search,
             metrics,
             log_format,
+            retain_days,
             control,
         )
     }
@@ -672,6 +688,7 @@ impl Args {
             no_search: Some(!config.search),
             metrics: config.metrics.map(|addr| addr.to_string()),
             log_format: Some(config.log_format),
+            retain_days: config.retain.map(|retain| retain.as_secs_f64() / DAY),
             // The default place follows the data directory, so it is not written out.
             control: config
                 .control
@@ -706,6 +723,7 @@ impl Args {
             None => defaults.room,
         };
         let control = self.control.or_else(|| storage.control_socket());
+        let retain = retention(self.retain_days, &storage)?;
         let metrics = self
             .metrics
             .map(|target| first_address(&target).ok_or(ConfigError::BadMetrics(target)))
@@ -777,6 +795,7 @@ impl Args {
             store_cache,
             metrics,
             log_format: self.log_format.unwrap_or(defaults.log_format),
+            retain,
             control,
             ..defaults
         })
@@ -828,6 +847,24 @@ impl Args {
         };
         Ok((storage, store_cache.saturating_mul(1 << 20), tls))
     }
+}
+
+/// Seconds in a day, for `--retain-days`.
+const DAY: f64 = 86_400.0;
+
+/// How long messages are kept (`--retain-days`), if not forever.
+fn retention(days: Option<f64>, storage: &Storage) -> Result<Option<Duration>, ConfigError> {
+    let Some(days) = days else {
+        return Ok(None);
+    };
+    if matches!(storage, Storage::Redis(_)) {
+        return Err(ConfigError::RetainInCluster);
+    }
+    Duration::try_from_secs_f64(days * DAY)
+        .ok()
+        .filter(|retain| !retain.is_zero())
+        .map(Some)
+        .ok_or(ConfigError::BadRetain(days))
 }
 
 /// The first address `target` (HOST:PORT) names.

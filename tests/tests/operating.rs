@@ -351,3 +351,100 @@ fn json_logs_name_the_connection_and_its_user() {
         }
     });
 }
+
+/// What `client` finds for `query` (one page of at most 50).
+async fn search(client: &mut Client, query: &str) -> Vec<ServerFrame> {
+    client
+        .send(&ClientFrame::Search {
+            query: query.into(),
+            room: None,
+            with: None,
+            limit: Some(50),
+            cursor: None,
+        })
+        .await;
+    let answer = client
+        .recv_until(|f| matches!(f, ServerFrame::SearchResults { .. }))
+        .await;
+    match answer.into_iter().last() {
+        Some(ServerFrame::SearchResults { results, .. }) => results,
+        _ => unreachable!("recv_until ends with what it waited for"),
+    }
+}
+
+/// The texts of messages.
+fn texts(messages: impl IntoIterator<Item = ServerFrame>) -> Vec<String> {
+    messages
+        .into_iter()
+        .filter_map(|frame| match frame {
+            ServerFrame::Message { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Posts "WORD 0" to "WORD 4" and waits for their echoes.
+async fn post_five(client: &mut Client, word: &str) {
+    for i in 0..5 {
+        client
+            .send(&say(&format!("{word} {i}"), &format!("{word}{i}")))
+            .await;
+    }
+    let last = format!("{word} 4");
+    client
+        .recv_until(|f| matches!(f, ServerFrame::Message { text, .. } if *text == last))
+        .await;
+}
+
+/// Flags: `--port 0 --rate 0 --retain-days 0.00007` (about 6 s; flood control off) with
+/// `--data <dir>`, then with `--memory`. Five messages posted 3 s before five others: a
+/// sweep deletes exactly the first five (and the events before them) from the history and
+/// from search, while the later five are all still there, and a new login's `oldest` is
+/// the first of those.
+#[test]
+fn retention_deletes_exactly_what_is_older_also_from_search() {
+    let data = TempDir::new("retention-data");
+    for storage in [&["--data", data.arg()][..], &["--memory"]] {
+        retention_case(storage);
+    }
+}
+
+fn retention_case(storage: &[&str]) {
+    let mut args = vec!["--port", "0", "--rate", "0", "--retain-days", "0.00007"];
+    args.extend_from_slice(storage);
+    run_for(LIMIT, async {
+        let server = ServerProcess::start(&server_binary(), &args).await;
+        let (mut ann, _) = Client::login_v3(server.addr, "ann").await;
+        post_five(&mut ann, "alpha").await;
+        // The age of the first five is what is tested: 3 s between the two.
+        smol::Timer::after(Duration::from_secs(3)).await;
+        post_five(&mut ann, "bravo").await;
+        let bravo: Vec<String> = (0..5).map(|i| format!("bravo {i}")).collect();
+        let held = loop {
+            let held = texts(all_messages(&mut ann).await.into_values());
+            if !held.iter().any(|text| text.starts_with("alpha")) {
+                break held;
+            }
+            smol::Timer::after(Duration::from_millis(100)).await;
+        };
+        assert_eq!(held, bravo, "the younger five stay, all of them");
+        let mut found = loop {
+            if search(&mut ann, "alpha").await.is_empty() {
+                break texts(search(&mut ann, "bravo").await);
+            }
+            smol::Timer::after(Duration::from_millis(100)).await;
+        };
+        found.sort();
+        assert_eq!(found, bravo, "search finds the younger five only");
+        let (_bob, welcome) = Client::login_v3(server.addr, "bob").await;
+        let first_bravo = all_messages(&mut ann)
+            .await
+            .into_keys()
+            .next()
+            .expect("bravo 0");
+        assert!(
+            matches!(welcome, ServerFrame::Welcome { oldest, .. } if oldest == first_bravo),
+            "{welcome:?}, {first_bravo}"
+        );
+    });
+}

@@ -38,6 +38,7 @@ fn help_lists_every_flag_with_its_default() {
         ("--lease", "5"),
         ("--store-cache", "1024"),
         ("--log-format", "text"),
+        ("--retain-days", "keep forever"),
     ] {
         // argh wraps long lines: read the help as one line of words.
         let options = &help[help.find("Options:").expect("an Options section")..];
@@ -68,6 +69,16 @@ fn bad_flags_exit_non_zero_with_one_clear_line() {
         &["--store-cache", "0", "--port", "0"],
         &["--metrics", "nowhere", "--port", "0", "--memory"],
         &["--log-format", "xml", "--port", "0", "--memory"],
+        &["--retain-days", "0", "--port", "0", "--memory"],
+        &["--retain-days", "-1", "--port", "0", "--memory"],
+        &[
+            "--retain-days",
+            "30",
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--port",
+            "0",
+        ],
         &[
             "--control",
             "/nonexistent/dir/c.sock",

@@ -248,6 +248,10 @@ pub enum Command {
         /// Whether the log took them.
         result: Result<(), LogError>,
     },
+    /// Time for a retention sweep (`--retain-days`).
+    Retain,
+    /// A retention sweep deleted these events from the log (stream, seqs), or failed.
+    Forgotten(Result<Vec<(crate::log::StreamId, std::ops::Range<Seq>)>, LogError>),
     /// The operator asks, on the control socket.
     Operator {
         /// What.

@@ -38,6 +38,7 @@ mod posts;
 mod read_markers;
 mod recent;
 mod record;
+mod retention;
 mod rooms;
 mod search;
 #[cfg(test)]
@@ -132,6 +133,8 @@ pub struct Hub {
     /// The search index, and (unless a cluster's nodes feed it from Redis) where what
     /// the log commits on this task goes to it.
     search: Option<Searching>,
+    /// Whether a retention sweep of the log is under way.
+    sweeping: bool,
 }
 
 /// The search index as the hub uses it.
@@ -214,6 +217,7 @@ impl Hub {
             server_bans,
             read_markers: read_markers::ReadMarkers::default(),
             search,
+            sweeping: false,
         })
     }
 
@@ -239,6 +243,11 @@ impl Hub {
         let recorded = self.recorded.1.clone();
         let loaded = self.loaded.1.clone();
         self.peers.start(&executor, &self.inbox);
+        if let Some(retain) = self.config.retain {
+            executor
+                .spawn(retention::sweeps(self.inbox.clone(), retain))
+                .detach();
+        }
         let mut timer = Timer::never();
         // When the timer is set to fire (`None`: not set, or fired). Setting it costs a
         // timer operation and a reactor wake-up, so it is only moved when the deadline
@@ -392,6 +401,8 @@ impl Hub {
                 changes,
                 result,
             } => self.server_ban_stored(answer, changes, result),
+            Command::Retain => self.retain(),
+            Command::Forgotten(result) => self.forgotten(result),
             Command::Operator { request, reply } => self.operator(request, reply),
             Command::PasswordReset {
                 folded,

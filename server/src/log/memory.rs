@@ -127,6 +127,28 @@ impl EventLog for MemoryLog {
         false
     }
 
+    fn forget_before(
+        &self,
+        stream: &StreamId,
+        time: u64,
+        max: usize,
+    ) -> Result<Option<std::ops::Range<Seq>>, LogError> {
+        let mut state = self.state()?;
+        let Some(events) = state.direct.get_mut(stream) else {
+            return Ok(None);
+        };
+        let old = events
+            .iter()
+            .take(max)
+            .take_while(|event| super::time_of(&event.frame).is_some_and(|at| at < time))
+            .count();
+        let gone: Vec<Event> = events.drain(..old).collect();
+        Ok(gone
+            .first()
+            .zip(gone.last())
+            .map(|(first, last)| first.seq..last.seq + 1))
+    }
+
     fn head(&self, stream: &StreamId) -> Result<Head, LogError> {
         let state = self.state()?;
         let newest = state.newest.get(stream).copied().unwrap_or(0);

@@ -374,6 +374,20 @@ pub trait EventLog: Send + Sync + 'static {
     /// Sets (or, with `None`, lifts) a server ban.
     fn set_server_ban(&self, key: &str, value: Option<&str>) -> Result<(), LogError>;
 
+    /// Deletes the oldest events of `stream` recorded before `time` (ms since the Unix
+    /// epoch), at most `max` of them at once, and says which seqs went (`--retain-days`).
+    /// A log that holds no events of its own (a `--memory` server's rooms live in the hub)
+    /// deletes nothing. The stream's newest seq stays: seqs go on where they were.
+    fn forget_before(
+        &self,
+        stream: &StreamId,
+        time: u64,
+        max: usize,
+    ) -> Result<Option<std::ops::Range<Seq>>, LogError> {
+        let _ = (stream, time, max);
+        Ok(None)
+    }
+
     /// Housekeeping between batches, on the recorder's thread (the store erases deleted
     /// texts from its file there). Says whether some is still to do (the recorder then
     /// comes back to it even when no batch comes).
@@ -437,6 +451,17 @@ pub trait EventLog: Send + Sync + 'static {
             })
         }))
     }
+}
+
+/// When an event was recorded (ms since the Unix epoch), as its frame says.
+pub fn time_of(frame: &Frame) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Timed {
+        time: u64,
+    }
+    serde_json::from_slice::<Timed>(frame.as_bytes())
+        .ok()
+        .map(|timed| timed.time)
 }
 
 /// The `limit` conversations with the latest activity (by time, then seq), latest first.

@@ -817,6 +817,49 @@ impl EventLog for Store {
         Ok(latest_first(all, limit))
     }
 
+    fn forget_before(
+        &self,
+        stream: &StreamId,
+        time: u64,
+        max: usize,
+    ) -> Result<Option<std::ops::Range<Seq>>, LogError> {
+        let db = self.db()?;
+        let write = db.begin_write().map_err(store_error)?;
+        let gone = {
+            let mut events = write.open_table(EVENTS).map_err(store_error)?;
+            let mut asides = write.open_table(ASIDES).map_err(store_error)?;
+            let key = stream.as_str();
+            let mut old = Vec::new();
+            for entry in events
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(store_error)?
+                .take(max)
+            {
+                let (at, frame) = entry.map_err(store_error)?;
+                let frame = Frame::from_encoded(frame.value());
+                // Events are recorded in time order: the first one young enough ends it.
+                if super::time_of(&frame).is_none_or(|at| at >= time) {
+                    break;
+                }
+                old.push(at.value().1);
+            }
+            for &seq in &old {
+                events.remove((key, seq)).map_err(store_error)?;
+                asides.remove((key, seq)).map_err(store_error)?;
+            }
+            old.first()
+                .zip(old.last())
+                .map(|(first, last)| *first..*last + 1)
+        };
+        if gone.is_none() {
+            return Ok(None);
+        }
+        write.commit().map_err(store_error)?;
+        // Their texts live on in freed pages until the file is compacted.
+        self.scrub.erased();
+        Ok(gone)
+    }
+
     fn recent_posts(&self, poster: &str) -> Result<Vec<(String, Frame)>, LogError> {
         let db = self.db()?;
         let read = db.begin_read().map_err(store_error)?;

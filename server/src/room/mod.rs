@@ -363,6 +363,33 @@ impl Room {
         users
     }
 
+    /// Retention: the log deleted this room's events below `below`; the window lets
+    /// them go too, and the oldest seq held moves up.
+    pub fn forgotten(&mut self, below: Seq) {
+        while self.window.front().is_some_and(|event| event.seq < below) {
+            self.window.pop_front();
+        }
+        if below > self.head.oldest {
+            self.head.oldest = if below > self.head.newest { 0 } else { below };
+        }
+    }
+
+    /// Retention with a log that keeps nothing (the window is the history): the events
+    /// recorded before `time` (ms since the Unix epoch) go; says which seqs went.
+    pub fn forget_before(&mut self, time: u64) -> Option<std::ops::Range<Seq>> {
+        let old = self
+            .window
+            .iter()
+            .take_while(|event| crate::log::time_of(&event.frame).is_some_and(|at| at < time))
+            .count();
+        let first = self.window.front()?.seq;
+        if old == 0 {
+            return None;
+        }
+        self.window.drain(..old);
+        Some(first..first + old as Seq)
+    }
+
     /// The oldest seq the server holds: the log's, or the window's when the log keeps
     /// nothing itself (0 when there is none).
     pub fn oldest(&self, durable: bool) -> Seq {

@@ -173,6 +173,15 @@ impl Rooms {
         Ok(Lookup::New(keys.folded.into(), room.as_str().into()))
     }
 
+    /// The keys of the rooms in memory and ready.
+    pub fn ready_keys(&self) -> Vec<Arc<str>> {
+        self.entries
+            .iter()
+            .filter(|(_, entry)| matches!(entry, Entry::Ready(..)))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// A room in memory and ready.
     pub fn get(&self, key: &str) -> Option<&Room> {
         match self.entries.get(key) {

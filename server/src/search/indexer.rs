@@ -28,6 +28,8 @@ const ERASE_EVERY: Duration = Duration::from_secs(2);
 pub(super) enum Fed {
     /// Events the log committed.
     Committed(Committed),
+    /// These events of a stream were deleted for their age (`--retain-days`).
+    Forgotten(StreamId, std::ops::Range<Seq>),
     /// Look at the stop flag.
     Wake,
 }
@@ -61,6 +63,12 @@ impl Feed {
         if !events.is_empty() {
             let _ = self.0.send(Fed::Committed(events));
         }
+    }
+
+    /// Tells the index that these events of a stream are gone for their age: what it
+    /// holds of them goes too.
+    pub fn forgotten(&self, stream: StreamId, seqs: std::ops::Range<Seq>) {
+        let _ = self.0.send(Fed::Forgotten(stream, seqs));
     }
 
     pub(super) fn wake(&self) {
@@ -141,6 +149,11 @@ impl Indexer {
                             continue;
                         }
                         self.apply(&stream, &event.frame);
+                    }
+                }
+                Ok(Fed::Forgotten(stream, seqs)) => {
+                    for seq in seqs {
+                        self.remove(&key(&stream, seq));
                     }
                 }
                 Ok(Fed::Wake) | Err(RecvTimeoutError::Timeout) => {}
@@ -243,14 +256,7 @@ impl Indexer {
                     apply_reaction(reactions, &from, &emoji, on);
                 }
             }),
-            ServerFrame::Deleted { target, .. } => {
-                let key = key(stream, target);
-                self.writer
-                    .delete_term(Term::from_field_text(self.shared.fields.key, &key));
-                self.pending.insert(key.clone(), None);
-                self.erasing.insert(key);
-                self.touched();
-            }
+            ServerFrame::Deleted { target, .. } => self.remove(&key(stream, target)),
             ServerFrame::Settings { invite_only, .. } => {
                 if let Ok(mut rooms) = self.shared.invite_only.write() {
                     if invite_only {
@@ -263,6 +269,15 @@ impl Indexer {
             _ => {}
         }
         false
+    }
+
+    /// Takes a message out of the index, and its text out of the index's files.
+    fn remove(&mut self, key: &str) {
+        self.writer
+            .delete_term(Term::from_field_text(self.shared.fields.key, key));
+        self.pending.insert(key.to_owned(), None);
+        self.erasing.insert(key.to_owned());
+        self.touched();
     }
 
     /// Indexes a message (in place of the one with its key, if `replacing`).
