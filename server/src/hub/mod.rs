@@ -243,11 +243,7 @@ impl Hub {
         let recorded = self.recorded.1.clone();
         let loaded = self.loaded.1.clone();
         self.peers.start(&executor, &self.inbox);
-        if let Some(retain) = self.config.retain {
-            executor
-                .spawn(retention::sweeps(self.inbox.clone(), retain))
-                .detach();
-        }
+        self.start_sweeps(&executor);
         let mut timer = Timer::never();
         // When the timer is set to fire (`None`: not set, or fired). Setting it costs a
         // timer operation and a reactor wake-up, so it is only moved when the deadline

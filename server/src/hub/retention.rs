@@ -29,7 +29,7 @@ fn pause(retain: Duration) -> Duration {
 }
 
 /// Asks the hub for a sweep every [`pause`], until the hub is gone.
-pub(super) async fn sweeps(inbox: Sender<Command>, retain: Duration) {
+async fn sweeps(inbox: Sender<Command>, retain: Duration) {
     loop {
         Timer::after(pause(retain)).await;
         if inbox.send(Command::Retain).await.is_err() {
@@ -39,6 +39,13 @@ pub(super) async fn sweeps(inbox: Sender<Command>, retain: Duration) {
 }
 
 impl Hub {
+    /// With `--retain-days`, starts asking itself for sweeps.
+    pub(super) fn start_sweeps(&self, executor: &smol::Executor<'static>) {
+        if let Some(retain) = self.config.retain {
+            executor.spawn(sweeps(self.inbox.clone(), retain)).detach();
+        }
+    }
+
     /// A sweep: the rooms whose window is their history (a log that keeps nothing) let
     /// go of what is too old at once; the log is swept off this task.
     pub(super) fn retain(&mut self) {
