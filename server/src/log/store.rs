@@ -413,7 +413,16 @@ impl Store {
     /// Compacts the file if a commit erased a text (see [`Scrub`]).
     fn scrub(&self, force: bool) -> bool {
         self.scrub.run(force, "the store's file", || {
-            let mut db = self.db.write().map_err(|err| err.to_string())?;
+            // Never waits: a backup holds a read of the whole store for as long as it
+            // copies, and the recorder's thread (which runs this) must not wait for it. A
+            // scrub that finds the store busy is tried again later.
+            let mut db = match self.db.try_write() {
+                Ok(db) => db,
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err("the store is being read whole (a backup); later".into());
+                }
+                Err(std::sync::TryLockError::Poisoned(err)) => return Err(err.to_string()),
+            };
             // Each pass moves what it can; the last finds nothing more to move.
             while db.compact().map_err(|err| err.to_string())? {}
             Ok(())
