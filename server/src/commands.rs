@@ -13,6 +13,42 @@ pub enum Tool {
     Backup(Backup),
     /// Accounts and bans.
     Admin(Admin),
+    /// Write the whole chat as NDJSON.
+    Export(Export),
+    /// Read an export into a new store or an empty Redis.
+    Import(Import),
+}
+
+/// Write the whole chat (accounts with their password hashes, server bans, rooms with their
+/// state, every event as members got it, conversations, read markers, recent post ids) as
+/// NDJSON, one record a line, to standard output: from the store of a stopped server, or
+/// from a cluster's Redis while no node runs. `server import` reads it back with the same
+/// history, seqs and epoch.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "export")]
+pub struct Export {
+    /// the data directory (default: the server's, from --config or the default)
+    #[argh(option)]
+    pub data: Option<PathBuf>,
+    /// the cluster's Redis instead, redis://HOST:PORT[/DB]
+    #[argh(option)]
+    pub redis: Option<String>,
+}
+
+/// Read an export into a data directory without a store, or into a Redis that holds no
+/// chat. Every line is checked; should one be wrong, nothing is kept.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "import")]
+pub struct Import {
+    /// the data directory to create the store in (default: the server's)
+    #[argh(option)]
+    pub data: Option<PathBuf>,
+    /// the cluster's Redis instead, redis://HOST:PORT[/DB]
+    #[argh(option)]
+    pub redis: Option<String>,
+    /// the export to read (default: standard input)
+    #[argh(positional)]
+    pub file: Option<PathBuf>,
 }
 
 /// Copy the store into a new data directory, consistent as of one instant: through the

@@ -1,14 +1,16 @@
-//! `server backup` and `server admin`: the operator's commands. They ask the running
-//! server on its control socket (see [`crate::control`]); a backup of a stopped server's
-//! store is made directly.
+//! `server backup`, `server admin`, `server export` and `server import`: the operator's
+//! commands. Backups and account help ask the running server on its control socket (see
+//! [`crate::control`]); a backup of a stopped server's store is made directly, and so are
+//! exports and imports, which want the server stopped (see [`crate::log::archive`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::commands::{Admin, AdminTool, Backup, Tool};
+use crate::commands::{Admin, AdminTool, Backup, Export, Import, Tool};
 use crate::config::{Config, Storage};
 use crate::control::{self, AskError, Reply, Request};
+use crate::log::archive::{self, ArchiveError, file_store, redis_store};
 use crate::log::store::{FILE, Store};
 
 /// How long a backup through the server may take before the command stops waiting.
@@ -22,6 +24,8 @@ pub fn run(tool: Tool, config: &Config) -> ExitCode {
     let outcome = match tool {
         Tool::Backup(backup) => run_backup(backup, config),
         Tool::Admin(admin) => run_admin(admin, config),
+        Tool::Export(export) => run_export(export, config),
+        Tool::Import(import) => run_import(import, config),
     };
     match outcome {
         Ok(lines) => {
@@ -80,6 +84,91 @@ fn run_backup(backup: Backup, config: &Config) -> Result<Vec<String>, String> {
     let store = Store::open(&dir, String::new).map_err(|err| err.to_string())?;
     let copied = store.backup(&dest).map_err(|err| err.to_string())?;
     Ok(vec![describe(&copied, "the stopped server's store")])
+}
+
+/// Where an export comes from or an import goes.
+enum Place {
+    Dir(PathBuf),
+    Redis(String),
+}
+
+fn place(data: Option<PathBuf>, redis: Option<String>, config: &Config) -> Result<Place, String> {
+    match (data, redis) {
+        (Some(_), Some(_)) => Err("give --data DIR or --redis URL, not both".into()),
+        (Some(dir), None) => Ok(Place::Dir(dir)),
+        (None, Some(url)) => Ok(Place::Redis(url)),
+        (None, None) => match &config.storage {
+            Storage::Dir(dir) => Ok(Place::Dir(dir.clone())),
+            Storage::Redis(url) => Ok(Place::Redis(url.clone())),
+            Storage::Memory => {
+                Err("a --memory server keeps nothing: give --data DIR or --redis URL".into())
+            }
+        },
+    }
+}
+
+/// Refuses while a server answers on the data directory's control socket: it has the
+/// store open, and would go on writing what an export or an import must not miss.
+fn stopped(dir: &Path) -> Result<(), String> {
+    let Some(control) = Storage::Dir(dir.to_path_buf()).control_socket() else {
+        return Ok(());
+    };
+    match control::ask(&control, &Request::Accounts, ADMIN_WAIT) {
+        Err(AskError::NotRunning(_)) => Ok(()),
+        _ => Err(format!(
+            "a server is running on {}: stop it first (or export a `server backup` of it, whose epoch is its own)",
+            dir.display()
+        )),
+    }
+}
+
+fn run_export(export: Export, config: &Config) -> Result<Vec<String>, String> {
+    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    let counts = match place(export.data, export.redis, config)? {
+        Place::Dir(dir) => {
+            stopped(&dir)?;
+            if !dir.join(FILE).is_file() {
+                return Err(format!("{}: no store there", dir.join(FILE).display()));
+            }
+            let store = Store::open(&dir, String::new).map_err(|err| err.to_string())?;
+            file_store::export(&store, out)
+        }
+        Place::Redis(url) => redis_store::export(&url, out),
+    }
+    .map_err(|err| err.to_string())?;
+    // Standard output is the export.
+    eprintln!("exported {counts}");
+    Ok(Vec::new())
+}
+
+fn run_import(import: Import, config: &Config) -> Result<Vec<String>, String> {
+    let input: Box<dyn std::io::BufRead> = match &import.file {
+        Some(file) if file.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).map_err(|err| format!("{}: {err}", file.display()))?,
+        )),
+        _ => Box::new(std::io::stdin().lock()),
+    };
+    let (counts, into) = match place(import.data, import.redis, config)? {
+        Place::Dir(dir) => {
+            stopped(&dir)?;
+            (
+                file_store::import(&dir, input),
+                dir.join(FILE).display().to_string(),
+            )
+        }
+        Place::Redis(url) => (redis_store::import(&url, input), url),
+    };
+    let counts = counts.map_err(|err| match &import.file {
+        Some(file) if matches!(err, ArchiveError::Line { .. }) => {
+            format!("{}: {err}; nothing was imported", file.display())
+        }
+        _ if matches!(err, ArchiveError::Line { .. }) => format!("{err}; nothing was imported"),
+        _ => err.to_string(),
+    })?;
+    Ok(vec![format!(
+        "imported {counts} into {into} (export format {})",
+        archive::VERSION
+    )])
 }
 
 fn describe(copied: &crate::log::backup::Copied, from: &str) -> String {

@@ -12,6 +12,7 @@
 //! pool, never from the task that fans out.
 
 pub mod amend;
+pub mod archive;
 pub mod backup;
 pub mod memory;
 pub mod recorder;

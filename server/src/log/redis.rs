@@ -259,7 +259,7 @@ pub fn stream_key(stream: &str) -> String {
 }
 
 /// "name\nhash" as stored for an account.
-fn split_account(stored: &str) -> Option<(String, String)> {
+pub(super) fn split_account(stored: &str) -> Option<(String, String)> {
     stored
         .split_once('\n')
         .map(|(name, hash)| (name.to_string(), hash.to_string()))

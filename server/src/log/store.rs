@@ -370,7 +370,7 @@ impl Store {
     }
 
     /// Creates the tables and records the format and the epoch.
-    fn initialise(db: &Database, epoch: &str) -> Result<String, String> {
+    pub(super) fn initialise(db: &Database, epoch: &str) -> Result<String, String> {
         let write = db.begin_write().map_err(|e| e.to_string())?;
         {
             let mut meta = write.open_table(META).map_err(|e| e.to_string())?;
