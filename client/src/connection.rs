@@ -1065,7 +1065,11 @@ impl Worker {
                 Wake::Command(Some(command)) => self.command(command),
                 Wake::Frame(None | Some(Err(ReadError::Io(_) | ReadError::Truncated))) => {
                     return match closing {
-                        Some((CloseCode::Replaced, message)) => Ending::Ended(message),
+                        // Coming back would not help: another connection has the session,
+                        // or the account is no more.
+                        Some((CloseCode::Replaced | CloseCode::AccountDeleted, message)) => {
+                            Ending::Ended(message)
+                        }
                         Some((code, message)) => Ending::Lost(message, Some(code)),
                         None => Ending::Lost("the server closed the connection".into(), None),
                     };

@@ -21,12 +21,18 @@ use crate::metrics::Metrics;
 /// A password hash in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$…`), or the hash of a
 /// temporary password an operator gave (`server admin reset-password`), stored as
 /// `temporary:UNTIL:PHC`: it logs in until the time UNTIL (milliseconds since the Unix
-/// epoch), and its welcome asks for a new password. Its `Debug` shows nothing of it.
+/// epoch), and its welcome asks for a new password. An account the operator deleted keeps
+/// its row as `deleted:WHEN`, which matches no password: its name is not given out again
+/// (someone new under it would read the conversations it had). Its `Debug` shows nothing
+/// of it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PasswordHash(String);
 
 /// What begins the stored form of a temporary password's hash.
 const TEMPORARY: &str = "temporary:";
+
+/// What the stored form of a deleted account's hash is, followed by when.
+const DELETED: &str = "deleted:";
 
 /// How long a temporary password logs in.
 pub const TEMPORARY_FOR: Duration = Duration::from_secs(24 * 60 * 60);
@@ -40,6 +46,16 @@ impl PasswordHash {
     /// The hash of a temporary password, good until `until` (ms since the Unix epoch).
     pub fn temporary(hash: &Self, until: u64) -> Self {
         Self(format!("{TEMPORARY}{until}:{}", hash.phc()))
+    }
+
+    /// What a deleted account keeps instead of a hash (`at`: when, ms since the Unix epoch).
+    pub fn deleted(at: u64) -> Self {
+        Self(format!("{DELETED}{at}"))
+    }
+
+    /// Whether the account was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.0.starts_with(DELETED)
     }
 
     /// The stored form.
@@ -94,6 +110,9 @@ pub fn hash(password: &Password) -> Result<PasswordHash, String> {
 /// Whether `password` is the one `hash` was made from (and, for a temporary password,
 /// still good). A hash that cannot be read matches nothing.
 pub fn verify(hash: &PasswordHash, password: &Password) -> bool {
+    if hash.is_deleted() {
+        return false;
+    }
     if hash
         .temporary_until()
         .is_some_and(|until| crate::wire::now_millis() > until)
@@ -146,6 +165,12 @@ impl Directory {
 
     /// The account with this case-folded name.
     pub fn get(&self, folded: &str) -> Option<&Account> {
+        self.get_any(folded)
+            .filter(|account| !account.hash.is_deleted())
+    }
+
+    /// The account `folded`, deleted or not.
+    pub fn get_any(&self, folded: &str) -> Option<&Account> {
         self.by_folded.get(folded)
     }
 

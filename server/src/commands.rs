@@ -96,6 +96,24 @@ pub enum AdminTool {
     Bans(Bans),
     /// Lift a server ban.
     Unban(Unban),
+    /// Delete an account.
+    DeleteAccount(DeleteAccount),
+}
+
+/// Delete an account: it cannot log in again and its sessions are closed; its read
+/// markers, invitations and list of conversations go; its name is not given out again
+/// (someone new under it would read its conversations). Its messages in rooms stay. Its
+/// direct messages stay for the people it wrote to, unless --erase-direct deletes them
+/// (as if it had deleted each one).
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "delete-account")]
+pub struct DeleteAccount {
+    /// the account
+    #[argh(positional)]
+    pub name: String,
+    /// also delete every direct message it wrote
+    #[argh(switch)]
+    pub erase_direct: bool,
 }
 
 /// List the accounts: name, whether online here, whether a temporary password is pending.

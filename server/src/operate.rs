@@ -190,6 +190,10 @@ fn run_admin(admin: Admin, config: &Config) -> Result<Vec<String>, String> {
         AdminTool::ResetPassword(reset) => Request::ResetPassword { name: reset.name },
         AdminTool::Bans(_) => Request::Bans,
         AdminTool::Unban(unban) => Request::Unban { name: unban.name },
+        AdminTool::DeleteAccount(delete) => Request::DeleteAccount {
+            name: delete.name,
+            erase_direct: delete.erase_direct,
+        },
     };
     let reply = control::ask(&control, &request, ADMIN_WAIT).map_err(|err| err.to_string())?;
     show(reply, &control)
@@ -209,7 +213,11 @@ fn show(reply: Reply, control: &Path) -> Result<Vec<String>, String> {
                 format!(
                     "{}\t{}\t{}",
                     account.name,
-                    if account.online { "yes" } else { "no" },
+                    match (account.deleted, account.online) {
+                        (true, _) => "deleted",
+                        (false, true) => "yes",
+                        (false, false) => "no",
+                    },
                     account
                         .reset_until
                         .map_or_else(|| "-".to_string(), |until| format!("valid {}", ago(until)))
@@ -247,6 +255,13 @@ fn show(reply: Reply, control: &Path) -> Result<Vec<String>, String> {
             lines
         }
         Reply::Unbanned { keys } => vec![format!("lifted: {}", keys.join(", "))],
+        Reply::AccountDeleted {
+            name,
+            closed,
+            erased,
+        } => vec![format!(
+            "deleted the account {name}: {closed} sessions closed here, {erased} direct messages erased; the name is not given out again"
+        )],
         Reply::Failed { message } => return Err(message),
         Reply::BackedUp(_) => {
             return Err(format!("{}: unexpected answer", control.display()));

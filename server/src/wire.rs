@@ -60,6 +60,7 @@ pub fn closing(code: CloseCode) -> Frame {
         CloseCode::Flood => "far too many frames; slow down",
         CloseCode::Replaced => "your session was taken over by a new connection",
         CloseCode::Banned => "you are banned from this server",
+        CloseCode::AccountDeleted => "your account was deleted by the server's operator",
         CloseCode::Unknown => "closing",
     };
     Frame::encode(&ServerFrame::Closing {

@@ -1221,6 +1221,9 @@ pub enum CloseCode {
     Replaced,
     /// The name (or the address) was banned from the server.
     Banned,
+    /// The server's operator deleted the account (`server admin delete-account`); it
+    /// cannot log in again, and its name is not given out again.
+    AccountDeleted,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -1235,9 +1238,11 @@ impl CloseCode {
                 LeaveReason::Kicked
             }
             Self::Banned => LeaveReason::Banned,
-            Self::Shutdown | Self::LoginTimeout | Self::Replaced | Self::Unknown => {
-                LeaveReason::Lost
-            }
+            Self::Shutdown
+            | Self::LoginTimeout
+            | Self::Replaced
+            | Self::AccountDeleted
+            | Self::Unknown => LeaveReason::Lost,
         }
     }
 }

@@ -586,6 +586,9 @@ impl EventLog for Failing {
     fn set_password(&self, folded: &str, hash: &str) -> Result<(), LogError> {
         self.inner.set_password(folded, hash)
     }
+    fn forget_account(&self, folded: &str) -> Result<(), LogError> {
+        self.inner.forget_account(folded)
+    }
     fn conversations(
         &self,
         owner: &str,

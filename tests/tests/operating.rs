@@ -448,3 +448,285 @@ fn retention_case(storage: &[&str]) {
         );
     });
 }
+
+/// A direct message from `from` to `to`, answered by its echo; returns its seq.
+async fn direct(from: &mut Client, to: &str, text: &str) -> u64 {
+    from.send(&ClientFrame::Say {
+        room: None,
+        to: Some(to.into()),
+        text: text.into(),
+        id: Some(text.into()),
+        me: false,
+        reply_to: None,
+    })
+    .await;
+    let echo = from
+        .recv_until(|f| matches!(f, ServerFrame::Message { id: Some(id), .. } if id == text))
+        .await;
+    echo.last().and_then(ServerFrame::seq).expect("an echo")
+}
+
+/// The messages of `client`'s conversation with `with`: (seq, text, deleted).
+async fn conversation(client: &mut Client, with: &str) -> Vec<(u64, String, bool)> {
+    client
+        .send(&ClientFrame::History {
+            room: None,
+            with: Some(with.into()),
+            before: None,
+            after: Some(0),
+            limit: Some(200),
+        })
+        .await;
+    client
+        .recv_until(|f| matches!(f, ServerFrame::HistoryEnd { .. }))
+        .await
+        .into_iter()
+        .filter_map(|f| match f {
+            ServerFrame::Message {
+                seq,
+                text,
+                deleted,
+                with: Some(_),
+                ..
+            } => Some((seq, text, deleted)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a `hello` as `name` gets: its rejection code and message.
+async fn refused(addr: std::net::SocketAddr, hello: &ClientFrame) -> (RejectCode, String) {
+    let mut client = Client::connect(addr).await;
+    client.send(hello).await;
+    match client.recv().await {
+        ServerFrame::Rejected { code, message, .. } => (code, message),
+        other => panic!("{hello:?} must be refused: {other:?}"),
+    }
+}
+
+/// Flags: `--port 0 --rate 0 --data <dir>` (flood control off), started twice on the same
+/// store. `server admin delete-account ann --erase-direct` closes ann's session (`closing`
+/// `account_deleted`), deletes the direct messages she wrote (bob, online, gets each
+/// `deleted`; his own message to her stays), and from then on, also after a restart, her
+/// password, a registration and a guest under her name are refused, and nobody can write
+/// to her. `delete-account bob` without `--erase-direct` keeps what he wrote to cat.
+#[test]
+fn admin_deletes_an_account_with_or_without_its_direct_messages() {
+    let data = TempDir::new("delete-data");
+    let dir = data.arg();
+    let flags = ["--port", "0", "--rate", "0", "--data", dir];
+    run_for(LIMIT, async {
+        let mut server = ServerProcess::start(&server_binary(), &flags).await;
+        let addr = server.addr;
+        let (mut ann, _) = Client::login_with(addr, &hello_with("ann", "ann password", true)).await;
+        let (mut bob, _) = Client::login_with(addr, &hello_with("bob", "bob password", true)).await;
+        let (mut cat, _) = Client::login_with(addr, &hello_with("cat", "cat password", true)).await;
+        let a1 = direct(&mut ann, "bob", "a1").await;
+        let a2 = direct(&mut ann, "bob", "a2").await;
+        let b1 = direct(&mut bob, "ann", "b1").await;
+        direct(&mut bob, "cat", "k1").await;
+
+        let (code, out, err) = command(&[
+            "admin",
+            "--data",
+            dir,
+            "delete-account",
+            "ANN",
+            "--erase-direct",
+        ])
+        .await;
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            out.contains(
+                "deleted the account ann: 1 sessions closed here, 2 direct messages erased"
+            ),
+            "{out}"
+        );
+        let end = ann
+            .recv_until(|f| matches!(f, ServerFrame::Closing { .. }))
+            .await;
+        assert!(
+            matches!(
+                end.last(),
+                Some(ServerFrame::Closing {
+                    code: chat_shared::CloseCode::AccountDeleted,
+                    ..
+                })
+            ),
+            "{end:?}"
+        );
+        let mut erased = Vec::new();
+        while erased.len() < 2 {
+            if let ServerFrame::Deleted { with, target, .. } = bob.recv().await {
+                assert_eq!(with.as_deref(), Some("ann"));
+                erased.push(target);
+            }
+        }
+        assert_eq!(erased, [a1, a2]);
+        let kept = vec![
+            (a1, String::new(), true),
+            (a2, String::new(), true),
+            (b1, "b1".to_string(), false),
+        ];
+        assert_eq!(conversation(&mut bob, "ann").await, kept);
+        bob.send(&say_to("ann", "hello?")).await;
+        assert_eq!(bob.next_error().await, chat_shared::ErrorCode::NoAccount);
+
+        let (code, out, _) = command(&["admin", "--data", dir, "delete-account", "bob"]).await;
+        assert_eq!(code, Some(0));
+        assert!(out.contains("0 direct messages erased"), "{out}");
+        assert_eq!(conversation(&mut cat, "bob").await[0].1, "k1");
+        let (_, out, _) = command(&["admin", "--data", dir, "accounts"]).await;
+        let rows: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(
+            rows,
+            ["ann\tdeleted\t-", "bob\tdeleted\t-", "cat\tyes\t-"],
+            "{out}"
+        );
+        drop((bob, cat));
+        server.signal("TERM");
+        assert_eq!(server.wait_exit(Duration::from_secs(10)).await, Some(0));
+
+        let server = ServerProcess::start(&server_binary(), &flags).await;
+        let (code, message) = refused(server.addr, &hello_with("ann", "ann password", false)).await;
+        assert_eq!(code, RejectCode::NoAccount);
+        assert!(message.contains("deleted"), "{message}");
+        let (code, _) = refused(server.addr, &hello_with("Ann", "another password", true)).await;
+        assert_eq!(code, RejectCode::NameRegistered);
+        let (code, message) = refused(server.addr, &chat_tests::hello_v3("ann")).await;
+        assert_eq!(code, RejectCode::NameRegistered);
+        assert!(message.contains("not given out again"), "{message}");
+        let (code, _, err) = command(&["admin", "--data", dir, "delete-account", "ann"]).await;
+        assert_eq!(
+            (code, err.trim()),
+            (Some(1), "server: there is no account ann")
+        );
+    });
+}
+
+/// Flags: `--port 0 --rate 0 --redis <url>` for two nodes, the first also with `--control
+/// <path>`. An account deleted through one node's control socket is deleted on the other:
+/// its session there gets `closing` `account_deleted`, the other party there gets the
+/// deletion of its direct message, and it cannot log in on either node.
+#[test]
+fn a_deleted_account_ends_on_every_node() {
+    let redis = chat_tests::Redis::start();
+    let url = redis.url();
+    let sockets = TempDir::new("delete-cluster");
+    let control = sockets.path().join("control.sock");
+    let control = control.to_str().expect("UTF-8");
+    run_for(LIMIT, async {
+        let first = ServerProcess::start(
+            &server_binary(),
+            &[
+                "--port",
+                "0",
+                "--rate",
+                "0",
+                "--redis",
+                &url,
+                "--control",
+                control,
+            ],
+        )
+        .await;
+        let second = ServerProcess::start(
+            &server_binary(),
+            &["--port", "0", "--rate", "0", "--redis", &url],
+        )
+        .await;
+        let (mut ann, _) =
+            Client::login_with(second.addr, &hello_with("ann", "ann password", true)).await;
+        let (mut bob, _) =
+            Client::login_with(second.addr, &hello_with("bob", "bob password", true)).await;
+        let a1 = direct(&mut ann, "bob", "a1").await;
+        bob.recv_until(|f| matches!(f, ServerFrame::Message { seq, .. } if *seq == a1))
+            .await;
+        let (code, out, err) = command(&[
+            "admin",
+            "--control",
+            control,
+            "delete-account",
+            "ann",
+            "--erase-direct",
+        ])
+        .await;
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            out.contains("0 sessions closed here, 1 direct messages erased"),
+            "{out}"
+        );
+        let end = ann
+            .recv_until(|f| matches!(f, ServerFrame::Closing { .. }))
+            .await;
+        assert!(
+            matches!(
+                end.last(),
+                Some(ServerFrame::Closing {
+                    code: chat_shared::CloseCode::AccountDeleted,
+                    ..
+                })
+            ),
+            "{end:?}"
+        );
+        let gone = bob
+            .recv_until(|f| matches!(f, ServerFrame::Deleted { .. }))
+            .await;
+        assert!(
+            matches!(gone.last(), Some(ServerFrame::Deleted { target, .. }) if *target == a1),
+            "{gone:?}"
+        );
+        for addr in [first.addr, second.addr] {
+            let (code, _) = refused(addr, &hello_with("ann", "ann password", false)).await;
+            assert_eq!(code, RejectCode::NoAccount);
+        }
+    });
+}
+
+/// Flags: `--port 0 --data <dir>`. The desktop client's connection, logged in with a
+/// password, ends for good when its account is deleted: `Ended` with the server's words,
+/// and no attempt to come back.
+#[test]
+fn the_client_stops_when_its_account_is_deleted() {
+    use chat_client::connection::{Event, Resume, Target};
+    let data = TempDir::new("delete-client");
+    let dir = data.arg();
+    run_for(LIMIT, async {
+        let server = ServerProcess::start(&server_binary(), &["--port", "0", "--data", dir]).await;
+        let target = Target {
+            server: server.addr.to_string(),
+            name: "dan".into(),
+            password: Some(Password::new("dan password")),
+            register: true,
+            ..Target::default()
+        };
+        let dan = chat_tests::Headless::connect(target, Resume::default()).await;
+        dan.until(|e| matches!(e, Event::LoggedIn(_))).await;
+        let (code, _, err) = command(&["admin", "--data", dir, "delete-account", "dan"]).await;
+        assert_eq!(code, Some(0), "{err}");
+        let seen = dan
+            .until(|e| {
+                matches!(
+                    e,
+                    Event::Ended { .. } | Event::Disconnected { .. } | Event::Connecting { .. }
+                )
+            })
+            .await;
+        match seen.last() {
+            Some(Event::Ended { reason }) => assert!(reason.contains("deleted"), "{reason}"),
+            other => panic!("the connection must end for good: {other:?}"),
+        }
+    });
+}
+
+/// A direct message to `to` without an id.
+fn say_to(to: &str, text: &str) -> ClientFrame {
+    ClientFrame::Say {
+        room: None,
+        to: Some(to.into()),
+        text: text.into(),
+        id: None,
+        me: false,
+        reply_to: None,
+    }
+}

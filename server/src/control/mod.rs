@@ -53,6 +53,16 @@ pub enum Request {
         /// The name.
         name: String,
     },
+    /// Delete an account: it cannot log in again, its sessions are closed, its read
+    /// markers, invitations and list of conversations go, and its name is not given out
+    /// again. Its direct messages are kept, or (`erase_direct`) deleted.
+    DeleteAccount {
+        /// The account.
+        name: String,
+        /// Delete every direct message it wrote.
+        #[serde(default)]
+        erase_direct: bool,
+    },
 }
 
 /// An account, as `accounts` lists it.
@@ -65,6 +75,9 @@ pub struct AccountInfo {
     /// Until when its temporary password logs in, if it has one (ms since the Unix epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_until: Option<u64>,
+    /// Whether the operator deleted it.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// A server ban, as `bans` lists it.
@@ -106,6 +119,15 @@ pub enum Reply {
     Unbanned {
         /// Their keys.
         keys: Vec<String>,
+    },
+    /// The account is deleted.
+    AccountDeleted {
+        /// The account, as registered.
+        name: String,
+        /// Its sessions closed on this server (in a cluster, the other nodes close theirs).
+        closed: usize,
+        /// The direct messages it wrote that were deleted now.
+        erased: usize,
     },
     /// It could not be done.
     Failed {

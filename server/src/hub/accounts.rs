@@ -71,7 +71,11 @@ impl Hub {
     /// threads check it.
     pub(super) fn check_password(&mut self, login: Login, keys: &NameKeys, password: Password) {
         let Some(account) = self.accounts.get(&keys.folded) else {
-            let message = format!("there is no account {}", login.name);
+            let message = if self.accounts.get_any(&keys.folded).is_some() {
+                format!("the account {} was deleted", login.name)
+            } else {
+                format!("there is no account {}", login.name)
+            };
             return Self::reject(&login, RejectCode::NoAccount, message, None);
         };
         if let Err(wait) = self.throttle.check(&keys.folded, login.ip, Instant::now()) {

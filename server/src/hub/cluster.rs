@@ -48,11 +48,17 @@ impl Hub {
             News::Accounts(accounts) => {
                 for (name, hash) in accounts {
                     if let Ok(name) = Name::parse(&name) {
+                        let hash = PasswordHash::from_stored(hash);
+                        let deleted = hash.is_deleted().then(|| name.keys().folded);
                         self.accounts.insert(Account {
                             keys: name.keys(),
                             name,
-                            hash: PasswordHash::from_stored(hash),
+                            hash,
                         });
+                        // Deleted on another node: its session here ends too.
+                        if let Some(folded) = deleted {
+                            self.close_deleted(&folded);
+                        }
                     }
                 }
             }

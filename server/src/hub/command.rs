@@ -268,6 +268,26 @@ pub enum Command {
         /// Where the answer goes.
         reply: Sender<crate::control::Reply>,
     },
+    /// An account's deletion is stored (or not); with `--erase-direct`, the direct messages
+    /// it wrote (the other account, as folded and as spelled, and the seq).
+    AccountDeleted {
+        /// The account, case-folded.
+        folded: String,
+        /// What to erase, or why it could not be deleted.
+        result: Result<Vec<(String, String, Seq)>, String>,
+        /// Where the answer goes.
+        reply: Sender<crate::control::Reply>,
+    },
+    /// Deletions of a deleted account's direct messages were recorded (or not); the last
+    /// batch answers the operator.
+    Erased {
+        /// The events asked for.
+        events: Vec<crate::log::NewEvent>,
+        /// What the log made of them.
+        result: crate::log::recorder::Recorded,
+        /// With the last batch: where the answer goes, and the answer.
+        reply: Option<(Sender<crate::control::Reply>, crate::control::Reply)>,
+    },
     /// The server is about to close every connection: record what was accepted and push
     /// everything owed now, so that it reaches everyone before their `closing`; then
     /// answer.

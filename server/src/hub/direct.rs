@@ -35,7 +35,9 @@ pub(super) fn direct_event(from: &Account, to: &Account, body: Body) -> NewEvent
 }
 
 impl Hub {
-    /// The account a direct message or a conversation names, or the error to answer.
+    /// The account a direct message or a conversation names, or the error to answer. A
+    /// deleted account is named still (its conversations can be read, and one's own
+    /// messages there deleted); [`Hub::direct`] refuses to write to it.
     pub(super) fn account_named(
         &self,
         conn: ConnId,
@@ -49,7 +51,7 @@ impl Hub {
             .ok_or(ErrorCode::AccountRequired)?;
         let other = Name::parse(named)
             .ok()
-            .and_then(|name| self.accounts.get(&name.keys().folded))
+            .and_then(|name| self.accounts.get_any(&name.keys().folded))
             .ok_or(ErrorCode::NoAccount)?;
         Ok((me.clone(), other.clone()))
     }
@@ -75,6 +77,10 @@ impl Hub {
             return;
         }
         let (sender, recipient) = match self.account_named(conn, to) {
+            Ok((_, recipient)) if recipient.hash.is_deleted() => {
+                let message = format!("the account {} was deleted", recipient.name);
+                return self.error(conn, ErrorCode::NoAccount, message, id, None);
+            }
             Ok(pair) => pair,
             Err(code) => return self.account_error(conn, code, to, id),
         };

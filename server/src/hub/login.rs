@@ -99,7 +99,13 @@ impl Hub {
         let Some(owner) = self.accounts.colliding(keys) else {
             return false;
         };
-        let message = if fold(owner) == keys.folded {
+        let deleted = self
+            .accounts
+            .get_any(&fold(owner))
+            .is_some_and(|account| account.hash.is_deleted());
+        let message = if deleted {
+            format!("{owner} was an account, deleted: its name is not given out again")
+        } else if fold(owner) == keys.folded {
             format!("{owner} is an account: log in with its password, or choose another name")
         } else {
             format!("{} looks like the account {owner}", login.name)

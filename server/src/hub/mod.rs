@@ -405,6 +405,16 @@ impl Hub {
                 result,
                 reply,
             } => self.password_reset(&folded, result, &reply),
+            Command::AccountDeleted {
+                folded,
+                result,
+                reply,
+            } => self.account_deleted(&folded, result, reply),
+            Command::Erased {
+                events,
+                result,
+                reply,
+            } => self.erased(&events, result, reply),
             Command::Flush(done) => self.flushing.push(done),
             Command::Shutdown => {}
         }

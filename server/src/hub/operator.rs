@@ -1,14 +1,20 @@
 //! What the operator asks on the control socket (see [`crate::control`]): the accounts,
-//! temporary passwords, and the server bans.
+//! temporary passwords, deleting an account, and the server bans.
 
 use async_channel::Sender;
-use chat_shared::{Name, Password};
+use chat_shared::{CloseCode, LeaveReason, Name, Password, ServerFrame, fold};
 
 use super::Hub;
 use super::command::{BanAnswer, Command};
-use crate::accounts::{self, PasswordHash, TEMPORARY_FOR};
+use super::direct::direct_event;
+use crate::accounts::{self, Account, PasswordHash, TEMPORARY_FOR};
 use crate::control::{AccountInfo, BanInfo, Reply, Request};
-use crate::wire::{now_millis, random_hex};
+use crate::log::recorder::Recorded;
+use crate::log::{Body, EventLog, LogError, NewEvent, Seq, Span, StreamId};
+use crate::wire::{closing, now_millis, random_hex};
+
+/// Deletions recorded per batch when a deleted account's direct messages are erased.
+const ERASED_PER_BATCH: usize = 500;
 
 impl Hub {
     /// Answers the operator (a backup is the control socket's own business).
@@ -22,6 +28,7 @@ impl Hub {
                         name: account.name.to_string(),
                         online: self.registry.holder(&account.keys).is_some(),
                         reset_until: account.hash.temporary_until(),
+                        deleted: account.hash.is_deleted(),
                     })
                     .collect();
                 accounts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -54,6 +61,12 @@ impl Hub {
                 Ok(()) => return,
                 Err(failed) => failed,
             },
+            Request::DeleteAccount { name, erase_direct } => {
+                match self.delete_account(&name, erase_direct, reply.clone()) {
+                    Ok(()) => return,
+                    Err(failed) => failed,
+                }
+            }
             Request::Backup { .. } => Reply::failed("a backup is made by the control socket"),
         };
         let _ = reply.try_send(answer);
@@ -123,4 +136,211 @@ impl Hub {
         };
         let _ = reply.try_send(answer);
     }
+
+    /// Deletes an account: its tombstone and what is kept for it alone are stored (and,
+    /// with `erase`, the direct messages it wrote are looked up) on the blocking pool; the
+    /// answer comes to [`Hub::account_deleted`].
+    fn delete_account(
+        &mut self,
+        name: &str,
+        erase: bool,
+        reply: Sender<Reply>,
+    ) -> Result<(), Reply> {
+        let folded = Name::parse(name)
+            .map_err(|err| Reply::failed(format!("{name:?} is not a name: {err}")))?
+            .keys()
+            .folded;
+        if self.accounts.get(&folded).is_none() {
+            return Err(Reply::failed(format!("there is no account {name}")));
+        }
+        let (log, inbox) = (self.log.clone(), self.inbox.clone());
+        smol::unblock(move || {
+            let result = (|| {
+                let erasable = if erase {
+                    written_directly(&*log, &folded)?
+                } else {
+                    Vec::new()
+                };
+                log.set_password(&folded, PasswordHash::deleted(now_millis()).as_stored())?;
+                log.forget_account(&folded)?;
+                Ok::<_, LogError>(erasable)
+            })()
+            .map_err(|err| err.to_string());
+            let _ = inbox.try_send(Command::AccountDeleted {
+                folded,
+                result,
+                reply,
+            });
+        })
+        .detach();
+        Ok(())
+    }
+
+    /// An account's deletion is stored: it is deleted here too, its session is closed, and
+    /// the deletions of its direct messages (if asked) are recorded.
+    pub(super) fn account_deleted(
+        &mut self,
+        folded: &str,
+        result: Result<Vec<(String, String, Seq)>, String>,
+        reply: Sender<Reply>,
+    ) {
+        let erasable = match result {
+            Ok(erasable) => erasable,
+            Err(err) => {
+                tracing::error!(%err, account = folded, "cannot delete an account");
+                let _ = reply.try_send(Reply::failed(format!("cannot delete it: {err}")));
+                return;
+            }
+        };
+        let Some(account) = self.accounts.get_any(folded).cloned() else {
+            return;
+        };
+        self.accounts
+            .set_hash(folded, PasswordHash::deleted(now_millis()));
+        self.throttle.forget(folded);
+        let closed = self.close_deleted(folded);
+        tracing::info!(
+            account = folded,
+            closed,
+            erased = erasable.len(),
+            "account deleted by the operator"
+        );
+        let answer = Reply::AccountDeleted {
+            name: account.name.to_string(),
+            closed,
+            erased: erasable.len(),
+        };
+        let events: Vec<NewEvent> = erasable
+            .into_iter()
+            .filter_map(|(other, spelled, seq)| {
+                let to = if let Some(to) = self.accounts.get_any(&other) {
+                    to.clone()
+                } else {
+                    let name = Name::parse(&spelled).ok()?;
+                    Account {
+                        keys: name.keys(),
+                        name,
+                        hash: PasswordHash::deleted(0),
+                    }
+                };
+                let body = Body::Deleted {
+                    by: account.name.to_string(),
+                    target: seq,
+                };
+                Some(direct_event(&account, &to, body))
+            })
+            .collect();
+        if events.is_empty() {
+            let _ = reply.try_send(answer);
+            return;
+        }
+        let batches: Vec<Vec<NewEvent>> = events
+            .chunks(ERASED_PER_BATCH)
+            .map(<[NewEvent]>::to_vec)
+            .collect();
+        let last = batches.len() - 1;
+        let mut answer = Some((reply, answer));
+        for (n, batch) in batches.into_iter().enumerate() {
+            let reply = if n == last { answer.take() } else { None };
+            if let Some(recorder) = &self.recorder {
+                let (inbox, events) = (self.inbox.clone(), batch.clone());
+                recorder.record(
+                    batch,
+                    Box::new(move |result| {
+                        let _ = inbox.try_send(Command::Erased {
+                            events,
+                            result,
+                            reply,
+                        });
+                    }),
+                );
+            } else {
+                let result = self.append_here(&batch);
+                self.erased(&batch, result, reply);
+            }
+        }
+    }
+
+    /// Closes the session of a deleted account here (`closing` `account_deleted`); says
+    /// how many there were.
+    pub(super) fn close_deleted(&mut self, folded: &str) -> usize {
+        let Some(conn) = self.registry.online_conn(folded) else {
+            return 0;
+        };
+        if let Some(member) = self.registry.get(conn) {
+            member
+                .queue
+                .close_with(Some(closing(CloseCode::AccountDeleted)));
+        }
+        self.leave(conn, LeaveReason::Lost);
+        1
+    }
+
+    /// Deletions of a deleted account's direct messages are recorded: they go to the
+    /// other parties online here, and the last batch answers the operator.
+    pub(super) fn erased(
+        &mut self,
+        events: &[NewEvent],
+        result: Recorded,
+        reply: Option<(Sender<Reply>, Reply)>,
+    ) {
+        let answer = match result {
+            Ok(recorded) => {
+                for (event, recorded) in events.iter().zip(recorded) {
+                    if let (Some(direct), true) = (&event.direct, recorded.seq > 0)
+                        && !self.peers.tails()
+                    {
+                        self.deliver_direct(&direct.from_key, &direct.to_key, &recorded.frame);
+                    }
+                }
+                reply
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot erase a deleted account's direct messages");
+                reply.map(|(reply, _)| {
+                    (
+                        reply,
+                        Reply::failed(format!(
+                            "the account is deleted, but its direct messages could not all be erased: {err}"
+                        )),
+                    )
+                })
+            }
+        };
+        if let Some((reply, answer)) = answer {
+            let _ = reply.try_send(answer);
+        }
+    }
+}
+
+/// The direct messages `folded` wrote and that are not deleted: the other account (folded
+/// and as spelled) and the seq.
+fn written_directly(
+    log: &dyn EventLog,
+    folded: &str,
+) -> Result<Vec<(String, String, Seq)>, LogError> {
+    let mut found = Vec::new();
+    for conversation in log.conversations(folded, usize::MAX)? {
+        let other = fold(&conversation.with);
+        let stream = StreamId::direct(folded, &other);
+        let mut after = 0;
+        loop {
+            let events = log.read(&stream, Span::After(after), 1000)?;
+            let Some(last) = events.last() else { break };
+            after = last.seq;
+            for event in &events {
+                if let Ok(ServerFrame::Message {
+                    from,
+                    deleted: false,
+                    seq,
+                    ..
+                }) = chat_shared::decode_line(event.frame.as_bytes().trim_ascii_end())
+                    && fold(&from) == folded
+                {
+                    found.push((other.clone(), conversation.with.clone(), seq));
+                }
+            }
+        }
+    }
+    Ok(found)
 }

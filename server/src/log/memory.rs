@@ -373,6 +373,14 @@ impl EventLog for MemoryLog {
         }
     }
 
+    fn forget_account(&self, folded: &str) -> Result<(), LogError> {
+        let mut state = self.state()?;
+        state.read.remove(folded);
+        state.conversations.remove(folded);
+        state.invites_of.remove(folded);
+        Ok(())
+    }
+
     fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError> {
         let state = self.state()?;
         let all = state

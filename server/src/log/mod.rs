@@ -432,6 +432,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Replaces an account's password hash.
     fn set_password(&self, folded: &str, hash: &str) -> Result<(), LogError>;
 
+    /// Forgets what is kept for an account alone (its read markers, its list of
+    /// conversations, its invitations, its recent post ids): it was deleted. Its events,
+    /// and the conversations as the other accounts list them, stay.
+    fn forget_account(&self, folded: &str) -> Result<(), LogError>;
+
     /// An account's direct conversations with the latest activity, latest first.
     fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError>;
 

@@ -612,6 +612,14 @@ impl EventLog for RedisLog {
         }
     }
 
+    fn forget_account(&self, folded: &str) -> Result<(), LogError> {
+        let mut del = redis::cmd("DEL");
+        for kind in ["rd", "conv", "invof", "posts", "pi"] {
+            del.arg(key(&format!("{kind}:{folded}")));
+        }
+        self.query_blocking::<i64>(&del).map(|_| ())
+    }
+
     fn conversations(&self, owner: &str, limit: usize) -> Result<Vec<Conversation>, LogError> {
         smol::block_on(self.conversations_of(owner, limit))
     }

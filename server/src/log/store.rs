@@ -93,6 +93,26 @@ impl PostTables<'_, '_> {
     }
 }
 
+/// Removes the rows of a table keyed (owner, …) whose owner is `owner`.
+fn remove_owned<V: redb::Value + 'static>(
+    table: &mut redb::Table<'_, (&'static str, &'static str), V>,
+    owner: &str,
+) -> Result<(), LogError> {
+    let keys: Vec<String> = table
+        .range((owner, "")..)
+        .map_err(store_error)?
+        .map_while(|row| {
+            let (key, _) = row.ok()?;
+            let (who, rest) = key.value();
+            (who == owner).then(|| rest.to_string())
+        })
+        .collect();
+    for rest in keys {
+        table.remove((owner, rest.as_str())).map_err(store_error)?;
+    }
+    Ok(())
+}
+
 /// A field table of the store: (stream or account, field) to value.
 type FieldTable<'txn> = redb::Table<'txn, (&'static str, &'static str), &'static str>;
 
@@ -794,6 +814,39 @@ impl EventLog for Store {
                 .ok_or_else(|| LogError::Store(format!("no account {folded:?}")))?;
             accounts
                 .insert(folded, (name.as_str(), hash))
+                .map_err(store_error)?;
+        }
+        write.commit().map_err(store_error)
+    }
+
+    fn forget_account(&self, folded: &str) -> Result<(), LogError> {
+        let db = self.db()?;
+        let write = db.begin_write().map_err(store_error)?;
+        {
+            remove_owned(&mut write.open_table(READ).map_err(store_error)?, folded)?;
+            remove_owned(
+                &mut write.open_table(CONVERSATIONS).map_err(store_error)?,
+                folded,
+            )?;
+            remove_owned(
+                &mut write.open_table(INVITES_OF).map_err(store_error)?,
+                folded,
+            )?;
+            remove_owned(&mut write.open_table(POSTS).map_err(store_error)?, folded)?;
+            let mut order = write.open_table(POST_ORDER).map_err(store_error)?;
+            let numbered: Vec<u64> = order
+                .range((folded, 0)..=(folded, u64::MAX))
+                .map_err(store_error)?
+                .map(|row| row.map(|(key, _)| key.value().1))
+                .collect::<Result<_, _>>()
+                .map_err(store_error)?;
+            for n in numbered {
+                order.remove((folded, n)).map_err(store_error)?;
+            }
+            write
+                .open_table(POSTERS)
+                .map_err(store_error)?
+                .remove(folded)
                 .map_err(store_error)?;
         }
         write.commit().map_err(store_error)
