@@ -4,6 +4,30 @@
 use chat_shared::limits::MAX_TOPIC;
 use chat_shared::{ClientFrame, ErrorCode, Name, Role, RoomName, check_line};
 
+/// What a `settings` asks of a room's own retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Leave it as it is (no `retain_days`).
+    AsItIs,
+    /// No limit of its own (`retain_days: 0`).
+    NoLimit,
+    /// Keep the history so many days.
+    Limit(chat_shared::Days),
+}
+
+impl Retention {
+    /// What `retain_days` asks; an error for a number that is no limit.
+    fn asked(days: Option<chat_shared::Days>) -> Result<Self, String> {
+        Ok(match days {
+            None => Self::AsItIs,
+            Some(days) => match chat_shared::Days::limit(days.get())? {
+                None => Self::NoLimit,
+                Some(days) => Self::Limit(days),
+            },
+        })
+    }
+}
+
 /// A moderation step, as a session hands it on.
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -74,6 +98,8 @@ pub enum Step {
         room: RoomName,
         /// Invite-only.
         invite_only: bool,
+        /// Its own retention.
+        retain_days: Retention,
     },
     /// Invite an account.
     Invite {
@@ -126,7 +152,9 @@ impl Step {
     /// `no_account` for a `role` or an `invite` (no account has it) and `bad_frame`
     /// otherwise; a topic or a reason longer than [`MAX_TOPIC`] bytes is `too_long`, one
     /// with a control character `bad_text`; `minutes` of 0 and a role nobody knows are
-    /// `bad_frame`. An empty reason is no reason. Any other frame is `bad_frame`.
+    /// `bad_frame`, and so is a `retain_days` below 0 or over
+    /// [`chat_shared::limits::MAX_RETAIN_DAYS`]. An empty reason is no reason. Any other
+    /// frame is `bad_frame`.
     pub fn from_frame(frame: ClientFrame) -> Result<Self, Refused> {
         let raw_room = room_of(&frame);
         let refuse = |code, message: String| Refused {
@@ -162,25 +190,30 @@ impl Step {
                 room: in_room(room)?,
                 text: line(Some(text))?.unwrap_or_default(),
             },
-            ClientFrame::Settings { invite_only, .. } => Step::Settings {
+            ClientFrame::Settings {
+                invite_only,
+                retain_days,
+                ..
+            } => Step::Settings {
                 room: in_room(room)?,
                 invite_only,
+                retain_days: Retention::asked(retain_days)
+                    .map_err(|why| refuse(ErrorCode::BadFrame, why))?,
             },
             ClientFrame::Role {
-                name: raw, role, ..
+                role: Role::Unknown,
+                ..
             } => {
-                if role == Role::Unknown {
-                    return Err(refuse(
-                        ErrorCode::BadFrame,
-                        "role is owner, op or member".into(),
-                    ));
-                }
-                Step::Role {
-                    room: in_room(room)?,
-                    name: name(&raw, ErrorCode::NoAccount)?,
-                    role,
-                }
+                let message = "role is owner, op or member".into();
+                return Err(refuse(ErrorCode::BadFrame, message));
             }
+            ClientFrame::Role {
+                name: raw, role, ..
+            } => Step::Role {
+                room: in_room(room)?,
+                name: name(&raw, ErrorCode::NoAccount)?,
+                role,
+            },
             ClientFrame::Invite { name: raw, .. } => Step::Invite {
                 room: in_room(room)?,
                 name: name(&raw, ErrorCode::NoAccount)?,

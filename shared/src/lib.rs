@@ -7,6 +7,7 @@ pub mod limits;
 pub mod name;
 pub mod password;
 pub mod protocol;
+pub mod retain;
 pub mod search;
 pub mod text;
 
@@ -31,4 +32,5 @@ pub use protocol::{
     PROTOCOL_VERSION, PROTOCOL_VERSIONS, Password, Reaction, RejectCode, Restriction, Role,
     RoomState, RoomUsers, ServerFrame, apply_reaction,
 };
+pub use retain::Days;
 pub use text::{TextError, check_emoji, check_line, check_text};

@@ -54,3 +54,5 @@ pub const MAX_SEARCH_RESULTS: u32 = 50;
 pub const SEARCH_RESULTS: u32 = 20;
 /// Longest `search` query, in bytes.
 pub const MAX_QUERY: usize = 512;
+/// The longest a room's own retention may be, in days (a hundred years).
+pub const MAX_RETAIN_DAYS: f64 = 36_500.0;

@@ -191,6 +191,10 @@ pub enum ClientFrame {
         room: String,
         /// Whether only the invited (and those with a role) may join.
         invite_only: bool,
+        /// How many days the room keeps its history (0: no limit of its own); absent:
+        /// as it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retain_days: Option<crate::Days>,
     },
     /// Let an account join a room that is invite-only (owners and ops).
     Invite {
@@ -404,6 +408,9 @@ pub struct RoomState {
     /// Whether only the invited (and those with a role) may join.
     #[serde(default, skip_serializing_if = "is_false")]
     pub invite_only: bool,
+    /// How many days the room keeps its history, if it has a limit of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_days: Option<crate::Days>,
     /// For those who may lift them: the bans in force.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bans: Vec<Restriction>,
@@ -834,6 +841,9 @@ pub enum ServerFrame {
         by: String,
         /// Whether only the invited (and those with a role) may join.
         invite_only: bool,
+        /// How many days the room keeps its history, if it has a limit of its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retain_days: Option<crate::Days>,
     },
     /// An account was invited to a room (recorded there, so the room's members see it).
     Invite {

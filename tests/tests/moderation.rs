@@ -69,6 +69,7 @@ async fn moderate_everything(addr: std::net::SocketAddr) -> u64 {
     let settings = ClientFrame::Settings {
         room: "rust".into(),
         invite_only: true,
+        retain_days: None,
     };
     recorded(&mut alice, &settings, "rust").await;
     let invite = ClientFrame::Invite {
@@ -118,6 +119,7 @@ fn what_moderation_keeps_survives_a_restart() {
                     topic,
                     roles,
                     invite_only,
+                    retain_days,
                     bans,
                     mutes,
                     invites,
@@ -131,6 +133,7 @@ fn what_moderation_keeps_survives_a_restart() {
         assert_eq!(roles.get("alice"), Some(&Role::Owner));
         assert_eq!(roles.get("bob"), Some(&Role::Op));
         assert!(invite_only);
+        assert_eq!(retain_days, None, "no retention of its own");
         assert_eq!(bans.len(), 1);
         assert_eq!(
             (bans[0].name.as_str(), bans[0].until),

@@ -36,12 +36,17 @@ async fn command(args: &[&str]) -> (Option<i32>, String, String) {
 /// The default room's messages of a server's whole history, by seq, as `client` reads
 /// them with `history` pages of 200.
 async fn all_messages(client: &mut Client) -> BTreeMap<u64, ServerFrame> {
+    all_messages_in(client, None).await
+}
+
+/// [`all_messages`] of `room` (`None`: the default room).
+async fn all_messages_in(client: &mut Client, room: Option<&str>) -> BTreeMap<u64, ServerFrame> {
     let mut messages = BTreeMap::new();
     let mut after = 0;
     loop {
         client
             .send(&ClientFrame::History {
-                room: None,
+                room: room.map(Into::into),
                 with: None,
                 before: None,
                 after: Some(after),
@@ -385,9 +390,21 @@ fn texts(messages: impl IntoIterator<Item = ServerFrame>) -> Vec<String> {
 
 /// Posts "WORD 0" to "WORD 4" and waits for their echoes.
 async fn post_five(client: &mut Client, word: &str) {
+    post_five_in(client, None, word).await;
+}
+
+/// [`post_five`] in `room` (`None`: the default room).
+async fn post_five_in(client: &mut Client, room: Option<&str>, word: &str) {
     for i in 0..5 {
         client
-            .send(&say(&format!("{word} {i}"), &format!("{word}{i}")))
+            .send(&ClientFrame::Say {
+                room: room.map(Into::into),
+                to: None,
+                text: format!("{word} {i}"),
+                id: Some(format!("{word}{i}{}", room.unwrap_or_default())),
+                me: false,
+                reply_to: None,
+            })
             .await;
     }
     let last = format!("{word} 4");
@@ -445,6 +462,112 @@ fn retention_case(storage: &[&str]) {
         assert!(
             matches!(welcome, ServerFrame::Welcome { oldest, .. } if oldest == first_bravo),
             "{welcome:?}, {first_bravo}"
+        );
+    });
+}
+
+/// `settings` of `room` with `retain_days`, as its owner sends it.
+fn retain(room: &str, days: f64) -> ClientFrame {
+    let days = chat_shared::Days::limit(days).ok().flatten();
+    ClientFrame::Settings {
+        room: room.into(),
+        invite_only: false,
+        retain_days: Some(chat_shared::Days::asked(days)),
+    }
+}
+
+/// Flags: `--port 0 --rate 0` (flood control off, no `--retain-days`) with `--data <dir>`,
+/// then with `--memory`. The owner of the room short gives it a retention of its own,
+/// about 6 s: five messages posted there 3 s before five others go (from the history and
+/// from search), the later five stay, and the default room, which has no limit, keeps
+/// messages as old. Taking the limit away is a `settings` without `retain_days`; a
+/// negative one is `bad_frame`, one from a member who is not an owner `not_permitted`.
+#[test]
+fn a_room_keeps_its_history_for_its_own_retention() {
+    let data = TempDir::new("room-retention-data");
+    for storage in [&["--data", data.arg()][..], &["--memory"]] {
+        room_retention_case(storage);
+    }
+}
+
+fn room_retention_case(storage: &[&str]) {
+    let mut args = vec!["--port", "0", "--rate", "0"];
+    args.extend_from_slice(storage);
+    run_for(LIMIT, async {
+        let server = ServerProcess::start(&server_binary(), &args).await;
+        let (mut ann, _) =
+            Client::login_with(server.addr, &hello_with("ann", "ann password", true)).await;
+        let (mut bob, _) = Client::login_v3(server.addr, "bob").await;
+        for client in [&mut ann, &mut bob] {
+            client
+                .send(&ClientFrame::Join {
+                    room: "short".into(),
+                    since: None,
+                })
+                .await;
+            client
+                .recv_until(|f| matches!(f, ServerFrame::Room { .. }))
+                .await;
+        }
+        bob.send(&retain("short", 1.0)).await;
+        assert_eq!(bob.next_error().await, chat_shared::ErrorCode::NotPermitted);
+        ann.send_raw(b"{\"type\":\"settings\",\"room\":\"short\",\"invite_only\":false,\"retain_days\":-1}\n")
+            .await;
+        assert_eq!(ann.next_error().await, chat_shared::ErrorCode::BadFrame);
+        ann.send(&retain("short", 0.00007)).await;
+        let set = ann
+            .recv_until(|f| matches!(f, ServerFrame::Settings { .. }))
+            .await;
+        assert!(
+            matches!(set.last(), Some(ServerFrame::Settings { retain_days, .. }) if *retain_days == chat_shared::Days::limit(0.00007).ok().flatten()),
+            "{set:?}"
+        );
+        post_five_in(&mut ann, Some("short"), "alpha").await;
+        post_five(&mut ann, "alpha").await;
+        // The age of the first five is what is tested: 3 s between the two.
+        smol::Timer::after(Duration::from_secs(3)).await;
+        post_five_in(&mut ann, Some("short"), "bravo").await;
+        let bravo: Vec<String> = (0..5).map(|i| format!("bravo {i}")).collect();
+        let held = loop {
+            let held = texts(all_messages_in(&mut ann, Some("short")).await.into_values());
+            if !held.iter().any(|text| text.starts_with("alpha")) {
+                break held;
+            }
+            smol::Timer::after(Duration::from_millis(100)).await;
+        };
+        assert_eq!(held, bravo, "the younger five stay, all of them");
+        let alpha: Vec<String> = (0..5).map(|i| format!("alpha {i}")).collect();
+        assert_eq!(
+            texts(all_messages(&mut ann).await.into_values()),
+            alpha,
+            "the default room keeps what is as old"
+        );
+        let found = loop {
+            let found = search(&mut ann, "alpha").await;
+            if found.len() == 5 {
+                break found;
+            }
+            smol::Timer::after(Duration::from_millis(100)).await;
+        };
+        assert!(
+            found.iter().all(
+                |f| matches!(f, ServerFrame::Message { room: Some(room), .. } if room != "short")
+            ),
+            "search finds the default room's only: {found:?}"
+        );
+        ann.send(&retain("short", 0.0)).await;
+        let cleared = ann
+            .recv_until(|f| matches!(f, ServerFrame::Settings { .. }))
+            .await;
+        assert!(
+            matches!(
+                cleared.last(),
+                Some(ServerFrame::Settings {
+                    retain_days: None,
+                    ..
+                })
+            ),
+            "{cleared:?}"
         );
     });
 }

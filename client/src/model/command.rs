@@ -1,9 +1,9 @@
 //! What a line typed in the input means: a message, or a slash command.
 
-use chat_shared::{Name, Role, RoomName};
+use chat_shared::{Days, Name, Role, RoomName};
 
 /// The slash commands, as `/help` lists them: how to write each, and what it does.
-pub const COMMANDS: [(&str, &str); 17] = [
+pub const COMMANDS: [(&str, &str); 18] = [
     ("/join #room", "enter a room (it is made if nobody has)"),
     (
         "/msg name text",
@@ -35,6 +35,10 @@ pub const COMMANDS: [(&str, &str); 17] = [
     (
         "/private on|off",
         "make the room invite-only, or open it (owners)",
+    ),
+    (
+        "/retain days|off",
+        "delete the room's messages older than that (owners)",
     ),
 ];
 
@@ -81,6 +85,30 @@ pub enum Step {
     Invite(Name),
     /// Invite-only, or open.
     Private(bool),
+    /// Keep the room's history for so many days, or (`None`) as long as the server does.
+    Retain(Option<Days>),
+}
+
+/// What a room's retention is typed as.
+const RETAIN_HINT: &str = "/retain 30 keeps the last 30 days (fractions allowed, up to 36500); /retain off keeps all the server keeps.";
+
+/// What is wrong with days typed for a room's retention.
+pub const DAYS_HINT: &str =
+    "A number of days above 0 (fractions allowed, up to 36500), or nothing to keep all the server keeps.";
+
+/// A room's retention as typed: a number of days above 0 (fractions allowed), or `off`
+/// (also `no`, `forever`, or nothing) for no limit of its own.
+pub fn retention(typed: &str) -> Result<Option<Days>, String> {
+    match typed.trim().to_lowercase().as_str() {
+        "" | "off" | "no" | "forever" => Ok(None),
+        days => days
+            .parse::<f64>()
+            .ok()
+            .filter(|days| *days > 0.0)
+            .and_then(|days| Days::limit(days).ok().flatten())
+            .map(Some)
+            .ok_or_else(|| DAYS_HINT.into()),
+    }
 }
 
 /// Reads a line typed in the input. A line that starts with `/` is a command; `//`
@@ -144,6 +172,10 @@ pub fn parse(line: &str) -> Result<Input, String> {
             "off" | "no" => Ok(Input::Moderate(Step::Private(false))),
             _ => Err("/private on, or /private off".into()),
         },
+        "retain" if rest.is_empty() => Err(RETAIN_HINT.into()),
+        "retain" => retention(rest)
+            .map(|days| Input::Moderate(Step::Retain(days)))
+            .map_err(|_| RETAIN_HINT.into()),
         "" => Err("Type a command after the /, or // to send a line that starts with /.".into()),
         other => Err(format!(
             "There is no /{other} command: /help lists them. To send a line that starts \
@@ -252,6 +284,15 @@ mod tests {
         assert_eq!(step("/deop bob"), Step::Role(name("bob"), Role::Member));
         assert_eq!(step("/invite dave"), Step::Invite(name("dave")));
         assert_eq!(step("/private on"), Step::Private(true));
+        assert_eq!(
+            step("/retain 30"),
+            Step::Retain(Days::limit(30.0).ok().flatten())
+        );
+        assert_eq!(
+            step("/retain 0.5").clone(),
+            Step::Retain(Days::limit(0.5).ok().flatten())
+        );
+        assert_eq!(step("/retain off"), Step::Retain(None));
         assert_eq!(step("/PRIVATE off"), Step::Private(false));
         for (line, hint) in [
             ("/kick", "Who?"),
@@ -259,6 +300,9 @@ mod tests {
             ("/mute loud soon", "a number"),
             ("/op bob alice", "Just one name"),
             ("/private maybe", "/private on"),
+            ("/retain 0", "/retain 30"),
+            ("/retain -2", "/retain 30"),
+            ("/retain soon", "/retain 30"),
             ("/invite a\u{7}b", "cannot be a name"),
         ] {
             let got = parse(line).expect_err(line);

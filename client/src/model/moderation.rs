@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chat_shared::{LeaveReason, Restriction, Role, RoomState, ServerFrame, fold};
+use chat_shared::{Days, LeaveReason, Restriction, Role, RoomState, ServerFrame, fold};
 
 use super::text::until_words;
 
@@ -30,6 +30,8 @@ pub struct Moderation {
     pub roles: BTreeMap<String, (String, Role)>,
     /// Whether only the invited may join.
     pub invite_only: bool,
+    /// How many days the room keeps its history, if it has a limit of its own.
+    pub retain_days: Option<Days>,
     /// Bans by case-folded name (known to those who may lift them, and from the events
     /// seen).
     pub bans: BTreeMap<String, Restriction>,
@@ -46,6 +48,7 @@ impl Moderation {
             topic,
             roles,
             invite_only,
+            retain_days,
             bans,
             mutes,
             invites,
@@ -62,6 +65,7 @@ impl Moderation {
                 .map(|(name, role)| (fold(name), (name.clone(), *role)))
                 .collect(),
             invite_only: *invite_only,
+            retain_days: *retain_days,
             bans: by_name(bans),
             mutes: by_name(mutes),
             invites: invites.iter().map(|n| (fold(n), n.clone())).collect(),
@@ -157,8 +161,13 @@ impl Moderation {
             ServerFrame::Unmute { name, .. } => {
                 self.mutes.remove(&fold(name));
             }
-            ServerFrame::Settings { invite_only, .. } => {
+            ServerFrame::Settings {
+                invite_only,
+                retain_days,
+                ..
+            } => {
                 self.invite_only = *invite_only;
+                self.retain_days = *retain_days;
                 if !invite_only {
                     self.invites.clear();
                 }
@@ -235,13 +244,20 @@ pub fn describe(frame: &ServerFrame, now: u64) -> Option<String> {
         } => format!("{by} muted {name} {}", until_words(*until, now)),
         ServerFrame::Unmute { by, name, .. } => format!("{by} let {name} speak again"),
         ServerFrame::Settings {
-            by, invite_only, ..
+            by,
+            invite_only,
+            retain_days,
+            ..
         } => {
-            if *invite_only {
-                format!("{by} made the room invite-only")
+            let access = if *invite_only {
+                "invite-only"
             } else {
-                format!("{by} opened the room to everyone")
-            }
+                "open to everyone"
+            };
+            format!(
+                "{by} set the room {access}, {}",
+                retention_words(*retain_days)
+            )
         }
         ServerFrame::Invite { by, name, .. } => format!("{by} invited {name}"),
         _ => return None,
@@ -272,6 +288,23 @@ pub fn put_out_words(room: &str, frame: &ServerFrame) -> Option<String> {
         .as_deref()
         .map_or_else(String::new, |m| format!(": {m}"));
     Some(format!("You were {verb} #{room}{by}{why}"))
+}
+
+/// How long a room keeps its history, in words.
+pub fn retention_words(retain_days: Option<Days>) -> String {
+    let Some(days) = retain_days.map(Days::get) else {
+        return "keeping its history as long as the server does".into();
+    };
+    let whole = (days - days.round()).abs() < 1e-9;
+    if whole && (days - 1.0).abs() < 1e-9 {
+        "keeping its history for a day".into()
+    } else if whole {
+        format!("keeping its history for {days} days")
+    } else if days * 24.0 >= 1.0 {
+        format!("keeping its history for {:.1} hours", days * 24.0)
+    } else {
+        format!("keeping its history for {:.0} seconds", days * 86_400.0)
+    }
 }
 
 #[cfg(test)]
@@ -317,7 +350,9 @@ mod tests {
             time: 0,
             by: "alice".into(),
             invite_only: true,
+            retain_days: Days::limit(7.0).ok().flatten(),
         });
+        assert_eq!(room.retain_days.map(Days::get), Some(7.0));
         room.apply(&ServerFrame::Invite {
             room: "rust".into(),
             seq: 5,

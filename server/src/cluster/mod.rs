@@ -54,7 +54,7 @@ enum Request {
     /// Claim a name for a login.
     Claim(NameClaim),
     /// Tell every other node that someone is typing: the sender (case-folded), and to whom.
-    Typing(String, Typing),
+    Typing(String, Box<Typing>),
     /// Take a member offline: its `left`s in all its rooms, its name free.
     Release {
         /// Case-folded name.
@@ -217,7 +217,7 @@ impl Peers for Cluster {
     }
 
     fn typing(&self, sender: String, typing: Typing) {
-        self.ask(Request::Typing(sender, typing));
+        self.ask(Request::Typing(sender, Box::new(typing)));
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_channel::Sender;
 use chat_shared::{Conversation, Frame, LeaveReason, Name, Password, RoomName, ServerFrame};
 
-pub use crate::step::{Place, Step};
+pub use crate::step::{Place, Retention, Step};
 
 use crate::accounts::PasswordHash;
 use crate::log::recorder::Recorded;
@@ -251,7 +251,7 @@ pub enum Command {
     /// Time for a retention sweep (`--retain-days`).
     Retain,
     /// A retention sweep deleted these events from the log (stream, seqs), or failed.
-    Forgotten(Result<Vec<(crate::log::StreamId, std::ops::Range<Seq>)>, LogError>),
+    Forgotten(Result<Swept, LogError>),
     /// The operator asks, on the control socket.
     Operator {
         /// What.
@@ -295,6 +295,13 @@ pub enum Command {
     /// The server is going down: record what was accepted, then stop.
     Shutdown,
 }
+
+/// What a retention sweep of the log did: the events it deleted (stream, seqs), and the
+/// shortest retention of a room's own that it saw.
+pub type Swept = (
+    Vec<(crate::log::StreamId, std::ops::Range<Seq>)>,
+    Option<std::time::Duration>,
+);
 
 /// Who is answered once server bans are stored.
 #[derive(Debug)]

@@ -135,6 +135,10 @@ pub struct Hub {
     search: Option<Searching>,
     /// Whether a retention sweep of the log is under way.
     sweeping: bool,
+    /// The time between two retention sweeps (ms), read by the task that asks for them,
+    /// and how the hub wakes that task when it gets shorter.
+    sweep_pause: Arc<std::sync::atomic::AtomicU64>,
+    sweep_wake: (Sender<()>, Receiver<()>),
 }
 
 /// The search index as the hub uses it.
@@ -218,6 +222,8 @@ impl Hub {
             read_markers: read_markers::ReadMarkers::default(),
             search,
             sweeping: false,
+            sweep_pause: Arc::default(),
+            sweep_wake: async_channel::bounded(1),
         })
     }
 

@@ -25,7 +25,7 @@ use crate::room::{Effect, Pending, Room};
 use crate::wire::now_millis;
 
 use super::Hub;
-use super::command::{BanAnswer, Command, Place, Step};
+use super::command::{BanAnswer, Command, Place, Retention, Step};
 use super::direct::direct_event;
 use crate::control::Reply;
 
@@ -146,6 +146,13 @@ impl Hub {
         match self.check(member, room, &step, now_millis()) {
             Ok(bodies) => {
                 for body in bodies {
+                    if let Body::Settings {
+                        retain_days: Some(days),
+                        ..
+                    } = &body
+                    {
+                        self.sweep_within(days.duration());
+                    }
                     self.push(&key, body, None, Effect::Step { conn });
                 }
             }
@@ -245,14 +252,29 @@ impl Hub {
                     role: *role,
                 }]
             }
-            Step::Settings { invite_only, .. } => {
+            Step::Settings {
+                invite_only,
+                retain_days,
+                ..
+            } => {
                 acting.need(Power::Owner)?;
-                if *invite_only == state.invite_only {
+                let retain_days = match retain_days {
+                    Retention::AsItIs => state.retain_days,
+                    Retention::NoLimit => None,
+                    Retention::Limit(days) => Some(*days),
+                };
+                if retain_days.is_some() && !self.log.retains() {
+                    return Err(not_permitted(
+                        "this server is a cluster, whose history is in Redis: a room cannot have a retention of its own there yet",
+                    ));
+                }
+                if *invite_only == state.invite_only && retain_days == state.retain_days {
                     return Ok(Vec::new());
                 }
                 vec![Body::Settings {
                     by,
                     invite_only: *invite_only,
+                    retain_days,
                 }]
             }
             Step::Invite { name, .. } => {
@@ -438,6 +460,7 @@ impl Hub {
             topic: (!state.topic.is_empty()).then(|| state.topic.clone()),
             roles: state.roles.values().cloned().collect(),
             invite_only: state.invite_only,
+            retain_days: state.retain_days,
             bans: in_force(&state.bans),
             mutes: in_force(&state.mutes),
             invites: if moderator {

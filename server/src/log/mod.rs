@@ -148,6 +148,8 @@ pub enum Body {
         by: String,
         /// Whether only the invited may join.
         invite_only: bool,
+        /// How many days it keeps its history, if it has a limit of its own.
+        retain_days: Option<chat_shared::Days>,
     },
     /// An account was invited to the room.
     Invite {
@@ -347,6 +349,12 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Whether what it holds survives a restart.
     fn durable(&self) -> bool;
+
+    /// Whether old events can be deleted from it (`--retain-days`, a room's
+    /// `retain_days`): yes, but where a cluster shares it.
+    fn retains(&self) -> bool {
+        true
+    }
 
     /// The ends of a stream.
     fn head(&self, stream: &StreamId) -> Result<Head, LogError>;
@@ -667,12 +675,17 @@ fn room_state_event(room: String, seq: Seq, time: u64, body: Body) -> ServerFram
             by,
             name,
         },
-        Body::Settings { by, invite_only } => ServerFrame::Settings {
+        Body::Settings {
+            by,
+            invite_only,
+            retain_days,
+        } => ServerFrame::Settings {
             room,
             seq,
             time,
             by,
             invite_only,
+            retain_days,
         },
         Body::Invite { by, name } => ServerFrame::Invite {
             room,

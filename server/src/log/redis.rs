@@ -488,6 +488,10 @@ impl EventLog for RedisLog {
         true
     }
 
+    fn retains(&self) -> bool {
+        false
+    }
+
     fn snapshot(&self, stream: &StreamId) -> Result<Snapshot, LogError> {
         smol::block_on(self.snapshot_of(stream))
     }

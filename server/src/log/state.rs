@@ -64,6 +64,8 @@ pub struct KeptState {
     pub topic: String,
     /// Whether only the invited (and those with a role) may join.
     pub invite_only: bool,
+    /// How many days it keeps its history, if it has a limit of its own.
+    pub retain_days: Option<chat_shared::Days>,
     /// Accounts with a role other than member: case-folded name to (name, role).
     pub roles: BTreeMap<String, (String, Role)>,
     /// Bans by case-folded name (some may have ended).
@@ -76,6 +78,8 @@ pub struct KeptState {
 
 const TOPIC: &str = "topic";
 const INVITE_ONLY: &str = "invite_only";
+/// The field of a room's own retention (a number of days).
+pub const RETAIN_DAYS: &str = "retain_days";
 const ROLE: &str = "role:";
 const BAN: &str = "ban:";
 const MUTE: &str = "mute:";
@@ -106,6 +110,8 @@ impl KeptState {
             self.topic = value.to_string();
         } else if key == INVITE_ONLY {
             self.invite_only = value == "1";
+        } else if key == RETAIN_DAYS {
+            self.retain_days = retain_days(value);
         } else if let Some(folded) = key.strip_prefix(ROLE) {
             if let Some((role, name)) = value.split_once('\n') {
                 self.roles
@@ -131,6 +137,8 @@ impl KeptState {
             self.topic.clear();
         } else if key == INVITE_ONLY {
             self.invite_only = false;
+        } else if key == RETAIN_DAYS {
+            self.retain_days = None;
         } else if let Some(folded) = key.strip_prefix(ROLE) {
             self.roles.remove(folded);
         } else if let Some(folded) = key.strip_prefix(BAN) {
@@ -196,6 +204,14 @@ pub fn keys_of(name: &str) -> (String, String) {
 /// The account (case-folded) an invitation field is for, if it is one.
 pub fn invitee(field: &str) -> Option<&str> {
     field.strip_prefix(INVITE)
+}
+
+/// A room's own retention, from its field's value (`None`: not a limit).
+pub fn retain_days(value: &str) -> Option<chat_shared::Days> {
+    value
+        .parse()
+        .ok()
+        .and_then(|days| chat_shared::Days::limit(days).ok().flatten())
 }
 
 /// Who invited, from an invitation field's value.
@@ -279,15 +295,25 @@ pub fn changes_of(frame: &ServerFrame) -> Vec<FieldOp> {
         }
         ServerFrame::Unmute { name, .. } => vec![FieldOp::Remove(mute_field(&keys_of(name).0))],
         ServerFrame::Settings {
-            invite_only: true, ..
-        } => vec![FieldOp::Set(INVITE_ONLY.into(), "1".into())],
-        // Invitations last until the room is open again.
-        ServerFrame::Settings {
-            invite_only: false, ..
-        } => vec![
-            FieldOp::Remove(INVITE_ONLY.into()),
-            FieldOp::RemovePrefix(INVITE.into()),
-        ],
+            invite_only,
+            retain_days,
+            ..
+        } => {
+            let mut ops = if *invite_only {
+                vec![FieldOp::Set(INVITE_ONLY.into(), "1".into())]
+            } else {
+                // Invitations last until the room is open again.
+                vec![
+                    FieldOp::Remove(INVITE_ONLY.into()),
+                    FieldOp::RemovePrefix(INVITE.into()),
+                ]
+            };
+            ops.push(match retain_days {
+                Some(days) => FieldOp::Set(RETAIN_DAYS.into(), days.to_string()),
+                None => FieldOp::Remove(RETAIN_DAYS.into()),
+            });
+            ops
+        }
         ServerFrame::Invite { by, name, .. } => vec![FieldOp::Set(
             format!("{INVITE}{}", keys_of(name).0),
             format!("{by}\n{name}"),
@@ -377,6 +403,7 @@ mod tests {
                 time: 5,
                 by: "alice".into(),
                 invite_only: true,
+                retain_days: chat_shared::Days::limit(30.0).ok().flatten(),
             },
             ServerFrame::Invite {
                 room: room.clone(),
@@ -408,6 +435,7 @@ mod tests {
         assert_eq!(direct.role("bob"), Role::Op);
         assert_eq!(direct.role("carol"), Role::Member);
         assert!(direct.invite_only);
+        assert_eq!(direct.retain_days.map(chat_shared::Days::get), Some(30.0));
         assert_eq!(
             direct.invites.keys().collect::<Vec<_>>(),
             ["dave"],
@@ -441,6 +469,7 @@ mod tests {
                 time: 9,
                 by: "alice".into(),
                 invite_only: false,
+                retain_days: None,
             },
             ServerFrame::Role {
                 room: room.clone(),
@@ -461,6 +490,7 @@ mod tests {
         let all: Vec<ServerFrame> = steps().into_iter().chain(more).collect();
         let direct = check_through_fields(&all);
         assert!(!direct.invite_only && direct.invites.is_empty());
+        assert_eq!(direct.retain_days, None);
         assert!(direct.roles.is_empty() && direct.topic.is_empty());
     }
 }

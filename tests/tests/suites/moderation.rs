@@ -667,6 +667,7 @@ fn invite_only(on: bool) -> ClientFrame {
     ClientFrame::Settings {
         room: "secret".into(),
         invite_only: on,
+        retain_days: None,
     }
 }
 

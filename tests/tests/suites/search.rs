@@ -258,6 +258,7 @@ fn nobody_finds_what_is_not_theirs_to_read() {
             &ClientFrame::Settings {
                 room: "secret".into(),
                 invite_only: true,
+                retain_days: None,
             },
             "secret",
         )

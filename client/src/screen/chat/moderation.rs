@@ -28,6 +28,8 @@ pub const REASON: &str = "restrict-reason";
 pub const INVITE_ONLY: &str = "Invite-only: only the invited, and those with a role, may join";
 /// The id of the field that invites an account, in the room's settings.
 pub const INVITE: &str = "settings-invite";
+/// The id of the settings' input of how many days the room keeps its history.
+pub const RETAIN: &str = "settings-retain";
 
 /// What the user did about moderation.
 #[derive(Debug, Clone)]
@@ -72,6 +74,10 @@ pub enum Message {
     RoomSettings(bool),
     /// Switched invite-only.
     InviteOnly(bool),
+    /// Typed how many days the room keeps its history.
+    RetainDays(String),
+    /// Set it (empty: as long as the server keeps it).
+    Retain,
     /// Typed the name to invite.
     InviteName(String),
     /// Invited it.
@@ -157,6 +163,9 @@ pub struct State {
     message_menu: Option<u64>,
     dialog: Option<Dialog>,
     invite_name: String,
+    /// The days typed in the settings, and why they are not a number of days, if not.
+    retain_days: String,
+    retain_hint: Option<String>,
 }
 
 impl State {
@@ -310,7 +319,28 @@ impl Chat {
         }
         self.composer.take();
         self.hint = None;
-        self.send_step(|room| frame_of(room, step));
+        let invite_only = self.invite_only_now();
+        self.send_step(|room| frame_of(room, invite_only, step));
+    }
+
+    /// Sets the retention typed in the room's settings, or says why it is not one.
+    fn set_retention(&mut self) {
+        let asked = crate::model::command::retention(&self.moderation_state.retain_days);
+        match asked {
+            Ok(days) => {
+                let invite_only = self.invite_only_now();
+                self.send_step(|room| frame_of(room, invite_only, Step::Retain(days)));
+            }
+            Err(hint) => self.moderation_state.retain_hint = Some(hint),
+        }
+    }
+
+    /// Whether the room shown is invite-only (a `settings` frame says it, whatever else
+    /// it changes).
+    fn invite_only_now(&self) -> bool {
+        self.rooms
+            .active()
+            .is_some_and(|joined| joined.room.moderation.invite_only)
     }
 
     /// Handles a moderation message.
@@ -448,10 +478,26 @@ impl Chat {
             Message::RoomSettings(open) => {
                 self.moderation_state.dialog = open.then_some(Dialog::Settings);
                 self.moderation_state.invite_name.clear();
+                self.moderation_state.retain_days = self
+                    .rooms
+                    .active()
+                    .and_then(|joined| joined.room.moderation.retain_days)
+                    .map(|days| days.to_string())
+                    .unwrap_or_default();
+                self.moderation_state.retain_hint = None;
             }
             Message::InviteOnly(invite_only) => {
-                self.send_step(|room| ClientFrame::Settings { room, invite_only });
+                self.send_step(|room| ClientFrame::Settings {
+                    room,
+                    invite_only,
+                    retain_days: None,
+                });
             }
+            Message::RetainDays(days) => {
+                self.moderation_state.retain_days = days;
+                self.moderation_state.retain_hint = None;
+            }
+            Message::Retain => self.set_retention(),
             Message::InviteName(name) => self.moderation_state.invite_name = name,
             Message::Invite => {
                 let name = self.moderation_state.invite_name.trim().to_string();
@@ -616,6 +662,35 @@ impl Chat {
                 .spacing(8)
                 .align_y(Center),
         );
+        card = card.push(text("History").size(13).font(bold())).push(
+            text(format!(
+                "The room is {}.",
+                crate::model::moderation::retention_words(room.retain_days)
+            ))
+            .size(13)
+            .style(muted),
+        );
+        if power >= Power::Owner {
+            card = card.push(
+                row![
+                    text_input(
+                        "Days (empty: all the server keeps)",
+                        &self.moderation_state.retain_days
+                    )
+                    .id(RETAIN)
+                    .on_input(move |d| act(Message::RetainDays(d)))
+                    .on_submit(act(Message::Retain))
+                    .size(13)
+                    .padding(4),
+                    button(text("Set").size(13)).on_press(act(Message::Retain)),
+                ]
+                .spacing(8)
+                .align_y(Center),
+            );
+            if let Some(hint) = &self.moderation_state.retain_hint {
+                card = card.push(text(hint).size(12).style(muted));
+            }
+        }
         card = card.push(text("Invitations").size(13).font(bold())).push(
             row![
                 text_input("Account name", &self.moderation_state.invite_name)
@@ -747,8 +822,8 @@ fn restrictions<'a>(
     column
 }
 
-/// The frame a slash command sends about `room`.
-fn frame_of(room: String, step: Step) -> ClientFrame {
+/// The frame a slash command sends about `room` (invite-only now, or not).
+fn frame_of(room: String, invite_only: bool, step: Step) -> ClientFrame {
     let name = |name: Name| name.as_str().to_string();
     match step {
         Step::Topic(text) => ClientFrame::Topic { room, text },
@@ -786,7 +861,16 @@ fn frame_of(room: String, step: Step) -> ClientFrame {
             room,
             name: name(who),
         },
-        Step::Private(invite_only) => ClientFrame::Settings { room, invite_only },
+        Step::Private(invite_only) => ClientFrame::Settings {
+            room,
+            invite_only,
+            retain_days: None,
+        },
+        Step::Retain(days) => ClientFrame::Settings {
+            room,
+            invite_only,
+            retain_days: Some(chat_shared::Days::asked(days)),
+        },
     }
 }
 

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use chat_shared::{ClientFrame, ErrorCode, LeaveReason, Restriction, Role, ServerFrame};
+use chat_shared::{ClientFrame, Days, ErrorCode, LeaveReason, Restriction, Role, ServerFrame};
 use iced::keyboard::key;
 
-use super::moderation::{self, INVITE, INVITE_ONLY, Kind, TOPIC};
+use super::moderation::{self, INVITE, INVITE_ONLY, Kind, RETAIN, TOPIC};
 use crate::app::Message as AppMessage;
 use crate::connection::Command;
 use crate::testing::{NOON, Window, room_message, session_in};
@@ -254,7 +254,8 @@ fn the_rooms_settings_for_owners_and_ops() {
             },
             ClientFrame::Settings {
                 room: "general".into(),
-                invite_only: true
+                invite_only: true,
+                retain_days: None,
             },
         ]
     );
@@ -263,6 +264,48 @@ fn the_rooms_settings_for_owners_and_ops() {
     window.click_on("Room settings");
     click_switch(&mut window);
     assert!(sent(&window).is_empty());
+}
+
+#[test]
+fn an_owner_sets_how_long_the_room_keeps_its_history() {
+    let mut window = moderated(&[("me", Role::Owner)], false);
+    window.click_on("Room settings");
+    assert!(window.shows("The room is keeping its history as long as the server does."));
+    window.click_on(iced_test::selector::id(RETAIN));
+    window.type_text("soon");
+    window.click_on("Set");
+    assert!(
+        window.shows(crate::model::command::DAYS_HINT),
+        "a hint, nothing sent"
+    );
+    assert!(sent(&window).is_empty());
+    window.click_on(iced_test::selector::id(RETAIN));
+    for _ in 0.."soon".len() {
+        window.press(key::Named::Backspace);
+    }
+    window.type_text("0.5");
+    window.click_on("Set");
+    assert_eq!(
+        sent(&window),
+        [ClientFrame::Settings {
+            room: "general".into(),
+            invite_only: false,
+            retain_days: Days::limit(0.5).ok().flatten(),
+        }]
+    );
+    window.receive([ServerFrame::Settings {
+        room: "general".into(),
+        seq: 9,
+        time: 1,
+        by: "me".into(),
+        invite_only: false,
+        retain_days: Days::limit(0.5).ok().flatten(),
+    }]);
+    assert!(window.shows("The room is keeping its history for 12.0 hours."));
+    // A member sees it, and has nothing to set it with.
+    let mut window = moderated(&[("me", Role::Op)], false);
+    window.click_on("Room settings");
+    assert!(!window.shows("Set"));
 }
 
 #[test]
@@ -345,6 +388,23 @@ fn each_moderators_command_sends_its_frame() {
             ClientFrame::Settings {
                 room: room(),
                 invite_only: true,
+                retain_days: None,
+            },
+        ),
+        (
+            "/retain 30",
+            ClientFrame::Settings {
+                room: room(),
+                invite_only: false,
+                retain_days: Days::limit(30.0).ok().flatten(),
+            },
+        ),
+        (
+            "/retain off",
+            ClientFrame::Settings {
+                room: room(),
+                invite_only: false,
+                retain_days: Some(Days::no_limit()),
             },
         ),
     ] {
