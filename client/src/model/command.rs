@@ -93,8 +93,7 @@ pub enum Step {
 const RETAIN_HINT: &str = "/retain 30 keeps the last 30 days (fractions allowed, up to 36500); /retain off keeps all the server keeps.";
 
 /// What is wrong with days typed for a room's retention.
-pub const DAYS_HINT: &str =
-    "A number of days above 0 (fractions allowed, up to 36500), or nothing to keep all the server keeps.";
+pub const DAYS_HINT: &str = "A number of days above 0 (fractions allowed, up to 36500), or nothing to keep all the server keeps.";
 
 /// A room's retention as typed: a number of days above 0 (fractions allowed), or `off`
 /// (also `no`, `forever`, or nothing) for no limit of its own.

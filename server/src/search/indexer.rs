@@ -193,6 +193,10 @@ impl Indexer {
                 break;
             }
             let mut after = newest_indexed(&searcher, self.shared.fields, stream)?;
+            if after > 0 {
+                let oldest = log.head(stream).map_err(store)?.oldest;
+                self.forget_below(&searcher, stream, oldest)?;
+            }
             loop {
                 let events = log.read(stream, Span::After(after), PAGE).map_err(store)?;
                 let Some(last) = events.last() else {
@@ -218,6 +222,48 @@ impl Indexer {
         }
         self.commit();
         Ok(messages)
+    }
+
+    /// Lets go of what the index holds of `stream` below `oldest` (0: the stream holds
+    /// nothing): messages the log deleted for their age (`--retain-days`) when the server
+    /// stopped before the index did (a crash between the two).
+    fn forget_below(
+        &mut self,
+        searcher: &tantivy::Searcher,
+        stream: &StreamId,
+        oldest: Seq,
+    ) -> Result<(), SearchError> {
+        const PAGE: usize = 1000;
+        let query = tantivy::query::TermQuery::new(
+            Term::from_field_text(self.shared.fields.stream, stream.as_str()),
+            IndexRecordOption::Basic,
+        );
+        let mut offset = 0;
+        loop {
+            let collector = tantivy::collector::TopDocs::with_limit(PAGE)
+                .and_offset(offset)
+                .order_by_u64_field("seq", tantivy::Order::Asc);
+            let hits = searcher.search(&query, &collector)?;
+            let below: Vec<Seq> = hits
+                .iter()
+                .filter_map(|(seq, _)| *seq)
+                .take_while(|seq| oldest == 0 || *seq < oldest)
+                .collect();
+            for seq in &below {
+                self.remove(&super::key(stream, *seq));
+            }
+            if below.len() < PAGE {
+                if offset + below.len() > 0 {
+                    tracing::info!(
+                        %stream,
+                        removed = offset + below.len(),
+                        "the search index let go of messages deleted for their age"
+                    );
+                }
+                return Ok(());
+            }
+            offset += PAGE;
+        }
     }
 
     /// Applies one event; says whether it was a message.

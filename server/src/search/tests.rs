@@ -141,3 +141,52 @@ fn a_search_while_the_index_is_built_is_told_when_to_come_back() {
         Err(SearchError::Building(wait)) if wait >= 1000
     ));
 }
+
+/// A message of the room rust recorded at `time`, to append to a log.
+fn posted(text: &str, time: u64) -> crate::log::NewEvent {
+    crate::log::NewEvent {
+        stream: StreamId::new("rust"),
+        room: "rust".into(),
+        direct: None,
+        time,
+        body: crate::log::Body::Message {
+            from: "bob".into(),
+            text: text.into(),
+            id: None,
+            me: false,
+            reply_to: None,
+        },
+        poster: None,
+        holder: None,
+        base: None,
+    }
+}
+
+#[test]
+fn messages_the_store_deleted_for_their_age_leave_the_index_at_the_next_start() {
+    use crate::log::EventLog;
+    let dir = std::env::temp_dir().join(format!("chat-search-forgotten-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store: Arc<dyn EventLog> =
+        Arc::new(crate::log::store::Store::open(&dir, || "epoch".into()).expect("a store"));
+    let batch: Vec<_> = (1..=5)
+        .map(|i| posted(&format!("word {i}"), 1_000 * i))
+        .collect();
+    store.append(&batch).expect("appended");
+    let place = Place::Dir(dir.join("search"));
+    let search = Search::start(&place, store.clone()).expect("an index");
+    assert_eq!(found(&search.index(), "word", 5).len(), 5);
+    drop(search);
+    // Retention deletes the first three from the store, and the server stops before the
+    // index heard of it.
+    let gone = store
+        .forget_before(&StreamId::new("rust"), 3_500, 100)
+        .expect("forgotten");
+    assert_eq!(gone, Some(1..4));
+    let search = Search::start(&place, store).expect("the index again");
+    let mut seqs = found(&search.index(), "word", 2);
+    seqs.sort_unstable();
+    assert_eq!(seqs, [4, 5], "only what the store still holds");
+    drop(search);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -302,6 +302,19 @@ fn an_owner_sets_how_long_the_room_keeps_its_history() {
         retain_days: Days::limit(0.5).ok().flatten(),
     }]);
     assert!(window.shows("The room is keeping its history for 12.0 hours."));
+    // The slash command says the same.
+    for (line, days) in [
+        ("/retain 30", Days::limit(30.0).ok().flatten()),
+        ("/retain off", Some(Days::no_limit())),
+    ] {
+        enter(&mut window, line);
+        let frame = ClientFrame::Settings {
+            room: "general".into(),
+            invite_only: false,
+            retain_days: days,
+        };
+        assert_eq!(sent(&window), [frame], "{line}");
+    }
     // A member sees it, and has nothing to set it with.
     let mut window = moderated(&[("me", Role::Op)], false);
     window.click_on("Room settings");
@@ -389,22 +402,6 @@ fn each_moderators_command_sends_its_frame() {
                 room: room(),
                 invite_only: true,
                 retain_days: None,
-            },
-        ),
-        (
-            "/retain 30",
-            ClientFrame::Settings {
-                room: room(),
-                invite_only: false,
-                retain_days: Days::limit(30.0).ok().flatten(),
-            },
-        ),
-        (
-            "/retain off",
-            ClientFrame::Settings {
-                room: room(),
-                invite_only: false,
-                retain_days: Some(Days::no_limit()),
             },
         ),
     ] {
