@@ -183,7 +183,8 @@ pub fn import(dir: &Path, input: impl BufRead) -> Result<Counts, ArchiveError> {
 
 /// Writes the store file at `path` from the export; returns its epoch and what it read.
 fn write_new(path: &Path, input: impl BufRead) -> Result<(String, Counts), ArchiveError> {
-    let db = Database::create(path).map_err(|err| source(format!("{}: {err}", path.display())))?;
+    let mut db =
+        Database::create(path).map_err(|err| source(format!("{}: {err}", path.display())))?;
     let mut epoch = String::new();
     let mut batch = Vec::with_capacity(ROWS_PER_COMMIT);
     let mut posters = std::collections::HashMap::<String, u64>::new();
@@ -205,6 +206,8 @@ fn write_new(path: &Path, input: impl BufRead) -> Result<(String, Counts), Archi
     let mut last = db.begin_write().map_err(source)?;
     last.set_durability(Durability::Immediate).map_err(source)?;
     last.commit().map_err(source)?;
+    // The batches' transactions leave pages behind; the new store starts compact.
+    db.compact().map_err(source)?;
     Ok((epoch, counts))
 }
 
