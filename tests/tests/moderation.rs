@@ -419,3 +419,28 @@ fn unclean_stop(index: &std::path::Path) {
     bytes[middle..end].fill(0);
     std::fs::write(&biggest, bytes).expect("torn");
 }
+
+/// Server: `test_config()` (one server, in memory). Frames are taken in the order they
+/// came: a `topic` sent right behind the `join` that makes a room is its owner's, though
+/// the join's `role` event is not recorded yet when it arrives.
+#[test]
+fn a_step_right_behind_the_join_that_made_the_room_is_its_owners() {
+    let server = start(test_config());
+    run_for(LIMIT, async {
+        let (mut alice, _) = account(server.addr(), "alice").await;
+        alice
+            .send(&ClientFrame::Join {
+                room: "fresh".into(),
+                since: None,
+            })
+            .await;
+        alice.send(&topic("fresh", "set at once")).await;
+        let seen = alice
+            .recv_until(|f| matches!(f, ServerFrame::Topic { .. } | ServerFrame::Error { .. }))
+            .await;
+        assert!(
+            matches!(seen.last(), Some(ServerFrame::Topic { text, .. }) if text == "set at once"),
+            "{seen:?}"
+        );
+    });
+}

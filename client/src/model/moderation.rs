@@ -290,20 +290,20 @@ pub fn put_out_words(room: &str, frame: &ServerFrame) -> Option<String> {
     Some(format!("You were {verb} #{room}{by}{why}"))
 }
 
-/// How long a room keeps its history, in words.
+/// How long a room keeps its history, in words: "its history for 30 days".
 pub fn retention_words(retain_days: Option<Days>) -> String {
     let Some(days) = retain_days.map(Days::get) else {
-        return "keeping its history as long as the server does".into();
+        return "its history as long as the server does".into();
     };
     let whole = (days - days.round()).abs() < 1e-9;
     if whole && (days - 1.0).abs() < 1e-9 {
-        "keeping its history for a day".into()
+        "its history for a day".into()
     } else if whole {
-        format!("keeping its history for {days} days")
+        format!("its history for {days} days")
     } else if days * 24.0 >= 1.0 {
-        format!("keeping its history for {:.1} hours", days * 24.0)
+        format!("its history for {:.1} hours", days * 24.0)
     } else {
-        format!("keeping its history for {:.0} seconds", days * 86_400.0)
+        format!("its history for {:.0} seconds", days * 86_400.0)
     }
 }
 

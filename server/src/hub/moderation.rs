@@ -106,7 +106,9 @@ impl Hub {
         } else if self.is_admin(member) {
             Power::Admin
         } else {
-            Power::of(room.state().role(&member.keys.folded))
+            // A step sent right behind the join that made the room counts that join's
+            // role, recorded or not: frames are taken in the order they came.
+            Power::of(room.role_underway(&member.keys.folded))
         }
     }
 

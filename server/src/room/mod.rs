@@ -244,6 +244,22 @@ impl Room {
         &self.state
     }
 
+    /// The role of `folded` once the events on their way to the log are recorded: the
+    /// last `role` among them that names it (a new room's creator is its owner from the
+    /// step that joins it, before that step is recorded), else the one it has.
+    pub fn role_underway(&self, folded: &str) -> chat_shared::Role {
+        self.in_flight
+            .iter()
+            .flatten()
+            .chain(&self.pending)
+            .rev()
+            .find_map(|pending| match &pending.event.body {
+                Body::Role { name, role, .. } if fold(name) == folded => Some(*role),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.state.role(folded))
+    }
+
     /// Whether a name (case-folded) is in the room: on any node in a cluster (as the
     /// roster knows), else among its members here.
     pub fn has_member(&self, folded: &str, registry: &Registry) -> bool {

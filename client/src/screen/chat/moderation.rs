@@ -664,7 +664,7 @@ impl Chat {
         );
         card = card.push(text("History").size(13).font(bold())).push(
             text(format!(
-                "The room is {}.",
+                "The room keeps {}.",
                 crate::model::moderation::retention_words(room.retain_days)
             ))
             .size(13)

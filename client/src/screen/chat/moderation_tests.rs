@@ -270,7 +270,7 @@ fn the_rooms_settings_for_owners_and_ops() {
 fn an_owner_sets_how_long_the_room_keeps_its_history() {
     let mut window = moderated(&[("me", Role::Owner)], false);
     window.click_on("Room settings");
-    assert!(window.shows("The room is keeping its history as long as the server does."));
+    assert!(window.shows("The room keeps its history as long as the server does."));
     window.click_on(iced_test::selector::id(RETAIN));
     window.type_text("soon");
     window.click_on("Set");
@@ -301,7 +301,7 @@ fn an_owner_sets_how_long_the_room_keeps_its_history() {
         invite_only: false,
         retain_days: Days::limit(0.5).ok().flatten(),
     }]);
-    assert!(window.shows("The room is keeping its history for 12.0 hours."));
+    assert!(window.shows("The room keeps its history for 12.0 hours."));
     // The slash command says the same.
     for (line, days) in [
         ("/retain 30", Days::limit(30.0).ok().flatten()),
