@@ -268,16 +268,8 @@ pub enum Command {
         /// Where the answer goes.
         reply: Sender<crate::control::Reply>,
     },
-    /// An account's deletion is stored (or not); with `--erase-direct`, the direct messages
-    /// it wrote (the other account, as folded and as spelled, and the seq).
-    AccountDeleted {
-        /// The account, case-folded.
-        folded: String,
-        /// What to erase, or why it could not be deleted.
-        result: Result<Vec<(String, String, Seq)>, String>,
-        /// Where the answer goes.
-        reply: Sender<crate::control::Reply>,
-    },
+    /// An account's deletion is stored (or not).
+    AccountDeleted(Box<AccountDeleted>),
     /// Deletions of a deleted account's direct messages were recorded (or not); the last
     /// batch answers the operator.
     Erased {
@@ -302,6 +294,22 @@ pub type Swept = (
     Vec<(crate::log::StreamId, std::ops::Range<Seq>)>,
     Option<std::time::Duration>,
 );
+
+/// An account's deletion, as the log took it.
+#[derive(Debug)]
+pub struct AccountDeleted {
+    /// The account, case-folded.
+    pub folded: String,
+    /// Its sessions closed here.
+    pub closed: usize,
+    /// Its hash before, to put back if the deletion could not be stored.
+    pub previous: PasswordHash,
+    /// With `--erase-direct`, the direct messages it wrote (the other account, as folded
+    /// and as spelled, and the seq); or why it could not be deleted.
+    pub result: Result<Vec<(String, String, Seq)>, String>,
+    /// Where the answer goes.
+    pub reply: Sender<crate::control::Reply>,
+}
 
 /// Who is answered once server bans are stored.
 #[derive(Debug)]

@@ -411,11 +411,7 @@ impl Hub {
                 result,
                 reply,
             } => self.password_reset(&folded, result, &reply),
-            Command::AccountDeleted {
-                folded,
-                result,
-                reply,
-            } => self.account_deleted(&folded, result, reply),
+            Command::AccountDeleted(deleted) => self.account_deleted(*deleted),
             Command::Erased {
                 events,
                 result,

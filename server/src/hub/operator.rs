@@ -5,7 +5,7 @@ use async_channel::Sender;
 use chat_shared::{CloseCode, LeaveReason, Name, Password, ServerFrame, fold};
 
 use super::Hub;
-use super::command::{BanAnswer, Command};
+use super::command::{AccountDeleted, BanAnswer, Command};
 use super::direct::direct_event;
 use crate::accounts::{self, Account, PasswordHash, TEMPORARY_FOR};
 use crate::control::{AccountInfo, BanInfo, Reply, Request};
@@ -137,9 +137,10 @@ impl Hub {
         let _ = reply.try_send(answer);
     }
 
-    /// Deletes an account: its tombstone and what is kept for it alone are stored (and,
-    /// with `erase`, the direct messages it wrote are looked up) on the blocking pool; the
-    /// answer comes to [`Hub::account_deleted`].
+    /// Deletes an account: at once here (its session closed, no log-in or direct message
+    /// to it from now on), then its tombstone and what is kept for it alone are stored
+    /// (and, with `erase`, the direct messages it wrote are looked up) on the blocking
+    /// pool; the answer comes to [`Hub::account_deleted`].
     fn delete_account(
         &mut self,
         name: &str,
@@ -150,55 +151,60 @@ impl Hub {
             .map_err(|err| Reply::failed(format!("{name:?} is not a name: {err}")))?
             .keys()
             .folded;
-        if self.accounts.get(&folded).is_none() {
+        let Some(previous) = self.accounts.get(&folded).map(|a| a.hash.clone()) else {
             return Err(Reply::failed(format!("there is no account {name}")));
-        }
+        };
+        let tombstone = PasswordHash::deleted(now_millis());
+        self.accounts.set_hash(&folded, tombstone.clone());
+        let closed = self.close_deleted(&folded);
         let (log, inbox) = (self.log.clone(), self.inbox.clone());
         smol::unblock(move || {
             let result = (|| {
+                log.set_password(&folded, tombstone.as_stored())?;
                 let erasable = if erase {
                     written_directly(&*log, &folded)?
                 } else {
                     Vec::new()
                 };
-                log.set_password(&folded, PasswordHash::deleted(now_millis()).as_stored())?;
                 log.forget_account(&folded)?;
                 Ok::<_, LogError>(erasable)
             })()
             .map_err(|err| err.to_string());
-            let _ = inbox.try_send(Command::AccountDeleted {
+            let _ = inbox.try_send(Command::AccountDeleted(Box::new(AccountDeleted {
                 folded,
+                closed,
+                previous,
                 result,
                 reply,
-            });
+            })));
         })
         .detach();
         Ok(())
     }
 
-    /// An account's deletion is stored: it is deleted here too, its session is closed, and
-    /// the deletions of its direct messages (if asked) are recorded.
-    pub(super) fn account_deleted(
-        &mut self,
-        folded: &str,
-        result: Result<Vec<(String, String, Seq)>, String>,
-        reply: Sender<Reply>,
-    ) {
+    /// An account's deletion is stored (or, if it could not be, the account is back as it
+    /// was); with `--erase-direct`, the deletions of its direct messages are recorded.
+    pub(super) fn account_deleted(&mut self, deleted: AccountDeleted) {
+        let AccountDeleted {
+            folded,
+            closed,
+            previous,
+            result,
+            reply,
+        } = deleted;
         let erasable = match result {
             Ok(erasable) => erasable,
             Err(err) => {
                 tracing::error!(%err, account = folded, "cannot delete an account");
+                self.accounts.set_hash(&folded, previous);
                 let _ = reply.try_send(Reply::failed(format!("cannot delete it: {err}")));
                 return;
             }
         };
-        let Some(account) = self.accounts.get_any(folded).cloned() else {
+        let Some(account) = self.accounts.get_any(&folded).cloned() else {
             return;
         };
-        self.accounts
-            .set_hash(folded, PasswordHash::deleted(now_millis()));
-        self.throttle.forget(folded);
-        let closed = self.close_deleted(folded);
+        self.throttle.forget(&folded);
         tracing::info!(
             account = folded,
             closed,
