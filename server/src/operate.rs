@@ -146,7 +146,17 @@ fn run_import(import: Import, config: &Config) -> Result<Vec<String>, String> {
         Some(file) if file.as_os_str() != "-" => Box::new(std::io::BufReader::new(
             std::fs::File::open(file).map_err(|err| format!("{}: {err}", file.display()))?,
         )),
-        _ => Box::new(std::io::stdin().lock()),
+        _ => {
+            use std::io::IsTerminal;
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(
+                    "give the export to read: server import [--data DIR | --redis URL] FILE, or pipe it in"
+                        .into(),
+                );
+            }
+            Box::new(stdin.lock())
+        }
     };
     let (counts, into) = match place(import.data, import.redis, config)? {
         Place::Dir(dir) => {
