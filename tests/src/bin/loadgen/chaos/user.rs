@@ -149,6 +149,9 @@ pub(crate) struct User {
     pinged_end: bool,
     /// Requests decided while taking an event, sent right after it.
     asks: Vec<ClientFrame>,
+    /// Rooms whose `join` the server could not record (`unavailable`): asked again on the
+    /// next step, as the protocol says.
+    rejoin: Vec<String>,
 }
 
 const EMOJI: [&str; 5] = ["👍", "❤️", "😂", "🎉", "👀"];
@@ -171,6 +174,7 @@ impl User {
             posted: 0,
             pinged_end: false,
             asks: Vec::new(),
+            rejoin: Vec::new(),
         }
     }
 
@@ -292,6 +296,8 @@ impl User {
     /// Logs in (taking the session over with its token or password when `takeover`), then
     /// resumes every room and conversation. On failure, how long to wait.
     async fn connect(&mut self, world: &World, takeover: Option<&str>) -> Result<Conn, Duration> {
+        // A new connection joins every wanted room again anyway.
+        self.rejoin.clear();
         let retry = Duration::from_millis(100 + self.rng.u64(0..500));
         let addr = world.addr(&mut self.rng);
         let Ok((_, reader, writer)) = chat_tests::open(addr, None, None).await else {
@@ -452,13 +458,15 @@ impl User {
             let stream = Stream::direct(&self.me.name, &conversation.with);
             let last = self.tracks.get(&stream).and_then(Track::last);
             if conversation.seq > last.unwrap_or(0) {
+                // The fetch is under way: an event that comes live meanwhile (the echo of
+                // a post sent again) does not ask for the same page a second time.
                 self.tracks.insert(
                     stream.clone(),
                     Track::Replaying {
                         last,
                         until: conversation.seq,
                         held: Vec::new(),
-                        fetching: false,
+                        fetching: true,
                     },
                 );
                 let ask = history_of(&stream, &self.me.name, last.unwrap_or(0), conversation.seq);
@@ -471,8 +479,14 @@ impl User {
         self.flush_due(conn).await;
     }
 
-    /// Sends the posts of the outbox that are due (all of them after a reconnect).
+    /// Sends the posts of the outbox that are due (all of them after a reconnect), and
+    /// the joins to ask again.
     async fn flush_due(&mut self, conn: &mut Conn) {
+        for room in std::mem::take(&mut self.rejoin) {
+            if self.wanted.contains(&room) {
+                self.ask_join(conn, room).await;
+            }
+        }
         let now = Instant::now();
         let due: Vec<Post> = self
             .outbox
@@ -536,6 +550,19 @@ impl User {
                         self.outbox.retain(|post| post.id != *id);
                     }
                 }
+            }
+            ServerFrame::Error {
+                code: chat_shared::ErrorCode::Unavailable,
+                room: Some(room),
+                id: None,
+                ..
+            } if matches!(
+                self.tracks.get(&Stream::Room(room.clone())),
+                Some(Track::Asked { .. })
+            ) =>
+            {
+                world.tally.add("joins not recorded, asked again");
+                self.rejoin.push(room.clone());
             }
             ServerFrame::Error { code, .. } => world.tally.add(&format!("refused: {}", word(code))),
             _ => {
