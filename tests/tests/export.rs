@@ -344,6 +344,7 @@ fn a_bad_export_is_refused_and_leaves_nothing_behind() {
             "line 1",
             "version 9",
         ),
+        ("\n\n".to_string(), "line 1", "empty"),
     ];
     for (n, (text, line, why)) in cases.iter().enumerate() {
         let file = files.path().join(format!("bad{n}.ndjson"));

@@ -236,6 +236,8 @@ pub struct Checked {
     current: Option<(String, Seq, Seq)>,
     /// The line being read.
     line: u64,
+    /// Whether the header was read.
+    started: bool,
     /// What was read so far.
     pub counts: Counts,
 }
@@ -276,8 +278,8 @@ pub fn read(
         }
         let record: Record =
             serde_json::from_str(&line).map_err(|err| fail(format!("not a record: {err}")))?;
-        match (checked.line, &record) {
-            (1, Record::ChatExport { version, epoch }) => {
+        match (checked.started, &record) {
+            (false, Record::ChatExport { version, epoch }) => {
                 if *version != VERSION {
                     return Err(fail(format!(
                         "format version {version}; this server reads version {VERSION}"
@@ -286,10 +288,11 @@ pub fn read(
                 if epoch.is_empty() {
                     return Err(fail("the epoch is empty".into()));
                 }
+                checked.started = true;
                 each(Item::Epoch(epoch.clone()))?;
                 continue;
             }
-            (1, _) => {
+            (false, _) => {
                 return Err(fail(
                     "not the header of a chat export ({\"chat_export\": …})".into(),
                 ));
@@ -301,7 +304,7 @@ pub fn read(
         let item = checked.item(record).map_err(fail)?;
         each(item)?;
     }
-    if checked.line == 0 {
+    if !checked.started {
         return Err(ArchiveError::Line {
             line: 1,
             why: "the export is empty".into(),
