@@ -283,6 +283,32 @@ pub fn hello_v3(name: &str) -> ClientFrame {
     }
 }
 
+/// A version-3 `hello` of an account: a log-in with `password`, or (`register`) its
+/// registration.
+pub fn hello_account(name: &str, password: &str, register: bool) -> ClientFrame {
+    ClientFrame::Hello {
+        password: Some(chat_shared::Password::new(password)),
+        register,
+        protocol: PROTOCOL_VERSION,
+        name: name.into(),
+        since: None,
+        epoch: None,
+        token: None,
+    }
+}
+
+/// A direct message to the account `to`, with an id if given.
+pub fn say_to(to: &str, text: &str, id: Option<&str>) -> ClientFrame {
+    ClientFrame::Say {
+        room: None,
+        to: Some(to.into()),
+        text: text.into(),
+        id: id.map(Into::into),
+        me: false,
+        reply_to: None,
+    }
+}
+
 /// A `say` with an id.
 pub fn say(text: &str, id: &str) -> ClientFrame {
     ClientFrame::Say {
@@ -484,6 +510,18 @@ impl Client {
     /// [`Client::login`] as a client of the newest version.
     pub async fn login_v3(addr: SocketAddr, name: &str) -> (Self, ServerFrame) {
         Self::login_with(addr, &hello_v3(name)).await
+    }
+
+    /// Sends `hello` on a new connection to `addr`, which must be answered only with
+    /// `rejected` `want`; returns its message.
+    pub async fn refused(
+        addr: SocketAddr,
+        hello: &ClientFrame,
+        want: chat_shared::RejectCode,
+    ) -> String {
+        let mut client = Self::connect(addr).await;
+        client.send(hello).await;
+        assert_rejected(&client.recv_to_end().await, want).to_owned()
     }
 
     /// Connects and logs in with `hello` (a fresh login: it waits for its own `joined`).

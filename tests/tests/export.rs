@@ -6,25 +6,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chat_shared::{ClientFrame, Password, ServerFrame};
+use chat_shared::{ClientFrame, ServerFrame};
 use chat_tests::{
-    Client, Redis, ServerProcess, TempDir, run_for, run_server_output, say, server_binary,
-    whole_history,
+    Client, Redis, ServerProcess, TempDir, hello_account, run_for, run_server_output, say, say_to,
+    server_binary, whole_history,
 };
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// A version-3 `hello` with a password (registering the account if `register`).
+/// A version-3 `hello` of `name`'s account (registering it if `register`); its password
+/// is the name's case-folded spelling and " password", which no export may hold.
 fn hello_with(name: &str, register: bool) -> ClientFrame {
-    ClientFrame::Hello {
-        protocol: chat_shared::PROTOCOL_VERSION,
-        name: name.into(),
-        password: Some(Password::new(format!("{} password", name.to_lowercase()))),
-        register,
-        since: None,
-        epoch: None,
-        token: None,
-    }
+    hello_account(name, &format!("{} password", name.to_lowercase()), register)
 }
 
 /// Sends `frame` and returns what came until the echo of a message with `id`.
@@ -128,15 +121,7 @@ async fn fill(addr: std::net::SocketAddr) {
         reply_to: None,
     };
     until_message(&mut ann, planned, "p0").await;
-    let direct = ClientFrame::Say {
-        room: None,
-        to: Some("bob".into()),
-        text: "a secret".into(),
-        id: Some("d0".into()),
-        me: false,
-        reply_to: None,
-    };
-    until_message(&mut ann, direct, "d0").await;
+    until_message(&mut ann, say_to("bob", "a secret", Some("d0")), "d0").await;
     // bob's marker and reaction were sent before his reply, so they are in.
 }
 

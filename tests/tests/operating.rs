@@ -6,22 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chat_shared::{ClientFrame, Password, RejectCode, ServerFrame};
-use chat_tests::{Client, ServerProcess, TempDir, run_for, run_server_output, say, server_binary};
+use chat_tests::{
+    Client, ServerProcess, TempDir, assert_closing, hello_account, run_for, run_server_output, say,
+    say_to, server_binary,
+};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// A version-3 `hello` with a password (registering the account if `register`).
-fn hello_with(name: &str, password: &str, register: bool) -> ClientFrame {
-    ClientFrame::Hello {
-        protocol: chat_shared::PROTOCOL_VERSION,
-        name: name.into(),
-        password: Some(Password::new(password)),
-        register,
-        since: None,
-        epoch: None,
-        token: None,
-    }
-}
 
 /// Runs `server` with `args` off the test's executor; returns exit code, stdout, stderr.
 async fn command(args: &[&str]) -> (Option<i32>, String, String) {
@@ -195,8 +185,8 @@ fn admin_lists_accounts_and_lifts_bans() {
         .await;
         let addr = server.addr;
         let (mut root, _) =
-            Client::login_with(addr, &hello_with("root", "root password", true)).await;
-        let (_ann, _) = Client::login_with(addr, &hello_with("Ann", "ann password", true)).await;
+            Client::login_with(addr, &hello_account("root", "root password", true)).await;
+        let (_ann, _) = Client::login_with(addr, &hello_account("Ann", "ann password", true)).await;
         root.send(&ClientFrame::Ban {
             room: None,
             name: "troll".into(),
@@ -242,7 +232,8 @@ fn admin_resets_a_password_to_a_temporary_one() {
         let mut server =
             ServerProcess::start(&server_binary(), &["--port", "0", "--data", dir]).await;
         let addr = server.addr;
-        let (mut ann, _) = Client::login_with(addr, &hello_with("Ann", "ann password", true)).await;
+        let (mut ann, _) =
+            Client::login_with(addr, &hello_account("Ann", "ann password", true)).await;
         ann.send(&ClientFrame::Bye).await;
         ann.recv_to_end().await;
         let (code, out, err) = command(&["admin", "--data", dir, "reset-password", "ann"]).await;
@@ -260,7 +251,7 @@ fn admin_resets_a_password_to_a_temporary_one() {
         );
 
         let mut old = Client::connect(addr).await;
-        old.send(&hello_with("ann", "ann password", false)).await;
+        old.send(&hello_account("ann", "ann password", false)).await;
         assert!(
             matches!(
                 old.recv().await,
@@ -272,7 +263,7 @@ fn admin_resets_a_password_to_a_temporary_one() {
             "the old password no longer logs in"
         );
         let (mut ann, welcome) =
-            Client::login_with(addr, &hello_with("ann", &temporary, false)).await;
+            Client::login_with(addr, &hello_account("ann", &temporary, false)).await;
         assert!(
             matches!(
                 welcome,
@@ -295,7 +286,7 @@ fn admin_resets_a_password_to_a_temporary_one() {
         ann.send(&ClientFrame::Bye).await;
         ann.recv_to_end().await;
         let (_ann, welcome) =
-            Client::login_with(addr, &hello_with("ann", "ann's new password", false)).await;
+            Client::login_with(addr, &hello_account("ann", "ann's new password", false)).await;
         assert!(
             matches!(
                 welcome,
@@ -496,7 +487,7 @@ fn room_retention_case(storage: &[&str]) {
     run_for(LIMIT, async {
         let server = ServerProcess::start(&server_binary(), &args).await;
         let (mut ann, _) =
-            Client::login_with(server.addr, &hello_with("ann", "ann password", true)).await;
+            Client::login_with(server.addr, &hello_account("ann", "ann password", true)).await;
         let (mut bob, _) = Client::login_v3(server.addr, "bob").await;
         for client in [&mut ann, &mut bob] {
             client
@@ -574,15 +565,7 @@ fn room_retention_case(storage: &[&str]) {
 
 /// A direct message from `from` to `to`, answered by its echo; returns its seq.
 async fn direct(from: &mut Client, to: &str, text: &str) -> u64 {
-    from.send(&ClientFrame::Say {
-        room: None,
-        to: Some(to.into()),
-        text: text.into(),
-        id: Some(text.into()),
-        me: false,
-        reply_to: None,
-    })
-    .await;
+    from.send(&say_to(to, text, Some(text))).await;
     let echo = from
         .recv_until(|f| matches!(f, ServerFrame::Message { id: Some(id), .. } if id == text))
         .await;
@@ -617,16 +600,6 @@ async fn conversation(client: &mut Client, with: &str) -> Vec<(u64, String, bool
         .collect()
 }
 
-/// What a `hello` as `name` gets: its rejection code and message.
-async fn refused(addr: std::net::SocketAddr, hello: &ClientFrame) -> (RejectCode, String) {
-    let mut client = Client::connect(addr).await;
-    client.send(hello).await;
-    match client.recv().await {
-        ServerFrame::Rejected { code, message, .. } => (code, message),
-        other => panic!("{hello:?} must be refused: {other:?}"),
-    }
-}
-
 /// Flags: `--port 0 --rate 0 --data <dir>` (flood control off), started twice on the same
 /// store. `server admin delete-account ann --erase-direct` closes ann's session (`closing`
 /// `account_deleted`), deletes the direct messages she wrote (bob, online, gets each
@@ -641,9 +614,12 @@ fn admin_deletes_an_account_with_or_without_its_direct_messages() {
     run_for(LIMIT, async {
         let mut server = ServerProcess::start(&server_binary(), &flags).await;
         let addr = server.addr;
-        let (mut ann, _) = Client::login_with(addr, &hello_with("ann", "ann password", true)).await;
-        let (mut bob, _) = Client::login_with(addr, &hello_with("bob", "bob password", true)).await;
-        let (mut cat, _) = Client::login_with(addr, &hello_with("cat", "cat password", true)).await;
+        let (mut ann, _) =
+            Client::login_with(addr, &hello_account("ann", "ann password", true)).await;
+        let (mut bob, _) =
+            Client::login_with(addr, &hello_account("bob", "bob password", true)).await;
+        let (mut cat, _) =
+            Client::login_with(addr, &hello_account("cat", "cat password", true)).await;
         let a1 = direct(&mut ann, "bob", "a1").await;
         let a2 = direct(&mut ann, "bob", "a2").await;
         let b1 = direct(&mut bob, "ann", "b1").await;
@@ -668,16 +644,7 @@ fn admin_deletes_an_account_with_or_without_its_direct_messages() {
         let end = ann
             .recv_until(|f| matches!(f, ServerFrame::Closing { .. }))
             .await;
-        assert!(
-            matches!(
-                end.last(),
-                Some(ServerFrame::Closing {
-                    code: chat_shared::CloseCode::AccountDeleted,
-                    ..
-                })
-            ),
-            "{end:?}"
-        );
+        assert_closing(&end, chat_shared::CloseCode::AccountDeleted);
         let mut erased = Vec::new();
         while erased.len() < 2 {
             if let ServerFrame::Deleted { with, target, .. } = bob.recv().await {
@@ -692,7 +659,7 @@ fn admin_deletes_an_account_with_or_without_its_direct_messages() {
             (b1, "b1".to_string(), false),
         ];
         assert_eq!(conversation(&mut bob, "ann").await, kept);
-        bob.send(&say_to("ann", "hello?")).await;
+        bob.send(&say_to("ann", "hello?", None)).await;
         assert_eq!(bob.next_error().await, chat_shared::ErrorCode::NoAccount);
 
         let (code, out, _) = command(&["admin", "--data", dir, "delete-account", "bob"]).await;
@@ -711,13 +678,13 @@ fn admin_deletes_an_account_with_or_without_its_direct_messages() {
         assert_eq!(server.wait_exit(Duration::from_secs(10)).await, Some(0));
 
         let server = ServerProcess::start(&server_binary(), &flags).await;
-        let (code, message) = refused(server.addr, &hello_with("ann", "ann password", false)).await;
-        assert_eq!(code, RejectCode::NoAccount);
+        let hello = hello_account("ann", "ann password", false);
+        let message = Client::refused(server.addr, &hello, RejectCode::NoAccount).await;
         assert!(message.contains("deleted"), "{message}");
-        let (code, _) = refused(server.addr, &hello_with("Ann", "another password", true)).await;
-        assert_eq!(code, RejectCode::NameRegistered);
-        let (code, message) = refused(server.addr, &chat_tests::hello_v3("ann")).await;
-        assert_eq!(code, RejectCode::NameRegistered);
+        let hello = hello_account("Ann", "another password", true);
+        Client::refused(server.addr, &hello, RejectCode::NameRegistered).await;
+        let hello = chat_tests::hello_v3("ann");
+        let message = Client::refused(server.addr, &hello, RejectCode::NameRegistered).await;
         assert!(message.contains("not given out again"), "{message}");
         let (code, _, err) = command(&["admin", "--data", dir, "delete-account", "ann"]).await;
         assert_eq!(
@@ -759,9 +726,9 @@ fn a_deleted_account_ends_on_every_node() {
         )
         .await;
         let (mut ann, _) =
-            Client::login_with(second.addr, &hello_with("ann", "ann password", true)).await;
+            Client::login_with(second.addr, &hello_account("ann", "ann password", true)).await;
         let (mut bob, _) =
-            Client::login_with(second.addr, &hello_with("bob", "bob password", true)).await;
+            Client::login_with(second.addr, &hello_account("bob", "bob password", true)).await;
         let a1 = direct(&mut ann, "bob", "a1").await;
         bob.recv_until(|f| matches!(f, ServerFrame::Message { seq, .. } if *seq == a1))
             .await;
@@ -782,16 +749,7 @@ fn a_deleted_account_ends_on_every_node() {
         let end = ann
             .recv_until(|f| matches!(f, ServerFrame::Closing { .. }))
             .await;
-        assert!(
-            matches!(
-                end.last(),
-                Some(ServerFrame::Closing {
-                    code: chat_shared::CloseCode::AccountDeleted,
-                    ..
-                })
-            ),
-            "{end:?}"
-        );
+        assert_closing(&end, chat_shared::CloseCode::AccountDeleted);
         let gone = bob
             .recv_until(|f| matches!(f, ServerFrame::Deleted { .. }))
             .await;
@@ -800,8 +758,8 @@ fn a_deleted_account_ends_on_every_node() {
             "{gone:?}"
         );
         for addr in [first.addr, second.addr] {
-            let (code, _) = refused(addr, &hello_with("ann", "ann password", false)).await;
-            assert_eq!(code, RejectCode::NoAccount);
+            let hello = hello_account("ann", "ann password", false);
+            Client::refused(addr, &hello, RejectCode::NoAccount).await;
         }
     });
 }
@@ -840,16 +798,4 @@ fn the_client_stops_when_its_account_is_deleted() {
             other => panic!("the connection must end for good: {other:?}"),
         }
     });
-}
-
-/// A direct message to `to` without an id.
-fn say_to(to: &str, text: &str) -> ClientFrame {
-    ClientFrame::Say {
-        room: None,
-        to: Some(to.into()),
-        text: text.into(),
-        id: None,
-        me: false,
-        reply_to: None,
-    }
 }

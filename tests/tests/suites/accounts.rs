@@ -10,8 +10,8 @@ use chat_shared::{
     ClientFrame, CloseCode, Conversation, ErrorCode, Password, RejectCode, ServerFrame,
 };
 use chat_tests::{
-    Client, Config, Deployment, Endpoint, ServerProcess, TempDir, hello_v2, run_for, server_binary,
-    test_config,
+    Client, Config, Deployment, Endpoint, ServerProcess, TempDir, hello_v2, run_for, say_to,
+    server_binary, test_config,
 };
 
 use super::start;
@@ -99,17 +99,6 @@ async fn refused(endpoint: &Endpoint, hello: &ClientFrame, code: RejectCode) -> 
     match frames.first() {
         Some(frame @ ServerFrame::Rejected { code: got, .. }) if *got == code => frame.clone(),
         other => panic!("expected rejected {code:?}, got {other:?}"),
-    }
-}
-
-fn direct(to: &str, text: &str, id: &str) -> ClientFrame {
-    ClientFrame::Say {
-        room: None,
-        to: Some(to.into()),
-        text: text.into(),
-        id: Some(id.into()),
-        me: false,
-        reply_to: None,
     }
 }
 
@@ -369,7 +358,7 @@ fn direct_messages_live_stored_and_private() {
         let (mut karl, _) = account(&at, "karl", "karl's secret", true).await;
         let (mut mallory, _) = account(&at, "mallory", "mallory's secret", true).await;
 
-        judy.send(&direct("KARL", "psst", "j1")).await;
+        judy.send(&say_to("KARL", "psst", Some("j1"))).await;
         assert_eq!(
             next_direct(&mut judy).await,
             ("karl".into(), "Judy".into(), "psst".into(), 1)
@@ -378,25 +367,22 @@ fn direct_messages_live_stored_and_private() {
             next_direct(&mut karl).await,
             ("Judy".into(), "Judy".into(), "psst".into(), 1)
         );
-        karl.send(&direct("judy", "yes?", "k1")).await;
+        karl.send(&say_to("judy", "yes?", Some("k1"))).await;
         assert_eq!(
             next_direct(&mut judy).await,
             ("karl".into(), "karl".into(), "yes?".into(), 2)
         );
         // A re-sent copy is not a second message.
-        judy.send(&direct("karl", "psst", "j1")).await;
+        judy.send(&say_to("karl", "psst", Some("j1"))).await;
         assert_eq!(next_direct(&mut judy).await.3, 1, "the original comes back");
 
         // Karl goes away; Judy writes on.
         karl.send(&ClientFrame::Bye).await;
         karl.recv_to_end().await;
         for i in 0..3 {
-            judy.send(&direct(
-                "karl",
-                &format!("while away {i}"),
-                &format!("j{}", i + 2),
-            ))
-            .await;
+            let id = format!("j{}", i + 2);
+            let text = format!("while away {i}");
+            judy.send(&say_to("karl", &text, Some(&id))).await;
             next_direct(&mut judy).await;
         }
         let (mut karl, welcome) = account(&at, "karl", "karl's secret", false).await;
@@ -436,7 +422,7 @@ fn direct_messages_live_stored_and_private() {
         );
 
         // Notes to self: one copy.
-        judy.send(&direct("judy", "note", "j9")).await;
+        judy.send(&say_to("judy", "note", Some("j9"))).await;
         assert_eq!(
             next_direct(&mut judy).await,
             ("Judy".into(), "Judy".into(), "note".into(), 1)
@@ -472,7 +458,7 @@ fn direct_messages_need_accounts() {
         let (mut judy, _) = account(&at, "Judy", "judy's secret", true).await;
         let (mut guest, _) = Client::login_at(&at, &hello_v2("guest")).await;
         // A guest can neither send nor read; nobody can write to a name without an account.
-        guest.send(&direct("judy", "hi", "g1")).await;
+        guest.send(&say_to("judy", "hi", Some("g1"))).await;
         assert_eq!(guest.next_error().await, ErrorCode::AccountRequired);
         guest.send(&direct_history("judy", None)).await;
         assert_eq!(guest.next_error().await, ErrorCode::AccountRequired);
@@ -483,7 +469,7 @@ fn direct_messages_need_accounts() {
                 .any(|f| matches!(f, ServerFrame::Message { with: Some(_), .. })),
             "{seen:?}"
         );
-        judy.send(&direct("guest", "hi", "j10")).await;
+        judy.send(&say_to("guest", "hi", Some("j10"))).await;
         assert_eq!(judy.next_error().await, ErrorCode::NoAccount);
         // A say with both a room and a recipient is a bad frame.
         judy.send(&ClientFrame::Say {
@@ -511,9 +497,9 @@ fn a_version_1_account_gets_only_its_own_echo() {
         }
         let (mut olivia, _) = Client::login_at(&at, &v1).await;
         let (mut peggy, _) = account(&at, "peggy", "peggy's secret", true).await;
-        peggy.send(&direct("olivia", "for v1", "p1")).await;
+        peggy.send(&say_to("olivia", "for v1", Some("p1"))).await;
         next_direct(&mut peggy).await;
-        olivia.send(&direct("peggy", "from v1", "o1")).await;
+        olivia.send(&say_to("peggy", "from v1", Some("o1"))).await;
         assert_eq!(next_direct(&mut olivia).await.2, "from v1");
         let seen = settle(&mut olivia, "olivia's marker").await;
         assert!(
@@ -549,7 +535,9 @@ fn accounts_and_conversations_survive_a_restart() {
         let at = Endpoint::tls(server.addr, &cert);
         let (mut quinn, _) = account(&at, "quinn", "quinn's secret", true).await;
         drop(account(&at, "rupert", "rupert's secret", true).await);
-        quinn.send(&direct("rupert", "remember me", "q1")).await;
+        quinn
+            .send(&say_to("rupert", "remember me", Some("q1")))
+            .await;
         next_direct(&mut quinn).await;
         server.kill().await;
 
