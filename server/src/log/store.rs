@@ -93,6 +93,24 @@ impl PostTables<'_, '_> {
     }
 }
 
+/// The rows of a field table (keyed (owner, field)) whose owner is `owner`: each field
+/// and its value.
+pub(super) fn fields_of(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+    owner: &str,
+) -> Result<Vec<(String, String)>, LogError> {
+    let mut fields = Vec::new();
+    for row in table.range((owner, "")..).map_err(store_error)? {
+        let (key, value) = row.map_err(store_error)?;
+        let (who, field) = key.value();
+        if who != owner {
+            break;
+        }
+        fields.push((field.to_string(), value.value().to_string()));
+    }
+    Ok(fields)
+}
+
 /// Removes the rows of a table keyed (owner, …) whose owner is `owner`.
 fn remove_owned<V: redb::Value + 'static>(
     table: &mut redb::Table<'_, (&'static str, &'static str), V>,
@@ -112,6 +130,9 @@ fn remove_owned<V: redb::Value + 'static>(
     }
     Ok(())
 }
+
+/// The definition of a field table.
+type FieldDefinition = TableDefinition<'static, (&'static str, &'static str), &'static str>;
 
 /// A field table of the store: (stream or account, field) to value.
 type FieldTable<'txn> = redb::Table<'txn, (&'static str, &'static str), &'static str>;
@@ -425,6 +446,21 @@ impl Store {
         self.newest.lock().map_or(0, |newest| newest.values().sum())
     }
 
+    /// [`fields_of`] `owner` in `table`, read now (none when the table was never made).
+    fn owned_fields(
+        &self,
+        table: FieldDefinition,
+        owner: &str,
+    ) -> Result<Vec<(String, String)>, LogError> {
+        let db = self.db()?;
+        let read = db.begin_read().map_err(store_error)?;
+        match read.open_table(table) {
+            Ok(table) => fields_of(&table, owner),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
     /// The database, for a read or a write transaction.
     pub(super) fn db(&self) -> Result<RwLockReadGuard<'_, Database>, LogError> {
         self.db.read().map_err(store_error)
@@ -589,43 +625,11 @@ impl EventLog for Store {
     }
 
     fn room_state(&self, stream: &StreamId) -> Result<Vec<(String, String)>, LogError> {
-        let db = self.db()?;
-        let read = db.begin_read().map_err(store_error)?;
-        let table = match read.open_table(ROOM_STATE) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(store_error(err)),
-        };
-        let mut fields = Vec::new();
-        for entry in table.range((stream.as_str(), "")..).map_err(store_error)? {
-            let (key, value) = entry.map_err(store_error)?;
-            let (owner, field) = key.value();
-            if owner != stream.as_str() {
-                break;
-            }
-            fields.push((field.to_string(), value.value().to_string()));
-        }
-        Ok(fields)
+        self.owned_fields(ROOM_STATE, stream.as_str())
     }
 
     fn invites_of(&self, account: &str) -> Result<Vec<(String, String)>, LogError> {
-        let db = self.db()?;
-        let read = db.begin_read().map_err(store_error)?;
-        let table = match read.open_table(INVITES_OF) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(store_error(err)),
-        };
-        let mut rooms = Vec::new();
-        for entry in table.range((account, "")..).map_err(store_error)? {
-            let (key, by) = entry.map_err(store_error)?;
-            let (who, room) = key.value();
-            if who != account {
-                break;
-            }
-            rooms.push((room.to_string(), by.value().to_string()));
-        }
-        Ok(rooms)
+        self.owned_fields(INVITES_OF, account)
     }
 
     fn server_bans(&self) -> Result<Vec<(String, String)>, LogError> {
@@ -833,16 +837,11 @@ impl EventLog for Store {
                 folded,
             )?;
             remove_owned(&mut write.open_table(POSTS).map_err(store_error)?, folded)?;
-            let mut order = write.open_table(POST_ORDER).map_err(store_error)?;
-            let numbered: Vec<u64> = order
-                .range((folded, 0)..=(folded, u64::MAX))
+            write
+                .open_table(POST_ORDER)
                 .map_err(store_error)?
-                .map(|row| row.map(|(key, _)| key.value().1))
-                .collect::<Result<_, _>>()
+                .retain_in((folded, 0)..=(folded, u64::MAX), |_, _| false)
                 .map_err(store_error)?;
-            for n in numbered {
-                order.remove((folded, n)).map_err(store_error)?;
-            }
             write
                 .open_table(POSTERS)
                 .map_err(store_error)?
@@ -1211,6 +1210,42 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read(&file).expect("read"), junk);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_deleted_account_leaves_no_post_ids_or_read_markers_of_its_own() {
+        let dir = dir("forget-account");
+        let general = StreamId::new("general");
+        let store = Store::open(&dir, || "e".into()).expect("store");
+        let batch: Vec<NewEvent> = ["p", "q"]
+            .iter()
+            .flat_map(|who| (0..3).map(move |i| (who, i)))
+            .map(|(who, i)| message(&general, who, "hi", Some(&format!("{who}{i}"))))
+            .collect();
+        store.append(&batch).expect("append");
+        let mark = |account: &str| ReadMark {
+            account: account.into(),
+            stream: general.clone(),
+            seq: 2,
+        };
+        store
+            .set_read(&[mark("p"), mark("q")])
+            .expect("read markers");
+        store.forget_account("p").expect("forgotten");
+        assert!(store.recent_posts("p").expect("posts").is_empty());
+        assert!(store.read_markers("p").expect("markers").is_empty());
+        assert_eq!(
+            store.recent_posts("q").expect("posts").len(),
+            3,
+            "others keep theirs"
+        );
+        assert_eq!(store.read_markers("q").expect("markers").len(), 1);
+        // Its ids counted from 0 again: a new post is remembered.
+        store
+            .append(&[message(&general, "p", "again", Some("p9"))])
+            .expect("append");
+        assert_eq!(store.recent_posts("p").expect("posts").len(), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

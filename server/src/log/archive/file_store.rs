@@ -19,7 +19,7 @@ use crate::log::amend::Aside;
 use crate::log::state::{invitee, inviter};
 use crate::log::store::{
     ACCOUNTS, ASIDES, CONVERSATIONS, EVENTS, FILE, INVITES_OF, POST_ORDER, POSTERS, POSTS, READ,
-    ROOM_STATE, ROOMS, SERVER_BANS, STREAMS, Store,
+    ROOM_STATE, ROOMS, SERVER_BANS, STREAMS, Store, fields_of,
 };
 use crate::log::{EventLog, Seq};
 
@@ -31,6 +31,18 @@ fn source(err: impl std::fmt::Display) -> ArchiveError {
     ArchiveError::Source(format!("the store: {err}"))
 }
 
+/// A table of the snapshot, `None` when it was never made (a store from before it).
+fn optional<K: Key + 'static, V: Value + 'static>(
+    read: &ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, ArchiveError> {
+    match read.open_table(table) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(err) => Err(source(err)),
+    }
+}
+
 /// Calls `each` with every row of a table of the snapshot (none when the table was never
 /// made).
 fn rows<K: Key + 'static, V: Value + 'static>(
@@ -38,10 +50,8 @@ fn rows<K: Key + 'static, V: Value + 'static>(
     table: TableDefinition<K, V>,
     mut each: impl FnMut(K::SelfType<'_>, V::SelfType<'_>) -> Result<(), ArchiveError>,
 ) -> Result<(), ArchiveError> {
-    let table = match read.open_table(table) {
-        Ok(table) => table,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-        Err(err) => return Err(source(err)),
+    let Some(table) = optional(read, table)? else {
+        return Ok(());
     };
     for row in table.iter().map_err(source)? {
         let (key, value) = row.map_err(source)?;
@@ -75,28 +85,13 @@ pub fn export(store: &Store, out: impl Write) -> Result<Counts, ArchiveError> {
     })?;
     let rooms = read.open_table(ROOMS).map_err(source)?;
     let events = read.open_table(EVENTS).map_err(source)?;
-    let asides = match read.open_table(ASIDES) {
-        Ok(table) => Some(table),
-        Err(redb::TableError::TableDoesNotExist(_)) => None,
-        Err(err) => return Err(source(err)),
-    };
-    let state = match read.open_table(ROOM_STATE) {
-        Ok(table) => Some(table),
-        Err(redb::TableError::TableDoesNotExist(_)) => None,
-        Err(err) => return Err(source(err)),
-    };
+    let asides = optional(&read, ASIDES)?;
+    let state = optional(&read, ROOM_STATE)?;
     for (key, newest) in streams {
-        let mut fields = std::collections::BTreeMap::new();
-        if let Some(state) = &state {
-            for row in state.range((key.as_str(), "")..).map_err(source)? {
-                let (at, value) = row.map_err(source)?;
-                let (owner, field) = at.value();
-                if owner != key {
-                    break;
-                }
-                fields.insert(field.to_string(), value.value().to_string());
-            }
-        }
+        let fields = match &state {
+            Some(state) => fields_of(state, &key)?.into_iter().collect(),
+            None => std::collections::BTreeMap::new(),
+        };
         writer.put(&Record::Stream {
             room: rooms
                 .get(key.as_str())
