@@ -543,6 +543,15 @@ impl Hub {
         }
     }
 
+    /// Closes a member's connection with `closing` (sent after what is queued) and takes
+    /// it out of its rooms, each recording its `left` for `reason`.
+    pub(super) fn close_member(&mut self, conn: ConnId, closing: Frame, reason: LeaveReason) {
+        if let Some(member) = self.registry.get(conn) {
+            member.queue.close_with(Some(closing));
+        }
+        self.leave(conn, reason);
+    }
+
     /// Takes a member out of the registry and its rooms' fan-out and closes its
     /// connection with `code`, recording nothing.
     pub(super) fn drop_member(&mut self, conn: ConnId, code: CloseCode) {

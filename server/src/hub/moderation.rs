@@ -862,20 +862,15 @@ impl Hub {
 
     /// Closes a session a server ban holds: `closing` `banned`, and it leaves its rooms.
     fn close_banned(&mut self, conn: ConnId, ban: &ServerBan) {
-        let Some(member) = self.registry.get(conn) else {
-            return;
-        };
         let message = ban
             .message
             .clone()
             .unwrap_or_else(|| "you are banned from this server".into());
-        member
-            .queue
-            .close_with(Some(Frame::encode(&ServerFrame::Closing {
-                code: CloseCode::Banned,
-                message,
-            })));
-        self.leave(conn, LeaveReason::Banned);
+        let closing = Frame::encode(&ServerFrame::Closing {
+            code: CloseCode::Banned,
+            message,
+        });
+        self.close_member(conn, closing, LeaveReason::Banned);
     }
 
     /// Every server ban as stored, read again (a node that subscribes again may have

@@ -2,7 +2,7 @@
 //! temporary passwords, deleting an account, and the server bans.
 
 use async_channel::Sender;
-use chat_shared::{CloseCode, LeaveReason, Name, Password, ServerFrame, fold};
+use chat_shared::{CloseCode, Name, Password, ServerFrame, fold};
 
 use super::Hub;
 use super::command::{AccountDeleted, BanAnswer, Command};
@@ -273,12 +273,8 @@ impl Hub {
         let Some(conn) = self.registry.online_conn(folded) else {
             return 0;
         };
-        if let Some(member) = self.registry.get(conn) {
-            member
-                .queue
-                .close_with(Some(closing(CloseCode::AccountDeleted)));
-        }
-        self.leave(conn, LeaveReason::Lost);
+        let code = CloseCode::AccountDeleted;
+        self.close_member(conn, closing(code), code.leave_reason());
         1
     }
 
