@@ -70,7 +70,7 @@ fn sweep_log(log: &dyn EventLog, server: Option<Duration>) -> Result<Swept, LogE
     let now = now_millis();
     let (mut gone, mut shortest) = (Vec::new(), None);
     for stream in log.streams()? {
-        let own = if stream.as_str().starts_with("dm\n") {
+        let own = if stream.parties().is_some() {
             None
         } else {
             log.room_state(&stream)?

@@ -326,7 +326,7 @@ impl Checked {
                 if key.is_empty() {
                     return Err("a stream without a key".into());
                 }
-                if room.is_none() != key.starts_with("dm\n") {
+                if room.is_none() != super::StreamId::parties_of(key).is_some() {
                     return Err(format!(
                         "stream {key:?}: a room needs its name, a conversation has none"
                     ));

@@ -30,6 +30,9 @@ use futures_lite::future;
 /// A position in a stream's sequence.
 pub type Seq = u64;
 
+/// What begins the key of a direct conversation's stream.
+const DIRECT: &str = "dm\n";
+
 /// A stream with its own sequence: a room (its case-folded name), or the direct
 /// conversation of two accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,7 +48,18 @@ impl StreamId {
     /// Its key holds a newline, which no room name can.
     pub fn direct(a: &str, b: &str) -> Self {
         let (first, second) = if a <= b { (a, b) } else { (b, a) };
-        Self(format!("dm\n{first}\n{second}").into())
+        Self(format!("{DIRECT}{first}\n{second}").into())
+    }
+
+    /// The two accounts of a direct conversation's stream; `None` for a room's.
+    pub fn parties(&self) -> Option<(&str, &str)> {
+        Self::parties_of(&self.0)
+    }
+
+    /// The two accounts of the direct conversation whose stream has the key `key`; `None`
+    /// for a room's key.
+    pub fn parties_of(key: &str) -> Option<(&str, &str)> {
+        key.strip_prefix(DIRECT)?.split_once('\n')
     }
 
     /// Its key.

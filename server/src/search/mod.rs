@@ -98,8 +98,8 @@ fn key(stream: &StreamId, seq: Seq) -> String {
 
 /// Who may find a stream's messages: everyone (rooms) or its two accounts.
 fn parties(stream: &StreamId) -> Vec<&str> {
-    match stream.as_str().strip_prefix("dm\n") {
-        Some(pair) => pair.split('\n').collect(),
+    match stream.parties() {
+        Some((a, b)) => vec![a, b],
         None => vec![ROOM_PARTY],
     }
 }

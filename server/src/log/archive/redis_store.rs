@@ -12,10 +12,10 @@ use chat_shared::{Name, ServerFrame, decode_line, fold};
 use redis::aio::MultiplexedConnection;
 
 use super::{ArchiveError, Counts, Item, Record, Writer, read};
-use crate::log::Seq;
 use crate::log::amend::Aside;
 use crate::log::redis::{entries_of, key, split_account, stream_key, with_frames};
 use crate::log::state::{invitee, inviter};
+use crate::log::{Seq, StreamId};
 
 /// Events read, and commands sent, per round trip.
 const PAGE: usize = 5_000;
@@ -472,7 +472,7 @@ fn queue_event(
         .cmd("XADD")
         .arg(stream_key(stream))
         .arg(format!("{seq}-1"));
-    let direct = stream.starts_with("dm\n");
+    let direct = StreamId::parties_of(stream).is_some();
     match decode_line::<ServerFrame>(frame.as_bytes().trim_ascii_end()) {
         Ok(ServerFrame::Joined { name, .. }) => {
             add.arg("k")
