@@ -88,6 +88,12 @@ pub fn main() -> ExitCode {
     if let Some(path) = server.control_path() {
         tracing::info!("control socket {}", path.display());
     }
+    let (irc, irc_tls) = server.irc_addrs();
+    for (addr, kind) in [(irc, "IRC"), (irc_tls, "IRC over TLS")] {
+        if let Some(addr) = addr {
+            tracing::info!("{kind} on {addr}");
+        }
+    }
     match server.local_addr() {
         Ok(local) => tracing::info!("listening on {local}"),
         Err(err) => tracing::info!("listening ({err})"),

@@ -115,6 +115,11 @@ pub struct Config {
     pub minute: Duration,
     /// Where to serve the metrics over HTTP (`GET /metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Where IRC clients connect in plain TCP (`--irc-port`), if anywhere.
+    pub irc: Option<SocketAddr>,
+    /// Where IRC clients connect over TLS (`--irc-tls-port`, with the server's
+    /// certificate), if anywhere.
+    pub irc_tls: Option<SocketAddr>,
     /// How the `server` command writes its log lines.
     pub log_format: LogFormat,
     /// Messages older than this are deleted (from the log and the search index) by a
@@ -178,6 +183,8 @@ impl Default for Config {
             store_cache: DEFAULT_STORE_CACHE_MIB << 20,
             minute: Duration::from_secs(60),
             metrics: None,
+            irc: None,
+            irc_tls: None,
             log_format: LogFormat::Text,
             retain: None,
             control: None,
@@ -321,6 +328,14 @@ pub struct Args {
     /// http://HOST:PORT/metrics (port 0 picks a free one, logged) (default: off)
     #[argh(option)]
     pub metrics: Option<String>,
+    /// serve IRC clients (irssi, `WeeChat`, bots) in plain TCP on this port, on --host, in
+    /// the same chat: rooms are #channels (default: 0, off)
+    #[argh(option)]
+    pub irc_port: Option<u16>,
+    /// serve IRC clients over TLS on this port (6697 by convention), with the
+    /// certificate of --tls-cert or --tls-self-signed (default: 0, off)
+    #[argh(option)]
+    pub irc_tls_port: Option<u16>,
     /// delete messages older than this many days (fractions allowed) from the history
     /// and the search index, in the background, a room at a time; not in a cluster
     /// (default: keep forever)
@@ -493,6 +508,9 @@ pub enum ConfigError {
     /// Both ways of getting a certificate.
     #[error("--tls-self-signed excludes --tls-cert and --tls-key")]
     TlsTwice,
+    /// `--irc-tls-port` without a certificate.
+    #[error("--irc-tls-port needs a certificate: --tls-cert and --tls-key, or --tls-self-signed")]
+    IrcTlsWithoutTls,
     /// `--metrics` does not name an address.
     #[error("--metrics {0:?}: say HOST:PORT, for instance 127.0.0.1:9100")]
     BadMetrics(String),
@@ -622,6 +640,8 @@ impl Args {
             store_cache,
             no_search,
             metrics,
+            irc_port,
+            irc_tls_port,
             log_format,
             retain_days,
             control,
@@ -687,6 +707,8 @@ impl Args {
             store_cache,
             no_search: Some(!config.search),
             metrics: config.metrics.map(|addr| addr.to_string()),
+            irc_port: config.irc.map(|addr| addr.port()),
+            irc_tls_port: config.irc_tls.map(|addr| addr.port()),
             log_format: Some(config.log_format),
             retain_days: config.retain.map(|retain| retain.as_secs_f64() / DAY),
             // The default place follows the data directory, so it is not written out.
@@ -714,6 +736,7 @@ impl Args {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or(ConfigError::BadAddress(target))?;
+        let (irc, irc_tls) = irc_ports(self.irc_port, self.irc_tls_port, addr, tls.is_some())?;
         let lease = self.lease.map_or(defaults.lease, Seconds::duration);
         if lease < Duration::from_millis(500) {
             return Err(ConfigError::ShortLease);
@@ -794,6 +817,8 @@ impl Args {
             search: !self.no_search.unwrap_or(false),
             store_cache,
             metrics,
+            irc,
+            irc_tls,
             log_format: self.log_format.unwrap_or(defaults.log_format),
             retain,
             control,
@@ -879,4 +904,23 @@ fn at_least(flag: &'static str, value: usize, min: usize) -> Result<usize, Confi
     } else {
         Ok(value)
     }
+}
+
+/// Where IRC clients connect, in plain TCP (`irc`) and over TLS (`irc_tls`), on `addr`'s
+/// host. Port 0 is off here: an IRC port is one people are told, never picked at random.
+fn irc_ports(
+    irc: Option<u16>,
+    irc_tls: Option<u16>,
+    addr: SocketAddr,
+    tls: bool,
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), ConfigError> {
+    let on = |port: Option<u16>| {
+        port.filter(|port| *port > 0)
+            .map(|port| SocketAddr::new(addr.ip(), port))
+    };
+    let (irc, irc_tls) = (on(irc), on(irc_tls));
+    if irc_tls.is_some() && !tls {
+        return Err(ConfigError::IrcTlsWithoutTls);
+    }
+    Ok((irc, irc_tls))
 }

@@ -23,6 +23,7 @@ mod context;
 pub mod control;
 mod cpu;
 mod hub;
+mod irc;
 mod limits;
 pub mod log;
 mod metrics;

@@ -64,7 +64,15 @@ struct Queued {
     frame: Frame,
     count: u32,
     kind: Kind,
+    /// Its frames in another wire form, made by the first writer that needs it.
+    prepared: Prepared,
 }
+
+/// A queued item's frames prepared once for every connection of another wire form that
+/// writes them (the IRC port's lines of a room's events): the first writer to need them
+/// makes them, the others of its kind reuse them, so an event is rendered once per wire
+/// form in a room rather than once per member.
+pub type Prepared = std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>;
 
 /// What a queued item is to the queue's accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +92,7 @@ impl Batch {
             frame,
             count: u32::try_from(count).unwrap_or(u32::MAX),
             kind: Kind::Counted,
+            prepared: Prepared::new(),
         }))
     }
 
@@ -93,6 +102,7 @@ impl Batch {
             frame,
             count: 0,
             kind,
+            prepared: Prepared::new(),
         }))
     }
 
@@ -213,17 +223,34 @@ pub struct QueueReceiver {
     state: Arc<State>,
 }
 
+/// What turns a queued item (its frames, and their form prepared for every connection
+/// like this one) into the bytes written (see [`QueueReceiver::write_rendered`]).
+pub type Render<'a> = dyn FnMut(&[u8], &Prepared, &mut Vec<u8>) + Send + 'a;
+
 /// Most queued items written with one system call.
 const MAX_BATCH: usize = 64;
 
 impl QueueReceiver {
+    /// [`QueueReceiver::write_rendered`] with nothing to render (NDJSON).
+    #[cfg(test)]
+    pub async fn write_to<W: AsyncWrite + Unpin>(
+        &self,
+        out: W,
+        linger: Duration,
+    ) -> io::Result<()> {
+        self.write_rendered(out, linger, None).await
+    }
+
     /// Writes everything queued to `out` until the queue is closed and drained, gathering
     /// whatever is waiting into one vectored write. Once the queue is closed, a write the
-    /// peer does not take within `linger` fails with `TimedOut`.
-    pub async fn write_to<W: AsyncWrite + Unpin>(
+    /// peer does not take within `linger` fails with `TimedOut`. With `render`, what is
+    /// queued is turned into the connection's wire form as it is written (the IRC port's
+    /// lines): `render` appends what one queued item becomes.
+    pub async fn write_rendered<W: AsyncWrite + Unpin>(
         &self,
         mut out: W,
         linger: Duration,
+        mut render: Option<&mut Render<'_>>,
     ) -> io::Result<()> {
         loop {
             let mut batch = self.take(None);
@@ -238,7 +265,28 @@ impl QueueReceiver {
                 batch.retain(|item| item.0.kind == Kind::LastWord);
             }
             // Boxed: only a connection being written to needs room for the write.
-            Box::pin(self.write_batch(&mut out, &batch, linger)).await?;
+            // TLS may hold back what did not fit the socket; plain TCP holds nothing: so
+            // each write is followed by a flush.
+            match render.as_deref_mut() {
+                None => {
+                    let write = async {
+                        write_all(&mut out, &batch).await?;
+                        out.flush().await
+                    };
+                    Box::pin(self.lingering(write, linger)).await?;
+                }
+                Some(render) => {
+                    let mut bytes = Vec::new();
+                    for item in &batch {
+                        render(item.bytes(), &item.0.prepared, &mut bytes);
+                    }
+                    let write = async {
+                        out.write_all(&bytes).await?;
+                        out.flush().await
+                    };
+                    Box::pin(self.lingering(write, linger)).await?;
+                }
+            }
             let (frames, bytes) = batch
                 .iter()
                 .filter(|item| item.count() > 0)
@@ -263,28 +311,20 @@ impl QueueReceiver {
 }
 
 impl QueueReceiver {
-    /// Writes `batch` to `out`; once the queue is closed, fails if the peer does not take
-    /// it within `linger`.
-    async fn write_batch<W: AsyncWrite + Unpin>(
+    /// Runs `write`; once the queue is closed, fails if the peer does not take what it
+    /// writes within `linger`.
+    async fn lingering(
         &self,
-        out: &mut W,
-        batch: &[Item],
+        write: impl Future<Output = io::Result<()>>,
         linger: Duration,
     ) -> io::Result<()> {
         // The first poll of the write is the first thing done: a write the socket takes at
         // once never watches the queue (nor allocates a listener to).
-        future::or(
-            async {
-                write_all(out, batch).await?;
-                // TLS may hold back what did not fit the socket; plain TCP holds nothing.
-                out.flush().await
-            },
-            async {
-                self.state.closed.wait().await;
-                Timer::after(linger).await;
-                Err(io::ErrorKind::TimedOut.into())
-            },
-        )
+        future::or(write, async {
+            self.state.closed.wait().await;
+            Timer::after(linger).await;
+            Err(io::ErrorKind::TimedOut.into())
+        })
         .await
     }
 

@@ -27,7 +27,7 @@ use crate::log::store::{OpenError, Store};
 use crate::log::{EventLog, LogError};
 use crate::search::service::Search;
 use crate::search::{self, SearchError};
-use crate::session;
+use crate::session::{self, Dialect};
 use crate::tls::Tls;
 use crate::transport::Transport;
 use crate::wire::{random_hex, rejected};
@@ -35,6 +35,9 @@ use crate::wire::{random_hex, rejected};
 /// A bound server, ready to run.
 pub struct Server {
     listener: Async<TcpListener>,
+    /// Where IRC clients connect: in plain TCP, and over TLS.
+    irc: Option<Async<TcpListener>>,
+    irc_tls: Option<Async<TcpListener>>,
     context: Arc<Context>,
     hub: Option<(Hub, async_channel::Receiver<Command>)>,
     store: Option<Arc<Store>>,
@@ -150,6 +153,13 @@ impl Server {
         };
         let listener = Async::<TcpListener>::bind(config.addr)
             .map_err(|err| StartError::Listen(config.addr, err))?;
+        let bind = |addr: Option<SocketAddr>| {
+            addr.map(|addr| {
+                Async::<TcpListener>::bind(addr).map_err(|err| StartError::Listen(addr, err))
+            })
+            .transpose()
+        };
+        let (irc, irc_tls) = (bind(config.irc)?, bind(config.irc_tls)?);
         let metrics = match config.metrics {
             Some(addr) => Some(
                 Async::<TcpListener>::bind(addr).map_err(|err| StartError::Metrics(addr, err))?,
@@ -192,6 +202,8 @@ impl Server {
         let context = Arc::new(Context::new(config, hub_tx, log, address_bans));
         Ok(Self {
             listener,
+            irc,
+            irc_tls,
             context,
             hub: Some((hub, hub_rx)),
             store: None,
@@ -252,6 +264,16 @@ impl Server {
         self.listener.get_ref().local_addr()
     }
 
+    /// Where IRC clients connect, in plain TCP and over TLS (the real ports), if they do.
+    pub fn irc_addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        let addr = |listener: &Option<Async<TcpListener>>| {
+            listener
+                .as_ref()
+                .and_then(|listener| listener.get_ref().local_addr().ok())
+        };
+        (addr(&self.irc), addr(&self.irc_tls))
+    }
+
     /// Where the metrics are served (the real port when asked for port 0), if they are.
     pub fn metrics_addr(&self) -> Option<io::Result<SocketAddr>> {
         self.metrics
@@ -299,21 +321,23 @@ impl Server {
             .tls
             .as_ref()
             .map(|tls| futures_rustls::TlsAcceptor::from(tls.config.clone()));
-        let accept = async {
-            loop {
-                match self.listener.accept().await {
-                    Ok((stream, peer)) => self.admit(&ex, stream, peer, acceptor.as_ref()),
-                    Err(err) => {
-                        // Out of file descriptors, most likely: let some close.
-                        tracing::warn!(%err, "accept failed");
-                        Timer::after(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-        };
+        let accept = future::or(
+            self.accept(
+                &ex,
+                Some(&self.listener),
+                Dialect::Ndjson,
+                acceptor.as_ref(),
+            ),
+            future::or(
+                self.accept(&ex, self.irc.as_ref(), Dialect::Irc, None),
+                self.accept(&ex, self.irc_tls.as_ref(), Dialect::Irc, acceptor.as_ref()),
+            ),
+        );
         future::or(accept, stop).await;
         tracing::info!("shutting down");
         drop(self.listener);
+        drop(self.irc.take());
+        drop(self.irc_tls.take());
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         // What was recorded reaches everyone before their `closing`: a room writes to a
         // member at most once a window, so some of it may still be owed.
@@ -352,12 +376,36 @@ impl Server {
         }
     }
 
+    /// Accepts connections on `listener` (if there is one) speaking `dialect`, for good.
+    async fn accept(
+        &self,
+        ex: &Executor<'static>,
+        listener: Option<&Async<TcpListener>>,
+        dialect: Dialect,
+        tls: Option<&futures_rustls::TlsAcceptor>,
+    ) {
+        let Some(listener) = listener else {
+            return future::pending().await;
+        };
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => self.admit(ex, stream, peer, tls, dialect),
+                Err(err) => {
+                    // Out of file descriptors, most likely: let some close.
+                    tracing::warn!(%err, "accept failed");
+                    Timer::after(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
     fn admit(
         &self,
         ex: &Executor<'static>,
         stream: Async<std::net::TcpStream>,
         peer: SocketAddr,
         tls: Option<&futures_rustls::TlsAcceptor>,
+        dialect: Dialect,
     ) {
         // Latency matters more than packet count; the room batches writes itself.
         let _ = stream.get_ref().set_nodelay(true);
@@ -367,7 +415,8 @@ impl Server {
                 let context = self.context.clone();
                 match tls {
                     None => ex.spawn(async move {
-                        session::run(context, Transport::Plain(stream), conn, peer.ip()).await;
+                        session::run(context, Transport::Plain(stream), conn, peer.ip(), dialect)
+                            .await;
                         drop(place);
                     }),
                     Some(acceptor) => {
@@ -383,7 +432,8 @@ impl Server {
                             match done {
                                 Some(Ok(tls)) => {
                                     let transport = Transport::Tls(Box::new(Mutex::new(tls)));
-                                    session::run(context, transport, conn, peer.ip()).await;
+                                    session::run(context, transport, conn, peer.ip(), dialect)
+                                        .await;
                                 }
                                 Some(Err(err)) => {
                                     tracing::debug!(conn, %peer, %err, "TLS handshake failed");
@@ -397,28 +447,33 @@ impl Server {
                 .detach();
             }
             Err(code) => {
-                ex.spawn(refuse(stream, code)).detach();
+                ex.spawn(refuse(stream, code, dialect)).detach();
             }
         }
     }
 }
 
 /// Tells a connection there is no room for it, then closes it.
-async fn refuse(stream: Async<std::net::TcpStream>, code: RejectCode) {
+async fn refuse(stream: Async<std::net::TcpStream>, code: RejectCode, dialect: Dialect) {
     let message = match code {
         RejectCode::TooManyConnections => "too many connections from your address",
         RejectCode::Banned => "your address is banned from this server",
         _ => "the server is full",
     };
-    let frame = rejected(
-        code,
-        message.into(),
-        code.is_transient().then_some(RETRY_AFTER_MS),
-    );
+    let bytes = match dialect {
+        Dialect::Ndjson => rejected(
+            code,
+            message.into(),
+            code.is_transient().then_some(RETRY_AFTER_MS),
+        )
+        .as_bytes()
+        .to_vec(),
+        Dialect::Irc => format!("ERROR :{message}\r\n").into_bytes(),
+    };
     let mut stream = stream;
     future::or(
         async {
-            let _ = stream.write_all(frame.as_bytes()).await;
+            let _ = stream.write_all(&bytes).await;
             let _ = stream.flush().await;
         },
         async {
@@ -452,6 +507,7 @@ pub fn run_blocking(server: Server, stop: impl Future<Output = ()>) {
 /// A server running on its own threads, for tests and embedding: stops when dropped.
 pub struct Running {
     addr: SocketAddr,
+    irc: (Option<SocketAddr>, Option<SocketAddr>),
     stop: Option<Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -471,6 +527,7 @@ impl Running {
         let addr = server
             .local_addr()
             .map_err(|err| StartError::Listen(SocketAddr::from(([0, 0, 0, 0], 0)), err))?;
+        let irc = server.irc_addrs();
         let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("chat-server".into())
@@ -482,6 +539,7 @@ impl Running {
             .map_err(|err| StartError::Listen(addr, err))?;
         Ok(Self {
             addr,
+            irc,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -490,6 +548,16 @@ impl Running {
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where IRC clients connect in plain TCP, if they do.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.irc.0
+    }
+
+    /// Where IRC clients connect over TLS, if they do.
+    pub fn irc_tls_addr(&self) -> Option<SocketAddr> {
+        self.irc.1
     }
 
     /// Shuts the server down as SIGTERM would, and waits until it has.

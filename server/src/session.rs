@@ -20,6 +20,8 @@ use smol::Timer;
 
 use crate::context::Context;
 use crate::hub::command::{Asked, Auth, Command, Life, Login, Place, Said, Step};
+use crate::irc::reader::Reader;
+use crate::irc::render::Renderer;
 use crate::limits::{FloodMeter, TokenBucket};
 use crate::log::{Remembered, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
@@ -30,17 +32,49 @@ use crate::wire::{closing, rejected};
 /// A frame read, or why it could not be.
 type Decoded = Result<ClientFrame, DecodeError>;
 
-/// Decodes what was read; stops at a frame that is too long (the connection closes).
-fn decode(decoder: &mut Decoder<ClientFrame>, mut input: &[u8]) -> Vec<Decoded> {
-    let mut items = Vec::new();
-    while let Some(item) = decoder.next_frame(&mut input) {
-        let too_long = matches!(item, Err(DecodeError::TooLong { .. }));
-        items.push(item);
-        if too_long {
-            break;
+/// What a connection speaks, and the state of reading it.
+enum Input {
+    /// The protocol's NDJSON frames.
+    Ndjson(Decoder<ClientFrame>),
+    /// IRC lines (the IRC port), turned into frames by the reader.
+    Irc(Box<Reader>),
+}
+
+impl Input {
+    /// Decodes what was read; NDJSON stops at a frame that is too long (the connection
+    /// closes).
+    fn decode(&mut self, mut input: &[u8]) -> Vec<Decoded> {
+        match self {
+            Self::Ndjson(decoder) => {
+                let mut items = Vec::new();
+                while let Some(item) = decoder.next_frame(&mut input) {
+                    let too_long = matches!(item, Err(DecodeError::TooLong { .. }));
+                    items.push(item);
+                    if too_long {
+                        break;
+                    }
+                }
+                items
+            }
+            Self::Irc(reader) => reader.decode(input),
         }
     }
-    items
+
+    fn irc(&mut self) -> Option<&mut Reader> {
+        match self {
+            Self::Ndjson(_) => None,
+            Self::Irc(reader) => Some(reader),
+        }
+    }
+}
+
+/// What a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// The protocol's NDJSON.
+    Ndjson,
+    /// IRC.
+    Irc,
 }
 
 /// Whether a password may come over this connection: encrypted, or from this machine.
@@ -70,20 +104,41 @@ enum Wake {
 
 /// Runs a connection to its end. Every log line about it is in the span `conn`, with its
 /// id and, once it is logged in, its `user` name.
-pub(crate) async fn run(context: Arc<Context>, stream: Transport, conn: ConnId, peer: IpAddr) {
+pub(crate) async fn run(
+    context: Arc<Context>,
+    stream: Transport,
+    conn: ConnId,
+    peer: IpAddr,
+    dialect: Dialect,
+) {
     let span = tracing::info_span!("conn", id = conn, user = tracing::field::Empty);
-    tracing::Instrument::instrument(serve(context, stream, conn, peer), span).await;
+    tracing::Instrument::instrument(serve(context, stream, conn, peer, dialect), span).await;
 }
 
-async fn serve(context: Arc<Context>, stream: Transport, conn: ConnId, peer: IpAddr) {
+async fn serve(
+    context: Arc<Context>,
+    stream: Transport,
+    conn: ConnId,
+    peer: IpAddr,
+    dialect: Dialect,
+) {
     let config = &context.config;
-    tracing::info!(%peer, tls = stream.is_tls(), "connected");
+    tracing::info!(%peer, tls = stream.is_tls(), ?dialect, "connected");
     let _open = crate::metrics::OpenConnection::new(stream.is_tls());
     let (queue, receiver) = send_queue(QueueLimits {
         frames: config.send_queue,
         bytes: config.send_queue_bytes,
     });
-    let mut session = Session::new(&context, conn, queue, peer, stream.is_tls());
+    let (input, mut renderer) = match dialect {
+        Dialect::Ndjson => (Input::Ndjson(Decoder::new(config.max_frame)), None),
+        Dialect::Irc => {
+            let shared = Arc::new(crate::irc::Shared::default());
+            let reader = Reader::new(shared.clone(), queue.clone());
+            let renderer = Renderer::new(shared, context.hub.clone(), conn, config.max_text);
+            (Input::Irc(Box::new(reader)), Some(renderer))
+        }
+    };
+    let mut session = Session::new(&context, conn, queue, peer, stream.is_tls(), input);
     let reader = async {
         let end = session.read_loop(&stream).await;
         session.finish(end);
@@ -93,7 +148,16 @@ async fn serve(context: Arc<Context>, stream: Transport, conn: ConnId, peer: IpA
     // Ends once the queue is closed (by `finish`, or by the hub: replaced, too slow) and
     // written out, or when the peer has not taken it within `linger` of the close.
     let writer = async {
-        match receiver.write_to(stream.writer(), config.linger).await {
+        let mut irc = renderer.as_mut().map(|renderer| {
+            move |bytes: &[u8], prepared: &crate::queue::Prepared, out: &mut Vec<u8>| {
+                renderer.render(bytes, prepared, out);
+            }
+        });
+        let rendering = irc.as_mut().map(|irc| irc as &mut crate::queue::Render<'_>);
+        match receiver
+            .write_rendered(stream.writer(), config.linger, rendering)
+            .await
+        {
             Ok(()) => true,
             Err(err) => {
                 tracing::debug!(conn, %err, "write failed");
@@ -133,7 +197,7 @@ struct Session<'a> {
     context: &'a Context,
     conn: ConnId,
     queue: SendQueue,
-    decoder: Decoder<ClientFrame>,
+    input: Input,
     accepted: Instant,
     last_heard: Instant,
     pinged: bool,
@@ -161,6 +225,7 @@ impl<'a> Session<'a> {
         queue: SendQueue,
         peer: IpAddr,
         secure: bool,
+        input: Input,
     ) -> Self {
         let config = &context.config;
         let now = Instant::now();
@@ -169,7 +234,7 @@ impl<'a> Session<'a> {
             context,
             conn,
             queue,
-            decoder: Decoder::new(config.max_frame),
+            input,
             accepted: now,
             last_heard: now,
             pinged: false,
@@ -208,17 +273,17 @@ impl<'a> Session<'a> {
                 armed = Some(deadline);
             }
             let context = self.context;
-            let (decoder, last_heard, pinged) =
-                (&mut self.decoder, &mut self.last_heard, &mut self.pinged);
+            let (input, last_heard, pinged) =
+                (&mut self.input, &mut self.last_heard, &mut self.pinged);
             let wake = future::or(
                 future::or(
                     async {
                         Wake::Readable(
                             stream
-                                .read_with(|input| {
+                                .read_with(|bytes| {
                                     *last_heard = Instant::now();
                                     *pinged = false;
-                                    decode(decoder, input)
+                                    input.decode(bytes)
                                 })
                                 .await,
                         )
@@ -254,6 +319,9 @@ impl<'a> Session<'a> {
                 Wake::Readable(Err(_)) => return End::Lost,
                 Wake::Readable(Ok(None)) => continue,
                 Wake::Readable(Ok(Some(items))) => {
+                    if let Err(end) = self.irc_lines() {
+                        return end;
+                    }
                     for item in items {
                         let frame = match self.screen(item) {
                             Ok(Some(frame)) => frame,
@@ -282,6 +350,29 @@ impl<'a> Session<'a> {
                 return End::Lost;
             }
         }
+    }
+
+    /// What the IRC reader did beside frames: a `QUIT` before registration ends the
+    /// session; the lines it answered itself count against flood control as frames do.
+    fn irc_lines(&mut self) -> Result<(), End> {
+        let Some(irc) = self.input.irc() else {
+            return Ok(());
+        };
+        if irc.quit() {
+            return Err(End::Quit);
+        }
+        let answered = irc.take_answered();
+        if self.logged_in
+            && let Some(flood) = &mut self.flood
+        {
+            let now = Instant::now();
+            for _ in 0..answered {
+                if flood.record(now) {
+                    return Err(End::Close(CloseCode::Flood));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Queues a reply to this connection alone.
@@ -804,16 +895,42 @@ impl<'a> Session<'a> {
             invites,
             read,
         }));
-        if answer.recv().await == Ok(true) {
-            tracing::Span::current().record("user", user.as_str());
-            tracing::info!(protocol, account, "logged in");
-            self.logged_in = true;
-            self.welcomed = Some(Instant::now());
-            self.bad_in_row = 0;
-            Ok(())
-        } else {
-            tracing::info!(name = user, "login refused");
-            Err(End::Rejected)
+        self.settled(answer.recv().await.ok(), &user, protocol, account)
+    }
+
+    /// What the hub answered a login (`None`: nothing, the server is going down).
+    fn settled(
+        &mut self,
+        answer: Option<Result<(), RejectCode>>,
+        user: &str,
+        protocol: u32,
+        account: bool,
+    ) -> Result<(), End> {
+        match answer {
+            Some(Ok(())) => {
+                tracing::Span::current().record("user", user);
+                tracing::info!(protocol, account, "logged in");
+                self.logged_in = true;
+                self.welcomed = Some(Instant::now());
+                self.bad_in_row = 0;
+                if let Some(irc) = self.input.irc() {
+                    irc.logged_in(user);
+                }
+                Ok(())
+            }
+            // IRC lets a client answer some refusals (433: another nick) and try again.
+            Some(Err(code)) if self.input.irc().is_some_and(|irc| irc.refused(code)) => {
+                tracing::info!(
+                    name = user,
+                    ?code,
+                    "login refused; the IRC client may retry"
+                );
+                Ok(())
+            }
+            _ => {
+                tracing::info!(name = user, "login refused");
+                Err(End::Rejected)
+            }
         }
     }
 
@@ -867,7 +984,7 @@ impl<'a> Session<'a> {
 
     /// Tells the room and the peer how the session ended, and closes the send queue so the
     /// writer flushes and stops.
-    fn finish(&self, end: End) {
+    fn finish(&mut self, end: End) {
         let leave = |reason| {
             if self.logged_in {
                 self.to_hub(Command::Leave {
@@ -889,6 +1006,10 @@ impl<'a> Session<'a> {
                 self.queue.abort_with(closing(CloseCode::SendQueueFull));
             }
             End::Close(code) => self.queue.close_with(Some(closing(code))),
+            // IRC answers a `QUIT` with `ERROR` before it closes.
+            End::Quit if self.input.irc().is_some() => self.queue.close_with(Some(Frame::raw(
+                b"ERROR :Closing link: goodbye\r\n".to_vec(),
+            ))),
             End::Lost | End::Quit | End::Rejected => self.queue.close_with(None),
         }
     }

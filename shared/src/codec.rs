@@ -58,6 +58,12 @@ impl Frame {
         Self(bytes.into())
     }
 
+    /// Bytes already in the connection's own wire form when it is not NDJSON (the IRC
+    /// port's lines, each ending in CR-LF), queued to be written as they are.
+    pub fn raw(bytes: Vec<u8>) -> Self {
+        Self(bytes.into())
+    }
+
     /// Joins already encoded frames into one, so they can be queued and written as one.
     pub fn concat<'a>(frames: impl IntoIterator<Item = &'a Frame> + Clone) -> Self {
         let len = frames.clone().into_iter().map(Frame::len).sum();

@@ -18,6 +18,8 @@ use futures_lite::{AsyncWriteExt, future};
 use smol::Timer;
 use smol::net::TcpStream;
 
+pub mod irc;
+
 pub use chat_server::{Config, Running, Storage};
 
 /// How long a test waits for any one thing before it fails.
@@ -81,6 +83,14 @@ impl Deployment {
     pub fn addr(&self) -> SocketAddr {
         let next = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.nodes[next % self.nodes.len()].addr()
+    }
+
+    /// Every node's IRC port (`Config::irc` must be set).
+    pub fn irc_addrs(&self) -> Vec<SocketAddr> {
+        self.nodes
+            .iter()
+            .map(|node| node.irc_addr().expect("the IRC port is on"))
+            .collect()
     }
 
     /// Every node's address.

@@ -160,7 +160,7 @@ impl Hub {
                     // Gone while its password was hashed, after its `leave`: it does not
                     // log in, and its name is free again.
                     self.unclaim(&login);
-                    let _ = login.reply.try_send(false);
+                    let _ = login.reply.try_send(Err(RejectCode::Unavailable));
                     return;
                 }
                 self.fresh_login(login, true);

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_channel::Sender;
-use chat_shared::{Conversation, Frame, LeaveReason, Name, Password, RoomName, ServerFrame};
+use chat_shared::{
+    Conversation, Frame, LeaveReason, Name, Password, RejectCode, RoomName, ServerFrame,
+};
 
 pub use crate::step::{Place, Retention, Step};
 
@@ -359,8 +361,8 @@ pub struct Login {
     pub token: Option<String>,
     /// Where the member's frames go; the welcome or the rejection is queued here.
     pub queue: SendQueue,
-    /// Told whether the login was accepted.
-    pub reply: Sender<bool>,
+    /// Told whether the login was accepted, or the code it was refused with.
+    pub reply: Sender<Result<(), RejectCode>>,
     /// The posts the log remembers for this name (read before the login reached the hub).
     pub recent: Vec<(String, Frame)>,
     /// How it proves its name.

@@ -31,7 +31,7 @@ impl Hub {
         login
             .queue
             .push_unmetered(rejected(code, message, retry_after));
-        let _ = login.reply.try_send(false);
+        let _ = login.reply.try_send(Err(code));
     }
 
     pub(super) fn login(&mut self, mut login: Login) {
@@ -435,7 +435,7 @@ impl Hub {
     /// and, when it is in the default room, the replay.
     pub(super) fn send_welcome(&mut self, welcome: &Welcome, seq: Seq, replay: bool) {
         let Some(member) = self.registry.get_mut(welcome.conn) else {
-            let _ = welcome.reply.try_send(false);
+            let _ = welcome.reply.try_send(Err(RejectCode::Unavailable));
             return;
         };
         member.online = true;
@@ -510,7 +510,7 @@ impl Hub {
         welcome
             .queue
             .push_unmetered(Frame::concat(std::iter::once(&frame).chain(&replay)));
-        let _ = welcome.reply.try_send(true);
+        let _ = welcome.reply.try_send(Ok(()));
     }
 
     /// A member goes (`bye`, dropped, timed out, kicked): its name is released and it

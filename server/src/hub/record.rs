@@ -162,7 +162,7 @@ impl Hub {
                     self.rooms.update(key, |room| room.add(conn, queue));
                     self.send_welcome(&welcome, seq - 1, true);
                 } else {
-                    let _ = welcome.reply.try_send(false);
+                    let _ = welcome.reply.try_send(Err(RejectCode::Unavailable));
                     self.left_while_joining(key, &pending.event.body);
                 }
             }
@@ -275,7 +275,7 @@ impl Hub {
                 self.tell_frame(conn, answer);
             }
             Effect::Welcome(welcome) => {
-                let _ = welcome.reply.try_send(false);
+                let _ = welcome.reply.try_send(Err(RejectCode::Unavailable));
                 self.drop_placeholder(welcome.conn);
             }
             Effect::Joined { conn, .. } => {
@@ -310,7 +310,7 @@ impl Hub {
                         "the server cannot record your login now; try again".into(),
                         Some(2000),
                     ));
-                    let _ = welcome.reply.try_send(false);
+                    let _ = welcome.reply.try_send(Err(RejectCode::Unavailable));
                 }
                 Effect::Joined { conn, .. } => {
                     if let Some(member) = self.registry.get_mut(conn) {

@@ -106,7 +106,7 @@ impl Harness {
         if hashed && accepted.is_empty() {
             self.hashed();
         }
-        accepted.try_recv() == Ok(true)
+        accepted.try_recv() == Ok(Ok(()))
     }
 
     /// The hub takes a `hello` in, and nothing more is done yet (no batch is recorded);
@@ -117,7 +117,7 @@ impl Harness {
         name: &str,
         auth: Auth,
         token: Option<String>,
-    ) -> Receiver<bool> {
+    ) -> Receiver<Result<(), RejectCode>> {
         let (reply, accepted) = async_channel::bounded(1);
         self.hub.handle(Command::Login(Login {
             conn: conn.id,
@@ -554,7 +554,7 @@ fn a_takeover_while_a_join_is_on_its_way_hands_the_join_to_the_new_connection() 
             });
         }
         hub.settle();
-        assert_eq!(accepted.try_recv(), Ok(true), "{name} takes over");
+        assert_eq!(accepted.try_recv(), Ok(Ok(())), "{name} takes over");
         let frames = new.frames();
         let answers = frames
             .iter()

@@ -113,8 +113,8 @@ pub struct Welcome {
     pub epoch: Option<String>,
     /// Where its frames go.
     pub queue: SendQueue,
-    /// Told whether the login went through.
-    pub reply: async_channel::Sender<bool>,
+    /// Told whether the login went through, or the code it was refused with.
+    pub reply: async_channel::Sender<Result<(), chat_shared::RejectCode>>,
     /// For an account: its conversations, for the welcome.
     pub conversations: Option<Vec<chat_shared::Conversation>>,
     /// For an account: the rooms it is invited to (room key, who invited).

@@ -1,0 +1,146 @@
+//! The IRC port (`--irc-port`, `--irc-tls-port`): IRC clients in the same chat.
+//!
+//! An IRC connection is a session like any other (`session.rs`): the same login, flood
+//! control, send queue, timeouts and hub. Only its two edges differ. The [`reader`] turns
+//! the lines a client sends into the protocol's client frames (and answers what IRC asks of
+//! the connection itself: `CAP`, `AUTHENTICATE`, `NAMES`, `WHO`…); the [`render`]er turns
+//! the frames the hub queues for it into IRC lines as they are written. What it says to the
+//! client on its own it queues as IRC lines, which start with `:` or `@` where a frame
+//! starts with `{`, so the renderer tells them apart by their first byte.
+//!
+//! How our chat maps onto IRC is written down in shared/README.md ("The IRC port").
+
+pub(crate) mod line;
+pub(crate) mod reader;
+pub(crate) mod render;
+mod time;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chat_shared::{Role, fold};
+
+/// The name the server gives itself in the lines it sends.
+pub const SERVER: &str = "chat";
+
+/// The capabilities a client may ask for, with their bits.
+pub const CAPS: [(&str, u32); 5] = [
+    ("echo-message", ECHO_MESSAGE),
+    ("message-tags", MESSAGE_TAGS),
+    ("multi-prefix", MULTI_PREFIX),
+    ("sasl", SASL),
+    ("server-time", SERVER_TIME),
+];
+/// `server-time`: each event's time as a `time` tag.
+pub const SERVER_TIME: u32 = 1;
+/// `message-tags`: `msgid`, replies, reactions and typing as tags.
+pub const MESSAGE_TAGS: u32 = 1 << 1;
+/// `echo-message`: one's own messages come back once recorded.
+pub const ECHO_MESSAGE: u32 = 1 << 2;
+/// `sasl`: log in to an account with `AUTHENTICATE PLAIN`.
+pub const SASL: u32 = 1 << 3;
+/// `multi-prefix`: every prefix of a member in `NAMES` (one here: a member has one role).
+pub const MULTI_PREFIX: u32 = 1 << 4;
+
+/// What the reader and the renderer of one IRC connection share: the capabilities agreed,
+/// and what the connection knows of its channels (for `NAMES`, `TOPIC`, `MODE`, `WHO`,
+/// which IRC answers from what the client was told, not from the log).
+#[derive(Debug, Default)]
+pub struct Shared {
+    caps: AtomicU32,
+    view: Mutex<View>,
+}
+
+/// What one IRC connection knows of itself and its channels.
+#[derive(Debug, Default)]
+pub struct View {
+    /// Its nick (its name, as IRC writes it) once it has one.
+    pub nick: Option<String>,
+    /// Its name's key (folded), once welcomed.
+    pub me: String,
+    /// Whether its login came through SASL (its refusals are 904, not 464).
+    pub sasl: bool,
+    /// Its channels, by folded name.
+    pub channels: HashMap<String, Channel>,
+}
+
+/// A channel as one IRC connection sees it.
+#[derive(Debug, Default)]
+pub struct Channel {
+    /// The room's name, as the server spells it.
+    pub name: String,
+    /// The newest seq shown: what comes again (a replay, history) is not shown twice.
+    pub shown: u64,
+    /// Its topic.
+    pub topic: Option<String>,
+    /// Whether it is invite-only.
+    pub invite_only: bool,
+    /// Its members by folded name: name and role.
+    pub members: BTreeMap<String, (String, Role)>,
+    /// The accounts with a role, by folded name (online or not).
+    pub roles: HashMap<String, Role>,
+    /// The names banned (for those who may see them).
+    pub bans: Vec<String>,
+    /// The names muted (for those who may see them).
+    pub mutes: Vec<String>,
+}
+
+impl Channel {
+    /// `name`'s role here.
+    pub fn role_of(&self, name: &str) -> Role {
+        self.roles.get(&fold(name)).copied().unwrap_or(Role::Member)
+    }
+}
+
+impl Shared {
+    /// The capabilities agreed so far.
+    pub fn caps(&self) -> u32 {
+        self.caps.load(Ordering::Acquire)
+    }
+
+    fn set_caps(&self, caps: u32) {
+        self.caps.store(caps, Ordering::Release);
+    }
+
+    /// What the connection knows, locked.
+    pub fn view(&self) -> MutexGuard<'_, View> {
+        // Nothing leaves the view half-changed.
+        self.view.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A name as an IRC nick: a space (which our names may hold, one at a time) becomes a
+/// no-break space, which IRC does not split on.
+pub fn nick(name: &str) -> Cow<'_, str> {
+    if name.contains(' ') {
+        Cow::Owned(name.replace(' ', "\u{a0}"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// A nick as one of our names: the way back of [`nick`].
+pub fn name_of(nick: &str) -> String {
+    nick.replace('\u{a0}', " ")
+}
+
+/// `nick!~u@chat`: how IRC names the source of a line.
+pub fn source(name: &str) -> String {
+    format!("{}!~u@{SERVER}", nick(name))
+}
+
+/// The prefix `NAMES` gives a member with `role`.
+pub fn prefix(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "~",
+        Role::Op => "@",
+        Role::Member | Role::Unknown => "",
+    }
+}
+
+/// `#room`.
+pub fn channel(room: &str) -> String {
+    format!("#{room}")
+}

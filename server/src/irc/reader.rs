@@ -1,0 +1,730 @@
+//! What an IRC client sends: its lines cut out of the stream (512 bytes each, with up to
+//! 4,096 more of tags), its registration (`CAP`, `NICK`, `USER`, `PASS`, `AUTHENTICATE`)
+//! turned into one `hello`, and its commands turned into the protocol's client frames. What
+//! IRC asks of the connection itself is answered here, from [`View`](super::View).
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chat_shared::{
+    ClientFrame, DecodeError, Frame, Name, PROTOCOL_VERSIONS, Password, RejectCode, Role, fold,
+};
+
+use super::line::{Line, MAX_LINE, MAX_TAGS, Out, strip_formatting};
+use super::render::RELEASE;
+use super::{CAPS, SASL, SERVER, Shared, name_of, nick, prefix};
+use crate::queue::SendQueue;
+
+/// A frame read, or why it could not be.
+type Decoded = Result<ClientFrame, DecodeError>;
+
+/// Where the registration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Gathering `NICK`, `USER`, `PASS` and capabilities.
+    Registering,
+    /// The `hello` went to the hub; its answer is awaited.
+    LoggingIn,
+    /// Logged in.
+    Registered,
+    /// `QUIT` before registration: the connection ends.
+    Quitting,
+}
+
+/// Where a SASL exchange stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sasl {
+    Idle,
+    /// `AUTHENTICATE PLAIN` was answered with `+`; the credentials come next, in pieces
+    /// of 400 bytes.
+    Awaiting(String),
+}
+
+/// The reading side of an IRC connection.
+pub struct Reader {
+    shared: Arc<Shared>,
+    queue: SendQueue,
+    /// Bytes of a line not ended yet.
+    partial: Vec<u8>,
+    /// Whether the rest of a line too long is being dropped.
+    skipping: bool,
+    stage: Stage,
+    nick: Option<String>,
+    user: bool,
+    password: Option<Password>,
+    /// Between `CAP LS`/`CAP REQ` and `CAP END`: registration waits.
+    negotiating: bool,
+    sasl: Sasl,
+    /// Lines answered here, for flood control.
+    answered: usize,
+}
+
+/// Why a message's text is cut when a line is too long.
+const TOO_LONG: &str = "Input line was too long";
+
+impl Reader {
+    /// A reader that queues what it answers on `queue`.
+    pub fn new(shared: Arc<Shared>, queue: SendQueue) -> Self {
+        Self {
+            shared,
+            queue,
+            partial: Vec::new(),
+            skipping: false,
+            stage: Stage::Registering,
+            nick: None,
+            user: false,
+            password: None,
+            negotiating: false,
+            sasl: Sasl::Idle,
+            answered: 0,
+        }
+    }
+
+    /// The frames in what was read, in order.
+    pub fn decode(&mut self, input: &[u8]) -> Vec<Decoded> {
+        let mut frames = Vec::new();
+        let mut out = Out::default();
+        let mut rest = input;
+        while !rest.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                if !self.skipping {
+                    self.partial.extend_from_slice(rest);
+                    if self.partial.len() > MAX_LINE + MAX_TAGS {
+                        self.partial = Vec::new();
+                        self.skipping = true;
+                    }
+                }
+                break;
+            };
+            let (piece, after) = rest.split_at(end);
+            rest = &after[1..];
+            if std::mem::take(&mut self.skipping) {
+                self.too_long(&mut out);
+                continue;
+            }
+            let mut bytes = std::mem::take(&mut self.partial);
+            bytes.extend_from_slice(piece);
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+            self.line(&bytes, &mut out, &mut frames);
+        }
+        self.send(out);
+        frames
+    }
+
+    /// How many lines were answered here since last asked (flood control counts them).
+    pub fn take_answered(&mut self) -> usize {
+        std::mem::take(&mut self.answered)
+    }
+
+    /// Whether the client said `QUIT` before it was registered.
+    pub fn quit(&self) -> bool {
+        self.stage == Stage::Quitting
+    }
+
+    /// The hub took the login: commands are frames from now on.
+    pub fn logged_in(&mut self, name: &str) {
+        self.stage = Stage::Registered;
+        self.nick = Some(nick(name).into_owned());
+        self.shared.view().nick.clone_from(&self.nick);
+    }
+
+    /// The hub refused the login: a refusal a client can answer (another nick, another
+    /// password) lets it try again; any other ends the connection.
+    pub fn refused(&mut self, code: RejectCode) -> bool {
+        self.stage = Stage::Registering;
+        self.password = None;
+        self.sasl = Sasl::Idle;
+        match code {
+            RejectCode::NameTaken | RejectCode::NameRegistered | RejectCode::InvalidName => {
+                self.nick = None;
+                true
+            }
+            RejectCode::BadPassword | RejectCode::NoAccount => true,
+            _ => false,
+        }
+    }
+
+    fn send(&self, out: Out) {
+        if !out.is_empty() {
+            self.queue.push_unmetered(Frame::raw(out.into_bytes()));
+        }
+    }
+
+    /// The nick to address numerics to.
+    fn me(&self) -> String {
+        self.nick.clone().unwrap_or_else(|| "*".into())
+    }
+
+    fn too_long(&mut self, out: &mut Out) {
+        self.answered += 1;
+        out.numeric(SERVER, 417, &self.me(), &[TOO_LONG]);
+    }
+
+    fn line(&mut self, bytes: &[u8], out: &mut Out, frames: &mut Vec<Decoded>) {
+        let tags = if bytes.first() == Some(&b'@') {
+            memchr::memchr(b' ', bytes).map_or(bytes.len(), |space| space + 1)
+        } else {
+            0
+        };
+        if tags > MAX_TAGS || bytes.len() - tags + 2 > MAX_LINE {
+            return self.too_long(out);
+        }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            self.answered += 1;
+            out.start("", SERVER, "FAIL").params(&[
+                "*",
+                "INVALID_UTF8",
+                "Lines must be UTF-8; this one was dropped",
+            ]);
+            return;
+        };
+        let Some(line) = Line::parse(text) else {
+            return;
+        };
+        match self.stage {
+            Stage::Registered => self.command(&line, out, frames),
+            Stage::Registering | Stage::LoggingIn => self.register(&line, out, frames),
+            Stage::Quitting => {}
+        }
+    }
+
+    /// A line before the welcome.
+    fn register(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        self.answered += 1;
+        match line.command.as_str() {
+            "CAP" => self.cap(line, out),
+            "NICK" => match line.params.first().filter(|nick| !nick.is_empty()) {
+                Some(wanted) => match Name::parse(&name_of(wanted)) {
+                    Ok(_) => self.nick = Some(wanted.clone()),
+                    Err(err) => {
+                        out.numeric(SERVER, 432, &self.me(), &[wanted, &err.to_string()]);
+                    }
+                },
+                None => out.numeric(SERVER, 431, &self.me(), &["No nickname given"]),
+            },
+            "USER" if line.params.len() < 4 => {
+                out.numeric(SERVER, 461, &self.me(), &["USER", "Not enough parameters"]);
+            }
+            "USER" => self.user = true,
+            "PASS" => self.password = line.params.first().map(Password::new),
+            "AUTHENTICATE" => self.authenticate(line, out, frames),
+            "PING" => {
+                out.start("", SERVER, "PONG")
+                    .params(&[SERVER, line.param(0)]);
+            }
+            "PONG" => {}
+            "QUIT" => self.stage = Stage::Quitting,
+            _ => out.numeric(SERVER, 451, &self.me(), &["You have not registered"]),
+        }
+        if self.stage == Stage::Registering
+            && self.user
+            && !self.negotiating
+            && let Some(wanted) = &self.nick
+        {
+            let hello = hello(name_of(wanted), self.password.take());
+            let mut view = self.shared.view();
+            (view.sasl, view.nick) = (false, Some(wanted.clone()));
+            drop(view);
+            self.stage = Stage::LoggingIn;
+            frames.push(Ok(hello));
+        }
+    }
+
+    fn cap(&mut self, line: &Line, out: &mut Out) {
+        let me = self.me();
+        match line.param(0).to_ascii_uppercase().as_str() {
+            "LS" => {
+                if self.stage != Stage::Registered {
+                    self.negotiating = true;
+                }
+                let listed: Vec<String> = CAPS
+                    .iter()
+                    .map(|(name, bit)| {
+                        if *bit == SASL && line.param(1) >= "302" {
+                            "sasl=PLAIN".to_string()
+                        } else {
+                            (*name).to_string()
+                        }
+                    })
+                    .collect();
+                out.start("", SERVER, "CAP")
+                    .params(&[&me, "LS", &listed.join(" ")]);
+            }
+            "LIST" => {
+                let caps = self.shared.caps();
+                let on: Vec<&str> = CAPS
+                    .iter()
+                    .filter(|(_, bit)| caps & bit != 0)
+                    .map(|(name, _)| *name)
+                    .collect();
+                out.start("", SERVER, "CAP")
+                    .params(&[&me, "LIST", &on.join(" ")]);
+            }
+            "REQ" => {
+                if self.stage != Stage::Registered {
+                    self.negotiating = true;
+                }
+                let asked = line.param(1);
+                let mut caps = self.shared.caps();
+                for wanted in asked.split_whitespace() {
+                    let (off, name) = match wanted.strip_prefix('-') {
+                        Some(name) => (true, name),
+                        None => (false, wanted),
+                    };
+                    match CAPS.iter().find(|(known, _)| *known == name) {
+                        Some((_, bit)) if off => caps &= !bit,
+                        Some((_, bit)) => caps |= bit,
+                        None => {
+                            // All or nothing (`IRCv3` capability negotiation).
+                            out.start("", SERVER, "CAP").params(&[&me, "NAK", asked]);
+                            return;
+                        }
+                    }
+                }
+                self.shared.set_caps(caps);
+                out.start("", SERVER, "CAP").params(&[&me, "ACK", asked]);
+            }
+            "END" => {
+                self.negotiating = false;
+                if self.stage != Stage::Registering {
+                    // A login through SASL is under way or done: its welcome waits for
+                    // this.
+                    out.push_bytes(RELEASE.as_bytes());
+                }
+            }
+            other => out.numeric(SERVER, 410, &me, &[other, "Invalid CAP command"]),
+        }
+    }
+
+    fn authenticate(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        let me = self.me();
+        let param = line.param(0);
+        if self.stage != Stage::Registering {
+            out.numeric(SERVER, 907, &me, &["You have already authenticated"]);
+            return;
+        }
+        if param == "*" {
+            self.sasl = Sasl::Idle;
+            out.numeric(SERVER, 906, &me, &["SASL authentication aborted"]);
+            return;
+        }
+        let Sasl::Awaiting(mut gathered) = std::mem::replace(&mut self.sasl, Sasl::Idle) else {
+            if param.eq_ignore_ascii_case("PLAIN") {
+                self.sasl = Sasl::Awaiting(String::new());
+                out.start("", SERVER, "AUTHENTICATE").params(&["+"]);
+            } else {
+                out.numeric(
+                    SERVER,
+                    908,
+                    &me,
+                    &["PLAIN", "are available SASL mechanisms"],
+                );
+                out.numeric(SERVER, 904, &me, &["SASL authentication failed"]);
+            }
+            return;
+        };
+        if param != "+" {
+            gathered.push_str(param);
+        }
+        if param.len() == 400 && gathered.len() < 4000 {
+            self.sasl = Sasl::Awaiting(gathered);
+            return;
+        }
+        let plain = base64::engine::general_purpose::STANDARD
+            .decode(gathered.as_bytes())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let Some((account, password)) = plain.as_deref().and_then(|plain| {
+            let mut parts = plain.split('\0');
+            let (_authzid, authcid, password) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((authcid.to_string(), password.to_string()))
+        }) else {
+            out.numeric(SERVER, 904, &me, &["SASL authentication failed: not PLAIN"]);
+            return;
+        };
+        let mut view = self.shared.view();
+        (view.sasl, view.nick) = (true, self.nick.clone());
+        drop(view);
+        self.stage = Stage::LoggingIn;
+        frames.push(Ok(hello(name_of(&account), Some(Password::new(password)))));
+    }
+
+    /// A line from a registered client.
+    fn command(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        let before = frames.len();
+        match line.command.as_str() {
+            "PRIVMSG" | "NOTICE" => self.privmsg(line, out, frames),
+            "TAGMSG" => tagmsg(line, frames),
+            "JOIN" => {
+                for room in line.param(0).split(',').filter(|room| !room.is_empty()) {
+                    frames.push(Ok(ClientFrame::Join {
+                        room: room_of(room),
+                        since: None,
+                    }));
+                }
+            }
+            "PART" => {
+                for room in line.param(0).split(',').filter(|room| !room.is_empty()) {
+                    frames.push(Ok(ClientFrame::Part {
+                        room: room_of(room),
+                    }));
+                }
+            }
+            "TOPIC" if line.params.len() >= 2 => frames.push(Ok(ClientFrame::Topic {
+                room: room_of(line.param(0)),
+                text: strip_formatting(line.param(1)),
+            })),
+            "TOPIC" => self.topic(line.param(0), out),
+            "NAMES" => {
+                for room in line.param(0).split(',').filter(|room| !room.is_empty()) {
+                    self.names(room, out);
+                }
+            }
+            "LIST" => frames.push(Ok(ClientFrame::Rooms)),
+            "KICK" => frames.push(Ok(ClientFrame::Remove {
+                room: room_of(line.param(0)),
+                name: name_of(line.param(1)),
+                message: line.params.get(2).map(|reason| strip_formatting(reason)),
+            })),
+            "INVITE" => frames.push(Ok(ClientFrame::Invite {
+                room: room_of(line.param(1)),
+                name: name_of(line.param(0)),
+            })),
+            "MODE" => self.mode(line, out, frames),
+            "WHO" => self.who(line.param(0), out),
+            "WHOIS" => self.whois(line.params.last().map_or("", String::as_str), out),
+            "PING" => frames.push(Ok(ClientFrame::Ping {
+                token: Some(line.param(0).to_string()),
+            })),
+            "PONG" => frames.push(Ok(ClientFrame::Pong { token: None })),
+            "QUIT" => frames.push(Ok(ClientFrame::Bye)),
+            "CAP" => self.cap(line, out),
+            "NICK" => {
+                let me = self.me();
+                if fold(&name_of(line.param(0))) != fold(&name_of(&me)) {
+                    out.numeric(
+                        SERVER,
+                        447,
+                        &me,
+                        &["Your nick is the name you logged in with; reconnect to change it"],
+                    );
+                }
+            }
+            "USER" | "PASS" | "AUTHENTICATE" => {
+                out.numeric(SERVER, 462, &self.me(), &["You may not reregister"]);
+            }
+            "MOTD" => out.numeric(SERVER, 422, &self.me(), &["MOTD File is missing"]),
+            other => {
+                out.numeric(SERVER, 421, &self.me(), &[other, "Unknown command"]);
+            }
+        }
+        if frames.len() == before {
+            self.answered += 1;
+        }
+    }
+
+    fn privmsg(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        let notice = line.command == "NOTICE";
+        let (targets, raw) = (line.param(0), line.param(1));
+        if line.params.len() < 2 {
+            if !notice {
+                out.numeric(SERVER, 412, &self.me(), &["No text to send"]);
+            }
+            return;
+        }
+        let (text, me) = match raw.strip_prefix('\x01') {
+            Some(ctcp) => {
+                let ctcp = ctcp.strip_suffix('\x01').unwrap_or(ctcp);
+                match ctcp.strip_prefix("ACTION") {
+                    Some(action) => (action.trim_start().to_string(), true),
+                    // Other CTCP requests (VERSION, PING, …) have no place in a chat of
+                    // recorded messages.
+                    None => return,
+                }
+            }
+            None => (raw.to_string(), false),
+        };
+        let text = strip_formatting(&text);
+        let reply_to = line
+            .tag("+draft/reply")
+            .and_then(|msgid| msgid.rsplit_once('/'))
+            .and_then(|(_, seq)| seq.parse().ok());
+        for target in targets.split(',').filter(|target| !target.is_empty()) {
+            let (room, to) = if target.starts_with('#') {
+                (Some(room_of(target)), None)
+            } else {
+                (None, Some(name_of(target)))
+            };
+            frames.push(Ok(ClientFrame::Say {
+                room,
+                to,
+                text: text.clone(),
+                id: None,
+                me,
+                reply_to,
+            }));
+        }
+    }
+
+    fn topic(&self, target: &str, out: &mut Out) {
+        let me = self.me();
+        let view = self.shared.view();
+        match view.channels.get(&key(target)) {
+            Some(channel) => match &channel.topic {
+                Some(topic) if !topic.is_empty() => {
+                    out.numeric(SERVER, 332, &me, &[target, topic]);
+                }
+                _ => out.numeric(SERVER, 331, &me, &[target, "No topic is set"]),
+            },
+            None => out.numeric(SERVER, 442, &me, &[target, "You're not on that channel"]),
+        }
+    }
+
+    fn names(&self, target: &str, out: &mut Out) {
+        let me = self.me();
+        if let Some(channel) = self.shared.view().channels.get(&key(target)) {
+            super::render::names(&me, channel, out);
+            return;
+        }
+        out.numeric(SERVER, 366, &me, &[target, "End of /NAMES list"]);
+    }
+
+    fn who(&self, target: &str, out: &mut Out) {
+        let me = self.me();
+        let view = self.shared.view();
+        if let Some(channel) = view.channels.get(&key(target)) {
+            for (name, role) in channel.members.values() {
+                let flags = format!("H{}", prefix(*role));
+                out.numeric(
+                    SERVER,
+                    352,
+                    &me,
+                    &[
+                        target,
+                        "~u",
+                        SERVER,
+                        SERVER,
+                        &nick(name),
+                        &flags,
+                        &format!("0 {name}"),
+                    ],
+                );
+            }
+        } else if let Some((name, _)) = find_member(&view, target) {
+            out.numeric(
+                SERVER,
+                352,
+                &me,
+                &[
+                    "*",
+                    "~u",
+                    SERVER,
+                    SERVER,
+                    &nick(&name),
+                    "H",
+                    &format!("0 {name}"),
+                ],
+            );
+        }
+        out.numeric(SERVER, 315, &me, &[target, "End of /WHO list"]);
+    }
+
+    fn whois(&self, target: &str, out: &mut Out) {
+        let me = self.me();
+        let view = self.shared.view();
+        match find_member(&view, target) {
+            Some((name, channels)) => {
+                let nick = nick(&name);
+                out.numeric(SERVER, 311, &me, &[&nick, "~u", SERVER, "*", &name]);
+                out.numeric(SERVER, 319, &me, &[&nick, &channels.join(" ")]);
+                out.numeric(SERVER, 312, &me, &[&nick, SERVER, "chat"]);
+            }
+            None => out.numeric(SERVER, 401, &me, &[target, "No such nick/channel"]),
+        }
+        out.numeric(SERVER, 318, &me, &[target, "End of /WHOIS list"]);
+    }
+
+    /// `MODE`: the channel's modes, its ban list, or changes (`+i`, `+o`, `+q`, `+b`, and
+    /// `+b m:nick` for a mute).
+    fn mode(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        let me = self.me();
+        let target = line.param(0);
+        if !target.starts_with('#') {
+            // A user's own modes: there are none to set.
+            out.numeric(SERVER, 221, &me, &["+"]);
+            return;
+        }
+        let room = room_of(target);
+        let Some(changes) = line.params.get(1) else {
+            let invite_only = self
+                .shared
+                .view()
+                .channels
+                .get(&key(target))
+                .is_some_and(|channel| channel.invite_only);
+            let modes = if invite_only { "+i" } else { "+" };
+            out.numeric(SERVER, 324, &me, &[target, modes]);
+            return;
+        };
+        let mut args = line.params[2..].iter();
+        let mut on = true;
+        for mode in changes.chars() {
+            match mode {
+                '+' => on = true,
+                '-' => on = false,
+                'i' => frames.push(Ok(ClientFrame::Settings {
+                    room: room.clone(),
+                    invite_only: on,
+                    retain_days: None,
+                })),
+                'o' | 'q' => {
+                    let Some(who) = args.next() else { continue };
+                    let role = match (on, mode) {
+                        (true, 'q') => Role::Owner,
+                        (true, _) => Role::Op,
+                        (false, _) => Role::Member,
+                    };
+                    frames.push(Ok(ClientFrame::Role {
+                        room: room.clone(),
+                        name: name_of(who),
+                        role,
+                    }));
+                }
+                'b' => match args.next() {
+                    None => self.ban_list(target, out),
+                    Some(mask) => frames.push(Ok(ban(room.clone(), mask, on))),
+                },
+                other => {
+                    out.numeric(
+                        SERVER,
+                        472,
+                        &me,
+                        &[&other.to_string(), "is not a mode of this server"],
+                    );
+                }
+            }
+        }
+    }
+
+    fn ban_list(&self, target: &str, out: &mut Out) {
+        let me = self.me();
+        if let Some(channel) = self.shared.view().channels.get(&key(target)) {
+            let listed = channel
+                .bans
+                .iter()
+                .map(|name| format!("{}!*@*", nick(name)))
+                .chain(
+                    channel
+                        .mutes
+                        .iter()
+                        .map(|name| format!("m:{}!*@*", nick(name))),
+                );
+            for mask in listed {
+                out.numeric(SERVER, 367, &me, &[target, &mask]);
+            }
+        }
+        out.numeric(SERVER, 368, &me, &[target, "End of channel ban list"]);
+    }
+}
+
+/// The `hello` an IRC registration comes to.
+fn hello(name: String, password: Option<Password>) -> ClientFrame {
+    ClientFrame::Hello {
+        protocol: *PROTOCOL_VERSIONS.end(),
+        name,
+        since: None,
+        epoch: None,
+        token: None,
+        password,
+        register: false,
+    }
+}
+
+/// The room a channel names: `#room` as it stands (the room name rules drop the `#`).
+fn room_of(channel: &str) -> String {
+    channel.to_string()
+}
+
+/// The key of a channel in the view.
+fn key(channel: &str) -> String {
+    fold(channel.strip_prefix('#').unwrap_or(channel))
+}
+
+/// A ban or mute from a mask: `nick`, `nick!*@*`, or `m:nick` for a mute.
+fn ban(room: String, mask: &str, on: bool) -> ClientFrame {
+    let (mute, mask) = match mask.strip_prefix("m:") {
+        Some(rest) => (true, rest),
+        None => (false, mask),
+    };
+    let name = name_of(mask.split('!').next().unwrap_or(mask));
+    match (mute, on) {
+        (true, true) => ClientFrame::Mute {
+            room,
+            name,
+            minutes: None,
+        },
+        (true, false) => ClientFrame::Unmute { room, name },
+        (false, true) => ClientFrame::Ban {
+            room: Some(room),
+            name,
+            message: None,
+            minutes: None,
+            address: false,
+        },
+        (false, false) => ClientFrame::Unban {
+            room: Some(room),
+            name,
+        },
+    }
+}
+
+/// `TAGMSG`: typing (`+typing=active`) and reactions (`+draft/react` on `+draft/reply`).
+fn tagmsg(line: &Line, frames: &mut Vec<Decoded>) {
+    let target = line.param(0);
+    let (room, to) = if target.starts_with('#') {
+        (Some(room_of(target)), None)
+    } else {
+        (None, Some(name_of(target)))
+    };
+    if line.tag("+typing") == Some("active") {
+        frames.push(Ok(ClientFrame::Typing {
+            room: room.clone(),
+            to: to.clone(),
+        }));
+    }
+    let target_seq = line
+        .tag("+draft/reply")
+        .and_then(|msgid| msgid.rsplit_once('/'))
+        .and_then(|(_, seq)| seq.parse().ok());
+    for (tag, on) in [("+draft/react", true), ("+draft/unreact", false)] {
+        if let (Some(emoji), Some(seq)) = (line.tag(tag), target_seq) {
+            frames.push(Ok(ClientFrame::React {
+                room: room.clone(),
+                with: to.clone(),
+                seq,
+                emoji: emoji.to_string(),
+                on,
+            }));
+        }
+    }
+}
+
+/// A member of one of the connection's channels named `target`: their name and channels.
+fn find_member(view: &super::View, target: &str) -> Option<(String, Vec<String>)> {
+    let wanted = fold(&name_of(target));
+    let mut found = None;
+    let mut channels = Vec::new();
+    for channel in view.channels.values() {
+        if let Some((name, role)) = channel.members.get(&wanted) {
+            found = Some(name.clone());
+            channels.push(format!(
+                "{}{}",
+                prefix(*role),
+                super::channel(&channel.name)
+            ));
+        }
+    }
+    found.map(|name| (name, channels))
+}

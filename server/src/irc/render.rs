@@ -1,0 +1,808 @@
+//! What an IRC client is sent: the frames the hub queues for the connection, rendered as
+//! IRC lines when they are written, and the lines the reader queued itself, as they are.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_channel::Sender;
+use chat_shared::{
+    ErrorCode, LeaveReason, RejectCode, Role, RoomName, RoomState, ServerFrame, decode_line, fold,
+};
+
+use super::line::{MAX_LINE, Out, escape, pieces};
+use super::time::write_time;
+use super::{
+    Channel, ECHO_MESSAGE, MESSAGE_TAGS, SERVER, SERVER_TIME, Shared, View, channel, nick, prefix,
+    source,
+};
+use crate::hub::command::Command;
+use crate::queue::Prepared;
+use crate::registry::ConnId;
+
+/// The reader's word to the renderer that `CAP END` came: a welcome held back for it
+/// (a login through SASL) may go. Never written to the client.
+pub const RELEASE: &str = "\0\n";
+
+/// Renders what is queued for one IRC connection.
+pub struct Renderer {
+    shared: Arc<Shared>,
+    /// To ask for the rooms a welcome names (their members and topics come as answers).
+    hub: Sender<Command>,
+    conn: ConnId,
+    /// Lines held back until `CAP END`: a login through SASL is welcomed after it.
+    held: Option<Out>,
+    /// Whether `CAP END` came.
+    released: bool,
+    /// The ISUPPORT tokens.
+    isupport: Vec<String>,
+}
+
+/// A queued item as every IRC connection that writes it shares it.
+struct Pieces(Vec<Piece>);
+
+/// One line of a queued item.
+enum Piece {
+    /// Lines of the reader's own (or its word to release a welcome): written as they are.
+    Raw(Range<usize>),
+    /// A message of a room, rendered once for all.
+    Message(Box<RoomMessage>),
+    /// Any other frame: each connection renders it, as its own state says.
+    Frame(Range<usize>),
+}
+
+/// A message of a room in IRC form, but for its tags, which each connection picks.
+struct RoomMessage {
+    /// The room's key (its folded name).
+    room: String,
+    seq: u64,
+    /// The author's key.
+    from: String,
+    /// `time=…`.
+    time: String,
+    /// `msgid=…` and `+draft/reply=…`.
+    ids: String,
+    /// Its lines, untagged: `:source PRIVMSG #room :text` and CR-LF.
+    lines: String,
+}
+
+impl Pieces {
+    /// Takes a queued item apart, rendering its room messages.
+    fn of(bytes: &[u8]) -> Self {
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        for line in bytes.split_inclusive(|byte| *byte == b'\n') {
+            let range = at..at + line.len();
+            at += line.len();
+            if line.first() != Some(&b'{') {
+                pieces.push(Piece::Raw(range));
+                continue;
+            }
+            match decode_line::<ServerFrame>(line) {
+                Ok(ServerFrame::Message {
+                    room: Some(room),
+                    seq,
+                    time,
+                    from,
+                    text,
+                    me,
+                    deleted: false,
+                    reply_to,
+                    ..
+                }) => {
+                    let msgid = format!("{room}/{seq}");
+                    let reply = reply_to.map(|seq| format!("{room}/{seq}"));
+                    let mut lines = Out::default();
+                    privmsg(&mut lines, "", &from, &channel(&room), &text, me, "PRIVMSG");
+                    pieces.push(Piece::Message(Box::new(RoomMessage {
+                        room: fold(&room),
+                        seq,
+                        from: fold(&from),
+                        time: tags(SERVER_TIME, time, None, None),
+                        ids: tags(MESSAGE_TAGS, 0, Some(&msgid), reply.as_deref()),
+                        lines: lines.into_string(),
+                    })));
+                }
+                _ => pieces.push(Piece::Frame(range)),
+            }
+        }
+        Self(pieces)
+    }
+}
+
+impl Renderer {
+    /// A renderer for connection `conn`, whose `welcome` asks `hub` for its rooms.
+    pub fn new(shared: Arc<Shared>, hub: Sender<Command>, conn: ConnId, max_text: usize) -> Self {
+        let isupport = vec![
+            "CASEMAPPING=rfc8265".into(),
+            "CHANMODES=b,,,i".into(),
+            "CHANNELLEN=33".into(),
+            "CHANTYPES=#".into(),
+            format!("NICKLEN={}", chat_shared::limits::MAX_NAME),
+            "PREFIX=(qo)~@".into(),
+            "NETWORK=chat".into(),
+            format!("TOPICLEN={}", chat_shared::limits::MAX_TOPIC),
+            format!("LINELEN={MAX_LINE}"),
+            format!("MAXTEXT={max_text}"),
+            "UTF8ONLY".into(),
+        ];
+        Self {
+            shared,
+            hub,
+            conn,
+            held: None,
+            released: false,
+            isupport,
+        }
+    }
+
+    /// Renders `bytes` (one queued item: frames, or lines of the reader's) onto `out`;
+    /// `prepared` keeps what every IRC connection writing the item shares.
+    pub fn render(&mut self, bytes: &[u8], prepared: &Prepared, out: &mut Vec<u8>) {
+        let shared = prepared
+            .get_or_init(|| Box::new(Pieces::of(bytes)))
+            .downcast_ref::<Pieces>();
+        // Only this module prepares for IRC, so `shared` is always its own kind.
+        let own;
+        let pieces = if let Some(pieces) = shared {
+            pieces
+        } else {
+            own = Pieces::of(bytes);
+            &own
+        };
+        let mut lines = Out::default();
+        for piece in &pieces.0 {
+            let mut rendered = Out::default();
+            // Lines go after what is held back while a welcome waits for `CAP END`; the
+            // welcome's own first lines (900, 903) do not wait.
+            let held = self.held.is_some();
+            match piece {
+                Piece::Raw(range) if bytes[range.start] == b'\0' => {
+                    self.released = true;
+                    if let Some(held) = self.held.take() {
+                        lines.push_bytes(held.as_str().as_bytes());
+                    }
+                    continue;
+                }
+                Piece::Raw(range) => rendered.push_bytes(&bytes[range.clone()]),
+                Piece::Message(message) => self.message(message, &mut rendered),
+                Piece::Frame(range) => match decode_line::<ServerFrame>(&bytes[range.clone()]) {
+                    Ok(frame) => self.frame(frame, &mut rendered),
+                    Err(err) => tracing::warn!(%err, "a frame the IRC port cannot read"),
+                },
+            }
+            match (&mut self.held, held) {
+                (Some(waiting), true) => waiting.push_bytes(rendered.as_str().as_bytes()),
+                _ => lines.push_bytes(rendered.as_str().as_bytes()),
+            }
+        }
+        out.extend_from_slice(lines.as_str().as_bytes());
+    }
+
+    /// A room's message, with the tags this connection asked for.
+    fn message(&self, message: &RoomMessage, out: &mut Out) {
+        let caps = self.shared.caps();
+        let mut view = self.shared.view();
+        let mine = message.from == view.me;
+        let Some(channel) = view.channels.get_mut(&message.room) else {
+            return;
+        };
+        if message.seq <= channel.shown {
+            return;
+        }
+        channel.shown = message.seq;
+        if mine && caps & ECHO_MESSAGE == 0 {
+            return;
+        }
+        let mut tags = String::new();
+        if caps & SERVER_TIME != 0 {
+            tags.push_str(&message.time);
+        }
+        if caps & MESSAGE_TAGS != 0 && !message.ids.is_empty() {
+            if !tags.is_empty() {
+                tags.push(';');
+            }
+            tags.push_str(&message.ids);
+        }
+        if tags.is_empty() {
+            out.push_bytes(message.lines.as_bytes());
+            return;
+        }
+        for line in message.lines.split_inclusive('\n') {
+            out.push_bytes(b"@");
+            out.push_bytes(tags.as_bytes());
+            out.push_bytes(b" ");
+            out.push_bytes(line.as_bytes());
+        }
+    }
+
+    /// Any frame but a room's message, rendered for this connection alone.
+    fn frame(&mut self, frame: ServerFrame, out: &mut Out) {
+        let caps = self.shared.caps();
+        let mut view = self.shared.view();
+        let me = view.nick.clone().unwrap_or_else(|| "*".into());
+        match frame {
+            ServerFrame::Welcome { .. } => {
+                drop(view);
+                self.welcome(frame, out);
+            }
+            ServerFrame::Rejected { code, message, .. } => {
+                rejected(&view, &me, code, &message, out);
+            }
+            ServerFrame::Room {
+                room,
+                users,
+                seq,
+                state,
+                ..
+            } => answer(&mut view, &me, &room, users, seq, state, out),
+            ServerFrame::Message {
+                with: Some(with),
+                room: None,
+                seq,
+                time,
+                from,
+                text,
+                me: action,
+                deleted: false,
+                reply_to,
+                ..
+            } => {
+                let mine = fold(&from) == view.me;
+                if mine && caps & ECHO_MESSAGE == 0 {
+                    return;
+                }
+                let key = fold(&with);
+                let msgid = format!("@{key}/{seq}");
+                let reply = reply_to.map(|seq| format!("@{key}/{seq}"));
+                let tags = tags(caps, time, Some(&msgid), reply.as_deref());
+                let target = if mine { nick(&with).into_owned() } else { me };
+                privmsg(out, &tags, &from, &target, &text, action, "PRIVMSG");
+            }
+            frame @ (ServerFrame::Joined { .. } | ServerFrame::Left { .. }) => {
+                membership(&mut view, caps, frame, out);
+            }
+            frame @ (ServerFrame::Topic { .. }
+            | ServerFrame::Role { .. }
+            | ServerFrame::Ban { .. }
+            | ServerFrame::Unban { .. }
+            | ServerFrame::Mute { .. }
+            | ServerFrame::Unmute { .. }
+            | ServerFrame::Settings { .. }
+            | ServerFrame::Invite { .. }) => moderation(&mut view, &me, caps, frame, out),
+            frame @ (ServerFrame::Deleted { .. }
+            | ServerFrame::Edited { .. }
+            | ServerFrame::Reaction { .. }
+            | ServerFrame::Typing { .. }) => life(&mut view, &me, caps, frame, out),
+            frame => plain(&me, frame, out),
+        }
+    }
+
+    /// The welcome: 001 to 005, then each room the connection is in, whose members and
+    /// topic the hub is asked for. A login through SASL says so first, and the rest waits
+    /// for `CAP END`.
+    fn welcome(&mut self, frame: ServerFrame, out: &mut Out) {
+        let ServerFrame::Welcome {
+            name,
+            rooms,
+            seq,
+            epoch,
+            ..
+        } = frame
+        else {
+            return;
+        };
+        let me = nick(&name).into_owned();
+        let mut view = self.shared.view();
+        view.me = fold(&name);
+        if let Some(asked) = view.nick.replace(me.clone())
+            && asked != me
+        {
+            out.start("", &format!("{asked}!~u@{SERVER}"), "NICK")
+                .params(&[&me]);
+        }
+        let sasl = view.sasl;
+        let out = if sasl {
+            let mask = source(&name);
+            out.numeric(
+                SERVER,
+                900,
+                &me,
+                &[&mask, &name, &format!("You are now logged in as {name}")],
+            );
+            out.numeric(SERVER, 903, &me, &["SASL authentication successful"]);
+            if self.released {
+                out
+            } else {
+                self.held.insert(Out::default())
+            }
+        } else {
+            out
+        };
+        let version = env!("CARGO_PKG_VERSION");
+        out.numeric(SERVER, 1, &me, &[&format!("Welcome to the chat, {me}")]);
+        out.numeric(
+            SERVER,
+            2,
+            &me,
+            &[&format!(
+                "Your host is {SERVER}, running chat-server {version}"
+            )],
+        );
+        out.numeric(
+            SERVER,
+            3,
+            &me,
+            &[&format!("This chat's history is epoch {epoch}")],
+        );
+        out.start("", SERVER, "004")
+            .params(&[&me, SERVER, version, "i", "biqo", "bqo"]);
+        for tokens in self.isupport.chunks(12) {
+            let mut params: Vec<&str> = tokens.iter().map(String::as_str).collect();
+            params.push("are supported by this server");
+            out.numeric(SERVER, 5, &me, &params);
+        }
+        out.numeric(SERVER, 422, &me, &["MOTD File is missing"]);
+        for (i, room) in rooms.iter().enumerate() {
+            let target = channel(room);
+            out.start("", &source(&name), "JOIN").params(&[&target]);
+            view.channels.insert(
+                fold(room),
+                Channel {
+                    name: room.clone(),
+                    // The welcome's seq is its first room's (the default room's); its
+                    // replay is history, which IRC does not show.
+                    shown: if i == 0 { seq } else { 0 },
+                    ..Channel::default()
+                },
+            );
+            if let Ok(room) = RoomName::parse(room) {
+                let _ = self.hub.try_send(Command::Join {
+                    conn: self.conn,
+                    room,
+                    since: None,
+                });
+            }
+        }
+    }
+}
+
+/// The channel for events of `room`, if the connection is in it and has not been shown
+/// `seq` yet; marks it shown.
+fn shown<'a>(view: &'a mut View, room: &str, seq: u64) -> Option<&'a mut Channel> {
+    let channel = view.channels.get_mut(&fold(room))?;
+    if seq <= channel.shown {
+        return None;
+    }
+    channel.shown = seq;
+    Some(channel)
+}
+
+fn channel_name(channel: &Channel) -> String {
+    super::channel(&channel.name)
+}
+
+/// The tags of an event, as far as the capabilities agreed allow.
+fn tags(caps: u32, time: u64, msgid: Option<&str>, reply: Option<&str>) -> String {
+    let mut tags = String::new();
+    if caps & SERVER_TIME != 0 && time > 0 {
+        tags.push_str("time=");
+        write_time(time, &mut tags);
+    }
+    if caps & MESSAGE_TAGS != 0 {
+        for (key, value) in [("msgid", msgid), ("+draft/reply", reply)] {
+            if let Some(value) = value {
+                if !tags.is_empty() {
+                    tags.push(';');
+                }
+                tags.push_str(key);
+                tags.push('=');
+                escape(value, &mut tags);
+            }
+        }
+    }
+    tags
+}
+
+/// A message as one `PRIVMSG` (or `NOTICE`) a line of its text, each short enough for
+/// IRC's 512 bytes; `action`: a `/me`, as CTCP ACTION.
+fn privmsg(
+    out: &mut Out,
+    tags: &str,
+    from: &str,
+    target: &str,
+    text: &str,
+    action: bool,
+    command: &str,
+) {
+    let source = source(from);
+    // ":source COMMAND target :" and CR-LF, and the ACTION's wrapping.
+    let room = MAX_LINE.saturating_sub(source.len() + command.len() + target.len() + 8 + 9);
+    for piece in pieces(text, room) {
+        let line = out.start(tags, &source, command);
+        if action {
+            line.trailing(&[target], &format!("\x01ACTION {piece}\x01"));
+        } else {
+            line.trailing(&[target], piece);
+        }
+    }
+}
+
+/// The answer to a join: the channel joined (unless it was already shown), its topic and
+/// its members.
+fn answer(
+    view: &mut View,
+    me: &str,
+    room: &str,
+    users: Vec<String>,
+    seq: u64,
+    state: RoomState,
+    out: &mut Out,
+) {
+    let target = channel(room);
+    let channel = view.channels.entry(fold(room)).or_insert_with(|| {
+        out.start("", &source(me), "JOIN").params(&[&target]);
+        Channel {
+            name: room.to_string(),
+            ..Channel::default()
+        }
+    });
+    channel.shown = channel.shown.max(seq);
+    channel.topic = state.topic;
+    channel.invite_only = state.invite_only;
+    channel.roles = state
+        .roles
+        .into_iter()
+        .map(|(name, role)| (fold(&name), role))
+        .collect();
+    channel.bans = state.bans.into_iter().map(|ban| ban.name).collect();
+    channel.mutes = state.mutes.into_iter().map(|mute| mute.name).collect();
+    channel.members = users
+        .into_iter()
+        .map(|name| {
+            let role = channel.role_of(&name);
+            (fold(&name), (name, role))
+        })
+        .collect();
+    if let Some(topic) = channel.topic.as_deref().filter(|topic| !topic.is_empty()) {
+        out.numeric(SERVER, 332, me, &[&target, topic]);
+    }
+    names(me, channel, out);
+}
+
+/// `NAMES` of a channel: 353 lines short enough for IRC, then 366.
+pub fn names(me: &str, channel: &Channel, out: &mut Out) {
+    let target = super::channel(&channel.name);
+    let mut listed = String::new();
+    let room = MAX_LINE - SERVER.len() - me.len() - target.len() - 16;
+    for (name, role) in channel.members.values() {
+        let entry = format!("{}{}", prefix(*role), nick(name));
+        if !listed.is_empty() && listed.len() + entry.len() + 1 > room {
+            out.numeric(SERVER, 353, me, &["=", &target, &listed]);
+            listed.clear();
+        }
+        if !listed.is_empty() {
+            listed.push(' ');
+        }
+        listed.push_str(&entry);
+    }
+    if !listed.is_empty() {
+        out.numeric(SERVER, 353, me, &["=", &target, &listed]);
+    }
+    out.numeric(SERVER, 366, me, &[&target, "End of /NAMES list"]);
+}
+
+/// Joins and departures: `JOIN`, `PART`, and `KICK` for a removal or a ban.
+fn membership(view: &mut View, caps: u32, frame: ServerFrame, out: &mut Out) {
+    let me = view.me.clone();
+    let (Some(room), Some(seq)) = (frame.room().map(str::to_owned), frame.seq()) else {
+        return;
+    };
+    let Some(channel) = shown(view, &room, seq) else {
+        return;
+    };
+    let target = channel_name(channel);
+    match frame {
+        ServerFrame::Joined { time, name, .. } => {
+            let role = channel.role_of(&name);
+            channel.members.insert(fold(&name), (name.clone(), role));
+            // One's own join was shown with the answer to it.
+            if fold(&name) != me {
+                out.start(&tags(caps, time, None, None), &source(&name), "JOIN")
+                    .params(&[&target]);
+            }
+        }
+        ServerFrame::Left {
+            time,
+            name,
+            reason,
+            by,
+            message,
+            ..
+        } => {
+            channel.members.remove(&fold(&name));
+            let tags = tags(caps, time, None, None);
+            match (reason, by) {
+                (LeaveReason::Removed | LeaveReason::Banned | LeaveReason::Kicked, Some(by)) => {
+                    let why = message.unwrap_or_else(|| reason.describe().into());
+                    out.start(&tags, &source(&by), "KICK")
+                        .params(&[&target, &nick(&name), &why]);
+                }
+                _ => {
+                    out.start(&tags, &source(&name), "PART")
+                        .params(&[&target, reason.describe()]);
+                }
+            }
+            if fold(&name) == me {
+                view.channels.remove(&fold(&room));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// When a room's state changed, and who changed it.
+fn when_by(frame: &ServerFrame) -> Option<(u64, &str)> {
+    match frame {
+        ServerFrame::Topic { time, by, .. }
+        | ServerFrame::Role { time, by, .. }
+        | ServerFrame::Ban { time, by, .. }
+        | ServerFrame::Unban { time, by, .. }
+        | ServerFrame::Mute { time, by, .. }
+        | ServerFrame::Unmute { time, by, .. }
+        | ServerFrame::Settings { time, by, .. }
+        | ServerFrame::Invite { time, by, .. } => Some((*time, by)),
+        _ => None,
+    }
+}
+
+/// A room's state: its topic, and roles, bans, mutes and settings as channel modes.
+fn moderation(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Out) {
+    let Some((time, by)) = when_by(&frame) else {
+        return;
+    };
+    let (time, by) = (time, by.to_string());
+    let (Some(room), Some(seq)) = (frame.room().map(str::to_owned), frame.seq()) else {
+        // A ban from the whole server.
+        if let ServerFrame::Ban { name, .. } = &frame {
+            out.start("", SERVER, "NOTICE")
+                .params(&[me, &format!("{by} banned {name} from the server")]);
+        }
+        return;
+    };
+    let Some(channel) = shown(view, &room, seq) else {
+        return;
+    };
+    let target = channel_name(channel);
+    let tags = tags(caps, time, None, None);
+    let mask = |name: &str| format!("{}!*@*", nick(name));
+    let (modes, arg) = match frame {
+        ServerFrame::Topic { text, .. } => {
+            channel.topic = Some(text.clone());
+            out.start(&tags, &source(&by), "TOPIC")
+                .params(&[&target, &text]);
+            return;
+        }
+        ServerFrame::Invite { name, .. } => {
+            if fold(&by) == fold(&super::name_of(me)) {
+                out.numeric(SERVER, 341, me, &[&nick(&name), &target]);
+            }
+            return;
+        }
+        ServerFrame::Role { name, role, .. } => {
+            let before = channel.role_of(&name);
+            channel.roles.insert(fold(&name), role);
+            if let Some(member) = channel.members.get_mut(&fold(&name)) {
+                member.1 = role;
+            }
+            let modes = match (before, role) {
+                (_, Role::Owner) => "+q",
+                (_, Role::Op) => "+o",
+                (Role::Owner, _) => "-q",
+                _ => "-o",
+            };
+            (modes, Some(nick(&name).into_owned()))
+        }
+        ServerFrame::Ban { name, .. } => {
+            channel.bans.push(name.clone());
+            ("+b", Some(mask(&name)))
+        }
+        ServerFrame::Unban { name, .. } => {
+            channel.bans.retain(|banned| fold(banned) != fold(&name));
+            ("-b", Some(mask(&name)))
+        }
+        ServerFrame::Mute { name, .. } => {
+            channel.mutes.push(name.clone());
+            ("+b", Some(format!("m:{}", mask(&name))))
+        }
+        ServerFrame::Unmute { name, .. } => {
+            channel.mutes.retain(|muted| fold(muted) != fold(&name));
+            ("-b", Some(format!("m:{}", mask(&name))))
+        }
+        ServerFrame::Settings { invite_only, .. } => {
+            if channel.invite_only == invite_only {
+                return;
+            }
+            channel.invite_only = invite_only;
+            (if invite_only { "+i" } else { "-i" }, None)
+        }
+        _ => return,
+    };
+    let line = out.start(&tags, &source(&by), "MODE");
+    match &arg {
+        Some(arg) => line.params(&[&target, modes, arg]),
+        None => line.params(&[&target, modes]),
+    }
+}
+
+/// What is not about a room's events: invitations, the room list, errors, pings, the
+/// last word before a close.
+fn plain(me: &str, frame: ServerFrame, out: &mut Out) {
+    match frame {
+        ServerFrame::Invited { room, by } => {
+            out.start("", &source(&by), "INVITE")
+                .params(&[me, &channel(&room)]);
+        }
+        ServerFrame::RoomList { rooms } => {
+            out.numeric(SERVER, 321, me, &["Channel", "Users  Name"]);
+            for listed in rooms {
+                let count = listed.users.to_string();
+                out.numeric(SERVER, 322, me, &[&channel(&listed.room), &count, ""]);
+            }
+            out.numeric(SERVER, 323, me, &["End of /LIST"]);
+        }
+        ServerFrame::Error {
+            code,
+            message,
+            room,
+            ..
+        } => error(me, code, &message, room.as_deref(), out),
+        ServerFrame::Closing { message, .. } => {
+            out.start("", SERVER, "ERROR")
+                .params(&[&format!("Closing link: {message}")]);
+        }
+        ServerFrame::Ping { .. } => out.start("", SERVER, "PING").params(&[SERVER]),
+        ServerFrame::Pong { token } => {
+            out.start("", SERVER, "PONG")
+                .params(&[SERVER, token.as_deref().unwrap_or("")]);
+        }
+        ServerFrame::PasswordChanged => {
+            out.start("", SERVER, "NOTICE")
+                .params(&[me, "Your password was changed"]);
+        }
+        // Replays and history ends, deleted messages in a replay: nothing IRC shows.
+        _ => {}
+    }
+}
+
+/// A message's later life: deletions and edits as notices, reactions and typing as
+/// `TAGMSG` to clients that take tags.
+fn life(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Out) {
+    let me_key = view.me.clone();
+    let (room, with) = match &frame {
+        ServerFrame::Deleted { room, with, .. }
+        | ServerFrame::Edited { room, with, .. }
+        | ServerFrame::Reaction { room, with, .. }
+        | ServerFrame::Typing { room, with, .. } => (room.clone(), with.clone()),
+        _ => return,
+    };
+    let seq = match &frame {
+        ServerFrame::Deleted { seq, .. }
+        | ServerFrame::Edited { seq, .. }
+        | ServerFrame::Reaction { seq, .. } => Some(*seq),
+        _ => None,
+    };
+    // Where it happened, as IRC names it, and the prefix of its message ids.
+    let (target, ids) = match (&room, &with) {
+        (Some(room), _) => {
+            let Some(channel) = view.channels.get_mut(&fold(room)) else {
+                return;
+            };
+            if let Some(seq) = seq {
+                if seq <= channel.shown {
+                    return;
+                }
+                channel.shown = seq;
+            }
+            (channel_name(channel), room.clone())
+        }
+        (None, Some(with)) => (String::new(), format!("@{}", fold(with))),
+        (None, None) => return,
+    };
+    let to = |from: &str, with: &Option<String>| -> String {
+        match with {
+            Some(with) if fold(from) == me_key => nick(with).into_owned(),
+            Some(_) => me.to_string(),
+            None => target.clone(),
+        }
+    };
+    let tagged = caps & MESSAGE_TAGS != 0;
+    match frame {
+        ServerFrame::Deleted {
+            by,
+            target: msg,
+            time,
+            ..
+        } => {
+            let text = format!("deleted a message ({ids}/{msg})");
+            let tags = tags(caps, time, None, Some(&format!("{ids}/{msg}")));
+            privmsg(out, &tags, &by, &to(&by, &with), &text, false, "NOTICE");
+        }
+        ServerFrame::Edited {
+            from,
+            target: msg,
+            text,
+            time,
+            ..
+        } => {
+            let tags = tags(caps, time, None, Some(&format!("{ids}/{msg}")));
+            let text = format!("(edited) {text}");
+            privmsg(out, &tags, &from, &to(&from, &with), &text, false, "NOTICE");
+        }
+        ServerFrame::Reaction {
+            from,
+            target: msg,
+            emoji,
+            on,
+            time,
+            ..
+        } if tagged => {
+            let mut tags = tags(caps, time, None, Some(&format!("{ids}/{msg}")));
+            tags.push_str(if on {
+                ";+draft/react="
+            } else {
+                ";+draft/unreact="
+            });
+            escape(&emoji, &mut tags);
+            out.start(&tags, &source(&from), "TAGMSG")
+                .params(&[&to(&from, &with)]);
+        }
+        ServerFrame::Typing { name, .. } if tagged && fold(&name) != me_key => {
+            out.start("+typing=active", &source(&name), "TAGMSG")
+                .params(&[&to(&name, &with)]);
+        }
+        _ => {}
+    }
+}
+
+/// A refused login: what the client can answer (another nick, another password) as its
+/// numeric; anything else as `ERROR` (the connection closes).
+fn rejected(view: &View, me: &str, code: RejectCode, message: &str, out: &mut Out) {
+    match code {
+        RejectCode::NameTaken | RejectCode::NameRegistered => {
+            out.numeric(SERVER, 433, "*", &[me, message]);
+        }
+        RejectCode::InvalidName => out.numeric(SERVER, 432, "*", &[me, message]),
+        RejectCode::BadPassword | RejectCode::NoAccount if view.sasl => {
+            out.numeric(SERVER, 904, me, &[message]);
+        }
+        RejectCode::BadPassword | RejectCode::NoAccount => {
+            out.numeric(SERVER, 464, me, &[message]);
+        }
+        RejectCode::Banned => {
+            out.numeric(SERVER, 465, me, &[message]);
+            out.start("", SERVER, "ERROR").params(&[message]);
+        }
+        _ => out.start("", SERVER, "ERROR").params(&[message]),
+    }
+}
+
+/// An `error` as the numeric IRC has for it, or as a notice from the server.
+fn error(me: &str, code: ErrorCode, message: &str, room: Option<&str>, out: &mut Out) {
+    let target = room.map(channel);
+    let numeric = match code {
+        ErrorCode::NotMember => 442,
+        ErrorCode::InvalidRoom => 403,
+        ErrorCode::TooManyRooms => 405,
+        ErrorCode::NotPermitted => 482,
+        ErrorCode::Banned => 474,
+        ErrorCode::InviteOnly => 473,
+        ErrorCode::Muted => 404,
+        _ => 0,
+    };
+    match target {
+        Some(target) if numeric > 0 => out.numeric(SERVER, numeric, me, &[&target, message]),
+        _ => {
+            out.start("", SERVER, "NOTICE").params(&[me, message]);
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The IRC port against the real server over real sockets: IRC clients and protocol
+//! clients in the same rooms, registration as IRC servers answer it, accounts through SASL
+//! and `PASS`, direct messages both ways, and a cluster with the two on different nodes.
+//!
+//! Server flags: `--port 0 --memory` and the IRC port on a free port (`Config::irc`),
+//! flood control on at its defaults (5 posts a second, bursts of 20); the cluster test
+//! runs two nodes on a Redis of its own (`--redis`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chat_shared::{ClientFrame, ServerFrame};
+use chat_tests::irc::{IrcClient, IrcLine, plain};
+use chat_tests::{Client, Config, hello_account, run_for, say_to, test_config};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// `test_config()` with the IRC port on a free port.
+fn with_irc() -> Config {
+    Config {
+        irc: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..test_config()
+    }
+}
+
+/// What the tests ask for: times, ids and tags, and one's own messages back.
+const CAPS: &[&str] = &["server-time", "message-tags", "echo-message"];
+
+/// Registers `name` as an account over the protocol and stays logged in.
+async fn account(addr: SocketAddr, name: &str) -> Client {
+    Client::login_with(addr, &hello_account(name, &password(name), true))
+        .await
+        .0
+}
+
+fn password(name: &str) -> String {
+    format!("{name}-secret-words")
+}
+
+fn frame(kind: &str, fields: serde_json::Value) -> ClientFrame {
+    let mut value = fields;
+    value["type"] = kind.into();
+    serde_json::from_value(value).expect("a client frame")
+}
+
+/// Sends `frame` and reads up to the event of `room` it recorded; returns that event's
+/// seq.
+async fn recorded(client: &mut Client, frame: &ClientFrame, room: &str) -> u64 {
+    client.send(frame).await;
+    let seen = client
+        .recv_until(|f| {
+            f.room() == Some(room) && f.seq().is_some() || matches!(f, ServerFrame::Error { .. })
+        })
+        .await;
+    let last = seen.last().expect("a frame");
+    last.seq()
+        .unwrap_or_else(|| panic!("{frame:?} answered {last:?}"))
+}
+
+/// A message from the IRC side, as the protocol side gets it.
+async fn message_from(client: &mut Client, from: &str) -> ServerFrame {
+    client
+        .recv_until(|f| matches!(f, ServerFrame::Message { from: who, .. } if who == from))
+        .await
+        .pop()
+        .expect("a message")
+}
+
+/// The next line with `command` from `nick`.
+async fn from(irc: &mut IrcClient, command: &str, nick: &str) -> IrcLine {
+    irc.until(|line| line.command == command && line.nick() == nick)
+        .await
+        .pop()
+        .expect("a line")
+}
+
+#[test]
+fn irc_and_protocol_users_share_a_room_both_ways() {
+    let server = chat_tests::start(with_irc());
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let mut bob = account(server.addr(), "bob").await;
+        let joined = recorded(
+            &mut bob,
+            &frame("join", serde_json::json!({"room": "plans"})),
+            "plans",
+        )
+        .await;
+        assert!(joined > 0);
+        let mut ann = IrcClient::guest(irc_addr, "ann", CAPS).await;
+        ann.send("JOIN #plans").await;
+        let join = ann.expect("JOIN").await;
+        assert_eq!((join.nick(), join.param(0)), ("ann", "#plans"));
+        let names = ann.expect("353").await;
+        let mut listed: Vec<&str> = names.text().split(' ').collect();
+        listed.sort_unstable();
+        assert_eq!(listed, ["ann", "~bob"], "the owner has ~");
+        ann.expect("366").await;
+        bob.recv_until(|f| matches!(f, ServerFrame::Joined { name, room: Some(room), .. } if name == "ann" && room == "plans"))
+            .await;
+
+        // A message of two lines is two PRIVMSGs with one id.
+        let said = recorded(
+            &mut bob,
+            &frame(
+                "say",
+                serde_json::json!({"room": "plans", "text": "hello\nsecond line"}),
+            ),
+            "plans",
+        )
+        .await;
+        let first = from(&mut ann, "PRIVMSG", "bob").await;
+        let second = ann.line().await;
+        assert_eq!((first.param(0), first.text()), ("#plans", "hello"));
+        assert_eq!(second.text(), "second line");
+        let msgid = format!("plans/{said}");
+        assert_eq!(first.tag("msgid"), Some(msgid.as_str()));
+        assert_eq!(second.tag("msgid"), first.tag("msgid"));
+        assert!(
+            first.tag("time").is_some_and(|t| t.ends_with('Z')),
+            "{first:?}"
+        );
+
+        // From IRC: formatting stripped, an ACTION is a /me, echo-message answers.
+        ann.send("PRIVMSG #plans :hi \x02there\x02").await;
+        let ServerFrame::Message { text, seq: hi, .. } = message_from(&mut bob, "ann").await else {
+            unreachable!()
+        };
+        assert_eq!(text, "hi there");
+        let echo = from(&mut ann, "PRIVMSG", "ann").await;
+        assert_eq!(echo.tag("msgid"), Some(format!("plans/{hi}").as_str()));
+        ann.send("PRIVMSG #plans :\x01ACTION waves\x01").await;
+        let ServerFrame::Message { text, me, .. } = message_from(&mut bob, "ann").await else {
+            unreachable!()
+        };
+        assert_eq!((text.as_str(), me), ("waves", true));
+        assert_eq!(
+            from(&mut ann, "PRIVMSG", "ann").await.text(),
+            "\x01ACTION waves\x01"
+        );
+
+        a_messages_life_crosses_over(&mut bob, &mut ann, said, hi).await;
+    });
+}
+
+/// Topics, typing, reactions, edits, deletions, settings and a removal, each way they go.
+async fn a_messages_life_crosses_over(bob: &mut Client, ann: &mut IrcClient, said: u64, hi: u64) {
+    recorded(
+        bob,
+        &frame(
+            "topic",
+            serde_json::json!({"room": "plans", "text": "Friday at 6"}),
+        ),
+        "plans",
+    )
+    .await;
+    let topic = from(ann, "TOPIC", "bob").await;
+    assert_eq!((topic.param(0), topic.text()), ("#plans", "Friday at 6"));
+
+    bob.send(&frame("typing", serde_json::json!({"room": "plans"})))
+        .await;
+    let typing = from(ann, "TAGMSG", "bob").await;
+    assert_eq!(typing.tag("+typing"), Some("active"));
+    ann.send("@+typing=active TAGMSG #plans").await;
+    bob.recv_until(|f| matches!(f, ServerFrame::Typing { name, .. } if name == "ann"))
+        .await;
+
+    recorded(
+        bob,
+        &frame(
+            "react",
+            serde_json::json!({"room": "plans", "seq": hi, "emoji": "👍", "on": true}),
+        ),
+        "plans",
+    )
+    .await;
+    let reaction = from(ann, "TAGMSG", "bob").await;
+    assert_eq!(reaction.tag("+draft/react"), Some("👍"));
+    assert_eq!(
+        reaction.tag("+draft/reply"),
+        Some(format!("plans/{hi}").as_str())
+    );
+    ann.send(&format!(
+        "@+draft/react=🎉;+draft/reply=plans/{said} TAGMSG #plans"
+    ))
+    .await;
+    let reacted = bob
+        .recv_until(|f| matches!(f, ServerFrame::Reaction { from, .. } if from == "ann"))
+        .await
+        .pop();
+    assert!(
+        matches!(reacted, Some(ServerFrame::Reaction { target, ref emoji, on: true, .. }) if target == said && emoji == "🎉"),
+        "{reacted:?}"
+    );
+
+    recorded(
+        bob,
+        &frame(
+            "edit",
+            serde_json::json!({"room": "plans", "seq": said, "text": "hello again"}),
+        ),
+        "plans",
+    )
+    .await;
+    let edit = from(ann, "NOTICE", "bob").await;
+    assert_eq!(
+        (edit.param(0), edit.text()),
+        ("#plans", "(edited) hello again")
+    );
+    recorded(
+        bob,
+        &frame("delete", serde_json::json!({"room": "plans", "seq": said})),
+        "plans",
+    )
+    .await;
+    let deleted = from(ann, "NOTICE", "bob").await;
+    assert!(deleted.text().contains("deleted a message"), "{deleted:?}");
+
+    recorded(
+        bob,
+        &frame(
+            "settings",
+            serde_json::json!({"room": "plans", "invite_only": true}),
+        ),
+        "plans",
+    )
+    .await;
+    let mode = from(ann, "MODE", "bob").await;
+    assert_eq!(mode.params, ["#plans", "+i"]);
+    ann.send("MODE #plans").await;
+    assert_eq!(ann.expect("324").await.param(2), "+i");
+
+    recorded(
+        bob,
+        &frame(
+            "remove",
+            serde_json::json!({"room": "plans", "name": "ann", "message": "enough"}),
+        ),
+        "plans",
+    )
+    .await;
+    let kick = from(ann, "KICK", "bob").await;
+    assert_eq!(kick.params, ["#plans", "ann", "enough"]);
+    ann.send("PRIVMSG #plans :still here?").await;
+    let refused = ann.expect("442").await;
+    assert_eq!(refused.param(1), "#plans");
+}
+
+#[test]
+fn registration_is_answered_as_irc_servers_answer_it() {
+    let server = chat_tests::start(with_irc());
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let _carol = Client::login_v3(server.addr(), "carol").await;
+        let mut irc = IrcClient::connect(irc_addr).await;
+        irc.send("JOIN #general").await;
+        assert_eq!(irc.line().await.command, "451", "not registered yet");
+        irc.send("NICK a*b").await;
+        let bad = irc.line().await;
+        assert_eq!((bad.command.as_str(), bad.param(1)), ("432", "a*b"));
+        irc.send("NICK Carol").await;
+        irc.send("USER u 0 * :someone").await;
+        let taken = irc.line().await;
+        assert_eq!(
+            (taken.command.as_str(), taken.param(1)),
+            ("433", "Carol"),
+            "{taken:?}"
+        );
+        irc.send("NICK carol2").await;
+        irc.welcomed().await;
+        assert_eq!(irc.nick, "carol2");
+
+        irc.send(&format!("PRIVMSG #general :{}", "x".repeat(600)))
+            .await;
+        assert_eq!(irc.line().await.command, "417");
+        irc.send("PING :still-here").await;
+        let pong = irc.expect("PONG").await;
+        assert_eq!(pong.text(), "still-here");
+        irc.send("NICK someone-else").await;
+        assert_eq!(irc.line().await.command, "447");
+        irc.send("FROB").await;
+        assert_eq!(irc.line().await.param(1), "FROB");
+        irc.send("QUIT :bye").await;
+        let rest = irc.to_end().await;
+        assert_eq!(
+            rest.last().map(|line| line.command.as_str()),
+            Some("ERROR"),
+            "{rest:?}"
+        );
+    });
+}
+
+#[test]
+fn accounts_log_in_with_sasl_or_pass_and_talk_directly() {
+    let server = chat_tests::start(with_irc());
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let mut dave = account(server.addr(), "dave").await;
+        drop(account(server.addr(), "erin").await);
+        drop(account(server.addr(), "frank").await);
+
+        let mut irc = IrcClient::connect(irc_addr).await;
+        irc.send("CAP LS 302").await;
+        let listed = irc.expect("CAP").await;
+        assert!(
+            listed.text().split(' ').any(|cap| cap == "sasl=PLAIN"),
+            "{listed:?}"
+        );
+        irc.send("CAP REQ :sasl echo-message").await;
+        irc.expect("CAP").await;
+        irc.send("NICK erin").await;
+        irc.send("USER u 0 * :Erin").await;
+        irc.send("AUTHENTICATE PLAIN").await;
+        irc.expect("AUTHENTICATE").await;
+        irc.send(&format!("AUTHENTICATE {}", plain("erin", "wrong-password")))
+            .await;
+        assert_eq!(irc.line().await.command, "904");
+        irc.send("AUTHENTICATE PLAIN").await;
+        irc.expect("AUTHENTICATE").await;
+        irc.send(&format!(
+            "AUTHENTICATE {}",
+            plain("erin", &password("erin"))
+        ))
+        .await;
+        assert_eq!(irc.line().await.command, "900");
+        assert_eq!(irc.line().await.command, "903");
+        irc.send("CAP END").await;
+        irc.welcomed().await;
+
+        irc.send("PRIVMSG dave :hello dave").await;
+        let ServerFrame::Message { with, text, .. } = message_from(&mut dave, "erin").await else {
+            unreachable!()
+        };
+        assert_eq!(
+            (with.as_deref(), text.as_str()),
+            (Some("erin"), "hello dave")
+        );
+        let echo = from(&mut irc, "PRIVMSG", "erin").await;
+        assert_eq!(echo.params, ["dave", "hello dave"]);
+        dave.send(&say_to("erin", "hello erin", None)).await;
+        let answer = from(&mut irc, "PRIVMSG", "dave").await;
+        assert_eq!(answer.params, ["erin", "hello erin"]);
+
+        // PASS: a wrong password is 464 and the registration goes on.
+        let mut frank = IrcClient::connect(irc_addr).await;
+        frank.send("PASS not-it-at-all").await;
+        frank.send("NICK frank").await;
+        frank.send("USER u 0 * :Frank").await;
+        assert_eq!(frank.line().await.command, "464");
+        frank.send(&format!("PASS {}", password("frank"))).await;
+        frank.welcomed().await;
+        assert_eq!(frank.nick, "frank");
+
+        // A guest has no direct messages: the reason comes as a notice.
+        let mut guest = IrcClient::guest(irc_addr, "gus", &[]).await;
+        guest.send("PRIVMSG dave :hi").await;
+        let notice = guest.expect("NOTICE").await;
+        assert!(notice.text().contains("account"), "{notice:?}");
+    });
+}
+
+#[test]
+fn an_irc_user_on_one_node_talks_with_a_protocol_user_on_another() {
+    let cluster = chat_tests::start_cluster(with_irc(), 2);
+    let (nodes, irc_nodes) = (cluster.addrs(), cluster.irc_addrs());
+    run_for(LIMIT, async {
+        let mut bob = account(nodes[1], "bob").await;
+        let mut ann = IrcClient::guest(irc_nodes[0], "ann", CAPS).await;
+        bob.recv_until(|f| matches!(f, ServerFrame::Joined { name, .. } if name == "ann"))
+            .await;
+        ann.send("PRIVMSG #general :from node one").await;
+        let ServerFrame::Message { text, .. } = message_from(&mut bob, "ann").await else {
+            unreachable!()
+        };
+        assert_eq!(text, "from node one");
+        bob.send(&frame(
+            "say",
+            serde_json::json!({"room": "general", "text": "from node two"}),
+        ))
+        .await;
+        let line = from(&mut ann, "PRIVMSG", "bob").await;
+        assert_eq!((line.param(0), line.text()), ("#general", "from node two"));
+        assert!(
+            line.tag("msgid")
+                .is_some_and(|id| id.starts_with("general/"))
+        );
+    });
+}
