@@ -386,3 +386,121 @@ fn an_irc_user_on_one_node_talks_with_a_protocol_user_on_another() {
         );
     });
 }
+
+/// The messages of a `history` page: seq and text.
+async fn history_page(client: &mut Client, room: &str, before: Option<u64>) -> Vec<(u64, String)> {
+    client
+        .send(&ClientFrame::History {
+            room: Some(room.into()),
+            with: None,
+            before,
+            after: None,
+            limit: Some(10),
+        })
+        .await;
+    client
+        .recv_until(|f| matches!(f, ServerFrame::HistoryEnd { .. }))
+        .await
+        .into_iter()
+        .filter_map(|f| match f {
+            ServerFrame::Message { seq, text, .. } => Some((seq, text)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A `CHATHISTORY` page: the messages of its batch, as seq and text.
+async fn chathistory_page(irc: &mut IrcClient, command: &str) -> Vec<(u64, String)> {
+    irc.send(command).await;
+    let start = irc.expect("BATCH").await;
+    assert_eq!(start.param(1), "chathistory", "{start:?}");
+    let id = start.param(0).trim_start_matches('+').to_string();
+    let lines = irc.until(|line| line.command == "BATCH").await;
+    let (end, messages) = lines.split_last().expect("the batch's end");
+    assert_eq!(end.param(0), format!("-{id}"));
+    messages
+        .iter()
+        .map(|line| {
+            assert_eq!(line.tag("batch"), Some(id.as_str()), "{line:?}");
+            let msgid = line.tag("msgid").expect("a msgid");
+            let seq = msgid
+                .rsplit_once('/')
+                .expect("room/seq")
+                .1
+                .parse()
+                .expect("a seq");
+            (seq, line.text().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn chathistory_pages_are_the_history_pages() {
+    // Flood control off (`--rate 0`): 30 posts go at once.
+    let server = chat_tests::start(Config {
+        rate: 0,
+        ..with_irc()
+    });
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let mut bob = account(server.addr(), "bob").await;
+        for i in 0..30 {
+            recorded(
+                &mut bob,
+                &frame(
+                    "say",
+                    serde_json::json!({"room": "general", "text": format!("post {i}")}),
+                ),
+                "general",
+            )
+            .await;
+        }
+        let caps = ["server-time", "message-tags", "batch", "draft/chathistory"];
+        let mut ann = IrcClient::guest(irc_addr, "ann", &caps).await;
+        let latest = chathistory_page(&mut ann, "CHATHISTORY LATEST #general * 10").await;
+        assert_eq!(latest, history_page(&mut bob, "general", None).await);
+        assert_eq!(
+            latest.last().map(|(_, text)| text.as_str()),
+            Some("post 29")
+        );
+        let oldest = latest[0].0;
+        let before = chathistory_page(
+            &mut ann,
+            &format!("CHATHISTORY BEFORE #general msgid=general/{oldest} 10"),
+        )
+        .await;
+        assert_eq!(
+            before,
+            history_page(&mut bob, "general", Some(oldest)).await
+        );
+        assert_eq!(before.len(), 10);
+
+        let after = chathistory_page(
+            &mut ann,
+            &format!("CHATHISTORY AFTER #general msgid=general/{} 3", before[0].0),
+        )
+        .await;
+        assert_eq!(after, before[1..4]);
+        let (from, to) = (before[2].0, before[6].0);
+        let between = chathistory_page(
+            &mut ann,
+            &format!("CHATHISTORY BETWEEN #general msgid=general/{from} msgid=general/{to} 50"),
+        )
+        .await;
+        assert_eq!(between, before[3..6]);
+        let newer = chathistory_page(
+            &mut ann,
+            &format!(
+                "CHATHISTORY LATEST #general msgid=general/{} 50",
+                latest[7].0
+            ),
+        )
+        .await;
+        assert_eq!(newer, latest[8..]);
+
+        ann.send("CHATHISTORY BEFORE #general timestamp=2026-01-01T00:00:00.000Z 10")
+            .await;
+        let refused = ann.expect("FAIL").await;
+        assert_eq!(refused.params[..2], ["CHATHISTORY", "INVALID_PARAMS"]);
+    });
+}

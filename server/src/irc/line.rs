@@ -183,6 +183,16 @@ impl Out {
         self.text.push_str(&String::from_utf8_lossy(bytes));
     }
 
+    /// A line already written but for its tags (`tags` may be empty).
+    pub fn push_tagged(&mut self, tags: &str, line: &str) {
+        if !tags.is_empty() {
+            self.text.push('@');
+            self.text.push_str(tags);
+            self.text.push(' ');
+        }
+        self.text.push_str(line);
+    }
+
     /// What was written so far.
     pub fn as_str(&self) -> &str {
         &self.text

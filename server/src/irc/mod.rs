@@ -16,7 +16,7 @@ pub(crate) mod render;
 mod time;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -26,7 +26,9 @@ use chat_shared::{Role, fold};
 pub const SERVER: &str = "chat";
 
 /// The capabilities a client may ask for, with their bits.
-pub const CAPS: [(&str, u32); 5] = [
+pub const CAPS: [(&str, u32); 7] = [
+    ("batch", BATCH),
+    ("draft/chathistory", CHATHISTORY),
     ("echo-message", ECHO_MESSAGE),
     ("message-tags", MESSAGE_TAGS),
     ("multi-prefix", MULTI_PREFIX),
@@ -43,6 +45,11 @@ pub const ECHO_MESSAGE: u32 = 1 << 2;
 pub const SASL: u32 = 1 << 3;
 /// `multi-prefix`: every prefix of a member in `NAMES` (one here: a member has one role).
 pub const MULTI_PREFIX: u32 = 1 << 4;
+/// `batch`: lines that belong together (a page of history) come between `BATCH` lines.
+pub const BATCH: u32 = 1 << 5;
+/// `draft/chathistory`: `CHATHISTORY` pages through a room's or a conversation's
+/// history (it works without the capability too; the capability says so).
+pub const CHATHISTORY: u32 = 1 << 6;
 
 /// What the reader and the renderer of one IRC connection share: the capabilities agreed,
 /// and what the connection knows of its channels (for `NAMES`, `TOPIC`, `MODE`, `WHO`,
@@ -64,6 +71,29 @@ pub struct View {
     pub sasl: bool,
     /// Its channels, by folded name.
     pub channels: HashMap<String, Channel>,
+    /// The `CHATHISTORY` requests not answered yet, oldest first.
+    pub asks: VecDeque<Ask>,
+    /// The last batch id given.
+    pub batches: u64,
+}
+
+/// A `CHATHISTORY` request on its way: where, and which seqs of the page it wants (a
+/// `LATEST` after a message, a `BETWEEN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    /// The room's key, or `@` and the other account's key.
+    pub key: String,
+    /// Only seqs above this.
+    pub after: Option<u64>,
+    /// Only seqs below this.
+    pub before: Option<u64>,
+}
+
+impl Ask {
+    /// Whether the page's event `seq` is wanted.
+    pub fn keeps(&self, seq: u64) -> bool {
+        self.after.is_none_or(|after| seq > after) && self.before.is_none_or(|before| seq < before)
+    }
 }
 
 /// A channel as one IRC connection sees it.

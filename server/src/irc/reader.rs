@@ -6,13 +6,14 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
+use chat_shared::limits::MAX_HISTORY_LIMIT;
 use chat_shared::{
     ClientFrame, DecodeError, Frame, Name, PROTOCOL_VERSIONS, Password, RejectCode, Role, fold,
 };
 
 use super::line::{Line, MAX_LINE, MAX_TAGS, Out, strip_formatting};
 use super::render::RELEASE;
-use super::{CAPS, SASL, SERVER, Shared, name_of, nick, prefix};
+use super::{Ask, CAPS, SASL, SERVER, Shared, name_of, nick, prefix};
 use crate::queue::SendQueue;
 
 /// A frame read, or why it could not be.
@@ -393,6 +394,7 @@ impl Reader {
                 name: name_of(line.param(0)),
             })),
             "MODE" => self.mode(line, out, frames),
+            "CHATHISTORY" => self.chathistory(line, out, frames),
             "WHO" => self.who(line.param(0), out),
             "WHOIS" => self.whois(line.params.last().map_or("", String::as_str), out),
             "PING" => frames.push(Ok(ClientFrame::Ping {
@@ -466,6 +468,82 @@ impl Reader {
                 reply_to,
             }));
         }
+    }
+
+    /// `CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN target ref [ref] limit`, as a
+    /// `history` (references are message ids, `room/seq`).
+    fn chathistory(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        let sub = line.param(0).to_ascii_uppercase();
+        let target = line.param(1);
+        let fail = |out: &mut Out, code: &str, text: &str| {
+            out.start("", SERVER, "FAIL")
+                .params(&["CHATHISTORY", code, &sub, text]);
+        };
+        if sub == "TARGETS" {
+            return fail(
+                out,
+                "INVALID_PARAMS",
+                "TARGETS needs timestamps, which this server does not take",
+            );
+        }
+        let wanted = match sub.as_str() {
+            "LATEST" | "BEFORE" | "AFTER" | "AROUND" => 4,
+            "BETWEEN" => 5,
+            _ => return fail(out, "INVALID_PARAMS", "unknown subcommand"),
+        };
+        if line.params.len() < wanted {
+            return fail(out, "INVALID_PARAMS", "not enough parameters");
+        }
+        let limit = match line.param(wanted - 1).parse::<u32>() {
+            Ok(limit) if limit > 0 => limit.min(MAX_HISTORY_LIMIT),
+            _ => return fail(out, "INVALID_PARAMS", "the limit is a number above 0"),
+        };
+        let refs: Result<Vec<Option<u64>>, &str> =
+            (2..wanted - 1).map(|i| reference(line.param(i))).collect();
+        let refs = match refs {
+            Ok(refs) => refs,
+            Err(why) => return fail(out, "INVALID_PARAMS", why),
+        };
+        let (room, with, key) = if target.starts_with('#') {
+            (Some(room_of(target)), None, fold(&target[1..]))
+        } else {
+            let with = name_of(target);
+            let key = format!("@{}", fold(&with));
+            (None, Some(with), key)
+        };
+        let at = refs.first().copied().flatten();
+        let (mut before, mut after, mut ask) = (
+            None,
+            None,
+            Ask {
+                key,
+                after: None,
+                before: None,
+            },
+        );
+        match (sub.as_str(), at) {
+            // The newest page, of what is after `at` if given.
+            ("LATEST", at) => ask.after = at,
+            ("BEFORE", Some(at)) => before = Some(at),
+            ("AFTER", Some(at)) => after = Some(at),
+            ("AROUND", Some(at)) => after = Some(at.saturating_sub(u64::from(limit / 2) + 1)),
+            ("BETWEEN", Some(at)) => match refs.get(1).copied().flatten() {
+                Some(end) => {
+                    after = Some(at.min(end));
+                    ask.before = Some(at.max(end));
+                }
+                None => return fail(out, "INVALID_PARAMS", "BETWEEN takes two message ids"),
+            },
+            _ => return fail(out, "INVALID_PARAMS", "refer to a message by its msgid"),
+        }
+        self.shared.view().asks.push_back(ask);
+        frames.push(Ok(ClientFrame::History {
+            room,
+            with,
+            before,
+            after,
+            limit: Some(limit),
+        }));
     }
 
     fn topic(&self, target: &str, out: &mut Out) {
@@ -645,6 +723,21 @@ fn hello(name: String, password: Option<Password>) -> ClientFrame {
 /// The room a channel names: `#room` as it stands (the room name rules drop the `#`).
 fn room_of(channel: &str) -> String {
     channel.to_string()
+}
+
+/// A `CHATHISTORY` reference: `*` (none), or `msgid=room/seq`.
+fn reference(text: &str) -> Result<Option<u64>, &'static str> {
+    if text == "*" {
+        return Ok(None);
+    }
+    if text.starts_with("timestamp=") {
+        return Err("timestamps are not taken here: refer to messages by msgid");
+    }
+    text.strip_prefix("msgid=")
+        .and_then(|msgid| msgid.rsplit_once('/'))
+        .and_then(|(_, seq)| seq.parse().ok())
+        .map(Some)
+        .ok_or("not a message id of this server")
 }
 
 /// The key of a channel in the view.

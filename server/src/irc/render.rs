@@ -12,8 +12,8 @@ use chat_shared::{
 use super::line::{MAX_LINE, Out, escape, pieces};
 use super::time::write_time;
 use super::{
-    Channel, ECHO_MESSAGE, MESSAGE_TAGS, SERVER, SERVER_TIME, Shared, View, channel, nick, prefix,
-    source,
+    BATCH, Channel, ECHO_MESSAGE, MESSAGE_TAGS, SERVER, SERVER_TIME, Shared, View, channel, nick,
+    prefix, source,
 };
 use crate::hub::command::Command;
 use crate::queue::Prepared;
@@ -38,7 +38,11 @@ pub struct Renderer {
 }
 
 /// A queued item as every IRC connection that writes it shares it.
-struct Pieces(Vec<Piece>);
+struct Pieces {
+    pieces: Vec<Piece>,
+    /// Whether it is a page of history (it ends with `history_end`).
+    history: bool,
+}
 
 /// One line of a queued item.
 enum Piece {
@@ -102,10 +106,20 @@ impl Pieces {
                         lines: lines.into_string(),
                     })));
                 }
+                Ok(ServerFrame::HistoryEnd { .. }) if at == bytes.len() => {
+                    pieces.push(Piece::Frame(range));
+                    return Self {
+                        pieces,
+                        history: true,
+                    };
+                }
                 _ => pieces.push(Piece::Frame(range)),
             }
         }
-        Self(pieces)
+        Self {
+            pieces,
+            history: false,
+        }
     }
 }
 
@@ -115,6 +129,8 @@ impl Renderer {
         let isupport = vec![
             "CASEMAPPING=rfc8265".into(),
             "CHANMODES=b,,,i".into(),
+            format!("CHATHISTORY={}", chat_shared::limits::MAX_HISTORY_LIMIT),
+            "MSGREFTYPES=msgid".into(),
             "CHANNELLEN=33".into(),
             "CHANTYPES=#".into(),
             format!("NICKLEN={}", chat_shared::limits::MAX_NAME),
@@ -150,7 +166,12 @@ impl Renderer {
             &own
         };
         let mut lines = Out::default();
-        for piece in &pieces.0 {
+        if pieces.history {
+            self.history(pieces, bytes, &mut lines);
+            out.extend_from_slice(lines.as_str().as_bytes());
+            return;
+        }
+        for piece in &pieces.pieces {
             let mut rendered = Out::default();
             // Lines go after what is held back while a welcome waits for `CAP END`; the
             // welcome's own first lines (900, 903) do not wait.
@@ -178,6 +199,86 @@ impl Renderer {
         out.extend_from_slice(lines.as_str().as_bytes());
     }
 
+    /// A page of history, asked with `CHATHISTORY`: its messages, in a batch for a
+    /// client that takes batches.
+    fn history(&mut self, pieces: &Pieces, bytes: &[u8], out: &mut Out) {
+        let Some((Piece::Frame(end), events)) = pieces.pieces.split_last() else {
+            return;
+        };
+        let Ok(ServerFrame::HistoryEnd { room, with, .. }) = decode_line(&bytes[end.clone()])
+        else {
+            return;
+        };
+        let (target, key) = match (&room, &with) {
+            (Some(room), _) => (channel(room), fold(room)),
+            (None, Some(with)) => (nick(with).into_owned(), format!("@{}", fold(with))),
+            (None, None) => return,
+        };
+        let caps = self.shared.caps();
+        let mut view = self.shared.view();
+        // Asks answered with an error instead (an invite-only room's) are passed over.
+        let ask = loop {
+            match view.asks.pop_front() {
+                Some(ask) if ask.key == key => break ask,
+                Some(_) => {}
+                None => return,
+            }
+        };
+        let batch = (caps & BATCH != 0).then(|| {
+            view.batches += 1;
+            view.batches.to_string()
+        });
+        let (me, me_key) = (view.nick.clone().unwrap_or_default(), view.me.clone());
+        drop(view);
+        if let Some(id) = &batch {
+            out.start("", SERVER, "BATCH")
+                .params(&[&format!("+{id}"), "chathistory", &target]);
+        }
+        let batched = |tags: &str| match &batch {
+            Some(id) if tags.is_empty() => format!("batch={id}"),
+            Some(id) => format!("batch={id};{tags}"),
+            None => tags.to_string(),
+        };
+        for piece in events {
+            match piece {
+                Piece::Message(message) if ask.keeps(message.seq) => {
+                    let tags = batched(&message_tags(caps, message));
+                    for line in message.lines.split_inclusive('\n') {
+                        out.push_tagged(&tags, line);
+                    }
+                }
+                Piece::Frame(range) => {
+                    if let Ok(ServerFrame::Message {
+                        with: Some(with),
+                        seq,
+                        time,
+                        from,
+                        text,
+                        me: action,
+                        deleted: false,
+                        reply_to,
+                        ..
+                    }) = decode_line(&bytes[range.clone()])
+                        && ask.keeps(seq)
+                    {
+                        let ids = direct_ids(&with, seq, reply_to);
+                        let tags = batched(&tags(caps, time, Some(&ids.0), ids.1.as_deref()));
+                        let to = if fold(&from) == me_key {
+                            nick(&with).into_owned()
+                        } else {
+                            me.clone()
+                        };
+                        privmsg(out, &tags, &from, &to, &text, action, "PRIVMSG");
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(id) = &batch {
+            out.start("", SERVER, "BATCH").params(&[&format!("-{id}")]);
+        }
+    }
+
     /// A room's message, with the tags this connection asked for.
     fn message(&self, message: &RoomMessage, out: &mut Out) {
         let caps = self.shared.caps();
@@ -193,25 +294,13 @@ impl Renderer {
         if mine && caps & ECHO_MESSAGE == 0 {
             return;
         }
-        let mut tags = String::new();
-        if caps & SERVER_TIME != 0 {
-            tags.push_str(&message.time);
-        }
-        if caps & MESSAGE_TAGS != 0 && !message.ids.is_empty() {
-            if !tags.is_empty() {
-                tags.push(';');
-            }
-            tags.push_str(&message.ids);
-        }
+        let tags = message_tags(caps, message);
         if tags.is_empty() {
             out.push_bytes(message.lines.as_bytes());
             return;
         }
         for line in message.lines.split_inclusive('\n') {
-            out.push_bytes(b"@");
-            out.push_bytes(tags.as_bytes());
-            out.push_bytes(b" ");
-            out.push_bytes(line.as_bytes());
+            out.push_tagged(&tags, line);
         }
     }
 
@@ -251,9 +340,7 @@ impl Renderer {
                 if mine && caps & ECHO_MESSAGE == 0 {
                     return;
                 }
-                let key = fold(&with);
-                let msgid = format!("@{key}/{seq}");
-                let reply = reply_to.map(|seq| format!("@{key}/{seq}"));
+                let (msgid, reply) = direct_ids(&with, seq, reply_to);
                 let tags = tags(caps, time, Some(&msgid), reply.as_deref());
                 let target = if mine { nick(&with).into_owned() } else { me };
                 privmsg(out, &tags, &from, &target, &text, action, "PRIVMSG");
@@ -379,6 +466,31 @@ fn shown<'a>(view: &'a mut View, room: &str, seq: u64) -> Option<&'a mut Channel
 
 fn channel_name(channel: &Channel) -> String {
     super::channel(&channel.name)
+}
+
+/// The tags of a room's message this connection asked for.
+fn message_tags(caps: u32, message: &RoomMessage) -> String {
+    let mut tags = String::new();
+    if caps & SERVER_TIME != 0 {
+        tags.push_str(&message.time);
+    }
+    if caps & MESSAGE_TAGS != 0 && !message.ids.is_empty() {
+        if !tags.is_empty() {
+            tags.push(';');
+        }
+        tags.push_str(&message.ids);
+    }
+    tags
+}
+
+/// The message id of a direct message (`@account/seq`, the other account's key), and of
+/// the message it answers.
+fn direct_ids(with: &str, seq: u64, reply_to: Option<u64>) -> (String, Option<String>) {
+    let key = fold(with);
+    (
+        format!("@{key}/{seq}"),
+        reply_to.map(|seq| format!("@{key}/{seq}")),
+    )
 }
 
 /// The tags of an event, as far as the capabilities agreed allow.
