@@ -504,3 +504,54 @@ fn chathistory_pages_are_the_history_pages() {
         assert_eq!(refused.params[..2], ["CHATHISTORY", "INVALID_PARAMS"]);
     });
 }
+
+#[test]
+fn deletions_are_redactions_both_ways() {
+    let server = chat_tests::start(with_irc());
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let mut bob = account(server.addr(), "bob").await;
+        drop(account(server.addr(), "carol").await);
+        // Only an account may delete what it wrote.
+        let caps = ["message-tags", "draft/message-redaction"];
+        let mut carol = IrcClient::account(irc_addr, "carol", &password("carol"), &caps).await;
+        carol.send("PRIVMSG #general :a typo").await;
+        let ServerFrame::Message { seq, .. } = message_from(&mut bob, "carol").await else {
+            unreachable!()
+        };
+        carol.send(&format!("REDACT #general general/{seq}")).await;
+        let deleted = bob
+            .recv_until(|f| matches!(f, ServerFrame::Deleted { .. }))
+            .await
+            .pop();
+        assert!(
+            matches!(deleted, Some(ServerFrame::Deleted { target, ref by, .. }) if target == seq && by == "carol"),
+            "{deleted:?}"
+        );
+        let said = recorded(
+            &mut bob,
+            &frame(
+                "say",
+                serde_json::json!({"room": "general", "text": "oops"}),
+            ),
+            "general",
+        )
+        .await;
+        recorded(
+            &mut bob,
+            &frame(
+                "delete",
+                serde_json::json!({"room": "general", "seq": said}),
+            ),
+            "general",
+        )
+        .await;
+        let redact = from(&mut carol, "REDACT", "bob").await;
+        assert_eq!(
+            redact.params,
+            ["#general", format!("general/{said}").as_str()]
+        );
+        carol.send("REDACT #general nonsense").await;
+        assert_eq!(carol.expect("FAIL").await.param(1), "UNKNOWN_MSGID");
+    });
+}

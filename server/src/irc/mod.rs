@@ -26,9 +26,10 @@ use chat_shared::{Role, fold};
 pub const SERVER: &str = "chat";
 
 /// The capabilities a client may ask for, with their bits.
-pub const CAPS: [(&str, u32); 7] = [
+pub const CAPS: [(&str, u32); 8] = [
     ("batch", BATCH),
     ("draft/chathistory", CHATHISTORY),
+    ("draft/message-redaction", REDACTION),
     ("echo-message", ECHO_MESSAGE),
     ("message-tags", MESSAGE_TAGS),
     ("multi-prefix", MULTI_PREFIX),
@@ -50,6 +51,8 @@ pub const BATCH: u32 = 1 << 5;
 /// `draft/chathistory`: `CHATHISTORY` pages through a room's or a conversation's
 /// history (it works without the capability too; the capability says so).
 pub const CHATHISTORY: u32 = 1 << 6;
+/// `draft/message-redaction`: deletions as `REDACT`, both ways.
+pub const REDACTION: u32 = 1 << 7;
 
 /// What the reader and the renderer of one IRC connection share: the capabilities agreed,
 /// and what the connection knows of its channels (for `NAMES`, `TOPIC`, `MODE`, `WHO`,

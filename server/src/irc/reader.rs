@@ -395,6 +395,25 @@ impl Reader {
             })),
             "MODE" => self.mode(line, out, frames),
             "CHATHISTORY" => self.chathistory(line, out, frames),
+            "REDACT" => match line.param(1).rsplit_once('/') {
+                Some((_, seq)) if seq.parse::<u64>().is_ok() => {
+                    let (room, with) = target_of(line.param(0));
+                    frames.push(Ok(ClientFrame::Delete {
+                        room,
+                        with,
+                        seq: seq.parse().unwrap_or_default(),
+                    }));
+                }
+                _ => {
+                    out.start("", SERVER, "FAIL").params(&[
+                        "REDACT",
+                        "UNKNOWN_MSGID",
+                        line.param(0),
+                        line.param(1),
+                        "not a message id of this server",
+                    ]);
+                }
+            },
             "WHO" => self.who(line.param(0), out),
             "WHOIS" => self.whois(line.params.last().map_or("", String::as_str), out),
             "PING" => frames.push(Ok(ClientFrame::Ping {
@@ -454,11 +473,7 @@ impl Reader {
             .and_then(|msgid| msgid.rsplit_once('/'))
             .and_then(|(_, seq)| seq.parse().ok());
         for target in targets.split(',').filter(|target| !target.is_empty()) {
-            let (room, to) = if target.starts_with('#') {
-                (Some(room_of(target)), None)
-            } else {
-                (None, Some(name_of(target)))
-            };
+            let (room, to) = target_of(target);
             frames.push(Ok(ClientFrame::Say {
                 room,
                 to,
@@ -740,6 +755,15 @@ fn reference(text: &str) -> Result<Option<u64>, &'static str> {
         .ok_or("not a message id of this server")
 }
 
+/// Where a target is: a room (`#room`), or a conversation with an account (a nick).
+fn target_of(target: &str) -> (Option<String>, Option<String>) {
+    if target.starts_with('#') {
+        (Some(room_of(target)), None)
+    } else {
+        (None, Some(name_of(target)))
+    }
+}
+
 /// The key of a channel in the view.
 fn key(channel: &str) -> String {
     fold(channel.strip_prefix('#').unwrap_or(channel))
@@ -775,12 +799,7 @@ fn ban(room: String, mask: &str, on: bool) -> ClientFrame {
 
 /// `TAGMSG`: typing (`+typing=active`) and reactions (`+draft/react` on `+draft/reply`).
 fn tagmsg(line: &Line, frames: &mut Vec<Decoded>) {
-    let target = line.param(0);
-    let (room, to) = if target.starts_with('#') {
-        (Some(room_of(target)), None)
-    } else {
-        (None, Some(name_of(target)))
-    };
+    let (room, to) = target_of(line.param(0));
     if line.tag("+typing") == Some("active") {
         frames.push(Ok(ClientFrame::Typing {
             room: room.clone(),

@@ -12,8 +12,8 @@ use chat_shared::{
 use super::line::{MAX_LINE, Out, escape, pieces};
 use super::time::write_time;
 use super::{
-    BATCH, Channel, ECHO_MESSAGE, MESSAGE_TAGS, SERVER, SERVER_TIME, Shared, View, channel, nick,
-    prefix, source,
+    BATCH, Channel, ECHO_MESSAGE, MESSAGE_TAGS, REDACTION, SERVER, SERVER_TIME, Shared, View,
+    channel, nick, prefix, source,
 };
 use crate::hub::command::Command;
 use crate::queue::Prepared;
@@ -835,9 +835,15 @@ fn life(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Out)
             time,
             ..
         } => {
-            let text = format!("deleted a message ({ids}/{msg})");
-            let tags = tags(caps, time, None, Some(&format!("{ids}/{msg}")));
-            privmsg(out, &tags, &by, &to(&by, &with), &text, false, "NOTICE");
+            let msgid = format!("{ids}/{msg}");
+            if caps & REDACTION != 0 {
+                out.start(&tags(caps, time, None, None), &source(&by), "REDACT")
+                    .params(&[&to(&by, &with), &msgid]);
+            } else {
+                let text = format!("deleted a message ({msgid})");
+                let tags = tags(caps, time, None, Some(&msgid));
+                privmsg(out, &tags, &by, &to(&by, &with), &text, false, "NOTICE");
+            }
         }
         ServerFrame::Edited {
             from,
