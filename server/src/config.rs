@@ -120,6 +120,8 @@ pub struct Config {
     /// Where IRC clients connect over TLS (`--irc-tls-port`, with the server's
     /// certificate), if anywhere.
     pub irc_tls: Option<SocketAddr>,
+    /// The name the server gives itself on IRC (the source of its own lines).
+    pub irc_name: String,
     /// How the `server` command writes its log lines.
     pub log_format: LogFormat,
     /// Messages older than this are deleted (from the log and the search index) by a
@@ -185,6 +187,7 @@ impl Default for Config {
             metrics: None,
             irc: None,
             irc_tls: None,
+            irc_name: "chat".into(),
             log_format: LogFormat::Text,
             retain: None,
             control: None,
@@ -336,6 +339,10 @@ pub struct Args {
     /// certificate of --tls-cert or --tls-self-signed (default: 0, off)
     #[argh(option)]
     pub irc_tls_port: Option<u16>,
+    /// the name the server gives itself on IRC, as an IRC server's name (letters,
+    /// digits, '.', '-') (default: chat)
+    #[argh(option)]
+    pub irc_name: Option<String>,
     /// delete messages older than this many days (fractions allowed) from the history
     /// and the search index, in the background, a room at a time; not in a cluster
     /// (default: keep forever)
@@ -508,6 +515,9 @@ pub enum ConfigError {
     /// Both ways of getting a certificate.
     #[error("--tls-self-signed excludes --tls-cert and --tls-key")]
     TlsTwice,
+    /// `--irc-name` is not a server's name.
+    #[error("--irc-name {0:?}: a server's name is letters, digits, '.' and '-'")]
+    BadIrcName(String),
     /// `--irc-tls-port` without a certificate.
     #[error("--irc-tls-port needs a certificate: --tls-cert and --tls-key, or --tls-self-signed")]
     IrcTlsWithoutTls,
@@ -642,6 +652,7 @@ impl Args {
             metrics,
             irc_port,
             irc_tls_port,
+            irc_name,
             log_format,
             retain_days,
             control,
@@ -709,6 +720,7 @@ impl Args {
             metrics: config.metrics.map(|addr| addr.to_string()),
             irc_port: config.irc.map(|addr| addr.port()),
             irc_tls_port: config.irc_tls.map(|addr| addr.port()),
+            irc_name: Some(config.irc_name.clone()),
             log_format: Some(config.log_format),
             retain_days: config.retain.map(|retain| retain.as_secs_f64() / DAY),
             // The default place follows the data directory, so it is not written out.
@@ -819,6 +831,18 @@ impl Args {
             metrics,
             irc,
             irc_tls,
+            irc_name: match self.irc_name {
+                Some(name)
+                    if !name.is_empty()
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-')) =>
+                {
+                    name
+                }
+                Some(name) => return Err(ConfigError::BadIrcName(name)),
+                None => defaults.irc_name,
+            },
             log_format: self.log_format.unwrap_or(defaults.log_format),
             retain,
             control,

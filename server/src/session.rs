@@ -132,7 +132,7 @@ async fn serve(
     let (input, mut renderer) = match dialect {
         Dialect::Ndjson => (Input::Ndjson(Decoder::new(config.max_frame)), None),
         Dialect::Irc => {
-            let shared = Arc::new(crate::irc::Shared::default());
+            let shared = Arc::new(crate::irc::Shared::new(config.irc_name.as_str().into()));
             let reader = Reader::new(shared.clone(), queue.clone());
             let renderer = Renderer::new(shared, context.hub.clone(), conn, config.max_text);
             (Input::Irc(Box::new(reader)), Some(renderer))
@@ -894,6 +894,7 @@ impl<'a> Session<'a> {
             session: None,
             invites,
             read,
+            joins_default: !matches!(self.input, Input::Irc(_)),
         }));
         self.settled(answer.recv().await.ok(), &user, protocol, account)
     }

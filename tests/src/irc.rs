@@ -109,7 +109,7 @@ impl IrcClient {
     }
 
     /// Connects and registers as a guest named `nick` with capabilities `caps`; returns
-    /// once the welcome's channel listing (366 of the default room) was read.
+    /// once the welcome was read.
     pub async fn guest(addr: SocketAddr, nick: &str, caps: &[&str]) -> Self {
         let mut client = Self::connect(addr).await;
         client.negotiate(caps).await;
@@ -154,11 +154,19 @@ impl IrcClient {
         }
     }
 
-    /// Reads the welcome up to the default room's 366; keeps the nick 001 gave.
+    /// Reads the welcome up to its end (422: there is no message of the day); keeps the
+    /// nick 001 gave.
     pub async fn welcomed(&mut self) {
         let welcome = self.expect("001").await;
         self.nick = welcome.param(0).to_string();
-        self.expect("366").await;
+        self.expect("422").await;
+    }
+
+    /// Joins `channel` and reads up to the end of its names (366).
+    pub async fn join(&mut self, channel: &str) {
+        self.send(&format!("JOIN {channel}")).await;
+        self.until(|line| line.command == "366" && line.param(1) == channel)
+            .await;
     }
 
     /// Sends one line (CR-LF added).

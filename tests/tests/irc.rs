@@ -366,6 +366,7 @@ fn an_irc_user_on_one_node_talks_with_a_protocol_user_on_another() {
     run_for(LIMIT, async {
         let mut bob = account(nodes[1], "bob").await;
         let mut ann = IrcClient::guest(irc_nodes[0], "ann", CAPS).await;
+        ann.join("#general").await;
         bob.recv_until(|f| matches!(f, ServerFrame::Joined { name, .. } if name == "ann"))
             .await;
         ann.send("PRIVMSG #general :from node one").await;
@@ -515,6 +516,7 @@ fn deletions_are_redactions_both_ways() {
         // Only an account may delete what it wrote.
         let caps = ["message-tags", "draft/message-redaction"];
         let mut carol = IrcClient::account(irc_addr, "carol", &password("carol"), &caps).await;
+        carol.join("#general").await;
         carol.send("PRIVMSG #general :a typo").await;
         let ServerFrame::Message { seq, .. } = message_from(&mut bob, "carol").await else {
             unreachable!()
@@ -553,5 +555,44 @@ fn deletions_are_redactions_both_ways() {
         );
         carol.send("REDACT #general nonsense").await;
         assert_eq!(carol.expect("FAIL").await.param(1), "UNKNOWN_MSGID");
+    });
+}
+
+#[test]
+fn leaving_the_chat_is_one_quit_however_many_channels_are_shared() {
+    let server = chat_tests::start(with_irc());
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let mut ann = IrcClient::guest(irc_addr, "ann", &[]).await;
+        ann.join("#a").await;
+        ann.join("#b").await;
+        let (mut bob, _) = Client::login_v3(server.addr(), "bob").await;
+        for room in ["a", "b"] {
+            recorded(
+                &mut bob,
+                &frame("join", serde_json::json!({"room": room})),
+                room,
+            )
+            .await;
+        }
+        assert_eq!(from(&mut ann, "JOIN", "bob").await.param(0), "#a");
+        assert_eq!(from(&mut ann, "JOIN", "bob").await.param(0), "#b");
+        bob.send(&ClientFrame::Bye).await;
+        let quit = ann.line().await;
+        assert_eq!(
+            (quit.command.as_str(), quit.nick()),
+            ("QUIT", "bob"),
+            "{quit:?}"
+        );
+        // Nothing more about bob: the next line answers this ping.
+        ann.send("PING :after").await;
+        let next = ann.line().await;
+        assert_eq!(
+            (next.command.as_str(), next.text()),
+            ("PONG", "after"),
+            "{next:?}"
+        );
+        ann.send("NAMES #b").await;
+        assert_eq!(ann.expect("353").await.text(), "ann");
     });
 }

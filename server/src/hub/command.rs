@@ -380,6 +380,9 @@ pub struct Login {
     pub invites: Vec<(String, String)>,
     /// Should it be an account: its read markers as the log keeps them (stream key, seq).
     pub read: Vec<(String, Seq)>,
+    /// Whether a fresh login joins the default room (protocol clients do; IRC clients
+    /// join the channels they choose).
+    pub joins_default: bool,
 }
 
 /// A direct message as the tail read it: sender, recipient (case-folded), frame.

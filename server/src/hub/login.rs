@@ -324,17 +324,19 @@ impl Hub {
         let mut member = self.member(&login, login.name.clone(), token, account);
         let name = member.name.to_string();
         // A member the default room does not admit (banned, or not invited) starts in no
-        // room: its welcome goes at once, then why.
+        // room: its welcome goes at once, then why. So does one that does not join it.
         let refused = self
             .rooms
             .get(&default)
             .and_then(|room| self.admission(&member, room, now_millis()).err());
-        if let Some(refusal) = refused {
+        if refused.is_some() || !login.joins_default {
             self.registry.insert(login.conn, member);
             let newest = self.rooms.get(&default).map_or(0, Room::newest);
             let queue = login.queue.clone();
             self.send_welcome(&welcome(login, account), newest, false);
-            queue.push_unmetered(refusal);
+            if let Some(refusal) = refused {
+                queue.push_unmetered(refusal);
+            }
             return;
         }
         member.rooms.push(default.clone());

@@ -135,6 +135,7 @@ impl Harness {
             session: None,
             invites: Vec::new(),
             read: Vec::new(),
+            joins_default: true,
         }));
         accepted
     }
@@ -608,6 +609,7 @@ fn a_login_whose_connection_went_while_its_password_was_checked_leaves_nobody_on
         session: None,
         invites: Vec::new(),
         read: Vec::new(),
+        joins_default: true,
     }));
     hub.gone(&late, LeaveReason::Lost);
     hub.hashed();

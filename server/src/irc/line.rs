@@ -2,6 +2,7 @@
 //! the server's, with the escaping of tag values that `IRCv3` `message-tags` asks for.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// The longest line without its tags, CR-LF included (RFC 1459).
 pub const MAX_LINE: usize = 512;
@@ -113,12 +114,33 @@ pub fn escape(value: &str, out: &mut String) {
 }
 
 /// Lines being written: each one ends with CR-LF.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Out {
     text: String,
+    /// The server's name, the source of its own lines.
+    server: Arc<str>,
 }
 
 impl Out {
+    /// Lines of the server named `server`.
+    pub fn new(server: &Arc<str>) -> Self {
+        Self {
+            text: String::new(),
+            server: server.clone(),
+        }
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> Arc<str> {
+        self.server.clone()
+    }
+
+    /// Starts a line from the server; finish it with [`Out::params`].
+    pub fn server(&mut self, command: &str) -> &mut Self {
+        let server = self.server.clone();
+        self.start("", &server, command)
+    }
+
     /// Starts a line with `tags` (already escaped `key=value;…`, or empty) and `prefix`
     /// (without its `:`), then `command`; finish it with [`Out::params`].
     pub fn start(&mut self, tags: &str, prefix: &str, command: &str) -> &mut Self {
@@ -163,11 +185,11 @@ impl Out {
         self.text.push_str("\r\n");
     }
 
-    /// A numeric reply from `server` to `nick`.
-    pub fn numeric(&mut self, server: &str, code: u16, nick: &str, params: &[&str]) {
+    /// A numeric reply from the server to `nick`.
+    pub fn numeric(&mut self, code: u16, nick: &str, params: &[&str]) {
         let mut command = String::with_capacity(3);
         let _ = write!(command, "{code:03}");
-        self.start("", server, &command);
+        self.server(&command);
         let mut all = Vec::with_capacity(params.len() + 1);
         all.push(nick);
         all.extend_from_slice(params);
@@ -317,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_trailing_parameter_is_marked_only_when_it_must_be() {
-        let mut out = Out::default();
+        let mut out = Out::new(&"chat".into());
         out.start("", "chat", "JOIN").params(&["#general"]);
         out.start("time=x", "ann!~u@chat", "PRIVMSG")
             .params(&["#general", "two words"]);

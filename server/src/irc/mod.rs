@@ -18,15 +18,15 @@ mod time;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_shared::{Role, fold};
 
-/// The name the server gives itself in the lines it sends.
-pub const SERVER: &str = "chat";
+/// The host of every user as IRC shows it (`nick!~u@chat`): addresses are not shown.
+pub const HOST: &str = "chat";
 
 /// The capabilities a client may ask for, with their bits.
-pub const CAPS: [(&str, u32); 8] = [
+pub const CAPS: [(&str, u32); 9] = [
     ("batch", BATCH),
     ("draft/chathistory", CHATHISTORY),
     ("draft/message-redaction", REDACTION),
@@ -35,6 +35,7 @@ pub const CAPS: [(&str, u32); 8] = [
     ("multi-prefix", MULTI_PREFIX),
     ("sasl", SASL),
     ("server-time", SERVER_TIME),
+    ("userhost-in-names", USERHOST_IN_NAMES),
 ];
 /// `server-time`: each event's time as a `time` tag.
 pub const SERVER_TIME: u32 = 1;
@@ -53,12 +54,16 @@ pub const BATCH: u32 = 1 << 5;
 pub const CHATHISTORY: u32 = 1 << 6;
 /// `draft/message-redaction`: deletions as `REDACT`, both ways.
 pub const REDACTION: u32 = 1 << 7;
+/// `userhost-in-names`: `NAMES` gives each member as `nick!user@host`.
+pub const USERHOST_IN_NAMES: u32 = 1 << 8;
 
 /// What the reader and the renderer of one IRC connection share: the capabilities agreed,
 /// and what the connection knows of its channels (for `NAMES`, `TOPIC`, `MODE`, `WHO`,
 /// which IRC answers from what the client was told, not from the log).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Shared {
+    /// The server's name on IRC (`--irc-name`).
+    pub server: Arc<str>,
     caps: AtomicU32,
     view: Mutex<View>,
 }
@@ -78,6 +83,8 @@ pub struct View {
     pub asks: VecDeque<Ask>,
     /// The last batch id given.
     pub batches: u64,
+    /// The rooms a `LIST` on its way asked for (by key), if it named any.
+    pub listing: Option<Vec<String>>,
 }
 
 /// A `CHATHISTORY` request on its way: where, and which seqs of the page it wants (a
@@ -128,6 +135,15 @@ impl Channel {
 }
 
 impl Shared {
+    /// What a new connection to the server named `server` shares.
+    pub fn new(server: Arc<str>) -> Self {
+        Self {
+            server,
+            caps: AtomicU32::new(0),
+            view: Mutex::new(View::default()),
+        }
+    }
+
     /// The capabilities agreed so far.
     pub fn caps(&self) -> u32 {
         self.caps.load(Ordering::Acquire)
@@ -161,7 +177,7 @@ pub fn name_of(nick: &str) -> String {
 
 /// `nick!~u@chat`: how IRC names the source of a line.
 pub fn source(name: &str) -> String {
-    format!("{}!~u@{SERVER}", nick(name))
+    format!("{}!~u@{HOST}", nick(name))
 }
 
 /// The prefix `NAMES` gives a member with `role`.

@@ -13,7 +13,7 @@ use chat_shared::{
 
 use super::line::{Line, MAX_LINE, MAX_TAGS, Out, strip_formatting};
 use super::render::RELEASE;
-use super::{Ask, CAPS, SASL, SERVER, Shared, name_of, nick, prefix};
+use super::{Ask, CAPS, HOST, SASL, Shared, name_of, nick, prefix};
 use crate::queue::SendQueue;
 
 /// A frame read, or why it could not be.
@@ -51,7 +51,8 @@ pub struct Reader {
     skipping: bool,
     stage: Stage,
     nick: Option<String>,
-    user: bool,
+    /// The real name `USER` gave (only `WHOIS` of oneself shows it).
+    realname: Option<String>,
     password: Option<Password>,
     /// Between `CAP LS`/`CAP REQ` and `CAP END`: registration waits.
     negotiating: bool,
@@ -73,7 +74,7 @@ impl Reader {
             skipping: false,
             stage: Stage::Registering,
             nick: None,
-            user: false,
+            realname: None,
             password: None,
             negotiating: false,
             sasl: Sasl::Idle,
@@ -84,7 +85,7 @@ impl Reader {
     /// The frames in what was read, in order.
     pub fn decode(&mut self, input: &[u8]) -> Vec<Decoded> {
         let mut frames = Vec::new();
-        let mut out = Out::default();
+        let mut out = Out::new(&self.shared.server);
         let mut rest = input;
         while !rest.is_empty() {
             let Some(end) = memchr::memchr(b'\n', rest) else {
@@ -160,7 +161,7 @@ impl Reader {
 
     fn too_long(&mut self, out: &mut Out) {
         self.answered += 1;
-        out.numeric(SERVER, 417, &self.me(), &[TOO_LONG]);
+        out.numeric(417, &self.me(), &[TOO_LONG]);
     }
 
     fn line(&mut self, bytes: &[u8], out: &mut Out, frames: &mut Vec<Decoded>) {
@@ -174,7 +175,7 @@ impl Reader {
         }
         let Ok(text) = std::str::from_utf8(bytes) else {
             self.answered += 1;
-            out.start("", SERVER, "FAIL").params(&[
+            out.server("FAIL").params(&[
                 "*",
                 "INVALID_UTF8",
                 "Lines must be UTF-8; this one was dropped",
@@ -200,27 +201,27 @@ impl Reader {
                 Some(wanted) => match Name::parse(&name_of(wanted)) {
                     Ok(_) => self.nick = Some(wanted.clone()),
                     Err(err) => {
-                        out.numeric(SERVER, 432, &self.me(), &[wanted, &err.to_string()]);
+                        out.numeric(432, &self.me(), &[wanted, &err.to_string()]);
                     }
                 },
-                None => out.numeric(SERVER, 431, &self.me(), &["No nickname given"]),
+                None => out.numeric(431, &self.me(), &["No nickname given"]),
             },
-            "USER" if line.params.len() < 4 => {
-                out.numeric(SERVER, 461, &self.me(), &["USER", "Not enough parameters"]);
+            "USER" if line.params.len() < 4 || line.param(3).is_empty() => {
+                out.numeric(461, &self.me(), &["USER", "Not enough parameters"]);
             }
-            "USER" => self.user = true,
+            "USER" => self.realname = Some(line.param(3).to_string()),
             "PASS" => self.password = line.params.first().map(Password::new),
             "AUTHENTICATE" => self.authenticate(line, out, frames),
             "PING" => {
-                out.start("", SERVER, "PONG")
-                    .params(&[SERVER, line.param(0)]);
+                out.server("PONG")
+                    .params(&[&self.shared.server, line.param(0)]);
             }
             "PONG" => {}
             "QUIT" => self.stage = Stage::Quitting,
-            _ => out.numeric(SERVER, 451, &self.me(), &["You have not registered"]),
+            _ => out.numeric(451, &self.me(), &["You have not registered"]),
         }
         if self.stage == Stage::Registering
-            && self.user
+            && self.realname.is_some()
             && !self.negotiating
             && let Some(wanted) = &self.nick
         {
@@ -250,8 +251,7 @@ impl Reader {
                         }
                     })
                     .collect();
-                out.start("", SERVER, "CAP")
-                    .params(&[&me, "LS", &listed.join(" ")]);
+                out.server("CAP").params(&[&me, "LS", &listed.join(" ")]);
             }
             "LIST" => {
                 let caps = self.shared.caps();
@@ -260,8 +260,7 @@ impl Reader {
                     .filter(|(_, bit)| caps & bit != 0)
                     .map(|(name, _)| *name)
                     .collect();
-                out.start("", SERVER, "CAP")
-                    .params(&[&me, "LIST", &on.join(" ")]);
+                out.server("CAP").params(&[&me, "LIST", &on.join(" ")]);
             }
             "REQ" => {
                 if self.stage != Stage::Registered {
@@ -279,13 +278,13 @@ impl Reader {
                         Some((_, bit)) => caps |= bit,
                         None => {
                             // All or nothing (`IRCv3` capability negotiation).
-                            out.start("", SERVER, "CAP").params(&[&me, "NAK", asked]);
+                            out.server("CAP").params(&[&me, "NAK", asked]);
                             return;
                         }
                     }
                 }
                 self.shared.set_caps(caps);
-                out.start("", SERVER, "CAP").params(&[&me, "ACK", asked]);
+                out.server("CAP").params(&[&me, "ACK", asked]);
             }
             "END" => {
                 self.negotiating = false;
@@ -295,7 +294,7 @@ impl Reader {
                     out.push_bytes(RELEASE.as_bytes());
                 }
             }
-            other => out.numeric(SERVER, 410, &me, &[other, "Invalid CAP command"]),
+            other => out.numeric(410, &me, &[other, "Invalid CAP command"]),
         }
     }
 
@@ -303,26 +302,21 @@ impl Reader {
         let me = self.me();
         let param = line.param(0);
         if self.stage != Stage::Registering {
-            out.numeric(SERVER, 907, &me, &["You have already authenticated"]);
+            out.numeric(907, &me, &["You have already authenticated"]);
             return;
         }
         if param == "*" {
             self.sasl = Sasl::Idle;
-            out.numeric(SERVER, 906, &me, &["SASL authentication aborted"]);
+            out.numeric(906, &me, &["SASL authentication aborted"]);
             return;
         }
         let Sasl::Awaiting(mut gathered) = std::mem::replace(&mut self.sasl, Sasl::Idle) else {
             if param.eq_ignore_ascii_case("PLAIN") {
                 self.sasl = Sasl::Awaiting(String::new());
-                out.start("", SERVER, "AUTHENTICATE").params(&["+"]);
+                out.server("AUTHENTICATE").params(&["+"]);
             } else {
-                out.numeric(
-                    SERVER,
-                    908,
-                    &me,
-                    &["PLAIN", "are available SASL mechanisms"],
-                );
-                out.numeric(SERVER, 904, &me, &["SASL authentication failed"]);
+                out.numeric(908, &me, &["PLAIN", "are available SASL mechanisms"]);
+                out.numeric(904, &me, &["SASL authentication failed"]);
             }
             return;
         };
@@ -342,7 +336,7 @@ impl Reader {
             let (_authzid, authcid, password) = (parts.next()?, parts.next()?, parts.next()?);
             Some((authcid.to_string(), password.to_string()))
         }) else {
-            out.numeric(SERVER, 904, &me, &["SASL authentication failed: not PLAIN"]);
+            out.numeric(904, &me, &["SASL authentication failed: not PLAIN"]);
             return;
         };
         let mut view = self.shared.view();
@@ -378,12 +372,30 @@ impl Reader {
                 text: strip_formatting(line.param(1)),
             })),
             "TOPIC" => self.topic(line.param(0), out),
+            "NAMES" if line.params.is_empty() => {
+                out.numeric(366, &self.me(), &["*", "End of /NAMES list"]);
+            }
             "NAMES" => {
                 for room in line.param(0).split(',').filter(|room| !room.is_empty()) {
                     self.names(room, out);
                 }
             }
-            "LIST" => frames.push(Ok(ClientFrame::Rooms)),
+            "LIST" => {
+                // `LIST #a,#b` lists those only; the renderer filters the room list.
+                self.shared.view().listing = line
+                    .params
+                    .first()
+                    .map(|rooms| rooms.split(',').map(key).collect());
+                frames.push(Ok(ClientFrame::Rooms));
+            }
+            "TIME" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_millis() as u64);
+                let mut time = String::new();
+                super::time::write_time(now, &mut time);
+                out.numeric(391, &self.me(), &[&self.shared.server, &time]);
+            }
             "KICK" => frames.push(Ok(ClientFrame::Remove {
                 room: room_of(line.param(0)),
                 name: name_of(line.param(1)),
@@ -405,7 +417,7 @@ impl Reader {
                     }));
                 }
                 _ => {
-                    out.start("", SERVER, "FAIL").params(&[
+                    out.server("FAIL").params(&[
                         "REDACT",
                         "UNKNOWN_MSGID",
                         line.param(0),
@@ -416,6 +428,9 @@ impl Reader {
             },
             "WHO" => self.who(line.param(0), out),
             "WHOIS" => self.whois(line.params.last().map_or("", String::as_str), out),
+            "PING" if line.params.is_empty() => {
+                out.numeric(461, &self.me(), &["PING", "Not enough parameters"]);
+            }
             "PING" => frames.push(Ok(ClientFrame::Ping {
                 token: Some(line.param(0).to_string()),
             })),
@@ -426,7 +441,6 @@ impl Reader {
                 let me = self.me();
                 if fold(&name_of(line.param(0))) != fold(&name_of(&me)) {
                     out.numeric(
-                        SERVER,
                         447,
                         &me,
                         &["Your nick is the name you logged in with; reconnect to change it"],
@@ -434,11 +448,11 @@ impl Reader {
                 }
             }
             "USER" | "PASS" | "AUTHENTICATE" => {
-                out.numeric(SERVER, 462, &self.me(), &["You may not reregister"]);
+                out.numeric(462, &self.me(), &["You may not reregister"]);
             }
-            "MOTD" => out.numeric(SERVER, 422, &self.me(), &["MOTD File is missing"]),
+            "MOTD" => out.numeric(422, &self.me(), &["MOTD File is missing"]),
             other => {
-                out.numeric(SERVER, 421, &self.me(), &[other, "Unknown command"]);
+                out.numeric(421, &self.me(), &[other, "Unknown command"]);
             }
         }
         if frames.len() == before {
@@ -449,9 +463,9 @@ impl Reader {
     fn privmsg(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
         let notice = line.command == "NOTICE";
         let (targets, raw) = (line.param(0), line.param(1));
-        if line.params.len() < 2 {
+        if line.params.len() < 2 || raw.is_empty() {
             if !notice {
-                out.numeric(SERVER, 412, &self.me(), &["No text to send"]);
+                out.numeric(412, &self.me(), &["No text to send"]);
             }
             return;
         }
@@ -491,7 +505,7 @@ impl Reader {
         let sub = line.param(0).to_ascii_uppercase();
         let target = line.param(1);
         let fail = |out: &mut Out, code: &str, text: &str| {
-            out.start("", SERVER, "FAIL")
+            out.server("FAIL")
                 .params(&["CHATHISTORY", code, &sub, text]);
         };
         if sub == "TARGETS" {
@@ -567,21 +581,22 @@ impl Reader {
         match view.channels.get(&key(target)) {
             Some(channel) => match &channel.topic {
                 Some(topic) if !topic.is_empty() => {
-                    out.numeric(SERVER, 332, &me, &[target, topic]);
+                    out.numeric(332, &me, &[target, topic]);
                 }
-                _ => out.numeric(SERVER, 331, &me, &[target, "No topic is set"]),
+                _ => out.numeric(331, &me, &[target, "No topic is set"]),
             },
-            None => out.numeric(SERVER, 442, &me, &[target, "You're not on that channel"]),
+            None => out.numeric(442, &me, &[target, "You're not on that channel"]),
         }
     }
 
     fn names(&self, target: &str, out: &mut Out) {
         let me = self.me();
         if let Some(channel) = self.shared.view().channels.get(&key(target)) {
-            super::render::names(&me, channel, out);
+            let full = self.shared.caps() & super::USERHOST_IN_NAMES != 0;
+            super::render::names(&me, channel, full, out);
             return;
         }
-        out.numeric(SERVER, 366, &me, &[target, "End of /NAMES list"]);
+        out.numeric(366, &me, &[target, "End of /NAMES list"]);
     }
 
     fn who(&self, target: &str, out: &mut Out) {
@@ -591,14 +606,13 @@ impl Reader {
             for (name, role) in channel.members.values() {
                 let flags = format!("H{}", prefix(*role));
                 out.numeric(
-                    SERVER,
                     352,
                     &me,
                     &[
                         target,
                         "~u",
-                        SERVER,
-                        SERVER,
+                        HOST,
+                        &self.shared.server,
                         &nick(name),
                         &flags,
                         &format!("0 {name}"),
@@ -607,36 +621,42 @@ impl Reader {
             }
         } else if let Some((name, _)) = find_member(&view, target) {
             out.numeric(
-                SERVER,
                 352,
                 &me,
                 &[
                     "*",
                     "~u",
-                    SERVER,
-                    SERVER,
+                    HOST,
+                    &self.shared.server,
                     &nick(&name),
                     "H",
                     &format!("0 {name}"),
                 ],
             );
         }
-        out.numeric(SERVER, 315, &me, &[target, "End of /WHO list"]);
+        out.numeric(315, &me, &[target, "End of /WHO list"]);
     }
 
     fn whois(&self, target: &str, out: &mut Out) {
         let me = self.me();
         let view = self.shared.view();
-        match find_member(&view, target) {
+        let myself = fold(&name_of(target)) == view.me;
+        let found =
+            find_member(&view, target).or_else(|| myself.then(|| (name_of(&me), Vec::new())));
+        match found {
             Some((name, channels)) => {
                 let nick = nick(&name);
-                out.numeric(SERVER, 311, &me, &[&nick, "~u", SERVER, "*", &name]);
-                out.numeric(SERVER, 319, &me, &[&nick, &channels.join(" ")]);
-                out.numeric(SERVER, 312, &me, &[&nick, SERVER, "chat"]);
+                let real = match &self.realname {
+                    Some(real) if myself => real.as_str(),
+                    _ => &name,
+                };
+                out.numeric(311, &me, &[&nick, "~u", HOST, "*", real]);
+                out.numeric(319, &me, &[&nick, &channels.join(" ")]);
+                out.numeric(312, &me, &[&nick, &self.shared.server, "chat"]);
             }
-            None => out.numeric(SERVER, 401, &me, &[target, "No such nick/channel"]),
+            None => out.numeric(401, &me, &[target, "No such nick/channel"]),
         }
-        out.numeric(SERVER, 318, &me, &[target, "End of /WHOIS list"]);
+        out.numeric(318, &me, &[target, "End of /WHOIS list"]);
     }
 
     /// `MODE`: the channel's modes, its ban list, or changes (`+i`, `+o`, `+q`, `+b`, and
@@ -646,7 +666,7 @@ impl Reader {
         let target = line.param(0);
         if !target.starts_with('#') {
             // A user's own modes: there are none to set.
-            out.numeric(SERVER, 221, &me, &["+"]);
+            out.numeric(221, &me, &["+"]);
             return;
         }
         let room = room_of(target);
@@ -658,7 +678,7 @@ impl Reader {
                 .get(&key(target))
                 .is_some_and(|channel| channel.invite_only);
             let modes = if invite_only { "+i" } else { "+" };
-            out.numeric(SERVER, 324, &me, &[target, modes]);
+            out.numeric(324, &me, &[target, modes]);
             return;
         };
         let mut args = line.params[2..].iter();
@@ -691,7 +711,6 @@ impl Reader {
                 },
                 other => {
                     out.numeric(
-                        SERVER,
                         472,
                         &me,
                         &[&other.to_string(), "is not a mode of this server"],
@@ -715,10 +734,10 @@ impl Reader {
                         .map(|name| format!("m:{}!*@*", nick(name))),
                 );
             for mask in listed {
-                out.numeric(SERVER, 367, &me, &[target, &mask]);
+                out.numeric(367, &me, &[target, &mask]);
             }
         }
-        out.numeric(SERVER, 368, &me, &[target, "End of channel ban list"]);
+        out.numeric(368, &me, &[target, "End of channel ban list"]);
     }
 }
 

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use async_channel::Sender;
 use chat_shared::{
-    ErrorCode, LeaveReason, RejectCode, Role, RoomName, RoomState, ServerFrame, decode_line, fold,
+    ErrorCode, LeaveReason, RejectCode, Role, RoomName, ServerFrame, decode_line, fold,
 };
 
 use super::line::{MAX_LINE, Out, escape, pieces};
 use super::time::write_time;
 use super::{
-    BATCH, Channel, ECHO_MESSAGE, MESSAGE_TAGS, REDACTION, SERVER, SERVER_TIME, Shared, View,
-    channel, nick, prefix, source,
+    BATCH, Channel, ECHO_MESSAGE, HOST, MESSAGE_TAGS, REDACTION, SERVER_TIME, Shared,
+    USERHOST_IN_NAMES, View, channel, nick, prefix, source,
 };
 use crate::hub::command::Command;
 use crate::queue::Prepared;
@@ -95,7 +95,7 @@ impl Pieces {
                 }) => {
                     let msgid = format!("{room}/{seq}");
                     let reply = reply_to.map(|seq| format!("{room}/{seq}"));
-                    let mut lines = Out::default();
+                    let mut lines = Out::new(&HOST.into());
                     privmsg(&mut lines, "", &from, &channel(&room), &text, me, "PRIVMSG");
                     pieces.push(Piece::Message(Box::new(RoomMessage {
                         room: fold(&room),
@@ -165,14 +165,14 @@ impl Renderer {
             own = Pieces::of(bytes);
             &own
         };
-        let mut lines = Out::default();
+        let mut lines = Out::new(&self.shared.server);
         if pieces.history {
             self.history(pieces, bytes, &mut lines);
             out.extend_from_slice(lines.as_str().as_bytes());
             return;
         }
         for piece in &pieces.pieces {
-            let mut rendered = Out::default();
+            let mut rendered = Out::new(&self.shared.server);
             // Lines go after what is held back while a welcome waits for `CAP END`; the
             // welcome's own first lines (900, 903) do not wait.
             let held = self.held.is_some();
@@ -231,7 +231,7 @@ impl Renderer {
         let (me, me_key) = (view.nick.clone().unwrap_or_default(), view.me.clone());
         drop(view);
         if let Some(id) = &batch {
-            out.start("", SERVER, "BATCH")
+            out.server("BATCH")
                 .params(&[&format!("+{id}"), "chathistory", &target]);
         }
         let batched = |tags: &str| match &batch {
@@ -275,7 +275,7 @@ impl Renderer {
             }
         }
         if let Some(id) = &batch {
-            out.start("", SERVER, "BATCH").params(&[&format!("-{id}")]);
+            out.server("BATCH").params(&[&format!("-{id}")]);
         }
     }
 
@@ -317,13 +317,7 @@ impl Renderer {
             ServerFrame::Rejected { code, message, .. } => {
                 rejected(&view, &me, code, &message, out);
             }
-            ServerFrame::Room {
-                room,
-                users,
-                seq,
-                state,
-                ..
-            } => answer(&mut view, &me, &room, users, seq, state, out),
+            frame @ ServerFrame::Room { .. } => answer(&mut view, &me, caps, frame, out),
             ServerFrame::Message {
                 with: Some(with),
                 room: None,
@@ -360,7 +354,7 @@ impl Renderer {
             | ServerFrame::Edited { .. }
             | ServerFrame::Reaction { .. }
             | ServerFrame::Typing { .. }) => life(&mut view, &me, caps, frame, out),
-            frame => plain(&me, frame, out),
+            frame => plain(&mut view, &me, frame, out),
         }
     }
 
@@ -384,51 +378,45 @@ impl Renderer {
         if let Some(asked) = view.nick.replace(me.clone())
             && asked != me
         {
-            out.start("", &format!("{asked}!~u@{SERVER}"), "NICK")
+            out.start("", &format!("{asked}!~u@{HOST}"), "NICK")
                 .params(&[&me]);
         }
         let sasl = view.sasl;
         let out = if sasl {
             let mask = source(&name);
             out.numeric(
-                SERVER,
                 900,
                 &me,
                 &[&mask, &name, &format!("You are now logged in as {name}")],
             );
-            out.numeric(SERVER, 903, &me, &["SASL authentication successful"]);
+            out.numeric(903, &me, &["SASL authentication successful"]);
             if self.released {
                 out
             } else {
-                self.held.insert(Out::default())
+                self.held.insert(Out::new(&self.shared.server))
             }
         } else {
             out
         };
         let version = env!("CARGO_PKG_VERSION");
-        out.numeric(SERVER, 1, &me, &[&format!("Welcome to the chat, {me}")]);
+        let server = self.shared.server.clone();
+        out.numeric(1, &me, &[&format!("Welcome to the chat, {me}")]);
         out.numeric(
-            SERVER,
             2,
             &me,
             &[&format!(
-                "Your host is {SERVER}, running chat-server {version}"
+                "Your host is {server}, running chat-server {version}"
             )],
         );
-        out.numeric(
-            SERVER,
-            3,
-            &me,
-            &[&format!("This chat's history is epoch {epoch}")],
-        );
-        out.start("", SERVER, "004")
-            .params(&[&me, SERVER, version, "i", "biqo", "bqo"]);
+        out.numeric(3, &me, &[&format!("This chat's history is epoch {epoch}")]);
+        out.server("004")
+            .params(&[&me, &server, version, "i", "biqo", "bqo"]);
         for tokens in self.isupport.chunks(12) {
             let mut params: Vec<&str> = tokens.iter().map(String::as_str).collect();
             params.push("are supported by this server");
-            out.numeric(SERVER, 5, &me, &params);
+            out.numeric(5, &me, &params);
         }
-        out.numeric(SERVER, 422, &me, &["MOTD File is missing"]);
+        out.numeric(422, &me, &["MOTD File is missing"]);
         for (i, room) in rooms.iter().enumerate() {
             let target = channel(room);
             out.start("", &source(&name), "JOIN").params(&[&target]);
@@ -541,20 +529,22 @@ fn privmsg(
 
 /// The answer to a join: the channel joined (unless it was already shown), its topic and
 /// its members.
-fn answer(
-    view: &mut View,
-    me: &str,
-    room: &str,
-    users: Vec<String>,
-    seq: u64,
-    state: RoomState,
-    out: &mut Out,
-) {
-    let target = channel(room);
-    let channel = view.channels.entry(fold(room)).or_insert_with(|| {
+fn answer(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Out) {
+    let ServerFrame::Room {
+        room,
+        users,
+        seq,
+        state,
+        ..
+    } = frame
+    else {
+        return;
+    };
+    let target = channel(&room);
+    let channel = view.channels.entry(fold(&room)).or_insert_with(|| {
         out.start("", &source(me), "JOIN").params(&[&target]);
         Channel {
-            name: room.to_string(),
+            name: room.clone(),
             ..Channel::default()
         }
     });
@@ -576,20 +566,25 @@ fn answer(
         })
         .collect();
     if let Some(topic) = channel.topic.as_deref().filter(|topic| !topic.is_empty()) {
-        out.numeric(SERVER, 332, me, &[&target, topic]);
+        out.numeric(332, me, &[&target, topic]);
     }
-    names(me, channel, out);
+    names(me, channel, caps & USERHOST_IN_NAMES != 0, out);
 }
 
-/// `NAMES` of a channel: 353 lines short enough for IRC, then 366.
-pub fn names(me: &str, channel: &Channel, out: &mut Out) {
+/// `NAMES` of a channel: 353 lines short enough for IRC, then 366; `full`: each member
+/// as `nick!user@host` (`userhost-in-names`).
+pub fn names(me: &str, channel: &Channel, full: bool, out: &mut Out) {
     let target = super::channel(&channel.name);
     let mut listed = String::new();
-    let room = MAX_LINE - SERVER.len() - me.len() - target.len() - 16;
+    let room = MAX_LINE.saturating_sub(out.name().len() + me.len() + target.len() + 16);
     for (name, role) in channel.members.values() {
-        let entry = format!("{}{}", prefix(*role), nick(name));
+        let entry = if full {
+            format!("{}{}", prefix(*role), source(name))
+        } else {
+            format!("{}{}", prefix(*role), nick(name))
+        };
         if !listed.is_empty() && listed.len() + entry.len() + 1 > room {
-            out.numeric(SERVER, 353, me, &["=", &target, &listed]);
+            out.numeric(353, me, &["=", &target, &listed]);
             listed.clear();
         }
         if !listed.is_empty() {
@@ -598,9 +593,9 @@ pub fn names(me: &str, channel: &Channel, out: &mut Out) {
         listed.push_str(&entry);
     }
     if !listed.is_empty() {
-        out.numeric(SERVER, 353, me, &["=", &target, &listed]);
+        out.numeric(353, me, &["=", &target, &listed]);
     }
-    out.numeric(SERVER, 366, me, &[&target, "End of /NAMES list"]);
+    out.numeric(366, me, &[&target, "End of /NAMES list"]);
 }
 
 /// Joins and departures: `JOIN`, `PART`, and `KICK` for a removal or a ban.
@@ -631,7 +626,8 @@ fn membership(view: &mut View, caps: u32, frame: ServerFrame, out: &mut Out) {
             message,
             ..
         } => {
-            channel.members.remove(&fold(&name));
+            let key = fold(&name);
+            let was_here = channel.members.remove(&key).is_some();
             let tags = tags(caps, time, None, None);
             match (reason, by) {
                 (LeaveReason::Removed | LeaveReason::Banned | LeaveReason::Kicked, Some(by)) => {
@@ -639,12 +635,24 @@ fn membership(view: &mut View, caps: u32, frame: ServerFrame, out: &mut Out) {
                     out.start(&tags, &source(&by), "KICK")
                         .params(&[&target, &nick(&name), &why]);
                 }
-                _ => {
+                (LeaveReason::Part, _) => {
                     out.start(&tags, &source(&name), "PART")
                         .params(&[&target, reason.describe()]);
                 }
+                // Gone from the chat: IRC says it once, with QUIT, for every channel
+                // shared; its departures from the others are not shown again.
+                _ if key != me => {
+                    if was_here {
+                        out.start(&tags, &source(&name), "QUIT")
+                            .params(&[reason.describe()]);
+                        for channel in view.channels.values_mut() {
+                            channel.members.remove(&key);
+                        }
+                    }
+                }
+                _ => {}
             }
-            if fold(&name) == me {
+            if key == me {
                 view.channels.remove(&fold(&room));
             }
         }
@@ -676,7 +684,7 @@ fn moderation(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mu
     let (Some(room), Some(seq)) = (frame.room().map(str::to_owned), frame.seq()) else {
         // A ban from the whole server.
         if let ServerFrame::Ban { name, .. } = &frame {
-            out.start("", SERVER, "NOTICE")
+            out.server("NOTICE")
                 .params(&[me, &format!("{by} banned {name} from the server")]);
         }
         return;
@@ -696,7 +704,7 @@ fn moderation(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mu
         }
         ServerFrame::Invite { name, .. } => {
             if fold(&by) == fold(&super::name_of(me)) {
-                out.numeric(SERVER, 341, me, &[&nick(&name), &target]);
+                out.numeric(341, me, &[&nick(&name), &target]);
             }
             return;
         }
@@ -748,19 +756,25 @@ fn moderation(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mu
 
 /// What is not about a room's events: invitations, the room list, errors, pings, the
 /// last word before a close.
-fn plain(me: &str, frame: ServerFrame, out: &mut Out) {
+fn plain(view: &mut View, me: &str, frame: ServerFrame, out: &mut Out) {
     match frame {
         ServerFrame::Invited { room, by } => {
             out.start("", &source(&by), "INVITE")
                 .params(&[me, &channel(&room)]);
         }
         ServerFrame::RoomList { rooms } => {
-            out.numeric(SERVER, 321, me, &["Channel", "Users  Name"]);
-            for listed in rooms {
+            out.numeric(321, me, &["Channel", "Users  Name"]);
+            let asked = view.listing.take();
+            let wanted = |room: &str| {
+                asked
+                    .as_ref()
+                    .is_none_or(|asked| asked.contains(&fold(room)))
+            };
+            for listed in rooms.into_iter().filter(|listed| wanted(&listed.room)) {
                 let count = listed.users.to_string();
-                out.numeric(SERVER, 322, me, &[&channel(&listed.room), &count, ""]);
+                out.numeric(322, me, &[&channel(&listed.room), &count, ""]);
             }
-            out.numeric(SERVER, 323, me, &["End of /LIST"]);
+            out.numeric(323, me, &["End of /LIST"]);
         }
         ServerFrame::Error {
             code,
@@ -769,16 +783,20 @@ fn plain(me: &str, frame: ServerFrame, out: &mut Out) {
             ..
         } => error(me, code, &message, room.as_deref(), out),
         ServerFrame::Closing { message, .. } => {
-            out.start("", SERVER, "ERROR")
+            out.server("ERROR")
                 .params(&[&format!("Closing link: {message}")]);
         }
-        ServerFrame::Ping { .. } => out.start("", SERVER, "PING").params(&[SERVER]),
+        ServerFrame::Ping { .. } => {
+            let server = out.name();
+            out.server("PING").params(&[&server]);
+        }
         ServerFrame::Pong { token } => {
-            out.start("", SERVER, "PONG")
-                .params(&[SERVER, token.as_deref().unwrap_or("")]);
+            let server = out.name();
+            out.server("PONG")
+                .params(&[&server, token.as_deref().unwrap_or("")]);
         }
         ServerFrame::PasswordChanged => {
-            out.start("", SERVER, "NOTICE")
+            out.server("NOTICE")
                 .params(&[me, "Your password was changed"]);
         }
         // Replays and history ends, deleted messages in a replay: nothing IRC shows.
@@ -887,26 +905,30 @@ fn life(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Out)
 fn rejected(view: &View, me: &str, code: RejectCode, message: &str, out: &mut Out) {
     match code {
         RejectCode::NameTaken | RejectCode::NameRegistered => {
-            out.numeric(SERVER, 433, "*", &[me, message]);
+            out.numeric(433, "*", &[me, message]);
         }
-        RejectCode::InvalidName => out.numeric(SERVER, 432, "*", &[me, message]),
+        RejectCode::InvalidName => out.numeric(432, "*", &[me, message]),
         RejectCode::BadPassword | RejectCode::NoAccount if view.sasl => {
-            out.numeric(SERVER, 904, me, &[message]);
+            out.numeric(904, me, &[message]);
         }
         RejectCode::BadPassword | RejectCode::NoAccount => {
-            out.numeric(SERVER, 464, me, &[message]);
+            out.numeric(464, me, &[message]);
         }
         RejectCode::Banned => {
-            out.numeric(SERVER, 465, me, &[message]);
-            out.start("", SERVER, "ERROR").params(&[message]);
+            out.numeric(465, me, &[message]);
+            out.server("ERROR").params(&[message]);
         }
-        _ => out.start("", SERVER, "ERROR").params(&[message]),
+        _ => out.server("ERROR").params(&[message]),
     }
 }
 
 /// An `error` as the numeric IRC has for it, or as a notice from the server.
 fn error(me: &str, code: ErrorCode, message: &str, room: Option<&str>, out: &mut Out) {
-    let target = room.map(channel);
+    // An invalid room is named as the client wrote it.
+    let target = room.map(|room| match code {
+        ErrorCode::InvalidRoom => room.to_string(),
+        _ => channel(room),
+    });
     let numeric = match code {
         ErrorCode::NotMember => 442,
         ErrorCode::InvalidRoom => 403,
@@ -918,9 +940,9 @@ fn error(me: &str, code: ErrorCode, message: &str, room: Option<&str>, out: &mut
         _ => 0,
     };
     match target {
-        Some(target) if numeric > 0 => out.numeric(SERVER, numeric, me, &[&target, message]),
+        Some(target) if numeric > 0 => out.numeric(numeric, me, &[&target, message]),
         _ => {
-            out.start("", SERVER, "NOTICE").params(&[me, message]);
+            out.server("NOTICE").params(&[me, message]);
         }
     }
 }
