@@ -831,18 +831,7 @@ impl Args {
             metrics,
             irc,
             irc_tls,
-            irc_name: match self.irc_name {
-                Some(name)
-                    if !name.is_empty()
-                        && name
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-')) =>
-                {
-                    name
-                }
-                Some(name) => return Err(ConfigError::BadIrcName(name)),
-                None => defaults.irc_name,
-            },
+            irc_name: irc_name(self.irc_name, defaults.irc_name)?,
             log_format: self.log_format.unwrap_or(defaults.log_format),
             retain,
             control,
@@ -947,4 +936,20 @@ fn irc_ports(
         return Err(ConfigError::IrcTlsWithoutTls);
     }
     Ok((irc, irc_tls))
+}
+
+/// The IRC server name `--irc-name` gives (letters, digits, `.` and `-`), or `default`.
+fn irc_name(name: Option<String>, default: String) -> Result<String, ConfigError> {
+    match name {
+        Some(name)
+            if !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-')) =>
+        {
+            Ok(name)
+        }
+        Some(name) => Err(ConfigError::BadIrcName(name)),
+        None => Ok(default),
+    }
 }

@@ -31,6 +31,9 @@ class ChatController(BaseServerController, DirectoryBasedController):
         }
     )
     extban_mute_char = "m"
+    # Posts are recorded (and fanned out) after the server has answered what came behind
+    # them, PINGs included: give them a moment before a test reads what it expects.
+    sync_sleep_time = 0.1
 
     def run(
         self,
@@ -64,6 +67,8 @@ class ChatController(BaseServerController, DirectoryBasedController):
                 str(self.ndjson_port),
                 "--irc-port",
                 str(port),
+                "--irc-name",
+                "My.Little.Server",
                 "--memory",
                 "--rate",
                 "0",
@@ -71,6 +76,10 @@ class ChatController(BaseServerController, DirectoryBasedController):
                 "0",
             ]
         )
+
+    def wait_for_services(self) -> None:
+        # Accounts are the server's own (see registerUser): no services to wait for.
+        self.wait_for_port()
 
     def registerUser(self, case, username: str, password: Optional[str] = None) -> None:
         """Registers an account through the NDJSON port, then logs it out."""

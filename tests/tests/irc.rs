@@ -242,8 +242,11 @@ async fn a_messages_life_crosses_over(bob: &mut Client, ann: &mut IrcClient, sai
     let kick = from(ann, "KICK", "bob").await;
     assert_eq!(kick.params, ["#plans", "ann", "enough"]);
     ann.send("PRIVMSG #plans :still here?").await;
-    let refused = ann.expect("442").await;
+    let refused = ann.expect("404").await;
     assert_eq!(refused.param(1), "#plans");
+    ann.send("NOTICE #plans :a notice is never answered").await;
+    ann.send("PING :next").await;
+    assert_eq!(ann.line().await.command, "PONG");
 }
 
 #[test]

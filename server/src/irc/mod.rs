@@ -16,7 +16,7 @@ pub(crate) mod render;
 mod time;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -85,6 +85,15 @@ pub struct View {
     pub batches: u64,
     /// The rooms a `LIST` on its way asked for (by key), if it named any.
     pub listing: Option<Vec<String>>,
+    /// The channels a `JOIN` was sent for and not answered yet (by key).
+    pub joining: HashSet<String>,
+}
+
+impl View {
+    /// Whether the connection is in the channel with `key`, or on its way in.
+    pub fn is_in(&self, key: &str) -> bool {
+        self.channels.contains_key(key) || self.joining.contains(key)
+    }
 }
 
 /// A `CHATHISTORY` request on its way: where, and which seqs of the page it wants (a

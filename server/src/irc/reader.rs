@@ -354,6 +354,7 @@ impl Reader {
             "TAGMSG" => tagmsg(line, frames),
             "JOIN" => {
                 for room in line.param(0).split(',').filter(|room| !room.is_empty()) {
+                    self.shared.view().joining.insert(key(room));
                     frames.push(Ok(ClientFrame::Join {
                         room: room_of(room),
                         since: None,
@@ -372,14 +373,7 @@ impl Reader {
                 text: strip_formatting(line.param(1)),
             })),
             "TOPIC" => self.topic(line.param(0), out),
-            "NAMES" if line.params.is_empty() => {
-                out.numeric(366, &self.me(), &["*", "End of /NAMES list"]);
-            }
-            "NAMES" => {
-                for room in line.param(0).split(',').filter(|room| !room.is_empty()) {
-                    self.names(room, out);
-                }
-            }
+            "NAMES" => self.names_of(line.params.first().map(String::as_str), out),
             "LIST" => {
                 // `LIST #a,#b` lists those only; the renderer filters the room list.
                 self.shared.view().listing = line
@@ -396,6 +390,7 @@ impl Reader {
                 super::time::write_time(now, &mut time);
                 out.numeric(391, &self.me(), &[&self.shared.server, &time]);
             }
+            "REDACT" => redact(line, out, frames),
             "KICK" => frames.push(Ok(ClientFrame::Remove {
                 room: room_of(line.param(0)),
                 name: name_of(line.param(1)),
@@ -407,25 +402,6 @@ impl Reader {
             })),
             "MODE" => self.mode(line, out, frames),
             "CHATHISTORY" => self.chathistory(line, out, frames),
-            "REDACT" => match line.param(1).rsplit_once('/') {
-                Some((_, seq)) if seq.parse::<u64>().is_ok() => {
-                    let (room, with) = target_of(line.param(0));
-                    frames.push(Ok(ClientFrame::Delete {
-                        room,
-                        with,
-                        seq: seq.parse().unwrap_or_default(),
-                    }));
-                }
-                _ => {
-                    out.server("FAIL").params(&[
-                        "REDACT",
-                        "UNKNOWN_MSGID",
-                        line.param(0),
-                        line.param(1),
-                        "not a message id of this server",
-                    ]);
-                }
-            },
             "WHO" => self.who(line.param(0), out),
             "WHOIS" => self.whois(line.params.last().map_or("", String::as_str), out),
             "PING" if line.params.is_empty() => {
@@ -488,6 +464,17 @@ impl Reader {
             .and_then(|(_, seq)| seq.parse().ok());
         for target in targets.split(',').filter(|target| !target.is_empty()) {
             let (room, to) = target_of(target);
+            if room.is_some() && !self.shared.view().is_in(&key(target)) {
+                // IRC answers this at once; a notice is never answered.
+                if !notice {
+                    out.numeric(
+                        404,
+                        &self.me(),
+                        &[target, "Cannot send to channel: join it first"],
+                    );
+                }
+                continue;
+            }
             frames.push(Ok(ClientFrame::Say {
                 room,
                 to,
@@ -534,7 +521,7 @@ impl Reader {
             Err(why) => return fail(out, "INVALID_PARAMS", why),
         };
         let (room, with, key) = if target.starts_with('#') {
-            (Some(room_of(target)), None, fold(&target[1..]))
+            (Some(room_of(target)), None, key(target))
         } else {
             let with = name_of(target);
             let key = format!("@{}", fold(&with));
@@ -586,6 +573,22 @@ impl Reader {
                 _ => out.numeric(331, &me, &[target, "No topic is set"]),
             },
             None => out.numeric(442, &me, &[target, "You're not on that channel"]),
+        }
+    }
+
+    /// `NAMES #a,#b`, or of every channel the connection is in.
+    fn names_of(&self, targets: Option<&str>, out: &mut Out) {
+        let Some(targets) = targets else {
+            let me = self.me();
+            let full = self.shared.caps() & super::USERHOST_IN_NAMES != 0;
+            for channel in self.shared.view().channels.values() {
+                super::render::names(&me, channel, full, out);
+            }
+            out.numeric(366, &me, &["*", "End of /NAMES list"]);
+            return;
+        };
+        for room in targets.split(',').filter(|room| !room.is_empty()) {
+            self.names(room, out);
         }
     }
 
@@ -816,6 +819,29 @@ fn ban(room: String, mask: &str, on: bool) -> ClientFrame {
     }
 }
 
+/// `REDACT target msgid`: a deletion.
+fn redact(line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+    match line
+        .param(1)
+        .rsplit_once('/')
+        .map(|(_, seq)| seq.parse::<u64>())
+    {
+        Some(Ok(seq)) => {
+            let (room, with) = target_of(line.param(0));
+            frames.push(Ok(ClientFrame::Delete { room, with, seq }));
+        }
+        _ => {
+            out.server("FAIL").params(&[
+                "REDACT",
+                "UNKNOWN_MSGID",
+                line.param(0),
+                line.param(1),
+                "not a message id of this server",
+            ]);
+        }
+    }
+}
+
 /// `TAGMSG`: typing (`+typing=active`) and reactions (`+draft/react` on `+draft/reply`).
 fn tagmsg(line: &Line, frames: &mut Vec<Decoded>) {
     let (room, to) = target_of(line.param(0));
@@ -858,4 +884,116 @@ fn find_member(view: &super::View, target: &str) -> Option<(String, Vec<String>)
         }
     }
     found.map(|name| (name, channels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{QueueLimits, QueueReceiver, send_queue};
+
+    fn reader() -> (Reader, QueueReceiver) {
+        let (queue, receiver) = send_queue(QueueLimits {
+            frames: 100,
+            bytes: 1 << 20,
+        });
+        let shared = Arc::new(Shared::new("chat".into()));
+        (Reader::new(shared, queue), receiver)
+    }
+
+    /// The lines the reader answered itself.
+    fn answered(receiver: &QueueReceiver) -> String {
+        receiver.queued().concat()
+    }
+
+    #[test]
+    fn a_registration_waits_for_cap_end_and_comes_to_one_hello() {
+        let (mut reader, receiver) = reader();
+        let frames = reader.decode(b"CAP LS 302\r\nNICK ann\r\nUSER u 0 * :Ann\r\n");
+        assert!(frames.is_empty(), "negotiating: no hello yet");
+        let frames =
+            reader.decode(b"CAP REQ :server-time nonsense\r\nCAP REQ :server-time\r\nCAP END\r\n");
+        assert!(
+            matches!(&frames[..], [Ok(ClientFrame::Hello { name, password: None, .. })] if name == "ann"),
+            "{frames:?}"
+        );
+        let lines = answered(&receiver);
+        assert!(
+            lines.contains("CAP ann NAK :server-time nonsense"),
+            "all or nothing: {lines}"
+        );
+        assert!(lines.contains("CAP ann ACK server-time"), "{lines}");
+        assert_eq!(reader.shared.caps(), super::super::SERVER_TIME);
+    }
+
+    #[test]
+    fn a_refused_nick_lets_the_client_try_another() {
+        let (mut reader, _receiver) = reader();
+        let frames = reader.decode(b"PASS secret-words\r\nNICK ann\r\nUSER u 0 * :Ann\r\n");
+        assert!(matches!(
+            &frames[..],
+            [Ok(ClientFrame::Hello {
+                password: Some(_),
+                ..
+            })]
+        ));
+        assert!(reader.refused(RejectCode::NameTaken), "433 is answerable");
+        let frames = reader.decode(b"NICK ann2\r\n");
+        assert!(
+            matches!(&frames[..], [Ok(ClientFrame::Hello { name, password: None, .. })] if name == "ann2"),
+            "{frames:?}"
+        );
+        assert!(
+            !reader.refused(RejectCode::Banned),
+            "a ban ends the connection"
+        );
+    }
+
+    #[test]
+    fn commands_become_frames() {
+        let (mut reader, _receiver) = reader();
+        reader.decode(b"NICK ann\r\nUSER u 0 * :Ann\r\n");
+        reader.logged_in("ann");
+        let frames = reader.decode(
+            b"JOIN #a,#b\r\nPRIVMSG #a :\x02hi\x02 there\r\nMODE #a +io-b bob m:carol!*@*\r\nKICK #a bob :bye\r\n",
+        );
+        let frames: Vec<ClientFrame> = frames.into_iter().map(|f| f.expect("a frame")).collect();
+        assert!(matches!(&frames[0], ClientFrame::Join { room, .. } if room == "#a"));
+        assert!(matches!(&frames[1], ClientFrame::Join { room, .. } if room == "#b"));
+        assert!(
+            matches!(&frames[2], ClientFrame::Say { text, room: Some(_), .. } if text == "hi there")
+        );
+        assert!(matches!(
+            &frames[3],
+            ClientFrame::Settings {
+                invite_only: true,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&frames[4], ClientFrame::Role { name, role: Role::Op, .. } if name == "bob")
+        );
+        assert!(matches!(&frames[5], ClientFrame::Unmute { name, .. } if name == "carol"));
+        assert!(matches!(&frames[6], ClientFrame::Remove { message: Some(m), .. } if m == "bye"));
+    }
+
+    #[test]
+    fn a_line_too_long_is_refused_and_the_next_one_read() {
+        let (mut reader, receiver) = reader();
+        let mut input = b"NICK ".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 600));
+        input.extend(b"\r\nNICK ann\r\n");
+        // In pieces, as a socket gives them.
+        for piece in input.chunks(100) {
+            reader.decode(piece);
+        }
+        assert!(answered(&receiver).contains(" 417 * :Input line was too long"));
+        assert_eq!(reader.nick.as_deref(), Some("ann"));
+        let mut endless = vec![b'y'; MAX_LINE + MAX_TAGS + 10];
+        endless.extend(b"\r\n");
+        reader.decode(&endless);
+        assert!(
+            reader.partial.is_empty(),
+            "nothing kept of a line past the limit"
+        );
+    }
 }

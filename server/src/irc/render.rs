@@ -541,6 +541,7 @@ fn answer(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Ou
         return;
     };
     let target = channel(&room);
+    view.joining.remove(&fold(&room));
     let channel = view.channels.entry(fold(&room)).or_insert_with(|| {
         out.start("", &source(me), "JOIN").params(&[&target]);
         Channel {
@@ -641,13 +642,11 @@ fn membership(view: &mut View, caps: u32, frame: ServerFrame, out: &mut Out) {
                 }
                 // Gone from the chat: IRC says it once, with QUIT, for every channel
                 // shared; its departures from the others are not shown again.
-                _ if key != me => {
-                    if was_here {
-                        out.start(&tags, &source(&name), "QUIT")
-                            .params(&[reason.describe()]);
-                        for channel in view.channels.values_mut() {
-                            channel.members.remove(&key);
-                        }
+                _ if key != me && was_here => {
+                    out.start(&tags, &source(&name), "QUIT")
+                        .params(&[reason.describe()]);
+                    for channel in view.channels.values_mut() {
+                        channel.members.remove(&key);
                     }
                 }
                 _ => {}
@@ -781,7 +780,7 @@ fn plain(view: &mut View, me: &str, frame: ServerFrame, out: &mut Out) {
             message,
             room,
             ..
-        } => error(me, code, &message, room.as_deref(), out),
+        } => error(view, me, code, &message, room.as_deref(), out),
         ServerFrame::Closing { message, .. } => {
             out.server("ERROR")
                 .params(&[&format!("Closing link: {message}")]);
@@ -923,7 +922,20 @@ fn rejected(view: &View, me: &str, code: RejectCode, message: &str, out: &mut Ou
 }
 
 /// An `error` as the numeric IRC has for it, or as a notice from the server.
-fn error(me: &str, code: ErrorCode, message: &str, room: Option<&str>, out: &mut Out) {
+fn error(
+    view: &mut View,
+    me: &str,
+    code: ErrorCode,
+    message: &str,
+    room: Option<&str>,
+    out: &mut Out,
+) {
+    if let Some(room) = room {
+        // A join refused (banned, invite-only, too many rooms, a bad name) is not on its
+        // way any more.
+        view.joining
+            .remove(&fold(room.strip_prefix('#').unwrap_or(room)));
+    }
     // An invalid room is named as the client wrote it.
     let target = room.map(|room| match code {
         ErrorCode::InvalidRoom => room.to_string(),

@@ -12,6 +12,7 @@
 //!   events for all but the newest).
 //! - `takeover`: logs N accounts in with their passwords, then again all at once with
 //!   their tokens.
+//! - `irc`: the fan-out load over IRC, against our IRC port or another IRC server.
 //! - `chaos`: starts the server itself and kills it again and again while hundreds of
 //!   clients do everything at once (and a few misbehave); then checks that nothing was
 //!   lost, repeated or changed.
@@ -27,6 +28,7 @@ mod clients;
 mod fanout;
 mod history;
 mod idle;
+mod irc;
 mod measure;
 mod moderation;
 mod reading;
@@ -44,6 +46,7 @@ use crate::chaos::{ChaosArgs, chaos};
 use crate::fanout::{FanoutArgs, fanout};
 use crate::history::{HistoryArgs, history};
 use crate::idle::{IdleArgs, idle};
+use crate::irc::{IrcArgs, irc};
 use crate::takeover::{TakeoverArgs, takeover};
 
 /// Drive a chat server with many connections and measure it.
@@ -61,6 +64,7 @@ enum Mode {
     History(HistoryArgs),
     Takeover(TakeoverArgs),
     Chaos(ChaosArgs),
+    Irc(IrcArgs),
 }
 
 pub(crate) fn default_addr() -> SocketAddr {
@@ -101,6 +105,7 @@ fn main() {
         Mode::History(a) => run(0, history(a)),
         Mode::Takeover(a) => run(0, takeover(a)),
         Mode::Chaos(a) => run(0, chaos(a)),
+        Mode::Irc(a) => run(a.threads, irc(a)),
     };
     if let Err(err) = result {
         eprintln!("loadgen: {err}");
