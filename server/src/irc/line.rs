@@ -205,6 +205,11 @@ impl Out {
         self.text.push_str(&String::from_utf8_lossy(bytes));
     }
 
+    /// Lines already written, as text.
+    pub fn push_str(&mut self, lines: &str) {
+        self.text.push_str(lines);
+    }
+
     /// A line already written but for its tags (`tags` may be empty).
     pub fn push_tagged(&mut self, tags: &str, line: &str) {
         if !tags.is_empty() {

@@ -172,28 +172,30 @@ impl Renderer {
             return;
         }
         for piece in &pieces.pieces {
-            let mut rendered = Out::new(&self.shared.server);
-            // Lines go after what is held back while a welcome waits for `CAP END`; the
-            // welcome's own first lines (900, 903) do not wait.
-            let held = self.held.is_some();
-            match piece {
-                Piece::Raw(range) if bytes[range.start] == b'\0' => {
-                    self.released = true;
-                    if let Some(held) = self.held.take() {
-                        lines.push_bytes(held.as_str().as_bytes());
-                    }
-                    continue;
+            if let Piece::Raw(range) = piece
+                && bytes[range.start] == b'\0'
+            {
+                self.released = true;
+                if let Some(held) = self.held.take() {
+                    lines.push_str(held.as_str());
                 }
-                Piece::Raw(range) => rendered.push_bytes(&bytes[range.clone()]),
-                Piece::Message(message) => self.message(message, &mut rendered),
+                continue;
+            }
+            // Lines go after what is held back while a welcome waits for `CAP END`; the
+            // welcome's own first lines (900, 903) do not wait, and what comes after them
+            // goes to the lines it holds back.
+            let mut held = self.held.take();
+            let sink = held.as_mut().unwrap_or(&mut lines);
+            match piece {
+                Piece::Raw(range) => sink.push_bytes(&bytes[range.clone()]),
+                Piece::Message(message) => self.message(message, sink),
                 Piece::Frame(range) => match decode_line::<ServerFrame>(&bytes[range.clone()]) {
-                    Ok(frame) => self.frame(frame, &mut rendered),
+                    Ok(frame) => self.frame(frame, sink),
                     Err(err) => tracing::warn!(%err, "a frame the IRC port cannot read"),
                 },
             }
-            match (&mut self.held, held) {
-                (Some(waiting), true) => waiting.push_bytes(rendered.as_str().as_bytes()),
-                _ => lines.push_bytes(rendered.as_str().as_bytes()),
+            if held.is_some() {
+                self.held = held;
             }
         }
         out.extend_from_slice(lines.as_str().as_bytes());
@@ -296,7 +298,7 @@ impl Renderer {
         }
         let tags = message_tags(caps, message);
         if tags.is_empty() {
-            out.push_bytes(message.lines.as_bytes());
+            out.push_str(&message.lines);
             return;
         }
         for line in message.lines.split_inclusive('\n') {
