@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
+use chat_shared::{Reader, Writer};
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
-use smol::net::TcpStream;
 
-use crate::within;
+use crate::{open, within};
 
 /// A line the server sent, taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +91,8 @@ impl IrcLine {
 
 /// An IRC connection.
 pub struct IrcClient {
-    lines: futures_lite::io::Lines<BufReader<TcpStream>>,
-    writer: TcpStream,
+    lines: futures_lite::io::Lines<BufReader<Reader>>,
+    writer: Writer,
     /// Its nick once registered.
     pub nick: String,
 }
@@ -98,12 +100,20 @@ pub struct IrcClient {
 impl IrcClient {
     /// Connects without registering.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let tcp = within("connecting to the IRC port", TcpStream::connect(addr))
+        Self::connect_with(addr, None).await
+    }
+
+    /// Connects (over TLS with `tls`) without registering.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        tls: Option<&Arc<futures_rustls::rustls::ClientConfig>>,
+    ) -> Self {
+        let (_, reader, writer) = within("connecting to the IRC port", open(addr, None, tls))
             .await
             .expect("connected");
         Self {
-            lines: BufReader::new(tcp.clone()).lines(),
-            writer: tcp,
+            lines: BufReader::new(reader).lines(),
+            writer,
             nick: String::new(),
         }
     }

@@ -93,6 +93,14 @@ impl Deployment {
             .collect()
     }
 
+    /// Every node's IRC port over TLS (`Config::irc_tls` must be set).
+    pub fn irc_tls_addrs(&self) -> Vec<SocketAddr> {
+        self.nodes
+            .iter()
+            .map(|node| node.irc_tls_addr().expect("the IRC TLS port is on"))
+            .collect()
+    }
+
     /// Every node's address.
     pub fn addrs(&self) -> Vec<SocketAddr> {
         self.nodes.iter().map(Running::addr).collect()

@@ -599,3 +599,36 @@ fn leaving_the_chat_is_one_quit_however_many_channels_are_shared() {
         assert_eq!(ann.expect("353").await.text(), "ann");
     });
 }
+
+#[test]
+fn the_irc_tls_port_takes_passwords_with_the_servers_certificate() {
+    // `--tls-self-signed` and `--irc-tls-port` (a free port).
+    let dir = chat_tests::TempDir::new("irc-tls");
+    let server = chat_tests::start(Config {
+        tls: Some(chat_server::TlsSetup::SelfSigned(dir.path().to_path_buf())),
+        irc_tls: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..test_config()
+    });
+    let endpoint = chat_tests::Endpoint::tls(server.addr(), &dir.path().join("tls-cert.pem"));
+    let irc_tls = server.irc_tls_addrs()[0];
+    run_for(LIMIT, async {
+        let (mut dave, _) =
+            Client::login_at(&endpoint, &hello_account("dave", &password("dave"), true)).await;
+        dave.send(&frame("join", serde_json::json!({"room": "vault"})))
+            .await;
+        dave.recv_until(|f| matches!(f, ServerFrame::Room { .. }))
+            .await;
+        drop(Client::login_at(&endpoint, &hello_account("erin", &password("erin"), true)).await);
+        let mut erin = IrcClient::connect_with(irc_tls, endpoint.tls.as_ref()).await;
+        erin.send(&format!("PASS {}", password("erin"))).await;
+        erin.send("NICK erin").await;
+        erin.send("USER u 0 * :Erin").await;
+        erin.welcomed().await;
+        erin.join("#vault").await;
+        erin.send("PRIVMSG #vault :over TLS").await;
+        let ServerFrame::Message { text, .. } = message_from(&mut dave, "erin").await else {
+            unreachable!()
+        };
+        assert_eq!(text, "over TLS");
+    });
+}

@@ -69,6 +69,8 @@ fn bad_flags_exit_non_zero_with_one_clear_line() {
         &["--store-cache", "0", "--port", "0"],
         &["--metrics", "nowhere", "--port", "0", "--memory"],
         &["--log-format", "xml", "--port", "0", "--memory"],
+        &["--irc-tls-port", "6697", "--port", "0", "--memory"],
+        &["--irc-name", "bad name", "--port", "0", "--memory"],
         &["--retain-days", "0", "--port", "0", "--memory"],
         &["--retain-days", "-1", "--port", "0", "--memory"],
         &[

@@ -89,7 +89,28 @@ pub struct View {
     pub joining: HashSet<String>,
 }
 
+/// The most `CHATHISTORY` requests, and joins, a connection may have on their way: one
+/// answered with an error instead is forgotten once these are exceeded, so a client that
+/// keeps asking for what it may not read does not grow its connection's memory.
+const MAX_UNANSWERED: usize = 256;
+
 impl View {
+    /// Remembers a `CHATHISTORY` request on its way.
+    pub fn ask(&mut self, ask: Ask) {
+        if self.asks.len() >= MAX_UNANSWERED {
+            self.asks.pop_front();
+        }
+        self.asks.push_back(ask);
+    }
+
+    /// Remembers a join on its way.
+    pub fn joining(&mut self, key: String) {
+        if self.joining.len() >= MAX_UNANSWERED {
+            self.joining.clear();
+        }
+        self.joining.insert(key);
+    }
+
     /// Whether the connection is in the channel with `key`, or on its way in.
     pub fn is_in(&self, key: &str) -> bool {
         self.channels.contains_key(key) || self.joining.contains(key)

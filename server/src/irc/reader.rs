@@ -354,7 +354,7 @@ impl Reader {
             "TAGMSG" => tagmsg(line, frames),
             "JOIN" => {
                 for room in line.param(0).split(',').filter(|room| !room.is_empty()) {
-                    self.shared.view().joining.insert(key(room));
+                    self.shared.view().joining(key(room));
                     frames.push(Ok(ClientFrame::Join {
                         room: room_of(room),
                         since: None,
@@ -552,7 +552,7 @@ impl Reader {
             },
             _ => return fail(out, "INVALID_PARAMS", "refer to a message by its msgid"),
         }
-        self.shared.view().asks.push_back(ask);
+        self.shared.view().ask(ask);
         frames.push(Ok(ClientFrame::History {
             room,
             with,
