@@ -632,3 +632,71 @@ fn the_irc_tls_port_takes_passwords_with_the_servers_certificate() {
         assert_eq!(text, "over TLS");
     });
 }
+
+#[test]
+fn an_irc_login_takes_over_an_accounts_session_with_its_channels() {
+    let server = chat_tests::start(with_irc());
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let mut fay = account(server.addr(), "fay").await;
+        recorded(
+            &mut fay,
+            &frame("join", serde_json::json!({"room": "den"})),
+            "den",
+        )
+        .await;
+        recorded(
+            &mut fay,
+            &frame("say", serde_json::json!({"room": "den", "text": "before"})),
+            "den",
+        )
+        .await;
+        let (mut gil, _) = Client::login_v3(server.addr(), "gil").await;
+        recorded(
+            &mut gil,
+            &frame("join", serde_json::json!({"room": "den"})),
+            "den",
+        )
+        .await;
+        // The same account over IRC, asked in another case: the session moves, rooms and
+        // all.
+        let mut irc = IrcClient::connect(irc_addr).await;
+        irc.send(&format!("PASS {}", password("fay"))).await;
+        irc.send("NICK FAY").await;
+        irc.send("USER u 0 * :Fay").await;
+        let lines = irc
+            .until(|line| line.command == "366" && line.param(1) == "#den")
+            .await;
+        let commands: Vec<&str> = lines.iter().map(|line| line.command.as_str()).collect();
+        assert!(commands.contains(&"NICK"), "FAY becomes fay: {commands:?}");
+        let joined: Vec<&str> = lines
+            .iter()
+            .filter(|line| line.command == "JOIN")
+            .map(|line| line.param(0))
+            .collect();
+        assert!(
+            joined.contains(&"#general") && joined.contains(&"#den"),
+            "{joined:?}"
+        );
+        assert!(
+            !lines.iter().any(|line| line.command == "PRIVMSG"),
+            "history is not replayed: {lines:?}"
+        );
+        let names = lines
+            .iter()
+            .rev()
+            .find(|line| line.command == "353")
+            .expect("names");
+        let mut listed: Vec<&str> = names.text().split(' ').collect();
+        listed.sort_unstable();
+        assert_eq!(listed, ["gil", "~fay"]);
+        fay.recv_until(|f| matches!(f, ServerFrame::Closing { .. }))
+            .await;
+        gil.send(&frame(
+            "say",
+            serde_json::json!({"room": "den", "text": "after"}),
+        ))
+        .await;
+        assert_eq!(from(&mut irc, "PRIVMSG", "gil").await.text(), "after");
+    });
+}

@@ -61,7 +61,7 @@ pub struct Reader {
     answered: usize,
 }
 
-/// Why a message's text is cut when a line is too long.
+/// What 417 says of a line over the limit.
 const TOO_LONG: &str = "Input line was too long";
 
 impl Reader {
@@ -125,11 +125,16 @@ impl Reader {
         self.stage == Stage::Quitting
     }
 
-    /// The hub took the login: commands are frames from now on.
+    /// The hub took the login: commands are frames from now on. The nick is the name as
+    /// the welcome spells it (an account's, whatever case it was asked in), which the
+    /// renderer keeps in the view; until it has, the name asked for.
     pub fn logged_in(&mut self, name: &str) {
         self.stage = Stage::Registered;
-        self.nick = Some(nick(name).into_owned());
-        self.shared.view().nick.clone_from(&self.nick);
+        let mut view = self.shared.view();
+        if view.me.is_empty() {
+            view.nick = Some(nick(name).into_owned());
+        }
+        self.nick.clone_from(&view.nick);
     }
 
     /// The hub refused the login: a refusal a client can answer (another nick, another
@@ -154,9 +159,13 @@ impl Reader {
         }
     }
 
-    /// The nick to address numerics to.
+    /// The nick to address numerics to: once registered, the welcome's.
     fn me(&self) -> String {
-        self.nick.clone().unwrap_or_else(|| "*".into())
+        let nick = match self.stage {
+            Stage::Registered => self.shared.view().nick.clone(),
+            _ => self.nick.clone(),
+        };
+        nick.unwrap_or_else(|| "*".into())
     }
 
     fn too_long(&mut self, out: &mut Out) {

@@ -171,28 +171,40 @@ impl Renderer {
             out.extend_from_slice(lines.as_str().as_bytes());
             return;
         }
+        // What follows a welcome in its item is the replay of its rooms: history, which
+        // IRC does not show.
+        let mut replay = false;
         for piece in &pieces.pieces {
-            if let Piece::Raw(range) = piece
-                && bytes[range.start] == b'\0'
-            {
-                self.released = true;
-                if let Some(held) = self.held.take() {
-                    lines.push_str(held.as_str());
+            let frame = match piece {
+                Piece::Raw(range) if bytes[range.start] == b'\0' => {
+                    self.released = true;
+                    if let Some(held) = self.held.take() {
+                        lines.push_str(held.as_str());
+                    }
+                    continue;
                 }
-                continue;
-            }
+                Piece::Message(_) if replay => continue,
+                Piece::Frame(range) => match decode_line::<ServerFrame>(&bytes[range.clone()]) {
+                    Ok(frame) if replay && frame.seq().is_some() => continue,
+                    Ok(frame) => Some(frame),
+                    Err(err) => {
+                        tracing::warn!(%err, "a frame the IRC port cannot read");
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            replay |= matches!(frame, Some(ServerFrame::Welcome { .. }));
             // Lines go after what is held back while a welcome waits for `CAP END`; the
             // welcome's own first lines (900, 903) do not wait, and what comes after them
             // goes to the lines it holds back.
             let mut held = self.held.take();
             let sink = held.as_mut().unwrap_or(&mut lines);
-            match piece {
-                Piece::Raw(range) => sink.push_bytes(&bytes[range.clone()]),
-                Piece::Message(message) => self.message(message, sink),
-                Piece::Frame(range) => match decode_line::<ServerFrame>(&bytes[range.clone()]) {
-                    Ok(frame) => self.frame(frame, sink),
-                    Err(err) => tracing::warn!(%err, "a frame the IRC port cannot read"),
-                },
+            match (piece, frame) {
+                (_, Some(frame)) => self.frame(frame, sink),
+                (Piece::Raw(range), None) => sink.push_bytes(&bytes[range.clone()]),
+                (Piece::Message(message), None) => self.message(message, sink),
+                (Piece::Frame(_), None) => {}
             }
             if held.is_some() {
                 self.held = held;
@@ -365,11 +377,7 @@ impl Renderer {
     /// for `CAP END`.
     fn welcome(&mut self, frame: ServerFrame, out: &mut Out) {
         let ServerFrame::Welcome {
-            name,
-            rooms,
-            seq,
-            epoch,
-            ..
+            name, rooms, epoch, ..
         } = frame
         else {
             return;
@@ -419,16 +427,14 @@ impl Renderer {
             out.numeric(5, &me, &params);
         }
         out.numeric(422, &me, &["MOTD File is missing"]);
-        for (i, room) in rooms.iter().enumerate() {
+        for room in &rooms {
             let target = channel(room);
             out.start("", &source(&name), "JOIN").params(&[&target]);
+            // What it shows starts where the answer asked for below says.
             view.channels.insert(
                 fold(room),
                 Channel {
                     name: room.clone(),
-                    // The welcome's seq is its first room's (the default room's); its
-                    // replay is history, which IRC does not show.
-                    shown: if i == 0 { seq } else { 0 },
                     ..Channel::default()
                 },
             );
