@@ -262,27 +262,10 @@ impl Renderer {
                     }
                 }
                 Piece::Frame(range) => {
-                    if let Ok(ServerFrame::Message {
-                        with: Some(with),
-                        seq,
-                        time,
-                        from,
-                        text,
-                        me: action,
-                        deleted: false,
-                        reply_to,
-                        ..
-                    }) = decode_line(&bytes[range.clone()])
-                        && ask.keeps(seq)
+                    if let Ok(frame) = decode_line::<ServerFrame>(&bytes[range.clone()])
+                        && frame.seq().is_some_and(|seq| ask.keeps(seq))
                     {
-                        let ids = direct_ids(&with, seq, reply_to);
-                        let tags = batched(&tags(caps, time, Some(&ids.0), ids.1.as_deref()));
-                        let to = if fold(&from) == me_key {
-                            nick(&with).into_owned()
-                        } else {
-                            me.clone()
-                        };
-                        privmsg(out, &tags, &from, &to, &text, action, "PRIVMSG");
+                        direct(out, caps, (&me, &me_key), frame, &batched);
                     }
                 }
                 _ => {}
@@ -332,26 +315,13 @@ impl Renderer {
                 rejected(&view, &me, code, &message, out);
             }
             frame @ ServerFrame::Room { .. } => answer(&mut view, &me, caps, frame, out),
-            ServerFrame::Message {
-                with: Some(with),
-                room: None,
-                seq,
-                time,
-                from,
-                text,
-                me: action,
-                deleted: false,
-                reply_to,
-                ..
-            } => {
-                let mine = fold(&from) == view.me;
+            frame @ ServerFrame::Message { room: None, .. } => {
+                let mine =
+                    matches!(&frame, ServerFrame::Message { from, .. } if fold(from) == view.me);
                 if mine && caps & ECHO_MESSAGE == 0 {
                     return;
                 }
-                let (msgid, reply) = direct_ids(&with, seq, reply_to);
-                let tags = tags(caps, time, Some(&msgid), reply.as_deref());
-                let target = if mine { nick(&with).into_owned() } else { me };
-                privmsg(out, &tags, &from, &target, &text, action, "PRIVMSG");
+                direct(out, caps, (&me, &view.me), frame, &str::to_owned);
             }
             frame @ (ServerFrame::Joined { .. } | ServerFrame::Left { .. }) => {
                 membership(&mut view, caps, frame, out);
@@ -477,6 +447,39 @@ fn message_tags(caps: u32, message: &RoomMessage) -> String {
         tags.push_str(&message.ids);
     }
     tags
+}
+
+/// A direct message (not deleted) as `PRIVMSG`s to `me` (a nick, and its name's key), or
+/// from `me` to the other account; `batched` adds what tags the page it is in needs.
+fn direct(
+    out: &mut Out,
+    caps: u32,
+    me: (&str, &str),
+    frame: ServerFrame,
+    batched: &dyn Fn(&str) -> String,
+) {
+    let ServerFrame::Message {
+        with: Some(with),
+        seq,
+        time,
+        from,
+        text,
+        me: action,
+        deleted: false,
+        reply_to,
+        ..
+    } = frame
+    else {
+        return;
+    };
+    let (msgid, reply) = direct_ids(&with, seq, reply_to);
+    let tags = batched(&tags(caps, time, Some(&msgid), reply.as_deref()));
+    let to = if fold(&from) == me.1 {
+        nick(&with).into_owned()
+    } else {
+        me.0.to_string()
+    };
+    privmsg(out, &tags, &from, &to, &text, action, "PRIVMSG");
 }
 
 /// The message id of a direct message (`@account/seq`, the other account's key), and of
