@@ -476,6 +476,17 @@ async fn scrape_until(addr: &str, done: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// The newest `limit` events of the default room.
+fn history(limit: u32) -> chat_shared::ClientFrame {
+    chat_shared::ClientFrame::History {
+        room: None,
+        with: None,
+        before: None,
+        after: None,
+        limit: Some(limit),
+    }
+}
+
 /// Flags: `--port 0 --memory --rate 0 --metrics 127.0.1:0` (flood control off). Three
 /// clients log in and each reads one page of history, one posts 20 messages, one asks for
 /// history again, one leaves: the metrics count 3 logins, 20 posts, 60 deliveries of
@@ -483,13 +494,6 @@ async fn scrape_until(addr: &str, done: impl Fn(&str) -> bool) -> String {
 /// and `promtool check metrics` finds nothing wrong with them.
 #[test]
 fn metrics_count_a_known_run_and_promtool_takes_them() {
-    let history = |limit| chat_shared::ClientFrame::History {
-        room: None,
-        with: None,
-        before: None,
-        after: None,
-        limit: Some(limit),
-    };
     run_for(LIMIT, async {
         let server = ServerProcess::start(
             &server_binary(),
