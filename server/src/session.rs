@@ -393,6 +393,18 @@ impl<'a> Session<'a> {
         })
     }
 
+    /// An `error` for a frame that named `room` (so a client knows which one failed).
+    fn error_in(&self, code: ErrorCode, message: String, room: Option<String>) -> Result<(), End> {
+        self.reply(&ServerFrame::Error {
+            room,
+            code,
+            message,
+            id: None,
+            retry_after: None,
+            until: None,
+        })
+    }
+
     fn reject(&self, code: RejectCode, message: String) -> End {
         tracing::info!(?code, message, "login refused");
         self.queue
@@ -561,7 +573,7 @@ impl<'a> Session<'a> {
                 text,
             } => {
                 if let Err(problem) = check_text(&text, self.context.config.max_text) {
-                    return self.error(problem.code(), problem.to_string(), None);
+                    return self.error_in(problem.code(), problem.to_string(), room);
                 }
                 self.amend(room, with, seq, Life::Edit(text), now)
             }
@@ -573,7 +585,7 @@ impl<'a> Session<'a> {
                 on,
             } => {
                 if let Err(problem) = check_emoji(&emoji) {
-                    return self.error(problem.code(), problem.to_string(), None);
+                    return self.error_in(problem.code(), problem.to_string(), room);
                 }
                 self.amend(room, with, seq, Life::React(emoji, on), now)
             }

@@ -700,3 +700,115 @@ fn an_irc_login_takes_over_an_accounts_session_with_its_channels() {
         assert_eq!(from(&mut irc, "PRIVMSG", "gil").await.text(), "after");
     });
 }
+
+/// Reads up to the answer labeled `label`: one line, or the lines of its
+/// `labeled-response` batch (inner batches and all); lines of other answers in between
+/// are passed over.
+async fn labeled(irc: &mut IrcClient, label: &str) -> Vec<IrcLine> {
+    let first = irc
+        .until(|line| line.tag("label").is_some())
+        .await
+        .pop()
+        .expect("a line");
+    assert_eq!(first.tag("label"), Some(label), "{first:?}");
+    if first.command != "BATCH" || first.param(1) != "labeled-response" {
+        return vec![first];
+    }
+    let id = first.param(0).trim_start_matches('+').to_string();
+    let mut lines = irc
+        .until(|line| line.command == "BATCH" && line.param(0) == format!("-{id}"))
+        .await;
+    lines.pop();
+    lines
+}
+
+/// Flags: `--port 0 --memory`, the IRC port, flood control on. With `labeled-response`,
+/// what answers a labeled command carries its label, whether the IRC side answers it
+/// (`PONG` aside, which goes through the session) or the hub does: one line labeled, several
+/// in a `labeled-response` batch, none as `ACK`; what is not an answer is not labeled.
+#[test]
+fn labeled_commands_get_their_answers_with_their_label() {
+    let server = chat_tests::start(with_irc());
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let caps = [
+            "server-time",
+            "message-tags",
+            "echo-message",
+            "batch",
+            "labeled-response",
+            "draft/chathistory",
+        ];
+        let mut ann = IrcClient::guest(irc_addr, "ann", &caps).await;
+        ann.send("@label=p1 PING token").await;
+        let pong = labeled(&mut ann, "p1").await;
+        assert_eq!(
+            (pong[0].command.as_str(), pong[0].text()),
+            ("PONG", "token")
+        );
+        ann.send("@label=p2 PONG token").await;
+        assert_eq!(labeled(&mut ann, "p2").await[0].command, "ACK");
+
+        ann.send("@label=j1 JOIN #lab").await;
+        let joined = labeled(&mut ann, "j1").await;
+        let commands: Vec<&str> = joined.iter().map(|l| l.command.as_str()).collect();
+        assert_eq!(commands, ["JOIN", "353", "366"], "{joined:?}");
+
+        // A post: its echo, labeled; the others get it unlabeled.
+        let (mut bob, _) = Client::login_v3(server.addr(), "bob").await;
+        bob.send(&frame("join", serde_json::json!({"room": "lab"})))
+            .await;
+        from(&mut ann, "JOIN", "bob").await;
+        ann.send("@label=m1 PRIVMSG #lab,#nowhere :hello").await;
+        let answer = labeled(&mut ann, "m1").await;
+        let commands: Vec<&str> = answer.iter().map(|l| l.command.as_str()).collect();
+        assert_eq!(commands, ["404", "PRIVMSG"], "{answer:?}");
+        assert_eq!(answer[1].text(), "hello");
+        let hello = message_from(&mut bob, "ann").await;
+        assert!(matches!(&hello, ServerFrame::Message { text, .. } if text == "hello"));
+
+        // Without echo-message, a post is answered with ACK once recorded.
+        let mut cat = IrcClient::guest(irc_addr, "cat", &["batch", "labeled-response"]).await;
+        cat.join("#lab").await;
+        cat.send("@label=q1 PRIVMSG #lab :quiet").await;
+        assert_eq!(labeled(&mut cat, "q1").await[0].command, "ACK");
+        let quiet = message_from(&mut bob, "cat").await;
+        assert!(matches!(&quiet, ServerFrame::Message { text, .. } if text == "quiet"));
+
+        // The hub's refusal (a guest's room has no owner to set its topic) is labeled.
+        ann.send("@label=t1 TOPIC #lab :new topic").await;
+        let refused = labeled(&mut ann, "t1").await;
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].command, "482", "{refused:?}");
+
+        // Lines the IRC side answers itself.
+        ann.send("@label=w1 WHO #lab").await;
+        let who = labeled(&mut ann, "w1").await;
+        let commands: Vec<&str> = who.iter().map(|l| l.command.as_str()).collect();
+        assert_eq!(commands, ["352", "352", "352", "315"], "{who:?}");
+
+        // A page of history: its chathistory batch inside the labeled one.
+        ann.send("@label=h1 CHATHISTORY LATEST #lab * 10").await;
+        let page = labeled(&mut ann, "h1").await;
+        let (start, rest) = page.split_first().expect("a page");
+        assert_eq!(
+            (start.command.as_str(), start.param(1)),
+            ("BATCH", "chathistory")
+        );
+        let texts: Vec<&str> = rest
+            .iter()
+            .filter(|line| line.command == "PRIVMSG")
+            .map(IrcLine::text)
+            .collect();
+        assert_eq!(texts, ["hello", "quiet"]);
+
+        // bob's next message comes unlabeled.
+        bob.send(&frame(
+            "say",
+            serde_json::json!({"room": "lab", "text": "after"}),
+        ))
+        .await;
+        let after = from(&mut ann, "PRIVMSG", "bob").await;
+        assert_eq!((after.text(), after.tag("label")), ("after", None));
+    });
+}

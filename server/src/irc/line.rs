@@ -141,6 +141,13 @@ impl Out {
         self.start("", &server, command)
     }
 
+    /// Starts a line from the server with `tags` (already escaped); finish it with
+    /// [`Out::params`].
+    pub fn server_tagged(&mut self, tags: &str, command: &str) -> &mut Self {
+        let server = self.server.clone();
+        self.start(tags, &server, command)
+    }
+
     /// Starts a line with `tags` (already escaped `key=value;…`, or empty) and `prefix`
     /// (without its `:`), then `command`; finish it with [`Out::params`].
     pub fn start(&mut self, tags: &str, prefix: &str, command: &str) -> &mut Self {
@@ -218,6 +225,19 @@ impl Out {
             self.text.push(' ');
         }
         self.text.push_str(line);
+    }
+
+    /// A line already written, with `tags` (already escaped) added before any it has.
+    pub fn add_tags(&mut self, tags: &str, line: &str) {
+        match line.strip_prefix('@') {
+            Some(rest) => {
+                self.text.push('@');
+                self.text.push_str(tags);
+                self.text.push(';');
+                self.text.push_str(rest);
+            }
+            None => self.push_tagged(tags, line),
+        }
     }
 
     /// What was written so far.

@@ -10,6 +10,7 @@
 //!
 //! How our chat maps onto IRC is written down in shared/README.md ("The IRC port").
 
+pub(crate) mod label;
 pub(crate) mod line;
 pub(crate) mod reader;
 pub(crate) mod render;
@@ -26,11 +27,12 @@ use chat_shared::{Role, fold};
 pub const HOST: &str = "chat";
 
 /// The capabilities a client may ask for, with their bits.
-pub const CAPS: [(&str, u32); 9] = [
+pub const CAPS: [(&str, u32); 10] = [
     ("batch", BATCH),
     ("draft/chathistory", CHATHISTORY),
     ("draft/message-redaction", REDACTION),
     ("echo-message", ECHO_MESSAGE),
+    ("labeled-response", LABELED_RESPONSE),
     ("message-tags", MESSAGE_TAGS),
     ("multi-prefix", MULTI_PREFIX),
     ("sasl", SASL),
@@ -56,6 +58,10 @@ pub const CHATHISTORY: u32 = 1 << 6;
 pub const REDACTION: u32 = 1 << 7;
 /// `userhost-in-names`: `NAMES` gives each member as `nick!user@host`.
 pub const USERHOST_IN_NAMES: u32 = 1 << 8;
+
+/// `labeled-response`: a command's answers carry the label it was sent with
+/// ([`label`]).
+pub const LABELED_RESPONSE: u32 = 1 << 9;
 
 /// What the reader and the renderer of one IRC connection share: the capabilities agreed,
 /// and what the connection knows of its channels (for `NAMES`, `TOPIC`, `MODE`, `WHO`,
@@ -87,6 +93,8 @@ pub struct View {
     pub listing: Option<Vec<String>>,
     /// The channels a `JOIN` was sent for and not answered yet (by key).
     pub joining: HashSet<String>,
+    /// The labeled commands waiting for their answers.
+    pub labels: label::Labels,
 }
 
 /// The most `CHATHISTORY` requests, and joins, a connection may have on their way: one
@@ -109,6 +117,12 @@ impl View {
             self.joining.clear();
         }
         self.joining.insert(key);
+    }
+
+    /// A new batch's id.
+    pub fn batch(&mut self) -> String {
+        self.batches += 1;
+        self.batches.to_string()
     }
 
     /// Whether the connection is in the channel with `key`, or on its way in.
@@ -217,6 +231,11 @@ pub fn prefix(role: Role) -> &'static str {
         Role::Op => "@",
         Role::Member | Role::Unknown => "",
     }
+}
+
+/// The key (folded name) of the room a channel (`#room`, or a room's name) names.
+pub fn key(channel: &str) -> String {
+    fold(channel.strip_prefix('#').unwrap_or(channel))
 }
 
 /// `#room`.

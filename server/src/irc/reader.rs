@@ -11,9 +11,10 @@ use chat_shared::{
     ClientFrame, DecodeError, Frame, Name, PROTOCOL_VERSIONS, Password, RejectCode, Role, fold,
 };
 
+use super::label::{Answered, Awaits};
 use super::line::{Line, MAX_LINE, MAX_TAGS, Out, strip_formatting};
 use super::render::RELEASE;
-use super::{Ask, CAPS, HOST, SASL, Shared, name_of, nick, prefix};
+use super::{Ask, BATCH, CAPS, HOST, LABELED_RESPONSE, SASL, Shared, key, name_of, nick, prefix};
 use crate::queue::SendQueue;
 
 /// A frame read, or why it could not be.
@@ -59,6 +60,9 @@ pub struct Reader {
     sasl: Sasl,
     /// Lines answered here, for flood control.
     answered: usize,
+    /// The ids given to labeled posts: a random prefix of this connection's, and the
+    /// number of the last one.
+    ids: Option<(String, u64)>,
 }
 
 /// What 417 says of a line over the limit.
@@ -79,6 +83,7 @@ impl Reader {
             negotiating: false,
             sasl: Sasl::Idle,
             answered: 0,
+            ids: None,
         }
     }
 
@@ -355,8 +360,53 @@ impl Reader {
         frames.push(Ok(hello(name_of(&account), Some(Password::new(password)))));
     }
 
-    /// A line from a registered client.
+    /// A line from a registered client; with a `label` (and `labeled-response`), its
+    /// answers are labeled: at once if they are the reader's own, else once the hub's
+    /// have all come (the renderer sees to those).
     fn command(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        let caps = self.shared.caps();
+        let label = line
+            .tag("label")
+            .filter(|label| !label.is_empty() && caps & LABELED_RESPONSE != 0);
+        let Some(label) = label else {
+            return self.dispatch(line, out, frames);
+        };
+        let before = frames.len();
+        let mut own = Out::new(&self.shared.server);
+        self.dispatch(line, &mut own, frames);
+        let awaits: Vec<Awaits> = frames[before..]
+            .iter_mut()
+            .filter_map(|frame| {
+                let frame = frame.as_mut().ok()?;
+                if let ClientFrame::Say { id: id @ None, .. } = frame {
+                    *id = self.post_id();
+                }
+                Awaits::of(frame)
+            })
+            .collect();
+        if awaits.is_empty() {
+            let batch = || (caps & BATCH != 0).then(|| self.shared.view().batch());
+            Answered::now(label.to_string(), own.into_string()).write(batch, out);
+        } else {
+            let mut view = self.shared.view();
+            view.labels
+                .wait(label.to_string(), awaits, own.into_string());
+        }
+    }
+
+    /// An id for a labeled post, by which its echo (or error) is known; none if there is
+    /// no randomness to make one (the post then goes unlabeled).
+    fn post_id(&mut self) -> Option<String> {
+        if self.ids.is_none() {
+            self.ids = Some((crate::wire::random_hex(8).ok()?, 0));
+        }
+        let (prefix, n) = self.ids.as_mut()?;
+        *n += 1;
+        Some(format!("irc-{prefix}-{n}"))
+    }
+
+    /// What a command becomes: frames for the hub, or lines answered here.
+    fn dispatch(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
         let before = frames.len();
         match line.command.as_str() {
             "PRIVMSG" | "NOTICE" => self.privmsg(line, out, frames),
@@ -793,11 +843,6 @@ fn target_of(target: &str) -> (Option<String>, Option<String>) {
     } else {
         (None, Some(name_of(target)))
     }
-}
-
-/// The key of a channel in the view.
-fn key(channel: &str) -> String {
-    fold(channel.strip_prefix('#').unwrap_or(channel))
 }
 
 /// A ban or mute from a mask: `nick`, `nick!*@*`, or `m:nick` for a mute.

@@ -9,6 +9,7 @@ use chat_shared::{
     ErrorCode, LeaveReason, RejectCode, Role, RoomName, ServerFrame, decode_line, fold,
 };
 
+use super::label::Taken;
 use super::line::{MAX_LINE, Out, escape, pieces};
 use super::time::write_time;
 use super::{
@@ -65,6 +66,8 @@ struct RoomMessage {
     time: String,
     /// `msgid=…` and `+draft/reply=…`.
     ids: String,
+    /// The poster's id for it, if it gave one.
+    id: Option<String>,
     /// Its lines, untagged: `:source PRIVMSG #room :text` and CR-LF.
     lines: String,
 }
@@ -91,6 +94,7 @@ impl Pieces {
                     me,
                     deleted: false,
                     reply_to,
+                    id,
                     ..
                 }) => {
                     let msgid = format!("{room}/{seq}");
@@ -103,6 +107,7 @@ impl Pieces {
                         from: fold(&from),
                         time: tags(SERVER_TIME, time, None, None),
                         ids: tags(MESSAGE_TAGS, 0, Some(&msgid), reply.as_deref()),
+                        id,
                         lines: lines.into_string(),
                     })));
                 }
@@ -167,7 +172,10 @@ impl Renderer {
         };
         let mut lines = Out::new(&self.shared.server);
         if pieces.history {
-            self.history(pieces, bytes, &mut lines);
+            let mut page = Out::new(&self.shared.server);
+            let key = self.history(pieces, bytes, &mut page);
+            let taken = key.and_then(|key| self.shared.view().labels.take_history(&key));
+            self.answer(taken, &page, &mut lines);
             out.extend_from_slice(lines.as_str().as_bytes());
             return;
         }
@@ -201,9 +209,36 @@ impl Renderer {
             let mut held = self.held.take();
             let sink = held.as_mut().unwrap_or(&mut lines);
             match (piece, frame) {
-                (_, Some(frame)) => self.frame(frame, sink),
+                (_, Some(frame)) => {
+                    let taken = {
+                        let mut view = self.shared.view();
+                        let View { labels, me, .. } = &mut *view;
+                        labels.take(&frame, me)
+                    };
+                    if taken.is_some() {
+                        let mut part = Out::new(&self.shared.server);
+                        self.frame(frame, &mut part);
+                        self.answer(taken, &part, sink);
+                    } else {
+                        self.frame(frame, sink);
+                    }
+                }
                 (Piece::Raw(range), None) => sink.push_bytes(&bytes[range.clone()]),
-                (Piece::Message(message), None) => self.message(message, sink),
+                (Piece::Message(message), None) => {
+                    let taken = message.id.as_deref().and_then(|id| {
+                        let mut view = self.shared.view();
+                        (message.from == view.me)
+                            .then(|| view.labels.take_post(id))
+                            .flatten()
+                    });
+                    if taken.is_some() {
+                        let mut part = Out::new(&self.shared.server);
+                        self.message(message, &mut part);
+                        self.answer(taken, &part, sink);
+                    } else {
+                        self.message(message, sink);
+                    }
+                }
                 (Piece::Frame(_), None) => {}
             }
             if held.is_some() {
@@ -213,20 +248,33 @@ impl Renderer {
         out.extend_from_slice(lines.as_str().as_bytes());
     }
 
+    /// Writes `part`, the lines of an answer to a labeled command if one was `taken`:
+    /// once all its answers have come, with their label.
+    fn answer(&self, taken: Option<Taken>, part: &Out, out: &mut Out) {
+        let Some(taken) = taken else {
+            return out.push_str(part.as_str());
+        };
+        let caps = self.shared.caps();
+        let mut view = self.shared.view();
+        if let Some(answered) = view.labels.fill(taken, part.as_str()) {
+            answered.write(|| (caps & BATCH != 0).then(|| view.batch()), out);
+        }
+    }
+
     /// A page of history, asked with `CHATHISTORY`: its messages, in a batch for a
-    /// client that takes batches.
-    fn history(&mut self, pieces: &Pieces, bytes: &[u8], out: &mut Out) {
+    /// client that takes batches. Returns the key of the room or conversation it was of.
+    fn history(&mut self, pieces: &Pieces, bytes: &[u8], out: &mut Out) -> Option<String> {
         let Some((Piece::Frame(end), events)) = pieces.pieces.split_last() else {
-            return;
+            return None;
         };
         let Ok(ServerFrame::HistoryEnd { room, with, .. }) = decode_line(&bytes[end.clone()])
         else {
-            return;
+            return None;
         };
         let (target, key) = match (&room, &with) {
             (Some(room), _) => (channel(room), fold(room)),
             (None, Some(with)) => (nick(with).into_owned(), format!("@{}", fold(with))),
-            (None, None) => return,
+            (None, None) => return None,
         };
         let caps = self.shared.caps();
         let mut view = self.shared.view();
@@ -235,13 +283,10 @@ impl Renderer {
             match view.asks.pop_front() {
                 Some(ask) if ask.key == key => break ask,
                 Some(_) => {}
-                None => return,
+                None => return None,
             }
         };
-        let batch = (caps & BATCH != 0).then(|| {
-            view.batches += 1;
-            view.batches.to_string()
-        });
+        let batch = (caps & BATCH != 0).then(|| view.batch());
         let (me, me_key) = (view.nick.clone().unwrap_or_default(), view.me.clone());
         drop(view);
         if let Some(id) = &batch {
@@ -274,6 +319,7 @@ impl Renderer {
         if let Some(id) = &batch {
             out.server("BATCH").params(&[&format!("-{id}")]);
         }
+        Some(key)
     }
 
     /// A room's message, with the tags this connection asked for.

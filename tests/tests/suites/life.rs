@@ -292,7 +292,7 @@ fn edits() {
 /// Flags: defaults. Reactions: guests may react; one per person and emoji (again, or
 /// taking back one not given, records and answers nothing); counts and names in the order
 /// the emoji were first used; a 21st emoji is `too_many_reactions`; not an emoji is
-/// `bad_text`; history shows the message as it is now.
+/// `bad_text` naming the room; history shows the message as it is now.
 #[test]
 fn reactions_count_each_person_once() {
     let server = start(test_config());
@@ -307,9 +307,12 @@ fn reactions_count_each_person_once() {
         done(&mut alice, &react("rust", seq, "👍", true)).await;
         nothing(&mut gus, &react("rust", seq, "👍", true)).await;
         nothing(&mut gus, &react("rust", seq, "🎉", false)).await;
-        assert_eq!(
-            code(&refused(&mut gus, &react("rust", seq, "+1", true)).await),
-            ErrorCode::BadText
+        // The refusal names the room, as the hub's errors about a room do.
+        let bad = refused(&mut gus, &react("rust", seq, "+1", true)).await;
+        assert_eq!(code(&bad), ErrorCode::BadText);
+        assert!(
+            matches!(&bad, ServerFrame::Error { room: Some(room), .. } if room == "rust"),
+            "{bad:?}"
         );
         assert_eq!(
             code(&refused(&mut gus, &react("rust", seq + 100, "👍", true)).await),
