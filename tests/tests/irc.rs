@@ -492,6 +492,19 @@ fn chathistory_pages_are_the_history_pages() {
         )
         .await;
         assert_eq!(between, before[3..6]);
+        // With a limit, BETWEEN goes from its first reference towards its second.
+        let forwards = chathistory_page(
+            &mut ann,
+            &format!("CHATHISTORY BETWEEN #general msgid=general/{from} msgid=general/{to} 2"),
+        )
+        .await;
+        assert_eq!(forwards, before[3..5]);
+        let backwards = chathistory_page(
+            &mut ann,
+            &format!("CHATHISTORY BETWEEN #general msgid=general/{to} msgid=general/{from} 2"),
+        )
+        .await;
+        assert_eq!(backwards, before[4..6]);
         let newer = chathistory_page(
             &mut ann,
             &format!(

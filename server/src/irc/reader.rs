@@ -602,10 +602,16 @@ impl Reader {
             ("BEFORE", Some(at)) => before = Some(at),
             ("AFTER", Some(at)) => after = Some(at),
             ("AROUND", Some(at)) => after = Some(at.saturating_sub(u64::from(limit / 2) + 1)),
+            // From the first reference towards the second: forwards the oldest page after
+            // it, backwards the newest page before it.
             ("BETWEEN", Some(at)) => match refs.get(1).copied().flatten() {
+                Some(end) if at <= end => {
+                    after = Some(at);
+                    ask.before = Some(end);
+                }
                 Some(end) => {
-                    after = Some(at.min(end));
-                    ask.before = Some(at.max(end));
+                    before = Some(at);
+                    ask.after = Some(end);
                 }
                 None => return fail(out, "INVALID_PARAMS", "BETWEEN takes two message ids"),
             },
