@@ -6,14 +6,14 @@
 //! delivery. Senders do not get their own posts back (no `echo-message`), so a post is
 //! `clients - 1` deliveries.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
-use futures_lite::io::BufReader;
-use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use smol::Timer;
@@ -266,11 +266,15 @@ async fn send(
 /// Registers client `i`, joins `channel`, says so on `joined`, then reads every line
 /// until the connection ends: each post from another sender counts once, and its latency
 /// goes into `latency`.
+///
+/// Read as the protocol's fan-out clients read (`reading::read_messages`): in chunks, as
+/// raw bytes, every line of a chunk arriving at its read, so that one core keeps up with
+/// a million deliveries a second and the run measures the server, not the load generator.
 #[allow(clippy::too_many_arguments, reason = "one client's part of the run")]
 async fn read(
     i: usize,
     clients: usize,
-    stream: TcpStream,
+    mut stream: TcpStream,
     channel: &str,
     joined: async_channel::Sender<Result<(), String>>,
     bar: &indicatif::ProgressBar,
@@ -278,11 +282,6 @@ async fn read(
     latency: &mut Histogram<u64>,
 ) {
     let mut writer = stream.clone();
-    // One buffer for every line: a million lines a second should not be a million
-    // allocations in the load generator.
-    let mut input = BufReader::with_capacity(64 * 1024, stream);
-    let mut buffer = Vec::with_capacity(512);
-    let mut counted = 0u64;
     let hello = format!("NICK lg{i}\r\nUSER lg 0 * :load\r\n");
     if writer.write_all(hello.as_bytes()).await.is_err() {
         let _ = joined
@@ -294,62 +293,77 @@ async fn read(
     let mut newest = vec![None::<u64>; clients];
     let mut in_channel = false;
     let post = format!(" PRIVMSG {channel} :");
+    let post = memchr::memmem::Finder::new(post.as_bytes());
+    let mut buf = vec![0u8; 2 * READ_CHUNK];
+    let mut end = 0;
     loop {
-        if counted > 0 && input.buffer().is_empty() {
-            // Counted in one go whenever what was read is used up.
-            tally
-                .deliveries
-                .fetch_add(std::mem::take(&mut counted), Ordering::Relaxed);
-        }
-        buffer.clear();
-        if !matches!(input.read_until(b'\n', &mut buffer).await, Ok(n) if n > 0) {
-            break;
-        }
-        // The posts, read as bytes: the load generator must keep up with a million a
-        // second on one core.
-        if let Some(at) = memchr::memmem::find(&buffer, post.as_bytes()) {
-            let mut fields = buffer[at + post.len()..].split(|byte| *byte == b' ');
-            let mut number = || fields.next().and_then(parse_number);
-            let (Some(sender), Some(n), Some(sent)) = (number(), number(), number()) else {
-                continue;
-            };
-            counted += 1;
-            if let Some(seen) = newest.get_mut(sender as usize) {
-                if seen.is_some_and(|seen| n <= seen) {
-                    tally.duplicated.fetch_add(1, Ordering::Relaxed);
+        let now = now_ns();
+        let mut lines = &buf[..end];
+        let mut counted = 0;
+        // What to send back (PONG, JOIN): written once the chunk is read.
+        let mut answers = String::new();
+        while let Some(at) = memchr::memchr(b'\n', lines) {
+            let line = &lines[..at];
+            lines = &lines[at + 1..];
+            if let Some(at) = post.find(line) {
+                let mut fields = line[at + post.needle().len()..].split(|byte| *byte == b' ');
+                let mut number = || fields.next().and_then(parse_number);
+                let (Some(sender), Some(n), Some(sent)) = (number(), number(), number()) else {
+                    continue;
+                };
+                counted += 1;
+                if let Some(seen) = newest.get_mut(sender as usize) {
+                    if seen.is_some_and(|seen| n <= seen) {
+                        tally.duplicated.fetch_add(1, Ordering::Relaxed);
+                    }
+                    *seen = Some(n);
                 }
-                *seen = Some(n);
+                let _ = latency.record(now.saturating_sub(sent).max(1_000));
+                continue;
             }
-            let _ = latency.record(now_ns().saturating_sub(sent).max(1_000));
-            continue;
+            let line = String::from_utf8_lossy(line);
+            let line = line.trim_end_matches('\r');
+            let mut words = line.splitn(4, ' ');
+            match (words.next(), words.next()) {
+                (Some("PING"), token) => {
+                    let _ = write!(answers, "PONG {}\r\n", token.unwrap_or(""));
+                }
+                // Registered (the end of the message of the day, or its absence).
+                (_, Some("376" | "422")) if !in_channel => {
+                    let _ = write!(answers, "JOIN {channel}\r\n");
+                }
+                (_, Some("366")) if !in_channel => {
+                    in_channel = true;
+                    bar.inc(1);
+                    let _ = joined.send(Ok(())).await;
+                }
+                (_, Some("433" | "432" | "451" | "ERROR")) => {
+                    let _ = joined.send(Err(format!("client {i}: {line}"))).await;
+                    return;
+                }
+                _ => {}
+            }
         }
-        let line = String::from_utf8_lossy(&buffer);
-        let line = line.trim_end_matches(['\r', '\n']);
-        let mut words = line.splitn(4, ' ');
-        let (source, command) = (words.next(), words.next());
-        match (source, command) {
-            (Some("PING"), _) => {
-                let pong = format!("PONG {}\r\n", command.unwrap_or(""));
-                let _ = writer.write_all(pong.as_bytes()).await;
-            }
-            // Registered (the end of the message of the day, or its absence).
-            (_, Some("376" | "422")) if !in_channel => {
-                let join = format!("JOIN {channel}\r\n");
-                let _ = writer.write_all(join.as_bytes()).await;
-            }
-            (_, Some("366")) if !in_channel => {
-                in_channel = true;
-                bar.inc(1);
-                let _ = joined.send(Ok(())).await;
-            }
-            (_, Some("433" | "432" | "451" | "ERROR")) => {
-                let _ = joined.send(Err(format!("client {i}: {line}"))).await;
-                return;
-            }
-            _ => {}
+        tally.deliveries.fetch_add(counted, Ordering::Relaxed);
+        if !answers.is_empty() {
+            let _ = writer.write_all(answers.as_bytes()).await;
+        }
+        // Keep the partial line, and room to read.
+        let partial = lines.len();
+        buf.copy_within(end - partial..end, 0);
+        end = partial;
+        if buf.len() - end < READ_CHUNK {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match stream.read(&mut buf[end..]).await {
+            Ok(n) if n > 0 => end += n,
+            _ => return,
         }
     }
 }
+
+/// Bytes a client reads at once, at least.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// A decimal number written in ASCII digits.
 fn parse_number(digits: &[u8]) -> Option<u64> {
