@@ -571,6 +571,32 @@ fn deletions_are_redactions_both_ways() {
         );
         carol.send("REDACT #general nonsense").await;
         assert_eq!(carol.expect("FAIL").await.param(1), "UNKNOWN_MSGID");
+        // Refusals name what was asked: another's message, one already deleted.
+        carol.send(&format!("REDACT #general general/{said}")).await;
+        let fail = carol.expect("FAIL").await;
+        let id = format!("general/{said}");
+        assert_eq!(
+            fail.params[..4],
+            ["REDACT", "UNKNOWN_MSGID", "#general", id.as_str()],
+            "{fail:?}"
+        );
+        let kept = recorded(
+            &mut bob,
+            &frame(
+                "say",
+                serde_json::json!({"room": "general", "text": "keep this"}),
+            ),
+            "general",
+        )
+        .await;
+        carol.send(&format!("REDACT #general general/{kept}")).await;
+        let fail = carol.expect("FAIL").await;
+        let id = format!("general/{kept}");
+        assert_eq!(
+            fail.params[..4],
+            ["REDACT", "REDACT_FORBIDDEN", "#general", id.as_str()],
+            "{fail:?}"
+        );
     });
 }
 

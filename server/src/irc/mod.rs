@@ -95,6 +95,20 @@ pub struct View {
     pub joining: HashSet<String>,
     /// The labeled commands waiting for their answers.
     pub labels: label::Labels,
+    /// The `REDACT`s sent and not answered yet, oldest first: a refusal is a `FAIL
+    /// REDACT` naming the message.
+    pub redacting: VecDeque<Redacting>,
+}
+
+/// A `REDACT` on its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redacting {
+    /// The room's key, or `@` and the other account's key.
+    pub key: String,
+    /// The target as the client wrote it.
+    pub target: String,
+    /// The message id as the client wrote it.
+    pub msgid: String,
 }
 
 /// The most `CHATHISTORY` requests, and joins, a connection may have on their way: one
@@ -109,6 +123,20 @@ impl View {
             self.asks.pop_front();
         }
         self.asks.push_back(ask);
+    }
+
+    /// Remembers a `REDACT` on its way.
+    pub fn redacting(&mut self, redacting: Redacting) {
+        if self.redacting.len() >= MAX_UNANSWERED {
+            self.redacting.pop_front();
+        }
+        self.redacting.push_back(redacting);
+    }
+
+    /// Takes the oldest `REDACT` on its way in the room or conversation `key`.
+    pub fn redacted(&mut self, key: &str) -> Option<Redacting> {
+        let at = self.redacting.iter().position(|r| r.key == key)?;
+        self.redacting.remove(at)
     }
 
     /// Remembers a join on its way.

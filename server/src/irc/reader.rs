@@ -449,7 +449,7 @@ impl Reader {
                 super::time::write_time(now, &mut time);
                 out.numeric(391, &self.me(), &[&self.shared.server, &time]);
             }
-            "REDACT" => redact(line, out, frames),
+            "REDACT" => self.redact(line, out, frames),
             "KICK" => frames.push(Ok(ClientFrame::Remove {
                 room: room_of(line.param(0)),
                 name: name_of(line.param(1)),
@@ -625,6 +625,29 @@ impl Reader {
             after,
             limit: Some(limit),
         }));
+    }
+
+    /// `REDACT target msgid`: a `delete`; remembered, so that a refusal can name it.
+    fn redact(&self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        let Some(Ok(seq)) = line
+            .param(1)
+            .rsplit_once('/')
+            .map(|(_, seq)| seq.parse::<u64>())
+        else {
+            return unknown_msgid(line, out);
+        };
+        let (room, with) = target_of(line.param(0));
+        let place = match (&room, &with) {
+            (Some(room), _) => key(room),
+            (None, Some(with)) => format!("@{}", fold(with)),
+            (None, None) => return unknown_msgid(line, out),
+        };
+        self.shared.view().redacting(super::Redacting {
+            key: place,
+            target: line.param(0).to_string(),
+            msgid: line.param(1).to_string(),
+        });
+        frames.push(Ok(ClientFrame::Delete { room, with, seq }));
     }
 
     fn topic(&self, target: &str, out: &mut Out) {
@@ -879,27 +902,15 @@ fn ban(room: String, mask: &str, on: bool) -> ClientFrame {
     }
 }
 
-/// `REDACT target msgid`: a deletion.
-fn redact(line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
-    match line
-        .param(1)
-        .rsplit_once('/')
-        .map(|(_, seq)| seq.parse::<u64>())
-    {
-        Some(Ok(seq)) => {
-            let (room, with) = target_of(line.param(0));
-            frames.push(Ok(ClientFrame::Delete { room, with, seq }));
-        }
-        _ => {
-            out.server("FAIL").params(&[
-                "REDACT",
-                "UNKNOWN_MSGID",
-                line.param(0),
-                line.param(1),
-                "not a message id of this server",
-            ]);
-        }
-    }
+/// `FAIL REDACT UNKNOWN_MSGID`: what `REDACT` names is no message id of ours.
+fn unknown_msgid(line: &Line, out: &mut Out) {
+    out.server("FAIL").params(&[
+        "REDACT",
+        "UNKNOWN_MSGID",
+        line.param(0),
+        line.param(1),
+        "not a message id of this server",
+    ]);
 }
 
 /// `TAGMSG`: typing (`+typing=active`) and reactions (`+draft/react` on `+draft/reply`).

@@ -14,7 +14,7 @@ use super::line::{MAX_LINE, Out, escape, pieces};
 use super::time::write_time;
 use super::{
     BATCH, Channel, ECHO_MESSAGE, HOST, MESSAGE_TAGS, REDACTION, SERVER_TIME, Shared,
-    USERHOST_IN_NAMES, View, channel, nick, prefix, source,
+    USERHOST_IN_NAMES, View, channel, key, nick, prefix, source,
 };
 use crate::hub::command::Command;
 use crate::queue::Prepared;
@@ -909,6 +909,12 @@ fn life(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Out)
             time,
             ..
         } => {
+            if fold(&by) == me_key {
+                let place = with
+                    .as_ref()
+                    .map_or_else(|| fold(&ids), |with| format!("@{}", fold(with)));
+                view.redacted(&place);
+            }
             let msgid = format!("{ids}/{msg}");
             if caps & REDACTION != 0 {
                 out.start(&tags(caps, time, None, None), &source(&by), "REDACT")
@@ -990,8 +996,22 @@ fn error(
     if let Some(room) = room {
         // A join refused (banned, invite-only, too many rooms, a bad name) is not on its
         // way any more.
-        view.joining
-            .remove(&fold(room.strip_prefix('#').unwrap_or(room)));
+        view.joining.remove(&key(room));
+        // A deletion refused is the `REDACT` it came from refused.
+        let fail = match code {
+            ErrorCode::NotPermitted | ErrorCode::AccountRequired | ErrorCode::NotMember => {
+                "REDACT_FORBIDDEN"
+            }
+            ErrorCode::NoSuchMessage => "UNKNOWN_MSGID",
+            _ => "",
+        };
+        if !fail.is_empty()
+            && let Some(redact) = view.redacted(&key(room))
+        {
+            out.server("FAIL")
+                .params(&["REDACT", fail, &redact.target, &redact.msgid, message]);
+            return;
+        }
     }
     // An invalid room is named as the client wrote it.
     let target = room.map(|room| match code {
