@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 
 use chat_shared::{ClientFrame, LeaveReason, ServerFrame, fold};
 
-use super::key;
 use super::line::{Out, escape};
+use super::names::key;
 
 /// The most labeled commands waiting for their answers: past it the oldest is forgotten
 /// (its answers come unlabeled), so a client that labels what is never answered does not

@@ -12,19 +12,18 @@
 
 pub(crate) mod label;
 pub(crate) mod line;
+mod names;
 pub(crate) mod reader;
 pub(crate) mod render;
 mod time;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_shared::{Role, fold};
 
-/// The host of every user as IRC shows it (`nick!~u@chat`): addresses are not shown.
-pub const HOST: &str = "chat";
+pub use names::{HOST, channel, key, name_of, nick, prefix, source};
 
 /// The capabilities a client may ask for, with their bits.
 pub const CAPS: [(&str, u32); 10] = [
@@ -230,43 +229,4 @@ impl Shared {
         // Nothing leaves the view half-changed.
         self.view.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// A name as an IRC nick: a space (which our names may hold, one at a time) becomes a
-/// no-break space, which IRC does not split on.
-pub fn nick(name: &str) -> Cow<'_, str> {
-    if name.contains(' ') {
-        Cow::Owned(name.replace(' ', "\u{a0}"))
-    } else {
-        Cow::Borrowed(name)
-    }
-}
-
-/// A nick as one of our names: the way back of [`nick`].
-pub fn name_of(nick: &str) -> String {
-    nick.replace('\u{a0}', " ")
-}
-
-/// `nick!~u@chat`: how IRC names the source of a line.
-pub fn source(name: &str) -> String {
-    format!("{}!~u@{HOST}", nick(name))
-}
-
-/// The prefix `NAMES` gives a member with `role`.
-pub fn prefix(role: Role) -> &'static str {
-    match role {
-        Role::Owner => "~",
-        Role::Op => "@",
-        Role::Member | Role::Unknown => "",
-    }
-}
-
-/// The key (folded name) of the room a channel (`#room`, or a room's name) names.
-pub fn key(channel: &str) -> String {
-    fold(channel.strip_prefix('#').unwrap_or(channel))
-}
-
-/// `#room`.
-pub fn channel(room: &str) -> String {
-    format!("#{room}")
 }
