@@ -281,11 +281,7 @@ impl Answered {
                         .params(&[&format!("+{id}"), "labeled-response"]);
                     let tag = format!("batch={id}");
                     for line in self.lines.split_inclusive('\n') {
-                        // A batch inside (a page of history) keeps its own lines; its
-                        // start line is the one that goes in this batch.
-                        let inner = line.starts_with("@batch=") || line.contains(";batch=");
-                        let inner_end = line.contains(" BATCH -");
-                        if inner || inner_end {
+                        if in_inner_batch(line) {
                             out.push_str(line);
                         } else {
                             out.add_tags(&tag, line);
@@ -296,6 +292,27 @@ impl Answered {
             },
         }
     }
+}
+
+/// Whether `line` belongs to a batch inside the answer (a page of history), which keeps
+/// its own lines: one tagged `batch`, or the inner batch's end. The inner batch's start
+/// line is the one that goes in the labeled batch.
+fn in_inner_batch(line: &str) -> bool {
+    let (tags, rest) = match line.strip_prefix('@') {
+        Some(tagged) => tagged.split_once(' ').unwrap_or((tagged, "")),
+        None => ("", line),
+    };
+    if tags
+        .split(';')
+        .any(|tag| tag.split('=').next() == Some("batch"))
+    {
+        return true;
+    }
+    let command = rest
+        .strip_prefix(':')
+        .and_then(|sourced| sourced.split_once(' '))
+        .map_or(rest, |(_, command)| command);
+    command.starts_with("BATCH -")
 }
 
 #[cfg(test)]
@@ -328,6 +345,25 @@ mod tests {
             "@label=x :chat BATCH +7 labeled-response\r\n\
              @batch=7 :chat 353 ann = #r :ann\r\n\
              @batch=7 :chat 366 ann #r :End\r\n\
+             :chat BATCH -7\r\n"
+        );
+        // A page of history keeps its own batch inside; text that looks like a batch's
+        // tag or end is text.
+        let page = write(Answered::now(
+            "h".into(),
+            ":chat BATCH +1 chathistory #r\r\n\
+             @batch=1;time=1 :ann!~u@chat PRIVMSG #r :a;batch=2 BATCH -1\r\n\
+             :chat BATCH -1\r\n\
+             :ann!~u@chat PRIVMSG #r :x;batch=3 BATCH -4\r\n"
+                .into(),
+        ));
+        assert_eq!(
+            page,
+            "@label=h :chat BATCH +7 labeled-response\r\n\
+             @batch=7 :chat BATCH +1 chathistory #r\r\n\
+             @batch=1;time=1 :ann!~u@chat PRIVMSG #r :a;batch=2 BATCH -1\r\n\
+             :chat BATCH -1\r\n\
+             @batch=7 :ann!~u@chat PRIVMSG #r :x;batch=3 BATCH -4\r\n\
              :chat BATCH -7\r\n"
         );
     }
