@@ -851,3 +851,97 @@ fn labeled_commands_get_their_answers_with_their_label() {
         assert_eq!((after.text(), after.tag("label")), ("after", None));
     });
 }
+
+/// Reads a join's answer up to its 366; returns the `MARKREAD` it held before the 366.
+async fn joined_with_marker(irc: &mut IrcClient, channel: &str) -> String {
+    irc.send(&format!("JOIN {channel}")).await;
+    let lines = irc
+        .until(|line| line.command == "366" && line.param(1) == channel)
+        .await;
+    let marker = lines
+        .iter()
+        .find(|line| line.command == "MARKREAD")
+        .unwrap_or_else(|| panic!("no MARKREAD before 366: {lines:?}"));
+    assert_eq!(marker.param(0), channel);
+    marker.param(1).to_string()
+}
+
+/// Flags: `--port 0 --memory`, the IRC port, flood control on. `draft/read-marker`: a
+/// join says where the read marker stands (before its 366), `MARKREAD` sets it to a
+/// message's time (never back) and reads it, and it is the same read marker the protocol's
+/// `read` keeps: set over IRC, it is the `room` answer's `read` for the desktop client.
+#[test]
+fn read_markers_are_the_protocols_read_markers() {
+    let server = chat_tests::start(with_irc());
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let mut bob = account(server.addr(), "bob").await;
+        drop(account(server.addr(), "carol").await);
+        let caps = ["server-time", "draft/read-marker"];
+        let mut carol = IrcClient::account(irc_addr, "carol", &password("carol"), &caps).await;
+        assert_eq!(joined_with_marker(&mut carol, "#general").await, "*");
+        let mut seqs = Vec::new();
+        let mut times = Vec::new();
+        for text in ["one", "two", "three"] {
+            bob.send(&frame(
+                "say",
+                serde_json::json!({"room": "general", "text": text}),
+            ))
+            .await;
+            let said = bob
+                .recv_until(|f| matches!(f, ServerFrame::Message { text: t, .. } if t == text))
+                .await;
+            seqs.push(said.last().and_then(ServerFrame::seq).expect("a seq"));
+            let line = from(&mut carol, "PRIVMSG", "bob").await;
+            assert_eq!(line.text(), text);
+            times.push(line.tag("time").expect("a time").to_string());
+        }
+        let stamp = |i: usize| format!("timestamp={}", times[i]);
+        carol.send(&format!("MARKREAD #general {}", stamp(1))).await;
+        assert_eq!(
+            carol.expect("MARKREAD").await.params,
+            ["#general", &stamp(1)]
+        );
+        // Never back; a get answers where it stands.
+        carol.send(&format!("MARKREAD #general {}", stamp(0))).await;
+        assert_eq!(
+            carol.expect("MARKREAD").await.params,
+            ["#general", &stamp(1)]
+        );
+        carol.send("MARKREAD #general").await;
+        assert_eq!(
+            carol.expect("MARKREAD").await.params,
+            ["#general", &stamp(1)]
+        );
+        carol.send("MARKREAD #general yesterday").await;
+        assert_eq!(carol.expect("FAIL").await.param(1), "INVALID_PARAMS");
+        carol.send("QUIT").await;
+        carol.to_end().await;
+
+        // The desktop client's room answer carries it: the newest message at or before
+        // that time (posts in the same millisecond share it).
+        let read = (0..3)
+            .filter(|i| times[*i] <= times[1])
+            .map(|i| seqs[i])
+            .max();
+        let hello = hello_account("carol", &password("carol"), false);
+        let (mut desktop, _) = Client::login_with(server.addr(), &hello).await;
+        desktop
+            .send(&frame("join", serde_json::json!({"room": "general"})))
+            .await;
+        let answer = desktop
+            .recv_until(|f| matches!(f, ServerFrame::Room { .. }))
+            .await
+            .pop();
+        assert!(
+            matches!(answer, Some(ServerFrame::Room { read: got, .. }) if Some(got) == read),
+            "{answer:?}"
+        );
+        desktop.send(&ClientFrame::Bye).await;
+        desktop.recv_to_end().await;
+
+        // And a later IRC join says so.
+        let mut carol = IrcClient::account(irc_addr, "carol", &password("carol"), &caps).await;
+        assert_eq!(joined_with_marker(&mut carol, "#general").await, stamp(1));
+    });
+}

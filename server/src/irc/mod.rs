@@ -26,10 +26,11 @@ use chat_shared::{Role, fold};
 pub use names::{HOST, channel, key, name_of, nick, prefix, source};
 
 /// The capabilities a client may ask for, with their bits.
-pub const CAPS: [(&str, u32); 10] = [
+pub const CAPS: [(&str, u32); 11] = [
     ("batch", BATCH),
     ("draft/chathistory", CHATHISTORY),
     ("draft/message-redaction", REDACTION),
+    ("draft/read-marker", READ_MARKER),
     ("echo-message", ECHO_MESSAGE),
     ("labeled-response", LABELED_RESPONSE),
     ("message-tags", MESSAGE_TAGS),
@@ -61,6 +62,9 @@ pub const USERHOST_IN_NAMES: u32 = 1 << 8;
 /// `labeled-response`: a command's answers carry the label it was sent with
 /// ([`label`]).
 pub const LABELED_RESPONSE: u32 = 1 << 9;
+/// `draft/read-marker`: `MARKREAD` gets and sets one's read marker in a channel, and
+/// a join says where it stands.
+pub const READ_MARKER: u32 = 1 << 10;
 
 /// What the reader and the renderer of one IRC connection share: the capabilities agreed,
 /// and what the connection knows of its channels (for `NAMES`, `TOPIC`, `MODE`, `WHO`,
@@ -196,9 +200,34 @@ pub struct Channel {
     pub bans: Vec<String>,
     /// The names muted (for those who may see them).
     pub mutes: Vec<String>,
+    /// The read marker: the newest seq read, and that event's time if known.
+    pub read: (u64, Option<u64>),
+    /// The seqs and times of the newest messages shown (live or paged back to), by seq:
+    /// what a `MARKREAD` timestamp is matched against.
+    pub times: BTreeMap<u64, u64>,
 }
 
+/// The most message times a channel keeps for `MARKREAD`.
+const MAX_TIMES: usize = 256;
+
 impl Channel {
+    /// Keeps message `seq`'s time, for `MARKREAD`.
+    pub fn saw(&mut self, seq: u64, time: u64) {
+        self.times.insert(seq, time);
+        if self.times.len() > MAX_TIMES {
+            self.times.pop_first();
+        }
+    }
+
+    /// The newest message shown at or before `time`: its seq and time.
+    pub fn read_at(&self, time: u64) -> Option<(u64, u64)> {
+        self.times
+            .iter()
+            .rev()
+            .find(|(_, at)| **at <= time)
+            .map(|(seq, at)| (*seq, *at))
+    }
+
     /// `name`'s role here.
     pub fn role_of(&self, name: &str) -> Role {
         self.roles.get(&fold(name)).copied().unwrap_or(Role::Member)

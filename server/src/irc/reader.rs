@@ -13,7 +13,7 @@ use chat_shared::{
 
 use super::label::{Answered, Awaits};
 use super::line::{Line, MAX_LINE, MAX_TAGS, Out, strip_formatting};
-use super::render::RELEASE;
+use super::render::{RELEASE, marker};
 use super::{Ask, BATCH, CAPS, HOST, LABELED_RESPONSE, SASL, Shared, key, name_of, nick, prefix};
 use crate::queue::SendQueue;
 
@@ -450,6 +450,7 @@ impl Reader {
                 out.numeric(391, &self.me(), &[&self.shared.server, &time]);
             }
             "REDACT" => self.redact(line, out, frames),
+            "MARKREAD" => self.markread(line, out, frames),
             "KICK" => frames.push(Ok(ClientFrame::Remove {
                 room: room_of(line.param(0)),
                 name: name_of(line.param(1)),
@@ -625,6 +626,54 @@ impl Reader {
             after,
             limit: Some(limit),
         }));
+    }
+
+    /// `MARKREAD #channel [timestamp=…]`: sets the read marker to the newest message shown
+    /// at or before that time (a `read`; an older one is ignored), and answers where it
+    /// stands. Direct conversations' markers are not kept over IRC.
+    fn markread(&self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        let target = line.param(0);
+        let fail = |out: &mut Out, code: &str, text: &str| {
+            out.server("FAIL").params(&["MARKREAD", code, target, text]);
+        };
+        if target.is_empty() {
+            return out.server("FAIL").params(&[
+                "MARKREAD",
+                "NEED_MORE_PARAMS",
+                "Missing parameters",
+            ]);
+        }
+        if !target.starts_with('#') {
+            return fail(
+                out,
+                "INVALID_PARAMS",
+                "read markers are kept for channels only here",
+            );
+        }
+        let mut view = self.shared.view();
+        let Some(channel) = view.channels.get_mut(&key(target)) else {
+            return fail(out, "INVALID_PARAMS", "You are not in that channel");
+        };
+        if let Some(stamp) = line.params.get(1) {
+            let Some(time) = stamp
+                .strip_prefix("timestamp=")
+                .and_then(super::time::parse_time)
+            else {
+                return fail(out, "INVALID_PARAMS", "timestamp=YYYY-MM-DDThh:mm:ss.sssZ");
+            };
+            if let Some((seq, at)) = channel.read_at(time)
+                && seq > channel.read.0
+            {
+                channel.read = (seq, Some(at));
+                frames.push(Ok(ClientFrame::Read {
+                    room: Some(channel.name.clone()),
+                    with: None,
+                    seq,
+                }));
+            }
+        }
+        out.server("MARKREAD")
+            .params(&[target, &marker(channel.read.1)]);
     }
 
     /// `REDACT target msgid`: a `delete`; remembered, so that a refusal can name it.

@@ -13,7 +13,7 @@ use super::label::Taken;
 use super::line::{MAX_LINE, Out, escape, pieces};
 use super::time::write_time;
 use super::{
-    BATCH, Channel, ECHO_MESSAGE, HOST, MESSAGE_TAGS, REDACTION, SERVER_TIME, Shared,
+    BATCH, Channel, ECHO_MESSAGE, HOST, MESSAGE_TAGS, READ_MARKER, REDACTION, SERVER_TIME, Shared,
     USERHOST_IN_NAMES, View, channel, key, nick, prefix, source,
 };
 use crate::hub::command::Command;
@@ -36,6 +36,9 @@ pub struct Renderer {
     released: bool,
     /// The ISUPPORT tokens.
     isupport: Vec<String>,
+    /// For the room answer being rendered, with `draft/read-marker`: the time of the
+    /// event its read marker names, if the answer's replay holds it.
+    read_time: Option<u64>,
 }
 
 /// A queued item as every IRC connection that writes it shares it.
@@ -68,6 +71,8 @@ struct RoomMessage {
     ids: String,
     /// The poster's id for it, if it gave one.
     id: Option<String>,
+    /// Its time, in milliseconds since the Unix epoch.
+    at: u64,
     /// Its lines, untagged: `:source PRIVMSG #room :text` and CR-LF.
     lines: String,
 }
@@ -108,6 +113,7 @@ impl Pieces {
                         time: tags(SERVER_TIME, time, None, None),
                         ids: tags(MESSAGE_TAGS, 0, Some(&msgid), reply.as_deref()),
                         id,
+                        at: time,
                         lines: lines.into_string(),
                     })));
                 }
@@ -153,6 +159,7 @@ impl Renderer {
             held: None,
             released: false,
             isupport,
+            read_time: None,
         }
     }
 
@@ -210,6 +217,11 @@ impl Renderer {
             let sink = held.as_mut().unwrap_or(&mut lines);
             match (piece, frame) {
                 (_, Some(frame)) => {
+                    if let ServerFrame::Room { read, .. } = &frame
+                        && self.shared.caps() & READ_MARKER != 0
+                    {
+                        self.read_time = time_in(pieces, bytes, *read);
+                    }
                     let taken = {
                         let mut view = self.shared.view();
                         let View { labels, me, .. } = &mut *view;
@@ -298,9 +310,11 @@ impl Renderer {
             Some(id) => format!("batch={id};{tags}"),
             None => tags.to_string(),
         };
+        let mut seen = Vec::new();
         for piece in events {
             match piece {
                 Piece::Message(message) if ask.keeps(message.seq) => {
+                    seen.push((message.seq, message.at));
                     let tags = batched(&message_tags(caps, message));
                     for line in message.lines.split_inclusive('\n') {
                         out.push_tagged(&tags, line);
@@ -319,6 +333,11 @@ impl Renderer {
         if let Some(id) = &batch {
             out.server("BATCH").params(&[&format!("-{id}")]);
         }
+        if let Some(channel) = self.shared.view().channels.get_mut(&key) {
+            for (seq, at) in seen {
+                channel.saw(seq, at);
+            }
+        }
         Some(key)
     }
 
@@ -334,6 +353,7 @@ impl Renderer {
             return;
         }
         channel.shown = message.seq;
+        channel.saw(message.seq, message.at);
         if mine && caps & ECHO_MESSAGE == 0 {
             return;
         }
@@ -360,7 +380,10 @@ impl Renderer {
             ServerFrame::Rejected { code, message, .. } => {
                 rejected(&view, &me, code, &message, out);
             }
-            frame @ ServerFrame::Room { .. } => answer(&mut view, &me, caps, frame, out),
+            frame @ ServerFrame::Room { .. } => {
+                let read_time = self.read_time.take();
+                answer(&mut view, (&me, caps, read_time), frame, out);
+            }
             frame @ ServerFrame::Message { room: None, .. } => {
                 let mine =
                     matches!(&frame, ServerFrame::Message { from, .. } if fold(from) == view.me);
@@ -586,12 +609,21 @@ fn privmsg(
 
 /// The answer to a join: the channel joined (unless it was already shown), its topic and
 /// its members.
-fn answer(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Out) {
+/// The answer to a join: `JOIN` (if new), then with `draft/read-marker` where the read
+/// marker stands (`read_time`: the time of the event it names, if known), the topic and
+/// the names.
+fn answer(
+    view: &mut View,
+    (me, caps, read_time): (&str, u32, Option<u64>),
+    frame: ServerFrame,
+    out: &mut Out,
+) {
     let ServerFrame::Room {
         room,
         users,
         seq,
         state,
+        read,
         ..
     } = frame
     else {
@@ -599,13 +631,26 @@ fn answer(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Ou
     };
     let target = channel(&room);
     view.joining.remove(&fold(&room));
+    let mut joined = false;
     let channel = view.channels.entry(fold(&room)).or_insert_with(|| {
         out.start("", &source(me), "JOIN").params(&[&target]);
+        joined = true;
         Channel {
             name: room.clone(),
             ..Channel::default()
         }
     });
+    let read_time = read_time.filter(|_| read > 0);
+    if read >= channel.read.0 {
+        channel.read = (
+            read,
+            read_time.or(channel.read.1.filter(|_| read == channel.read.0)),
+        );
+    }
+    if joined && caps & READ_MARKER != 0 {
+        out.server("MARKREAD")
+            .params(&[&target, &marker(channel.read.1)]);
+    }
     channel.shown = channel.shown.max(seq);
     channel.topic = state.topic;
     channel.invite_only = state.invite_only;
@@ -627,6 +672,35 @@ fn answer(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Ou
         out.numeric(332, me, &[&target, topic]);
     }
     names(me, channel, caps & USERHOST_IN_NAMES != 0, out);
+}
+
+/// The time of event `seq` if the item (a room answer and its replay) holds it.
+fn time_in(pieces: &Pieces, bytes: &[u8], seq: u64) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Stamp {
+        seq: u64,
+        time: u64,
+    }
+    pieces.pieces.iter().find_map(|piece| match piece {
+        Piece::Message(message) if message.seq == seq => Some(message.at),
+        Piece::Frame(range) => serde_json::from_slice::<Stamp>(&bytes[range.clone()])
+            .ok()
+            .filter(|stamp| stamp.seq == seq)
+            .map(|stamp| stamp.time),
+        _ => None,
+    })
+}
+
+/// A read marker's time as `MARKREAD` gives it: `timestamp=…`, or `*` if unknown.
+pub fn marker(time: Option<u64>) -> String {
+    match time {
+        Some(time) => {
+            let mut stamp = String::from("timestamp=");
+            write_time(time, &mut stamp);
+            stamp
+        }
+        None => "*".into(),
+    }
 }
 
 /// `NAMES` of a channel: 353 lines short enough for IRC, then 366; `full`: each member
