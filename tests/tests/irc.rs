@@ -915,6 +915,11 @@ fn read_markers_are_the_protocols_read_markers() {
         );
         carol.send("MARKREAD #general yesterday").await;
         assert_eq!(carol.expect("FAIL").await.param(1), "INVALID_PARAMS");
+        // Where no marker is kept over IRC, a get answers `*` and a set is refused.
+        carol.send("MARKREAD bob").await;
+        assert_eq!(carol.expect("MARKREAD").await.params, ["bob", "*"]);
+        carol.send(&format!("MARKREAD bob {}", stamp(1))).await;
+        assert_eq!(carol.expect("FAIL").await.param(1), "INVALID_PARAMS");
         carol.send("QUIT").await;
         carol.to_end().await;
 

@@ -14,6 +14,7 @@ use chat_shared::{
 use super::label::{Answered, Awaits};
 use super::line::{Line, MAX_LINE, MAX_TAGS, Out, strip_formatting};
 use super::render::{RELEASE, marker};
+use super::time::parse_time;
 use super::{Ask, BATCH, CAPS, HOST, LABELED_RESPONSE, SASL, Shared, key, name_of, nick, prefix};
 use crate::queue::SendQueue;
 
@@ -628,9 +629,10 @@ impl Reader {
         }));
     }
 
-    /// `MARKREAD #channel [timestamp=…]`: sets the read marker to the newest message shown
-    /// at or before that time (a `read`; an older one is ignored), and answers where it
-    /// stands. Direct conversations' markers are not kept over IRC.
+    /// `MARKREAD #channel [timestamp=…]`: moves the read marker forward to that time (never
+    /// back), and to the newest message shown at or before it (a `read`), and answers
+    /// where it stands. Where no marker is known (a channel one is not in, a direct
+    /// conversation, whose markers are not kept over IRC) a get answers `*`.
     fn markread(&self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
         let target = line.param(0);
         let fail = |out: &mut Out, code: &str, text: &str| {
@@ -643,28 +645,38 @@ impl Reader {
                 "Missing parameters",
             ]);
         }
-        if !target.starts_with('#') {
-            return fail(
-                out,
-                "INVALID_PARAMS",
-                "read markers are kept for channels only here",
-            );
-        }
-        let mut view = self.shared.view();
-        let Some(channel) = view.channels.get_mut(&key(target)) else {
-            return fail(out, "INVALID_PARAMS", "You are not in that channel");
+        let time = match line.params.get(1) {
+            None => None,
+            Some(stamp) => match stamp.strip_prefix("timestamp=").and_then(parse_time) {
+                Some(time) => Some(time),
+                None => {
+                    return fail(out, "INVALID_PARAMS", "timestamp=YYYY-MM-DDThh:mm:ss.sssZ");
+                }
+            },
         };
-        if let Some(stamp) = line.params.get(1) {
-            let Some(time) = stamp
-                .strip_prefix("timestamp=")
-                .and_then(super::time::parse_time)
-            else {
-                return fail(out, "INVALID_PARAMS", "timestamp=YYYY-MM-DDThh:mm:ss.sssZ");
-            };
-            if let Some((seq, at)) = channel.read_at(time)
+        let mut view = self.shared.view();
+        let channel = target
+            .starts_with('#')
+            .then(|| view.channels.get_mut(&key(target)))
+            .flatten();
+        let Some(channel) = channel else {
+            if time.is_some() {
+                return fail(
+                    out,
+                    "INVALID_PARAMS",
+                    "read markers are kept for the channels one is in",
+                );
+            }
+            return out.server("MARKREAD").params(&[target, "*"]);
+        };
+        if let Some(time) = time {
+            if channel.read.1.is_none_or(|known| time > known) {
+                channel.read.1 = Some(time);
+            }
+            if let Some((seq, _)) = channel.read_at(time)
                 && seq > channel.read.0
             {
-                channel.read = (seq, Some(at));
+                channel.read.0 = seq;
                 frames.push(Ok(ClientFrame::Read {
                     room: Some(channel.name.clone()),
                     with: None,
