@@ -607,8 +607,6 @@ fn privmsg(
     }
 }
 
-/// The answer to a join: the channel joined (unless it was already shown), its topic and
-/// its members.
 /// The answer to a join: `JOIN` (if new), then with `draft/read-marker` where the read
 /// marker stands (`read_time`: the time of the event it names, if known), the topic and
 /// the names.
