@@ -13,8 +13,8 @@ use super::label::Taken;
 use super::line::{MAX_LINE, Out, escape, pieces};
 use super::time::write_time;
 use super::{
-    BATCH, Channel, ECHO_MESSAGE, HOST, MESSAGE_TAGS, READ_MARKER, REDACTION, SERVER_TIME, Shared,
-    USERHOST_IN_NAMES, View, channel, key, nick, prefix, source,
+    BATCH, Channel, ECHO_MESSAGE, HOST, LABELED_RESPONSE, MESSAGE_TAGS, READ_MARKER, REDACTION,
+    SERVER_TIME, Shared, USERHOST_IN_NAMES, View, channel, key, nick, prefix, source,
 };
 use crate::hub::command::Command;
 use crate::queue::Prepared;
@@ -189,6 +189,8 @@ impl Renderer {
         // What follows a welcome in its item is the replay of its rooms: history, which
         // IRC does not show.
         let mut replay = false;
+        // Answers to labeled commands are looked for only once a client asked for labels.
+        let labeled = self.shared.caps() & LABELED_RESPONSE != 0;
         for piece in &pieces.pieces {
             let frame = match piece {
                 Piece::Raw(range) if bytes[range.start] == b'\0' => {
@@ -222,11 +224,12 @@ impl Renderer {
                     {
                         self.read_time = time_in(pieces, bytes, *read);
                     }
-                    let taken = {
+                    let taken = labeled.then(|| {
                         let mut view = self.shared.view();
                         let View { labels, me, .. } = &mut *view;
                         labels.take(&frame, me)
-                    };
+                    });
+                    let taken = taken.flatten();
                     if taken.is_some() {
                         let mut part = Out::new(&self.shared.server);
                         self.frame(frame, &mut part);
@@ -237,7 +240,7 @@ impl Renderer {
                 }
                 (Piece::Raw(range), None) => sink.push_bytes(&bytes[range.clone()]),
                 (Piece::Message(message), None) => {
-                    let taken = message.id.as_deref().and_then(|id| {
+                    let taken = message.id.as_deref().filter(|_| labeled).and_then(|id| {
                         let mut view = self.shared.view();
                         (message.from == view.me)
                             .then(|| view.labels.take_post(id))
