@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use chat_shared::{ClientFrame, LeaveReason, ServerFrame, fold};
 
 use super::line::{Out, escape};
-use super::names::key;
+use super::names::{key, place};
 
 /// The most labeled commands waiting for their answers: past it the oldest is forgotten
 /// (its answers come unlabeled), so a client that labels what is never answered does not
@@ -62,10 +62,8 @@ impl Awaits {
     /// What answers `frame`, a frame a labeled command became (`None`: nothing does).
     pub fn of(frame: &ClientFrame) -> Option<Self> {
         let room = |room: &str, kind| Some(Self::Room(key(room), kind));
-        let place = |room: &Option<String>, with: &Option<String>, kind| match (room, with) {
-            (Some(room), _) => Some(Self::Room(key(room), kind)),
-            (None, Some(with)) => Some(Self::Room(format!("@{}", fold(with)), kind)),
-            (None, None) => None,
+        let place = |room: &Option<String>, with: &Option<String>, kind| {
+            place(room.as_deref(), with.as_deref()).map(|place| Self::Room(place, kind))
         };
         match frame {
             ClientFrame::Say { id: Some(id), .. } => Some(Self::Post(id.clone())),
@@ -99,10 +97,8 @@ impl Awaits {
     /// Whether `frame`, sent to the member whose key is `me`, answers this.
     fn answered_by(&self, frame: &ServerFrame, me: &str) -> bool {
         let by_me = |name: &str| fold(name) == me;
-        let place = |room: &Option<String>, with: &Option<String>| match (room, with) {
-            (Some(room), _) => key(room),
-            (None, Some(with)) => format!("@{}", fold(with)),
-            (None, None) => String::new(),
+        let place = |room: &Option<String>, with: &Option<String>| {
+            place(room.as_deref(), with.as_deref()).unwrap_or_default()
         };
         match (self, frame) {
             (

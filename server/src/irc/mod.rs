@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_shared::{Role, fold};
 
-pub use names::{HOST, channel, key, name_of, nick, prefix, source};
+pub use names::{HOST, channel, key, name_of, nick, place, prefix, source};
 
 /// The capabilities a client may ask for, with their bits.
 pub const CAPS: [(&str, u32); 11] = [

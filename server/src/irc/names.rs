@@ -41,6 +41,16 @@ pub fn key(channel: &str) -> String {
     fold(channel.strip_prefix('#').unwrap_or(channel))
 }
 
+/// How the view knows a room (its key) or a direct conversation with `with` (`@` and
+/// that account's key).
+pub fn place(room: Option<&str>, with: Option<&str>) -> Option<String> {
+    match (room, with) {
+        (Some(room), _) => Some(key(room)),
+        (None, Some(with)) => Some(format!("@{}", fold(with))),
+        (None, None) => None,
+    }
+}
+
 /// `#room`.
 pub fn channel(room: &str) -> String {
     format!("#{room}")

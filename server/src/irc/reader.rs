@@ -15,7 +15,9 @@ use super::label::{Answered, Awaits};
 use super::line::{Line, MAX_LINE, MAX_TAGS, Out, strip_formatting};
 use super::render::{RELEASE, marker};
 use super::time::parse_time;
-use super::{Ask, BATCH, CAPS, HOST, LABELED_RESPONSE, SASL, Shared, key, name_of, nick, prefix};
+use super::{
+    Ask, BATCH, CAPS, HOST, LABELED_RESPONSE, SASL, Shared, key, name_of, nick, place, prefix,
+};
 use crate::queue::SendQueue;
 
 /// A frame read, or why it could not be.
@@ -581,13 +583,8 @@ impl Reader {
             Ok(refs) => refs,
             Err(why) => return fail(out, "INVALID_PARAMS", why),
         };
-        let (room, with, key) = if target.starts_with('#') {
-            (Some(room_of(target)), None, key(target))
-        } else {
-            let with = name_of(target);
-            let key = format!("@{}", fold(&with));
-            (None, Some(with), key)
-        };
+        let (room, with) = target_of(target);
+        let key = place(room.as_deref(), with.as_deref()).unwrap_or_default();
         let at = refs.first().copied().flatten();
         let (mut before, mut after, mut ask) = (
             None,
@@ -698,13 +695,9 @@ impl Reader {
             return unknown_msgid(line, out);
         };
         let (room, with) = target_of(line.param(0));
-        let place = match (&room, &with) {
-            (Some(room), _) => key(room),
-            (None, Some(with)) => format!("@{}", fold(with)),
-            (None, None) => return unknown_msgid(line, out),
-        };
+        let key = place(room.as_deref(), with.as_deref()).unwrap_or_default();
         self.shared.view().redacting(super::Redacting {
-            key: place,
+            key,
             target: line.param(0).to_string(),
             msgid: line.param(1).to_string(),
         });

@@ -14,7 +14,7 @@ use super::line::{MAX_LINE, Out, escape, pieces};
 use super::time::write_time;
 use super::{
     BATCH, Channel, ECHO_MESSAGE, HOST, LABELED_RESPONSE, MESSAGE_TAGS, READ_MARKER, REDACTION,
-    SERVER_TIME, Shared, USERHOST_IN_NAMES, View, channel, key, nick, prefix, source,
+    SERVER_TIME, Shared, USERHOST_IN_NAMES, View, channel, key, nick, place, prefix, source,
 };
 use crate::hub::command::Command;
 use crate::queue::Prepared;
@@ -286,10 +286,10 @@ impl Renderer {
         else {
             return None;
         };
-        let (target, key) = match (&room, &with) {
-            (Some(room), _) => (channel(room), fold(room)),
-            (None, Some(with)) => (nick(with).into_owned(), format!("@{}", fold(with))),
-            (None, None) => return None,
+        let key = place(room.as_deref(), with.as_deref())?;
+        let target = match (&room, &with) {
+            (Some(room), _) => channel(room),
+            (_, with) => nick(with.as_deref().unwrap_or_default()).into_owned(),
         };
         let caps = self.shared.caps();
         let mut view = self.shared.view();
@@ -984,10 +984,9 @@ fn life(view: &mut View, me: &str, caps: u32, frame: ServerFrame, out: &mut Out)
             time,
             ..
         } => {
-            if fold(&by) == me_key {
-                let place = with
-                    .as_ref()
-                    .map_or_else(|| fold(&ids), |with| format!("@{}", fold(with)));
+            if fold(&by) == me_key
+                && let Some(place) = place(room.as_deref(), with.as_deref())
+            {
                 view.redacted(&place);
             }
             let msgid = format!("{ids}/{msg}");
