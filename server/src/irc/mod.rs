@@ -203,7 +203,8 @@ pub struct Channel {
     /// The read marker: the newest seq read, and that event's time if known.
     pub read: (u64, Option<u64>),
     /// The seqs and times of the newest messages shown (live or paged back to), by seq:
-    /// what a `MARKREAD` timestamp is matched against.
+    /// what a `MARKREAD` timestamp is matched against (kept with `draft/read-marker`
+    /// only).
     pub times: BTreeMap<u64, u64>,
 }
 

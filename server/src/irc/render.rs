@@ -36,9 +36,6 @@ pub struct Renderer {
     released: bool,
     /// The ISUPPORT tokens.
     isupport: Vec<String>,
-    /// For the room answer being rendered, with `draft/read-marker`: the time of the
-    /// event its read marker names, if the answer's replay holds it.
-    read_time: Option<u64>,
 }
 
 /// A queued item as every IRC connection that writes it shares it.
@@ -159,7 +156,6 @@ impl Renderer {
             held: None,
             released: false,
             isupport,
-            read_time: None,
         }
     }
 
@@ -181,8 +177,10 @@ impl Renderer {
         if pieces.history {
             let mut page = Out::new(&self.shared.server);
             let key = self.history(pieces, bytes, &mut page);
-            let taken = key.and_then(|key| self.shared.view().labels.take_history(&key));
-            self.answer(taken, &page, &mut lines);
+            match key.and_then(|key| self.shared.view().labels.take_history(&key)) {
+                Some(taken) => self.fill(taken, &page, &mut lines),
+                None => lines.push_str(page.as_str()),
+            }
             out.extend_from_slice(lines.as_str().as_bytes());
             return;
         }
@@ -219,24 +217,20 @@ impl Renderer {
             let sink = held.as_mut().unwrap_or(&mut lines);
             match (piece, frame) {
                 (_, Some(frame)) => {
-                    if let ServerFrame::Room { read, .. } = &frame
-                        && self.shared.caps() & READ_MARKER != 0
-                    {
-                        self.read_time = time_in(pieces, bytes, *read);
-                    }
+                    let read_time = match &frame {
+                        ServerFrame::Room { read, .. } if self.shared.caps() & READ_MARKER != 0 => {
+                            time_in(pieces, bytes, *read)
+                        }
+                        _ => None,
+                    };
                     let taken = labeled.then(|| {
                         let mut view = self.shared.view();
                         let View { labels, me, .. } = &mut *view;
                         labels.take(&frame, me)
                     });
-                    let taken = taken.flatten();
-                    if taken.is_some() {
-                        let mut part = Out::new(&self.shared.server);
-                        self.frame(frame, &mut part);
-                        self.answer(taken, &part, sink);
-                    } else {
-                        self.frame(frame, sink);
-                    }
+                    self.labeled(taken.flatten(), sink, |this, out| {
+                        this.frame(frame, read_time, out);
+                    });
                 }
                 (Piece::Raw(range), None) => sink.push_bytes(&bytes[range.clone()]),
                 (Piece::Message(message), None) => {
@@ -246,13 +240,7 @@ impl Renderer {
                             .then(|| view.labels.take_post(id))
                             .flatten()
                     });
-                    if taken.is_some() {
-                        let mut part = Out::new(&self.shared.server);
-                        self.message(message, &mut part);
-                        self.answer(taken, &part, sink);
-                    } else {
-                        self.message(message, sink);
-                    }
+                    self.labeled(taken, sink, |this, out| this.message(message, out));
                 }
                 (Piece::Frame(_), None) => {}
             }
@@ -263,12 +251,26 @@ impl Renderer {
         out.extend_from_slice(lines.as_str().as_bytes());
     }
 
-    /// Writes `part`, the lines of an answer to a labeled command if one was `taken`:
-    /// once all its answers have come, with their label.
-    fn answer(&self, taken: Option<Taken>, part: &Out, out: &mut Out) {
+    /// Renders onto `out` with `render`; if what it renders was `taken` as an answer to a
+    /// labeled command, it goes with the command's other answers instead (see
+    /// [`Renderer::fill`]).
+    fn labeled(
+        &mut self,
+        taken: Option<Taken>,
+        out: &mut Out,
+        render: impl FnOnce(&mut Self, &mut Out),
+    ) {
         let Some(taken) = taken else {
-            return out.push_str(part.as_str());
+            return render(self, out);
         };
+        let mut part = Out::new(&self.shared.server);
+        render(self, &mut part);
+        self.fill(taken, &part, out);
+    }
+
+    /// Adds `part`, the lines of an answer `taken` for a labeled command, to the
+    /// command's answers; once all have come, writes them with their label.
+    fn fill(&self, taken: Taken, part: &Out, out: &mut Out) {
         let caps = self.shared.caps();
         let mut view = self.shared.view();
         if let Some(answered) = view.labels.fill(taken, part.as_str()) {
@@ -336,7 +338,9 @@ impl Renderer {
         if let Some(id) = &batch {
             out.server("BATCH").params(&[&format!("-{id}")]);
         }
-        if let Some(channel) = self.shared.view().channels.get_mut(&key) {
+        if caps & READ_MARKER != 0
+            && let Some(channel) = self.shared.view().channels.get_mut(&key)
+        {
             for (seq, at) in seen {
                 channel.saw(seq, at);
             }
@@ -356,7 +360,9 @@ impl Renderer {
             return;
         }
         channel.shown = message.seq;
-        channel.saw(message.seq, message.at);
+        if caps & READ_MARKER != 0 {
+            channel.saw(message.seq, message.at);
+        }
         if mine && caps & ECHO_MESSAGE == 0 {
             return;
         }
@@ -370,8 +376,9 @@ impl Renderer {
         }
     }
 
-    /// Any frame but a room's message, rendered for this connection alone.
-    fn frame(&mut self, frame: ServerFrame, out: &mut Out) {
+    /// Any frame but a room's message, rendered for this connection alone; `read_time`
+    /// is, for a room answer, the time of the event its read marker names (if known).
+    fn frame(&mut self, frame: ServerFrame, read_time: Option<u64>, out: &mut Out) {
         let caps = self.shared.caps();
         let mut view = self.shared.view();
         let me = view.nick.clone().unwrap_or_else(|| "*".into());
@@ -384,7 +391,6 @@ impl Renderer {
                 rejected(&view, &me, code, &message, out);
             }
             frame @ ServerFrame::Room { .. } => {
-                let read_time = self.read_time.take();
                 answer(&mut view, (&me, caps, read_time), frame, out);
             }
             frame @ ServerFrame::Message { room: None, .. } => {
