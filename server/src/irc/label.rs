@@ -62,7 +62,7 @@ impl Awaits {
     /// What answers `frame`, a frame a labeled command became (`None`: nothing does).
     pub fn of(frame: &ClientFrame) -> Option<Self> {
         let room = |room: &str, kind| Some(Self::Room(key(room), kind));
-        let place = |room: &Option<String>, with: &Option<String>, kind| {
+        let in_place = |room: &Option<String>, with: &Option<String>, kind| {
             place(room.as_deref(), with.as_deref()).map(|place| Self::Room(place, kind))
         };
         match frame {
@@ -82,12 +82,11 @@ impl Awaits {
             ClientFrame::Unmute { room: name, .. } => room(name, Kind::Unmute),
             ClientFrame::Settings { room: name, .. } => room(name, Kind::Settings),
             ClientFrame::Invite { room: name, .. } => room(name, Kind::Invite),
-            ClientFrame::Delete { room, with, .. } => place(room, with, Kind::Delete),
-            ClientFrame::React { room, with, .. } => place(room, with, Kind::React),
-            ClientFrame::History { room, with, .. } => match place(room, with, Kind::Join) {
-                Some(Self::Room(key, _)) => Some(Self::History(key)),
-                _ => None,
-            },
+            ClientFrame::Delete { room, with, .. } => in_place(room, with, Kind::Delete),
+            ClientFrame::React { room, with, .. } => in_place(room, with, Kind::React),
+            ClientFrame::History { room, with, .. } => {
+                place(room.as_deref(), with.as_deref()).map(Self::History)
+            }
             ClientFrame::Ping { token: Some(token) } => Some(Self::Pong(token.clone())),
             ClientFrame::Rooms => Some(Self::List),
             _ => None,
