@@ -7,7 +7,7 @@
 //! `tests/tests/module_graph.rs` checks): leaves (`signal`, `cpu`, `wire`, `limits`, `tls`, `transport`, `config`), the log
 //! (`log`), a connection's queue and who is online (`queue`, `registry`), rooms (`room`),
 //! the hub that owns them (`hub`, with the other nodes behind `hub::peers`), the cluster
-//! (`cluster`, which implements them), the connections (`context`, `session`), and the
+//! (`cluster`, which implements them), the connections (`context`, `request`, `session`, and the IRC port `irc`), and the
 //! server that starts it all (`server`, `cli`).
 //!
 //! `main.rs` only turns flags into a [`Config`]; tests start the same server in-process with
@@ -31,6 +31,7 @@ pub mod operate;
 mod pressure;
 mod queue;
 mod registry;
+mod request;
 mod room;
 pub mod search;
 mod server;

@@ -23,14 +23,12 @@ use crate::hub::command::{Asked, Auth, Command, Life, Login, Place, Said, Step};
 use crate::irc::reader::Reader;
 use crate::irc::render::Renderer;
 use crate::limits::{FloodMeter, TokenBucket};
-use crate::log::{Remembered, Span};
+use crate::log::{Reach, Remembered, Span};
 use crate::queue::{Batch, QueueLimits, SendQueue, send_queue};
 use crate::registry::ConnId;
+use crate::request::{Decoded, Request};
 use crate::transport::Transport;
 use crate::wire::{closing, rejected};
-
-/// A frame read, or why it could not be.
-type Decoded = Result<ClientFrame, DecodeError>;
 
 /// What a connection speaks, and the state of reading it.
 enum Input {
@@ -49,7 +47,7 @@ impl Input {
                 let mut items = Vec::new();
                 while let Some(item) = decoder.next_frame(&mut input) {
                     let too_long = matches!(item, Err(DecodeError::TooLong { .. }));
-                    items.push(item);
+                    items.push(item.map(Request::Frame));
                     if too_long {
                         break;
                     }
@@ -323,19 +321,12 @@ impl<'a> Session<'a> {
                         return end;
                     }
                     for item in items {
-                        let frame = match self.screen(item) {
-                            Ok(Some(frame)) => frame,
+                        let request = match self.screen(item) {
+                            Ok(Some(request)) => request,
                             Ok(None) => continue,
                             Err(end) => return end,
                         };
-                        let acted = if self.logged_in {
-                            self.handle(frame)
-                        } else {
-                            // Boxed: the login runs once, and its state should not stay
-                            // in every connection's task for the rest of its life.
-                            Box::pin(self.login(frame)).await
-                        };
-                        if let Err(end) = acted {
+                        if let Err(end) = self.act(request).await {
                             return end;
                         }
                     }
@@ -348,6 +339,40 @@ impl<'a> Session<'a> {
             if self.queue.is_closed() {
                 // The room closed us (replaced, or too slow to read).
                 return End::Lost;
+            }
+        }
+    }
+
+    /// Acts on a request: a frame (before the login, the login), or what only the IRC
+    /// reader asks.
+    async fn act(&mut self, request: Request) -> Result<(), End> {
+        match request {
+            Request::Frame(frame) if self.logged_in => self.handle(frame),
+            // Boxed: the login runs once, and its state should not stay in every
+            // connection's task for the rest of its life.
+            Request::Frame(frame) => Box::pin(self.login(frame)).await,
+            // The IRC reader asks for these only once registered.
+            _ if !self.logged_in => Ok(()),
+            Request::HistoryAt {
+                room,
+                with,
+                reach,
+                limit,
+            } => self.history(room, with, Some(reach), Some(limit)),
+            Request::Targets {
+                from,
+                to,
+                limit,
+                reply,
+            } => {
+                self.to_hub(Command::Targets {
+                    conn: self.conn,
+                    from,
+                    to,
+                    limit,
+                    reply,
+                });
+                Ok(())
             }
         }
     }
@@ -419,7 +444,7 @@ impl<'a> Session<'a> {
 
     /// Meters a frame read and answers what could not be decoded; returns the frame to
     /// act on, if any.
-    fn screen(&mut self, item: Decoded) -> Result<Option<ClientFrame>, End> {
+    fn screen(&mut self, item: Decoded) -> Result<Option<Request>, End> {
         let now = Instant::now();
         if self.logged_in
             && !self.catching_up(&item, now)
@@ -481,7 +506,7 @@ impl<'a> Session<'a> {
                 before,
                 after,
                 limit,
-            } => self.history(room, with, before, after, limit),
+            } => self.history_frame(room, with, before, after, limit),
             ClientFrame::Join { room, since } => {
                 if let Ok(room) = self.room_name(&room, None) {
                     self.to_hub(Command::Join {
@@ -730,7 +755,8 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn history(
+    /// A `history` frame: before or after a seq (not both), or the newest.
+    fn history_frame(
         &mut self,
         room: Option<String>,
         with: Option<String>,
@@ -738,9 +764,6 @@ impl<'a> Session<'a> {
         after: Option<u64>,
         limit: Option<u32>,
     ) -> Result<(), End> {
-        if room.is_some() && with.is_some() {
-            return self.bad_frame("history names a room or a conversation, not both".into());
-        }
         let span = match (before, after) {
             (Some(_), Some(_)) => {
                 return self.bad_frame("history takes before or after, not both".into());
@@ -749,6 +772,19 @@ impl<'a> Session<'a> {
             (None, Some(after)) => Some(Span::After(after)),
             (None, None) => None,
         };
+        self.history(room, with, span.map(Reach::Seqs), limit)
+    }
+
+    fn history(
+        &mut self,
+        room: Option<String>,
+        with: Option<String>,
+        reach: Option<Reach>,
+        limit: Option<u32>,
+    ) -> Result<(), End> {
+        if room.is_some() && with.is_some() {
+            return self.bad_frame("history names a room or a conversation, not both".into());
+        }
         let limit = limit
             .unwrap_or(DEFAULT_HISTORY_LIMIT)
             .min(MAX_HISTORY_LIMIT);
@@ -756,7 +792,7 @@ impl<'a> Session<'a> {
             self.to_hub(Command::DirectHistory {
                 conn: self.conn,
                 with,
-                span,
+                reach,
                 limit: limit as usize,
             });
             return Ok(());
@@ -767,7 +803,7 @@ impl<'a> Session<'a> {
         self.to_hub(Command::History {
             conn: self.conn,
             room,
-            span,
+            reach,
             limit: limit as usize,
         });
         Ok(())
@@ -791,10 +827,13 @@ impl<'a> Session<'a> {
     /// Whether a frame is one of the `join`s and `history`s a client may send beyond its
     /// allowance in its first ten seconds, to re-join its rooms and catch up (at most
     /// twice `--max-joined` of them).
-    fn catching_up(&mut self, item: &Result<ClientFrame, DecodeError>, now: Instant) -> bool {
+    fn catching_up(&mut self, item: &Decoded, now: Instant) -> bool {
         let catch_up = matches!(
             item,
-            Ok(ClientFrame::Join { .. } | ClientFrame::History { .. })
+            Ok(
+                Request::Frame(ClientFrame::Join { .. } | ClientFrame::History { .. })
+                    | Request::HistoryAt { .. }
+            )
         );
         if catch_up
             && self.catch_up_left > 0

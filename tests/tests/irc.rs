@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chat_shared::{ClientFrame, ServerFrame};
 use chat_tests::irc::{IrcClient, IrcLine, plain};
-use chat_tests::{Client, Config, hello_account, run_for, say_to, test_config};
+use chat_tests::{Client, Config, Storage, hello_account, run_for, say_to, test_config};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -515,10 +515,302 @@ fn chathistory_pages_are_the_history_pages() {
         .await;
         assert_eq!(newer, latest[8..]);
 
-        ann.send("CHATHISTORY BEFORE #general timestamp=2026-01-01T00:00:00.000Z 10")
+        ann.send("CHATHISTORY BEFORE #general timestamp=2026-13-01T00:00:00.000Z 10")
             .await;
         let refused = ann.expect("FAIL").await;
         assert_eq!(refused.params[..2], ["CHATHISTORY", "INVALID_PARAMS"]);
+    });
+}
+
+/// A page of the protocol's `history` of `room`: each event's seq and time, and the text
+/// of the messages.
+async fn timed_page(
+    client: &mut Client,
+    room: &str,
+    (before, after): (Option<u64>, Option<u64>),
+    limit: u32,
+) -> Vec<(u64, u64, Option<String>)> {
+    client
+        .send(&ClientFrame::History {
+            room: Some(room.into()),
+            with: None,
+            before,
+            after,
+            limit: Some(limit),
+        })
+        .await;
+    client
+        .recv_until(|f| matches!(f, ServerFrame::HistoryEnd { .. }))
+        .await
+        .into_iter()
+        .filter_map(|f| match f {
+            ServerFrame::Message {
+                seq, time, text, ..
+            } => Some((seq, time, Some(text))),
+            ServerFrame::Joined { seq, time, .. } => Some((seq, time, None)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The messages of a page as `chathistory_page` gives them.
+fn messages(page: &[(u64, u64, Option<String>)]) -> Vec<(u64, String)> {
+    page.iter()
+        .filter_map(|(seq, _, text)| Some((*seq, text.clone()?)))
+        .collect()
+}
+
+/// The time tags of a channel's newest messages, by seq, as a `CHATHISTORY` page gives
+/// them.
+async fn time_tags(irc: &mut IrcClient, channel: &str) -> std::collections::HashMap<u64, String> {
+    irc.send(&format!("CHATHISTORY LATEST {channel} * 100"))
+        .await;
+    irc.expect("BATCH").await;
+    irc.until(|line| line.command == "BATCH")
+        .await
+        .iter()
+        .filter_map(|line| {
+            let seq = line.tag("msgid")?.rsplit_once('/')?.1.parse().ok()?;
+            Some((seq, line.tag("time")?.to_string()))
+        })
+        .collect()
+}
+
+/// Bob posts twelve messages in general, with a history request (some time) after every
+/// third.
+async fn twelve_posts(addr: SocketAddr) {
+    let mut bob = account(addr, "bob").await;
+    for i in 0..12 {
+        let post = serde_json::json!({"room": "general", "text": format!("post {i}")});
+        recorded(&mut bob, &frame("say", post), "general").await;
+        if i % 3 == 2 {
+            let _ = timed_page(&mut bob, "general", (None, None), 1).await;
+        }
+    }
+}
+
+#[test]
+fn chathistory_finds_pages_by_time_in_the_window_and_in_the_store() {
+    // Once with `--memory` (times looked up in the room's window), once with the store
+    // (`--data DIR`) after a restart, when the window is empty and the log is searched.
+    // Flood control off (`--rate 0`).
+    let dir = chat_tests::TempDir::new("irc-history");
+    for storage in [Storage::Memory, Storage::Dir(dir.path().to_path_buf())] {
+        let config = Config {
+            rate: 0,
+            storage: storage.clone(),
+            ..with_irc()
+        };
+        let server = chat_tests::start(config.clone());
+        run_for(LIMIT, twelve_posts(server.addr()));
+        let server = if matches!(storage, Storage::Dir(_)) {
+            drop(server);
+            chat_tests::start(config)
+        } else {
+            server
+        };
+        let irc_addr = server.irc_addrs()[0];
+        run_for(LIMIT, async {
+            let (mut bob, _) = Client::login_with(
+                server.addr(),
+                &hello_account("bob", &password("bob"), false),
+            )
+            .await;
+            let all = timed_page(&mut bob, "general", (None, None), 100).await;
+            let posts: Vec<&(u64, u64, Option<String>)> =
+                all.iter().filter(|(_, _, text)| text.is_some()).collect();
+            assert_eq!(posts.len(), 12, "{all:?}");
+            // The first event at or after a time, and after it.
+            let first_at = |time: u64| all.iter().find(|e| e.1 >= time).map_or(u64::MAX, |e| e.0);
+            let first_after = |time: u64| all.iter().find(|e| e.1 > time).map_or(u64::MAX, |e| e.0);
+            let caps = ["server-time", "message-tags", "batch", "draft/chathistory"];
+            let mut ann = IrcClient::guest(irc_addr, "ann", &caps).await;
+            let tags = time_tags(&mut ann, "#general").await;
+            let stamp = |time: u64| {
+                let seq = posts.iter().find(|p| p.1 == time).map(|p| p.0);
+                format!("timestamp={}", tags[&seq.expect("a post's time")])
+            };
+
+            let at = posts[6].1;
+            let before = chathistory_page(
+                &mut ann,
+                &format!("CHATHISTORY BEFORE #general {} 4", stamp(at)),
+            )
+            .await;
+            let expected = timed_page(&mut bob, "general", (Some(first_at(at)), None), 4).await;
+            assert_eq!(before, messages(&expected));
+            assert!(!before.is_empty());
+
+            let after = chathistory_page(
+                &mut ann,
+                &format!("CHATHISTORY AFTER #general {} 4", stamp(at)),
+            )
+            .await;
+            let from = first_after(at).saturating_sub(1);
+            let expected = timed_page(&mut bob, "general", (None, Some(from)), 4).await;
+            assert_eq!(after, messages(&expected));
+            assert!(after.iter().all(|(seq, _)| *seq >= first_after(at)));
+
+            let (t1, t2) = (posts[1].1, posts[10].1);
+            let inside: Vec<(u64, String)> = all
+                .iter()
+                .filter(|(_, time, text)| text.is_some() && t1 < *time && *time < t2)
+                .map(|(seq, _, text)| (*seq, text.clone().unwrap_or_default()))
+                .collect();
+            for (a, b) in [(t1, t2), (t2, t1)] {
+                let between = chathistory_page(
+                    &mut ann,
+                    &format!("CHATHISTORY BETWEEN #general {} {} 50", stamp(a), stamp(b)),
+                )
+                .await;
+                assert_eq!(between, inside, "BETWEEN {a} {b}");
+            }
+
+            let around = chathistory_page(
+                &mut ann,
+                &format!("CHATHISTORY AROUND #general {} 3", stamp(at)),
+            )
+            .await;
+            assert!(
+                around.iter().any(|(seq, _)| *seq == first_at(at)),
+                "{around:?} around {}",
+                first_at(at)
+            );
+
+            let latest = chathistory_page(
+                &mut ann,
+                &format!("CHATHISTORY LATEST #general {} 50", stamp(at)),
+            )
+            .await;
+            let newer: Vec<(u64, String)> = messages(&all)
+                .into_iter()
+                .filter(|(seq, _)| *seq >= first_after(at))
+                .collect();
+            assert_eq!(latest, newer);
+
+            ann.send(
+                "CHATHISTORY BETWEEN #general msgid=general/3 timestamp=2026-01-01T00:00:00.000Z 5",
+            )
+            .await;
+            let refused = ann.expect("FAIL").await;
+            assert_eq!(refused.params[..2], ["CHATHISTORY", "INVALID_PARAMS"]);
+        });
+    }
+}
+
+/// The targets a `CHATHISTORY TARGETS` lists, with their times; the batch it comes in is
+/// checked on the way.
+async fn targets(irc: &mut IrcClient, from: &str, to: &str, limit: u32) -> Vec<(String, String)> {
+    irc.send(&format!("CHATHISTORY TARGETS {from} {to} {limit}"))
+        .await;
+    let start = irc.expect("BATCH").await;
+    assert_eq!(start.param(1), "draft/chathistory-targets", "{start:?}");
+    let id = start.param(0).trim_start_matches('+').to_string();
+    let lines = irc.until(|line| line.command == "BATCH").await;
+    let (end, listed) = lines.split_last().expect("the batch's end");
+    assert_eq!(end.param(0), format!("-{id}"));
+    listed
+        .iter()
+        .map(|line| {
+            assert_eq!(
+                (line.command.as_str(), line.param(0), line.tag("batch")),
+                ("CHATHISTORY", "TARGETS", Some(id.as_str())),
+                "{line:?}"
+            );
+            (line.param(1).to_string(), line.param(2).to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn chathistory_targets_lists_channels_and_conversations_by_their_newest_message() {
+    // Flood control off (`--rate 0`).
+    let server = chat_tests::start(Config {
+        rate: 0,
+        ..with_irc()
+    });
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let mut bob = account(server.addr(), "bob").await;
+        let mut carol = account(server.addr(), "carol").await;
+        drop(account(server.addr(), "ann").await);
+        let caps = [
+            "server-time",
+            "message-tags",
+            "batch",
+            "labeled-response",
+            "draft/chathistory",
+        ];
+        let mut ann = IrcClient::account(irc_addr, "ann", &password("ann"), &caps).await;
+        for channel in ["#general", "#plans", "#quiet"] {
+            ann.join(channel).await;
+        }
+        recorded(
+            &mut carol,
+            &frame("join", serde_json::json!({"room": "plans"})),
+            "plans",
+        )
+        .await;
+        let say =
+            |room: &str, text: &str| frame("say", serde_json::json!({"room": room, "text": text}));
+        // A message in #general, one from bob directly, one in #plans: each one's time is
+        // the time its line carries.
+        recorded(&mut bob, &say("general", "first"), "general").await;
+        let general = from(&mut ann, "PRIVMSG", "bob").await;
+        bob.send(&say_to("ann", "psst", None)).await;
+        let direct = from(&mut ann, "PRIVMSG", "bob").await;
+        assert_eq!(direct.param(0), "ann");
+        recorded(&mut carol, &say("plans", "later"), "plans").await;
+        let plans = from(&mut ann, "PRIVMSG", "carol").await;
+        let time = |line: &IrcLine| line.tag("time").expect("a time").to_string();
+        // Oldest first; rooms before conversations at the same time.
+        let mut all = vec![
+            ("#general".to_string(), time(&general)),
+            ("#plans".to_string(), time(&plans)),
+            ("bob".to_string(), time(&direct)),
+        ];
+        all.sort_by(|a, b| a.1.cmp(&b.1));
+
+        let (early, late) = (
+            "timestamp=2020-01-01T00:00:00.000Z",
+            "timestamp=2262-01-01T00:00:00.000Z",
+        );
+        assert_eq!(
+            targets(&mut ann, early, late, 10).await,
+            all,
+            "#quiet has none"
+        );
+        assert_eq!(
+            targets(&mut ann, late, early, 10).await,
+            all,
+            "either order"
+        );
+        assert_eq!(targets(&mut ann, early, late, 1).await, all[..1]);
+        // Both times are left out.
+        let first = format!("timestamp={}", all[0].1);
+        let later: Vec<_> = all.iter().filter(|t| t.1 > all[0].1).cloned().collect();
+        assert_eq!(targets(&mut ann, &first, late, 10).await, later);
+
+        // Labeled: the batch goes inside the label's.
+        ann.send(&format!("@label=t1 CHATHISTORY TARGETS {early} {late} 10"))
+            .await;
+        let outer = ann.expect("BATCH").await;
+        assert_eq!(
+            (outer.tag("label"), outer.param(1)),
+            (Some("t1"), "labeled-response")
+        );
+        let inner = ann.expect("BATCH").await;
+        assert_eq!(inner.param(1), "draft/chathistory-targets");
+        let outer_id = outer.param(0).trim_start_matches('+');
+        assert_eq!(inner.tag("batch"), Some(outer_id));
+
+        ann.send(&format!("CHATHISTORY TARGETS msgid=general/1 {late} 10"))
+            .await;
+        let refused = ann.expect("FAIL").await;
+        assert_eq!(
+            refused.params[..3],
+            ["CHATHISTORY", "INVALID_PARAMS", "TARGETS"]
+        );
     });
 }
 

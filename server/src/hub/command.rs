@@ -13,7 +13,7 @@ pub use crate::step::{Place, Retention, Step};
 
 use crate::accounts::PasswordHash;
 use crate::log::recorder::Recorded;
-use crate::log::{LogError, NewEvent, Seq, Span, Tailed};
+use crate::log::{LogError, NewEvent, Reach, Seq, Tailed};
 use crate::queue::SendQueue;
 use crate::registry::ConnId;
 
@@ -56,6 +56,26 @@ pub enum Life {
     React(String, bool),
 }
 
+/// A place with messages, for IRC's `CHATHISTORY TARGETS`: a room (its name) or a direct
+/// conversation (the other account's name), and when its newest message was recorded (ms
+/// since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latest {
+    pub room: Option<String>,
+    pub with: Option<String>,
+    pub time: u64,
+}
+
+/// What is done with the places a [`Command::Targets`] finds, once they are read (on the
+/// blocking pool).
+pub struct TargetsReply(pub Box<dyn FnOnce(Result<Vec<Latest>, LogError>) + Send>);
+
+impl std::fmt::Debug for TargetsReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TargetsReply")
+    }
+}
+
 /// What a session asks of the hub.
 #[derive(Debug)]
 pub enum Command {
@@ -77,7 +97,7 @@ pub enum Command {
         /// The room; `None`: the default room.
         room: Option<RoomName>,
         /// Which; `None`: the newest.
-        span: Option<Span>,
+        reach: Option<Reach>,
         /// How many at most.
         limit: usize,
     },
@@ -101,6 +121,18 @@ pub enum Command {
     Rooms {
         /// Who asks.
         conn: ConnId,
+    },
+    /// Find the member's rooms and (for an account) direct conversations whose newest
+    /// message was recorded after `from` and before `to` (ms since the Unix epoch), the
+    /// `limit` oldest of them, oldest first (IRC's `CHATHISTORY TARGETS`).
+    Targets {
+        /// Who asks.
+        conn: ConnId,
+        from: u64,
+        to: u64,
+        limit: usize,
+        /// Where they go.
+        reply: TargetsReply,
     },
     /// This connection is gone.
     Leave {
@@ -132,7 +164,7 @@ pub enum Command {
         /// The other account, as the frame named it.
         with: String,
         /// Which; `None`: the newest.
-        span: Option<Span>,
+        reach: Option<Reach>,
         /// How many at most.
         limit: usize,
     },

@@ -7,7 +7,7 @@ use chat_shared::{ErrorCode, Frame, Name, ServerFrame};
 
 use crate::accounts::Account;
 use crate::log::recorder::Recorded;
-use crate::log::{Body, Direct, NewEvent, Seq, Span, StreamId, for_reader};
+use crate::log::{Body, Direct, NewEvent, Reach, Seq, StreamId, for_reader};
 use crate::queue::Batch;
 use crate::registry::ConnId;
 use crate::wire::now_millis;
@@ -217,7 +217,7 @@ impl Hub {
         &mut self,
         conn: ConnId,
         with: &str,
-        span: Option<Span>,
+        reach: Option<Reach>,
         limit: usize,
     ) {
         let Some(queue) = self.online_queue(conn) else {
@@ -229,7 +229,7 @@ impl Hub {
         };
         let read = Read {
             stream: StreamId::direct(&me.keys.folded, &other.keys.folded),
-            span,
+            reach,
             limit,
             target: Target::Direct {
                 with: other.name.to_string(),

@@ -3,11 +3,15 @@
 
 use std::sync::Arc;
 
-use chat_shared::{ErrorCode, Frame, ServerFrame};
+use chat_shared::{ErrorCode, Frame, ServerFrame, fold};
 
+use super::Hub;
+use super::command::{Latest, TargetsReply};
 use crate::log::state::KeptState;
-use crate::log::{EventLog, Span, StreamId, for_reader};
+use crate::log::{EventLog, LogError, Reach, Span, StreamId, for_reader, message_time};
 use crate::queue::SendQueue;
+use crate::registry::ConnId;
+use crate::room::Newest;
 
 /// What a `history` asked about.
 pub(super) enum Target {
@@ -22,7 +26,7 @@ pub(super) enum Target {
 pub(super) struct Read {
     pub(super) stream: StreamId,
     /// `None`: the newest.
-    pub(super) span: Option<Span>,
+    pub(super) reach: Option<Reach>,
     pub(super) limit: usize,
     pub(super) target: Target,
     /// Answered only if the room is not invite-only (the reader is not one of its
@@ -35,7 +39,7 @@ impl Read {
     pub(super) fn answer_from(self, log: Arc<dyn EventLog>, queue: SendQueue) {
         let Read {
             stream,
-            span,
+            reach,
             limit,
             target,
             members_only,
@@ -72,8 +76,8 @@ impl Read {
                     }
                 }
             }
-            let read = match span {
-                Some(span) => Ok(span),
+            let read = match reach {
+                Some(reach) => reach.span(|time| log.first_at(&stream, time)),
                 None => log.head(&stream).map(|head| Span::Before(head.newest + 1)),
             }
             .and_then(|span| Ok((span, log.read(&stream, span, limit)?)));
@@ -130,4 +134,94 @@ pub(super) fn history_answer(target: &Target, span: Span, frames: &[Frame]) -> F
         count: frames.len() as u32,
     });
     Frame::concat(frames.iter().chain(std::iter::once(&end)))
+}
+
+/// The newest events of a place looked at for its newest message (`CHATHISTORY TARGETS`):
+/// a place whose newest message is older than these is not listed.
+const TARGETS_DEPTH: usize = 64;
+
+impl Hub {
+    /// The member's rooms and (for an account) direct conversations whose newest message
+    /// was recorded between the two times (both left out), the `limit` oldest of them,
+    /// oldest first; handed to `reply` once read. A room's newest message is looked for in
+    /// its window first, and in the log (on the blocking pool) when the window cannot
+    /// tell.
+    pub(super) fn targets(
+        &mut self,
+        conn: ConnId,
+        (from, to): (u64, u64),
+        limit: usize,
+        reply: TargetsReply,
+    ) {
+        let Some(member) = self.registry.get(conn).filter(|m| m.online) else {
+            return;
+        };
+        let durable = self.log.durable();
+        let rooms: Vec<(String, StreamId, Newest)> = member
+            .rooms
+            .iter()
+            .map(|key| {
+                let known = self
+                    .rooms
+                    .get(key)
+                    .map_or(Newest::Unknown, |room| room.newest_message(durable));
+                (self.rooms.name(key).to_string(), StreamId::new(key), known)
+            })
+            .collect();
+        let owner = member.account.then(|| member.keys.folded.clone());
+        let log = self.log.clone();
+        smol::unblock(move || {
+            let found = latest(&*log, rooms, owner.as_deref()).map(|mut found| {
+                found.retain(|place| from < place.time && place.time < to);
+                found.sort_by_key(|place| place.time);
+                found.truncate(limit);
+                found
+            });
+            (reply.0)(found);
+        })
+        .detach();
+    }
+}
+
+/// When each place's newest message was recorded: the rooms' (what their windows could
+/// not tell is read from the log) and the direct conversations of `owner` (an account's
+/// key, if the member is one).
+fn latest(
+    log: &dyn EventLog,
+    rooms: Vec<(String, StreamId, Newest)>,
+    owner: Option<&str>,
+) -> Result<Vec<Latest>, LogError> {
+    let newest_in_log = |stream: &StreamId| -> Result<Option<u64>, LogError> {
+        let head = log.head(stream)?;
+        let events = log.read(stream, Span::Before(head.newest + 1), TARGETS_DEPTH)?;
+        Ok(events.iter().rev().find_map(|e| message_time(&e.frame)))
+    };
+    let mut found = Vec::new();
+    for (room, stream, known) in rooms {
+        let time = match known {
+            Newest::Message(time) => Some(time),
+            Newest::NoMessage => None,
+            Newest::Unknown => newest_in_log(&stream)?,
+        };
+        if let Some(time) = time {
+            found.push(Latest {
+                room: Some(room),
+                with: None,
+                time,
+            });
+        }
+    }
+    if let Some(owner) = owner {
+        for conversation in log.conversations(owner, usize::MAX)? {
+            let stream = StreamId::direct(owner, &fold(&conversation.with));
+            if let Some(time) = newest_in_log(&stream)? {
+                found.push(Latest {
+                    room: None,
+                    with: Some(conversation.with),
+                    time,
+                });
+            }
+        }
+    }
+    Ok(found)
 }

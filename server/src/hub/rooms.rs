@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use chat_shared::{ErrorCode, Frame, LeaveReason, Role, RoomName, ServerFrame};
 
-use crate::log::{Body, LogError, Seq, Span, StreamId};
+use crate::log::{Body, LogError, Reach, Seq, Span, StreamId};
 use crate::queue::SendQueue;
 use crate::registry::ConnId;
 use crate::room::Effect;
@@ -125,7 +125,7 @@ impl Hub {
         &mut self,
         conn: ConnId,
         room: Option<&RoomName>,
-        span: Option<Span>,
+        reach: Option<Reach>,
         limit: usize,
     ) {
         let Some(queue) = self.online_queue(conn) else {
@@ -135,7 +135,10 @@ impl Hub {
             Some(Lookup::Existing(key)) => key,
             Some(Lookup::New(_, name)) => {
                 // No such room: nothing in it.
-                let span = span.unwrap_or(Span::Before(1));
+                let span = match reach {
+                    Some(Reach::Seqs(span)) => span,
+                    _ => Span::Before(1),
+                };
                 queue.push_unmetered(history_answer(&Target::Room(name.to_string()), span, &[]));
                 return;
             }
@@ -163,8 +166,15 @@ impl Hub {
             );
         }
         if let Some(room) = self.rooms.get(&key) {
-            let span = span.unwrap_or(Span::Before(room.newest() + 1));
-            if let Some(frames) = room.read_window(span, limit, durable) {
+            let span = match reach {
+                None => Some(Span::Before(room.newest() + 1)),
+                Some(reach) => reach
+                    .span(|time| room.first_at(time, durable).ok_or(()))
+                    .ok(),
+            };
+            if let Some(span) = span
+                && let Some(frames) = room.read_window(span, limit, durable)
+            {
                 queue.push_unmetered(history_answer(&target, span, &frames));
                 return;
             }
@@ -172,7 +182,7 @@ impl Hub {
         // Not in memory, or older than its window: read on the blocking pool.
         let read = Read {
             stream: StreamId::new(&key),
-            span,
+            reach,
             limit,
             target,
             members_only: outsider,

@@ -23,6 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_shared::{Role, fold};
 
+use crate::log::{Reach, Span};
+
 pub use names::{HOST, channel, key, name_of, nick, place, prefix, source};
 
 /// The capabilities a client may ask for, with their bits.
@@ -162,22 +164,65 @@ impl View {
     }
 }
 
-/// A `CHATHISTORY` request on its way: where, and which seqs of the page it wants (a
+/// A `CHATHISTORY` request on its way: where, and which events of the page it wants (a
 /// `LATEST` after a message, a `BETWEEN`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
     /// The room's key, or `@` and the other account's key.
     pub key: String,
-    /// Only seqs above this.
-    pub after: Option<u64>,
-    /// Only seqs below this.
-    pub before: Option<u64>,
+    /// Only events after this.
+    pub after: Option<Reference>,
+    /// Only events before this.
+    pub before: Option<Reference>,
 }
 
 impl Ask {
-    /// Whether the page's event `seq` is wanted.
-    pub fn keeps(&self, seq: u64) -> bool {
-        self.after.is_none_or(|after| seq > after) && self.before.is_none_or(|before| seq < before)
+    /// Whether the page's event `seq`, recorded at `time`, is wanted.
+    pub fn keeps(&self, seq: u64, time: u64) -> bool {
+        self.after.is_none_or(|after| after.precedes(seq, time))
+            && self.before.is_none_or(|before| before.follows(seq, time))
+    }
+}
+
+/// Where a `CHATHISTORY` reference points: a message (`msgid=room/seq`, by its seq), or a
+/// time (`timestamp=…`, ms since the Unix epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reference {
+    Seq(u64),
+    Time(u64),
+}
+
+impl Reference {
+    /// The events before this point.
+    pub fn before(self) -> Reach {
+        match self {
+            Self::Seq(seq) => Reach::Seqs(Span::Before(seq)),
+            Self::Time(time) => Reach::BeforeTime(time),
+        }
+    }
+
+    /// The events after this point.
+    pub fn after(self) -> Reach {
+        match self {
+            Self::Seq(seq) => Reach::Seqs(Span::After(seq)),
+            Self::Time(time) => Reach::AfterTime(time),
+        }
+    }
+
+    /// Whether this point comes before the event `seq`, recorded at `time`.
+    fn precedes(self, seq: u64, time: u64) -> bool {
+        match self {
+            Self::Seq(at) => seq > at,
+            Self::Time(at) => time > at,
+        }
+    }
+
+    /// Whether this point comes after the event `seq`, recorded at `time`.
+    fn follows(self, seq: u64, time: u64) -> bool {
+        match self {
+            Self::Seq(at) => seq < at,
+            Self::Time(at) => time < at,
+        }
     }
 }
 

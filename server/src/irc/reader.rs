@@ -7,21 +7,20 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use chat_shared::limits::MAX_HISTORY_LIMIT;
-use chat_shared::{
-    ClientFrame, DecodeError, Frame, Name, PROTOCOL_VERSIONS, Password, RejectCode, Role, fold,
-};
+use chat_shared::{ClientFrame, Frame, Name, PROTOCOL_VERSIONS, Password, RejectCode, Role, fold};
 
 use super::label::{Answered, Awaits};
 use super::line::{Line, MAX_LINE, MAX_TAGS, Out, strip_formatting};
 use super::render::{RELEASE, marker};
-use super::time::parse_time;
+use super::time::{parse_time, write_time};
 use super::{
-    Ask, BATCH, CAPS, HOST, LABELED_RESPONSE, SASL, Shared, key, name_of, nick, place, prefix,
+    Ask, BATCH, CAPS, HOST, LABELED_RESPONSE, Reference, SASL, Shared, channel, key, name_of, nick,
+    place, prefix,
 };
+use crate::hub::command::{Latest, TargetsReply};
+use crate::log::{LogError, Reach, Span};
 use crate::queue::SendQueue;
-
-/// A frame read, or why it could not be.
-type Decoded = Result<ClientFrame, DecodeError>;
+use crate::request::{Decoded, Request};
 
 /// Where the registration stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +65,8 @@ pub struct Reader {
     /// The ids given to labeled posts: a random prefix of this connection's, and the
     /// number of the last one.
     ids: Option<(String, u64)>,
+    /// The label of the command being read, for what answers it later by itself.
+    label: Option<String>,
 }
 
 /// What 417 says of a line over the limit.
@@ -87,6 +88,7 @@ impl Reader {
             sasl: Sasl::Idle,
             answered: 0,
             ids: None,
+            label: None,
         }
     }
 
@@ -247,7 +249,7 @@ impl Reader {
             (view.sasl, view.nick) = (false, Some(wanted.clone()));
             drop(view);
             self.stage = Stage::LoggingIn;
-            frames.push(Ok(hello));
+            frames.push(Ok(Request::Frame(hello)));
         }
     }
 
@@ -360,7 +362,10 @@ impl Reader {
         (view.sasl, view.nick) = (true, self.nick.clone());
         drop(view);
         self.stage = Stage::LoggingIn;
-        frames.push(Ok(hello(name_of(&account), Some(Password::new(password)))));
+        frames.push(Ok(Request::Frame(hello(
+            name_of(&account),
+            Some(Password::new(password)),
+        ))));
     }
 
     /// A line from a registered client; with a `label` (and `labeled-response`), its
@@ -376,15 +381,25 @@ impl Reader {
         };
         let before = frames.len();
         let mut own = Out::new(&self.shared.server);
+        self.label = Some(label.to_string());
         self.dispatch(line, &mut own, frames);
+        if self.label.take().is_none() {
+            // Taken by what answers the command itself, later (`CHATHISTORY TARGETS`).
+            return;
+        }
         let awaits: Vec<Awaits> = frames[before..]
             .iter_mut()
-            .filter_map(|frame| {
-                let frame = frame.as_mut().ok()?;
-                if let ClientFrame::Say { id: id @ None, .. } = frame {
-                    *id = self.post_id();
+            .filter_map(|request| match request.as_mut().ok()? {
+                Request::Frame(frame) => {
+                    if let ClientFrame::Say { id: id @ None, .. } = frame {
+                        *id = self.post_id();
+                    }
+                    Awaits::of(frame)
                 }
-                Awaits::of(frame)
+                Request::HistoryAt { room, with, .. } => {
+                    place(room.as_deref(), with.as_deref()).map(Awaits::History)
+                }
+                Request::Targets { .. } => None,
             })
             .collect();
         if awaits.is_empty() {
@@ -417,23 +432,25 @@ impl Reader {
             "JOIN" => {
                 for room in line.param(0).split(',').filter(|room| !room.is_empty()) {
                     self.shared.view().joining(key(room));
-                    frames.push(Ok(ClientFrame::Join {
+                    frames.push(Ok(Request::Frame(ClientFrame::Join {
                         room: room_of(room),
                         since: None,
-                    }));
+                    })));
                 }
             }
             "PART" => {
                 for room in line.param(0).split(',').filter(|room| !room.is_empty()) {
-                    frames.push(Ok(ClientFrame::Part {
+                    frames.push(Ok(Request::Frame(ClientFrame::Part {
                         room: room_of(room),
-                    }));
+                    })));
                 }
             }
-            "TOPIC" if line.params.len() >= 2 => frames.push(Ok(ClientFrame::Topic {
-                room: room_of(line.param(0)),
-                text: strip_formatting(line.param(1)),
-            })),
+            "TOPIC" if line.params.len() >= 2 => {
+                frames.push(Ok(Request::Frame(ClientFrame::Topic {
+                    room: room_of(line.param(0)),
+                    text: strip_formatting(line.param(1)),
+                })));
+            }
             "TOPIC" => self.topic(line.param(0), out),
             "NAMES" => self.names_of(line.params.first().map(String::as_str), out),
             "LIST" => {
@@ -442,7 +459,7 @@ impl Reader {
                     .params
                     .first()
                     .map(|rooms| rooms.split(',').map(key).collect());
-                frames.push(Ok(ClientFrame::Rooms));
+                frames.push(Ok(Request::Frame(ClientFrame::Rooms)));
             }
             "TIME" => {
                 let now = std::time::SystemTime::now()
@@ -454,15 +471,15 @@ impl Reader {
             }
             "REDACT" => self.redact(line, out, frames),
             "MARKREAD" => self.markread(line, out, frames),
-            "KICK" => frames.push(Ok(ClientFrame::Remove {
+            "KICK" => frames.push(Ok(Request::Frame(ClientFrame::Remove {
                 room: room_of(line.param(0)),
                 name: name_of(line.param(1)),
                 message: line.params.get(2).map(|reason| strip_formatting(reason)),
-            })),
-            "INVITE" => frames.push(Ok(ClientFrame::Invite {
+            }))),
+            "INVITE" => frames.push(Ok(Request::Frame(ClientFrame::Invite {
                 room: room_of(line.param(1)),
                 name: name_of(line.param(0)),
-            })),
+            }))),
             "MODE" => self.mode(line, out, frames),
             "CHATHISTORY" => self.chathistory(line, out, frames),
             "WHO" => self.who(line.param(0), out),
@@ -470,11 +487,11 @@ impl Reader {
             "PING" if line.params.is_empty() => {
                 out.numeric(461, &self.me(), &["PING", "Not enough parameters"]);
             }
-            "PING" => frames.push(Ok(ClientFrame::Ping {
+            "PING" => frames.push(Ok(Request::Frame(ClientFrame::Ping {
                 token: Some(line.param(0).to_string()),
-            })),
-            "PONG" => frames.push(Ok(ClientFrame::Pong { token: None })),
-            "QUIT" => frames.push(Ok(ClientFrame::Bye)),
+            }))),
+            "PONG" => frames.push(Ok(Request::Frame(ClientFrame::Pong { token: None }))),
+            "QUIT" => frames.push(Ok(Request::Frame(ClientFrame::Bye))),
             "CAP" => self.cap(line, out),
             "NICK" => {
                 let me = self.me();
@@ -538,19 +555,20 @@ impl Reader {
                 }
                 continue;
             }
-            frames.push(Ok(ClientFrame::Say {
+            frames.push(Ok(Request::Frame(ClientFrame::Say {
                 room,
                 to,
                 text: text.clone(),
                 id: None,
                 me,
                 reply_to,
-            }));
+            })));
         }
     }
 
     /// `CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN target ref [ref] limit`, as a
-    /// `history` (references are message ids, `room/seq`).
+    /// `history` (references are message ids, `room/seq`, or times, which the hub looks
+    /// up); `CHATHISTORY TARGETS` is answered here, from the log.
     fn chathistory(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
         let sub = line.param(0).to_ascii_uppercase();
         let target = line.param(1);
@@ -559,11 +577,7 @@ impl Reader {
                 .params(&["CHATHISTORY", code, &sub, text]);
         };
         if sub == "TARGETS" {
-            return fail(
-                out,
-                "INVALID_PARAMS",
-                "TARGETS needs timestamps, which this server does not take",
-            );
+            return self.targets(line, out, frames);
         }
         let wanted = match sub.as_str() {
             "LATEST" | "BEFORE" | "AFTER" | "AROUND" => 4,
@@ -577,7 +591,7 @@ impl Reader {
             Ok(limit) if limit > 0 => limit.min(MAX_HISTORY_LIMIT),
             _ => return fail(out, "INVALID_PARAMS", "the limit is a number above 0"),
         };
-        let refs: Result<Vec<Option<u64>>, &str> =
+        let refs: Result<Vec<Option<Reference>>, &str> =
             (2..wanted - 1).map(|i| reference(line.param(i))).collect();
         let refs = match refs {
             Ok(refs) => refs,
@@ -586,43 +600,133 @@ impl Reader {
         let (room, with) = target_of(target);
         let key = place(room.as_deref(), with.as_deref()).unwrap_or_default();
         let at = refs.first().copied().flatten();
-        let (mut before, mut after, mut ask) = (
-            None,
-            None,
-            Ask {
-                key,
-                after: None,
-                before: None,
-            },
-        );
-        match (sub.as_str(), at) {
+        let mut ask = Ask {
+            key,
+            after: None,
+            before: None,
+        };
+        let back = u64::from(limit / 2);
+        let reach = match (sub.as_str(), at) {
             // The newest page, of what is after `at` if given.
-            ("LATEST", at) => ask.after = at,
-            ("BEFORE", Some(at)) => before = Some(at),
-            ("AFTER", Some(at)) => after = Some(at),
-            ("AROUND", Some(at)) => after = Some(at.saturating_sub(u64::from(limit / 2) + 1)),
+            ("LATEST", at) => {
+                ask.after = at;
+                None
+            }
+            ("BEFORE", Some(at)) => Some(at.before()),
+            ("AFTER", Some(at)) => Some(at.after()),
+            ("AROUND", Some(Reference::Seq(at))) => {
+                Some(Reach::Seqs(Span::After(at.saturating_sub(back + 1))))
+            }
+            ("AROUND", Some(Reference::Time(time))) => Some(Reach::AroundTime { time, back }),
             // From the first reference towards the second: forwards the oldest page after
             // it, backwards the newest page before it.
-            ("BETWEEN", Some(at)) => match refs.get(1).copied().flatten() {
-                Some(end) if at <= end => {
-                    after = Some(at);
+            ("BETWEEN", Some(at)) => match (at, refs.get(1).copied().flatten()) {
+                (_, None) => return fail(out, "INVALID_PARAMS", "BETWEEN takes two references"),
+                (Reference::Seq(_), Some(Reference::Time(_)))
+                | (Reference::Time(_), Some(Reference::Seq(_))) => {
+                    return fail(
+                        out,
+                        "INVALID_PARAMS",
+                        "BETWEEN takes two msgids or two timestamps",
+                    );
+                }
+                (_, Some(end)) if at <= end => {
                     ask.before = Some(end);
+                    Some(at.after())
                 }
-                Some(end) => {
-                    before = Some(at);
+                (_, Some(end)) => {
                     ask.after = Some(end);
+                    Some(at.before())
                 }
-                None => return fail(out, "INVALID_PARAMS", "BETWEEN takes two message ids"),
             },
-            _ => return fail(out, "INVALID_PARAMS", "refer to a message by its msgid"),
-        }
+            _ => {
+                return fail(
+                    out,
+                    "INVALID_PARAMS",
+                    "refer to a message by msgid or timestamp",
+                );
+            }
+        };
         self.shared.view().ask(ask);
-        frames.push(Ok(ClientFrame::History {
-            room,
-            with,
-            before,
-            after,
-            limit: Some(limit),
+        frames.push(Ok(history(room, with, reach, limit)));
+    }
+
+    /// `CHATHISTORY TARGETS timestamp=… timestamp=… limit`: the channels one is in and
+    /// the accounts one has direct messages with whose newest message is between the two
+    /// times (in either order, both left out), the `limit` oldest of them, oldest first,
+    /// each with that message's time: the hub reads them, and its reply is written here in
+    /// a `draft/chathistory-targets` batch (labeled, if the command was).
+    fn targets(&mut self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
+        let fail = |out: &mut Out, text: &str| {
+            out.server("FAIL")
+                .params(&["CHATHISTORY", "INVALID_PARAMS", "TARGETS", text]);
+        };
+        let (Ok(Some(Reference::Time(a))), Ok(Some(Reference::Time(b)))) =
+            (reference(line.param(1)), reference(line.param(2)))
+        else {
+            return fail(out, "TARGETS takes two timestamps");
+        };
+        let limit = match line.param(3).parse::<usize>() {
+            Ok(limit) if limit > 0 => limit.min(MAX_HISTORY_LIMIT as usize),
+            _ => return fail(out, "the limit is a number above 0"),
+        };
+        let (shared, queue, label) = (self.shared.clone(), self.queue.clone(), self.label.take());
+        let reply = move |found: Result<Vec<Latest>, LogError>| {
+            let caps = shared.caps();
+            let batch = || (caps & BATCH != 0).then(|| shared.view().batch());
+            let mut lines = Out::new(&shared.server);
+            match found {
+                Ok(found) => {
+                    let id = batch();
+                    if let Some(id) = &id {
+                        lines
+                            .server("BATCH")
+                            .params(&[&format!("+{id}"), "draft/chathistory-targets"]);
+                    }
+                    let tags = id
+                        .as_ref()
+                        .map(|id| format!("batch={id}"))
+                        .unwrap_or_default();
+                    for place in found {
+                        let target = match (place.room, place.with) {
+                            (Some(room), _) => channel(&room),
+                            (None, with) => nick(&with.unwrap_or_default()).into_owned(),
+                        };
+                        let mut time = String::new();
+                        write_time(place.time, &mut time);
+                        lines
+                            .server_tagged(&tags, "CHATHISTORY")
+                            .params(&["TARGETS", &target, &time]);
+                    }
+                    if let Some(id) = &id {
+                        lines.server("BATCH").params(&[&format!("-{id}")]);
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(%err, "cannot read the targets of CHATHISTORY");
+                    lines.server("FAIL").params(&[
+                        "CHATHISTORY",
+                        "MESSAGE_ERROR",
+                        "TARGETS",
+                        "the history cannot be read now; try again later",
+                    ]);
+                }
+            }
+            let lines = match label {
+                Some(label) => {
+                    let mut labeled = Out::new(&shared.server);
+                    Answered::now(label, lines.into_string()).write(batch, &mut labeled);
+                    labeled
+                }
+                None => lines,
+            };
+            queue.push_unmetered(Frame::raw(lines.into_bytes()));
+        };
+        frames.push(Ok(Request::Targets {
+            from: a.min(b),
+            to: a.max(b),
+            limit,
+            reply: TargetsReply(Box::new(reply)),
         }));
     }
 
@@ -674,11 +778,11 @@ impl Reader {
                 && seq > channel.read.0
             {
                 channel.read.0 = seq;
-                frames.push(Ok(ClientFrame::Read {
+                frames.push(Ok(Request::Frame(ClientFrame::Read {
                     room: Some(channel.name.clone()),
                     with: None,
                     seq,
-                }));
+                })));
             }
         }
         out.server("MARKREAD")
@@ -701,7 +805,7 @@ impl Reader {
             target: line.param(0).to_string(),
             msgid: line.param(1).to_string(),
         });
-        frames.push(Ok(ClientFrame::Delete { room, with, seq }));
+        frames.push(Ok(Request::Frame(ClientFrame::Delete { room, with, seq })));
     }
 
     fn topic(&self, target: &str, out: &mut Out) {
@@ -832,11 +936,11 @@ impl Reader {
             match mode {
                 '+' => on = true,
                 '-' => on = false,
-                'i' => frames.push(Ok(ClientFrame::Settings {
+                'i' => frames.push(Ok(Request::Frame(ClientFrame::Settings {
                     room: room.clone(),
                     invite_only: on,
                     retain_days: None,
-                })),
+                }))),
                 'o' | 'q' => {
                     let Some(who) = args.next() else { continue };
                     let role = match (on, mode) {
@@ -844,15 +948,15 @@ impl Reader {
                         (true, _) => Role::Op,
                         (false, _) => Role::Member,
                     };
-                    frames.push(Ok(ClientFrame::Role {
+                    frames.push(Ok(Request::Frame(ClientFrame::Role {
                         room: room.clone(),
                         name: name_of(who),
                         role,
-                    }));
+                    })));
                 }
                 'b' => match args.next() {
                     None => self.ban_list(target, out),
-                    Some(mask) => frames.push(Ok(ban(room.clone(), mask, on))),
+                    Some(mask) => frames.push(Ok(Request::Frame(ban(room.clone(), mask, on)))),
                 },
                 other => {
                     out.numeric(
@@ -904,18 +1008,50 @@ fn room_of(channel: &str) -> String {
     channel.to_string()
 }
 
-/// A `CHATHISTORY` reference: `*` (none), or `msgid=room/seq`.
-fn reference(text: &str) -> Result<Option<u64>, &'static str> {
+/// A `history` of a room or a conversation: a frame where it reaches seqs (or the newest),
+/// else a request the hub looks its times up for.
+fn history(
+    room: Option<String>,
+    with: Option<String>,
+    reach: Option<Reach>,
+    limit: u32,
+) -> Request {
+    let (before, after) = match reach {
+        None => (None, None),
+        Some(Reach::Seqs(Span::Before(seq))) => (Some(seq), None),
+        Some(Reach::Seqs(Span::After(seq))) => (None, Some(seq)),
+        Some(reach) => {
+            return Request::HistoryAt {
+                room,
+                with,
+                reach,
+                limit,
+            };
+        }
+    };
+    Request::Frame(ClientFrame::History {
+        room,
+        with,
+        before,
+        after,
+        limit: Some(limit),
+    })
+}
+
+/// A `CHATHISTORY` reference: `*` (none), `msgid=room/seq`, or `timestamp=…`.
+fn reference(text: &str) -> Result<Option<Reference>, &'static str> {
     if text == "*" {
         return Ok(None);
     }
-    if text.starts_with("timestamp=") {
-        return Err("timestamps are not taken here: refer to messages by msgid");
+    if let Some(stamp) = text.strip_prefix("timestamp=") {
+        return parse_time(stamp)
+            .map(|time| Some(Reference::Time(time)))
+            .ok_or("timestamp=YYYY-MM-DDThh:mm:ss.sssZ");
     }
     text.strip_prefix("msgid=")
         .and_then(|msgid| msgid.rsplit_once('/'))
         .and_then(|(_, seq)| seq.parse().ok())
-        .map(Some)
+        .map(|seq| Some(Reference::Seq(seq)))
         .ok_or("not a message id of this server")
 }
 
@@ -971,10 +1107,10 @@ fn unknown_msgid(line: &Line, out: &mut Out) {
 fn tagmsg(line: &Line, frames: &mut Vec<Decoded>) {
     let (room, to) = target_of(line.param(0));
     if line.tag("+typing") == Some("active") {
-        frames.push(Ok(ClientFrame::Typing {
+        frames.push(Ok(Request::Frame(ClientFrame::Typing {
             room: room.clone(),
             to: to.clone(),
-        }));
+        })));
     }
     let target_seq = line
         .tag("+draft/reply")
@@ -982,13 +1118,13 @@ fn tagmsg(line: &Line, frames: &mut Vec<Decoded>) {
         .and_then(|(_, seq)| seq.parse().ok());
     for (tag, on) in [("+draft/react", true), ("+draft/unreact", false)] {
         if let (Some(emoji), Some(seq)) = (line.tag(tag), target_seq) {
-            frames.push(Ok(ClientFrame::React {
+            frames.push(Ok(Request::Frame(ClientFrame::React {
                 room: room.clone(),
                 with: to.clone(),
                 seq,
                 emoji: emoji.to_string(),
                 on,
-            }));
+            })));
         }
     }
 }
@@ -1038,7 +1174,7 @@ mod tests {
         let frames =
             reader.decode(b"CAP REQ :server-time nonsense\r\nCAP REQ :server-time\r\nCAP END\r\n");
         assert!(
-            matches!(&frames[..], [Ok(ClientFrame::Hello { name, password: None, .. })] if name == "ann"),
+            matches!(&frames[..], [Ok(Request::Frame(ClientFrame::Hello { name, password: None, .. }))] if name == "ann"),
             "{frames:?}"
         );
         let lines = answered(&receiver);
@@ -1056,15 +1192,15 @@ mod tests {
         let frames = reader.decode(b"PASS secret-words\r\nNICK ann\r\nUSER u 0 * :Ann\r\n");
         assert!(matches!(
             &frames[..],
-            [Ok(ClientFrame::Hello {
+            [Ok(Request::Frame(ClientFrame::Hello {
                 password: Some(_),
                 ..
-            })]
+            }))]
         ));
         assert!(reader.refused(RejectCode::NameTaken), "433 is answerable");
         let frames = reader.decode(b"NICK ann2\r\n");
         assert!(
-            matches!(&frames[..], [Ok(ClientFrame::Hello { name, password: None, .. })] if name == "ann2"),
+            matches!(&frames[..], [Ok(Request::Frame(ClientFrame::Hello { name, password: None, .. }))] if name == "ann2"),
             "{frames:?}"
         );
         assert!(
@@ -1081,7 +1217,13 @@ mod tests {
         let frames = reader.decode(
             b"JOIN #a,#b\r\nPRIVMSG #a :\x02hi\x02 there\r\nMODE #a +io-b bob m:carol!*@*\r\nKICK #a bob :bye\r\n",
         );
-        let frames: Vec<ClientFrame> = frames.into_iter().map(|f| f.expect("a frame")).collect();
+        let frames: Vec<ClientFrame> = frames
+            .into_iter()
+            .map(|f| match f.expect("a frame") {
+                Request::Frame(frame) => frame,
+                other => panic!("not a frame: {other:?}"),
+            })
+            .collect();
         assert!(matches!(&frames[0], ClientFrame::Join { room, .. } if room == "#a"));
         assert!(matches!(&frames[1], ClientFrame::Join { room, .. } if room == "#b"));
         assert!(

@@ -17,6 +17,7 @@ use super::{
     SERVER_TIME, Shared, USERHOST_IN_NAMES, View, channel, key, nick, place, prefix, source,
 };
 use crate::hub::command::Command;
+use crate::log::recorded_at;
 use crate::queue::Prepared;
 use crate::registry::ConnId;
 
@@ -138,7 +139,7 @@ impl Renderer {
             "CASEMAPPING=rfc8265".into(),
             "CHANMODES=b,,,i".into(),
             format!("CHATHISTORY={}", chat_shared::limits::MAX_HISTORY_LIMIT),
-            "MSGREFTYPES=msgid".into(),
+            "MSGREFTYPES=msgid,timestamp".into(),
             "CHANNELLEN=33".into(),
             "CHANTYPES=#".into(),
             format!("NICKLEN={}", chat_shared::limits::MAX_NAME),
@@ -318,7 +319,7 @@ impl Renderer {
         let mut seen = Vec::new();
         for piece in events {
             match piece {
-                Piece::Message(message) if ask.keeps(message.seq) => {
+                Piece::Message(message) if ask.keeps(message.seq, message.at) => {
                     seen.push((message.seq, message.at));
                     let tags = batched(&message_tags(caps, message));
                     for line in message.lines.split_inclusive('\n') {
@@ -327,7 +328,9 @@ impl Renderer {
                 }
                 Piece::Frame(range) => {
                     if let Ok(frame) = decode_line::<ServerFrame>(&bytes[range.clone()])
-                        && frame.seq().is_some_and(|seq| ask.keeps(seq))
+                        && frame.seq().is_some_and(|seq| {
+                            ask.keeps(seq, recorded_at(&bytes[range.clone()]).unwrap_or_default())
+                        })
                     {
                         direct(out, caps, (&me, &me_key), frame, &batched);
                     }

@@ -291,6 +291,42 @@ pub enum Span {
     After(Seq),
 }
 
+/// Where a history starts: at a seq, or at a time that is looked up (IRC's `CHATHISTORY`
+/// refers to times, where the protocol counts in seqs). Times are ms since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// These seqs.
+    Seqs(Span),
+    /// The newest events recorded before this time.
+    BeforeTime(u64),
+    /// The oldest events recorded after this time.
+    AfterTime(u64),
+    /// The events from `back` before the first one recorded at or after `time` on.
+    AroundTime {
+        /// The time looked up.
+        time: u64,
+        /// How many events before the one found the page starts.
+        back: u64,
+    },
+}
+
+impl Reach {
+    /// The seqs this reaches, given where the first event recorded at or after a time is
+    /// (one past the newest if none is).
+    pub fn span<E>(self, mut first_at: impl FnMut(u64) -> Result<Seq, E>) -> Result<Span, E> {
+        Ok(match self {
+            Self::Seqs(span) => span,
+            Self::BeforeTime(time) => Span::Before(first_at(time)?),
+            Self::AfterTime(time) => {
+                Span::After(first_at(time.saturating_add(1))?.saturating_sub(1))
+            }
+            Self::AroundTime { time, back } => {
+                Span::After(first_at(time)?.saturating_sub(back.saturating_add(1)))
+            }
+        })
+    }
+}
+
 /// What a stream entry says besides its frame, for a node that follows the stream of a log
 /// several nodes share (see [`Snapshot`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -426,6 +462,26 @@ pub trait EventLog: Send + Sync + 'static {
     /// At most `limit` events of a stream, oldest first.
     fn read(&self, stream: &StreamId, span: Span, limit: usize) -> Result<Vec<Event>, LogError>;
 
+    /// The seq of the first event of `stream` recorded at or after `time` (ms since the
+    /// Unix epoch); one past the newest if none is. Events are recorded in the order of
+    /// their times, so this is a binary search of a few reads.
+    fn first_at(&self, stream: &StreamId, time: u64) -> Result<Seq, LogError> {
+        let head = self.head(stream)?;
+        let (mut low, mut high) = (head.oldest.max(1), head.newest + 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match self.read(stream, Span::After(middle - 1), 1)?.first() {
+                Some(event) if time_of(&event.frame).is_some_and(|at| at < time) => {
+                    low = event.seq + 1;
+                }
+                // At or after `time`, or nothing from `middle` on (seqs between `middle`
+                // and the event are gone).
+                _ => high = middle,
+            }
+        }
+        Ok(low)
+    }
+
     /// The posts remembered for a poster (at most [`REMEMBERED_IDS`]): each id with the
     /// event it produced, oldest first.
     ///
@@ -483,13 +539,32 @@ pub trait EventLog: Send + Sync + 'static {
 
 /// When an event was recorded (ms since the Unix epoch), as its frame says.
 pub fn time_of(frame: &Frame) -> Option<u64> {
+    recorded_at(frame.as_bytes())
+}
+
+/// When the event encoded in `bytes` was recorded (ms since the Unix epoch).
+pub fn recorded_at(bytes: &[u8]) -> Option<u64> {
     #[derive(serde::Deserialize)]
     struct Timed {
         time: u64,
     }
-    serde_json::from_slice::<Timed>(frame.as_bytes())
+    serde_json::from_slice::<Timed>(bytes)
         .ok()
         .map(|timed| timed.time)
+}
+
+/// When a message was recorded (ms since the Unix epoch), if `frame` is one.
+pub fn message_time(frame: &Frame) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        time: u64,
+    }
+    serde_json::from_slice::<Typed>(frame.as_bytes())
+        .ok()
+        .filter(|typed| typed.kind == "message")
+        .map(|typed| typed.time)
 }
 
 /// The `limit` conversations with the latest activity (by time, then seq), latest first.

@@ -958,6 +958,8 @@ mod tests {
     use super::*;
     use chat_shared::LeaveReason;
 
+    use crate::log::Reach;
+
     fn dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("chat-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -1194,6 +1196,50 @@ mod tests {
             10,
             "streams count apart"
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn times_are_found_by_a_binary_search_of_the_log() {
+        let dir = dir("times");
+        let general = StreamId::new("general");
+        let store = Store::open(&dir, || "e".into()).expect("store");
+        assert_eq!(store.first_at(&general, 5).expect("empty"), 1);
+        // Seqs 1 to 40 at times 10, 10, 20, 20, … (two events in each 10 ms).
+        let batch: Vec<NewEvent> = (0..40u64)
+            .map(|i| NewEvent {
+                time: 10 + i / 2 * 10,
+                ..message(&general, "a", &i.to_string(), None)
+            })
+            .collect();
+        store.append(&batch).expect("append");
+        let first_at = |time| store.first_at(&general, time).expect("first_at");
+        assert_eq!(first_at(0), 1, "before everything");
+        assert_eq!(first_at(10), 1);
+        assert_eq!(
+            first_at(11),
+            3,
+            "between two times: the next one's first event"
+        );
+        assert_eq!(first_at(20), 3);
+        assert_eq!(first_at(200), 39);
+        assert_eq!(first_at(201), 41, "after everything: one past the newest");
+        // What a time reaches: before it, after it, around it.
+        let span = |reach: Reach| {
+            reach
+                .span(|time| store.first_at(&general, time))
+                .expect("span")
+        };
+        assert_eq!(span(Reach::BeforeTime(20)), Span::Before(3));
+        assert_eq!(span(Reach::AfterTime(20)), Span::After(4));
+        assert_eq!(
+            span(Reach::AroundTime { time: 50, back: 2 }),
+            Span::After(6)
+        );
+        // Retention took the oldest: the search starts at the oldest kept.
+        store.forget_before(&general, 60, 100).expect("forget");
+        assert_eq!(first_at(0), 11);
+        assert_eq!(first_at(61), 13);
         let _ = std::fs::remove_dir_all(dir);
     }
 

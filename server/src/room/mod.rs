@@ -756,6 +756,45 @@ impl Room {
             .collect()
     }
 
+    /// The seq of the first event recorded at or after `time` (ms since the Unix epoch),
+    /// one past the newest if none is, if the window can tell: with a log that keeps
+    /// nothing itself (`durable` false) it always can; else not when what it holds all
+    /// comes after `time` and older events are in the log.
+    pub fn first_at(&self, time: u64, durable: bool) -> Option<Seq> {
+        let at = self
+            .window
+            .partition_point(|e| crate::log::time_of(&e.frame).is_some_and(|t| t < time));
+        let reaches_back = at > 0 || !durable;
+        match self.window.get(at) {
+            Some(event) if reaches_back || event.seq <= self.head.oldest.max(1) => Some(event.seq),
+            None if reaches_back || self.head.newest == 0 => Some(self.head.newest + 1),
+            _ => None,
+        }
+    }
+
+    /// When the newest message was recorded, as far as the window can tell: it holds
+    /// every event there is when it reaches back to the oldest, or when the log keeps
+    /// nothing itself (`durable` false).
+    pub fn newest_message(&self, durable: bool) -> Newest {
+        if let Some(time) = self
+            .window
+            .iter()
+            .rev()
+            .find_map(|e| crate::log::message_time(&e.frame))
+        {
+            return Newest::Message(time);
+        }
+        let whole = self
+            .window
+            .front()
+            .map_or(self.head.newest == 0, |e| e.seq <= self.head.oldest.max(1));
+        if whole || !durable {
+            Newest::NoMessage
+        } else {
+            Newest::Unknown
+        }
+    }
+
     /// A history answer from the window, if the window holds all of it (with a log that
     /// keeps nothing, `durable` false, the window is all there is).
     pub fn read_window(&self, span: Span, limit: usize, durable: bool) -> Option<Vec<Frame>> {
@@ -788,6 +827,17 @@ impl Room {
         };
         Some(frames)
     }
+}
+
+/// What a room's window knows of its newest message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Newest {
+    /// It was recorded then (ms since the Unix epoch).
+    Message(u64),
+    /// The room has none.
+    NoMessage,
+    /// Older than the window: the log knows.
+    Unknown,
 }
 
 /// The (poster, id) of a post with an id.
