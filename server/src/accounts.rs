@@ -6,8 +6,9 @@
 //! lower priority, behind a bounded queue. A storm of wrong passwords fills that queue and
 //! is turned away (`unavailable`, retry later) instead of delaying anybody's messages.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
@@ -147,11 +148,45 @@ pub struct Directory {
     by_skeleton: HashMap<String, String>,
     /// Names whose registration is being hashed and stored: taken already.
     registering: HashMap<String, String>,
+    /// The accounts' keys (deleted ones left out), for the connections to read.
+    names: Arc<AccountNames>,
+}
+
+/// The keys (case-folded names) of the accounts there are, deleted ones left out: what the
+/// IRC port's writers read to tag an account's lines (`account-tag`, `extended-join`). A
+/// name that is an account's is that account's own: nobody else may use it.
+#[derive(Debug, Default)]
+pub struct AccountNames(RwLock<HashSet<String>>);
+
+impl AccountNames {
+    /// Whether `folded` is an account's key.
+    pub fn contains(&self, folded: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(folded)
+    }
+
+    fn set(&self, folded: &str, live: bool) {
+        let mut names = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if live {
+            names.insert(folded.to_string());
+        } else {
+            names.remove(folded);
+        }
+    }
 }
 
 impl Directory {
+    /// The accounts' keys, as the connections read them.
+    pub fn names(&self) -> Arc<AccountNames> {
+        self.names.clone()
+    }
+
     /// Adds an account (at start, or once its registration is stored).
     pub fn insert(&mut self, account: Account) {
+        self.names
+            .set(&account.keys.folded, !account.hash.is_deleted());
         self.registering.remove(&account.keys.folded);
         self.by_skeleton
             .insert(account.keys.skeleton.clone(), account.keys.folded.clone());
@@ -206,6 +241,7 @@ impl Directory {
     /// A new hash for an account.
     pub fn set_hash(&mut self, folded: &str, hash: PasswordHash) {
         if let Some(account) = self.by_folded.get_mut(folded) {
+            self.names.set(folded, !hash.is_deleted());
             account.hash = hash;
         }
     }

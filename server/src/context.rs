@@ -11,6 +11,7 @@ use async_channel::Sender;
 use chat_shared::RejectCode;
 
 use crate::Config;
+use crate::accounts::AccountNames;
 use crate::bans::AddressBans;
 use crate::hub::command::Command;
 use crate::log::EventLog;
@@ -26,6 +27,8 @@ pub struct Context {
     pub log: Arc<dyn EventLog>,
     /// Raised when the server shuts down.
     pub shutdown: Signal,
+    /// The accounts' keys (the hub keeps them up to date).
+    pub accounts: Arc<AccountNames>,
     /// The addresses banned from the server (the hub keeps them up to date).
     address_bans: Arc<AddressBans>,
     /// Raised when the last connection is gone after shutdown.
@@ -67,12 +70,14 @@ impl Context {
         hub: Sender<Command>,
         log: Arc<dyn EventLog>,
         address_bans: Arc<AddressBans>,
+        accounts: Arc<AccountNames>,
     ) -> Self {
         Self {
             config,
             hub,
             log,
             shutdown: Signal::default(),
+            accounts,
             address_bans,
             all_closed: Signal::default(),
             connections: AtomicUsize::new(0),

@@ -198,8 +198,13 @@ impl Server {
             peers,
             searching,
         )?;
-        let address_bans = hub.address_bans();
-        let context = Arc::new(Context::new(config, hub_tx, log, address_bans));
+        let context = Arc::new(Context::new(
+            config,
+            hub_tx,
+            log,
+            hub.address_bans(),
+            hub.account_names(),
+        ));
         Ok(Self {
             listener,
             irc,

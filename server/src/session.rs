@@ -131,8 +131,14 @@ async fn serve(
         Dialect::Ndjson => (Input::Ndjson(Decoder::new(config.max_frame)), None),
         Dialect::Irc => {
             let shared = Arc::new(crate::irc::Shared::new(config.irc_name.as_str().into()));
-            let reader = Reader::new(shared.clone(), queue.clone());
-            let renderer = Renderer::new(shared, context.hub.clone(), conn, config.max_text);
+            let reader = Reader::new(shared.clone(), queue.clone(), context.accounts.clone());
+            let renderer = Renderer::new(
+                shared,
+                context.hub.clone(),
+                conn,
+                config.max_text,
+                context.accounts.clone(),
+            );
             (Input::Irc(Box::new(reader)), Some(renderer))
         }
     };

@@ -102,10 +102,7 @@ fn irc_and_protocol_users_share_a_room_both_ways() {
         // A message of two lines is two PRIVMSGs with one id.
         let said = recorded(
             &mut bob,
-            &frame(
-                "say",
-                serde_json::json!({"room": "plans", "text": "hello\nsecond line"}),
-            ),
+            &say_to_room("plans", "hello\nsecond line"),
             "plans",
         )
         .await;
@@ -377,11 +374,7 @@ fn an_irc_user_on_one_node_talks_with_a_protocol_user_on_another() {
             unreachable!()
         };
         assert_eq!(text, "from node one");
-        bob.send(&frame(
-            "say",
-            serde_json::json!({"room": "general", "text": "from node two"}),
-        ))
-        .await;
+        bob.send(&say_to_room("general", "from node two")).await;
         let line = from(&mut ann, "PRIVMSG", "bob").await;
         assert_eq!((line.param(0), line.text()), ("#general", "from node two"));
         assert!(
@@ -451,10 +444,7 @@ fn chathistory_pages_are_the_history_pages() {
         for i in 0..30 {
             recorded(
                 &mut bob,
-                &frame(
-                    "say",
-                    serde_json::json!({"room": "general", "text": format!("post {i}")}),
-                ),
+                &say_to_room("general", &format!("post {i}")),
                 "general",
             )
             .await;
@@ -581,8 +571,8 @@ async fn time_tags(irc: &mut IrcClient, channel: &str) -> std::collections::Hash
 async fn twelve_posts(addr: SocketAddr) {
     let mut bob = account(addr, "bob").await;
     for i in 0..12 {
-        let post = serde_json::json!({"room": "general", "text": format!("post {i}")});
-        recorded(&mut bob, &frame("say", post), "general").await;
+        let post = say_to_room("general", &format!("post {i}"));
+        recorded(&mut bob, &post, "general").await;
         if i % 3 == 2 {
             let _ = timed_page(&mut bob, "general", (None, None), 1).await;
         }
@@ -751,16 +741,14 @@ fn chathistory_targets_lists_channels_and_conversations_by_their_newest_message(
             "plans",
         )
         .await;
-        let say =
-            |room: &str, text: &str| frame("say", serde_json::json!({"room": room, "text": text}));
         // A message in #general, one from bob directly, one in #plans: each one's time is
         // the time its line carries.
-        recorded(&mut bob, &say("general", "first"), "general").await;
+        recorded(&mut bob, &say_to_room("general", "first"), "general").await;
         let general = from(&mut ann, "PRIVMSG", "bob").await;
         bob.send(&say_to("ann", "psst", None)).await;
         let direct = from(&mut ann, "PRIVMSG", "bob").await;
         assert_eq!(direct.param(0), "ann");
-        recorded(&mut carol, &say("plans", "later"), "plans").await;
+        recorded(&mut carol, &say_to_room("plans", "later"), "plans").await;
         let plans = from(&mut ann, "PRIVMSG", "carol").await;
         let time = |line: &IrcLine| line.tag("time").expect("a time").to_string();
         // Oldest first; rooms before conversations at the same time.
@@ -815,6 +803,63 @@ fn chathistory_targets_lists_channels_and_conversations_by_their_newest_message(
 }
 
 #[test]
+fn an_accounts_lines_carry_its_name_and_joins_say_who_is_one() {
+    let server = chat_tests::start(with_irc());
+    let irc_addr = server.irc_addrs()[0];
+    run_for(LIMIT, async {
+        let mut bob = account(server.addr(), "bob").await;
+        drop(account(server.addr(), "ann").await);
+        let caps = ["account-tag", "extended-join", "echo-message"];
+        let mut ann = IrcClient::account(irc_addr, "ann", &password("ann"), &caps).await;
+        ann.send("JOIN #general").await;
+        let own = from(&mut ann, "JOIN", "ann").await;
+        assert_eq!(own.params, ["#general", "ann", "ann"], "{own:?}");
+        assert_eq!(own.tag("account"), Some("ann"));
+
+        // An account's message, and a guest's join and message.
+        recorded(
+            &mut bob,
+            &say_to_room("general", "from an account"),
+            "general",
+        )
+        .await;
+        let said = from(&mut ann, "PRIVMSG", "bob").await;
+        assert_eq!(said.tag("account"), Some("bob"), "{said:?}");
+        let (mut gus, _) = Client::login(server.addr(), "gus").await;
+        let joined = from(&mut ann, "JOIN", "gus").await;
+        assert_eq!(joined.params, ["#general", "*", "gus"], "{joined:?}");
+        assert_eq!(joined.tag("account"), None);
+        recorded(&mut gus, &say_to_room("general", "from a guest"), "general").await;
+        let said = from(&mut ann, "PRIVMSG", "gus").await;
+        assert_eq!(said.tag("account"), None, "{said:?}");
+
+        // Direct messages are between accounts; one's own echo is tagged too.
+        bob.send(&say_to("ann", "psst", None)).await;
+        assert_eq!(
+            from(&mut ann, "PRIVMSG", "bob").await.tag("account"),
+            Some("bob")
+        );
+        ann.send("PRIVMSG #general :mine").await;
+        assert_eq!(
+            from(&mut ann, "PRIVMSG", "ann").await.tag("account"),
+            Some("ann")
+        );
+
+        ann.send("WHOIS bob").await;
+        let logged_in = ann.expect("330").await;
+        assert_eq!(logged_in.params[1..3], ["bob", "bob"]);
+        ann.send("WHOIS gus").await;
+        let whois = ann.until(|line| line.command == "318").await;
+        assert!(whois.iter().all(|line| line.command != "330"), "{whois:?}");
+    });
+}
+
+/// A `say` to a room.
+fn say_to_room(room: &str, text: &str) -> ClientFrame {
+    frame("say", serde_json::json!({"room": room, "text": text}))
+}
+
+#[test]
 fn deletions_are_redactions_both_ways() {
     let server = chat_tests::start(with_irc());
     let irc_addr = server.irc_addrs()[0];
@@ -838,15 +883,7 @@ fn deletions_are_redactions_both_ways() {
             matches!(deleted, Some(ServerFrame::Deleted { target, ref by, .. }) if target == seq && by == "carol"),
             "{deleted:?}"
         );
-        let said = recorded(
-            &mut bob,
-            &frame(
-                "say",
-                serde_json::json!({"room": "general", "text": "oops"}),
-            ),
-            "general",
-        )
-        .await;
+        let said = recorded(&mut bob, &say_to_room("general", "oops"), "general").await;
         recorded(
             &mut bob,
             &frame(
@@ -872,15 +909,7 @@ fn deletions_are_redactions_both_ways() {
             ["REDACT", "UNKNOWN_MSGID", "#general", id.as_str()],
             "{fail:?}"
         );
-        let kept = recorded(
-            &mut bob,
-            &frame(
-                "say",
-                serde_json::json!({"room": "general", "text": "keep this"}),
-            ),
-            "general",
-        )
-        .await;
+        let kept = recorded(&mut bob, &say_to_room("general", "keep this"), "general").await;
         carol.send(&format!("REDACT #general general/{kept}")).await;
         let fail = carol.expect("FAIL").await;
         let id = format!("general/{kept}");
@@ -976,12 +1005,7 @@ fn an_irc_login_takes_over_an_accounts_session_with_its_channels() {
             "den",
         )
         .await;
-        recorded(
-            &mut fay,
-            &frame("say", serde_json::json!({"room": "den", "text": "before"})),
-            "den",
-        )
-        .await;
+        recorded(&mut fay, &say_to_room("den", "before"), "den").await;
         let (mut gil, _) = Client::login_v3(server.addr(), "gil").await;
         recorded(
             &mut gil,
@@ -1023,11 +1047,7 @@ fn an_irc_login_takes_over_an_accounts_session_with_its_channels() {
         assert_eq!(listed, ["gil", "~fay"]);
         fay.recv_until(|f| matches!(f, ServerFrame::Closing { .. }))
             .await;
-        gil.send(&frame(
-            "say",
-            serde_json::json!({"room": "den", "text": "after"}),
-        ))
-        .await;
+        gil.send(&say_to_room("den", "after")).await;
         assert_eq!(from(&mut irc, "PRIVMSG", "gil").await.text(), "after");
     });
 }
@@ -1134,11 +1154,7 @@ fn labeled_commands_get_their_answers_with_their_label() {
         assert_eq!(texts, ["hello", "quiet"]);
 
         // bob's next message comes unlabeled.
-        bob.send(&frame(
-            "say",
-            serde_json::json!({"room": "lab", "text": "after"}),
-        ))
-        .await;
+        bob.send(&say_to_room("lab", "after")).await;
         let after = from(&mut ann, "PRIVMSG", "bob").await;
         assert_eq!((after.text(), after.tag("label")), ("after", None));
     });
@@ -1175,11 +1191,7 @@ fn read_markers_are_the_protocols_read_markers() {
         let mut seqs = Vec::new();
         let mut times = Vec::new();
         for text in ["one", "two", "three"] {
-            bob.send(&frame(
-                "say",
-                serde_json::json!({"room": "general", "text": text}),
-            ))
-            .await;
+            bob.send(&say_to_room("general", text)).await;
             let said = bob
                 .recv_until(|f| matches!(f, ServerFrame::Message { text: t, .. } if t == text))
                 .await;

@@ -55,7 +55,7 @@ use futures_lite::future;
 use smol::{Executor, Timer};
 
 use crate::Config;
-use crate::accounts::{Account, Directory, Hasher, PasswordHash, Throttle};
+use crate::accounts::{Account, AccountNames, Directory, Hasher, PasswordHash, Throttle};
 use crate::bans::{AddressBans, ServerBans};
 use crate::log::recorder::{Recorded, Recorder};
 use crate::log::{Body, EventLog, LogError, StreamId};
@@ -231,6 +231,11 @@ impl Hub {
     /// loop.
     pub fn address_bans(&self) -> Arc<AddressBans> {
         self.server_bans.shared()
+    }
+
+    /// The accounts' keys, which the hub keeps up to date for the connections to read.
+    pub fn account_names(&self) -> Arc<AccountNames> {
+        self.accounts.names()
     }
 
     /// Serves commands until [`Command::Shutdown`] (or until every sender of the inbox is

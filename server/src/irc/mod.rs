@@ -28,12 +28,14 @@ use crate::log::{Reach, Span};
 pub use names::{HOST, channel, key, name_of, nick, place, prefix, source};
 
 /// The capabilities a client may ask for, with their bits.
-pub const CAPS: [(&str, u32); 11] = [
+pub const CAPS: [(&str, u32); 13] = [
+    ("account-tag", ACCOUNT_TAG),
     ("batch", BATCH),
     ("draft/chathistory", CHATHISTORY),
     ("draft/message-redaction", REDACTION),
     ("draft/read-marker", READ_MARKER),
     ("echo-message", ECHO_MESSAGE),
+    ("extended-join", EXTENDED_JOIN),
     ("labeled-response", LABELED_RESPONSE),
     ("message-tags", MESSAGE_TAGS),
     ("multi-prefix", MULTI_PREFIX),
@@ -67,6 +69,10 @@ pub const LABELED_RESPONSE: u32 = 1 << 9;
 /// `draft/read-marker`: `MARKREAD` gets and sets one's read marker in a channel, and
 /// a join says where it stands.
 pub const READ_MARKER: u32 = 1 << 10;
+/// `account-tag`: what an account says carries an `account` tag with its name.
+pub const ACCOUNT_TAG: u32 = 1 << 11;
+/// `extended-join`: a `JOIN` says the account (or `*` for a guest) and the real name.
+pub const EXTENDED_JOIN: u32 = 1 << 12;
 
 /// What the reader and the renderer of one IRC connection share: the capabilities agreed,
 /// and what the connection knows of its channels (for `NAMES`, `TOPIC`, `MODE`, `WHO`,

@@ -17,6 +17,7 @@ use super::{
     Ask, BATCH, CAPS, HOST, LABELED_RESPONSE, Reference, SASL, Shared, channel, key, name_of, nick,
     place, prefix,
 };
+use crate::accounts::AccountNames;
 use crate::hub::command::{Latest, TargetsReply};
 use crate::log::{LogError, Reach, Span};
 use crate::queue::SendQueue;
@@ -67,6 +68,8 @@ pub struct Reader {
     ids: Option<(String, u64)>,
     /// The label of the command being read, for what answers it later by itself.
     label: Option<String>,
+    /// The accounts' keys (`WHOIS` says who is logged in to one).
+    accounts: Arc<AccountNames>,
 }
 
 /// What 417 says of a line over the limit.
@@ -74,7 +77,7 @@ const TOO_LONG: &str = "Input line was too long";
 
 impl Reader {
     /// A reader that queues what it answers on `queue`.
-    pub fn new(shared: Arc<Shared>, queue: SendQueue) -> Self {
+    pub fn new(shared: Arc<Shared>, queue: SendQueue, accounts: Arc<AccountNames>) -> Self {
         Self {
             shared,
             queue,
@@ -89,6 +92,7 @@ impl Reader {
             answered: 0,
             ids: None,
             label: None,
+            accounts,
         }
     }
 
@@ -902,6 +906,9 @@ impl Reader {
                 out.numeric(311, &me, &[&nick, "~u", HOST, "*", real]);
                 out.numeric(319, &me, &[&nick, &channels.join(" ")]);
                 out.numeric(312, &me, &[&nick, &self.shared.server, "chat"]);
+                if self.accounts.contains(&fold(&name)) {
+                    out.numeric(330, &me, &[&nick, &nick, "is logged in as"]);
+                }
             }
             None => out.numeric(401, &me, &[target, "No such nick/channel"]),
         }
@@ -1158,7 +1165,7 @@ mod tests {
             bytes: 1 << 20,
         });
         let shared = Arc::new(Shared::new("chat".into()));
-        (Reader::new(shared, queue), receiver)
+        (Reader::new(shared, queue, Arc::default()), receiver)
     }
 
     /// The lines the reader answered itself.

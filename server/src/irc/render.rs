@@ -1,6 +1,7 @@
 //! What an IRC client is sent: the frames the hub queues for the connection, rendered as
 //! IRC lines when they are written, and the lines the reader queued itself, as they are.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -13,9 +14,11 @@ use super::label::Taken;
 use super::line::{MAX_LINE, Out, escape, pieces};
 use super::time::write_time;
 use super::{
-    BATCH, Channel, ECHO_MESSAGE, HOST, LABELED_RESPONSE, MESSAGE_TAGS, READ_MARKER, REDACTION,
-    SERVER_TIME, Shared, USERHOST_IN_NAMES, View, channel, key, nick, place, prefix, source,
+    ACCOUNT_TAG, BATCH, Channel, ECHO_MESSAGE, EXTENDED_JOIN, HOST, LABELED_RESPONSE, MESSAGE_TAGS,
+    READ_MARKER, REDACTION, SERVER_TIME, Shared, USERHOST_IN_NAMES, View, channel, key, name_of,
+    nick, place, prefix, source,
 };
+use crate::accounts::AccountNames;
 use crate::hub::command::Command;
 use crate::log::recorded_at;
 use crate::queue::Prepared;
@@ -37,6 +40,8 @@ pub struct Renderer {
     released: bool,
     /// The ISUPPORT tokens.
     isupport: Vec<String>,
+    /// The accounts' keys: an account's lines are tagged with its name.
+    accounts: Arc<AccountNames>,
 }
 
 /// A queued item as every IRC connection that writes it shares it.
@@ -63,6 +68,8 @@ struct RoomMessage {
     seq: u64,
     /// The author's key.
     from: String,
+    /// `account=…` if the author is an account.
+    account: Option<String>,
     /// `time=…`.
     time: String,
     /// `msgid=…` and `+draft/reply=…`.
@@ -76,8 +83,9 @@ struct RoomMessage {
 }
 
 impl Pieces {
-    /// Takes a queued item apart, rendering its room messages.
-    fn of(bytes: &[u8]) -> Self {
+    /// Takes a queued item apart, rendering its room messages (whose authors are looked
+    /// up in `accounts` once for all).
+    fn of(bytes: &[u8], accounts: &AccountNames) -> Self {
         let mut pieces = Vec::new();
         let mut at = 0;
         for line in bytes.split_inclusive(|byte| *byte == b'\n') {
@@ -107,6 +115,7 @@ impl Pieces {
                     pieces.push(Piece::Message(Box::new(RoomMessage {
                         room: fold(&room),
                         seq,
+                        account: accounts.contains(&fold(&from)).then(|| account_tag(&from)),
                         from: fold(&from),
                         time: tags(SERVER_TIME, time, None, None),
                         ids: tags(MESSAGE_TAGS, 0, Some(&msgid), reply.as_deref()),
@@ -134,7 +143,13 @@ impl Pieces {
 
 impl Renderer {
     /// A renderer for connection `conn`, whose `welcome` asks `hub` for its rooms.
-    pub fn new(shared: Arc<Shared>, hub: Sender<Command>, conn: ConnId, max_text: usize) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        hub: Sender<Command>,
+        conn: ConnId,
+        max_text: usize,
+        accounts: Arc<AccountNames>,
+    ) -> Self {
         let isupport = vec![
             "CASEMAPPING=rfc8265".into(),
             "CHANMODES=b,,,i".into(),
@@ -157,6 +172,7 @@ impl Renderer {
             held: None,
             released: false,
             isupport,
+            accounts,
         }
     }
 
@@ -164,14 +180,14 @@ impl Renderer {
     /// `prepared` keeps what every IRC connection writing the item shares.
     pub fn render(&mut self, bytes: &[u8], prepared: &Prepared, out: &mut Vec<u8>) {
         let shared = prepared
-            .get_or_init(|| Box::new(Pieces::of(bytes)))
+            .get_or_init(|| Box::new(Pieces::of(bytes, &self.accounts)))
             .downcast_ref::<Pieces>();
         // Only this module prepares for IRC, so `shared` is always its own kind.
         let own;
         let pieces = if let Some(pieces) = shared {
             pieces
         } else {
-            own = Pieces::of(bytes);
+            own = Pieces::of(bytes, &self.accounts);
             &own
         };
         let mut lines = Out::new(&self.shared.server);
@@ -383,6 +399,60 @@ impl Renderer {
     /// is, for a room answer, the time of the event its read marker names (if known).
     fn frame(&mut self, frame: ServerFrame, read_time: Option<u64>, out: &mut Out) {
         let caps = self.shared.caps();
+        if caps & (ACCOUNT_TAG | EXTENDED_JOIN) == 0 || matches!(frame, ServerFrame::Message { .. })
+        {
+            return self.lines(frame, read_time, out);
+        }
+        let mut lines = Out::new(&self.shared.server);
+        self.lines(frame, read_time, &mut lines);
+        for line in lines.as_str().split_inclusive('\n') {
+            self.with_account(caps, line, out);
+        }
+    }
+
+    /// A line with a member as its source, as the capabilities asked for say of an
+    /// account's: its `account` tag (`account-tag`), and for a `JOIN` the account's name,
+    /// or `*` for a guest, and the real name, which is the name here (`extended-join`).
+    fn with_account(&self, caps: u32, line: &str, out: &mut Out) {
+        let (tags, rest) = match line.strip_prefix('@') {
+            Some(tagged) => tagged.split_once(' ').unwrap_or((tagged, "")),
+            None => ("", line),
+        };
+        let Some((nick, command)) = rest
+            .strip_prefix(':')
+            .and_then(|rest| rest.split_once(' '))
+            .and_then(|(source, command)| Some((source.split_once("!~u@")?.0, command)))
+        else {
+            return out.push_str(line);
+        };
+        let name = name_of(nick);
+        let account = self.accounts.contains(&fold(&name));
+        let mut rest = Cow::Borrowed(rest);
+        if caps & EXTENDED_JOIN != 0
+            && let Some(target) = command.strip_prefix("JOIN ")
+        {
+            let target = target.trim_end();
+            let source = &rest[..rest.len() - command.len()];
+            rest = Cow::Owned(format!(
+                "{source}JOIN {target} {} :{name}\r\n",
+                if account { nick } else { "*" }
+            ));
+        }
+        let mut tags = Cow::Borrowed(tags);
+        if caps & ACCOUNT_TAG != 0 && account {
+            let account = account_tag(&name);
+            tags = Cow::Owned(if tags.is_empty() {
+                account
+            } else {
+                format!("{account};{tags}")
+            });
+        }
+        out.push_tagged(&tags, &rest);
+    }
+
+    /// The lines of [`Renderer::frame`], before what is added for accounts.
+    fn lines(&mut self, frame: ServerFrame, read_time: Option<u64>, out: &mut Out) {
+        let caps = self.shared.caps();
         let mut view = self.shared.view();
         let me = view.nick.clone().unwrap_or_else(|| "*".into());
         match frame {
@@ -518,16 +588,26 @@ fn channel_name(channel: &Channel) -> String {
 /// The tags of a room's message this connection asked for.
 fn message_tags(caps: u32, message: &RoomMessage) -> String {
     let mut tags = String::new();
-    if caps & SERVER_TIME != 0 {
-        tags.push_str(&message.time);
-    }
-    if caps & MESSAGE_TAGS != 0 && !message.ids.is_empty() {
+    let account = message
+        .account
+        .as_deref()
+        .filter(|_| caps & ACCOUNT_TAG != 0);
+    let time = Some(message.time.as_str()).filter(|_| caps & SERVER_TIME != 0);
+    let ids = Some(message.ids.as_str()).filter(|ids| caps & MESSAGE_TAGS != 0 && !ids.is_empty());
+    for tag in [account, time, ids].into_iter().flatten() {
         if !tags.is_empty() {
             tags.push(';');
         }
-        tags.push_str(&message.ids);
+        tags.push_str(tag);
     }
     tags
+}
+
+/// `account=…`: the tag of what account `name` says.
+fn account_tag(name: &str) -> String {
+    let mut tag = String::from("account=");
+    escape(&nick(name), &mut tag);
+    tag
 }
 
 /// A direct message (not deleted) as `PRIVMSG`s to `me` (a nick, and its name's key), or
@@ -554,7 +634,17 @@ fn direct(
         return;
     };
     let (msgid, reply) = direct_ids(&with, seq, reply_to);
-    let tags = batched(&tags(caps, time, Some(&msgid), reply.as_deref()));
+    let mut tags = tags(caps, time, Some(&msgid), reply.as_deref());
+    if caps & ACCOUNT_TAG != 0 {
+        // Direct messages are between accounts only.
+        let account = account_tag(&from);
+        tags = if tags.is_empty() {
+            account
+        } else {
+            format!("{account};{tags}")
+        };
+    }
+    let tags = batched(&tags);
     let to = if fold(&from) == me.1 {
         nick(&with).into_owned()
     } else {
