@@ -225,7 +225,7 @@ pub struct QueueReceiver {
 
 /// What turns a queued item (its frames, and their form prepared for every connection
 /// like this one) into the bytes written (see [`QueueReceiver::write_rendered`]).
-pub type Render<'a> = dyn FnMut(&[u8], &Prepared, &mut Vec<u8>) + Send + 'a;
+pub type Render<'a> = dyn FnMut(&[u8], &Prepared, &mut String) + Send + 'a;
 
 /// Most queued items written with one system call.
 const MAX_BATCH: usize = 64;
@@ -276,12 +276,12 @@ impl QueueReceiver {
                     Box::pin(self.lingering(write, linger)).await?;
                 }
                 Some(render) => {
-                    let mut bytes = Vec::new();
+                    let mut text = String::new();
                     for item in &batch {
-                        render(item.bytes(), &item.0.prepared, &mut bytes);
+                        render(item.bytes(), &item.0.prepared, &mut text);
                     }
                     let write = async {
-                        out.write_all(&bytes).await?;
+                        out.write_all(text.as_bytes()).await?;
                         out.flush().await
                     };
                     Box::pin(self.lingering(write, linger)).await?;

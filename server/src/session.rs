@@ -153,7 +153,7 @@ async fn serve(
     // written out, or when the peer has not taken it within `linger` of the close.
     let writer = async {
         let mut irc = renderer.as_mut().map(|renderer| {
-            move |bytes: &[u8], prepared: &crate::queue::Prepared, out: &mut Vec<u8>| {
+            move |bytes: &[u8], prepared: &crate::queue::Prepared, out: &mut String| {
                 renderer.render(bytes, prepared, out);
             }
         });

@@ -124,8 +124,13 @@ pub struct Out {
 impl Out {
     /// Lines of the server named `server`.
     pub fn new(server: &Arc<str>) -> Self {
+        Self::after(server, String::new())
+    }
+
+    /// Lines to write after `text` (taken over, and given back by [`Out::into_string`]).
+    pub fn after(server: &Arc<str>, text: String) -> Self {
         Self {
-            text: String::new(),
+            text,
             server: server.clone(),
         }
     }

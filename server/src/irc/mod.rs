@@ -95,7 +95,7 @@ pub struct View {
     /// Whether its login came through SASL (its refusals are 904, not 464).
     pub sasl: bool,
     /// Its channels, by folded name.
-    pub channels: HashMap<String, Channel>,
+    pub channels: HashMap<String, Channel, foldhash::fast::RandomState>,
     /// The `CHATHISTORY` requests not answered yet, oldest first.
     pub asks: VecDeque<Ask>,
     /// The last batch id given.

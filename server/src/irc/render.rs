@@ -178,7 +178,7 @@ impl Renderer {
 
     /// Renders `bytes` (one queued item: frames, or lines of the reader's) onto `out`;
     /// `prepared` keeps what every IRC connection writing the item shares.
-    pub fn render(&mut self, bytes: &[u8], prepared: &Prepared, out: &mut Vec<u8>) {
+    pub fn render(&mut self, bytes: &[u8], prepared: &Prepared, out: &mut String) {
         let shared = prepared
             .get_or_init(|| Box::new(Pieces::of(bytes, &self.accounts)))
             .downcast_ref::<Pieces>();
@@ -190,7 +190,7 @@ impl Renderer {
             own = Pieces::of(bytes, &self.accounts);
             &own
         };
-        let mut lines = Out::new(&self.shared.server);
+        let mut lines = Out::after(&self.shared.server, std::mem::take(out));
         if pieces.history {
             let mut page = Out::new(&self.shared.server);
             let key = self.history(pieces, bytes, &mut page);
@@ -198,7 +198,7 @@ impl Renderer {
                 Some(taken) => self.fill(taken, &page, &mut lines),
                 None => lines.push_str(page.as_str()),
             }
-            out.extend_from_slice(lines.as_str().as_bytes());
+            *out = lines.into_string();
             return;
         }
         // What follows a welcome in its item is the replay of its rooms: history, which
@@ -265,7 +265,7 @@ impl Renderer {
                 self.held = held;
             }
         }
-        out.extend_from_slice(lines.as_str().as_bytes());
+        *out = lines.into_string();
     }
 
     /// Renders onto `out` with `render`; if what it renders was `taken` as an answer to a
