@@ -1178,6 +1178,25 @@ async fn joined_with_marker(irc: &mut IrcClient, channel: &str) -> String {
 /// join says where the read marker stands (before its 366), `MARKREAD` sets it to a
 /// message's time (never back) and reads it, and it is the same read marker the protocol's
 /// `read` keeps: set over IRC, it is the `room` answer's `read` for the desktop client.
+/// A direct conversation's marker over IRC: none yet, then at the message bob sends,
+/// which `carol` marks read by its time. Returns its seq and `timestamp=…`.
+async fn marks_a_direct_message(bob: &mut Client, carol: &mut IrcClient) -> (u64, String) {
+    carol.send("MARKREAD bob").await;
+    assert_eq!(carol.expect("MARKREAD").await.params, ["bob", "*"]);
+    bob.send(&say_to("carol", "psst", None)).await;
+    let seq = bob
+        .recv_until(|f| matches!(f, ServerFrame::Message { text, .. } if text == "psst"))
+        .await
+        .last()
+        .and_then(ServerFrame::seq)
+        .expect("a seq");
+    let line = from(carol, "PRIVMSG", "bob").await;
+    let stamp = format!("timestamp={}", line.tag("time").expect("a time"));
+    carol.send(&format!("MARKREAD bob {stamp}")).await;
+    assert_eq!(carol.expect("MARKREAD").await.params, ["bob", &stamp]);
+    (seq, stamp)
+}
+
 #[test]
 fn read_markers_are_the_protocols_read_markers() {
     let server = chat_tests::start(with_irc());
@@ -1219,11 +1238,14 @@ fn read_markers_are_the_protocols_read_markers() {
         );
         carol.send("MARKREAD #general yesterday").await;
         assert_eq!(carol.expect("FAIL").await.param(1), "INVALID_PARAMS");
-        // Where no marker is kept over IRC, a get answers `*` and a set is refused.
-        carol.send("MARKREAD bob").await;
-        assert_eq!(carol.expect("MARKREAD").await.params, ["bob", "*"]);
-        carol.send(&format!("MARKREAD bob {}", stamp(1))).await;
+        // Where no marker is kept, a get answers `*` and a set is refused.
+        carol.send("MARKREAD #elsewhere").await;
+        assert_eq!(carol.expect("MARKREAD").await.params, ["#elsewhere", "*"]);
+        carol
+            .send(&format!("MARKREAD #elsewhere {}", stamp(1)))
+            .await;
         assert_eq!(carol.expect("FAIL").await.param(1), "INVALID_PARAMS");
+        let (direct_seq, psst) = marks_a_direct_message(&mut bob, &mut carol).await;
         carol.send("QUIT").await;
         carol.to_end().await;
 
@@ -1234,7 +1256,19 @@ fn read_markers_are_the_protocols_read_markers() {
             .map(|i| seqs[i])
             .max();
         let hello = hello_account("carol", &password("carol"), false);
-        let (mut desktop, _) = Client::login_with(server.addr(), &hello).await;
+        let (mut desktop, welcome) = Client::login_with(server.addr(), &hello).await;
+        let ServerFrame::Welcome { conversations, .. } = welcome else {
+            unreachable!()
+        };
+        let with_bob = conversations
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.with == "bob");
+        assert_eq!(
+            with_bob.map(|c| c.read),
+            Some(direct_seq),
+            "the conversation's marker"
+        );
         desktop
             .send(&frame("join", serde_json::json!({"room": "general"})))
             .await;
@@ -1249,8 +1283,13 @@ fn read_markers_are_the_protocols_read_markers() {
         desktop.send(&ClientFrame::Bye).await;
         desktop.recv_to_end().await;
 
-        // And a later IRC join says so.
+        // And a later IRC join says so; the conversation's marker has its time once the
+        // message it names was shown (here by a page of history).
         let mut carol = IrcClient::account(irc_addr, "carol", &password("carol"), &caps).await;
         assert_eq!(joined_with_marker(&mut carol, "#general").await, stamp(1));
+        carol.send("CHATHISTORY LATEST bob * 10").await;
+        from(&mut carol, "PRIVMSG", "bob").await;
+        carol.send("MARKREAD bob").await;
+        assert_eq!(carol.expect("MARKREAD").await.params, ["bob", &psst]);
     });
 }

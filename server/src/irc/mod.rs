@@ -96,6 +96,9 @@ pub struct View {
     pub sasl: bool,
     /// Its channels, by folded name.
     pub channels: HashMap<String, Channel, foldhash::fast::RandomState>,
+    /// The read markers of its direct conversations (an account's), by the other
+    /// account's key: at most [`MAX_DIRECT_MARKERS`].
+    pub direct: HashMap<String, Marker>,
     /// The `CHATHISTORY` requests not answered yet, oldest first.
     pub asks: VecDeque<Ask>,
     /// The last batch id given.
@@ -127,7 +130,26 @@ pub struct Redacting {
 /// keeps asking for what it may not read does not grow its connection's memory.
 const MAX_UNANSWERED: usize = 256;
 
+/// The most direct conversations whose read markers a connection keeps; past it, the one
+/// whose newest message shown is oldest goes.
+const MAX_DIRECT_MARKERS: usize = 100;
+
 impl View {
+    /// The read marker of the direct conversation with the account whose key is `key`.
+    pub fn direct_marker(&mut self, key: &str) -> &mut Marker {
+        if !self.direct.contains_key(key) && self.direct.len() >= MAX_DIRECT_MARKERS {
+            let stalest = self
+                .direct
+                .iter()
+                .min_by_key(|(_, marker)| marker.times.last_key_value().map(|(_, at)| *at))
+                .map(|(key, _)| key.clone());
+            if let Some(stalest) = stalest {
+                self.direct.remove(&stalest);
+            }
+        }
+        self.direct.entry(key.to_string()).or_default()
+    }
+
     /// Remembers a `CHATHISTORY` request on its way.
     pub fn ask(&mut self, ask: Ask) {
         if self.asks.len() >= MAX_UNANSWERED {
@@ -251,7 +273,16 @@ pub struct Channel {
     pub bans: Vec<String>,
     /// The names muted (for those who may see them).
     pub mutes: Vec<String>,
-    /// The read marker: the newest seq read, and that event's time if known.
+    /// Its read marker.
+    pub marker: Marker,
+}
+
+/// A read marker as `MARKREAD` sees it, of a channel or a direct conversation: the
+/// protocol's `read`, which counts in seqs, with the times IRC counts in.
+#[derive(Debug, Default)]
+pub struct Marker {
+    /// The newest seq read, and that event's time if known (or the newest time the client
+    /// gave, which may fall after it).
     pub read: (u64, Option<u64>),
     /// The seqs and times of the newest messages shown (live or paged back to), by seq:
     /// what a `MARKREAD` timestamp is matched against (kept with `draft/read-marker`
@@ -259,12 +290,16 @@ pub struct Channel {
     pub times: BTreeMap<u64, u64>,
 }
 
-/// The most message times a channel keeps for `MARKREAD`.
+/// The most message times a read marker keeps for `MARKREAD`.
 const MAX_TIMES: usize = 256;
 
-impl Channel {
-    /// Keeps message `seq`'s time, for `MARKREAD`.
+impl Marker {
+    /// Keeps message `seq`'s time, for `MARKREAD` (and the read message's time, if it
+    /// was not known).
     pub fn saw(&mut self, seq: u64, time: u64) {
+        if seq == self.read.0 && self.read.1.is_none() {
+            self.read.1 = Some(time);
+        }
         self.times.insert(seq, time);
         if self.times.len() > MAX_TIMES {
             self.times.pop_first();
@@ -280,6 +315,22 @@ impl Channel {
             .map(|(seq, at)| (*seq, *at))
     }
 
+    /// Moves the marker forward to `time` (never back): to the newest message shown at or
+    /// before it. Returns that message's seq if it is newer than the one read (a `read`
+    /// to send).
+    pub fn mark(&mut self, time: u64) -> Option<u64> {
+        if self.read.1.is_none_or(|known| time > known) {
+            self.read.1 = Some(time);
+        }
+        let (seq, _) = self.read_at(time)?;
+        (seq > self.read.0).then(|| {
+            self.read.0 = seq;
+            seq
+        })
+    }
+}
+
+impl Channel {
     /// `name`'s role here.
     pub fn role_of(&self, name: &str) -> Role {
         self.roles.get(&fold(name)).copied().unwrap_or(Role::Member)

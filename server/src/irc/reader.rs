@@ -734,10 +734,11 @@ impl Reader {
         }));
     }
 
-    /// `MARKREAD #channel [timestamp=…]`: moves the read marker forward to that time (never
-    /// back), and to the newest message shown at or before it (a `read`), and answers
-    /// where it stands. Where no marker is known (a channel one is not in, a direct
-    /// conversation, whose markers are not kept over IRC) a get answers `*`.
+    /// `MARKREAD target [timestamp=…]` of a channel or (for an account) a direct
+    /// conversation: moves the read marker forward to that time (never back), and to the
+    /// newest message shown at or before it (a `read`), and answers where it stands.
+    /// Where no marker is kept (a channel one is not in, a guest's conversation) a get
+    /// answers `*` and a set fails.
     fn markread(&self, line: &Line, out: &mut Out, frames: &mut Vec<Decoded>) {
         let target = line.param(0);
         let fail = |out: &mut Out, code: &str, text: &str| {
@@ -760,37 +761,23 @@ impl Reader {
             },
         };
         let mut view = self.shared.view();
-        let channel = target
-            .starts_with('#')
-            .then(|| view.channels.get_mut(&key(target)))
-            .flatten();
-        let Some(channel) = channel else {
-            if time.is_some() {
-                return fail(
-                    out,
-                    "INVALID_PARAMS",
-                    "read markers are kept for the channels one is in",
-                );
+        let account = self.accounts.contains(&view.me);
+        let (mark, room, with) = if target.starts_with('#') {
+            match view.channels.get_mut(&key(target)) {
+                Some(channel) => (&mut channel.marker, Some(channel.name.clone()), None),
+                None => return unmarked(target, time, out),
             }
-            return out.server("MARKREAD").params(&[target, "*"]);
+        } else if account {
+            let with = name_of(target);
+            (view.direct_marker(&fold(&with)), None, Some(with))
+        } else {
+            return unmarked(target, time, out);
         };
-        if let Some(time) = time {
-            if channel.read.1.is_none_or(|known| time > known) {
-                channel.read.1 = Some(time);
-            }
-            if let Some((seq, _)) = channel.read_at(time)
-                && seq > channel.read.0
-            {
-                channel.read.0 = seq;
-                frames.push(Ok(Request::Frame(ClientFrame::Read {
-                    room: Some(channel.name.clone()),
-                    with: None,
-                    seq,
-                })));
-            }
+        if let Some(seq) = time.and_then(|time| mark.mark(time)) {
+            frames.push(Ok(Request::Frame(ClientFrame::Read { room, with, seq })));
         }
         out.server("MARKREAD")
-            .params(&[target, &marker(channel.read.1)]);
+            .params(&[target, &marker(mark.read.1)]);
     }
 
     /// `REDACT target msgid`: a `delete`; remembered, so that a refusal can name it.
@@ -1100,6 +1087,21 @@ fn ban(room: String, mask: &str, on: bool) -> ClientFrame {
 }
 
 /// `FAIL REDACT UNKNOWN_MSGID`: what `REDACT` names is no message id of ours.
+/// `MARKREAD` of a target whose marker is not kept here (a channel one is not in, a
+/// guest's conversation): a get answers `*`, a set fails.
+fn unmarked(target: &str, time: Option<u64>, out: &mut Out) {
+    if time.is_some() {
+        out.server("FAIL").params(&[
+            "MARKREAD",
+            "INVALID_PARAMS",
+            target,
+            "read markers are kept for the channels one is in and an account's conversations",
+        ]);
+    } else {
+        out.server("MARKREAD").params(&[target, "*"]);
+    }
+}
+
 fn unknown_msgid(line: &Line, out: &mut Out) {
     out.server("FAIL").params(&[
         "REDACT",

@@ -348,6 +348,9 @@ impl Renderer {
                             ask.keeps(seq, recorded_at(&bytes[range.clone()]).unwrap_or_default())
                         })
                     {
+                        if caps & READ_MARKER != 0 {
+                            saw_direct(&mut self.shared.view(), &frame);
+                        }
                         direct(out, caps, (&me, &me_key), frame, &batched);
                     }
                 }
@@ -361,7 +364,7 @@ impl Renderer {
             && let Some(channel) = self.shared.view().channels.get_mut(&key)
         {
             for (seq, at) in seen {
-                channel.saw(seq, at);
+                channel.marker.saw(seq, at);
             }
         }
         Some(key)
@@ -380,7 +383,7 @@ impl Renderer {
         }
         channel.shown = message.seq;
         if caps & READ_MARKER != 0 {
-            channel.saw(message.seq, message.at);
+            channel.marker.saw(message.seq, message.at);
         }
         if mine && caps & ECHO_MESSAGE == 0 {
             return;
@@ -467,6 +470,9 @@ impl Renderer {
                 answer(&mut view, (&me, caps, read_time), frame, out);
             }
             frame @ ServerFrame::Message { room: None, .. } => {
+                if caps & READ_MARKER != 0 {
+                    saw_direct(&mut view, &frame);
+                }
                 let mine =
                     matches!(&frame, ServerFrame::Message { from, .. } if fold(from) == view.me);
                 if mine && caps & ECHO_MESSAGE == 0 {
@@ -498,7 +504,11 @@ impl Renderer {
     /// for `CAP END`.
     fn welcome(&mut self, frame: ServerFrame, out: &mut Out) {
         let ServerFrame::Welcome {
-            name, rooms, epoch, ..
+            name,
+            rooms,
+            epoch,
+            conversations,
+            ..
         } = frame
         else {
             return;
@@ -506,6 +516,12 @@ impl Renderer {
         let me = nick(&name).into_owned();
         let mut view = self.shared.view();
         view.me = fold(&name);
+        // Where an account's conversations were read to, for `MARKREAD`.
+        for conversation in conversations.unwrap_or_default() {
+            if conversation.read > 0 {
+                view.direct_marker(&fold(&conversation.with)).read.0 = conversation.read;
+            }
+        }
         if let Some(asked) = view.nick.replace(me.clone())
             && asked != me
         {
@@ -653,6 +669,20 @@ fn direct(
     privmsg(out, &tags, &from, &to, &text, action, "PRIVMSG");
 }
 
+/// Keeps a direct message's time, for `MARKREAD` of its conversation.
+fn saw_direct(view: &mut View, frame: &ServerFrame) {
+    if let ServerFrame::Message {
+        with: Some(with),
+        seq,
+        time,
+        deleted: false,
+        ..
+    } = frame
+    {
+        view.direct_marker(&fold(with)).saw(*seq, *time);
+    }
+}
+
 /// The message id of a direct message (`@account/seq`, the other account's key), and of
 /// the message it answers.
 fn direct_ids(with: &str, seq: u64, reply_to: Option<u64>) -> (String, Option<String>) {
@@ -741,15 +771,16 @@ fn answer(
         }
     });
     let read_time = read_time.filter(|_| read > 0);
-    if read >= channel.read.0 {
-        channel.read = (
+    let marker = &mut channel.marker;
+    if read >= marker.read.0 {
+        marker.read = (
             read,
-            read_time.or(channel.read.1.filter(|_| read == channel.read.0)),
+            read_time.or(marker.read.1.filter(|_| read == marker.read.0)),
         );
     }
     if joined && caps & READ_MARKER != 0 {
         out.server("MARKREAD")
-            .params(&[&target, &marker(channel.read.1)]);
+            .params(&[&target, &self::marker(marker.read.1)]);
     }
     channel.shown = channel.shown.max(seq);
     channel.topic = state.topic;
