@@ -29,7 +29,7 @@ impl Hub {
             }
             News::Direct(messages) => {
                 for (from, to, frame) in messages {
-                    self.deliver_direct(&from, &to, &frame);
+                    self.direct_arrived(&from, &to, &frame);
                 }
             }
             News::Replaced { member, token } => self.replaced(&member, &token, CloseCode::Replaced),

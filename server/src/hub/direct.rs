@@ -179,6 +179,19 @@ impl Hub {
         }
     }
 
+    /// A direct event a cluster's tail brought, to its parties online here. A post's id
+    /// is remembered for its author here at once: the tail may bring the echo before the
+    /// log's answer to this node does (see [`Hub::direct_recorded`]), and a copy sent
+    /// again in between is then answered with the original rather than not at all.
+    pub(super) fn direct_arrived(&mut self, from_key: &str, to_key: &str, frame: &Frame) {
+        if self.registry.online_conn(from_key).is_some()
+            && let Some(id) = post_id(frame)
+        {
+            self.posts.remember(from_key, &id, frame.clone());
+        }
+        self.deliver_direct(from_key, to_key, frame);
+    }
+
     /// A recorded direct event to its sender (the echo) and its recipient (over protocol
     /// 2), if they are online here.
     pub(super) fn deliver_direct(&mut self, from_key: &str, to_key: &str, frame: &Frame) {
@@ -238,6 +251,14 @@ impl Hub {
             members_only: false,
         };
         read.answer_from(self.log.clone(), queue);
+    }
+}
+
+/// The id its poster gave a direct message, if any.
+fn post_id(frame: &Frame) -> Option<String> {
+    match chat_shared::decode_line::<ServerFrame>(frame.as_bytes().trim_ascii_end()).ok()? {
+        ServerFrame::Message { id, .. } => id,
+        _ => None,
     }
 }
 

@@ -656,3 +656,51 @@ fn too_many_rooms_are_refused_per_member_and_per_server() {
             .any(|f| matches!(f, ServerFrame::Room { room, .. } if room == "one"))
     );
 }
+
+#[test]
+fn a_copy_sent_again_after_the_tail_brought_its_echo_is_answered_with_the_original() {
+    // In a cluster the tail may bring a direct message's echo before the log's answer
+    // reaches the node that recorded it; a copy sent in between is answered, not dropped.
+    let mut hub = Harness::new(config());
+    let password = Password::new("correct horse");
+    let erin = hub.connect();
+    assert!(hub.hello(&erin, "Erin", Auth::Register(password.clone()), None));
+    let dana = hub.connect();
+    assert!(hub.hello(&dana, "Dana", Auth::Register(password), None));
+    let _ = erin.frames();
+    let original = chat_shared::Frame::encode(&ServerFrame::Message {
+        room: None,
+        with: Some("Dana".into()),
+        seq: 7,
+        time: 1,
+        from: "Erin".into(),
+        text: "are you there?".into(),
+        id: Some("e1".into()),
+        me: false,
+        deleted: false,
+        reply_to: None,
+        edited: None,
+        reactions: Vec::new(),
+    });
+    hub.command(Command::Cluster(super::command::News::Direct(vec![(
+        "erin".into(),
+        "dana".into(),
+        original,
+    )])));
+    hub.command(Command::Direct {
+        conn: erin.id,
+        to: "dana".into(),
+        said: Said {
+            text: "are you there?".into(),
+            id: Some("e1".into()),
+            me: false,
+            reply_to: None,
+        },
+    });
+    let seqs: Vec<Option<u64>> = erin.frames().iter().map(ServerFrame::seq).collect();
+    assert_eq!(
+        seqs,
+        [Some(7), Some(7)],
+        "the echo, then the original again"
+    );
+}
