@@ -25,7 +25,7 @@ mod tail;
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
@@ -180,24 +180,11 @@ impl Peers for Cluster {
     }
 
     fn follow(&self, key: &Arc<str>, seq: Seq) {
-        self.following
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.clone(), seq);
-        self.following.changed.notify(usize::MAX);
+        self.following.follow(key, seq);
     }
 
     fn unfollow(&self, key: &str) {
-        let removed = self
-            .following
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
-        if removed.is_some() {
-            self.following.changed.notify(usize::MAX);
-        }
+        self.following.unfollow(key);
     }
 
     fn list_rooms(&self, queue: SendQueue, seer: Seer) -> Option<(SendQueue, Seer)> {

@@ -24,11 +24,26 @@ const TAIL_COUNT: usize = 1000;
 /// streams it follows change).
 const TAIL_BLOCK_MS: u64 = 5000;
 
-/// The streams the tail follows, each with the newest seq the hub has of it.
+/// The streams the tail follows, each with where its next read starts.
 #[derive(Debug, Default)]
 pub(super) struct Following {
-    pub(super) streams: Mutex<HashMap<Arc<str>, Seq>>,
+    streams: Mutex<Streams>,
     pub(super) changed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Streams {
+    at: HashMap<Arc<str>, Position>,
+    /// How many times a stream was followed (again): each time is a turn of its own.
+    turns: u64,
+}
+
+/// Where the tail is in a stream: the newest seq the hub has of it, in the turn it was
+/// followed in. A read that started in an earlier turn neither moves it nor is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    seq: Seq,
+    turn: u64,
 }
 
 /// Reads the followed rooms' streams and the direct messages, and hands what it reads to
@@ -63,13 +78,8 @@ async fn tail_once(
     }
     loop {
         let listener = following.changed.listen();
-        let streams: Vec<(Arc<str>, Seq)> = following
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(key, seq)| (key.clone(), *seq))
-            .collect();
+        let streams = following.positions();
+        let turns: HashMap<&str, u64> = streams.iter().map(|(k, at)| (&**k, at.turn)).collect();
         let mut read = redis::cmd("XREAD");
         read.arg("COUNT")
             .arg(TAIL_COUNT)
@@ -81,8 +91,8 @@ async fn tail_once(
             read.arg(store::stream_key(key));
         }
         read.arg(direct_after.as_deref().unwrap_or("0-0"));
-        for (_, seq) in &streams {
-            read.arg(format!("{seq}-1"));
+        for (_, at) in &streams {
+            read.arg(format!("{}-1", at.seq));
         }
         let mut waker = log.connection();
         let reply: Value = future::or(read.query_async(&mut conn), async {
@@ -99,10 +109,13 @@ async fn tail_once(
         .await?;
         // The positions move past what was read only once the hub has it: if Redis goes
         // away before the frames are read, the next connection reads the same again.
-        let (rooms, direct, direct_last) = sort_reply(&reply, &direct_key, following);
-        let newest: Vec<(Arc<str>, Seq)> = rooms
+        let (rooms, direct, direct_last) = sort_reply(&reply, &direct_key, following, &turns);
+        let newest: Vec<(Arc<str>, Position)> = rooms
             .iter()
-            .filter_map(|(key, entries)| Some((key.clone(), entries.last()?.seq)))
+            .filter_map(|(key, entries)| {
+                let (seq, turn) = (entries.last()?.seq, *turns.get(&**key)?);
+                Some((key.clone(), Position { seq, turn }))
+            })
             .collect();
         let (rooms, direct) = with_frames(&mut conn, rooms, direct).await?;
         if !direct.is_empty() {
@@ -181,16 +194,53 @@ async fn with_frames(
 }
 
 impl Following {
-    /// The hub has these rooms' events up to these seqs: the next read starts after them
-    /// (for the rooms still followed; a room followed again since starts where its load
-    /// said, if that is later).
-    fn read_up_to(&self, newest: Vec<(Arc<str>, Seq)>) {
-        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-        for (key, newest) in newest {
-            if let Some(seq) = streams.get_mut(&key) {
-                *seq = (*seq).max(newest);
+    /// Follows a stream after `seq`: from now on a turn of its own.
+    pub(super) fn follow(&self, key: &Arc<str>, seq: Seq) {
+        {
+            let mut streams = self.lock();
+            streams.turns += 1;
+            let turn = streams.turns;
+            streams.at.insert(key.clone(), Position { seq, turn });
+        }
+        self.changed.notify(usize::MAX);
+    }
+
+    /// Stops following a stream.
+    pub(super) fn unfollow(&self, key: &str) {
+        if self.lock().at.remove(key).is_some() {
+            self.changed.notify(usize::MAX);
+        }
+    }
+
+    /// Where each followed stream's next read starts.
+    fn positions(&self) -> Vec<(Arc<str>, Position)> {
+        let streams = self.lock();
+        streams.at.iter().map(|(k, at)| (k.clone(), *at)).collect()
+    }
+
+    /// The key of a stream still followed in the turn a read started in.
+    fn still(&self, stream: &str, turn: u64) -> Option<Arc<str>> {
+        let streams = self.lock();
+        let (key, at) = streams.at.get_key_value(stream)?;
+        (at.turn == turn).then(|| key.clone())
+    }
+
+    /// The hub has these streams' events up to these seqs: the next read starts after
+    /// them (for the streams still followed in the same turn; one followed again since
+    /// starts where that said).
+    fn read_up_to(&self, newest: Vec<(Arc<str>, Position)>) {
+        let mut streams = self.lock();
+        for (key, read) in newest {
+            if let Some(at) = streams.at.get_mut(&key)
+                && at.turn == read.turn
+            {
+                at.seq = at.seq.max(read.seq);
             }
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -202,9 +252,15 @@ type Sorted = (
     Option<String>,
 );
 
-/// What one read of the tail brought: the entries of each room still followed, and the
-/// direct events. Positions do not move here (see [`Following::read_up_to`]).
-fn sort_reply(reply: &Value, direct_key: &str, following: &Following) -> Sorted {
+/// What one read of the tail brought: the entries of each room still followed in the turn
+/// the read started in (`turns`), and the direct events. Positions do not move here (see
+/// [`Following::read_up_to`]).
+fn sort_reply(
+    reply: &Value,
+    direct_key: &str,
+    following: &Following,
+    turns: &HashMap<&str, u64>,
+) -> Sorted {
     let (mut rooms, mut direct, mut direct_last) = (Vec::new(), Vec::new(), None);
     let Value::Array(per_stream) = reply else {
         return (rooms, direct, direct_last);
@@ -236,13 +292,10 @@ fn sort_reply(reply: &Value, direct_key: &str, following: &Following) -> Sorted 
         if events.is_empty() {
             continue;
         }
-        // Still followed: the hub wants these.
-        let key = following
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_key_value(room)
-            .map(|(key, _)| key.clone());
+        // Still followed from where this read started: the hub wants these.
+        let key = turns
+            .get(room)
+            .and_then(|turn| following.still(room, *turn));
         if let Some(key) = key {
             rooms.push((key, events));
         }
@@ -282,4 +335,62 @@ fn direct_entry(entry: &Value) -> Option<(String, Option<DirectEntry>)> {
         _ => None,
     };
     Some((id, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(following: &Following) -> Position {
+        following.positions()[0].1
+    }
+
+    #[test]
+    fn a_room_followed_again_is_read_from_there_whatever_reads_were_under_way() {
+        let (following, key): (Following, Arc<str>) = (Following::default(), "r".into());
+        following.follow(&key, 10);
+        let first = at(&following).turn;
+        following.read_up_to(vec![(
+            key.clone(),
+            Position {
+                seq: 20,
+                turn: first,
+            },
+        )]);
+        assert_eq!(at(&following).seq, 20);
+        // The hub follows it again from 12 (a hole after 12) while a read that started
+        // before is under way: that read's events are left out and do not move it.
+        following.follow(&key, 12);
+        assert_eq!(following.still("r", first), None);
+        following.read_up_to(vec![(
+            key.clone(),
+            Position {
+                seq: 30,
+                turn: first,
+            },
+        )]);
+        assert_eq!(at(&following).seq, 12);
+        // A read of the new turn is taken, and moves it.
+        let second = at(&following).turn;
+        assert_eq!(following.still("r", second).as_deref(), Some("r"));
+        following.read_up_to(vec![(
+            key.clone(),
+            Position {
+                seq: 15,
+                turn: second,
+            },
+        )]);
+        assert_eq!(at(&following).seq, 15);
+        // Once not followed, a read brings nothing back.
+        following.unfollow("r");
+        following.read_up_to(vec![(
+            key,
+            Position {
+                seq: 16,
+                turn: second,
+            },
+        )]);
+        assert!(following.positions().is_empty());
+        assert_eq!(following.still("r", second), None);
+    }
 }

@@ -76,7 +76,9 @@ pub trait Peers: Send {
     /// not heard of may exist already.
     fn tails(&self) -> bool;
 
-    /// Follows a room's events after `seq` (the newest the hub has of it).
+    /// Follows a room's events after `seq` (the newest the hub has of it). Following a
+    /// room again reads it again from there: what a read under way brings of it is left
+    /// out.
     fn follow(&self, key: &Arc<str>, seq: Seq);
 
     /// Tells every other node that `sender` (case-folded) is typing; this node relayed it

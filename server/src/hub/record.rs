@@ -15,7 +15,7 @@ use chat_shared::{CloseCode, ErrorCode, Frame, LeaveReason, RejectCode};
 use crate::log::recorder::Recorded;
 use crate::log::{Body, LogError, Seq};
 use crate::registry::ConnId;
-use crate::room::{Arrival, Consequence, Effect, Pending, Room};
+use crate::room::{Arrival, Arrived, Consequence, Effect, Pending, Room};
 use crate::wire::{closing, now_millis, rejected};
 
 use super::Hub;
@@ -104,7 +104,17 @@ impl Hub {
         if self.rooms.get(key).is_none_or(Room::is_recording) {
             return;
         }
-        let arrivals = self.rooms.update(key, Room::arrive).unwrap_or_default();
+        let Arrived {
+            arrivals,
+            read_again_after,
+        } = self
+            .rooms
+            .update(key, |room| room.arrive(Instant::now()))
+            .unwrap_or_default();
+        if let Some(newest) = read_again_after {
+            // The tail skipped events: it reads the room again after what the room has.
+            self.peers.follow(key, newest);
+        }
         let mut parted = Vec::new();
         for Arrival {
             event,

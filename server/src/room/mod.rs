@@ -154,6 +154,8 @@ pub struct Room {
     /// that come while a batch of this node is being recorded wait here, since which of
     /// them are this node's is known only once it is).
     arriving: Tailed,
+    /// In a cluster: a hole the tail left before the events it brought, being read again.
+    hole: Option<Hole>,
     /// Events arriving a second, as last measured.
     rate: f64,
     /// Events arrived since `counting_since`.
@@ -163,6 +165,35 @@ pub struct Room {
 
 /// How long a room counts arrivals before it updates its rate.
 const RATE_PERIOD: Duration = Duration::from_millis(100);
+
+/// How long a hole in the tail's events is given to be read again before it is asked
+/// again: reads under way when it was asked may still bring events past it meanwhile.
+const HOLE_WAIT: Duration = Duration::from_secs(1);
+
+/// How many times a hole is read again before the room goes on past it: events the log
+/// does not have (which no node writes) must not stop a room for good.
+const HOLE_TRIES: u32 = 3;
+
+/// Events missing between the room's newest and what the tail brought.
+#[derive(Debug, Clone, Copy)]
+struct Hole {
+    /// The room's newest event before it.
+    after: Seq,
+    /// When it was last asked to be read again.
+    asked: Instant,
+    /// How many times it was.
+    tries: u32,
+}
+
+/// What [`Room::arrive`] took in.
+#[derive(Debug, Default)]
+pub struct Arrived {
+    /// The events that arrived in order.
+    pub arrivals: Vec<Arrival>,
+    /// In a cluster: events are missing after this seq (the tail brought later ones): the
+    /// room is to be read again from there. What came past the hole was left out.
+    pub read_again_after: Option<Seq>,
+}
 
 /// What a recorded event means for members beyond its fan-out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +255,7 @@ impl Room {
                 .map(|members| members.into_iter().collect()),
             awaiting: BTreeMap::new(),
             arriving: Vec::new(),
+            hole: None,
             pending: VecDeque::new(),
             in_flight: None,
             posts_underway: HashSet::new(),
@@ -615,15 +647,24 @@ impl Room {
     /// gathered for the members by [`Room::record`] once its author got what it means. Not
     /// while a batch is being recorded: which of them are this server's is known only once
     /// it is.
-    pub fn arrive(&mut self) -> Vec<Arrival> {
-        let mut arrivals = Vec::new();
+    ///
+    /// Nothing is taken in past a hole (a cluster's tail that skipped events): the events
+    /// after it are left out, to come again in order once the room is read again from its
+    /// newest event, which is asked at once and then every [`HOLE_WAIT`] while the hole
+    /// stays. After [`HOLE_TRIES`] asks the room goes on past it, saying so.
+    pub fn arrive(&mut self, now: Instant) -> Arrived {
+        let mut arrived = Arrived::default();
         let mut newest = self.head.newest;
         for (event, note) in std::mem::take(&mut self.arriving) {
             if event.seq <= newest {
                 continue;
             }
             if newest > 0 && event.seq > newest + 1 {
-                tracing::warn!(room = %self.stream, from = newest + 1, to = event.seq - 1, "events missing from the tail");
+                if !self.go_past(newest, event.seq, now, &mut arrived) {
+                    break;
+                }
+            } else {
+                self.hole = None;
             }
             newest = event.seq;
             let posted = match &note {
@@ -632,13 +673,44 @@ impl Room {
             };
             self.change_roster(note);
             let mine = self.awaiting.remove(&event.seq);
-            arrivals.push(Arrival {
+            arrived.arrivals.push(Arrival {
                 event,
                 mine,
                 posted,
             });
         }
-        arrivals
+        arrived
+    }
+
+    /// Events are missing after `newest`, before `seq`: whether to go on past them. In a
+    /// cluster the room asks to be read again from `newest` (in `arrived`) and waits for
+    /// them, unless it asked [`HOLE_TRIES`] times already. Alone, there is nothing to read
+    /// again: its own log's answers are all there is.
+    fn go_past(&mut self, newest: Seq, seq: Seq, now: Instant, arrived: &mut Arrived) -> bool {
+        let (room, from, to) = (&self.stream, newest + 1, seq - 1);
+        if self.roster.is_none() {
+            tracing::warn!(%room, from, to, "events missing");
+            return true;
+        }
+        match self.hole.filter(|hole| hole.after == newest) {
+            Some(hole) if hole.tries >= HOLE_TRIES => {
+                tracing::error!(%room, from, to, "events missing from the log; going on past them");
+                self.hole = None;
+                true
+            }
+            Some(hole) if now.duration_since(hole.asked) < HOLE_WAIT => false,
+            hole => {
+                let tries = hole.map_or(0, |hole| hole.tries) + 1;
+                tracing::warn!(%room, from, to, tries, "events missing from the tail; reading them again");
+                self.hole = Some(Hole {
+                    after: newest,
+                    asked: now,
+                    tries,
+                });
+                arrived.read_again_after = Some(newest);
+                false
+            }
+        }
     }
 
     /// This server's events the room is past already, without having taken them in (it
@@ -845,5 +917,77 @@ fn post_key(pending: &Pending) -> Option<(String, String)> {
     match (&pending.event.poster, &pending.event.body) {
         (Some(poster), Body::Message { id: Some(id), .. }) => Some((poster.clone(), id.clone())),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Head;
+
+    /// A cluster's room whose newest event is `newest`.
+    fn room_at(newest: Seq) -> Room {
+        let snapshot = Snapshot {
+            head: Head { oldest: 1, newest },
+            name: "r".into(),
+            members: Some(Vec::new()),
+            state: Vec::new(),
+        };
+        Room::new(StreamId::new("r"), "r".into(), snapshot, Vec::new(), 100)
+    }
+
+    fn events(seqs: std::ops::RangeInclusive<Seq>) -> Tailed {
+        seqs.map(|seq| {
+            let frame = format!(
+                r#"{{"type":"message","room":"r","seq":{seq},"time":1,"from":"a","text":"x"}}"#
+            );
+            let frame = Frame::from_encoded(format!("{frame}\n").as_bytes());
+            (Event { seq, frame }, None)
+        })
+        .collect()
+    }
+
+    /// Takes in what arrived, as the hub does: the seqs taken in, and where the room is
+    /// to be read again from.
+    fn take(room: &mut Room, now: Instant) -> (Vec<Seq>, Option<Seq>) {
+        let arrived = room.arrive(now);
+        let mut seqs = Vec::new();
+        for arrival in arrived.arrivals {
+            seqs.push(arrival.event.seq);
+            room.record(arrival.event);
+        }
+        (seqs, arrived.read_again_after)
+    }
+
+    #[test]
+    fn a_hole_in_the_tail_is_read_again_and_never_gone_past() {
+        let (mut room, start) = (room_at(2), Instant::now());
+        room.arriving(events(3..=3));
+        room.arriving(events(6..=7));
+        assert_eq!(take(&mut room, start), (vec![3], Some(3)));
+        // Reads under way when it was asked bring what follows the hole again: left out,
+        // without asking again.
+        room.arriving(events(7..=8));
+        let soon = start + Duration::from_millis(10);
+        assert_eq!(take(&mut room, soon), (vec![], None));
+        // Read again from 3: everything in order, once.
+        room.arriving(events(3..=8));
+        assert_eq!(take(&mut room, soon), (vec![4, 5, 6, 7, 8], None));
+        assert_eq!(room.newest(), 8);
+        // A later hole is a hole of its own.
+        room.arriving(events(10..=10));
+        assert_eq!(take(&mut room, soon), (vec![], Some(8)));
+    }
+
+    #[test]
+    fn a_hole_the_log_cannot_fill_is_asked_again_and_then_gone_past() {
+        let (mut room, start) = (room_at(2), Instant::now());
+        let at = |ms| start + Duration::from_millis(ms);
+        for (ms, asked) in [(0, Some(2)), (500, None), (1000, Some(2)), (2000, Some(2))] {
+            room.arriving(events(5..=5));
+            assert_eq!(take(&mut room, at(ms)), (vec![], asked), "at {ms} ms");
+        }
+        room.arriving(events(5..=6));
+        assert_eq!(take(&mut room, at(3000)), (vec![5, 6], None));
     }
 }
