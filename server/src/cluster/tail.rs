@@ -28,7 +28,7 @@ const TAIL_BLOCK_MS: u64 = 5000;
 #[derive(Debug, Default)]
 pub(super) struct Following {
     streams: Mutex<Streams>,
-    pub(super) changed: Notify,
+    changed: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -78,8 +78,8 @@ async fn tail_once(
     }
     loop {
         let listener = following.changed.listen();
+        // Iterated twice, unchanged: the keys and their ids go in the same order.
         let streams = following.positions();
-        let turns: HashMap<&str, u64> = streams.iter().map(|(k, at)| (&**k, at.turn)).collect();
         let mut read = redis::cmd("XREAD");
         read.arg("COUNT")
             .arg(TAIL_COUNT)
@@ -87,11 +87,11 @@ async fn tail_once(
             .arg(TAIL_BLOCK_MS)
             .arg("STREAMS")
             .arg(&direct_key);
-        for (key, _) in &streams {
+        for key in streams.keys() {
             read.arg(store::stream_key(key));
         }
         read.arg(direct_after.as_deref().unwrap_or("0-0"));
-        for (_, at) in &streams {
+        for at in streams.values() {
             read.arg(format!("{}-1", at.seq));
         }
         let mut waker = log.connection();
@@ -109,11 +109,11 @@ async fn tail_once(
         .await?;
         // The positions move past what was read only once the hub has it: if Redis goes
         // away before the frames are read, the next connection reads the same again.
-        let (rooms, direct, direct_last) = sort_reply(&reply, &direct_key, following, &turns);
+        let (rooms, direct, direct_last) = sort_reply(&reply, &direct_key, following, &streams);
         let newest: Vec<(Arc<str>, Position)> = rooms
             .iter()
             .filter_map(|(key, entries)| {
-                let (seq, turn) = (entries.last()?.seq, *turns.get(&**key)?);
+                let (seq, turn) = (entries.last()?.seq, streams.get(key)?.turn);
                 Some((key.clone(), Position { seq, turn }))
             })
             .collect();
@@ -213,9 +213,8 @@ impl Following {
     }
 
     /// Where each followed stream's next read starts.
-    fn positions(&self) -> Vec<(Arc<str>, Position)> {
-        let streams = self.lock();
-        streams.at.iter().map(|(k, at)| (k.clone(), *at)).collect()
+    fn positions(&self) -> HashMap<Arc<str>, Position> {
+        self.lock().at.clone()
     }
 
     /// The key of a stream still followed in the turn a read started in.
@@ -253,13 +252,13 @@ type Sorted = (
 );
 
 /// What one read of the tail brought: the entries of each room still followed in the turn
-/// the read started in (`turns`), and the direct events. Positions do not move here (see
+/// the read started in (`read`), and the direct events. Positions do not move here (see
 /// [`Following::read_up_to`]).
 fn sort_reply(
     reply: &Value,
     direct_key: &str,
     following: &Following,
-    turns: &HashMap<&str, u64>,
+    read: &HashMap<Arc<str>, Position>,
 ) -> Sorted {
     let (mut rooms, mut direct, mut direct_last) = (Vec::new(), Vec::new(), None);
     let Value::Array(per_stream) = reply else {
@@ -293,9 +292,7 @@ fn sort_reply(
             continue;
         }
         // Still followed from where this read started: the hub wants these.
-        let key = turns
-            .get(room)
-            .and_then(|turn| following.still(room, *turn));
+        let key = read.get(room).and_then(|at| following.still(room, at.turn));
         if let Some(key) = key {
             rooms.push((key, events));
         }
@@ -342,54 +339,35 @@ mod tests {
     use super::*;
 
     fn at(following: &Following) -> Position {
-        following.positions()[0].1
+        following.positions()["r"]
+    }
+
+    /// The hub has room `r` up to `seq`, read in `turn`.
+    fn read(following: &Following, seq: Seq, turn: u64) {
+        following.read_up_to(vec![("r".into(), Position { seq, turn })]);
     }
 
     #[test]
     fn a_room_followed_again_is_read_from_there_whatever_reads_were_under_way() {
-        let (following, key): (Following, Arc<str>) = (Following::default(), "r".into());
-        following.follow(&key, 10);
+        let following = Following::default();
+        following.follow(&"r".into(), 10);
         let first = at(&following).turn;
-        following.read_up_to(vec![(
-            key.clone(),
-            Position {
-                seq: 20,
-                turn: first,
-            },
-        )]);
+        read(&following, 20, first);
         assert_eq!(at(&following).seq, 20);
         // The hub follows it again from 12 (a hole after 12) while a read that started
         // before is under way: that read's events are left out and do not move it.
-        following.follow(&key, 12);
+        following.follow(&"r".into(), 12);
         assert_eq!(following.still("r", first), None);
-        following.read_up_to(vec![(
-            key.clone(),
-            Position {
-                seq: 30,
-                turn: first,
-            },
-        )]);
+        read(&following, 30, first);
         assert_eq!(at(&following).seq, 12);
         // A read of the new turn is taken, and moves it.
         let second = at(&following).turn;
         assert_eq!(following.still("r", second).as_deref(), Some("r"));
-        following.read_up_to(vec![(
-            key.clone(),
-            Position {
-                seq: 15,
-                turn: second,
-            },
-        )]);
+        read(&following, 15, second);
         assert_eq!(at(&following).seq, 15);
         // Once not followed, a read brings nothing back.
         following.unfollow("r");
-        following.read_up_to(vec![(
-            key,
-            Position {
-                seq: 16,
-                turn: second,
-            },
-        )]);
+        read(&following, 16, second);
         assert!(following.positions().is_empty());
         assert_eq!(following.still("r", second), None);
     }
