@@ -193,6 +193,9 @@ pub struct SearchIndex {
     fields: Fields,
     /// Whether the index has caught up with the log since the start.
     ready: AtomicBool,
+    /// Why it cannot be written, if its writer could not be started: searches are
+    /// answered with it.
+    failed: std::sync::OnceLock<String>,
     /// Streams left to catch up with (for `retry_after`).
     streams_left: AtomicU64,
     /// The invite-only rooms (keys): their messages are for their members.
@@ -217,8 +220,16 @@ impl SearchIndex {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// Marks the index as one that cannot be written (its writer did not start).
+    pub(super) fn fail(&self, err: &SearchError) {
+        let _ = self.failed.set(err.to_string());
+    }
+
     /// Runs a search (on the caller's thread: the blocking pool).
     pub fn find(&self, request: &Request) -> Result<Found, SearchError> {
+        if let Some(why) = self.failed.get() {
+            return Err(SearchError::Index(why.clone()));
+        }
         if !self.ready() {
             // About a thousand streams a second are caught up with.
             let left = self.streams_left.load(Ordering::Relaxed);

@@ -62,6 +62,7 @@ impl Search {
             reader,
             fields,
             ready: AtomicBool::new(false),
+            failed: std::sync::OnceLock::new(),
             streams_left: AtomicU64::new(0),
             invite_only: RwLock::default(),
             pinned: Mutex::default(),
@@ -87,26 +88,24 @@ impl Search {
             )?);
         }
         let indexing = stop.clone();
-        let (opened, opening) = mpsc::sync_channel(1);
         let writing = shared.clone();
         threads.push(spawn(
             "chat-search",
             Box::new(move || {
                 // Indexing yields to the chat: this thread, and the writer's threads that it
                 // starts (they inherit it), run only on what the chat leaves of the cores.
+                // So the start does not wait for it: on a busy machine that could take
+                // seconds. Until it has caught up, searches are answered "try again".
                 idle_priority();
-                match Indexer::new(writing) {
-                    Ok(indexer) => {
-                        let _ = opened.send(Ok(()));
-                        indexer.run(&*log, &receiver, &indexing);
+                match Indexer::new(writing.clone()) {
+                    Ok(indexer) => indexer.run(&*log, &receiver, &indexing),
+                    Err(err) => {
+                        tracing::error!(%err, "the search index cannot be written: search is off");
+                        writing.fail(&err);
                     }
-                    Err(err) => drop(opened.send(Err(err))),
                 }
             }),
         )?);
-        opening
-            .recv()
-            .map_err(|_| SearchError::Index("the indexer did not start".into()))??;
         Ok(Self {
             shared,
             feed,

@@ -190,3 +190,31 @@ fn messages_the_store_deleted_for_their_age_leave_the_index_at_the_next_start() 
     drop(search);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_index_whose_writer_cannot_start_answers_searches_with_why_and_starts_all_the_same() {
+    let dir = std::env::temp_dir().join(format!("chat-search-locked-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = Arc::new(MemoryLog::new("epoch".into()));
+    let place = Place::Dir(dir.clone());
+    let first = Search::start(&place, log.clone()).expect("an index");
+    let started = Instant::now();
+    while matches!(
+        first.index().find(&request("anything")),
+        Err(SearchError::Building(_))
+    ) {
+        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
+        std::thread::yield_now();
+    }
+    // The first one's writer holds the index: the second cannot write it. Its start does
+    // not wait for its writer (at idle priority, that can take seconds on a busy machine).
+    let second = Search::start(&place, log).expect("started, the writer on its own thread");
+    let index = second.index();
+    drop(second);
+    match index.find(&request("anything")) {
+        Err(SearchError::Index(why)) => assert!(why.contains("lock"), "{why}"),
+        other => panic!("expected the index's failure, got {other:?}"),
+    }
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}
