@@ -278,7 +278,8 @@ struct Seen {
 /// text and id; seqs run from 1 without a gap or a reuse; the epoch never changed; each
 /// client saw a gapless run of seqs, nothing twice; every post is in the history once.
 /// The clients also react to the newest message they saw (and take some back), guests
-/// as they are: each ends with every message as the history shows it, reactions and all.
+/// as they are, once at each login and every other post: each ends with every message as
+/// the history shows it, reactions and all.
 #[test]
 fn twenty_kill_nines_lose_nothing_anyone_saw() {
     const CLIENTS: usize = 4;
@@ -379,12 +380,25 @@ impl CrashClient {
         let events = client.events.clone();
         let (record, logins) = (seen.clone(), logins.clone());
         let watching = smol::spawn(async move {
-            let _client = client;
+            // Owned whole: the connection lives as long as this task.
+            let client = client;
             while let Ok(event) = events.recv().await {
                 let mut seen = record.lock().expect("seen");
                 match event {
                     Event::LoggedIn(session) => {
                         seen.epochs.push(session.epoch);
+                        // A reaction as soon as it is back in, to the newest message it
+                        // saw before: each life records some, however soon the kill comes.
+                        let lives = seen.epochs.len();
+                        if seen.newest_message > 0 {
+                            client.handle.send(ClientFrame::React {
+                                room: None,
+                                with: None,
+                                seq: seen.newest_message,
+                                emoji: ["👍", "🎉", "🚀"][lives % 3].into(),
+                                on: true,
+                            });
+                        }
                         let _ = logins.try_send(c);
                     }
                     Event::Frame(frame) => {
