@@ -32,7 +32,12 @@ impl Drop for Search {
         for thread in self.threads.drain(..) {
             stopped &= thread.join().is_ok();
         }
-        if stopped && let Some(dir) = &self.dir {
+        // An index whose writer never started is not this server's to call whole.
+        let wrote = self.shared.failed.get().is_none();
+        if stopped
+            && wrote
+            && let Some(dir) = &self.dir
+        {
             // Everything is committed and written: no check needed at the next start.
             let _ = std::fs::write(dir.join(CLEAN), b"");
         }

@@ -211,6 +211,10 @@ fn an_index_whose_writer_cannot_start_answers_searches_with_why_and_starts_all_t
     let second = Search::start(&place, log).expect("started, the writer on its own thread");
     let index = second.index();
     drop(second);
+    assert!(
+        !dir.join("search").join("clean").exists(),
+        "what it never wrote is not marked whole"
+    );
     match index.find(&request("anything")) {
         Err(SearchError::Index(why)) => assert!(why.contains("lock"), "{why}"),
         other => panic!("expected the index's failure, got {other:?}"),
