@@ -1,14 +1,15 @@
 //! Search: a full-text index of every message, derived from the log.
 //!
-//! The index (tantivy) sits beside the store in the data directory (`search/`), or in
-//! memory with `--memory` and in a cluster. Its own thread ([`indexer`]) feeds it from what
-//! the log committed: at start it catches up with the log, stream by stream, from the
-//! newest message it holds of each (all of them when it is new, damaged or of another
-//! format: searches meanwhile are answered `unavailable` with `retry_after`); then it takes
-//! each committed batch, and commits the index within [`COMMIT_EVERY`], so that a message
-//! is findable within a second of going out. An edit re-indexes its message, a reaction
-//! restores it with the reaction, a deletion removes it (its text leaves the index's
-//! files when the segment holding it is merged). Queries run on the blocking pool, never on
+//! The index (tantivy) sits beside the store in the data directory (`search/`), in memory
+//! with `--memory`, or in a cluster node's own scratch directory (`chat-search-PID-N`
+//! under `TMPDIR`). Its own thread ([`indexer`]) feeds it from what the log committed: at
+//! start it catches up with the log, stream by stream, from the newest message it holds
+//! of each (all of them when it is new, damaged or of another format: searches meanwhile
+//! are answered `unavailable` with `retry_after`); then it takes each committed batch, and
+//! commits the index within [`COMMIT_EVERY`], so that a message is findable within a
+//! second of going out. An edit re-indexes its message, a reaction restores it with the
+//! reaction, a deletion removes it (its text leaves the index's files when the segment
+//! holding it is merged). Queries run on the blocking pool, never on
 //! the hub's task; the hub hands them who is asking and which rooms they are in.
 
 mod follow;
@@ -210,7 +211,8 @@ pub enum Place {
     Memory,
     /// In this directory (`search/` in the data directory), fed by this server.
     Dir(PathBuf),
-    /// In memory, fed by the cluster's feed in this Redis (every node's events).
+    /// In a scratch directory of the node's own (built anew at each start, removed at its
+    /// stop), fed by the cluster's feed in this Redis (every node's events).
     Cluster(Arc<RedisLog>),
 }
 

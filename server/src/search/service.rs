@@ -21,7 +21,16 @@ pub struct Search {
     /// The indexer's thread, and in a cluster the feed's.
     threads: Vec<std::thread::JoinHandle<()>>,
     /// The index's directory, when it is on disk.
-    dir: Option<PathBuf>,
+    dir: Option<Dir>,
+}
+
+/// Where on disk an index lives.
+enum Dir {
+    /// In the data directory, kept from one start to the next.
+    Kept(PathBuf),
+    /// A cluster node's own, under the system's temporary directory: removed when the
+    /// node stops, or by the next node started on the machine if this one was killed.
+    Scratch(PathBuf),
 }
 
 impl Drop for Search {
@@ -32,14 +41,16 @@ impl Drop for Search {
         for thread in self.threads.drain(..) {
             stopped &= thread.join().is_ok();
         }
-        // An index whose writer never started is not this server's to call whole.
-        let wrote = self.shared.failed.get().is_none();
-        if stopped
-            && wrote
-            && let Some(dir) = &self.dir
-        {
-            // Everything is committed and written: no check needed at the next start.
-            let _ = std::fs::write(dir.join(CLEAN), b"");
+        match &self.dir {
+            // An index whose writer never started is not this server's to call whole.
+            Some(Dir::Kept(dir)) if stopped && self.shared.failed.get().is_none() => {
+                // Everything is committed and written: no check needed at the next start.
+                let _ = std::fs::write(dir.join(CLEAN), b"");
+            }
+            Some(Dir::Scratch(dir)) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            _ => {}
         }
     }
 }
@@ -52,9 +63,14 @@ impl Search {
     /// and then takes what is sent to [`Search::feed`].
     pub fn start(place: &Place, log: Arc<dyn EventLog>) -> Result<Self, SearchError> {
         let (schema, fields) = schema();
-        let index = match place {
-            Place::Memory | Place::Cluster(_) => Index::create_in_ram(schema),
-            Place::Dir(dir) => open_dir(dir, schema)?,
+        let (index, dir) = match place {
+            Place::Memory => (Index::create_in_ram(schema), None),
+            Place::Dir(dir) => (open_dir(dir, schema)?, Some(Dir::Kept(dir.join("search")))),
+            Place::Cluster(_) => {
+                let scratch = scratch_dir();
+                let index = create_in(&scratch, schema)?;
+                (index, Some(Dir::Scratch(scratch)))
+            }
         };
         let manager = index.tokenizers();
         manager.register(tokenizer::INDEXING, tokenizer::analyzer(false));
@@ -116,10 +132,7 @@ impl Search {
             feed,
             stop,
             threads,
-            dir: match place {
-                Place::Dir(dir) => Some(dir.join("search")),
-                _ => None,
-            },
+            dir,
         })
     }
 
@@ -175,15 +188,57 @@ fn open_dir(dir: &Path, schema: Schema) -> Result<Index, SearchError> {
     } else if path.exists() {
         tracing::warn!(path = %path.display(), "the search index is of another format; rebuilding it");
     }
+    create_in(&path, schema)
+}
+
+/// A new, empty index in `path` (whatever was there goes).
+fn create_in(path: &Path, schema: Schema) -> Result<Index, SearchError> {
     let io = |err: std::io::Error| SearchError::Index(format!("{}: {err}", path.display()));
     if path.exists() {
-        std::fs::remove_dir_all(&path).map_err(io)?;
+        std::fs::remove_dir_all(path).map_err(io)?;
     }
-    std::fs::create_dir_all(&path).map_err(io)?;
-    let directory = Unsynced::open(&path).map_err(|err| SearchError::Index(err.to_string()))?;
+    std::fs::create_dir_all(path).map_err(io)?;
+    let directory = Unsynced::open(path).map_err(|err| SearchError::Index(err.to_string()))?;
     let index = Index::create(directory, schema, tantivy::IndexSettings::default())?;
-    std::fs::write(&format, format!("{FORMAT}\n")).map_err(io)?;
+    std::fs::write(path.join("format"), format!("{FORMAT}\n")).map_err(io)?;
     Ok(index)
+}
+
+/// Scratch indexes this process started: several servers may run in one process (tests,
+/// embedding), each with its own.
+static SCRATCHES: AtomicU64 = AtomicU64::new(0);
+
+/// What a cluster node's scratch directory is called: the node's process id follows, then
+/// a count of the indexes the process started.
+const SCRATCH: &str = "chat-search-";
+
+/// A cluster node's index directory, `chat-search-PID-N` under the system's temporary
+/// directory (`TMPDIR`). Those of nodes no longer running go first: a node killed did
+/// not remove its own. (On disk rather than in memory: the index's files are written by
+/// threads its writer starts and ends at every commit, and in memory each file kept the
+/// allocator's pages of a thread long gone.)
+pub(super) fn scratch_dir() -> PathBuf {
+    let tmp = std::env::temp_dir();
+    // Whether a process runs is read from /proc: without it, nothing is removed.
+    let running = |pid: u32| Path::new(&format!("/proc/{pid}")).exists();
+    let proc = Path::new("/proc/self").exists();
+    if let Ok(entries) = std::fs::read_dir(&tmp).map(|e| e.filter(|_| proc)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(SCRATCH))
+                .map(|rest| rest.split_once('-').map_or(rest, |(pid, _)| pid));
+            if pid
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|pid| !running(pid))
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let nth = SCRATCHES.fetch_add(1, Ordering::Relaxed);
+    tmp.join(format!("{SCRATCH}{}-{nth}", std::process::id()))
 }
 
 /// Puts the calling thread (and the threads it starts from now on) at idle priority: it

@@ -222,3 +222,36 @@ fn an_index_whose_writer_cannot_start_answers_searches_with_why_and_starts_all_t
     drop(first);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_cluster_node_sweeps_the_scratch_indexes_of_nodes_no_longer_running() {
+    // No process has a pid above the kernel's most; this one runs.
+    let most: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|max| max.trim().parse().ok())
+        .unwrap_or(4_194_304);
+    let tmp = std::env::temp_dir();
+    let gone = tmp.join(format!("chat-search-{}-0", most + 1));
+    let running = tmp.join("chat-search-1-0");
+    let other = tmp.join(format!("chat-search-x{}", std::process::id()));
+    for dir in [&gone, &other] {
+        std::fs::create_dir_all(dir).expect("a directory");
+    }
+    let init_had_one = running.exists();
+    std::fs::create_dir_all(&running).expect("a directory");
+    let (first, second) = (super::service::scratch_dir(), super::service::scratch_dir());
+    let mine = format!("chat-search-{}-", std::process::id());
+    for dir in [&first, &second] {
+        assert!(dir.starts_with(&tmp), "{}", dir.display());
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        assert!(name.starts_with(&mine), "{name}");
+    }
+    assert_ne!(first, second, "each index of the process has its own");
+    assert!(!gone.exists(), "a node no longer running left it");
+    assert!(running.exists(), "process 1 runs: its directory stays");
+    assert!(other.exists(), "not a node's: it stays");
+    let _ = std::fs::remove_dir_all(&other);
+    if !init_had_one {
+        let _ = std::fs::remove_dir_all(&running);
+    }
+}

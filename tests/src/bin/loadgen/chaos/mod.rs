@@ -126,9 +126,9 @@ const RSS_BOUND: f64 = 1.5;
 /// What the search index holds once it has indexed for a while, whatever the load: its
 /// 16 MiB indexing arena, segment readers and merges, which a 5-s warm-up has not reached
 /// yet (runs with `--no-search` stay within 1.1× of their warm-up; with the index, a
-/// 36-s run ends some 20-30 MiB higher). A cluster node in runs over two minutes ends
-/// past this bound: not its heap, which levels at some 25 MiB, but freed memory its
-/// allocator keeps (tests/BENCHMARKS.md, "Chaos").
+/// 36-s run ends some 20-30 MiB higher). A cluster node keeps its index in a scratch
+/// directory: kept in memory, its files held pages of the writer's short-lived threads and
+/// ended runs over two minutes past this bound (tests/BENCHMARKS.md, "Chaos").
 const INDEX_MIB: f64 = 32.0;
 
 /// The most of a server's warnings and errors printed after a run that broke a promise.
