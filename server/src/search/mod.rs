@@ -9,8 +9,8 @@
 //! commits the index within [`COMMIT_EVERY`], so that a message is findable within a
 //! second of going out. An edit re-indexes its message, a reaction restores it with the
 //! reaction, a deletion removes it (its text leaves the index's files when the segment
-//! holding it is merged). Queries run on the blocking pool, never on
-//! the hub's task; the hub hands them who is asking and which rooms they are in.
+//! holding it is merged). Queries run on the blocking pool, never on the hub's task; the
+//! hub hands them who is asking and which rooms they are in.
 
 mod follow;
 pub mod indexer;

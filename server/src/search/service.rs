@@ -20,17 +20,10 @@ pub struct Search {
     stop: Arc<AtomicBool>,
     /// The indexer's thread, and in a cluster the feed's.
     threads: Vec<std::thread::JoinHandle<()>>,
-    /// The index's directory, when it is on disk.
-    dir: Option<Dir>,
-}
-
-/// Where on disk an index lives.
-enum Dir {
-    /// In the data directory, kept from one start to the next.
-    Kept(PathBuf),
-    /// A cluster node's own, under the system's temporary directory: removed when the
-    /// node stops, or by the next node started on the machine if this one was killed.
-    Scratch(PathBuf),
+    /// The index's directory in the data directory, kept from one start to the next.
+    kept: Option<PathBuf>,
+    /// A cluster node's own directory, removed when dropped (after the threads stopped).
+    _scratch: Option<Scratch>,
 }
 
 impl Drop for Search {
@@ -41,16 +34,13 @@ impl Drop for Search {
         for thread in self.threads.drain(..) {
             stopped &= thread.join().is_ok();
         }
-        match &self.dir {
-            // An index whose writer never started is not this server's to call whole.
-            Some(Dir::Kept(dir)) if stopped && self.shared.failed.get().is_none() => {
-                // Everything is committed and written: no check needed at the next start.
-                let _ = std::fs::write(dir.join(CLEAN), b"");
-            }
-            Some(Dir::Scratch(dir)) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            _ => {}
+        // An index whose writer never started is not this server's to call whole.
+        if let Some(dir) = &self.kept
+            && stopped
+            && self.shared.failed.get().is_none()
+        {
+            // Everything is committed and written: no check needed at the next start.
+            let _ = std::fs::write(dir.join(CLEAN), b"");
         }
     }
 }
@@ -58,18 +48,22 @@ impl Drop for Search {
 /// The file that says the index was stopped cleanly (its files are whole).
 const CLEAN: &str = "clean";
 
+/// The file that names the index's layout ([`FORMAT`]).
+const FORMAT_FILE: &str = "format";
+
 impl Search {
     /// Opens (or creates) the index and starts its thread, which catches up with `log`
     /// and then takes what is sent to [`Search::feed`].
     pub fn start(place: &Place, log: Arc<dyn EventLog>) -> Result<Self, SearchError> {
         let (schema, fields) = schema();
-        let (index, dir) = match place {
-            Place::Memory => (Index::create_in_ram(schema), None),
-            Place::Dir(dir) => (open_dir(dir, schema)?, Some(Dir::Kept(dir.join("search")))),
+        let (index, kept, scratch) = match place {
+            Place::Memory => (Index::create_in_ram(schema), None, None),
+            Place::Dir(dir) => (open_dir(dir, schema)?, Some(dir.join("search")), None),
             Place::Cluster(_) => {
-                let scratch = scratch_dir();
-                let index = create_in(&scratch, schema)?;
-                (index, Some(Dir::Scratch(scratch)))
+                // Removed again if the start goes no further.
+                let scratch = Scratch::new();
+                let index = create_in(scratch.path(), schema)?;
+                (index, None, Some(scratch))
             }
         };
         let manager = index.tokenizers();
@@ -132,7 +126,8 @@ impl Search {
             feed,
             stop,
             threads,
-            dir,
+            kept,
+            _scratch: scratch,
         })
     }
 
@@ -152,7 +147,7 @@ impl Search {
 /// all).
 fn open_dir(dir: &Path, schema: Schema) -> Result<Index, SearchError> {
     let path = dir.join("search");
-    let format = path.join("format");
+    let format = path.join(FORMAT_FILE);
     let same_format = std::fs::read_to_string(&format).is_ok_and(|f| f.trim() == FORMAT);
     if same_format {
         match Unsynced::open(&path)
@@ -200,7 +195,7 @@ fn create_in(path: &Path, schema: Schema) -> Result<Index, SearchError> {
     std::fs::create_dir_all(path).map_err(io)?;
     let directory = Unsynced::open(path).map_err(|err| SearchError::Index(err.to_string()))?;
     let index = Index::create(directory, schema, tantivy::IndexSettings::default())?;
-    std::fs::write(path.join("format"), format!("{FORMAT}\n")).map_err(io)?;
+    std::fs::write(path.join(FORMAT_FILE), format!("{FORMAT}\n")).map_err(io)?;
     Ok(index)
 }
 
@@ -213,32 +208,48 @@ static SCRATCHES: AtomicU64 = AtomicU64::new(0);
 const SCRATCH: &str = "chat-search-";
 
 /// A cluster node's index directory, `chat-search-PID-N` under the system's temporary
-/// directory (`TMPDIR`). Those of nodes no longer running go first: a node killed did
-/// not remove its own. (On disk rather than in memory: the index's files are written by
-/// threads its writer starts and ends at every commit, and in memory each file kept the
-/// allocator's pages of a thread long gone.)
-pub(super) fn scratch_dir() -> PathBuf {
-    let tmp = std::env::temp_dir();
-    // Whether a process runs is read from /proc: without it, nothing is removed.
-    let running = |pid: u32| Path::new(&format!("/proc/{pid}")).exists();
-    let proc = Path::new("/proc/self").exists();
-    if let Ok(entries) = std::fs::read_dir(&tmp).map(|e| e.filter(|_| proc)) {
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let pid = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(SCRATCH))
-                .map(|rest| rest.split_once('-').map_or(rest, |(pid, _)| pid));
-            if pid
-                .and_then(|p| p.parse::<u32>().ok())
-                .is_some_and(|pid| !running(pid))
-            {
-                let _ = std::fs::remove_dir_all(entry.path());
+/// directory (`TMPDIR`), removed when dropped; a node killed leaves its own, which the
+/// next one started on the machine removes. (On disk rather than in memory: the index's
+/// files are written by threads its writer starts and ends at every commit, and in memory
+/// each file kept the allocator's pages of a thread long gone.)
+pub(super) struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Names a new one, after removing those of nodes no longer running (whether a
+    /// process runs is read from /proc: without it, nothing is removed).
+    pub(super) fn new() -> Self {
+        let tmp = std::env::temp_dir();
+        let running = |pid: u32| Path::new(&format!("/proc/{pid}")).exists();
+        if Path::new("/proc/self").exists()
+            && let Ok(entries) = std::fs::read_dir(&tmp)
+        {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let pid = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(SCRATCH))
+                    .map(|rest| rest.split_once('-').map_or(rest, |(pid, _)| pid));
+                if pid
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .is_some_and(|pid| !running(pid))
+                {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
             }
         }
+        let nth = SCRATCHES.fetch_add(1, Ordering::Relaxed);
+        Self(tmp.join(format!("{SCRATCH}{}-{nth}", std::process::id())))
     }
-    let nth = SCRATCHES.fetch_add(1, Ordering::Relaxed);
-    tmp.join(format!("{SCRATCH}{}-{nth}", std::process::id()))
+
+    pub(super) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Puts the calling thread (and the threads it starts from now on) at idle priority: it

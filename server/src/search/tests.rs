@@ -7,7 +7,7 @@ use chat_shared::search::Query;
 use chat_shared::{Frame, ServerFrame};
 use tantivy::Term;
 
-use super::service::Search;
+use super::service::{Scratch, Search};
 use super::{Place, Request, SearchError, SearchIndex};
 use crate::log::memory::MemoryLog;
 use crate::log::{Event, StreamId};
@@ -239,14 +239,22 @@ fn a_cluster_node_sweeps_the_scratch_indexes_of_nodes_no_longer_running() {
     }
     let init_had_one = running.exists();
     std::fs::create_dir_all(&running).expect("a directory");
-    let (first, second) = (super::service::scratch_dir(), super::service::scratch_dir());
+    let (first, second) = (Scratch::new(), Scratch::new());
     let mine = format!("chat-search-{}-", std::process::id());
-    for dir in [&first, &second] {
+    for dir in [first.path(), second.path()] {
         assert!(dir.starts_with(&tmp), "{}", dir.display());
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         assert!(name.starts_with(&mine), "{name}");
     }
-    assert_ne!(first, second, "each index of the process has its own");
+    assert_ne!(
+        first.path(),
+        second.path(),
+        "each index of the process has its own"
+    );
+    std::fs::create_dir_all(first.path()).expect("a directory");
+    let path = first.path().to_path_buf();
+    drop(first);
+    assert!(!path.exists(), "removed with its owner");
     assert!(!gone.exists(), "a node no longer running left it");
     assert!(running.exists(), "process 1 runs: its directory stays");
     assert!(other.exists(), "not a node's: it stays");
